@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The test command (README and .ci/run): set up the machine, install, build, then type-check,
+# lint and run every tap test. Ends with one line `N passed, N failed`.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund || { echo "0 passed, 1 failed"; exit 1; }
+fi
+npm run build || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+
+passed=0
+failed=0
+stage() { # name, command...: a stage counts as one test
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); else echo "FAILED: $name"; failed=$((failed + 1)); fi
+}
+stage typecheck npm run --silent typecheck
+stage lint npm run --silent lint
+
+log=$(mktemp)
+npx tap --reporter=tap "$@" 2>&1 | tee "$log"
+tap_rc=${PIPESTATUS[0]}
+# Count each file's top-level tests and assertions (TAP lines at one level of indentation).
+tap_pass=$(grep -cE '^    ok ' "$log")
+tap_fail=$(grep -cE '^    not ok ' "$log")
+rm -f "$log"
+passed=$((passed + tap_pass))
+failed=$((failed + tap_fail))
+if [ "$tap_rc" -ne 0 ] && [ "$tap_fail" -eq 0 ]; then
+  failed=$((failed + 1)) # tap failed without a failing test line (coverage floor, crash)
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,210 @@
+// The native addon's surface, 1:1 with libbpf 1.1, and its loader. Everything above this file
+// talks to `NativeAddon` (an interface, so unit tests can substitute a fake); only `loadNative`
+// touches the compiled `.node` file.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Errors thrown by the addon: `code` is the errno name ('EPERM', 'ENOENT', 'E2BIG', ...). */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+  /** The libbpf (or syscall) function that failed, e.g. 'bpf_map_update_elem'. */
+  call: string;
+  /** Verifier log of the program that failed to load, when the failure was a load. */
+  verifierLog?: string;
+}
+
+export interface MapInfo {
+  name: string;
+  /** BPF_MAP_TYPE_* number (see MapType in ./map-types.ts). */
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  /** Kernel map id (0 until loaded). */
+  id: number;
+  fd: number;
+}
+
+export interface ProgramInfo {
+  name: string;
+  /** ELF section, e.g. 'tc', 'cgroup/connect4'. */
+  section: string;
+  /** BPF_PROG_TYPE_* number. */
+  type: number;
+  /** Kernel program id (0 until loaded). */
+  id: number;
+  fd: number;
+}
+
+export interface BtfMember {
+  name: string;
+  /** Byte offset within the struct. */
+  offset: number;
+  /** Size in bytes of the member's type (arrays: whole array). */
+  size: number;
+  /** Non-zero for bitfields. */
+  bitfieldSize: number;
+}
+
+export interface BtfStruct {
+  name: string;
+  size: number;
+  members: BtfMember[];
+}
+
+export interface TestRunOptions {
+  /** Packet bytes (data_in). */
+  data?: Buffer;
+  /** Size of the output buffer for the packet (default: data length + 256). */
+  dataSizeOut?: number;
+  /** Context in (e.g. a struct __sk_buff for TC programs). */
+  ctx?: Buffer;
+  ctxSizeOut?: number;
+  /** Number of runs (duration is the average per run). */
+  repeat?: number;
+}
+
+export interface TestRunResult {
+  retval: number;
+  data: Buffer;
+  ctx: Buffer | null;
+  /** Average duration per run in nanoseconds, as the kernel reports it. */
+  durationNs: number;
+}
+
+export type TcDirection = 'ingress' | 'egress';
+
+export interface TcFilterSpec {
+  ifindex: number;
+  direction: TcDirection;
+  /** tc filter handle; 0 lets the kernel choose on attach. */
+  handle?: number;
+  /** tc filter priority; 0 lets the kernel choose on attach. */
+  priority?: number;
+}
+
+export interface TcAttachResult {
+  handle: number;
+  priority: number;
+  progId: number;
+}
+
+export interface NativeMap {
+  readonly info: MapInfo;
+  lookup(key: Buffer): Buffer | null;
+  /** flags: 0 = BPF_ANY, 1 = BPF_NOEXIST, 2 = BPF_EXIST. */
+  update(key: Buffer, value: Buffer, flags?: number): void;
+  /** Returns false when the key did not exist. */
+  delete(key: Buffer): boolean;
+  /** The key that follows `key` (or the first key when `key` is null); null at the end. */
+  nextKey(key: Buffer | null): Buffer | null;
+  /** All keys, by repeated get_next_key. */
+  keys(): Buffer[];
+  /**
+   * Batched lookup over the whole map. Returns concatenated keys and values and the count.
+   * Maps whose type lacks batch ops throw with code 'EINVAL' or 'ENOTSUPP'.
+   */
+  lookupBatch(): { keys: Buffer; values: Buffer; count: number };
+  /** keys and values are `count` entries concatenated. Returns the number written. */
+  updateBatch(keys: Buffer, values: Buffer, count: number, flags?: number): number;
+  /** Returns the number deleted. */
+  deleteBatch(keys: Buffer, count: number): number;
+  pin(path: string): void;
+  unpin(path: string): void;
+  close(): void;
+}
+
+export interface NativeProgram {
+  readonly info: ProgramInfo;
+  testRun(opts: TestRunOptions): TestRunResult;
+  /** Attaches a cgroup program (sock_addr hooks etc.) as a bpf_link. */
+  attachCgroup(cgroupPath: string): NativeLink;
+}
+
+export interface NativeLink {
+  readonly fd: number;
+  pin(path: string): void;
+  unpin(path: string): void;
+  /** Atomically replaces the program behind the link (bpf_link_update). */
+  update(prog: NativeProgram): void;
+  /** Forcibly detaches the hook, pinned or not (BPF_LINK_DETACH). */
+  detach(): void;
+  /** Closes our handle only: a pinned link stays attached. Idempotent. */
+  close(): void;
+}
+
+export interface NativeObject {
+  readonly path: string;
+  /** Writes a `const volatile` global in .rodata (by BTF name) before load; size must match. */
+  setRodata(name: string, value: Buffer): void;
+  /** Loads into the kernel off the main thread. Rejects with a NativeError carrying verifierLog. */
+  load(): Promise<void>;
+  maps(): MapInfo[];
+  programs(): ProgramInfo[];
+  map(name: string): NativeMap;
+  program(name: string): NativeProgram;
+  /** A struct from the object's BTF, or null when absent. */
+  btfStruct(name: string): BtfStruct | null;
+  close(): void;
+}
+
+export interface OpenObjectOptions {
+  /** bpffs directory for maps declared with LIBBPF_PIN_BY_NAME (reused when already pinned). */
+  pinRoot?: string;
+}
+
+export interface LogLine {
+  /** libbpf level: 'warn' | 'info' | 'debug'. */
+  level: 'warn' | 'info' | 'debug';
+  message: string;
+}
+
+export interface NativeAddon {
+  libbpfVersion(): string;
+  numPossibleCpus(): number;
+  openObject(path: string, opts?: OpenObjectOptions): NativeObject;
+  openPinnedMap(path: string): NativeMap;
+  openPinnedLink(path: string): NativeLink;
+  /** Creates the clsact qdisc if missing (EEXIST is fine). Runs off the main thread. */
+  tcHookCreate(ifindex: number): Promise<void>;
+  /** Attaches prog as a direct-action filter; `replace` swaps a filter with the same handle/prio. */
+  tcAttach(spec: TcFilterSpec & { progFd: number; replace?: boolean }): Promise<TcAttachResult>;
+  /** Removes exactly our filter; other filters on the hook stay. */
+  tcDetach(spec: Required<TcFilterSpec>): Promise<void>;
+  /** The program id behind a filter, or null when there is none. */
+  tcQuery(spec: Required<TcFilterSpec>): Promise<number | null>;
+  /** Takes the libbpf messages collected since the last call. */
+  drainLog(): LogLine[];
+}
+
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('sluice: cannot find the package root above ' + import.meta.url);
+    dir = parent;
+  }
+  return dir;
+}
+
+/** Absolute path of a file relative to the package root (works from src/ and from dist/src/). */
+export function fromPackageRoot(...parts: string[]): string {
+  return join(packageRoot(), ...parts);
+}
+
+let cached: NativeAddon | undefined;
+
+/** Loads build/Release/sluice_native.node once. */
+export function loadNative(): NativeAddon {
+  if (cached) return cached;
+  const path = fromPackageRoot('build', 'Release', 'sluice_native.node');
+  if (!existsSync(path)) {
+    throw new Error(`sluice: native addon not built (${path} missing); run \`npm run build\``);
+  }
+  const require = createRequire(import.meta.url);
+  cached = require(path) as NativeAddon;
+  return cached;
+}
