@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Every struct and constant shared between the BPF programs and user space. This header is the
+ * single truth: the TypeScript codecs in src/bpf/sluice-structs.ts are verified against the
+ * compiled object's BTF at load time and in tests, so a drift fails loudly.
+ *
+ * Conventions: fixed-width types; fields in network byte order are typed __be16/__be32 and
+ * say so in their comment; explicit padding; a _Static_assert on every size. IPv4 structs end
+ * in 4; their IPv6 twins (same layout with __u32 addr[4]) follow the same pattern.
+ */
+#ifndef SLUICE_H
+#define SLUICE_H
+
+#include <linux/types.h>
+
+/* Frontend (service address) map: sl_frontends4. */
+struct sl_frontend_key4 {
+	__be32 addr; /* ClusterIP, node address (NodePort), external or LoadBalancer IP */
+	__be16 port; /* network order */
+	__u8 proto;  /* IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP */
+	__u8 scope;  /* SL_SCOPE_*: reserved for per-source-scope entries; 0 today */
+};
+_Static_assert(sizeof(struct sl_frontend_key4) == 8, "sl_frontend_key4 size");
+
+#define SL_SCOPE_ANY 0
+
+/* Service flags (sl_service_value.flags). */
+#define SL_SVC_F_INTERNAL_LOCAL (1U << 0) /* iTP=Local: pods use the local set */
+#define SL_SVC_F_EXTERNAL_LOCAL (1U << 1) /* eTP=Local: external uses local set */
+#define SL_SVC_F_AFFINITY	(1U << 2) /* ClientIP session affinity */
+#define SL_SVC_F_EXTERNAL	(1U << 3) /* NodePort / ExternalIP / LoadBalancer frontend */
+#define SL_SVC_F_SRC_RANGES	(1U << 4) /* loadBalancerSourceRanges apply (sl_src_ranges4) */
+#define SL_SVC_F_DSR		(1U << 5) /* reply directly from the backend's node (later) */
+#define SL_SVC_F_MAGLEV		(1U << 6) /* select with the Maglev table (later) */
+
+/*
+ * A frontend's service. Several frontends (ClusterIP, NodePort, ...) of one Service port share
+ * svc_id and backend_id. User space switches a service to a new backend set by writing a
+ * complete new block under a fresh backend_id and then this value in one update, so a packet
+ * never sees a half-written set.
+ */
+struct sl_service_value {
+	__u32 svc_id;		  /* stable id of the Service port: counters, affinity, conntrack */
+	__u32 backend_id;	  /* backend block: sl_backends keys are (backend_id, ordinal) */
+	__u32 count;		  /* Cluster set: ordinals [0, count) */
+	__u32 local_count;	  /* Local set: ordinals [count, count + local_count) */
+	__u32 flags;		  /* SL_SVC_F_* */
+	__u32 affinity_timeout_s; /* ClientIP affinity timeout in seconds; 0 = none */
+};
+_Static_assert(sizeof(struct sl_service_value) == 24, "sl_service_value size");
+
+/* Backend map: sl_backends4. */
+struct sl_backend_key {
+	__u32 backend_id; /* sl_service_value.backend_id */
+	__u32 ordinal;	  /* slot in the block */
+};
+_Static_assert(sizeof(struct sl_backend_key) == 8, "sl_backend_key size");
+
+#define SL_BE_F_LOCAL	    (1U << 0) /* endpoint on this node */
+#define SL_BE_F_TERMINATING (1U << 1) /* serving but terminating (fallback set) */
+
+struct sl_backend_value4 {
+	__be32 addr; /* endpoint address */
+	__be16 port; /* endpoint port, network order */
+	__u8 flags;  /* SL_BE_F_* */
+	__u8 pad;
+	__be32 node_addr; /* address of the endpoint's node, for forwarding and DSR (0 = unknown) */
+};
+_Static_assert(sizeof(struct sl_backend_value4) == 12, "sl_backend_value4 size");
+
+/* Conntrack (TC path): sl_ct4, an LRU hash. One FORWARD and one REVERSE entry per flow. */
+struct sl_ct_key4 {
+	__be32 saddr; /* as the packet carries it, before translation */
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct sl_ct_key4) == 16, "sl_ct_key4 size");
+
+#define SL_CT_FORWARD 1 /* key: client -> frontend; translate destination to nat_addr:nat_port */
+#define SL_CT_REVERSE 2 /* key: backend -> client; translate source to nat_addr:nat_port */
+
+#define SL_CT_STATE_NEW		0 /* UDP/SCTP or a TCP flow before its SYN was seen */
+#define SL_CT_STATE_SYN_SENT	1
+#define SL_CT_STATE_ESTABLISHED 2
+#define SL_CT_STATE_FIN		3 /* a FIN seen in either direction */
+#define SL_CT_STATE_CLOSED	4 /* RST seen */
+
+#define SL_CT_F_HAIRPIN (1U << 0) /* client is its own backend: source rewritten too */
+
+struct sl_ct_value4 {
+	__u64 created_ns;   /* bpf_ktime_get_ns() at creation */
+	__u64 last_seen_ns; /* refreshed on every packet; expiry is judged against the state */
+	__be32 nat_addr;    /* FORWARD: backend address; REVERSE: frontend address */
+	__be16 nat_port;    /* FORWARD: backend port; REVERSE: frontend port (network order) */
+	__u8 type;	    /* SL_CT_FORWARD / SL_CT_REVERSE */
+	__u8 state;	    /* SL_CT_STATE_* */
+	__be32 nat_saddr;   /* hairpin: the source address written (0 = source untouched) */
+	__u32 svc_id;	    /* owning service port, for dumps and per-service flushes */
+	__u32 flags;	    /* SL_CT_F_* */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct sl_ct_value4) == 40, "sl_ct_value4 size");
+
+/* ClientIP session affinity: sl_affinity4, an LRU hash. */
+struct sl_affinity_key4 {
+	__u32 svc_id;	    /* sl_service_value.svc_id */
+	__be32 client_addr; /* client source address */
+};
+_Static_assert(sizeof(struct sl_affinity_key4) == 8, "sl_affinity_key4 size");
+
+struct sl_affinity_value4 {
+	__u64 last_used_ns; /* bpf_ktime_get_ns() of the last selection */
+	__be32 backend_addr;
+	__be16 backend_port; /* network order */
+	__u16 pad;
+};
+_Static_assert(sizeof(struct sl_affinity_value4) == 16, "sl_affinity_value4 size");
+
+/*
+ * Socket-level reverse NAT for connect-time load balancing: sl_sock_revnat4 (LRU hash).
+ * recvmsg4/getpeername4 look up (socket cookie, backend) to report the frontend instead.
+ */
+struct sl_sock_revnat_key4 {
+	__u64 cookie; /* bpf_get_socket_cookie() */
+	__be32 backend_addr;
+	__be16 backend_port; /* network order */
+	__u16 pad;
+};
+_Static_assert(sizeof(struct sl_sock_revnat_key4) == 16, "sl_sock_revnat_key4 size");
+
+struct sl_sock_revnat_value4 {
+	__be32 frontend_addr;
+	__be16 frontend_port; /* network order */
+	__u16 pad;
+	__u32 svc_id;
+};
+_Static_assert(sizeof(struct sl_sock_revnat_value4) == 12, "sl_sock_revnat_value4 size");
+
+/* Per-service counters: sl_svc_counters, a per-CPU array indexed by svc_id. */
+struct sl_svc_counters {
+	__u64 packets;	   /* packets translated towards the service (TC path) */
+	__u64 bytes;	   /* bytes of those packets */
+	__u64 connections; /* new flows / connects balanced (both paths) */
+	__u64 rejected;	   /* flows refused because no backend was usable */
+};
+_Static_assert(sizeof(struct sl_svc_counters) == 32, "sl_svc_counters size");
+
+/* Drop reasons: sl_drop_counters, a per-CPU array of __u64 indexed by reason. */
+enum sl_drop_reason {
+	SL_DROP_NONE = 0,
+	SL_DROP_NO_BACKEND = 1,	      /* service has no usable backend: RST / ICMP sent */
+	SL_DROP_NO_LOCAL_BACKEND = 2, /* traffic policy Local with no local backend */
+	SL_DROP_BACKEND_MISSING = 3,  /* a slot within count had no entry (should not happen) */
+	SL_DROP_CT_FULL = 4,	      /* conntrack insert failed */
+	SL_DROP_CSUM = 5,	      /* checksum rewrite failed */
+	SL_DROP_MALFORMED = 6,	      /* truncated or unparsable headers */
+	SL_DROP_SRC_RANGE = 7,	      /* source not in loadBalancerSourceRanges */
+	SL_DROP_REASON_MAX = 16,
+};
+
+/* Service port metadata for dumps when the agent is down: sl_svc_meta, array by svc_id. */
+#define SL_SVC_NAME_LEN 192
+struct sl_svc_meta {
+	char name[SL_SVC_NAME_LEN]; /* "namespace/name:port/PROTO/IPv4", NUL-terminated; "" = free
+				     */
+};
+_Static_assert(sizeof(struct sl_svc_meta) == 192, "sl_svc_meta size");
+
+/* Connect-time load balancing protocols (the sl_ctlb_protocols tunable). */
+#define SL_CTLB_TCP (1U << 0)
+#define SL_CTLB_UDP (1U << 1)
+
+/* Default map capacities (user space may resize before load). */
+#define SL_MAX_FRONTENDS   65536
+#define SL_MAX_BACKENDS	   262144
+#define SL_MAX_CT	   524288
+#define SL_MAX_AFFINITY	   65536
+#define SL_MAX_SOCK_REVNAT 262144
+#define SL_MAX_SVC_IDS	   65536
+
+#endif /* SLUICE_H */

@@ -1,0 +1,60 @@
+// IP address text <-> network-order bytes, as BPF maps hold them.
+import { isIPv4, isIPv6 } from 'node:net';
+
+export function ipv4ToBuffer(ip: string, buf: Buffer = Buffer.alloc(4), off = 0): Buffer {
+  if (!isIPv4(ip)) throw new TypeError(`not an IPv4 address: ${JSON.stringify(ip)}`);
+  const parts = ip.split('.');
+  for (let i = 0; i < 4; i++) buf[off + i] = Number(parts[i]);
+  return buf;
+}
+
+export function ipv4FromBuffer(buf: Buffer, off = 0): string {
+  return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
+}
+
+/** IPv4 as the 32-bit number whose big-endian bytes are the address (for sorting, ranges). */
+export function ipv4ToNumber(ip: string): number {
+  return ipv4ToBuffer(ip).readUInt32BE(0);
+}
+
+export function ipv6ToBuffer(ip: string, buf: Buffer = Buffer.alloc(16), off = 0): Buffer {
+  if (!isIPv6(ip)) throw new TypeError(`not an IPv6 address: ${JSON.stringify(ip)}`);
+  let text = ip;
+  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4?.[1]) {
+    const b = ipv4ToBuffer(v4[1]);
+    text = text.slice(0, -v4[1].length) + `${b.readUInt16BE(0).toString(16)}:${b.readUInt16BE(2).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const headGroups = head ? head.split(':') : [];
+  const tailGroups = tail ? tail.split(':') : [];
+  const zeros = tail === undefined ? 0 : 8 - headGroups.length - tailGroups.length;
+  const groups = [...headGroups, ...Array<string>(zeros).fill('0'), ...tailGroups];
+  groups.forEach((g, i) => buf.writeUInt16BE(parseInt(g, 16), off + i * 2));
+  return buf;
+}
+
+export function ipv6FromBuffer(buf: Buffer, off = 0): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push(buf.readUInt16BE(off + i * 2));
+  // RFC 5952: compress the longest run (>= 2) of zero groups.
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+}

@@ -1,0 +1,78 @@
+import t from 'tap';
+import {
+  be16, cstring, decodePerCpu, defineStruct, encodePerCpu, ipv4, ipv6, nested, pad, scalar, u32, u64, u8,
+  verifyCodecAgainstBtf,
+} from '../../src/bpf/codec.js';
+import type { BtfStruct } from '../../src/bpf/native.js';
+
+const key = defineStruct('demo_key', { addr: ipv4, port: be16, proto: u8, scope: u8 });
+
+t.test('layout follows C natural alignment', async (t) => {
+  t.equal(key.size, 8);
+  t.same(key.members.map((m) => [m.name, m.offset, m.size]), [
+    ['addr', 0, 4], ['port', 4, 2], ['proto', 6, 1], ['scope', 7, 1],
+  ]);
+  const withU64 = defineStruct('demo_ct', { a: u64, b: u32, c: pad(4, 4) });
+  t.equal(withU64.size, 16);
+  t.equal(withU64.align, 8);
+});
+
+t.test('encode and decode round-trip, network order where declared', async (t) => {
+  const buf = key.encode({ addr: '10.96.0.10', port: 80, proto: 6, scope: 0 });
+  t.same([...buf], [10, 96, 0, 10, 0, 80, 6, 0]);
+  t.same(key.decode(buf), { addr: '10.96.0.10', port: 80, proto: 6, scope: 0 });
+});
+
+t.test('implicit padding is refused', async (t) => {
+  t.throws(() => defineStruct('bad', { a: u8, b: u32 }), /implicit padding before offset 1/);
+  t.throws(() => defineStruct('bad_tail', { a: u32, b: u8 }), /implicit tail padding/);
+});
+
+t.test('out-of-range values name the field', async (t) => {
+  t.throws(() => key.encode({ addr: '10.0.0.1', port: 70000, proto: 6, scope: 0 }), /demo_key\.port/);
+  t.throws(() => key.encode({ addr: 'nope', port: 1, proto: 6, scope: 0 }), /demo_key\.addr.*not an IPv4/);
+  t.throws(() => key.decode(Buffer.alloc(3)), /need 8 bytes, got 3/);
+});
+
+t.test('ipv6, cstring, nested, scalar, u64', async (t) => {
+  const s = defineStruct('demo6', {
+    addr: ipv6, name: cstring(8), inner: nested(key), n: u64,
+  });
+  const v = { addr: '2001:db8::1', name: 'svc', inner: { addr: '1.2.3.4', port: 53, proto: 17, scope: 1 }, n: 5n };
+  t.same(s.decode(s.encode(v)), v);
+  t.equal(s.decode(s.encode({ ...v, addr: '::ffff:1.2.3.4' })).addr, '::ffff:102:304');
+  t.throws(() => s.encode({ ...v, name: 'too-long-name' }), /does not fit char\[8\]/);
+  const idx = scalar('__u32', u32);
+  t.equal(idx.decode(idx.encode(7)), 7);
+});
+
+t.test('per-CPU values use an 8-byte stride', async (t) => {
+  const c = scalar('__u32', u32);
+  const buf = encodePerCpu(c, [1, 2, 3]);
+  t.equal(buf.length, 24);
+  t.same(decodePerCpu(c, buf, 3), [1, 2, 3]);
+});
+
+t.test('BTF verification names the drifting field', async (t) => {
+  const good: BtfStruct = {
+    name: 'demo_key', size: 8,
+    members: [
+      { name: 'addr', offset: 0, size: 4, bitfieldSize: 0 },
+      { name: 'port', offset: 4, size: 2, bitfieldSize: 0 },
+      { name: 'proto', offset: 6, size: 1, bitfieldSize: 0 },
+      { name: 'scope', offset: 7, size: 1, bitfieldSize: 0 },
+    ],
+  };
+  t.doesNotThrow(() => verifyCodecAgainstBtf(key, good));
+  const moved = structuredClone(good);
+  moved.members[1] = { name: 'port', offset: 4, size: 4, bitfieldSize: 0 };
+  t.throws(() => verifyCodecAgainstBtf(key, moved), /field port: C has offset 4 size 4, codec has offset 4 size 2/);
+  const renamed = structuredClone(good);
+  renamed.members[2] = { name: 'protocol', offset: 6, size: 1, bitfieldSize: 0 };
+  t.throws(() => verifyCodecAgainstBtf(key, renamed), /member #2 is protocol in C but proto in the codec/);
+  const extra = structuredClone(good);
+  extra.members.push({ name: 'flags', offset: 8, size: 4, bitfieldSize: 0 });
+  extra.size = 12;
+  t.throws(() => verifyCodecAgainstBtf(key, extra), /member flags .* exists in C but not in the codec/);
+  t.throws(() => verifyCodecAgainstBtf(key, null), /not found in the object's BTF/);
+});
