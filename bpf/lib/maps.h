@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The maps every Sluice program shares. Both entry objects (connect.bpf.c, tc.bpf.c) include this
+ * header so their definitions are identical: libbpf then reuses the maps pinned by name under the
+ * agent's pin directory, and a restarted agent finds its state where it left it. User space may
+ * resize a map before load (bpf_map__set_max_entries); the defaults are the SL_MAX_* constants.
+ */
+#ifndef SL_LIB_MAPS_H
+#define SL_LIB_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SL_MAX_FRONTENDS);
+	__type(key, struct sl_frontend_key4);
+	__type(value, struct sl_service_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_frontends4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SL_MAX_BACKENDS);
+	__type(key, struct sl_backend_key);
+	__type(value, struct sl_backend_value4);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_backends4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SL_MAX_CT);
+	__type(key, struct sl_ct_key4);
+	__type(value, struct sl_ct_value4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_ct4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SL_MAX_AFFINITY);
+	__type(key, struct sl_affinity_key4);
+	__type(value, struct sl_affinity_value4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_affinity4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SL_MAX_SOCK_REVNAT);
+	__type(key, struct sl_sock_revnat_key4);
+	__type(value, struct sl_sock_revnat_value4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_sock_revnat4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SL_MAX_SVC_IDS);
+	__type(key, __u32);
+	__type(value, struct sl_svc_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_svc_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SL_DROP_REASON_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_drop_counters SEC(".maps");
+
+/* Not read by the programs: names for dumps while the agent is down. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SL_MAX_SVC_IDS);
+	__type(key, __u32);
+	__type(value, struct sl_svc_meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_svc_meta SEC(".maps");
+
+#endif /* SL_LIB_MAPS_H */
