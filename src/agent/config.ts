@@ -1,0 +1,212 @@
+// sluice-agent configuration: flags and SLUICE_* environment variables, validated into one typed
+// object. A bad value is reported with the flag, the value and what would be accepted; the agent
+// then exits non-zero before it touches the kernel.
+import { hostname } from 'node:os';
+import { isIP } from 'node:net';
+
+export type ConnectTimeMode = 'tcp' | 'tcp-udp' | 'disabled';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export interface AgentConfig {
+  command: 'run' | 'cleanup' | 'help' | 'version';
+  nodeName: string;
+  /** Path to a kubeconfig; '' = in-cluster or default lookup. */
+  kubeconfig: string;
+  /** Read objects from this directory instead of the API server ('' = use the API server). */
+  manifestsDir: string;
+  pinDir: string;
+  /** cgroup v2 directory the connect-time programs attach to ('' = the cgroup2 mount root). */
+  cgroupPath: string;
+  /** Glob patterns of workload (pod) interfaces that get the TC programs. */
+  interfacePatterns: string[];
+  connectTimeLb: ConnectTimeMode;
+  logLevel: LogLevel;
+  /** Coalescing window for bursts of changes. */
+  minSyncPeriodMs: number;
+  /** Full resync (re-read maps, re-apply everything) period. */
+  fullResyncPeriodMs: number;
+  adminSocket: string;
+  /** host:port for /metrics, /healthz, /readyz; '' disables. */
+  metricsAddress: string;
+  /** CIDRs whose node addresses get NodePort frontends; empty = node IPs. */
+  nodePortAddresses: string[];
+  serviceProxyName: string;
+  /** Conntrack timeouts in seconds (Calico defaults). */
+  ctTimeouts: { tcpEstablished: number; tcpSynSent: number; tcpFin: number; udp: number };
+  /** Where the compiled BPF objects are ('' = dist/bpf in the package). */
+  bpfObjectDir: string;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+interface FlagSpec {
+  /** Environment variable that sets the same value. */
+  env?: string;
+  help: string;
+  parse(value: string, cfg: AgentConfig, flag: string): void;
+}
+
+function intIn(flag: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) {
+    throw new ConfigError(`${flag}: "${value}" is not a whole number from ${min} to ${max}`);
+  }
+  return n;
+}
+
+function durationMs(flag: string, value: string): number {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(value);
+  if (!m) throw new ConfigError(`${flag}: "${value}" is not a duration like 250ms, 10s, 5m or 1h`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  return Number(m[1]) * unit;
+}
+
+function cidr(flag: string, value: string): string {
+  const [ip = '', len, extra] = value.split('/');
+  const family = isIP(ip);
+  const max = family === 6 ? 128 : 32;
+  if (!family || len === undefined || extra !== undefined || !/^\d+$/.test(len) || Number(len) > max) {
+    throw new ConfigError(`${flag}: "${value}" is not a CIDR like 10.0.0.0/8 or fd00::/64`);
+  }
+  return value;
+}
+
+function nonEmpty(flag: string, value: string): string {
+  if (value.trim() === '') throw new ConfigError(`${flag}: must not be empty`);
+  return value;
+}
+
+const FLAGS: Record<string, FlagSpec> = {
+  '--node-name': { env: 'NODE_NAME', help: 'this node\'s name (default: hostname)', parse: (v, c, f) => void (c.nodeName = nonEmpty(f, v)) },
+  '--kubeconfig': { env: 'KUBECONFIG', help: 'kubeconfig file (default: in-cluster, else ~/.kube/config)', parse: (v, c) => void (c.kubeconfig = v) },
+  '--manifests': { env: 'SLUICE_MANIFESTS', help: 'read Services/EndpointSlices/Nodes from this directory instead of the API server', parse: (v, c, f) => void (c.manifestsDir = nonEmpty(f, v)) },
+  '--pin-dir': { env: 'SLUICE_PIN_DIR', help: 'bpffs directory for pinned maps and links (default /sys/fs/bpf/sluice)', parse: (v, c, f) => void (c.pinDir = nonEmpty(f, v)) },
+  '--cgroup': { env: 'SLUICE_CGROUP', help: 'cgroup v2 directory for connect-time load balancing (default: the cgroup2 root)', parse: (v, c, f) => void (c.cgroupPath = nonEmpty(f, v)) },
+  '--interfaces': {
+    env: 'SLUICE_INTERFACES',
+    help: 'comma-separated globs of workload interfaces (default eni*,azv*,veth*,cali*,lxc*)',
+    parse(v, c, f) {
+      const patterns = v.split(',').map((p) => p.trim()).filter(Boolean);
+      for (const p of patterns) {
+        if (!/^[A-Za-z0-9_.*?-]{1,15}$/.test(p)) throw new ConfigError(`${f}: "${p}" is not an interface name glob (letters, digits, - _ . * ?; at most 15 characters)`);
+      }
+      if (patterns.length === 0) throw new ConfigError(`${f}: needs at least one pattern`);
+      c.interfacePatterns = patterns;
+    },
+  },
+  '--connect-time-lb': {
+    env: 'SLUICE_CONNECT_TIME_LB',
+    help: 'connect-time load balancing: tcp, tcp-udp (default) or disabled',
+    parse(v, c, f) {
+      if (v !== 'tcp' && v !== 'tcp-udp' && v !== 'disabled') throw new ConfigError(`${f}: "${v}" is not one of tcp, tcp-udp, disabled`);
+      c.connectTimeLb = v;
+    },
+  },
+  '--log-level': {
+    env: 'SLUICE_LOG_LEVEL',
+    help: `log level: ${LOG_LEVELS.join(', ')} (default info)`,
+    parse(v, c, f) {
+      if (!LOG_LEVELS.includes(v as LogLevel)) throw new ConfigError(`${f}: "${v}" is not one of ${LOG_LEVELS.join(', ')}`);
+      c.logLevel = v as LogLevel;
+    },
+  },
+  '--min-sync-period': { env: 'SLUICE_MIN_SYNC_PERIOD', help: 'coalesce bursts of changes for this long (default 50ms)', parse: (v, c, f) => void (c.minSyncPeriodMs = durationMs(f, v)) },
+  '--full-resync-period': { env: 'SLUICE_FULL_RESYNC_PERIOD', help: 'full resync period (default 5m)', parse: (v, c, f) => void (c.fullResyncPeriodMs = durationMs(f, v)) },
+  '--admin-socket': { env: 'SLUICE_ADMIN_SOCKET', help: 'admin Unix socket (default /run/sluice/admin.sock)', parse: (v, c, f) => void (c.adminSocket = nonEmpty(f, v)) },
+  '--metrics-address': {
+    env: 'SLUICE_METRICS_ADDRESS',
+    help: 'host:port for /metrics, /healthz, /readyz (default 127.0.0.1:9963; "off" disables)',
+    parse(v, c, f) {
+      if (v === 'off') return void (c.metricsAddress = '');
+      const m = /^(.*):(\d+)$/.exec(v);
+      if (!m || (m[1] !== '' && !isIP(m[1]!.replace(/^\[|\]$/g, '')))) throw new ConfigError(`${f}: "${v}" is not host:port with an IP host (or "off")`);
+      intIn(f, m[2]!, 1, 65535);
+      c.metricsAddress = v;
+    },
+  },
+  '--node-port-addresses': {
+    env: 'SLUICE_NODE_PORT_ADDRESSES',
+    help: 'comma-separated CIDRs selecting node addresses for NodePorts (default: node IPs)',
+    parse: (v, c, f) => void (c.nodePortAddresses = v.split(',').filter(Boolean).map((x) => cidr(f, x.trim()))),
+  },
+  '--service-proxy-name': { env: 'SLUICE_SERVICE_PROXY_NAME', help: 'serve only Services labelled service.kubernetes.io/service-proxy-name=NAME', parse: (v, c) => void (c.serviceProxyName = v) },
+  '--ct-timeout-tcp-established': { help: 'conntrack timeout, established TCP (default 1h)', parse: (v, c, f) => void (c.ctTimeouts.tcpEstablished = durationMs(f, v) / 1000) },
+  '--ct-timeout-tcp-syn': { help: 'conntrack timeout, TCP SYN sent (default 20s)', parse: (v, c, f) => void (c.ctTimeouts.tcpSynSent = durationMs(f, v) / 1000) },
+  '--ct-timeout-tcp-fin': { help: 'conntrack timeout, TCP closing (default 30s)', parse: (v, c, f) => void (c.ctTimeouts.tcpFin = durationMs(f, v) / 1000) },
+  '--ct-timeout-udp': { help: 'conntrack timeout, UDP (default 60s)', parse: (v, c, f) => void (c.ctTimeouts.udp = durationMs(f, v) / 1000) },
+  '--bpf-dir': { env: 'SLUICE_BPF_DIR', help: 'directory of the compiled BPF objects (default: the package\'s dist/bpf)', parse: (v, c, f) => void (c.bpfObjectDir = nonEmpty(f, v)) },
+};
+
+export function defaultConfig(): AgentConfig {
+  return {
+    command: 'run',
+    nodeName: hostname(),
+    kubeconfig: '',
+    manifestsDir: '',
+    pinDir: '/sys/fs/bpf/sluice',
+    cgroupPath: '',
+    interfacePatterns: ['eni*', 'azv*', 'veth*', 'cali*', 'lxc*'],
+    connectTimeLb: 'tcp-udp',
+    logLevel: 'info',
+    minSyncPeriodMs: 50,
+    fullResyncPeriodMs: 5 * 60_000,
+    adminSocket: '/run/sluice/admin.sock',
+    metricsAddress: '127.0.0.1:9963',
+    nodePortAddresses: [],
+    serviceProxyName: '',
+    ctTimeouts: { tcpEstablished: 3600, tcpSynSent: 20, tcpFin: 30, udp: 60 },
+    bpfObjectDir: '',
+  };
+}
+
+/**
+ * Parses argv (without node and script) and the environment. Flags win over the environment.
+ * Throws ConfigError naming the flag (or variable) and the value.
+ */
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const cfg = defaultConfig();
+  for (const [flag, spec] of Object.entries(FLAGS)) {
+    const value = spec.env ? env[spec.env] : undefined;
+    if (value === undefined || value === '') continue;
+    try {
+      spec.parse(value, cfg, flag);
+    } catch (err) {
+      throw new ConfigError(`environment ${spec.env}: ${(err as Error).message}`);
+    }
+  }
+  const args = [...argv];
+  if (args[0] === 'cleanup' || args[0] === 'run') cfg.command = args.shift() as 'cleanup' | 'run';
+  while (args.length > 0) {
+    const arg = args.shift()!;
+    if (arg === '--help' || arg === '-h') return { ...cfg, command: 'help' };
+    if (arg === '--version') return { ...cfg, command: 'version' };
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const spec = FLAGS[flag];
+    if (!spec) throw new ConfigError(`unknown ${arg.startsWith('-') ? 'flag' : 'argument'} "${arg}" (see --help)`);
+    const value = eq > 0 ? arg.slice(eq + 1) : args.shift();
+    if (value === undefined) throw new ConfigError(`${flag}: needs a value`);
+    spec.parse(value, cfg, flag);
+  }
+  return cfg;
+}
+
+export function usage(): string {
+  const lines = [
+    'Usage: sluice-agent [run] [flags]      program the node\'s service dataplane and keep it in sync',
+    '       sluice-agent cleanup [flags]    detach every Sluice program and remove its pins',
+    '',
+    'Flags (each also settable by the environment variable shown):',
+  ];
+  for (const [flag, spec] of Object.entries(FLAGS)) {
+    lines.push(`  ${flag.padEnd(30)} ${spec.help}${spec.env ? ` [$${spec.env}]` : ''}`);
+  }
+  lines.push('  --help, --version');
+  return lines.join('\n');
+}

@@ -1,0 +1,60 @@
+import t from 'tap';
+import { ConfigError, defaultConfig, parseConfig, usage } from '../../src/agent/config.js';
+
+t.test('defaults are production-shaped', async (t) => {
+  const cfg = parseConfig([], {});
+  t.equal(cfg.command, 'run');
+  t.equal(cfg.pinDir, '/sys/fs/bpf/sluice');
+  t.equal(cfg.adminSocket, '/run/sluice/admin.sock');
+  t.equal(cfg.connectTimeLb, 'tcp-udp');
+  t.same(cfg.ctTimeouts, { tcpEstablished: 3600, tcpSynSent: 20, tcpFin: 30, udp: 60 });
+  t.same(cfg, defaultConfig());
+});
+
+t.test('flags, = form, env, and precedence of flags over env', async (t) => {
+  const cfg = parseConfig(
+    ['--node-name', 'n1', '--manifests=/tmp/m', '--interfaces', 'veth*, eni*', '--min-sync-period', '250ms',
+      '--connect-time-lb', 'tcp', '--metrics-address', 'off', '--ct-timeout-udp', '2m',
+      '--node-port-addresses', '10.0.0.0/8,fd00::/64'],
+    { NODE_NAME: 'from-env', SLUICE_LOG_LEVEL: 'debug', SLUICE_PIN_DIR: '/sys/fs/bpf/x' },
+  );
+  t.equal(cfg.nodeName, 'n1');
+  t.equal(cfg.manifestsDir, '/tmp/m');
+  t.same(cfg.interfacePatterns, ['veth*', 'eni*']);
+  t.equal(cfg.minSyncPeriodMs, 250);
+  t.equal(cfg.connectTimeLb, 'tcp');
+  t.equal(cfg.metricsAddress, '');
+  t.equal(cfg.ctTimeouts.udp, 120);
+  t.same(cfg.nodePortAddresses, ['10.0.0.0/8', 'fd00::/64']);
+  t.equal(cfg.logLevel, 'debug');
+  t.equal(cfg.pinDir, '/sys/fs/bpf/x');
+});
+
+t.test('subcommands', async (t) => {
+  t.equal(parseConfig(['cleanup', '--pin-dir', '/sys/fs/bpf/y'], {}).command, 'cleanup');
+  t.equal(parseConfig(['--help'], {}).command, 'help');
+  t.equal(parseConfig(['--version'], {}).command, 'version');
+  t.match(usage(), /--connect-time-lb .*\[\$SLUICE_CONNECT_TIME_LB\]/);
+});
+
+const bad: [string[], Record<string, string>, RegExp][] = [
+  [['--connect-time-lb', 'udp'], {}, /--connect-time-lb: "udp" is not one of tcp, tcp-udp, disabled/],
+  [['--log-level', 'loud'], {}, /--log-level: "loud" is not one of/],
+  [['--min-sync-period', '10'], {}, /--min-sync-period: "10" is not a duration/],
+  [['--metrics-address', 'localhost:80'], {}, /--metrics-address: "localhost:80" is not host:port with an IP host/],
+  [['--metrics-address', '127.0.0.1:99999'], {}, /from 1 to 65535/],
+  [['--node-port-addresses', '10.0.0.0/33'], {}, /"10.0.0.0\/33" is not a CIDR/],
+  [['--interfaces', 'veth;rm'], {}, /"veth;rm" is not an interface name glob/],
+  [['--interfaces', ','], {}, /needs at least one pattern/],
+  [['--bogus'], {}, /unknown flag "--bogus"/],
+  [['stray'], {}, /unknown argument "stray"/],
+  [['--node-name'], {}, /--node-name: needs a value/],
+  [['--node-name', ' '], {}, /--node-name: must not be empty/],
+  [[], { SLUICE_CONNECT_TIME_LB: 'maybe' }, /environment SLUICE_CONNECT_TIME_LB: --connect-time-lb: "maybe"/],
+];
+for (const [argv, env, message] of bad) {
+  t.test(`rejects ${JSON.stringify(argv)} ${JSON.stringify(env)}`, async (t) => {
+    t.throws(() => parseConfig(argv, env), { name: 'ConfigError', message });
+    t.throws(() => parseConfig(argv, env), ConfigError);
+  });
+}
