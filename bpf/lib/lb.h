@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Service lookup, backend selection and counters, shared by the connect-time (cgroup) and the
+ * TC programs so both paths balance exactly alike.
+ *
+ * Backend sets (built by user space, see sluice.h): a service's block holds the Cluster set at
+ * ordinals [0, count) and the Local set at [count, count + local_count). User space already
+ * applied the kube-proxy rules (ready first, serving-terminating only as a fallback, topology),
+ * so selection is a uniform random pick within the chosen set.
+ */
+#ifndef SL_LIB_LB_H
+#define SL_LIB_LB_H
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
+#include "maps.h"
+
+#define SL_NS_PER_SEC 1000000000ULL
+
+/*
+ * An affinity entry is honoured only while its backend is still in the chosen set. Sets larger
+ * than this are not scanned in full: past the bound the entry is trusted, and user space drops
+ * the affinity entries of a backend it removes from a service.
+ */
+#define SL_AFFINITY_SCAN_MAX 128
+
+/* The service behind addr:port/proto, or NULL when it is not a frontend. */
+static __always_inline struct sl_service_value *sl_lookup_frontend4(__be32 addr, __be16 port,
+								    __u8 proto)
+{
+	struct sl_frontend_key4 key = {
+		.addr = addr,
+		.port = port,
+		.proto = proto,
+		.scope = SL_SCOPE_ANY,
+	};
+
+	return bpf_map_lookup_elem(&sl_frontends4, &key);
+}
+
+static __always_inline void sl_count_drop(enum sl_drop_reason r)
+{
+	__u32 key = r;
+	__u64 *val = bpf_map_lookup_elem(&sl_drop_counters, &key);
+
+	if (val)
+		*val += 1; /* per-CPU slot: no atomics needed */
+}
+
+/*
+ * bytes: size of the packet translated (TC path), or 0 when the event is not a packet (a
+ * connect() balanced at socket level): then only connections/rejected move.
+ * new_flow: a backend was selected for a new flow. rejected: the flow was refused.
+ */
+static __always_inline void sl_count_service(__u32 svc_id, __u64 bytes, bool new_flow,
+					     bool rejected)
+{
+	struct sl_svc_counters *c = bpf_map_lookup_elem(&sl_svc_counters, &svc_id);
+
+	if (!c)
+		return;
+	if (rejected) {
+		c->rejected += 1;
+		return;
+	}
+	if (bytes) {
+		c->packets += 1;
+		c->bytes += bytes;
+	}
+	if (new_flow)
+		c->connections += 1;
+}
+
+/* The backend at ordinal of block backend_id, copied to *out; -SL_DROP_BACKEND_MISSING if none. */
+static __always_inline int sl_backend_at4(__u32 backend_id, __u32 ordinal,
+					  struct sl_backend_value4 *out)
+{
+	struct sl_backend_key key = {.backend_id = backend_id, .ordinal = ordinal};
+	struct sl_backend_value4 *be = bpf_map_lookup_elem(&sl_backends4, &key);
+
+	if (!be)
+		return -SL_DROP_BACKEND_MISSING;
+	*out = *be;
+	return 0;
+}
+
+/*
+ * Finds addr:port within ordinals [base, base + n) of the block (bounded scan) and copies it to
+ * *out. Returns false when it is not there; sets larger than the scan bound are trusted.
+ */
+static __always_inline bool sl_set_find4(__u32 backend_id, __u32 base, __u32 n, __be32 addr,
+					 __be16 port, struct sl_backend_value4 *out)
+{
+	struct sl_backend_key key = {.backend_id = backend_id};
+	struct sl_backend_value4 *be;
+	__u32 i;
+
+	if (n > SL_AFFINITY_SCAN_MAX) {
+		out->addr = addr;
+		out->port = port;
+		out->flags = 0;
+		out->pad = 0;
+		out->node_addr = 0;
+		return true;
+	}
+#pragma clang loop unroll(disable)
+	for (i = 0; i < SL_AFFINITY_SCAN_MAX; i++) {
+		if (i >= n)
+			break;
+		key.ordinal = base + i;
+		be = bpf_map_lookup_elem(&sl_backends4, &key);
+		if (be && be->addr == addr && be->port == port) {
+			*out = *be;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * ClientIP affinity: fills *out with the remembered backend when the entry is fresh and the
+ * backend still belongs to the chosen set; refreshes its timestamp. Returns true on a hit.
+ */
+static __always_inline bool sl_affinity_lookup4(const struct sl_service_value *svc,
+						__be32 client_addr, __u32 base, __u32 n, __u64 now,
+						struct sl_backend_value4 *out)
+{
+	struct sl_affinity_key4 key = {.svc_id = svc->svc_id, .client_addr = client_addr};
+	struct sl_affinity_value4 *aff = bpf_map_lookup_elem(&sl_affinity4, &key);
+	__u64 timeout_ns = (__u64)svc->affinity_timeout_s * SL_NS_PER_SEC;
+
+	if (!aff)
+		return false;
+	if (now - aff->last_used_ns > timeout_ns)
+		return false;
+	if (!sl_set_find4(svc->backend_id, base, n, aff->backend_addr, aff->backend_port, out))
+		return false;
+	aff->last_used_ns = now;
+	return true;
+}
+
+static __always_inline void sl_affinity_store4(const struct sl_service_value *svc,
+					       __be32 client_addr, __u64 now,
+					       const struct sl_backend_value4 *be)
+{
+	struct sl_affinity_key4 key = {.svc_id = svc->svc_id, .client_addr = client_addr};
+	struct sl_affinity_value4 val = {
+		.last_used_ns = now,
+		.backend_addr = be->addr,
+		.backend_port = be->port,
+	};
+
+	bpf_map_update_elem(&sl_affinity4, &key, &val, BPF_ANY);
+}
+
+/*
+ * Chooses a backend for a NEW flow from client_addr. external: the client is outside the node
+ * (NodePort/LB traffic; uses the Local set when SL_SVC_F_EXTERNAL_LOCAL); internal traffic uses
+ * the Local set when SL_SVC_F_INTERNAL_LOCAL, else the Cluster set. Honours ClientIP affinity
+ * (sl_affinity4, refreshed on use, expired after affinity_timeout_s). Returns 0 and fills *out,
+ * or a negative -SL_DROP_* reason: -SL_DROP_NO_BACKEND when the chosen set is empty (reject),
+ * -SL_DROP_NO_LOCAL_BACKEND when a Local policy finds no local backend while the service has
+ * endpoints elsewhere (drop, as kube-proxy; with no endpoints at all it is a reject).
+ */
+static __always_inline int sl_select_backend4(const struct sl_service_value *svc,
+					      __be32 client_addr, bool external,
+					      struct sl_backend_value4 *out)
+{
+	__u32 local_flag = external ? SL_SVC_F_EXTERNAL_LOCAL : SL_SVC_F_INTERNAL_LOCAL;
+	bool affinity = (svc->flags & SL_SVC_F_AFFINITY) && svc->affinity_timeout_s;
+	__u32 base = 0, n = svc->count;
+	__u64 now = 0;
+	int ret;
+
+	if (svc->flags & local_flag) {
+		base = svc->count;
+		n = svc->local_count;
+		if (!n)
+			return svc->count ? -SL_DROP_NO_LOCAL_BACKEND : -SL_DROP_NO_BACKEND;
+	}
+	if (!n)
+		return -SL_DROP_NO_BACKEND;
+
+	if (affinity) {
+		now = bpf_ktime_get_ns();
+		if (sl_affinity_lookup4(svc, client_addr, base, n, now, out))
+			return 0;
+	}
+
+	ret = sl_backend_at4(svc->backend_id, base + bpf_get_prandom_u32() % n, out);
+	if (ret < 0)
+		return ret;
+	if (affinity)
+		sl_affinity_store4(svc, client_addr, now, out);
+	return 0;
+}
+
+#endif /* SL_LIB_LB_H */
