@@ -1,0 +1,80 @@
+// One ParsedService → its DesiredServicePorts (one per port per family with a cluster IP).
+import { categorizeEndpoints } from './endpoint-sets.js';
+import type { ParsedSlice } from './endpoint-slices.js';
+import { mergeEndpoints, toBackend } from './endpoints.js';
+import { frontendsFor, nodePortAddresses, type SourcedFrontend } from './frontends.js';
+import type { CheckedConfig } from './config.js';
+import type { OwnNode } from './node.js';
+import { sourceRangesForFamily } from './service-external.js';
+import type { ParsedService } from './service-parse.js';
+import type { DesiredServicePort } from './types.js';
+
+/** A DesiredServicePort before frontend conflicts across Services are settled. */
+export interface PortDraft {
+  port: DesiredServicePort;
+  frontends: SourcedFrontend[];
+  service: ParsedService;
+}
+
+export interface DraftContext {
+  config: CheckedConfig;
+  node: OwnNode;
+  nodeName: string;
+  slicesByService: ReadonlyMap<string, ParsedSlice[]>;
+}
+
+export function servicePortKey(namespace: string, name: string, portName: string, protocol: string, family: string): string {
+  return `${namespace}/${name}:${portName}/${protocol}/${family}`;
+}
+
+export function draftServicePorts(service: ParsedService, ctx: DraftContext): PortDraft[] {
+  const drafts: PortDraft[] = [];
+  const slices = ctx.slicesByService.get(`${service.namespace}/${service.name}`) ?? [];
+  for (const family of ctx.config.families) {
+    // One view per family: a Service without a cluster IP in this family is not in this view.
+    if (!service.clusterIps.has(family)) continue;
+    const nodeAddresses = nodePortAddresses(ctx.node, family, ctx.config.nodePortCidrs);
+    const sourceRanges = sourceRangesForFamily(service.sourceRanges, family);
+    const hasVipOfFamily = service.loadBalancerIngress.some((e) => e.ip.family === family);
+    if (!sourceRanges.allowed && hasVipOfFamily && Array.isArray(service.sourceRanges)) {
+      service.report.error(
+        'spec.loadBalancerSourceRanges',
+        service.sourceRanges.map((c) => c.canonical),
+        `has no ${family} range: the ${family} LoadBalancer VIPs are not programmed (fail closed)`,
+      );
+    }
+    for (const servicePort of service.ports) {
+      const frontends = frontendsFor({
+        service,
+        port: servicePort,
+        family,
+        nodeAddresses,
+        loadBalancerAllowed: sourceRanges.allowed,
+      });
+      const externallyAccessible = frontends.some((f) => f.kind !== 'ClusterIP');
+      const endpoints = mergeEndpoints(slices, family, servicePort.name, servicePort.protocol, ctx.nodeName);
+      const sets = categorizeEndpoints(endpoints, ctx.nodeName, ctx.node.zone);
+      drafts.push({
+        service,
+        frontends,
+        port: {
+          key: servicePortKey(service.namespace, service.name, servicePort.name, servicePort.protocol, family),
+          namespace: service.namespace,
+          name: service.name,
+          portName: servicePort.name,
+          protocol: servicePort.protocol,
+          family,
+          frontends: [],
+          clusterBackends: sets.cluster.map(toBackend),
+          localBackends: sets.local.map(toBackend),
+          internalLocal: service.internalPolicyLocal,
+          externalLocal: service.externalPolicyLocal && externallyAccessible,
+          affinityTimeoutSec: service.affinityTimeoutSec,
+          healthCheckNodePort: service.healthCheckNodePort,
+          loadBalancerSourceRanges: service.type === 'LoadBalancer' ? sourceRanges.ranges : [],
+        },
+      });
+    }
+  }
+  return drafts;
+}
