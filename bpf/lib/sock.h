@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Socket-level helpers for connect-time load balancing (cgroup sock_addr programs): who the
+ * client is, the socket reverse-NAT entries that make getpeername()/recvmsg() report the
+ * frontend, per-socket stickiness of unconnected UDP, and refusing a connect fast.
+ */
+#ifndef SL_LIB_SOCK_H
+#define SL_LIB_SOCK_H
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <linux/errno.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "sluice.h"
+#include "maps.h"
+#include "lb.h"
+
+/*
+ * The last backend an unconnected UDP socket sent a datagram to, per frontend. Private to the
+ * connect-time programs (user space never reads it), freed by the kernel with the socket.
+ * One slot per socket: a socket that alternates between two frontends is re-balanced on each
+ * switch, which only costs stickiness, never correctness.
+ */
+struct sl_sock_udp4 {
+	__be32 frontend_addr;
+	__be16 frontend_port; /* network order */
+	__u16 pad;
+	__u32 backend_id; /* block the backend was last seen in ... */
+	__u32 ordinal;	  /* ... at this slot (~0 = unknown): a one-lookup "still there" check */
+	__be32 backend_addr;
+	__be16 backend_port; /* network order */
+	__u16 pad2;
+};
+_Static_assert(sizeof(struct sl_sock_udp4) == 24, "sl_sock_udp4 size");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sl_sock_udp4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_sock_udp4 SEC(".maps");
+
+/*
+ * The client identity used for ClientIP affinity at connect time. The source address is not
+ * chosen yet when connect()/sendmsg() run (the route decides it later), so the client is
+ * identified by its network namespace instead: one pod = one netns = one identity, which is
+ * what ClientIP affinity means for a pod. The netns cookie (a small counter) is folded into
+ * 0.0.0.0/8 ("this network", never a packet source), so these keys cannot collide with the
+ * real client addresses the TC path stores in the same affinity map. Limits: processes of the
+ * host network namespace share one identity (as they share the node IP for kube-proxy); past
+ * 2^24 namespaces created since boot, two pods may share an identity (affinity only).
+ */
+static __always_inline __be32 sl_sock_client_id4(struct bpf_sock_addr *ctx)
+{
+	__u32 id = (__u32)bpf_get_netns_cookie(ctx) & 0x00ffffff;
+
+	return bpf_htonl(id);
+}
+
+/* Remembers that this socket's peer backend_addr:backend_port is really the frontend. */
+static __always_inline void sl_sock_revnat_record4(__u64 cookie, const struct sl_backend_value4 *be,
+						   __be32 frontend_addr, __be16 frontend_port,
+						   __u32 svc_id)
+{
+	struct sl_sock_revnat_key4 key = {
+		.cookie = cookie,
+		.backend_addr = be->addr,
+		.backend_port = be->port,
+	};
+	struct sl_sock_revnat_value4 val = {
+		.frontend_addr = frontend_addr,
+		.frontend_port = frontend_port,
+		.svc_id = svc_id,
+	};
+	struct sl_sock_revnat_value4 *cur = bpf_map_lookup_elem(&sl_sock_revnat4, &key);
+
+	/* A datagram path calls this per send: write only what changed. */
+	if (cur && cur->frontend_addr == frontend_addr && cur->frontend_port == frontend_port &&
+	    cur->svc_id == svc_id)
+		return;
+	bpf_map_update_elem(&sl_sock_revnat4, &key, &val, BPF_ANY);
+}
+
+/*
+ * Rewrites the peer address in ctx (user_ip4/user_port: the peer for getpeername, the source
+ * of the datagram for recvmsg) back to the frontend when this socket was balanced to it.
+ */
+static __always_inline void sl_sock_revnat_restore4(struct bpf_sock_addr *ctx)
+{
+	struct sl_sock_revnat_key4 key = {
+		.cookie = bpf_get_socket_cookie(ctx),
+		.backend_addr = ctx->user_ip4,
+		.backend_port = (__be16)ctx->user_port,
+	};
+	struct sl_sock_revnat_value4 *val = bpf_map_lookup_elem(&sl_sock_revnat4, &key);
+
+	if (!val)
+		return;
+	ctx->user_ip4 = val->frontend_addr;
+	ctx->user_port = (__u32)val->frontend_port;
+}
+
+/*
+ * The ordinal of addr:port within ordinals [base, base + n) of a backend block, or -1. Scans at
+ * most SL_AFFINITY_SCAN_MAX slots: in a larger set a backend past the bound is not found, so a
+ * UDP socket is re-balanced rather than trusted to a backend that may be gone.
+ */
+static __always_inline int sl_sock_find_ordinal4(__u32 backend_id, __u32 base, __u32 n, __be32 addr,
+						 __be16 port)
+{
+	struct sl_backend_key key = {.backend_id = backend_id};
+	struct sl_backend_value4 *be;
+	__u32 i;
+
+#pragma clang loop unroll(disable)
+	for (i = 0; i < SL_AFFINITY_SCAN_MAX; i++) {
+		if (i >= n)
+			break;
+		key.ordinal = base + i;
+		be = bpf_map_lookup_elem(&sl_backends4, &key);
+		if (be && be->addr == addr && be->port == port)
+			return (int)key.ordinal;
+	}
+	return -1;
+}
+
+/* The ordinals [*base, *base + *n) a connection from a pod chooses from (see lb.h). */
+static __always_inline void sl_sock_internal_set(const struct sl_service_value *svc, __u32 *base,
+						 __u32 *n)
+{
+	*base = 0;
+	*n = svc->count;
+	if (svc->flags & SL_SVC_F_INTERNAL_LOCAL) {
+		*base = svc->count;
+		*n = svc->local_count;
+	}
+}
+
+/*
+ * The backend this UDP socket last used for the frontend, when it is still a member of the set
+ * the service would choose from now. Returns true and fills *out on a hit; refreshes the slot
+ * hint in *st when the service moved to a new block.
+ */
+static __always_inline bool sl_sock_udp_sticky4(struct sl_sock_udp4 *st,
+						const struct sl_service_value *svc,
+						__be32 frontend_addr, __be16 frontend_port,
+						struct sl_backend_value4 *out)
+{
+	struct sl_backend_key key = {.backend_id = svc->backend_id};
+	struct sl_backend_value4 *be;
+	__u32 base, n;
+	int ord;
+
+	if (st->frontend_addr != frontend_addr || st->frontend_port != frontend_port ||
+	    !st->backend_addr)
+		return false;
+	sl_sock_internal_set(svc, &base, &n);
+	/* Fast path: same block, and the slot still holds the backend. */
+	if (st->backend_id == svc->backend_id && st->ordinal >= base && st->ordinal - base < n) {
+		key.ordinal = st->ordinal;
+		be = bpf_map_lookup_elem(&sl_backends4, &key);
+		if (be && be->addr == st->backend_addr && be->port == st->backend_port) {
+			*out = *be;
+			return true;
+		}
+	}
+	/* The service moved to a new block (or the slot changed): is the backend still in it? */
+	ord = sl_sock_find_ordinal4(svc->backend_id, base, n, st->backend_addr, st->backend_port);
+	if (ord < 0)
+		return false;
+	key.ordinal = (__u32)ord;
+	be = bpf_map_lookup_elem(&sl_backends4, &key);
+	if (!be)
+		return false;
+	*out = *be;
+	st->backend_id = svc->backend_id;
+	st->ordinal = (__u32)ord;
+	return true;
+}
+
+/* Makes be the socket's sticky backend for the frontend (after a fresh selection). */
+static __always_inline void sl_sock_udp_remember4(struct sl_sock_udp4 *st,
+						  const struct sl_service_value *svc,
+						  __be32 frontend_addr, __be16 frontend_port,
+						  const struct sl_backend_value4 *be)
+{
+	__u32 base, n;
+	int ord;
+
+	sl_sock_internal_set(svc, &base, &n);
+	ord = sl_sock_find_ordinal4(svc->backend_id, base, n, be->addr, be->port);
+	st->frontend_addr = frontend_addr;
+	st->frontend_port = frontend_port;
+	st->backend_id = svc->backend_id;
+	/* Not found (a set past the scan bound): an impossible slot forces the slow path. */
+	st->ordinal = ord < 0 ? (__u32)-1 : (__u32)ord;
+	st->backend_addr = be->addr;
+	st->backend_port = be->port;
+}
+
+/*
+ * Makes the connect()/sendmsg() fail with -err right away (kernel >= 5.18: bpf_set_retval from
+ * a cgroup sock_addr program, then return 0). Returns the program's return value.
+ */
+static __always_inline int sl_sock_refuse(int err)
+{
+	bpf_set_retval(-err);
+	return 0;
+}
+
+#endif /* SL_LIB_SOCK_H */
