@@ -2,7 +2,7 @@
 // that changes the level at runtime. pino children copy their parent's level when they are
 // created and never look back, so `Logging` tracks every descendant (pino's onChild hook is
 // inherited by grandchildren too) and sets the level on all of them at once.
-import { pino } from 'pino';
+import pino from 'pino';
 import type { DestinationStream, Logger } from 'pino';
 import { REDACTED, REDACT_PATHS, scrubLine, scrubSecrets } from './redact.js';
 
