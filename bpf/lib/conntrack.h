@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Connection tracking for the TC path (sl_ct4, an LRU hash).
+ *
+ * A flow has two entries: FORWARD, keyed by the tuple the client sends (client -> frontend), and
+ * REVERSE, keyed by the tuple the backend answers with (backend -> client, or backend -> frontend
+ * for hairpin). Each packet looks up exactly one entry (its own direction) and refreshes only
+ * that one; the twin is consulted when an entry looks expired (a flow idle in one direction
+ * only is still alive) and when the TCP state changes (the state is kept equal in both).
+ *
+ * An expired entry is treated as absent: the next packet selects a backend afresh.
+ */
+#ifndef SL_LIB_CONNTRACK_H
+#define SL_LIB_CONNTRACK_H
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
+#include "maps.h"
+#include "parse.h"
+
+/* Timeouts (ns), set by user space before load; the defaults are Calico's. */
+const volatile __u64 sl_ct_timeout_tcp_syn_sent_ns = 20ULL * 1000000000ULL;
+const volatile __u64 sl_ct_timeout_tcp_established_ns = 3600ULL * 1000000000ULL;
+const volatile __u64 sl_ct_timeout_tcp_fin_ns = 30ULL * 1000000000ULL;
+const volatile __u64 sl_ct_timeout_tcp_rst_ns = 40ULL * 1000000000ULL;
+const volatile __u64 sl_ct_timeout_udp_ns = 60ULL * 1000000000ULL;
+
+static __always_inline void sl_ct_key_from_pkt4(const struct sl_pkt4 *pkt, struct sl_ct_key4 *key)
+{
+	key->saddr = pkt->saddr;
+	key->daddr = pkt->daddr;
+	key->sport = pkt->sport;
+	key->dport = pkt->dport;
+	key->proto = pkt->proto;
+	key->pad[0] = 0;
+	key->pad[1] = 0;
+	key->pad[2] = 0;
+}
+
+static __always_inline __u64 sl_ct_timeout_ns(__u8 proto, __u8 state)
+{
+	if (proto != IPPROTO_TCP)
+		return sl_ct_timeout_udp_ns;
+	switch (state) {
+	case SL_CT_STATE_ESTABLISHED:
+		return sl_ct_timeout_tcp_established_ns;
+	case SL_CT_STATE_FIN:
+		return sl_ct_timeout_tcp_fin_ns;
+	case SL_CT_STATE_CLOSED:
+		return sl_ct_timeout_tcp_rst_ns;
+	default: /* NEW (picked up mid-stream) and SYN_SENT: until the backend answers */
+		return sl_ct_timeout_tcp_syn_sent_ns;
+	}
+}
+
+static __always_inline bool sl_ct_expired(const struct sl_ct_value4 *val, __u8 proto, __u64 now)
+{
+	return now - val->last_seen_ns > sl_ct_timeout_ns(proto, val->state);
+}
+
+/* The TCP state after a packet with flags; reply: the packet goes backend -> client. */
+static __always_inline __u8 sl_ct_next_state(__u8 proto, __u8 state, __u8 flags, bool reply)
+{
+	if (proto != IPPROTO_TCP)
+		return state;
+	if (flags & SL_TCP_FLAG_RST)
+		return SL_CT_STATE_CLOSED;
+	if (state == SL_CT_STATE_CLOSED || state == SL_CT_STATE_FIN)
+		return state;
+	if (flags & SL_TCP_FLAG_FIN)
+		return SL_CT_STATE_FIN;
+	if (flags & SL_TCP_FLAG_SYN) {
+		if (!(flags & SL_TCP_FLAG_ACK))
+			return !reply && state == SL_CT_STATE_NEW ? SL_CT_STATE_SYN_SENT : state;
+		return reply && state <= SL_CT_STATE_SYN_SENT ? SL_CT_STATE_ESTABLISHED : state;
+	}
+	/* A flow picked up mid-stream is established once the backend answers. */
+	if (reply && state == SL_CT_STATE_NEW)
+		return SL_CT_STATE_ESTABLISHED;
+	return state;
+}
+
+/* A client's SYN without ACK: opens a connection (possibly reusing a closed flow's tuple). */
+static __always_inline bool sl_tcp_is_open(__u8 proto, __u8 flags)
+{
+	return proto == IPPROTO_TCP &&
+	       (flags & (SL_TCP_FLAG_SYN | SL_TCP_FLAG_ACK)) == SL_TCP_FLAG_SYN;
+}
+
+/* The other entry of the flow that key/val belongs to, or NULL when it is gone or unrelated. */
+static __always_inline struct sl_ct_value4 *sl_ct_twin4(const struct sl_ct_key4 *key,
+							const struct sl_ct_value4 *val)
+{
+	bool hairpin = val->flags & SL_CT_F_HAIRPIN;
+	struct sl_ct_key4 twin = {.proto = key->proto};
+	struct sl_ct_value4 *tv;
+
+	if (val->type == SL_CT_FORWARD) {
+		twin.saddr = val->nat_addr;
+		twin.daddr = hairpin ? val->nat_saddr : key->saddr;
+		twin.sport = val->nat_port;
+		twin.dport = key->sport;
+	} else {
+		twin.saddr = hairpin ? key->saddr : key->daddr;
+		twin.daddr = val->nat_addr;
+		twin.sport = key->dport;
+		twin.dport = val->nat_port;
+	}
+	tv = bpf_map_lookup_elem(&sl_ct4, &twin);
+	if (!tv || tv->type == val->type)
+		return NULL;
+	/* It must translate back to this entry's tuple, not belong to a newer flow. */
+	if (val->type == SL_CT_FORWARD) {
+		if (tv->nat_addr != key->daddr || tv->nat_port != key->dport)
+			return NULL;
+	} else if (tv->nat_addr != key->saddr || tv->nat_port != key->sport) {
+		return NULL;
+	}
+	return tv;
+}
+
+/*
+ * The live entry for a packet's tuple, or NULL: absent, expired (in both directions), or a
+ * closed flow whose tuple a new SYN reuses.
+ */
+static __always_inline struct sl_ct_value4 *sl_ct_lookup4(const struct sl_ct_key4 *key,
+							  __u8 tcp_flags, __u64 now)
+{
+	struct sl_ct_value4 *val = bpf_map_lookup_elem(&sl_ct4, key);
+	struct sl_ct_value4 *tv;
+
+	if (!val)
+		return NULL;
+	if (val->type == SL_CT_FORWARD && sl_tcp_is_open(key->proto, tcp_flags) &&
+	    val->state >= SL_CT_STATE_FIN)
+		return NULL;
+	if (!sl_ct_expired(val, key->proto, now))
+		return val;
+	tv = sl_ct_twin4(key, val);
+	if (tv && !sl_ct_expired(tv, key->proto, now))
+		return val;
+	return NULL;
+}
+
+/* Refreshes the entry for a packet and moves the TCP state of both entries. */
+static __always_inline void sl_ct_update4(const struct sl_ct_key4 *key, struct sl_ct_value4 *val,
+					  __u8 tcp_flags, __u64 now)
+{
+	bool reply = val->type == SL_CT_REVERSE;
+	__u8 next = sl_ct_next_state(key->proto, val->state, tcp_flags, reply);
+	struct sl_ct_value4 *tv;
+
+	val->last_seen_ns = now;
+	if (next == val->state)
+		return;
+	tv = sl_ct_twin4(key, val);
+	val->state = next;
+	if (tv) {
+		tv->state = next;
+		tv->last_seen_ns = now;
+	}
+}
+
+/*
+ * Creates both entries of a new flow from the client's tuple fwd to backend be. hairpin: the
+ * client is the backend, so its source is rewritten to the frontend address as well. The
+ * REVERSE entry goes in first so a reply never finds its flow half-created.
+ */
+static __always_inline int sl_ct_create4(const struct sl_ct_key4 *fwd,
+					 const struct sl_backend_value4 *be, __u32 svc_id,
+					 bool hairpin, __u8 tcp_flags, __u64 now)
+{
+	struct sl_ct_key4 rev = {
+		.saddr = be->addr,
+		.daddr = hairpin ? fwd->daddr : fwd->saddr,
+		.sport = be->port,
+		.dport = fwd->sport,
+		.proto = fwd->proto,
+	};
+	struct sl_ct_value4 val = {
+		.created_ns = now,
+		.last_seen_ns = now,
+		.nat_addr = fwd->daddr,
+		.nat_port = fwd->dport,
+		.type = SL_CT_REVERSE,
+		.state = sl_ct_next_state(fwd->proto, SL_CT_STATE_NEW, tcp_flags, false),
+		.nat_saddr = hairpin ? fwd->daddr : 0,
+		.svc_id = svc_id,
+		.flags = hairpin ? SL_CT_F_HAIRPIN : 0,
+	};
+
+	if (bpf_map_update_elem(&sl_ct4, &rev, &val, BPF_ANY) < 0)
+		return -SL_DROP_CT_FULL;
+	val.nat_addr = be->addr;
+	val.nat_port = be->port;
+	val.type = SL_CT_FORWARD;
+	if (bpf_map_update_elem(&sl_ct4, fwd, &val, BPF_ANY) < 0) {
+		bpf_map_delete_elem(&sl_ct4, &rev);
+		return -SL_DROP_CT_FULL;
+	}
+	return 0;
+}
+
+#endif /* SL_LIB_CONNTRACK_H */

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * TC service NAT for workload interfaces: both programs attach to the clsact hooks of the HOST
+ * side of a pod's veth, in the node's network namespace.
+ *
+ *  sl_tc_from_pod (ingress: what the pod sends)
+ *    - a tracked flow (FORWARD entry): DNAT to its backend, even if the backend has since left
+ *      the service (finishing connections keep their endpoint);
+ *    - a hairpin reply (REVERSE entry flagged hairpin): the pod answering itself through the
+ *      service, rewritten to frontend -> pod;
+ *    - otherwise, to a frontend: select a backend, create the flow's entries, DNAT; no usable
+ *      backend: TCP RST / ICMP port unreachable back to the pod, or a counted drop for a Local
+ *      policy without local backends (as kube-proxy);
+ *    - anything else passes untouched.
+ *  sl_tc_to_pod (egress: what is delivered to the pod)
+ *    - a reply of a tracked flow (REVERSE entry): source backend -> frontend.
+ *
+ * Only TCP and UDP are translated. SCTP frontends (CRC32c checksum), fragments (see parse.h) and
+ * ICMP errors about a translated flow (their quoted header would need the reverse rewrite too)
+ * pass untouched for now; connect-time load balancing covers those sockets.
+ */
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
+#include "maps.h"
+#include "lb.h"
+#include "parse.h"
+#include "nat.h"
+#include "conntrack.h"
+#include "reject.h"
+
+/* Drops a packet whose rewrite failed half-way: it must not leave with mixed addresses. */
+static __always_inline int sl_tc_rewrite_failed(void)
+{
+	sl_count_drop(SL_DROP_CSUM);
+	return TC_ACT_SHOT;
+}
+
+/* A packet of a tracked flow in the client's direction: to the flow's backend. */
+static __always_inline int sl_tc_forward(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					 const struct sl_ct_key4 *key, struct sl_ct_value4 *ct,
+					 __u64 now)
+{
+	__be32 backend_addr = ct->nat_addr;
+	__be16 backend_port = ct->nat_port;
+	__be32 hairpin_saddr = ct->flags & SL_CT_F_HAIRPIN ? ct->nat_saddr : 0;
+	__u32 svc_id = ct->svc_id;
+
+	sl_ct_update4(key, ct, pkt->tcp_flags, now);
+	sl_count_service(svc_id, skb->len, false, false);
+	if (sl_nat_dst4(skb, pkt, backend_addr, backend_port) < 0)
+		return sl_tc_rewrite_failed();
+	if (hairpin_saddr && sl_nat_src4(skb, pkt, hairpin_saddr, pkt->sport) < 0)
+		return sl_tc_rewrite_failed();
+	return TC_ACT_OK;
+}
+
+/*
+ * The pod answering its own hairpinned flow: backend(pod):bport -> frontend:cport becomes
+ * frontend:fport -> pod:cport (the pod is both ends, so its address is the key's source).
+ */
+static __always_inline int sl_tc_hairpin_reply(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					       const struct sl_ct_key4 *key,
+					       struct sl_ct_value4 *ct, __u64 now)
+{
+	__be32 frontend_addr = ct->nat_addr;
+	__be16 frontend_port = ct->nat_port;
+
+	sl_ct_update4(key, ct, pkt->tcp_flags, now);
+	if (sl_nat_src4(skb, pkt, frontend_addr, frontend_port) < 0)
+		return sl_tc_rewrite_failed();
+	if (sl_nat_dst4(skb, pkt, key->saddr, pkt->dport) < 0)
+		return sl_tc_rewrite_failed();
+	return TC_ACT_OK;
+}
+
+/* No usable backend: reject (RST / ICMP) when the service has none, drop for a Local policy. */
+static __always_inline int sl_tc_refuse(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					__u32 svc_id, int reason)
+{
+	sl_count_drop(reason);
+	sl_count_service(svc_id, 0, false, true);
+	if (reason == SL_DROP_NO_BACKEND)
+		return sl_reject4(skb, pkt);
+	return TC_ACT_SHOT;
+}
+
+/* The first packet of a flow to a frontend. */
+static __always_inline int sl_tc_new_flow(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					  const struct sl_ct_key4 *key,
+					  const struct sl_service_value *svc, __u64 now)
+{
+	struct sl_backend_value4 be;
+	__u32 svc_id = svc->svc_id;
+	bool hairpin;
+	int ret;
+
+	ret = sl_select_backend4(svc, pkt->saddr, false, &be);
+	if (ret < 0)
+		return sl_tc_refuse(skb, pkt, svc_id, -ret);
+	/* The pod would receive its own address as source and drop it as a martian. */
+	hairpin = be.addr == pkt->saddr;
+	ret = sl_ct_create4(key, &be, svc_id, hairpin, pkt->tcp_flags, now);
+	if (ret < 0) {
+		sl_count_drop(-ret);
+		return TC_ACT_SHOT;
+	}
+	sl_count_service(svc_id, skb->len, true, false);
+	if (sl_nat_dst4(skb, pkt, be.addr, be.port) < 0)
+		return sl_tc_rewrite_failed();
+	if (hairpin && sl_nat_src4(skb, pkt, pkt->daddr, pkt->sport) < 0)
+		return sl_tc_rewrite_failed();
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int sl_tc_from_pod(struct __sk_buff *skb)
+{
+	struct sl_service_value *svc;
+	struct sl_ct_value4 *ct;
+	struct sl_ct_key4 key;
+	struct sl_pkt4 pkt;
+	__u64 now;
+
+	if (sl_parse4(skb, &pkt) != SL_PARSE_OK)
+		return TC_ACT_OK;
+	sl_ct_key_from_pkt4(&pkt, &key);
+	now = bpf_ktime_get_ns();
+	ct = sl_ct_lookup4(&key, pkt.tcp_flags, now);
+	if (ct) {
+		if (ct->type == SL_CT_FORWARD)
+			return sl_tc_forward(skb, &pkt, &key, ct, now);
+		if (ct->flags & SL_CT_F_HAIRPIN)
+			return sl_tc_hairpin_reply(skb, &pkt, &key, ct, now);
+		/* A local backend answering: reverse-NATed at the client's sl_tc_to_pod. */
+		return TC_ACT_OK;
+	}
+	svc = sl_lookup_frontend4(pkt.daddr, pkt.dport, pkt.proto);
+	if (!svc)
+		return TC_ACT_OK;
+	return sl_tc_new_flow(skb, &pkt, &key, svc, now);
+}
+
+SEC("tc")
+int sl_tc_to_pod(struct __sk_buff *skb)
+{
+	struct sl_ct_value4 *ct;
+	struct sl_ct_key4 key;
+	struct sl_pkt4 pkt;
+	__be32 frontend_addr;
+	__be16 frontend_port;
+	__u64 now;
+
+	if (sl_parse4(skb, &pkt) != SL_PARSE_OK)
+		return TC_ACT_OK;
+	sl_ct_key_from_pkt4(&pkt, &key);
+	now = bpf_ktime_get_ns();
+	ct = sl_ct_lookup4(&key, pkt.tcp_flags, now);
+	if (!ct || ct->type != SL_CT_REVERSE || (ct->flags & SL_CT_F_HAIRPIN))
+		return TC_ACT_OK;
+	frontend_addr = ct->nat_addr;
+	frontend_port = ct->nat_port;
+	sl_ct_update4(&key, ct, pkt.tcp_flags, now);
+	if (sl_nat_src4(skb, &pkt, frontend_addr, frontend_port) < 0)
+		return sl_tc_rewrite_failed();
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
