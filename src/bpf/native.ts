@@ -6,14 +6,24 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Errors thrown by the addon: `code` is the errno name ('EPERM', 'ENOENT', 'E2BIG', ...). */
+/**
+ * Errors thrown by the addon: `code` is the errno name ('EPERM', 'ENOENT', 'E2BIG', ...;
+ * 'ENOTSUPP' for the kernel's internal 524; 'LIBBPF_FORMAT' etc. for libbpf's own codes).
+ * Bad arguments from JS (wrong key size, wrong type) are code 'EINVAL' with a message naming the
+ * call, the argument and the value.
+ */
 export interface NativeError extends Error {
   code: string;
+  /** Positive errno, as C sees it. */
   errno: number;
   /** The libbpf (or syscall) function that failed, e.g. 'bpf_map_update_elem'. */
   call: string;
   /** Verifier log of the program that failed to load, when the failure was a load. */
   verifierLog?: string;
+  /** Name of the program the verifier rejected (with verifierLog). */
+  program?: string;
+  /** Batch ops: how many elements the kernel processed before failing. */
+  processed?: number;
 }
 
 export interface MapInfo {
@@ -78,13 +88,36 @@ export interface TestRunResult {
 export type TcDirection = 'ingress' | 'egress';
 
 export interface TcFilterSpec {
+  /** Interface index, as seen inside `netns` when that is given. */
   ifindex: number;
   direction: TcDirection;
   /** tc filter handle; 0 lets the kernel choose on attach. */
   handle?: number;
-  /** tc filter priority; 0 lets the kernel choose on attach. */
+  /** tc filter priority (1..65535); 0 lets the kernel choose on attach. */
   priority?: number;
+  /**
+   * Network namespace file (e.g. /run/netns/x or /proc/<pid>/ns/net) to run the netlink call in;
+   * default: the agent's own. The call runs on a short-lived thread that joins the namespace.
+   */
+  netns?: string;
 }
+
+export interface TcHookOptions {
+  /** As TcFilterSpec.netns. */
+  netns?: string;
+}
+
+/** A `const volatile` global of the object (from its BTF). */
+export interface RodataVariable {
+  name: string;
+  /** '.rodata' (or a custom '.rodata.*' section). */
+  section: string;
+  offset: number;
+  size: number;
+}
+
+/** A filter named exactly: handle and priority are required (non-zero). */
+export type TcFilterId = Required<Omit<TcFilterSpec, 'netns'>> & Pick<TcFilterSpec, 'netns'>;
 
 export interface TcAttachResult {
   handle: number;
@@ -140,6 +173,10 @@ export interface NativeObject {
   readonly path: string;
   /** Writes a `const volatile` global in .rodata (by BTF name) before load; size must match. */
   setRodata(name: string, value: Buffer): void;
+  /** The object's `const volatile` globals (names, sizes), from BTF. */
+  rodataVariables(): RodataVariable[];
+  /** Resizes a map before load (bpf_map__set_max_entries). */
+  setMaxEntries(mapName: string, maxEntries: number): void;
   /** Loads into the kernel off the main thread. Rejects with a NativeError carrying verifierLog. */
   load(): Promise<void>;
   maps(): MapInfo[];
@@ -169,13 +206,13 @@ export interface NativeAddon {
   openPinnedMap(path: string): NativeMap;
   openPinnedLink(path: string): NativeLink;
   /** Creates the clsact qdisc if missing (EEXIST is fine). Runs off the main thread. */
-  tcHookCreate(ifindex: number): Promise<void>;
+  tcHookCreate(ifindex: number, opts?: TcHookOptions): Promise<void>;
   /** Attaches prog as a direct-action filter; `replace` swaps a filter with the same handle/prio. */
   tcAttach(spec: TcFilterSpec & { progFd: number; replace?: boolean }): Promise<TcAttachResult>;
   /** Removes exactly our filter; other filters on the hook stay. */
-  tcDetach(spec: Required<TcFilterSpec>): Promise<void>;
+  tcDetach(spec: TcFilterId): Promise<void>;
   /** The program id behind a filter, or null when there is none. */
-  tcQuery(spec: Required<TcFilterSpec>): Promise<number | null>;
+  tcQuery(spec: TcFilterId): Promise<number | null>;
   /** Takes the libbpf messages collected since the last call. */
   drainLog(): LogLine[];
 }

@@ -1,0 +1,34 @@
+#include "btf_struct.h"
+
+#include "errors.h"
+
+namespace sluice {
+
+Napi::Value BtfStructValue(Napi::Env env, const struct btf* btf, const std::string& name) {
+  if (!btf) return env.Null();
+  __s32 id = btf__find_by_name_kind(btf, name.c_str(), BTF_KIND_STRUCT);
+  if (id < 0) return env.Null();
+  const struct btf_type* type = btf__type_by_id(btf, static_cast<__u32>(id));
+  if (!type) return env.Null();
+
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("name", name);
+  out.Set("size", type->size);
+  Napi::Array members = Napi::Array::New(env);
+  const struct btf_member* member = btf_members(type);
+  for (__u32 i = 0; i < btf_vlen(type); ++i) {
+    __s64 size = btf__resolve_size(btf, member[i].type);
+    if (size < 0) throw NativeError(env, "btf__resolve_size", name, static_cast<int>(-size));
+    const char* member_name = btf__name_by_offset(btf, member[i].name_off);
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("name", member_name ? member_name : "");
+    entry.Set("offset", btf_member_bit_offset(type, i) / 8);
+    entry.Set("size", Napi::Number::New(env, static_cast<double>(size)));
+    entry.Set("bitfieldSize", btf_member_bitfield_size(type, i));
+    members.Set(i, entry);
+  }
+  out.Set("members", members);
+  return out;
+}
+
+}  // namespace sluice

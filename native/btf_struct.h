@@ -1,0 +1,18 @@
+// A struct's layout from BTF, for checking user-space codecs against the compiled object.
+#ifndef SLUICE_NATIVE_BTF_STRUCT_H
+#define SLUICE_NATIVE_BTF_STRUCT_H
+
+#include <bpf/btf.h>
+#include <napi.h>
+
+#include <string>
+
+namespace sluice {
+
+// { name, size, members: [{ name, offset, size, bitfieldSize }] } or null when the BTF has no
+// struct of that name (or there is no BTF at all).
+Napi::Value BtfStructValue(Napi::Env env, const struct btf* btf, const std::string& name);
+
+}  // namespace sluice
+
+#endif  // SLUICE_NATIVE_BTF_STRUCT_H

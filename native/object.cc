@@ -1,0 +1,251 @@
+#include "object.h"
+
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "addon.h"
+#include "args.h"
+#include "btf_struct.h"
+#include "errors.h"
+#include "fd_util.h"
+#include "map.h"
+#include "program.h"
+#include "rodata.h"
+
+namespace sluice {
+
+namespace {
+
+uint32_t KernelProgId(int fd) {
+  if (fd < 0) return 0;
+  struct bpf_prog_info kinfo;
+  memset(&kinfo, 0, sizeof(kinfo));
+  __u32 len = sizeof(kinfo);
+  return bpf_obj_get_info_by_fd(fd, &kinfo, &len) == 0 ? kinfo.id : 0;
+}
+
+uint32_t KernelMapId(int fd) {
+  if (fd < 0) return 0;
+  MapSpec spec;
+  return MapSpecFromKernel(fd, &spec, true) == 0 ? spec.id : 0;
+}
+
+}  // namespace
+
+Napi::Function BpfObject::Define(Napi::Env env) {
+  return DefineClass(env, "BpfObject",
+                     {
+                         InstanceAccessor<&BpfObject::Path>("path"),
+                         InstanceMethod<&BpfObject::SetRodata>("setRodata"),
+                         InstanceMethod<&BpfObject::RodataVariables>("rodataVariables"),
+                         InstanceMethod<&BpfObject::SetMaxEntries>("setMaxEntries"),
+                         InstanceMethod<&BpfObject::Load>("load"),
+                         InstanceMethod<&BpfObject::Maps>("maps"),
+                         InstanceMethod<&BpfObject::Programs>("programs"),
+                         InstanceMethod<&BpfObject::Map>("map"),
+                         InstanceMethod<&BpfObject::Program>("program"),
+                         InstanceMethod<&BpfObject::BtfStruct>("btfStruct"),
+                         InstanceMethod<&BpfObject::Close>("close"),
+                     });
+}
+
+BpfObject::BpfObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BpfObject>(info) {
+  Napi::Env env = info.Env();
+  const char* call = "bpf_object__open_file";
+  path_ = StringArg(info, 0, call, "path");
+  std::string pin_root;
+  bool has_pin_root = false;
+  if (!info[1].IsUndefined()) {
+    has_pin_root = StringField(ObjectArg(info, 1, call, "options"), "pinRoot", call, &pin_root);
+  }
+  bpf_object_open_opts opts;
+  memset(&opts, 0, sizeof(opts));
+  opts.sz = sizeof(opts);
+  if (has_pin_root) opts.pin_root_path = pin_root.c_str();
+  obj_ = bpf_object__open_file(path_.c_str(), &opts);
+  if (!obj_) throw NativeError(env, call, path_, errno ? errno : EINVAL);
+}
+
+// Objects may be released by the GC: closing one only drops libbpf's fds; handles hold their own
+// duplicates, and attachments hold references of their own.
+BpfObject::~BpfObject() {
+  if (obj_) bpf_object__close(obj_);
+}
+
+bpf_object* BpfObject::Usable(Napi::Env env, const char* call) const {
+  if (state_ == State::kClosed)
+    throw UsageError(env, call, "object " + path_ + " is closed", EBADF);
+  if (state_ == State::kLoading) {
+    throw UsageError(env, call, "object " + path_ + " is being loaded", EBUSY);
+  }
+  return obj_;
+}
+
+bpf_object* BpfObject::Configurable(Napi::Env env, const char* call) const {
+  bpf_object* obj = Usable(env, call);
+  if (state_ != State::kOpened) {
+    throw UsageError(env, call,
+                     "object " + path_ + " was already loaded; configure it before load()", EBUSY);
+  }
+  return obj;
+}
+
+bpf_object* BpfObject::Loaded(Napi::Env env, const char* call) const {
+  bpf_object* obj = Usable(env, call);
+  if (state_ != State::kLoaded) {
+    throw UsageError(env, call, "object " + path_ + " is not loaded; call load() first");
+  }
+  return obj;
+}
+
+Napi::Value BpfObject::Path(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), path_);
+}
+
+Napi::Value BpfObject::SetRodata(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* call = "bpf_map__set_initial_value";
+  bpf_object* obj = Configurable(env, call);
+  std::string name = StringArg(info, 0, call, "name");
+  Napi::Buffer<uint8_t> value = BufferArg(info, 1, call, "value");
+  WriteRodataVar(env, obj, name, value.Data(), value.Length());
+  return env.Undefined();
+}
+
+Napi::Value BpfObject::RodataVariables(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bpf_object* obj = Usable(env, "rodataVariables");
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t index = 0;
+  for (const RodataVar& var : ListRodataVars(obj)) {
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("name", var.name);
+    entry.Set("section", var.section);
+    entry.Set("offset", var.offset);
+    entry.Set("size", var.size);
+    out.Set(index++, entry);
+  }
+  return out;
+}
+
+Napi::Value BpfObject::SetMaxEntries(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* call = "bpf_map__set_max_entries";
+  bpf_object* obj = Configurable(env, call);
+  std::string name = StringArg(info, 0, call, "mapName");
+  if (info[1].IsUndefined()) throw UsageError(env, call, "maxEntries is required");
+  int64_t entries = IntArg(info, 1, call, "maxEntries", 1, UINT32_MAX, 1);
+  bpf_map* map = bpf_object__find_map_by_name(obj, name.c_str());
+  if (!map) throw UsageError(env, call, "no map '" + name + "' in " + path_, ENOENT);
+  int err = bpf_map__set_max_entries(map, static_cast<__u32>(entries));
+  if (err) throw NativeError(env, call, name, -err);
+  return env.Undefined();
+}
+
+Napi::Value BpfObject::Maps(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bpf_object* obj = Usable(env, "maps");
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t index = 0;
+  bpf_map* map;
+  bpf_object__for_each_map(map, obj) {
+    Napi::Object entry = Napi::Object::New(env);
+    int fd = bpf_map__fd(map);
+    entry.Set("name", bpf_map__name(map));
+    entry.Set("type", static_cast<uint32_t>(bpf_map__type(map)));
+    entry.Set("keySize", bpf_map__key_size(map));
+    entry.Set("valueSize", bpf_map__value_size(map));
+    entry.Set("maxEntries", bpf_map__max_entries(map));
+    entry.Set("id", KernelMapId(fd));
+    entry.Set("fd", fd);
+    out.Set(index++, entry);
+  }
+  return out;
+}
+
+Napi::Value BpfObject::Programs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bpf_object* obj = Usable(env, "programs");
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t index = 0;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, obj) {
+    Napi::Object entry = Napi::Object::New(env);
+    int fd = bpf_program__fd(prog);
+    entry.Set("name", bpf_program__name(prog));
+    entry.Set("section", bpf_program__section_name(prog));
+    entry.Set("type", static_cast<uint32_t>(bpf_program__type(prog)));
+    entry.Set("id", KernelProgId(fd));
+    entry.Set("fd", fd);
+    out.Set(index++, entry);
+  }
+  return out;
+}
+
+Napi::Value BpfObject::Map(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* call = "bpf_object__find_map_by_name";
+  std::string name = StringArg(info, 0, call, "name");
+  bpf_object* obj = Loaded(env, call);
+  bpf_map* map = bpf_object__find_map_by_name(obj, name.c_str());
+  if (!map) throw UsageError(env, call, "no map '" + name + "' in " + path_, ENOENT);
+  if (bpf_map__fd(map) < 0)
+    throw UsageError(env, call, "map '" + name + "' was not created", ENOENT);
+  MapSpec spec;
+  spec.name = bpf_map__name(map);
+  int err = MapSpecFromKernel(bpf_map__fd(map), &spec, true);
+  if (err) throw NativeError(env, "bpf_obj_get_info_by_fd", name, err);
+  spec.fd = DupCloexec(bpf_map__fd(map));
+  if (spec.fd < 0) throw NativeError(env, "fcntl", name, errno);
+  return BpfMap::Create(env, spec);
+}
+
+Napi::Value BpfObject::Program(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* call = "bpf_object__find_program_by_name";
+  std::string name = StringArg(info, 0, call, "name");
+  bpf_object* obj = Loaded(env, call);
+  bpf_program* prog = bpf_object__find_program_by_name(obj, name.c_str());
+  if (!prog) throw UsageError(env, call, "no program '" + name + "' in " + path_, ENOENT);
+  if (bpf_program__fd(prog) < 0) {
+    throw UsageError(env, call, "program '" + name + "' was not loaded", ENOENT);
+  }
+  ProgramSpec spec;
+  spec.name = bpf_program__name(prog);
+  spec.section = bpf_program__section_name(prog);
+  spec.type = static_cast<uint32_t>(bpf_program__type(prog));
+  spec.expected_attach_type = static_cast<uint32_t>(bpf_program__expected_attach_type(prog));
+  spec.id = KernelProgId(bpf_program__fd(prog));
+  spec.fd = DupCloexec(bpf_program__fd(prog));
+  if (spec.fd < 0) throw NativeError(env, "fcntl", name, errno);
+  return BpfProgram::Create(env, spec);
+}
+
+Napi::Value BpfObject::BtfStruct(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "btfStruct", "name");
+  bpf_object* obj = Usable(env, "btfStruct");
+  return BtfStructValue(env, bpf_object__btf(obj), name);
+}
+
+Napi::Value BpfObject::Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (state_ == State::kClosed) return env.Undefined();
+  Usable(env, "bpf_object__close");
+  bpf_object__close(obj_);
+  obj_ = nullptr;
+  state_ = State::kClosed;
+  return env.Undefined();
+}
+
+Napi::Value OpenObject(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<napi_value> args;
+  for (size_t i = 0; i < info.Length(); ++i) args.push_back(info[i]);
+  return Data(env).object.New(args);
+}
+
+}  // namespace sluice

@@ -1,0 +1,138 @@
+#include "program.h"
+
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "addon.h"
+#include "args.h"
+#include "errors.h"
+#include "link.h"
+
+namespace sluice {
+
+Napi::Function BpfProgram::Define(Napi::Env env) {
+  return DefineClass(env, "BpfProgram",
+                     {
+                         InstanceAccessor<&BpfProgram::Info>("info"),
+                         InstanceMethod<&BpfProgram::TestRun>("testRun"),
+                         InstanceMethod<&BpfProgram::AttachCgroup>("attachCgroup"),
+                     });
+}
+
+Napi::Object BpfProgram::Create(Napi::Env env, const ProgramSpec& spec) {
+  ProgramSpec copy = spec;
+  return Data(env).program.New({Napi::External<ProgramSpec>::New(env, &copy)});
+}
+
+BpfProgram* BpfProgram::FromValue(Napi::Env env, Napi::Value value, const char* call) {
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(Data(env).program.Value())) {
+    throw UsageError(env, call, "expected a program handle from object.program()");
+  }
+  return BpfProgram::Unwrap(value.As<Napi::Object>());
+}
+
+BpfProgram::BpfProgram(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BpfProgram>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throw UsageError(info.Env(), "BpfProgram", "use object.program() to get a program");
+  }
+  spec_ = *info[0].As<Napi::External<ProgramSpec>>().Data();
+}
+
+// Closing a program fd never detaches anything: attachments hold their own reference.
+BpfProgram::~BpfProgram() {
+  if (spec_.fd >= 0) close(spec_.fd);
+}
+
+Napi::Value BpfProgram::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("name", spec_.name);
+  out.Set("section", spec_.section);
+  out.Set("type", spec_.type);
+  out.Set("id", spec_.id);
+  out.Set("fd", spec_.fd);
+  return out;
+}
+
+Napi::Value BpfProgram::TestRun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* call = "bpf_prog_test_run_opts";
+  Napi::Object opts =
+      info[0].IsUndefined() ? Napi::Object::New(env) : ObjectArg(info, 0, call, "options");
+  Napi::Buffer<uint8_t> data;
+  Napi::Buffer<uint8_t> ctx;
+  bool has_data = BufferField(opts, "data", call, &data);
+  bool has_ctx = BufferField(opts, "ctx", call, &ctx);
+  const int64_t limit = 1 << 24;
+  size_t data_in = has_data ? data.Length() : 0;
+  size_t ctx_in = has_ctx ? ctx.Length() : 0;
+  int64_t data_out_size =
+      IntField(opts, "dataSizeOut", call, 0, limit, has_data ? data_in + 256 : 0);
+  int64_t ctx_out_size = IntField(opts, "ctxSizeOut", call, 0, limit, ctx_in);
+  int64_t repeat = IntField(opts, "repeat", call, 0, INT32_MAX, 1);
+  if (data_in > static_cast<size_t>(limit) || ctx_in > static_cast<size_t>(limit)) {
+    throw UsageError(env, call, "data and ctx are limited to 16 MiB");
+  }
+
+  std::vector<uint8_t> data_out(static_cast<size_t>(data_out_size));
+  std::vector<uint8_t> ctx_out(static_cast<size_t>(ctx_out_size));
+  bpf_test_run_opts run;
+  memset(&run, 0, sizeof(run));
+  run.sz = sizeof(run);
+  if (has_data) {
+    run.data_in = data.Data();
+    run.data_size_in = static_cast<__u32>(data_in);
+  }
+  if (data_out_size > 0) {
+    run.data_out = data_out.data();
+    run.data_size_out = static_cast<__u32>(data_out_size);
+  }
+  if (has_ctx) {
+    run.ctx_in = ctx.Data();
+    run.ctx_size_in = static_cast<__u32>(ctx_in);
+  }
+  if (ctx_out_size > 0) {
+    run.ctx_out = ctx_out.data();
+    run.ctx_size_out = static_cast<__u32>(ctx_out_size);
+  }
+  run.repeat = static_cast<int>(repeat);
+
+  if (spec_.fd < 0) throw UsageError(env, call, "program " + spec_.name + " is closed", EBADF);
+  int err = bpf_prog_test_run_opts(spec_.fd, &run);
+  if (err) throw NativeError(env, call, spec_.name, -err);
+
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("retval", Napi::Number::New(env, run.retval));
+  size_t data_len = std::min<size_t>(run.data_size_out, data_out.size());
+  out.Set("data", Napi::Buffer<uint8_t>::Copy(env, data_out.data(), data_len));
+  if (ctx_out_size > 0) {
+    size_t ctx_len = std::min<size_t>(run.ctx_size_out, ctx_out.size());
+    out.Set("ctx", Napi::Buffer<uint8_t>::Copy(env, ctx_out.data(), ctx_len));
+  } else {
+    out.Set("ctx", env.Null());
+  }
+  out.Set("durationNs", Napi::Number::New(env, run.duration));
+  return out;
+}
+
+Napi::Value BpfProgram::AttachCgroup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = StringArg(info, 0, "bpf_link_create", "cgroupPath");
+  if (spec_.fd < 0) {
+    throw UsageError(env, "bpf_link_create", "program " + spec_.name + " is closed", EBADF);
+  }
+  int cgroup_fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cgroup_fd < 0) throw NativeError(env, "open", path, errno);
+  int link_fd = bpf_link_create(
+      spec_.fd, cgroup_fd, static_cast<enum bpf_attach_type>(spec_.expected_attach_type), nullptr);
+  close(cgroup_fd);
+  if (link_fd < 0) throw NativeError(env, "bpf_link_create", spec_.name + " on " + path, -link_fd);
+  return BpfLink::Create(env, link_fd);
+}
+
+}  // namespace sluice

@@ -1,0 +1,45 @@
+// BpfProgram: a loaded program (private fd): test-run and cgroup attach as a bpf_link.
+#ifndef SLUICE_NATIVE_PROGRAM_H
+#define SLUICE_NATIVE_PROGRAM_H
+
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+
+namespace sluice {
+
+struct ProgramSpec {
+  int fd = -1;  // owned by the BpfProgram created from this spec
+  std::string name;
+  std::string section;
+  uint32_t type = 0;
+  uint32_t expected_attach_type = 0;
+  uint32_t id = 0;
+};
+
+class BpfProgram : public Napi::ObjectWrap<BpfProgram> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  // Creates the JS handle; takes ownership of spec.fd.
+  static Napi::Object Create(Napi::Env env, const ProgramSpec& spec);
+  // The BpfProgram behind a JS value, or throws EINVAL naming `call`.
+  static BpfProgram* FromValue(Napi::Env env, Napi::Value value, const char* call);
+
+  explicit BpfProgram(const Napi::CallbackInfo& info);
+  ~BpfProgram() override;
+
+  int fd() const { return spec_.fd; }
+  const std::string& name() const { return spec_.name; }
+
+ private:
+  Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value TestRun(const Napi::CallbackInfo& info);
+  Napi::Value AttachCgroup(const Napi::CallbackInfo& info);
+
+  ProgramSpec spec_;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_NATIVE_PROGRAM_H
