@@ -92,3 +92,13 @@ export function checksumProblems(p: ParsedFrame): string[] {
   if (p.icmp && !p.icmp.checksumValid) problems.push(`ICMP checksum 0x${p.icmp.checksum.toString(16)} is wrong`);
   return problems;
 }
+
+/** Flips bits of one byte of a frame copy (tests: prove a check notices corruption). */
+export function corruptByte(frame: Buffer, offset: number, mask = 0x01): Buffer {
+  if (offset < 0 || offset >= frame.length) {
+    throw new RangeError(`corruptByte: offset ${offset} outside a ${frame.length}-byte frame`);
+  }
+  const copy = Buffer.from(frame);
+  copy.writeUInt8(copy.readUInt8(offset) ^ mask, offset);
+  return copy;
+}
