@@ -1,0 +1,163 @@
+// Loads the real TC object (dist/bpf/tc.bpf.o) into a per-run pin directory and drives its
+// programs with BPF_PROG_TEST_RUN: the packet tests' only way into the datapath. Everything is
+// written through the BTF-verified codecs, and everything is removed on teardown.
+import { existsSync } from 'node:fs';
+import type { Test } from 'tap';
+import { allStructCodecs, backendKey, backendValue4, ctKey4, ctValue4, affinityKey4, affinityValue4,
+  frontendKey4, serviceValue, svcCounters, u32Key, u64Value, type CtKey4, type CtValue4,
+  type AffinityValue4, type SvcCounters, DROP_REASONS } from '../../src/bpf/sluice-structs.js';
+import { decodePerCpu, verifyCodecAgainstBtf } from '../../src/bpf/codec.js';
+import { fromPackageRoot, loadNative, type NativeAddon, type NativeObject } from '../../src/bpf/native.js';
+import { parseFrame, type ParsedFrame } from '../../src/packet/index.js';
+import { createRunPinDir, removePinDir } from '../../src/testbed/bpffs.js';
+import { newRunPrefix } from '../../src/testbed/names.js';
+import { requirePrivileges } from '../helpers/privileges.js';
+
+export const TC_OBJECT = fromPackageRoot('dist', 'bpf', 'tc.bpf.o');
+export const TC_ACT = { OK: 0, SHOT: 2, REDIRECT: 7 } as const;
+export const PROG = { FROM_POD: 'sl_tc_from_pod', TO_POD: 'sl_tc_to_pod' } as const;
+export type ProgName = (typeof PROG)[keyof typeof PROG];
+
+export interface BackendSpec {
+  addr: string;
+  port: number;
+  flags?: number;
+  nodeAddr?: string;
+}
+
+export interface ServiceSpec {
+  vip: string;
+  port: number;
+  proto: number;
+  svcId: number;
+  backendId: number;
+  /** The Cluster set: ordinals [0, n). */
+  cluster: BackendSpec[];
+  /** The Local set: ordinals [cluster.length, ...). */
+  local?: BackendSpec[];
+  flags?: number;
+  affinityTimeoutS?: number;
+}
+
+export interface RunResult {
+  retval: number;
+  /** The frame as the program left it. */
+  data: Buffer;
+  parsed: ParsedFrame;
+}
+
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export interface Datapath {
+  addon: NativeAddon;
+  obj: NativeObject;
+  pinDir: string;
+  /** Writes backends first, then the frontend (the order user space uses). */
+  addService(s: ServiceSpec): void;
+  run(prog: ProgName, frame: Buffer): RunResult;
+  ct(key: CtKey4): CtValue4 | null;
+  setCt(key: CtKey4, value: CtValue4): void;
+  ctCount(): number;
+  affinity(svcId: number, client: string): AffinityValue4 | null;
+  setAffinity(svcId: number, client: string, value: AffinityValue4): void;
+  /** Per-service counters summed over CPUs. */
+  svcCounters(svcId: number): SvcCounters;
+  /** A drop counter summed over CPUs. */
+  drops(reason: DropReason): bigint;
+}
+
+export interface DatapathOptions {
+  /** `const volatile` tunables to set before load, as u64 values. */
+  rodataU64?: Record<string, bigint>;
+}
+
+/** Opens and loads tc.bpf.o for test t, or returns null when t was skipped (no privileges). */
+export async function loadDatapath(t: Test, opts: DatapathOptions = {}): Promise<Datapath | null> {
+  if (!(await requirePrivileges(t))) return null;
+  if (!existsSync(TC_OBJECT)) throw new Error(`${TC_OBJECT} is missing: run \`npm run build:bpf\``);
+  const addon = loadNative();
+  const pinDir = await createRunPinDir(newRunPrefix());
+  t.teardown(() => removePinDir(pinDir));
+  const obj = addon.openObject(TC_OBJECT, { pinRoot: pinDir });
+  t.teardown(() => obj.close());
+  for (const codec of allStructCodecs) verifyCodecAgainstBtf(codec, obj.btfStruct(codec.name));
+  for (const [name, value] of Object.entries(opts.rodataU64 ?? {})) {
+    const buf = Buffer.alloc(8);
+    buf.writeBigUInt64LE(value);
+    obj.setRodata(name, buf);
+  }
+  await obj.load();
+
+  const cpus = addon.numPossibleCpus();
+  const frontends = obj.map('sl_frontends4');
+  const backends = obj.map('sl_backends4');
+  const ct = obj.map('sl_ct4');
+  const affinity = obj.map('sl_affinity4');
+  const counters = obj.map('sl_svc_counters');
+  const drops = obj.map('sl_drop_counters');
+
+  return {
+    addon,
+    obj,
+    pinDir,
+    addService(s) {
+      const all = [...s.cluster, ...(s.local ?? [])];
+      all.forEach((b, ordinal) => {
+        backends.update(
+          backendKey.encode({ backend_id: s.backendId, ordinal }),
+          backendValue4.encode({ addr: b.addr, port: b.port, flags: b.flags ?? 0, node_addr: b.nodeAddr ?? '0.0.0.0' }),
+        );
+      });
+      frontends.update(
+        frontendKey4.encode({ addr: s.vip, port: s.port, proto: s.proto, scope: 0 }),
+        serviceValue.encode({
+          svc_id: s.svcId,
+          backend_id: s.backendId,
+          count: s.cluster.length,
+          local_count: s.local?.length ?? 0,
+          flags: s.flags ?? 0,
+          affinity_timeout_s: s.affinityTimeoutS ?? 0,
+        }),
+      );
+    },
+    run(prog, frame) {
+      const res = obj.program(prog).testRun({ data: frame });
+      return { retval: res.retval, data: res.data, parsed: parseFrame(res.data) };
+    },
+    ct(key) {
+      const v = ct.lookup(ctKey4.encode(key));
+      return v ? ctValue4.decode(v) : null;
+    },
+    setCt(key, value) {
+      ct.update(ctKey4.encode(key), ctValue4.encode(value));
+    },
+    ctCount: () => ct.keys().length,
+    affinity(svcId, client) {
+      const v = affinity.lookup(affinityKey4.encode({ svc_id: svcId, client_addr: client }));
+      return v ? affinityValue4.decode(v) : null;
+    },
+    setAffinity(svcId, client, value) {
+      affinity.update(affinityKey4.encode({ svc_id: svcId, client_addr: client }), affinityValue4.encode(value));
+    },
+    svcCounters(svcId) {
+      const buf = counters.lookup(u32Key.encode(svcId));
+      if (!buf) throw new Error(`sl_svc_counters: no slot for svc_id ${svcId}`);
+      return decodePerCpu(svcCounters, buf, cpus).reduce((a, c) => ({
+        packets: a.packets + c.packets,
+        bytes: a.bytes + c.bytes,
+        connections: a.connections + c.connections,
+        rejected: a.rejected + c.rejected,
+      }));
+    },
+    drops(reason) {
+      const buf = drops.lookup(u32Key.encode(DROP_REASONS.indexOf(reason)));
+      if (!buf) throw new Error(`sl_drop_counters: no slot for ${reason}`);
+      return decodePerCpu(u64Value, buf, cpus).reduce((a, c) => a + c, 0n);
+    },
+  };
+}
+
+/** The forward conntrack key of a client's packet. */
+export function tupleKey(src: string, dst: string, sport: number, dport: number, proto: number): CtKey4 {
+  return { saddr: src, daddr: dst, sport, dport, proto };
+}
