@@ -1,0 +1,93 @@
+// Opening and loading a BPF object the way the agent (and tests) need it: codecs checked against
+// the object's BTF before anything reaches the kernel, rodata constants and map sizes set, load
+// off the main thread, and libbpf's own messages forwarded to pino at matching levels, also
+// (especially) when something fails.
+import type { Logger } from 'pino';
+import { verifyCodecAgainstBtf } from './codec.js';
+import { isNativeError } from './errors.js';
+import type { NativeAddon, NativeObject, RodataVariable } from './native.js';
+import { loadNative } from './native.js';
+
+/** A value for a `const volatile` global: raw bytes, or a number/bigint/boolean to encode. */
+export type RodataValue = Buffer | number | bigint | boolean;
+
+type StructCodecArg = Parameters<typeof verifyCodecAgainstBtf>[0];
+
+export interface OpenBpfObjectOptions {
+  /** bpffs directory for LIBBPF_PIN_BY_NAME maps (reused when already pinned there). */
+  pinRoot?: string;
+  /** `const volatile` globals to set before load, by name. */
+  rodata?: Record<string, RodataValue>;
+  /** Map sizes to set before load, by map name. */
+  maxEntries?: Record<string, number>;
+  /** Struct codecs that must match the object's BTF; any drift fails before load. */
+  codecs?: readonly StructCodecArg[];
+  /** libbpf's messages go to a child logger ({ component: 'libbpf' }). */
+  logger?: Logger;
+  /** The addon (default: the compiled one). */
+  addon?: NativeAddon;
+}
+
+/** Forwards the libbpf messages collected so far to logger (or drops them when there is none). */
+export function drainLibbpfLog(addon: NativeAddon, logger?: Logger): void {
+  for (const line of addon.drainLog()) {
+    if (!logger) continue;
+    if (line.level === 'warn') logger.warn(line.message);
+    else if (line.level === 'info') logger.info(line.message);
+    else logger.debug(line.message);
+  }
+}
+
+/**
+ * Encodes a number/bigint/boolean as the little-endian unsigned integer of the variable's size
+ * (1, 2, 4 or 8 bytes); Buffers pass through (the addon checks their size).
+ */
+export function encodeRodataValue(variable: RodataVariable, value: RodataValue): Buffer {
+  if (Buffer.isBuffer(value)) return value;
+  const where = `rodata variable '${variable.name}' (${variable.size} bytes)`;
+  const big = typeof value === 'boolean' ? (value ? 1n : 0n) : typeof value === 'bigint' ? value : null;
+  if (big === null && (typeof value !== 'number' || !Number.isInteger(value))) {
+    throw new RangeError(`${where}: ${String(value)} is not an integer`);
+  }
+  if (![1, 2, 4, 8].includes(variable.size)) {
+    throw new RangeError(`${where}: only 1, 2, 4 or 8-byte integers can be set from a number; pass a Buffer`);
+  }
+  const n = big ?? BigInt(value as number);
+  const bits = BigInt(variable.size * 8);
+  if (n < -(1n << (bits - 1n)) || n >= 1n << bits) {
+    throw new RangeError(`${where}: ${String(value)} does not fit`);
+  }
+  const eight = Buffer.alloc(8);
+  eight.writeBigUInt64LE(BigInt.asUintN(64, n));
+  return eight.subarray(0, variable.size);
+}
+
+/** Opens, configures and loads `path`; returns the loaded object (close it when done). */
+export async function openBpfObject(path: string, opts: OpenBpfObjectOptions = {}): Promise<NativeObject> {
+  const addon = opts.addon ?? loadNative();
+  const log = opts.logger?.child({ component: 'libbpf', object: path });
+  let obj: NativeObject | undefined;
+  try {
+    obj = addon.openObject(path, opts.pinRoot === undefined ? {} : { pinRoot: opts.pinRoot });
+    for (const codec of opts.codecs ?? []) verifyCodecAgainstBtf(codec, obj.btfStruct(codec.name));
+    const variables = new Map(obj.rodataVariables().map((v) => [v.name, v]));
+    for (const [name, value] of Object.entries(opts.rodata ?? {})) {
+      const variable = variables.get(name);
+      if (!variable) {
+        throw new Error(`${path}: no const volatile variable '${name}' (has: ${[...variables.keys()].join(', ') || 'none'})`);
+      }
+      obj.setRodata(name, encodeRodataValue(variable, value));
+    }
+    for (const [mapName, entries] of Object.entries(opts.maxEntries ?? {})) obj.setMaxEntries(mapName, entries);
+    await obj.load();
+    drainLibbpfLog(addon, log);
+    return obj;
+  } catch (err) {
+    drainLibbpfLog(addon, log);
+    if (isNativeError(err) && err.verifierLog) {
+      log?.error({ program: err.program, verifierLog: err.verifierLog }, 'verifier rejected a program');
+    }
+    obj?.close();
+    throw err;
+  }
+}
