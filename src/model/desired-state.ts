@@ -8,24 +8,13 @@ import { toFrontend } from './frontends.js';
 import { readOwnNode } from './node.js';
 import { parseService, type ParsedService } from './service-parse.js';
 import type { DesiredServicePort, ModelError, ModelInput, ModelResult } from './types.js';
-import { get, ObjectReport, objectIdentity } from './validate.js';
+import { get, guarded, ObjectReport } from './validate.js';
 
 function inputList(r: ObjectReport, input: unknown, key: string): readonly unknown[] {
   const value = get(input, key);
   if (Array.isArray(value)) return value;
   if (value !== undefined && value !== null) r.error(key, value, 'must be a list; read as empty');
   return [];
-}
-
-/** A bug in the model must cost one object, not the whole state (and never the agent). */
-function guarded<T>(sink: ModelError[], kind: string, raw: unknown, fallback: T, work: () => T): T {
-  try {
-    return work();
-  } catch (err) {
-    const { namespace, name } = objectIdentity(raw);
-    new ObjectReport(kind, `${namespace}/${name}`, sink).error('', undefined, `internal model error: ${String(err)}`);
-    return fallback;
-  }
 }
 
 function compareText(a: string, b: string): number {

@@ -4,7 +4,7 @@ import { parseIp, type ParsedIp } from './ip.js';
 import { PROTOCOLS } from './service-ports.js';
 import type { IpFamily, L4Protocol, ModelError } from './types.js';
 import {
-  BAD, get, isRecord, ObjectReport, openObject, optArray, optBool, optEnum, optInt, optLabels, optRecord, optString,
+  BAD, get, guarded, isRecord, ObjectReport, openObject, optArray, optBool, optEnum, optInt, optLabels, optRecord, optString,
 } from './validate.js';
 
 export const LABEL_SERVICE_NAME = 'kubernetes.io/service-name';
@@ -154,7 +154,7 @@ export function indexEndpointSlices(raw: readonly unknown[], sink: ModelError[])
   const byService = new Map<string, ParsedSlice[]>();
   const seen = new Set<string>();
   raw.forEach((item, index) => {
-    const parsed = parseEndpointSlice(item, index, sink);
+    const parsed = guarded(sink, 'EndpointSlice', item, null, () => parseEndpointSlice(item, index, sink));
     if (!parsed) return;
     const id = `${parsed.namespace}/${parsed.slice.name}`;
     if (seen.has(id)) {

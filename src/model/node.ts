@@ -41,6 +41,8 @@ function readAddresses(r: ObjectReport, status: unknown): ParsedIp[] {
  * computed without it) and an empty node is returned so Services are still programmed.
  */
 export function readOwnNode(nodes: readonly unknown[], nodeName: string, sink: ModelError[]): OwnNode {
+  // No node name (reported by the caller): nothing to look up.
+  if (nodeName === '') return { zone: null, addresses: [] };
   const raw = nodes.find((n) => isRecord(n) && get(get(n, 'metadata'), 'name') === nodeName);
   const r = new ObjectReport('Node', nodeName, sink);
   if (raw === undefined) {

@@ -149,3 +149,23 @@ export function openObject(
   }
   return { report, namespace, name };
 }
+
+/**
+ * Runs the work for one object; an exception (a model bug, or an input object with a throwing
+ * getter) costs that object only and is reported, never the whole state nor the agent.
+ */
+export function guarded<T>(sink: ModelError[], kind: string, raw: unknown, fallback: T, work: () => T): T {
+  try {
+    return work();
+  } catch (err) {
+    let where = '?';
+    try {
+      const { namespace, name } = objectIdentity(raw);
+      where = `${namespace}/${name}`;
+    } catch {
+      // The identity itself is unreadable: keep '?'.
+    }
+    new ObjectReport(kind, where, sink).error('', undefined, `internal model error: ${String(err)}`);
+    return fallback;
+  }
+}
