@@ -1,0 +1,180 @@
+// The real-traffic test bed: a node namespace routing between pod namespaces (src/testbed), the
+// Sluice programs attached only inside it — connect-time programs on a dedicated cgroup that
+// holds the client pod's processes, TC programs on the host veths in the node namespace — maps
+// pinned under the run's own bpffs directory, and a long-lived client process.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import type { NativeLink, NativeObject } from '../../src/bpf/native.js';
+import { fromPackageRoot, loadNative } from '../../src/bpf/native.js';
+import { CTLB } from '../../src/bpf/sluice-structs.js';
+import type { Backend, DesiredServicePort, DesiredState, L4Protocol } from '../../src/model/types.js';
+import { createCgroup } from '../../src/testbed/cgroup.js';
+import type { EchoServer } from '../../src/testbed/echo.js';
+import { startEchoServer } from '../../src/testbed/echo.js';
+import { netnsPath } from '../../src/testbed/netns.js';
+import { TestbedRun } from '../../src/testbed/run.js';
+import type { Attachment, Topology } from '../../src/testbed/topology.js';
+import { createTopology } from '../../src/testbed/topology.js';
+import { requirePrivileges } from '../helpers/privileges.js';
+import { InterimServiceWriter } from './interim-writer.js';
+import { TrafficClient } from './traffic-client.js';
+
+/** Connect-time load balancing: off (TC path only), TCP only (UDP via TC), or TCP and UDP. */
+export type CtlbMode = 'off' | 'tcp' | 'tcp+udp';
+
+export interface BedOptions {
+  /** Pod names; the first one runs the client. */
+  pods: string[];
+  ctlb: CtlbMode;
+  /** Attach the TC programs on every pod's host veth. */
+  tc: boolean;
+}
+
+export interface ServiceWriter {
+  apply(desired: DesiredState): Promise<void>;
+}
+
+export interface Bed {
+  run: TestbedRun;
+  topo: Topology;
+  client: TrafficClient;
+  clientPod: Attachment;
+  pod(name: string): Attachment;
+  writer: ServiceWriter;
+  pinDir: string;
+  /** Starts echo servers (TCP and UDP on `port`) in the named pods, named after the pods. */
+  startBackends(pods: string[], port: number): Promise<Map<string, EchoServer>>;
+}
+
+export const CONNECT_OBJ = fromPackageRoot('dist', 'bpf', 'connect.bpf.o');
+export const TC_OBJ = fromPackageRoot('dist', 'bpf', 'tc.bpf.o');
+const ADDON = fromPackageRoot('build', 'Release', 'sluice_native.node');
+
+export const CONNECT_PROGRAMS = ['sl_connect4', 'sl_sendmsg4', 'sl_recvmsg4', 'sl_getpeername4'] as const;
+
+function u32(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v);
+  return b;
+}
+
+/** Loads connect.bpf.o and links its programs to `cgroup` (detached again at cleanup). */
+async function attachConnectTime(run: TestbedRun, pinDir: string, cgroup: string, mode: CtlbMode): Promise<void> {
+  const obj: NativeObject = loadNative().openObject(CONNECT_OBJ, { pinRoot: pinDir });
+  run.cleanup.add('connect.bpf.o', () => obj.close());
+  obj.setRodata('sl_ctlb_protocols', u32(mode === 'tcp' ? CTLB.TCP : CTLB.TCP | CTLB.UDP));
+  await obj.load();
+  for (const name of CONNECT_PROGRAMS) {
+    const link: NativeLink = obj.program(name).attachCgroup(cgroup);
+    run.cleanup.add(`${name} link on ${cgroup}`, () => {
+      link.detach();
+      link.close();
+    });
+  }
+}
+
+/** Loads tc.bpf.o and attaches it to every pod's host veth, inside the node namespace. */
+async function attachTc(run: TestbedRun, pinDir: string, topo: Topology): Promise<void> {
+  const native = loadNative();
+  const obj = native.openObject(TC_OBJ, { pinRoot: pinDir });
+  run.cleanup.add('tc.bpf.o', () => obj.close());
+  await obj.load();
+  const netns = netnsPath(topo.nodeNs);
+  const fromPod = obj.program('sl_tc_from_pod').info.fd;
+  const toPod = obj.program('sl_tc_to_pod').info.fd;
+  // Filters go with the veths when the node namespace is deleted.
+  for (const pod of topo.pods) {
+    await native.tcHookCreate(pod.hostIfindex, { netns });
+    await native.tcAttach({ ifindex: pod.hostIfindex, direction: 'ingress', progFd: fromPod, netns });
+    await native.tcAttach({ ifindex: pod.hostIfindex, direction: 'egress', progFd: toPod, netns });
+  }
+}
+
+/**
+ * Builds the bed, or returns null when the test was skipped for lack of privileges (which
+ * fails instead under CI=true). Everything is torn down by t.teardown, also on failure.
+ */
+export async function createBed(t: Test, opts: BedOptions): Promise<Bed | null> {
+  if (!(await requirePrivileges(t))) return null;
+  for (const path of [CONNECT_OBJ, TC_OBJ, ADDON]) {
+    if (!existsSync(path)) throw new Error(`traffic bed: ${path} is missing; run \`npm run build\` first`);
+  }
+  const run = await TestbedRun.start();
+  t.teardown(() => run.destroy());
+  const topo = await createTopology(run, { pods: opts.pods });
+  const clientPod = topo.pods[0];
+  if (!clientPod) throw new Error('traffic bed: needs at least one pod (the client)');
+  const pinDir = await run.pinDir();
+  const clientCgroup = await createCgroup(await run.cgroup(), 'client');
+
+  if (opts.ctlb !== 'off') await attachConnectTime(run, pinDir, clientCgroup, opts.ctlb);
+  if (opts.tc) await attachTc(run, pinDir, topo);
+  if (opts.ctlb === 'off' && !opts.tc) throw new Error('traffic bed: neither connect-time nor TC programs attached');
+
+  const native = loadNative();
+  const openMap = (name: string) => {
+    const m = native.openPinnedMap(join(pinDir, name));
+    run.cleanup.add(`map ${name}`, () => m.close());
+    return m;
+  };
+  const writer = new InterimServiceWriter({
+    frontends: openMap('sl_frontends4'),
+    backends: openMap('sl_backends4'),
+    ct: openMap('sl_ct4'),
+    sockRevnat: openMap('sl_sock_revnat4'),
+  });
+  const client = await TrafficClient.start(run, clientPod.ns, clientCgroup);
+
+  const pod = (name: string): Attachment => {
+    const p = topo.pods.find((x) => x.name === name);
+    if (!p) throw new Error(`traffic bed: no pod named ${name} (have ${topo.pods.map((x) => x.name).join(', ')})`);
+    return p;
+  };
+  const startBackends = async (pods: string[], port: number) => {
+    const servers = new Map<string, EchoServer>();
+    for (const name of pods) {
+      servers.set(name, await startEchoServer(run, { name, ns: pod(name).ns, tcp: [port], udp: [port] }));
+    }
+    return servers;
+  };
+  return { run, topo, client, clientPod, pod, writer, pinDir, startBackends };
+}
+
+/** A ready, serving, local endpoint of pod `p` on `port`. */
+export function backendOf(p: Attachment, port: number): Backend {
+  return { ip: p.ip, port, nodeName: 'node', zone: null, local: true, ready: true, serving: true, terminating: false };
+}
+
+export interface ServiceSpec {
+  name: string;
+  vip: string;
+  port: number;
+  protocol: L4Protocol;
+  backends: Backend[];
+  affinityTimeoutSec?: number;
+}
+
+/** A ClusterIP service port as the model would compute it. */
+export function clusterIpService(spec: ServiceSpec): DesiredServicePort {
+  return {
+    key: `default/${spec.name}:/${spec.protocol}/IPv4`,
+    namespace: 'default',
+    name: spec.name,
+    portName: '',
+    protocol: spec.protocol,
+    family: 'IPv4',
+    frontends: [{ kind: 'ClusterIP', ip: spec.vip, port: spec.port }],
+    clusterBackends: [...spec.backends].sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port)),
+    localBackends: [],
+    internalLocal: false,
+    externalLocal: false,
+    affinityTimeoutSec: spec.affinityTimeoutSec ?? 0,
+    healthCheckNodePort: 0,
+    loadBalancerSourceRanges: [],
+  };
+}
+
+export function desiredState(...services: DesiredServicePort[]): DesiredState {
+  return { services: new Map(services.map((s) => [s.key, s])) };
+}
