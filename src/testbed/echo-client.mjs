@@ -7,6 +7,7 @@
 //   {"i":1,"proto":"udp","ok":false,"error":{"code":"ETIMEDOUT","message":"..."},"ms":2000.1}
 // pod/seenPeer are what the server reported (its name, the client address it saw); peername is
 // getpeername() on our socket (null for unconnected UDP); recvfrom is where the reply came from.
+// TCP waits for the server's greeting and its echo of MESSAGE (data went both ways).
 // Usage: echo-client.mjs --proto tcp|udp --host IP --port PORT [--count N] [--connected]
 //        [--timeout MS] [--message TEXT]
 // Exits 0 once all attempts ran (failed attempts included), 2 on bad usage.
@@ -74,9 +75,11 @@ function tcpAttempt() {
     sock.on('connect', () => sock.write(opts.message + '\n'));
     sock.on('data', (chunk) => {
       buffered += chunk.toString('utf8');
-      if (!buffered.includes('\n')) return;
+      // The server greets first, then echoes our line: wait for the echo (data went both ways).
+      const lines = buffered.split('\n').slice(0, -1);
+      if (lines.length < 2) return;
       try {
-        const reply = parseReply(buffered);
+        const reply = parseReply(lines[1]);
         const peername = addr(sock.remoteAddress, sock.remotePort);
         finish({ ok: true, ...reply, local: addr(sock.localAddress, sock.localPort), peername, recvfrom: peername });
       } catch (err) {

@@ -1,0 +1,119 @@
+import t from 'tap';
+import type { Test } from 'tap';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { requirePrivileges } from '../helpers/privileges.js';
+import { listNetns } from '../../src/testbed/netns.js';
+import { nodeArgv } from '../../src/testbed/node-child.js';
+import { LEASE_DIR, TestbedRun } from '../../src/testbed/run.js';
+import { sweepLeftovers } from '../../src/testbed/sweeper.js';
+import type { ChildProcess } from 'node:child_process';
+
+interface Made {
+  prefix: string;
+  netns: string[];
+  cgroup: string;
+  pinDir: string;
+  pinnedMap: string;
+  sleeperPid: number;
+}
+
+const fixture = join(import.meta.dirname, 'fixtures', 'abandoned-run.ts');
+
+/** Starts the fixture and resolves with what it built, once it has built it. */
+function startFixture(mode: string): Promise<{ child: ChildProcess; made: Made }> {
+  const [file, ...args] = nodeArgv(fixture, [mode]);
+  const child = spawn(file as string, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (c: Buffer) => { err += c.toString(); });
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve({ child, made: JSON.parse(out.slice(0, nl)) as Made });
+    });
+    child.once('exit', (code) => reject(new Error(`fixture ${mode} exited ${code} early: ${err}`)));
+  });
+}
+
+const exitOf = (child: ChildProcess) =>
+  new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+    else child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+
+/** Running (a zombie waiting for a reaper that never comes, in a container, counts as dead). */
+const pidAlive = (pid: number) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+};
+
+async function assertAllGone(t: Test, made: Made) {
+  const ns = await listNetns();
+  t.same(made.netns.filter((n) => ns.includes(n)), [], 'no namespace left');
+  t.notOk(existsSync(made.cgroup), 'cgroup subtree gone');
+  t.notOk(existsSync(made.pinDir), 'pin dir gone');
+  t.notOk(existsSync(join(LEASE_DIR, made.prefix)), 'lease gone');
+  for (let i = 0; i < 50 && pidAlive(made.sleeperPid); i++) await new Promise((r) => setTimeout(r, 20));
+  t.notOk(pidAlive(made.sleeperPid), 'process that was in the cgroup is dead');
+}
+
+t.test('an uncaught exception cleans everything up and exits non-zero', async (t) => {
+  if (!(await requirePrivileges(t))) return;
+  const { child, made } = await startFixture('throw');
+  t.teardown(() => void child.kill('SIGKILL'));
+  t.ok(existsSync(made.pinnedMap), 'the fixture really pinned a map');
+  t.same(await exitOf(child), { code: 1, signal: null });
+  await assertAllGone(t, made);
+});
+
+t.test('SIGTERM and SIGINT clean everything up and exit 128+signal', async (t) => {
+  if (!(await requirePrivileges(t))) return;
+  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    const { child, made } = await startFixture('wait');
+    t.teardown(() => void child.kill('SIGKILL'));
+    t.ok(existsSync(made.cgroup), `${signal}: the fixture built its cgroup`);
+    child.kill(signal);
+    t.same(await exitOf(child), { code, signal: null });
+    await assertAllGone(t, made);
+  }
+});
+
+t.test('the sweeper removes what a crashed run left, and leaves live runs alone', async (t) => {
+  if (!(await requirePrivileges(t))) return;
+  const live = await TestbedRun.start();
+  t.teardown(() => live.destroy());
+  const liveNs = await live.netns('alive');
+  const liveCg = await live.cgroup();
+  const livePins = await live.pinDir();
+
+  const { child, made } = await startFixture('hang');
+  child.kill('SIGKILL');
+  await exitOf(child);
+  t.ok(made.netns.every((n) => n.startsWith(`slt-${made.prefix}-`)), 'crashed run used its prefix');
+  t.ok((await listNetns()).includes(made.netns[0] as string), 'a SIGKILLed run leaves its namespaces');
+  t.ok(existsSync(made.pinnedMap), 'and its pins');
+  t.ok(pidAlive(made.sleeperPid), 'and its processes');
+
+  const dry = await sweepLeftovers({ dryRun: true });
+  t.ok(dry.netns.includes(made.netns[0] as string), 'dry run reports the leftovers');
+  t.ok((await listNetns()).includes(made.netns[0] as string), 'but removes nothing');
+
+  const report = await sweepLeftovers();
+  t.same(report.errors, []);
+  t.same(report.netns.filter((n) => n.includes(made.prefix)).sort(), [...made.netns].sort());
+  t.ok(report.cgroups.includes(made.cgroup), 'cgroup swept');
+  t.ok(report.pinDirs.includes(made.pinDir), 'pin dir swept');
+  t.ok(report.leases.includes(made.prefix), 'stale lease swept');
+  t.ok(report.liveRuns.includes(live.prefix), 'our own run is recognised as alive');
+  await assertAllGone(t, made);
+
+  t.ok((await listNetns()).includes(liveNs), 'live namespace untouched');
+  t.ok(existsSync(liveCg) && existsSync(livePins), 'live cgroup and pins untouched');
+});

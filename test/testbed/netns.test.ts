@@ -1,0 +1,64 @@
+import t from 'tap';
+import { readFile } from 'node:fs/promises';
+import { requirePrivileges } from '../helpers/privileges.js';
+import { TestbedRun } from '../../src/testbed/run.js';
+import {
+  addAddress, addVethPair, getSysctl, ifindexIn, ipIn, linkUp, listNetns, runInNetns, setSysctl,
+} from '../../src/testbed/netns.js';
+
+t.test('namespaces, veths, addresses, sysctls and commands run inside a namespace', async (t) => {
+  if (!(await requirePrivileges(t))) return;
+  const run = await TestbedRun.start();
+  run.cleanup.handleProcessEvents();
+  t.teardown(() => run.destroy());
+
+  const a = await run.netns('a');
+  const b = await run.netns('b');
+  t.ok((await listNetns()).includes(a), `${a} is listed by ip netns`);
+
+  await addVethPair({ ns: a, name: 'va', peerNs: b, peerName: 'vb' });
+  await addAddress(a, 'va', '10.250.0.1/30');
+  await addAddress(b, 'vb', '10.250.0.2/30');
+  await linkUp(a, 'va');
+  await linkUp(b, 'vb');
+  const ifindex = await ifindexIn(a, 'va');
+  t.ok(ifindex > 1, `va has ifindex ${ifindex} in ${a}`);
+  await t.rejects(ifindexIn(a, 'vb'), /vb/, 'the peer end is not in namespace a');
+
+  await setSysctl(a, 'net.ipv4.ip_forward', '1');
+  t.equal(await getSysctl(a, 'net.ipv4.ip_forward'), '1');
+  t.equal(await getSysctl(b, 'net.ipv4.ip_forward'), '0', 'sysctls are per namespace');
+
+  // Inside, /sys/class/net is the namespace's own, and /sys/fs/bpf and cgroup2 stay the host's.
+  const pinDir = await run.pinDir();
+  const cg = await run.cgroup();
+  const { stdout } = await runInNetns(a, ['sh', '-c', 'ls /sys/class/net; echo ---; cat /sys/class/net/va/ifindex; ' +
+    'test -d "$1" && echo pins-visible; test -d "$2" && echo cgroup-visible', 'sh', pinDir, cg]);
+  const [links = '', rest = ''] = stdout.split('---\n');
+  t.same(links.split('\n').filter(Boolean).sort(), ['lo', 'va']);
+  t.match(rest, new RegExp(`^${ifindex}\\n`), 'ifindex inside matches ip -n');
+  t.match(rest, /pins-visible/);
+  t.match(rest, /cgroup-visible/);
+
+  const hostLinks = (await readFile('/proc/net/dev', 'utf8'));
+  t.notMatch(hostLinks, /\bva:/, 'nothing appeared in the root namespace');
+
+  // The link works: a's address answers from b (TCP would need a server; `ip route get` proves routing).
+  const route = await ipIn(b, ['route', 'get', '10.250.0.1']);
+  t.match(route.stdout, /dev vb/);
+
+  await run.deleteNetns(b);
+  t.notOk((await listNetns()).includes(b), 'deleteNetns removes the namespace at once');
+  await t.rejects(ifindexIn(a, 'va'), /va/, 'the veth pair died with its peer namespace');
+  await t.rejects(run.deleteNetns(b), /was not created by run/);
+
+  await run.destroy();
+  t.notOk((await listNetns()).includes(a), 'destroy removes the rest');
+});
+
+t.test('bad names are refused before anything runs', async (t) => {
+  await t.rejects(addVethPair({ ns: 'x', name: 'a-name-that-is-too-long', peerNs: 'y', peerName: 'b' }),
+    /interface name "a-name-that-is-too-long"/);
+  await t.rejects(setSysctl('x', 'net.ipv4;rm', '1'), /sysctl key "net.ipv4;rm"/);
+  t.throws(() => ipIn('../etc', ['link']), /namespace name "..\/etc"/);
+});
