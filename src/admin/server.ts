@@ -4,7 +4,7 @@
 // that does not answer in time is reported as "busy" instead of holding the connection.
 import { STATUS_CODES, createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { ROUTES, readBody, readQuery } from './routes.js';
 import type { Route } from './routes.js';
@@ -173,22 +173,16 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   });
   // The directory is already 0700, so nobody else can reach the socket before this chmod.
   chmodSync(socketPath, 0o600);
-  const inode = lstatSync(socketPath).ino;
   log.info({ socketPath }, 'admin socket listening');
 
   return {
     socketPath,
     server,
+    // Node removes the socket file itself when a Unix-socket server closes.
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-        // Remove the file only if it is still ours (a new agent may have taken the path).
-        try {
-          if (lstatSync(socketPath).ino === inode) unlinkSync(socketPath);
-        } catch {
-          /* already gone */
-        }
       }),
   };
 }
