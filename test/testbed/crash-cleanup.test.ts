@@ -4,6 +4,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requirePrivileges } from '../helpers/privileges.js';
+import { createRunPinDir, removePinDir } from '../../src/testbed/bpffs.js';
+import { newRunPrefix } from '../../src/testbed/names.js';
 import { listNetns } from '../../src/testbed/netns.js';
 import { nodeArgv } from '../../src/testbed/node-child.js';
 import { LEASE_DIR, TestbedRun } from '../../src/testbed/run.js';
@@ -101,13 +103,15 @@ t.test('the sweeper removes what a crashed run left, and leaves live runs alone'
   t.ok(existsSync(made.pinnedMap), 'and its pins');
   t.ok(pidAlive(made.sleeperPid), 'and its processes');
 
-  const dry = await sweepLeftovers({ dryRun: true });
+  // Restricted to the two runs of this test, so parallel test files are never disturbed.
+  const only = (p: string) => p === made.prefix || p === live.prefix;
+  const dry = await sweepLeftovers({ dryRun: true, only });
   t.ok(dry.netns.includes(made.netns[0] as string), 'dry run reports the leftovers');
   t.ok((await listNetns()).includes(made.netns[0] as string), 'but removes nothing');
 
-  const report = await sweepLeftovers();
+  const report = await sweepLeftovers({ only });
   t.same(report.errors, []);
-  t.same(report.netns.filter((n) => n.includes(made.prefix)).sort(), [...made.netns].sort());
+  t.same(report.netns.sort(), [...made.netns].sort());
   t.ok(report.cgroups.includes(made.cgroup), 'cgroup swept');
   t.ok(report.pinDirs.includes(made.pinDir), 'pin dir swept');
   t.ok(report.leases.includes(made.prefix), 'stale lease swept');
@@ -116,4 +120,20 @@ t.test('the sweeper removes what a crashed run left, and leaves live runs alone'
 
   t.ok((await listNetns()).includes(liveNs), 'live namespace untouched');
   t.ok(existsSync(liveCg) && existsSync(livePins), 'live cgroup and pins untouched');
+});
+
+t.test('lease-less leftovers are removed only once they have been idle a while', async (t) => {
+  if (!(await requirePrivileges(t))) return;
+  const prefix = newRunPrefix();
+  const pinDir = await createRunPinDir(prefix);
+  t.teardown(() => removePinDir(pinDir));
+  const mine = (p: string) => p === prefix;
+
+  const young = await sweepLeftovers({ only: mine });
+  t.same(young.recent, [pinDir], 'a fresh lease-less pin dir counts as in use');
+  t.ok(existsSync(pinDir));
+
+  const old = await sweepLeftovers({ only: mine, unleasedMinAgeMs: 0 });
+  t.same(old.pinDirs, [pinDir], 'once idle long enough it is swept');
+  t.notOk(existsSync(pinDir));
 });
