@@ -10,8 +10,9 @@
 //     N datagrams, each awaiting its reply; results add `from` (recvfrom()'s source). A named
 //     socket S lives on across commands (a long UDP flow); without one a socket per command.
 //   {"id":3,"op":"udp-close","socket":S}
-//   {"id":4,"op":"loop","loop":L,"proto":"tcp"|"udp","host":VIP,"port":P,"timeoutMs":T,"workers":W}
-//     starts W workers opening new flows back to back (a fresh socket each) until "stop".
+//   {"id":4,"op":"loop","loop":L,"proto":"tcp"|"udp","host":VIP,"port":P,"timeoutMs":T,"workers":W,
+//    "gapMs":G}
+//     starts W workers opening new flows (a fresh socket each), G ms apart, until "stop".
 //   {"id":5,"op":"stop","loop":L}  -> attempts, failures, failSamples, backends (name -> count)
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
@@ -190,6 +191,7 @@ function startLoop(cmd) {
     state.workers.push((async () => {
       while (!state.stopped) {
         const r = await once();
+        if (cmd.gapMs) await new Promise((resolve) => setTimeout(resolve, cmd.gapMs));
         stats.attempts++;
         if (r.ok) {
           stats.backends[r.backend] = (stats.backends[r.backend] ?? 0) + 1;

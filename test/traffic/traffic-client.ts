@@ -129,9 +129,9 @@ export class TrafficClient {
     await this.request({ op: 'udp-close', socket }, 5_000);
   }
 
-  /** Starts workers that open new flows back to back until stopLoop(). */
-  async startLoop(loop: string, target: Target, proto: 'tcp' | 'udp', workers = 2, connected = false): Promise<void> {
-    await this.request({ op: 'loop', loop, ...target, timeoutMs: target.timeoutMs ?? DEFAULT_TIMEOUT_MS, proto, workers, connected }, 5_000);
+  /** Starts workers that open new flows (a fresh socket each), `gapMs` apart, until stopLoop(). */
+  async startLoop(loop: string, target: Target, opts: { proto: 'tcp' | 'udp'; workers?: number; gapMs?: number; connected?: boolean }): Promise<void> {
+    await this.request({ op: 'loop', loop, ...target, timeoutMs: target.timeoutMs ?? DEFAULT_TIMEOUT_MS, workers: 1, gapMs: 0, ...opts }, 5_000);
   }
 
   async stopLoop(loop: string): Promise<LoopStats> {
