@@ -12,6 +12,7 @@
 #include "map.h"
 #include "object.h"
 #include "program.h"
+#include "promise_worker.h"
 #include "tc.h"
 
 namespace sluice {
@@ -45,10 +46,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openObject", Napi::Function::New<OpenObject>(env, "openObject"));
   exports.Set("openPinnedMap", Napi::Function::New<OpenPinnedMap>(env, "openPinnedMap"));
   exports.Set("openPinnedLink", Napi::Function::New<OpenPinnedLink>(env, "openPinnedLink"));
-  exports.Set("tcHookCreate", Napi::Function::New<TcHookCreate>(env, "tcHookCreate"));
-  exports.Set("tcAttach", Napi::Function::New<TcAttach>(env, "tcAttach"));
-  exports.Set("tcDetach", Napi::Function::New<TcDetach>(env, "tcDetach"));
-  exports.Set("tcQuery", Napi::Function::New<TcQuery>(env, "tcQuery"));
+  exports.Set("tcHookCreate",
+              Napi::Function::New<RejectOnThrow<TcHookCreate>>(env, "tcHookCreate"));
+  exports.Set("tcAttach", Napi::Function::New<RejectOnThrow<TcAttach>>(env, "tcAttach"));
+  exports.Set("tcDetach", Napi::Function::New<RejectOnThrow<TcDetach>>(env, "tcDetach"));
+  exports.Set("tcQuery", Napi::Function::New<RejectOnThrow<TcQuery>>(env, "tcQuery"));
   exports.Set("drainLog", Napi::Function::New<DrainLog>(env, "drainLog"));
   return exports;
 }

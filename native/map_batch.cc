@@ -27,8 +27,11 @@ bpf_map_batch_opts BatchOpts(uint64_t elem_flags) {
   return opts;
 }
 
+// done is the count the kernel wrote back; when it failed before touching any element it never
+// writes it, so the requested count comes back unchanged: that means nothing was processed.
 Napi::Error BatchError(Napi::Env env, const char* call, const std::string& name, int err,
-                       uint32_t processed) {
+                       uint32_t done, uint32_t requested) {
+  uint32_t processed = done < requested ? done : 0;
   Napi::Error error = NativeError(env, call, name, err);
   error.Value().Set("processed", Napi::Number::New(env, processed));
   return error;
@@ -87,13 +90,19 @@ Napi::Value BpfMap::UpdateBatch(const Napi::CallbackInfo& info) {
   if (info[2].IsUndefined()) throw UsageError(env, call, "count is required");
   uint32_t count = static_cast<uint32_t>(IntArg(info, 2, call, "count", 0, UINT32_MAX, 0));
   uint64_t flags = static_cast<uint64_t>(IntArg(info, 3, call, "flags", 0, 7, BPF_ANY));
+  // The kernel takes no NOEXIST/EXIST semantics for batches, only BPF_F_LOCK.
+  if (flags != BPF_ANY && flags != BPF_F_LOCK) {
+    throw UsageError(
+        env, call,
+        "flags must be 0 (BPF_ANY) or 4 (BPF_F_LOCK) for batches, got " + std::to_string(flags));
+  }
   CheckSize(env, call, "keys", keys.Length(), static_cast<size_t>(count) * spec_.key_size);
   CheckSize(env, call, "values", values.Length(), static_cast<size_t>(count) * ValueBufSize());
   if (count == 0) return Napi::Number::New(env, 0);
   bpf_map_batch_opts opts = BatchOpts(flags);
   __u32 done = count;
   int err = bpf_map_update_batch(fd, keys.Data(), values.Data(), &done, &opts);
-  if (err) throw BatchError(env, call, spec_.name, -err, done);
+  if (err) throw BatchError(env, call, spec_.name, -err, done, count);
   return Napi::Number::New(env, done);
 }
 
@@ -109,7 +118,7 @@ Napi::Value BpfMap::DeleteBatch(const Napi::CallbackInfo& info) {
   bpf_map_batch_opts opts = BatchOpts(0);
   __u32 done = count;
   int err = bpf_map_delete_batch(fd, keys.Data(), &done, &opts);
-  if (err) throw BatchError(env, call, spec_.name, -err, done);
+  if (err) throw BatchError(env, call, spec_.name, -err, done, count);
   return Napi::Number::New(env, done);
 }
 

@@ -80,7 +80,14 @@ class LoadWorker : public PromiseWorker {
 
 Napi::Value BpfObject::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  bpf_object* obj = Configurable(env, "bpf_object__load");
+  bpf_object* obj = nullptr;
+  try {
+    obj = Configurable(env, "bpf_object__load");
+  } catch (const Napi::Error& error) {
+    Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);
+    deferred.Reject(error.Value());
+    return deferred.Promise();
+  }
   auto* worker = new LoadWorker(env, this, info.This().As<Napi::Object>(), obj, path_);
   state_ = State::kLoading;
   worker->Queue();

@@ -56,6 +56,18 @@ class PromiseWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
 };
 
+// A Promise-returning call reports bad arguments as a rejection too, never as a synchronous throw.
+template <Napi::Value (*Start)(const Napi::CallbackInfo&)>
+Napi::Value RejectOnThrow(const Napi::CallbackInfo& info) {
+  try {
+    return Start(info);
+  } catch (const Napi::Error& error) {
+    Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(info.Env());
+    deferred.Reject(error.Value());
+    return deferred.Promise();
+  }
+}
+
 }  // namespace sluice
 
 #endif  // SLUICE_NATIVE_PROMISE_WORKER_H

@@ -29,7 +29,7 @@ _Static_assert(sizeof(struct fixture_layout) == 32, "fixture_layout size");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, __u64);
 } fixture_hash SEC(".maps");

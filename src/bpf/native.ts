@@ -141,7 +141,10 @@ export interface NativeMap {
    * Maps whose type lacks batch ops throw with code 'EINVAL' or 'ENOTSUPP'.
    */
   lookupBatch(): { keys: Buffer; values: Buffer; count: number };
-  /** keys and values are `count` entries concatenated. Returns the number written. */
+  /**
+   * keys and values are `count` entries concatenated. Returns the number written. flags: 0 or
+   * 4 (BPF_F_LOCK) only: the kernel has no NOEXIST/EXIST semantics for batches.
+   */
   updateBatch(keys: Buffer, values: Buffer, count: number, flags?: number): number;
   /** Returns the number deleted. */
   deleteBatch(keys: Buffer, count: number): number;

@@ -107,7 +107,8 @@ export class TypedMap<K, V> {
     let written = 0;
     for (let start = 0; start < all.length; start += this.#chunk) {
       const chunk = all.slice(start, start + this.#chunk);
-      if (this.#support.update !== 'no') {
+      // Batches know no NOEXIST/EXIST: those go element by element.
+      if (this.#support.update !== 'no' && (flags & 3) === 0) {
         const keys = Buffer.alloc(chunk.length * this.keyCodec.size);
         const values = Buffer.alloc(chunk.length * this.valueCodec.size);
         chunk.forEach(([k, v], i) => {
