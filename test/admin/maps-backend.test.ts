@@ -117,7 +117,7 @@ t.test('status and writes: read-only without the agent, delegated with it', asyn
   });
   t.same(rw.flushConntrack({ namespace: 'default', name: 'web' }), { service: 'default/web', deleted: 2 });
   t.same(flushed, [[1]]);
-  t.throws(() => rw.flushConntrack({ namespace: 'x', name: 'y' }), { status: 404, message: /unknown service x/y/ });
+  t.throws(() => rw.flushConntrack({ namespace: 'x', name: 'y' }), { status: 404, message: /unknown service x\/y/ });
   t.same(rw.setLogLevel('warn'), { level: 'warn', previous: 'info' });
 });
 
