@@ -1,0 +1,54 @@
+// A UDP flow to a removed backend moves to a live one on the next datagram. The removed
+// backend's server keeps running, so a stale entry anywhere (socket stickiness, conntrack,
+// socket reverse NAT) would keep the flow there and fail the test; with it gone the next
+// datagram must be answered by another backend, from the VIP.
+import t from 'tap';
+import type { Test } from 'tap';
+import type { Bed, CtlbMode } from './bed.js';
+import { backendOf, clusterIpService, createBed, desiredState } from './bed.js';
+import type { Attempt } from './traffic-client.js';
+
+const VIP = '10.96.0.30';
+const PORT = 53;
+const BACKEND_PORT = 5353;
+const BACKENDS = ['be0', 'be1', 'be2'];
+
+function service(bed: Bed, names: string[]) {
+  const backends = names.map((n) => backendOf(bed.pod(n), BACKEND_PORT));
+  return desiredState(clusterIpService({ name: 'dns', vip: VIP, port: PORT, protocol: 'UDP', backends }));
+}
+
+function onlyBackend(t: Test, results: Attempt[], what: string): string | undefined {
+  const failed = results.filter((a) => !a.ok);
+  t.equal(failed.length, 0, `${what}: every datagram answered (first failure: ${JSON.stringify(failed[0])})`);
+  const seen = new Set(results.map((a) => a.backend));
+  t.equal(seen.size, 1, `${what}: one backend for the whole flow (${[...seen].join(',')})`);
+  for (const a of results) t.equal(a.from, `${VIP}:${PORT}`, `${what}: reply from the VIP`);
+  return results[0]?.backend;
+}
+
+async function failover(t: Test, ctlb: CtlbMode, tc: boolean, connected: boolean): Promise<void> {
+  const bed = await createBed(t, { pods: ['client', ...BACKENDS], ctlb, tc });
+  if (!bed) return;
+  await bed.startBackends(BACKENDS, BACKEND_PORT);
+  await bed.writer.apply(service(bed, BACKENDS));
+  const target = { host: VIP, port: PORT };
+  const socket = 'flow';
+
+  const first = onlyBackend(t, await bed.client.udp(target, 5, { socket, connected }), 'before the removal');
+  t.ok(first, 'the flow has a backend');
+  await bed.writer.apply(service(bed, BACKENDS.filter((n) => n !== first)));
+
+  const [next] = await bed.client.udp(target, 1, { socket, connected });
+  t.ok(next?.ok, `the next datagram is answered: ${JSON.stringify(next)}`);
+  t.not(next?.backend, first, `it moved off the removed backend ${first} (now ${next?.backend})`);
+  t.equal(next?.from, `${VIP}:${PORT}`, 'the reply still comes from the VIP');
+
+  const after = onlyBackend(t, await bed.client.udp(target, 5, { socket, connected }), 'after the move');
+  t.equal(after, next?.backend, 'the flow stays on its new backend');
+  await bed.client.closeUdp(socket);
+}
+
+t.test('connect-time, unconnected socket (sendmsg4 stickiness)', (t) => failover(t, 'tcp+udp', false, false));
+t.test('TC path, unconnected socket (conntrack flushed)', (t) => failover(t, 'off', true, false));
+t.test('TC path, connected socket (conntrack flushed)', (t) => failover(t, 'off', true, true));
