@@ -1,0 +1,225 @@
+// The diff of one apply: for every service port, what must be written where, computed against the
+// mirror of the maps before anything is written. Pure apart from handing out ids.
+import type { BackendValue4, FrontendKey4, ServiceValue } from '../bpf/sluice-structs.js';
+import { IPPROTO } from '../bpf/sluice-structs.js';
+import type { DesiredState, FrontendKind } from '../model/types.js';
+import type { IdAllocator } from './id-allocator.js';
+import type { Mirror, MirrorFrontend, ProgrammedService } from './mirror.js';
+import type { ServiceTarget, TargetOptions } from './service-target.js';
+import { DesiredPortError, endpointId, sameBackend, serviceTarget } from './service-target.js';
+
+/** A backend leaving a service: its affinity entries go, and for UDP its flows too. */
+export interface RemovedEndpoint {
+  svcId: number;
+  proto: number;
+  addr: string;
+  port: number;
+}
+
+export type ChangeAction = 'add' | 'update' | 'remove' | 'unchanged';
+
+export interface ServiceChange {
+  key: string;
+  svcId: number;
+  action: ChangeAction;
+  /** The svc_id was handed out by this apply. */
+  newId: boolean;
+  /** Write sl_svc_meta[svcId] = key (before any frontend names the id). */
+  writeName: boolean;
+  /** Clear sl_svc_meta[svcId] once the service's frontends are gone. */
+  deleteName: boolean;
+  /** A fresh backend block, written complete before any frontend points at it. */
+  block: { backendId: number; values: BackendValue4[] } | null;
+  frontendSets: Array<[FrontendKey4, ServiceValue]>;
+  frontendDeletes: FrontendKey4[];
+  /** What each frontend this change touches held before (undefined: absent), for rollback. */
+  previous: Map<string, MirrorFrontend | undefined>;
+  removedEndpoints: RemovedEndpoint[];
+  /** Drop every affinity entry of the service (removed, or affinity switched off). */
+  flushAffinity: boolean;
+}
+
+export interface PlanProblem {
+  key?: string;
+  message: string;
+}
+
+export interface Plan {
+  changes: ServiceChange[];
+  errors: PlanProblem[];
+  warnings: string[];
+  /** Service ports of a family the maps do not hold yet (IPv6). */
+  unsupported: number;
+  /** `${svcKey}|${ip}|${port}` → frontend kind, for dumps. */
+  kinds: Map<string, FrontendKind>;
+}
+
+export interface PlanContext {
+  mirror: Mirror;
+  svcIds: IdAllocator;
+  backendIds: IdAllocator;
+  target: TargetOptions;
+}
+
+const PROTO_IN_KEY = /\/(TCP|UDP|SCTP)\/IPv[46]$/;
+
+function protoOf(svc: ProgrammedService): number {
+  const fe = svc.frontends.values().next().value;
+  if (fe) return fe.key.proto;
+  const m = PROTO_IN_KEY.exec(svc.key);
+  return m ? IPPROTO[m[1] as 'TCP' | 'UDP' | 'SCTP'] : 0;
+}
+
+/** addr:port of every backend the service's frontends can currently select. */
+function programmedEndpoints(mirror: Mirror, svc: ProgrammedService): Map<string, { addr: string; port: number }> {
+  const out = new Map<string, { addr: string; port: number }>();
+  const seen = new Set<number>();
+  for (const { value } of svc.frontends.values()) {
+    if (seen.has(value.backend_id)) continue;
+    seen.add(value.backend_id);
+    const block = mirror.blocks.get(value.backend_id);
+    for (const [ordinal, be] of block ?? []) {
+      if (ordinal < value.count + value.local_count) out.set(endpointId(be.addr, be.port), { addr: be.addr, port: be.port });
+    }
+  }
+  return out;
+}
+
+/** The backend_id the service can keep: all frontends share a complete block equal to the target. */
+function reusableBlock(mirror: Mirror, current: ProgrammedService | undefined, t: ServiceTarget): number | undefined {
+  if (!current || current.frontends.size === 0) return undefined;
+  const first = current.frontends.values().next().value as MirrorFrontend;
+  const id = first.value.backend_id;
+  for (const { value } of current.frontends.values()) {
+    if (value.backend_id !== id || value.count !== t.count || value.local_count !== t.localCount) return undefined;
+  }
+  if (t.block.length === 0) return id === 0 ? 0 : undefined;
+  if (id === 0) return undefined;
+  const values = mirror.blockPrefix(id, t.block.length);
+  if (!values || values.some((v, i) => !sameBackend(v, t.block[i] as BackendValue4))) return undefined;
+  return id;
+}
+
+function sameValue(a: ServiceValue, b: ServiceValue): boolean {
+  return (
+    a.svc_id === b.svc_id && a.backend_id === b.backend_id && a.count === b.count && a.local_count === b.local_count &&
+    a.flags === b.flags && a.affinity_timeout_s === b.affinity_timeout_s
+  );
+}
+
+function emptyChange(key: string, svcId: number, action: ChangeAction): ServiceChange {
+  return {
+    key, svcId, action, newId: false, writeName: false, deleteName: false, block: null,
+    frontendSets: [], frontendDeletes: [], previous: new Map(), removedEndpoints: [], flushAffinity: false,
+  };
+}
+
+export function planApply(desired: DesiredState, ctx: PlanContext): Plan {
+  const { mirror } = ctx;
+  const plan: Plan = { changes: [], errors: [], warnings: [], unsupported: 0, kinds: new Map() };
+  const current = mirror.services();
+  const targets = new Map<string, ServiceTarget>();
+  /** Desired keys whose ports are invalid: their programmed state is kept as it is. */
+  const keep = new Set<string>();
+  /** frontendId → the service key that owns it in this apply. */
+  const claims = new Map<string, string>();
+
+  for (const [key, port] of [...desired.services].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
+    if (port.family !== 'IPv4') {
+      plan.unsupported++;
+      continue;
+    }
+    let t: ServiceTarget;
+    try {
+      if (port.key !== key) throw new DesiredPortError(key, 'key', port.key, `differs from its map key "${key}"`);
+      t = serviceTarget(port, ctx.target);
+    } catch (err) {
+      plan.errors.push({ key, message: (err as Error).message });
+      keep.add(key);
+      continue;
+    }
+    for (const [id, fe] of t.frontends) {
+      const owner = claims.get(id);
+      if (owner !== undefined) {
+        plan.warnings.push(`frontend ${fe.key.addr}:${fe.key.port}/${port.protocol} of ${key} is already used by ${owner}; not programmed for ${key}`);
+        t.frontends.delete(id);
+        continue;
+      }
+      claims.set(id, key);
+      plan.kinds.set(`${key}|${fe.key.addr}|${fe.key.port}`, fe.kind);
+    }
+    targets.set(key, t);
+  }
+
+  for (const [key, t] of targets) {
+    const cur = current.get(key);
+    let svcId = cur?.svcId;
+    const change = emptyChange(key, 0, cur ? 'update' : 'add');
+    if (svcId === undefined) {
+      svcId = ctx.svcIds.allocate();
+      if (svcId === undefined) {
+        plan.errors.push({ key, message: `service port ${key}: no free service id (all ${ctx.svcIds.size} in use)` });
+        continue;
+      }
+      change.newId = true;
+    }
+    change.svcId = svcId;
+    change.writeName = mirror.names.get(svcId) !== key;
+
+    let backendId = t.frontends.size === 0 || t.block.length === 0 ? 0 : reusableBlock(mirror, cur, t);
+    if (backendId === undefined) {
+      backendId = ctx.backendIds.allocate();
+      if (backendId === undefined) {
+        plan.errors.push({ key, message: `service port ${key}: no free backend block id` });
+        continue;
+      }
+      change.block = { backendId, values: t.block };
+    }
+
+    for (const [id, fe] of t.frontends) {
+      const value: ServiceValue = {
+        svc_id: svcId, backend_id: backendId, count: t.count, local_count: t.localCount,
+        flags: fe.flags, affinity_timeout_s: t.affinityTimeoutSec,
+      };
+      const prev = mirror.frontends.get(id);
+      if (prev && sameValue(prev.value, value)) continue;
+      change.frontendSets.push([fe.key, value]);
+      change.previous.set(id, prev);
+    }
+    for (const [id, fe] of cur?.frontends ?? []) {
+      if (t.frontends.has(id) || claims.has(id)) continue;
+      change.frontendDeletes.push(fe.key);
+      change.previous.set(id, fe);
+    }
+    if (cur) {
+      const hadAffinity = [...cur.frontends.values()].some((f) => f.value.affinity_timeout_s > 0);
+      change.flushAffinity = hadAffinity && t.affinityTimeoutSec === 0;
+      if (change.block || t.frontends.size === 0) {
+        // Without a frontend nothing reaches the block any more: every backend has left.
+        const kept = new Set(t.frontends.size === 0 ? [] : t.block.map((b) => endpointId(b.addr, b.port)));
+        for (const [id, ep] of programmedEndpoints(mirror, cur)) {
+          if (!kept.has(id)) change.removedEndpoints.push({ svcId, proto: t.proto, ...ep });
+        }
+      }
+    }
+    const writes = change.writeName || change.block !== null || change.frontendSets.length + change.frontendDeletes.length > 0;
+    if (cur && !writes) change.action = 'unchanged';
+    plan.changes.push(change);
+  }
+
+  for (const [key, cur] of current) {
+    if (targets.has(key) || keep.has(key)) continue;
+    const change = emptyChange(key, cur.svcId, 'remove');
+    const proto = protoOf(cur);
+    for (const [id, fe] of cur.frontends) {
+      if (claims.has(id)) continue; // another service takes this address over in this apply
+      change.frontendDeletes.push(fe.key);
+      change.previous.set(id, fe);
+    }
+    change.deleteName = mirror.names.get(cur.svcId) === key;
+    change.flushAffinity = true;
+    for (const ep of programmedEndpoints(mirror, cur).values()) change.removedEndpoints.push({ svcId: cur.svcId, proto, ...ep });
+    plan.changes.push(change);
+  }
+  return plan;
+}

@@ -1,0 +1,188 @@
+// ServiceTables over the kernel's maps (the addon's NativeMap + the sluice.h codecs). Batch calls
+// go through BPF_MAP_*_BATCH; when a batch stops at an element (the kernel reports how many it
+// processed) the rest continues, so one bad element never hides the others' fate, and maps or
+// kernels without batch support fall back to element calls.
+import { join } from 'node:path';
+import type { NativeAddon, NativeMap } from '../bpf/native.js';
+import type { BatchOutcome, ServiceTables, Table, TableRole } from './tables.js';
+import { errorCode, MAP_NAMES } from './tables.js';
+import type { TableSpec } from './table-specs.js';
+import { isZero, tableSpecs } from './table-specs.js';
+
+/** Errors by which a map says it has no batch operations at all. */
+const NO_BATCH = new Set(['EINVAL', 'ENOTSUPP', 'EOPNOTSUPP', 'ENOTSUP', 'E524']);
+
+function processedOf(err: unknown): number {
+  const p = (err as { processed?: unknown } | null)?.processed;
+  return typeof p === 'number' && p >= 0 ? p : 0;
+}
+
+export class NativeTable<K, V> implements Table<K, V> {
+  readonly name: string;
+  readonly maxEntries: number;
+  private batchSupported = true;
+
+  constructor(
+    private readonly map: NativeMap,
+    private readonly spec: TableSpec<K, V>,
+  ) {
+    this.name = spec.name;
+    this.maxEntries = map.info.maxEntries;
+    if (map.info.keySize !== spec.key.size) {
+      throw new Error(`${spec.name}: map key size is ${map.info.keySize} bytes but ${spec.key.name} is ${spec.key.size}`);
+    }
+  }
+
+  get(key: K): V | undefined {
+    const bytes = this.map.lookup(this.spec.key.encode(key));
+    if (!bytes) return undefined;
+    if (this.spec.kind === 'array' && isZero(bytes, 0, bytes.length)) return undefined;
+    return this.spec.value.decode(bytes);
+  }
+
+  set(key: K, value: V): void {
+    this.map.update(this.spec.key.encode(key), this.spec.value.encode(value));
+  }
+
+  delete(key: K): boolean {
+    if (this.spec.kind === 'array') {
+      // Array elements cannot be deleted: zero means empty.
+      this.map.update(this.spec.key.encode(key), Buffer.alloc(this.spec.value.size));
+      return true;
+    }
+    return this.map.delete(this.spec.key.encode(key));
+  }
+
+  entries(): Array<[K, V]> {
+    const { key: kc, value: vc } = this.spec;
+    let keys: Buffer;
+    let values: Buffer;
+    let count: number;
+    try {
+      ({ keys, values, count } = this.map.lookupBatch());
+    } catch (err) {
+      if (!NO_BATCH.has(errorCode(err) ?? '')) throw err;
+      const list = this.map.keys();
+      const out: Array<[K, V]> = [];
+      for (const k of list) {
+        const v = this.map.lookup(k);
+        if (v && !(this.spec.kind === 'array' && isZero(v, 0, v.length))) out.push([kc.decode(k), vc.decode(v)]);
+      }
+      return out;
+    }
+    const out: Array<[K, V]> = [];
+    for (let i = 0; i < count; i++) {
+      const at = i * vc.size;
+      if (this.spec.kind === 'array' && isZero(values, at, vc.size)) continue;
+      out.push([kc.decode(keys, i * kc.size), vc.decode(values, at)]);
+    }
+    return out;
+  }
+
+  setMany(entries: ReadonlyArray<readonly [K, V]>): BatchOutcome {
+    const { key: kc, value: vc } = this.spec;
+    const keys = Buffer.alloc(entries.length * kc.size);
+    const values = Buffer.alloc(entries.length * vc.size);
+    entries.forEach(([k, v], i) => {
+      kc.encode(k, keys, i * kc.size);
+      vc.encode(v, values, i * vc.size);
+    });
+    return this.runBatched(entries.length, (from, n) =>
+      this.map.updateBatch(keys.subarray(from * kc.size, (from + n) * kc.size), values.subarray(from * vc.size, (from + n) * vc.size), n),
+    (i) => this.map.update(keys.subarray(i * kc.size, (i + 1) * kc.size), values.subarray(i * vc.size, (i + 1) * vc.size)));
+  }
+
+  deleteMany(keyList: readonly K[]): BatchOutcome {
+    if (this.spec.kind === 'array') {
+      const zero = Buffer.alloc(this.spec.value.size);
+      return this.setMany(keyList.map((k) => [k, this.spec.value.decode(zero)] as const));
+    }
+    const kc = this.spec.key;
+    const keys = Buffer.alloc(keyList.length * kc.size);
+    keyList.forEach((k, i) => kc.encode(k, keys, i * kc.size));
+    const out = this.runBatched(keyList.length, (from, n) => this.map.deleteBatch(keys.subarray(from * kc.size, (from + n) * kc.size), n),
+      (i) => {
+        if (!this.map.delete(keys.subarray(i * kc.size, (i + 1) * kc.size))) throw Object.assign(new Error('absent'), { code: 'ENOENT' });
+      });
+    // An absent key is not a failure for a delete: it is already what we wanted.
+    out.failures = out.failures.filter((f) => errorCode(f.error) !== 'ENOENT');
+    return out;
+  }
+
+  /**
+   * Runs `batch` over [0, count); after a batch error at element i (the kernel processed i),
+   * element i is retried alone (to get its own error) and batching resumes after it.
+   */
+  private runBatched(count: number, batch: (from: number, n: number) => number, single: (i: number) => void): BatchOutcome {
+    const out: BatchOutcome = { done: 0, failures: [] };
+    const one = (i: number): void => {
+      try {
+        single(i);
+        out.done++;
+      } catch (error) {
+        out.failures.push({ index: i, error: error as Error });
+      }
+    };
+    let from = 0;
+    while (from < count) {
+      if (!this.batchSupported) {
+        for (; from < count; from++) one(from);
+        break;
+      }
+      try {
+        out.done += batch(from, count - from);
+        break;
+      } catch (err) {
+        const processed = processedOf(err);
+        if (processed === 0 && from === 0 && NO_BATCH.has(errorCode(err) ?? '') && out.done === 0) {
+          // Probably no batch support here: element calls from now on (they report real errors).
+          this.batchSupported = false;
+          continue;
+        }
+        out.done += processed;
+        one(from + processed);
+        from += processed + 1;
+      }
+    }
+    return out;
+  }
+}
+
+function buildTables(mapOf: (name: string) => NativeMap, cpus: number): ServiceTables {
+  const specs = tableSpecs(cpus);
+  const open = <R extends TableRole>(role: R) => new NativeTable(mapOf(MAP_NAMES[role]), specs[role]);
+  return {
+    frontends: open('frontends'),
+    backends: open('backends'),
+    ct: open('ct'),
+    affinity: open('affinity'),
+    sockRevnat: open('sockRevnat'),
+    svcMeta: open('svcMeta'),
+    counters: open('counters'),
+    dropCounters: open('dropCounters'),
+  } as ServiceTables;
+}
+
+/** Tables over the maps of a loaded object (the handles stay owned by the object). */
+export function tablesFromObject(obj: { map(name: string): NativeMap }, cpus: number): ServiceTables {
+  return buildTables((name) => obj.map(name), cpus);
+}
+
+/** Tables over the maps pinned under pinDir (sluicectl with the agent down, restart tests). */
+export function openPinnedTables(native: Pick<NativeAddon, 'openPinnedMap' | 'numPossibleCpus'>, pinDir: string): {
+  tables: ServiceTables;
+  close(): void;
+} {
+  const opened: NativeMap[] = [];
+  try {
+    const tables = buildTables((name) => {
+      const map = native.openPinnedMap(join(pinDir, name));
+      opened.push(map);
+      return map;
+    }, native.numPossibleCpus());
+    return { tables, close: () => opened.forEach((m) => m.close()) };
+  } catch (err) {
+    opened.forEach((m) => m.close());
+    throw err;
+  }
+}

@@ -1,0 +1,137 @@
+// DesiredServicePort → what its map entries must be (frontend keys with flags, the backend block).
+// Pure; validates the model's output so a bad value becomes an error naming the service port,
+// the field and the value instead of a codec exception deep inside a batch write.
+import { isIPv4 } from 'node:net';
+import type { BackendValue4, FrontendKey4 } from '../bpf/sluice-structs.js';
+import { BE_F, IPPROTO, SVC_F } from '../bpf/sluice-structs.js';
+import type { Backend, DesiredServicePort, FrontendKind } from '../model/types.js';
+
+/** SL_SVC_NAME_LEN - 1: the service-port key is stored NUL-terminated in sl_svc_meta. */
+export const MAX_KEY_BYTES = 191;
+const U32_MAX = 0xffffffff;
+
+export interface FrontendTarget {
+  key: FrontendKey4;
+  kind: FrontendKind;
+  /** SVC_F bits of this frontend (the service's plus EXTERNAL / SRC_RANGES). */
+  flags: number;
+}
+
+export interface ServiceTarget {
+  key: string;
+  proto: number;
+  /** By frontendId(). */
+  frontends: Map<string, FrontendTarget>;
+  /** The block: ordinals [0, count) the Cluster set, then the Local set. */
+  block: BackendValue4[];
+  count: number;
+  localCount: number;
+  affinityTimeoutSec: number;
+}
+
+export class DesiredPortError extends Error {
+  constructor(
+    readonly serviceKey: string,
+    readonly field: string,
+    readonly value: unknown,
+    reason: string,
+  ) {
+    super(`service port ${serviceKey}: ${field} ${JSON.stringify(value)} ${reason}`);
+    this.name = 'DesiredPortError';
+  }
+}
+
+/** The identity of a frontend key, for maps keyed by it. */
+export function frontendId(k: FrontendKey4): string {
+  return `${k.addr}:${k.port}/${k.proto}/${k.scope}`;
+}
+
+/** Backend identity for UDP flow cleanup and affinity: address and port. */
+export function endpointId(addr: string, port: number): string {
+  return `${addr}:${port}`;
+}
+
+export function sameBackend(a: BackendValue4, b: BackendValue4): boolean {
+  return a.addr === b.addr && a.port === b.port && a.flags === b.flags && a.node_addr === b.node_addr;
+}
+
+const PROTOCOLS: Record<string, number> = { TCP: IPPROTO.TCP, UDP: IPPROTO.UDP, SCTP: IPPROTO.SCTP };
+const KINDS = new Set<FrontendKind>(['ClusterIP', 'NodePort', 'ExternalIP', 'LoadBalancer']);
+
+function checkPort(svc: string, field: string, port: unknown): number {
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new DesiredPortError(svc, field, port, 'is not a port number from 1 to 65535');
+  }
+  return port;
+}
+
+function checkIPv4(svc: string, field: string, ip: unknown): string {
+  if (typeof ip !== 'string' || !isIPv4(ip)) throw new DesiredPortError(svc, field, ip, 'is not an IPv4 address');
+  return ip;
+}
+
+export interface TargetOptions {
+  /** The address of a node by name (backend node_addr); unknown → 0.0.0.0. */
+  nodeAddress?: (nodeName: string) => string | undefined;
+}
+
+function backendValue(svc: string, field: string, b: Backend, opts: TargetOptions): BackendValue4 {
+  const nodeAddr = b.nodeName ? opts.nodeAddress?.(b.nodeName) : undefined;
+  return {
+    addr: checkIPv4(svc, `${field}.ip`, b.ip),
+    port: checkPort(svc, `${field}.port`, b.port),
+    flags: (b.local ? BE_F.LOCAL : 0) | (b.terminating ? BE_F.TERMINATING : 0),
+    node_addr: nodeAddr && isIPv4(nodeAddr) ? nodeAddr : '0.0.0.0',
+  };
+}
+
+/** The map entries an IPv4 DesiredServicePort needs. Throws DesiredPortError on bad input. */
+export function serviceTarget(port: DesiredServicePort, opts: TargetOptions = {}): ServiceTarget {
+  const svc = typeof port.key === 'string' ? port.key : String(port.key);
+  if (typeof port.key !== 'string' || port.key === '') throw new DesiredPortError(svc, 'key', port.key, 'is not a service-port key');
+  if (Buffer.byteLength(port.key, 'utf8') > MAX_KEY_BYTES) {
+    throw new DesiredPortError(svc, 'key', port.key, `is longer than ${MAX_KEY_BYTES} bytes (sl_svc_meta.name)`);
+  }
+  const proto = PROTOCOLS[port.protocol];
+  if (proto === undefined) throw new DesiredPortError(svc, 'protocol', port.protocol, 'is not TCP, UDP or SCTP');
+  const timeout = port.affinityTimeoutSec;
+  if (!Number.isInteger(timeout) || timeout < 0 || timeout > U32_MAX) {
+    throw new DesiredPortError(svc, 'affinityTimeoutSec', timeout, 'is not a whole number of seconds from 0 to 2^32-1');
+  }
+  const base =
+    (port.internalLocal ? SVC_F.INTERNAL_LOCAL : 0) |
+    (port.externalLocal ? SVC_F.EXTERNAL_LOCAL : 0) |
+    (timeout > 0 ? SVC_F.AFFINITY : 0);
+  const sourceRanges = port.loadBalancerSourceRanges.length > 0;
+
+  const frontends = new Map<string, FrontendTarget>();
+  port.frontends.forEach((f, i) => {
+    if (!KINDS.has(f.kind)) throw new DesiredPortError(svc, `frontends[${i}].kind`, f.kind, 'is not a frontend kind');
+    const key: FrontendKey4 = {
+      addr: checkIPv4(svc, `frontends[${i}].ip`, f.ip),
+      port: checkPort(svc, `frontends[${i}].port`, f.port),
+      proto,
+      scope: 0,
+    };
+    const flags =
+      base |
+      (f.kind !== 'ClusterIP' ? SVC_F.EXTERNAL : 0) |
+      (f.kind === 'LoadBalancer' && sourceRanges ? SVC_F.SRC_RANGES : 0);
+    const id = frontendId(key);
+    const seen = frontends.get(id);
+    // The same address:port listed twice (an external IP that is also the LB VIP): one entry.
+    frontends.set(id, seen ? { ...seen, flags: seen.flags | flags } : { key, kind: f.kind, flags });
+  });
+
+  const cluster = port.clusterBackends.map((b, i) => backendValue(svc, `clusterBackends[${i}]`, b, opts));
+  const local = port.localBackends.map((b, i) => backendValue(svc, `localBackends[${i}]`, b, opts));
+  return {
+    key: port.key,
+    proto,
+    frontends,
+    block: [...cluster, ...local],
+    count: cluster.length,
+    localCount: local.length,
+    affinityTimeoutSec: timeout,
+  };
+}

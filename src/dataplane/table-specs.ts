@@ -1,0 +1,69 @@
+// How each table's keys and values are encoded, and what kind of map holds them. Shared by the
+// kernel-backed and the in-memory tables, so both see exactly the same bytes.
+import type { Codec } from '../bpf/codec.js';
+import { decodePerCpu, encodePerCpu, perCpuStride } from '../bpf/codec.js';
+import {
+  affinityKey4, affinityValue4, backendKey, backendValue4, ctKey4, ctValue4, frontendKey4, serviceValue,
+  sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, u32Key, u64Value,
+} from '../bpf/sluice-structs.js';
+import type { ServiceTables, Table, TableRole } from './tables.js';
+import { MAP_NAMES } from './tables.js';
+
+/** hash: plain hash map; lru: the kernel evicts when full; array: fixed indexes, zero = empty. */
+export type TableKind = 'hash' | 'lru' | 'array';
+
+export interface TableSpec<K, V> {
+  role: TableRole;
+  name: string;
+  kind: TableKind;
+  key: Codec<K>;
+  value: Codec<V>;
+  /** SL_MAX_* of sluice.h: the capacity compiled into the objects. */
+  defaultMaxEntries: number;
+}
+
+type KeyOf<T> = T extends Table<infer K, unknown> ? K : never;
+type ValueOf<T> = T extends Table<unknown, infer V> ? V : never;
+export type TableSpecs = { [R in TableRole]: TableSpec<KeyOf<ServiceTables[R]>, ValueOf<ServiceTables[R]>> };
+
+/** A per-CPU value: one `codec` value per possible CPU, each at a stride rounded up to 8 bytes. */
+export function perCpuCodec<T>(codec: Codec<T>, cpus: number): Codec<T[]> {
+  const size = perCpuStride(codec.size) * cpus;
+  return {
+    name: `${codec.name}[${cpus} cpus]`,
+    size,
+    align: 8,
+    encode(values, buf, at = 0) {
+      if (values.length !== cpus) {
+        throw new RangeError(`${codec.name}: per-CPU value needs ${cpus} entries (one per possible CPU), got ${values.length}`);
+      }
+      const bytes = encodePerCpu(codec, values);
+      if (!buf) return bytes;
+      bytes.copy(buf, at);
+      return buf;
+    },
+    decode: (buf, at = 0) => decodePerCpu(codec, at === 0 ? buf : buf.subarray(at), cpus),
+  };
+}
+
+export function tableSpecs(cpus: number): TableSpecs {
+  const spec = <K, V>(role: TableRole, kind: TableKind, key: Codec<K>, value: Codec<V>, max: number): TableSpec<K, V> => ({
+    role, name: MAP_NAMES[role], kind, key, value, defaultMaxEntries: max,
+  });
+  return {
+    frontends: spec('frontends', 'hash', frontendKey4, serviceValue, 65536),
+    backends: spec('backends', 'hash', backendKey, backendValue4, 262144),
+    ct: spec('ct', 'lru', ctKey4, ctValue4, 524288),
+    affinity: spec('affinity', 'lru', affinityKey4, affinityValue4, 65536),
+    sockRevnat: spec('sockRevnat', 'lru', sockRevnatKey4, sockRevnatValue4, 262144),
+    svcMeta: spec('svcMeta', 'array', u32Key, svcMeta, 65536),
+    counters: spec('counters', 'array', u32Key, perCpuCodec(svcCounters, cpus), 65536),
+    dropCounters: spec('dropCounters', 'array', u32Key, perCpuCodec(u64Value, cpus), 16),
+  };
+}
+
+/** True when every byte of buf[at, at + size) is zero: an empty array slot. */
+export function isZero(buf: Buffer, at: number, size: number): boolean {
+  for (let i = at; i < at + size; i++) if (buf[i] !== 0) return false;
+  return true;
+}

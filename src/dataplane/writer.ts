@@ -1,0 +1,317 @@
+// The service-table writer: the only code that writes the service maps. Each apply diffs the
+// desired state against a mirror of the maps and writes in three phases so a BPF program never
+// sees a half-written service:
+//   1. prepare — names (sl_svc_meta) and complete fresh backend blocks, nothing points at them yet;
+//   2. commit  — frontend values (one atomic update each) switch services to their new blocks,
+//                removed frontends go; a service that fails here is rolled back to its old values;
+//   3. cleanup — blocks no frontend points at, names of removed services, and the flows (UDP
+//                conntrack, socket rev-NAT) and affinity entries of backends that left.
+// See docs/dataplane.md.
+import type { Logger } from 'pino';
+import type { BackendKey, BackendValue4 } from '../bpf/sluice-structs.js';
+import type { DesiredState, FrontendKind } from '../model/types.js';
+import type { ChangeAction, RemovedEndpoint, ServiceChange } from './apply-plan.js';
+import { planApply } from './apply-plan.js';
+import { cleanUpFlows, flushServiceConntrack } from './flow-cleanup.js';
+import { IdAllocator } from './id-allocator.js';
+import { Mirror } from './mirror.js';
+import type { TargetOptions } from './service-target.js';
+import { frontendId } from './service-target.js';
+import type { BatchOutcome, ServiceTables } from './tables.js';
+import { errorCode } from './tables.js';
+
+export interface ApplyError {
+  /** The service-port key, when the error belongs to one. */
+  key?: string;
+  /** The map whose operation failed. */
+  map?: string;
+  /** errno name of the map error. */
+  code?: string;
+  message: string;
+}
+
+export interface ApplyResult {
+  services: { added: number; updated: number; removed: number; unchanged: number; failed: number; unsupportedFamily: number };
+  /** Map elements written and deleted, and the calls that carried them (a batch counts once). */
+  ops: { writes: number; deletes: number; calls: number };
+  flows: { ctDeleted: number; sockRevnatDeleted: number; affinityDeleted: number };
+  durationMs: number;
+  errors: ApplyError[];
+  /** Not errors: e.g. skipped IPv6 service ports, frontends claimed twice. */
+  notes: string[];
+}
+
+export interface WriterOptions extends TargetOptions {
+  tables: ServiceTables;
+  logger?: Logger;
+  /** Closes connected UDP sockets balanced to removed backends (run before their rev-NAT entries go). */
+  udpSocketSweep?: () => void;
+}
+
+type FailFn = (c: ServiceChange, map: string, err: Error, stage: string) => void;
+
+/** Backend block ids are u32; 0 means "no block" (a service without backends). */
+const MAX_BACKEND_ID = 0xffffffff;
+
+export class ServiceTableWriter {
+  private readonly tables: ServiceTables;
+  private mirror: Mirror | undefined;
+  private readonly svcIds: IdAllocator;
+  private readonly backendIds = new IdAllocator(1, MAX_BACKEND_ID);
+  /** Flow cleanups that failed; retried by the next apply. */
+  private pendingFlows: { endpoints: RemovedEndpoint[]; affinitySvcIds: Set<number> } = { endpoints: [], affinitySvcIds: new Set() };
+  private kinds = new Map<string, FrontendKind>();
+
+  constructor(private readonly opts: WriterOptions) {
+    this.tables = opts.tables;
+    const ids = Math.min(opts.tables.svcMeta.maxEntries, opts.tables.counters.maxEntries);
+    this.svcIds = new IdAllocator(1, ids - 1);
+  }
+
+  /** Re-reads the maps: the next apply repairs whatever differs from the desired state. */
+  resync(): void {
+    this.mirror = Mirror.read(this.tables);
+    this.svcIds.reset(this.mirror.serviceIds());
+    this.backendIds.reset(this.mirror.backendIds());
+  }
+
+  private loaded(): Mirror {
+    if (!this.mirror) this.resync();
+    return this.mirror as Mirror;
+  }
+
+  apply(desired: DesiredState): ApplyResult {
+    const t0 = performance.now();
+    const res: ApplyResult = {
+      services: { added: 0, updated: 0, removed: 0, unchanged: 0, failed: 0, unsupportedFamily: 0 },
+      ops: { writes: 0, deletes: 0, calls: 0 },
+      flows: { ctDeleted: 0, sockRevnatDeleted: 0, affinityDeleted: 0 },
+      durationMs: 0,
+      errors: [],
+      notes: [],
+    };
+    let mirror: Mirror;
+    try {
+      mirror = this.loaded();
+    } catch (err) {
+      res.errors.push({ code: errorCode(err), message: `reading the service maps failed, nothing written: ${(err as Error).message}` });
+      return this.finish(res, t0);
+    }
+    const plan = planApply(desired, { mirror, svcIds: this.svcIds, backendIds: this.backendIds, target: this.opts });
+    this.kinds = plan.kinds;
+    res.errors.push(...plan.errors);
+    res.services.failed += plan.errors.length;
+    res.notes.push(...plan.warnings);
+    res.services.unsupportedFamily = plan.unsupported;
+    if (plan.unsupported > 0) res.notes.push(`${plan.unsupported} IPv6 service port(s) skipped: unsupported family (IPv4 only for now)`);
+
+    const failed = new Map<ServiceChange, ApplyError>();
+    const fail = (c: ServiceChange, map: string, err: Error, stage: string): void => {
+      if (failed.has(c)) return;
+      failed.set(c, { key: c.key, map, code: errorCode(err), message: `service port ${c.key}: ${stage} in ${map} failed: ${err.message}` });
+    };
+    const live = (c: ServiceChange): boolean => !failed.has(c);
+
+    this.prepare(mirror, plan.changes, res, fail, live);
+    const applied = this.commit(mirror, plan.changes, res, fail, live);
+    for (const [c, err] of failed) {
+      const undo = this.rollback(mirror, c, applied.get(c) ?? []);
+      err.message += undo ? `; ${undo}` : '; the service keeps its previous state';
+    }
+    this.cleanup(mirror, plan.changes.filter(live), res);
+
+    for (const c of plan.changes) {
+      if (failed.has(c)) continue;
+      const counters: Record<ChangeAction, keyof ApplyResult['services']> = { add: 'added', update: 'updated', remove: 'removed', unchanged: 'unchanged' };
+      res.services[counters[c.action]]++;
+    }
+    res.services.failed += failed.size;
+    res.errors.push(...failed.values());
+    this.svcIds.sync(mirror.serviceIds());
+    this.backendIds.sync(mirror.backendIds());
+    return this.finish(res, t0);
+  }
+
+  private finish(res: ApplyResult, t0: number): ApplyResult {
+    res.durationMs = performance.now() - t0;
+    this.opts.logger?.debug({ services: res.services, ops: res.ops, durationMs: res.durationMs.toFixed(2) }, 'service tables applied');
+    return res;
+  }
+
+  private count(res: ApplyResult, kind: 'writes' | 'deletes', n: number, out: BatchOutcome): BatchOutcome {
+    if (n > 0) {
+      res.ops.calls++;
+      res.ops[kind] += n;
+    }
+    return out;
+  }
+
+  /** Phase 1: names and fresh blocks. Nothing references them yet, so any order is safe. */
+  private prepare(mirror: Mirror, changes: ServiceChange[], res: ApplyResult, fail: FailFn, live: (c: ServiceChange) => boolean): void {
+    const t = this.tables;
+    const named = changes.filter((c) => c.writeName);
+    if (named.length > 0) {
+      const out = this.count(res, 'writes', named.length, t.svcMeta.setMany(named.map((c) => [c.svcId, { name: c.key }] as const)));
+      const bad = new Set(out.failures.map((f) => f.index));
+      out.failures.forEach((f) => fail(named[f.index] as ServiceChange, t.svcMeta.name, f.error, 'naming its service id'));
+      named.forEach((c, i) => !bad.has(i) && mirror.names.set(c.svcId, c.key));
+    }
+    // A reused id must not show the counters of the service that had it before.
+    const fresh = changes.filter((c) => c.newId && live(c)).map((c) => c.svcId);
+    if (fresh.length > 0) {
+      const out = this.count(res, 'deletes', fresh.length, t.counters.deleteMany(fresh));
+      for (const f of out.failures) res.notes.push(`resetting the counters of service id ${fresh[f.index]} failed: ${f.error.message}`);
+    }
+    const owners: ServiceChange[] = [];
+    const entries: Array<readonly [BackendKey, BackendValue4]> = [];
+    for (const c of changes) {
+      if (!c.block || !live(c)) continue;
+      const { backendId, values } = c.block;
+      values.forEach((v, ordinal) => {
+        entries.push([{ backend_id: backendId, ordinal }, v]);
+        owners.push(c);
+      });
+    }
+    if (entries.length === 0) return;
+    const out = this.count(res, 'writes', entries.length, t.backends.setMany(entries));
+    const bad = new Set(out.failures.map((f) => f.index));
+    out.failures.forEach((f) => fail(owners[f.index] as ServiceChange, t.backends.name, f.error, 'writing its new backend block'));
+    // Written entries of a failed block stay in the mirror: unreferenced, cleanup deletes them.
+    entries.forEach(([k, v], i) => !bad.has(i) && mirror.setBackend(k.backend_id, k.ordinal, v));
+  }
+
+  /** Phase 2: frontend values, one atomic update each; then removed frontends. */
+  private commit(mirror: Mirror, changes: ServiceChange[], res: ApplyResult, fail: FailFn, live: (c: ServiceChange) => boolean): Map<ServiceChange, string[]> {
+    const t = this.tables.frontends;
+    const applied = new Map<ServiceChange, string[]>();
+    const note = (c: ServiceChange, id: string): void => {
+      const list = applied.get(c);
+      if (list) list.push(id);
+      else applied.set(c, [id]);
+    };
+    const sets = changes.filter(live).flatMap((c) => c.frontendSets.map((e) => ({ c, key: e[0], value: e[1] })));
+    if (sets.length > 0) {
+      const out = this.count(res, 'writes', sets.length, t.setMany(sets.map((s) => [s.key, s.value] as const)));
+      const bad = new Set(out.failures.map((f) => f.index));
+      out.failures.forEach((f) => fail((sets[f.index] as (typeof sets)[number]).c, t.name, f.error, 'switching a frontend'));
+      sets.forEach((s, i) => {
+        if (bad.has(i)) return;
+        mirror.setFrontend(s.key, s.value);
+        note(s.c, frontendId(s.key));
+      });
+    }
+    // A service whose switch failed keeps its other frontends: the rollback restores it whole.
+    const dels = changes.filter(live).flatMap((c) => c.frontendDeletes.map((key) => ({ c, key })));
+    if (dels.length > 0) {
+      const out = this.count(res, 'deletes', dels.length, t.deleteMany(dels.map((d) => d.key)));
+      const bad = new Set(out.failures.map((f) => f.index));
+      out.failures.forEach((f) => fail((dels[f.index] as (typeof dels)[number]).c, t.name, f.error, 'deleting a frontend'));
+      dels.forEach((d, i) => {
+        if (bad.has(i)) return;
+        mirror.deleteFrontend(d.key);
+        note(d.c, frontendId(d.key));
+      });
+    }
+    return applied;
+  }
+
+  /** Puts back what a failed service's commit changed. Returns a note when it could not. */
+  private rollback(mirror: Mirror, c: ServiceChange, touched: string[]): string | undefined {
+    const t = this.tables.frontends;
+    const problems: string[] = [];
+    for (const id of touched) {
+      const prev = c.previous.get(id);
+      const now = mirror.frontends.get(id);
+      try {
+        if (prev) {
+          t.set(prev.key, prev.value);
+          mirror.setFrontend(prev.key, prev.value);
+        } else if (now) {
+          t.delete(now.key);
+          mirror.deleteFrontend(now.key);
+        }
+      } catch (err) {
+        problems.push(`${id}: ${(err as Error).message}`);
+      }
+    }
+    if (problems.length === 0) return touched.length > 0 ? 'rolled back to its previous state' : undefined;
+    return `rollback failed for frontend(s) ${problems.join(', ')}; the next apply retries`;
+  }
+
+  /** Phase 3: unreferenced blocks, names of removed services, stale flows and affinity. */
+  private cleanup(mirror: Mirror, changes: ServiceChange[], res: ApplyResult): void {
+    const t = this.tables;
+    const refs = mirror.referencedBlocks();
+    const doomed: Array<{ backend_id: number; ordinal: number }> = [];
+    for (const [backendId, block] of mirror.blocks) {
+      const used = refs.get(backendId) ?? 0;
+      for (const ordinal of block.keys()) if (ordinal >= used) doomed.push({ backend_id: backendId, ordinal });
+    }
+    if (doomed.length > 0) {
+      const out = this.count(res, 'deletes', doomed.length, t.backends.deleteMany(doomed));
+      const bad = new Set(out.failures.map((f) => f.index));
+      doomed.forEach((k, i) => !bad.has(i) && mirror.deleteBackend(k.backend_id, k.ordinal));
+      if (out.failures.length > 0) {
+        const f = out.failures[0] as (typeof out.failures)[number];
+        res.errors.push({ map: t.backends.name, code: errorCode(f.error), message: `deleting ${out.failures.length} unused backend entries failed (first: ${f.error.message}); retried next apply` });
+      }
+    }
+
+    const inUse = new Set([...mirror.frontends.values()].map((f) => f.value.svc_id));
+    const unnamed = changes.filter((c) => c.deleteName && !inUse.has(c.svcId));
+    if (unnamed.length > 0) {
+      const out = this.count(res, 'deletes', unnamed.length, t.svcMeta.deleteMany(unnamed.map((c) => c.svcId)));
+      const bad = new Set(out.failures.map((f) => f.index));
+      unnamed.forEach((c, i) => !bad.has(i) && mirror.names.delete(c.svcId));
+      for (const f of out.failures) {
+        const c = unnamed[f.index] as ServiceChange;
+        res.errors.push({ key: c.key, map: t.svcMeta.name, code: errorCode(f.error), message: `service port ${c.key}: clearing its name failed: ${f.error.message}` });
+      }
+    }
+
+    const req = this.pendingFlows;
+    for (const c of changes) {
+      req.endpoints.push(...c.removedEndpoints);
+      if (c.flushAffinity) req.affinitySvcIds.add(c.svcId);
+    }
+    if (req.endpoints.length === 0 && req.affinitySvcIds.size === 0) return;
+    const flows = cleanUpFlows(t, req, { beforeSockRevnatDelete: this.opts.udpSocketSweep });
+    res.flows.ctDeleted += flows.ctDeleted;
+    res.flows.sockRevnatDeleted += flows.sockRevnatDeleted;
+    res.flows.affinityDeleted += flows.affinityDeleted;
+    res.ops.deletes += flows.deletes;
+    res.ops.calls += flows.batchCalls;
+    if (flows.errors.length > 0) {
+      res.errors.push({ message: `cleaning flows of removed backends: ${flows.errors.join('; ')}; retried next apply` });
+    } else {
+      this.pendingFlows = { endpoints: [], affinitySvcIds: new Set() };
+    }
+  }
+
+  /** Deletes the conntrack entries of a service port (admin). Returns how many went. */
+  flushConntrack(svcKey: string): number {
+    const id = this.serviceId(svcKey);
+    if (id === undefined) throw new Error(`flush conntrack: no programmed service port "${svcKey}"`);
+    return flushServiceConntrack(this.tables, new Set([id]));
+  }
+
+  flushConntrackIds(svcIds: readonly number[]): number {
+    return flushServiceConntrack(this.tables, new Set(svcIds));
+  }
+
+  /** The svc_id of a programmed service port. */
+  serviceId(svcKey: string): number | undefined {
+    for (const [id, key] of this.loaded().names) if (key === svcKey) return id;
+    return undefined;
+  }
+
+  /** svc_id → service-port key, as programmed. */
+  serviceNames(): ReadonlyMap<number, string> {
+    return new Map(this.loaded().names);
+  }
+
+  /** The kind of a frontend of the last apply (the maps do not record it). */
+  frontendKind(svcKey: string, ip: string, port: number): FrontendKind | undefined {
+    return this.kinds.get(`${svcKey}|${ip}|${port}`);
+  }
+}
