@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -73,7 +74,10 @@ Napi::Value BpfProgram::TestRun(const Napi::CallbackInfo& info) {
   size_t ctx_in = has_ctx ? ctx.Length() : 0;
   int64_t data_out_size =
       IntField(opts, "dataSizeOut", call, 0, limit, has_data ? data_in + 256 : 0);
-  int64_t ctx_out_size = IntField(opts, "ctxSizeOut", call, 0, limit, ctx_in);
+  // The kernel refuses (ENOSPC) an output ctx smaller than its own struct; the result is sliced
+  // to what it wrote, so a generous default costs nothing.
+  int64_t ctx_out_size =
+      IntField(opts, "ctxSizeOut", call, 0, limit, has_ctx ? std::max<size_t>(ctx_in, 1024) : 0);
   int64_t repeat = IntField(opts, "repeat", call, 0, INT32_MAX, 1);
   if (data_in > static_cast<size_t>(limit) || ctx_in > static_cast<size_t>(limit)) {
     throw UsageError(env, call, "data and ctx are limited to 16 MiB");

@@ -72,6 +72,7 @@ export interface TestRunOptions {
   dataSizeOut?: number;
   /** Context in (e.g. a struct __sk_buff for TC programs). */
   ctx?: Buffer;
+  /** Size of the output context buffer (default with ctx: max(ctx length, 1024)). */
   ctxSizeOut?: number;
   /** Number of runs (duration is the average per run). */
   repeat?: number;
