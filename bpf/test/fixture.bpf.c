@@ -27,6 +27,16 @@ struct fixture_layout {
 };
 _Static_assert(sizeof(struct fixture_layout) == 32, "fixture_layout size");
 
+/* A plain struct (no bitfields) that a user-space codec can match exactly. */
+struct fixture_pair {
+	__be32 addr;
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+	__u64 value;
+};
+_Static_assert(sizeof(struct fixture_pair) == 16, "fixture_pair size");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -47,6 +57,13 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } fixture_lru SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16);
+	__type(key, struct fixture_pair);
+	__type(value, __u32);
+} fixture_pairs SEC(".maps");
 
 /* Values of 4 bytes: user space sees 8-byte slots per CPU. */
 struct {

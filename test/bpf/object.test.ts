@@ -51,7 +51,7 @@ t.test('maps and programs are enumerated with kernel ids after load', async (t) 
   const maps = obj.maps();
   t.same(
     maps.filter((m) => m.name.startsWith('fixture_')).map((m) => m.name).sort(),
-    ['fixture_array', 'fixture_hash', 'fixture_lru', 'fixture_pcpu_array', 'fixture_pcpu_hash', 'fixture_pinned'],
+    ['fixture_array', 'fixture_hash', 'fixture_lru', 'fixture_pairs', 'fixture_pcpu_array', 'fixture_pcpu_hash', 'fixture_pinned'],
   );
   t.ok(maps.some((m) => m.name.endsWith('.rodata')), 'internal .rodata map is listed');
   for (const m of maps) t.ok(m.id > 0 && m.fd >= 0, `${m.name} has an id and fd`);
