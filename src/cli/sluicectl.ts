@@ -101,10 +101,12 @@ interface Plan {
 function plan(p: Parsed): Plan {
   const [cmd, sub, ...rest] = p.words;
   const cmdOpts = [...p.opts.keys()].filter((k) => ['--service', '--client', '--backend'].includes(k));
+  // Commands with a subcommand (nat dump, ct flush, aff dump) are named by both words.
+  const label = ['nat', 'ct', 'aff'].includes(cmd ?? '') ? `${cmd} ${sub ?? ''}` : (cmd ?? '');
   const only = (allowed: string[], extra: string[]): void => {
     const bad = cmdOpts.find((o) => !allowed.includes(o));
-    if (bad) throw new UsageError(`${p.words.slice(0, 2).join(' ')}: unknown option ${bad}`);
-    if (extra.length) throw new UsageError(`${p.words.slice(0, 2).join(' ')}: unexpected argument ${extra.join(' ')}`);
+    if (bad) throw new UsageError(`${label}: unknown option ${bad}`);
+    if (extra.length) throw new UsageError(`${label}: unexpected argument ${extra.join(' ')}`);
   };
   const get = (path: string, format: (r: never) => string, query: Record<string, string> = {}): Plan => ({
     method: 'GET', path, query, write: false, format: format as (r: unknown) => string,
