@@ -1,0 +1,117 @@
+// The API server source: one list/watch loop (Reflector) per kind, all writing one ObjectStore.
+// Services and EndpointSlices are narrowed with kube-proxy's label selector; Nodes are all
+// watched (the model needs this node's addresses and labels and the others' addresses).
+import { existsSync } from 'node:fs';
+import * as k8s from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { DEFAULT_BACKOFF } from './backoff.js';
+import { Reflector } from './reflector.js';
+import type { ListFunction, ListParams, ReflectorTiming } from './reflector.js';
+import type { KindTypes, ObjectKind } from './kinds.js';
+import type { ObjectStore, Source } from './store.js';
+
+export const LABEL_SERVICE_PROXY_NAME = 'service.kubernetes.io/service-proxy-name';
+export const LABEL_HEADLESS = 'service.kubernetes.io/headless';
+
+export const DEFAULT_TIMING: ReflectorTiming = {
+  watchTimeoutSeconds: 300,
+  // The API server sends a bookmark about once a minute to watches that allow them.
+  idleTimeoutMs: 150_000,
+  relistIntervalMs: 30 * 60_000,
+  listTimeoutMs: 60_000,
+  pageSize: 500,
+  minHealthyWatchMs: 1_000,
+  backoff: DEFAULT_BACKOFF,
+};
+
+/**
+ * kube-proxy's selector: Services (and their slices) that belong to no other proxy and are not
+ * headless; with a proxy name, only those labelled with that name.
+ */
+export function proxyLabelSelector(serviceProxyName: string): string {
+  const owner = serviceProxyName === '' ? `!${LABEL_SERVICE_PROXY_NAME}` : `${LABEL_SERVICE_PROXY_NAME}=${serviceProxyName}`;
+  return `${owner},!${LABEL_HEADLESS}`;
+}
+
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/**
+ * Loads credentials: the given kubeconfig file; else in-cluster (service account) when running
+ * in a pod; else $KUBECONFIG or ~/.kube/config. Refuses client-node's silent fallback to
+ * http://localhost:8080, which would only produce confusing connection errors later.
+ */
+export function loadKubeConfig(path: string): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  if (path !== '') {
+    kc.loadFromFile(path);
+  } else if (process.env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) {
+    kc.loadFromCluster();
+  } else {
+    kc.loadFromDefault();
+    if (kc.getCurrentCluster()?.server === 'http://localhost:8080' && kc.getCurrentUser()?.name === 'user') {
+      throw new Error('no Kubernetes credentials: not in a pod, no $KUBECONFIG, no ~/.kube/config (use --kubeconfig or --manifests)');
+    }
+  }
+  if (!kc.getCurrentCluster()) {
+    throw new Error(`kubeconfig ${path || '(default)'}: current context "${kc.getCurrentContext()}" names no cluster`);
+  }
+  return kc;
+}
+
+export interface KubernetesSourceOptions {
+  kubeConfig: k8s.KubeConfig;
+  store: ObjectStore;
+  logger: Logger;
+  /** service.kubernetes.io/service-proxy-name this proxy serves ('' = the default proxy). */
+  serviceProxyName?: string;
+  timing?: Partial<ReflectorTiming>;
+  /** Randomness for jitter (tests pin it). */
+  random?: () => number;
+}
+
+export class KubernetesSource implements Source {
+  private readonly reflectors: Reflector<ObjectKind>[];
+
+  constructor(opts: KubernetesSourceOptions) {
+    const kc = opts.kubeConfig;
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    const discovery = kc.makeApiClient(k8s.DiscoveryV1Api);
+    const watch = new k8s.Watch(kc);
+    const timing: ReflectorTiming = { ...DEFAULT_TIMING, ...opts.timing };
+    const logger = opts.logger.child({ component: 'k8s' });
+    const selector = proxyLabelSelector(opts.serviceProxyName ?? '');
+    const make = <K extends ObjectKind>(kind: K, path: string, list: ListFunction<KindTypes[K]>, labelSelector?: string) =>
+      new Reflector<K>({ kind, path, list, labelSelector, watch, store: opts.store, logger, timing, random: opts.random });
+    this.reflectors = [
+      make('Service', '/api/v1/services', (p, s) => core.listServiceForAllNamespaces(p, abortable(s)), selector),
+      make(
+        'EndpointSlice',
+        '/apis/discovery.k8s.io/v1/endpointslices',
+        (p, s) => discovery.listEndpointSliceForAllNamespaces(p, abortable(s)),
+        selector,
+      ),
+      make('Node', '/api/v1/nodes', (p: ListParams, s) => core.listNode(p, abortable(s))),
+    ] as Reflector<ObjectKind>[];
+  }
+
+  /** Starts every loop and returns at once; the store reports readiness (isSynced/whenSynced). */
+  async start(): Promise<void> {
+    for (const r of this.reflectors) r.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.reflectors.map((r) => r.stop()));
+  }
+}
+
+/** Request options that make a typed API call abortable: a middleware puts the signal on the request. */
+function abortable(signal: AbortSignal): k8s.ConfigurationOptions {
+  const middleware: k8s.ObservableMiddleware = {
+    pre: (context) => {
+      context.setSignal(signal);
+      return new k8s.Observable(Promise.resolve(context));
+    },
+    post: (response) => new k8s.Observable(Promise.resolve(response)),
+  };
+  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
+}
