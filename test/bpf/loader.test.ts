@@ -2,6 +2,7 @@
 // messages forwarded to pino, on success and on a verifier rejection.
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import type { Logger } from 'pino';
 import t from 'tap';
 import { requirePrivileges } from '../helpers/privileges.js';
 import { be16, be32, defineStruct, pad, u16, u32, u64, u8 } from '../../src/bpf/codec.js';
@@ -16,7 +17,7 @@ interface Entry {
   verifierLog?: string;
 }
 
-function capture(): { logger: pino.Logger; entries: Entry[] } {
+function capture(): { logger: Logger; entries: Entry[] } {
   const entries: Entry[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, done) {
