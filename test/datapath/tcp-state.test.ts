@@ -1,0 +1,88 @@
+// Conntrack state and expiry: TCP states follow SYN / SYN-ACK / FIN / RST in both entries of a
+// flow, an expired flow is treated as absent (a new backend is chosen), a flow idle in one
+// direction only stays alive, a new SYN on a closed flow's tuple starts over, and the
+// timeouts are the `const volatile` tunables.
+import t from 'tap';
+import { CT_STATE, IPPROTO } from '../../src/bpf/sluice-structs.js';
+import { buildFrame, TCP_FLAGS } from '../../src/packet/index.js';
+import { loadDatapath, PROG, tupleKey, type Datapath } from './harness.js';
+
+const VIP = '10.96.0.60';
+const CLIENT = '10.244.1.10';
+const A = { addr: '10.244.2.11', port: 8080 };
+const B = { addr: '10.244.2.22', port: 8080 };
+const NS = 1_000_000_000n;
+const FWD = tupleKey(CLIENT, VIP, 50000, 80, IPPROTO.TCP);
+const REV_A = tupleKey(A.addr, CLIENT, 8080, 50000, IPPROTO.TCP);
+
+const fromClient = (dp: Datapath, flags: number) => dp.run(PROG.FROM_POD, buildFrame({
+  ip: { src: CLIENT, dst: VIP }, tcp: { sport: 50000, dport: 80, flags },
+})).parsed.ip?.dst;
+const fromBackend = (dp: Datapath, flags: number) => dp.run(PROG.TO_POD, buildFrame({
+  ip: { src: A.addr, dst: CLIENT }, tcp: { sport: 8080, dport: 50000, flags },
+})).parsed.ip?.src;
+const states = (dp: Datapath) => [dp.ct(FWD)?.state, dp.ct(REV_A)?.state];
+
+function ageEntry(dp: Datapath, key: typeof FWD, seconds: bigint): void {
+  const v = dp.ct(key);
+  if (!v) throw new Error('conntrack entry missing');
+  dp.setCt(key, { ...v, last_seen_ns: v.last_seen_ns - seconds * NS });
+}
+
+t.test('TCP states move in both entries; a SYN reusing a closed tuple selects again', async (t) => {
+  const dp = await loadDatapath(t);
+  if (!dp) return;
+  dp.addService({ vip: VIP, port: 80, proto: IPPROTO.TCP, svcId: 1, backendId: 10, cluster: [A] });
+  t.equal(fromClient(dp, TCP_FLAGS.SYN), A.addr);
+  t.same(states(dp), [CT_STATE.SYN_SENT, CT_STATE.SYN_SENT], 'SYN: syn-sent');
+  t.equal(fromBackend(dp, TCP_FLAGS.SYN | TCP_FLAGS.ACK), VIP);
+  t.same(states(dp), [CT_STATE.ESTABLISHED, CT_STATE.ESTABLISHED], 'SYN-ACK: established');
+  fromClient(dp, TCP_FLAGS.ACK);
+  t.same(states(dp), [CT_STATE.ESTABLISHED, CT_STATE.ESTABLISHED], 'ACK: still established');
+  fromClient(dp, TCP_FLAGS.FIN | TCP_FLAGS.ACK);
+  t.same(states(dp), [CT_STATE.FIN, CT_STATE.FIN], 'FIN: fin');
+  t.equal(fromBackend(dp, TCP_FLAGS.FIN | TCP_FLAGS.ACK), VIP, 'the closing reply is still translated');
+  fromBackend(dp, TCP_FLAGS.RST);
+  t.same(states(dp), [CT_STATE.CLOSED, CT_STATE.CLOSED], 'RST: closed');
+
+  dp.addService({ vip: VIP, port: 80, proto: IPPROTO.TCP, svcId: 1, backendId: 11, cluster: [B] });
+  t.equal(fromClient(dp, TCP_FLAGS.ACK), A.addr, 'a stray ACK of the closed flow still follows it');
+  t.equal(fromClient(dp, TCP_FLAGS.SYN), B.addr, 'a new SYN on the closed tuple is a new flow');
+  t.equal(dp.ct(FWD)?.state, CT_STATE.SYN_SENT);
+});
+
+t.test('expiry: an idle flow is forgotten; one idle in a single direction is not', async (t) => {
+  const dp = await loadDatapath(t);
+  if (!dp) return;
+  dp.addService({ vip: VIP, port: 80, proto: IPPROTO.TCP, svcId: 1, backendId: 10, cluster: [A] });
+  fromClient(dp, TCP_FLAGS.SYN);
+  fromBackend(dp, TCP_FLAGS.SYN | TCP_FLAGS.ACK);
+  dp.addService({ vip: VIP, port: 80, proto: IPPROTO.TCP, svcId: 1, backendId: 11, cluster: [B] });
+
+  // The client has been silent for 2 h, but the backend spoke just now: the flow lives.
+  ageEntry(dp, FWD, 7200n);
+  t.equal(fromClient(dp, TCP_FLAGS.ACK), A.addr, 'alive through its reverse entry');
+  // Both directions silent past the 1 h established timeout: gone, a new backend is chosen.
+  ageEntry(dp, FWD, 3601n);
+  ageEntry(dp, REV_A, 3601n);
+  t.equal(fromBackend(dp, TCP_FLAGS.ACK), A.addr, 'an expired reverse entry no longer translates');
+  t.equal(fromClient(dp, TCP_FLAGS.ACK), B.addr, 'an expired flow is treated as absent');
+});
+
+t.test('timeouts come from the tunables', async (t) => {
+  const dp = await loadDatapath(t, { rodataU64: { sl_ct_timeout_udp_ns: 5n * NS } });
+  if (!dp) return;
+  dp.addService({ vip: VIP, port: 53, proto: IPPROTO.UDP, svcId: 2, backendId: 20, cluster: [A] });
+  const send = () => dp.run(PROG.FROM_POD, buildFrame({ ip: { src: CLIENT, dst: VIP }, udp: { sport: 999, dport: 53 } })).parsed.ip?.dst;
+  const key = tupleKey(CLIENT, VIP, 999, 53, IPPROTO.UDP);
+  const rev = tupleKey(A.addr, CLIENT, 8080, 999, IPPROTO.UDP);
+  t.equal(send(), A.addr);
+  dp.addService({ vip: VIP, port: 53, proto: IPPROTO.UDP, svcId: 2, backendId: 21, cluster: [B] });
+  ageEntry(dp, key, 4n);
+  ageEntry(dp, rev, 4n);
+  t.equal(send(), A.addr, '4 s idle < 5 s UDP timeout: kept');
+  ageEntry(dp, key, 6n);
+  ageEntry(dp, rev, 6n);
+  t.equal(send(), B.addr, '6 s idle > 5 s UDP timeout: expired (the 60 s default would have kept it)');
+  t.ok(dp.obj.rodataVariables().some((v) => v.name === 'sl_ct_timeout_tcp_established_ns' && v.size === 8));
+});
