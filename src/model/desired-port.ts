@@ -1,7 +1,7 @@
 // One ParsedService → its DesiredServicePorts (one per port per family with a cluster IP).
 import { categorizeEndpoints } from './endpoint-sets.js';
 import type { ParsedSlice } from './endpoint-slices.js';
-import { mergeEndpoints, toBackend } from './endpoints.js';
+import { mergeEndpoints } from './endpoints.js';
 import { frontendsFor, nodePortAddresses, type SourcedFrontend } from './frontends.js';
 import type { CheckedConfig } from './config.js';
 import type { OwnNode } from './node.js';
@@ -65,8 +65,8 @@ export function draftServicePorts(service: ParsedService, ctx: DraftContext): Po
           protocol: servicePort.protocol,
           family,
           frontends: [],
-          clusterBackends: sets.cluster.map(toBackend),
-          localBackends: sets.local.map(toBackend),
+          clusterBackends: sets.cluster,
+          localBackends: sets.local,
           internalLocal: service.internalPolicyLocal,
           externalLocal: service.externalPolicyLocal && externallyAccessible,
           affinityTimeoutSec: service.affinityTimeoutSec,

@@ -60,5 +60,10 @@ export function computeDesiredState(input: ModelInput): ModelResult {
     draft.port.frontends = draft.frontends.map(toFrontend);
     state.set(draft.port.key, draft.port);
   }
+  // Sorted too, so the same objects give the same errors whatever their order in the input.
+  errors.sort(
+    (a, b) =>
+      compareText(a.kind, b.kind) || compareText(a.object, b.object) || compareText(a.field, b.field) || compareText(a.message, b.message),
+  );
   return { state: { services: state }, errors };
 }

@@ -1,6 +1,7 @@
 // The Cluster and Local endpoint sets of a Service port, with topology hints, as kube-proxy's
 // CategorizeEndpoints computes them.
 import type { EndpointInfo } from './endpoints.js';
+import type { Backend } from './types.js';
 
 export type TopologyMode = 'PreferSameNode' | 'PreferSameZone' | '';
 
@@ -16,7 +17,7 @@ export function topologyMode(endpoints: readonly EndpointInfo[], nodeName: strin
   let allHaveZoneHints = true;
   let oneForThisZone = false;
   for (const e of endpoints) {
-    if (!e.ready) continue;
+    if (!e.backend.ready) continue;
     if (!e.nodeHints) allHaveNodeHints = false;
     else if (e.nodeHints.has(nodeName)) oneForThisNode = true;
     if (!e.zoneHints) allHaveZoneHints = false;
@@ -35,9 +36,9 @@ function availableForTopology(e: EndpointInfo, mode: TopologyMode, nodeName: str
 
 export interface EndpointSets {
   /** Ready endpoints passing the topology filter; if none at all, serving-and-terminating ones. */
-  cluster: EndpointInfo[];
+  cluster: Backend[];
   /** Local ready endpoints; if none, local serving-and-terminating ones. */
-  local: EndpointInfo[];
+  local: Backend[];
 }
 
 /**
@@ -53,11 +54,13 @@ export function categorizeEndpoints(
   zone: string | null,
 ): EndpointSets {
   const mode = topologyMode(endpoints, nodeName, zone);
-  let cluster = endpoints.filter((e) => e.ready && availableForTopology(e, mode, nodeName, zone));
+  let cluster: Backend[] = [];
+  for (const e of endpoints) if (e.backend.ready && availableForTopology(e, mode, nodeName, zone)) cluster.push(e.backend);
+  const backends = endpoints.map((e) => e.backend);
   // Topology never empties the set (a mode is chosen only when one ready endpoint matches), so
   // an empty set here means no ready endpoint anywhere.
-  if (cluster.length === 0) cluster = endpoints.filter((e) => e.serving && e.terminating);
-  let local = endpoints.filter((e) => e.local && e.ready);
-  if (local.length === 0) local = endpoints.filter((e) => e.local && e.serving && e.terminating);
+  if (cluster.length === 0) cluster = backends.filter((b) => b.serving && b.terminating);
+  let local = backends.filter((b) => b.local && b.ready);
+  if (local.length === 0) local = backends.filter((b) => b.local && b.serving && b.terminating);
   return { cluster, local };
 }

@@ -3,8 +3,12 @@
 import type { ParsedSlice, SliceEndpoint } from './endpoint-slices.js';
 import type { Backend, IpFamily, L4Protocol } from './types.js';
 
-/** A Backend plus what the topology filter and sorting need (stripped before output). */
-export interface EndpointInfo extends Backend {
+/**
+ * The output Backend plus what the topology filter and sorting need. The same Backend object
+ * is placed in both sets when it belongs to both (one allocation per endpoint).
+ */
+export interface EndpointInfo {
+  backend: Backend;
   sortKey: string;
   zoneHints: ReadonlySet<string> | null;
   nodeHints: ReadonlySet<string> | null;
@@ -12,14 +16,16 @@ export interface EndpointInfo extends Backend {
 
 function toEndpointInfo(endpoint: SliceEndpoint, port: number, nodeName: string): EndpointInfo {
   return {
-    ip: endpoint.ip.canonical,
-    port,
-    nodeName: endpoint.nodeName,
-    zone: endpoint.zone,
-    local: endpoint.nodeName !== null && endpoint.nodeName === nodeName,
-    ready: endpoint.ready,
-    serving: endpoint.serving,
-    terminating: endpoint.terminating,
+    backend: {
+      ip: endpoint.ip.canonical,
+      port,
+      nodeName: endpoint.nodeName,
+      zone: endpoint.zone,
+      local: endpoint.nodeName !== null && endpoint.nodeName === nodeName,
+      ready: endpoint.ready,
+      serving: endpoint.serving,
+      terminating: endpoint.terminating,
+    },
     sortKey: endpoint.ip.sortKey,
     zoneHints: endpoint.zoneHints,
     nodeHints: endpoint.nodeHints,
@@ -29,14 +35,15 @@ function toEndpointInfo(endpoint: SliceEndpoint, port: number, nodeName: string)
 /** By IP (numerically), then port. */
 export function compareEndpoints(a: EndpointInfo, b: EndpointInfo): number {
   if (a.sortKey !== b.sortKey) return a.sortKey < b.sortKey ? -1 : 1;
-  return a.port - b.port;
+  return a.backend.port - b.backend.port;
 }
 
 /**
  * Endpoints of the slices' ports matching the Service port by name AND protocol (numbers come
  * from the slice; targetPort is never read). Key is addresses[0]:port. An address may appear in
  * several slices (e.g. while the controller moves it): the first seen is kept unless a later
- * one is not terminating, so a live copy wins over a terminating one.
+ * one is not terminating, so a live copy wins over a terminating one. Slices come sorted by
+ * name, so "first" does not depend on input order.
  */
 export function mergeEndpoints(
   slices: readonly ParsedSlice[],
@@ -45,30 +52,21 @@ export function mergeEndpoints(
   protocol: L4Protocol,
   nodeName: string,
 ): EndpointInfo[] {
-  const byKey = new Map<string, EndpointInfo>();
+  const candidates: EndpointInfo[] = [];
   for (const slice of slices) {
     if (slice.family !== family) continue;
     for (const port of slice.ports) {
       if (port.name !== portName || port.protocol !== protocol) continue;
-      for (const endpoint of slice.endpoints) {
-        const key = `${endpoint.ip.canonical}:${port.port}`;
-        if (!byKey.has(key) || !endpoint.terminating) byKey.set(key, toEndpointInfo(endpoint, port.port, nodeName));
-      }
+      for (const endpoint of slice.endpoints) candidates.push(toEndpointInfo(endpoint, port.port, nodeName));
     }
   }
-  return [...byKey.values()].sort(compareEndpoints);
-}
-
-/** The output shape, without the internal fields. */
-export function toBackend(e: EndpointInfo): Backend {
-  return {
-    ip: e.ip,
-    port: e.port,
-    nodeName: e.nodeName,
-    zone: e.zone,
-    local: e.local,
-    ready: e.ready,
-    serving: e.serving,
-    terminating: e.terminating,
-  };
+  // A stable sort keeps copies of one ip:port adjacent and in slice order: dedupe without a map.
+  candidates.sort(compareEndpoints);
+  const merged: EndpointInfo[] = [];
+  for (const candidate of candidates) {
+    const last = merged[merged.length - 1];
+    if (last === undefined || compareEndpoints(last, candidate) !== 0) merged.push(candidate);
+    else if (!candidate.backend.terminating) merged[merged.length - 1] = candidate;
+  }
+  return merged;
 }

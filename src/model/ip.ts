@@ -6,9 +6,10 @@ export interface ParsedIp {
   family: IpFamily;
   /** Dotted quad for IPv4, RFC 5952 text for IPv6: equal addresses have equal text. */
   canonical: string;
-  /** Network-order bytes (4 or 16). */
-  bytes: Uint8Array;
-  /** Fixed-width hex of the bytes: string order is numeric order within one family. */
+  /**
+   * Fixed-width hex of the network-order bytes: string order is numeric order within one
+   * family, and ipBytes() recovers the bytes (kept out of the hot path: 100k endpoints).
+   */
   sortKey: string;
 }
 
@@ -21,22 +22,40 @@ export interface ParsedCidr {
   canonical: string;
 }
 
-const IPV4_PART = /^(0|[1-9][0-9]{0,2})$/;
 const IPV6_GROUP = /^[0-9a-f]{1,4}$/;
 
-function parseIpv4Bytes(text: string): Uint8Array | null {
-  const parts = text.split('.');
-  if (parts.length !== 4) return null;
-  const bytes = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    // Leading zeros are refused: some parsers read them as octal, so the address is ambiguous.
-    const part = parts[i] ?? '';
-    if (!IPV4_PART.test(part)) return null;
-    const value = Number(part);
-    if (value > 255) return null;
-    bytes[i] = value;
+/**
+ * Dotted quad → unsigned 32-bit value, or -1. Hand-rolled (no split, no regex): it runs for
+ * every endpoint. Leading zeros are refused: some parsers read them as octal (ambiguous).
+ */
+function parseIpv4Number(text: string): number {
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || ++dots > 3) return -1;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && part === 0) return -1;
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return -1;
+    } else {
+      return -1;
+    }
   }
-  return bytes;
+  if (dots !== 3 || digits === 0) return -1;
+  return value * 256 + part;
+}
+
+function parseIpv4Bytes(text: string): Uint8Array | null {
+  const value = parseIpv4Number(text);
+  if (value < 0) return null;
+  return new Uint8Array([value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255]);
 }
 
 function parseIpv6Groups(text: string): number[] | null {
@@ -121,18 +140,21 @@ function formatIp(family: IpFamily, bytes: Uint8Array): string {
  */
 export function parseIp(text: unknown): ParsedIp | null {
   if (typeof text !== 'string') return null;
-  let family: IpFamily;
-  let bytes: Uint8Array | null;
-  if (text.includes(':')) {
-    family = 'IPv6';
-    bytes = parseIpv6Bytes(text);
-    if (bytes && isIpv4Mapped(bytes)) return null;
-  } else {
-    family = 'IPv4';
-    bytes = parseIpv4Bytes(text);
+  if (!text.includes(':')) {
+    const value = parseIpv4Number(text);
+    // Strictly parsed dotted decimal is already canonical.
+    return value < 0 ? null : { family: 'IPv4', canonical: text, sortKey: value.toString(16).padStart(8, '0') };
   }
-  if (!bytes) return null;
-  return { family, bytes, canonical: formatIp(family, bytes), sortKey: hex(bytes) };
+  const bytes = parseIpv6Bytes(text);
+  if (!bytes || isIpv4Mapped(bytes)) return null;
+  return { family: 'IPv6', canonical: formatIpv6(bytes), sortKey: hex(bytes) };
+}
+
+/** The network-order bytes of a parsed address (4 or 16). */
+export function ipBytes(ip: ParsedIp): Uint8Array {
+  const bytes = new Uint8Array(ip.sortKey.length / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(ip.sortKey.slice(i * 2, i * 2 + 2), 16);
+  return bytes;
 }
 
 /** Parses 'address/prefix'; host bits may be set (they are cleared, as Go's ParseCIDR does). */
@@ -144,8 +166,9 @@ export function parseCidr(text: unknown): ParsedCidr | null {
   const prefixText = text.slice(slash + 1);
   if (!ip || !/^(0|[1-9][0-9]{0,2})$/.test(prefixText)) return null;
   const prefixLength = Number(prefixText);
-  if (prefixLength > ip.bytes.length * 8) return null;
-  const network = maskBytes(ip.bytes, prefixLength);
+  const bytes = ipBytes(ip);
+  if (prefixLength > bytes.length * 8) return null;
+  const network = maskBytes(bytes, prefixLength);
   return { family: ip.family, prefixLength, network, canonical: `${formatIp(ip.family, network)}/${prefixLength}` };
 }
 
@@ -160,14 +183,14 @@ function maskBytes(bytes: Uint8Array, prefixLength: number): Uint8Array {
 
 export function cidrContains(cidr: ParsedCidr, ip: ParsedIp): boolean {
   if (cidr.family !== ip.family) return false;
-  const masked = maskBytes(ip.bytes, cidr.prefixLength);
+  const masked = maskBytes(ipBytes(ip), cidr.prefixLength);
   for (let i = 0; i < masked.length; i++) if (masked[i] !== cidr.network[i]) return false;
   return true;
 }
 
 /** 127.0.0.0/8 or ::1. */
 export function isLoopback(ip: ParsedIp): boolean {
-  if (ip.family === 'IPv4') return ip.bytes[0] === 127;
+  if (ip.family === 'IPv4') return ip.sortKey.startsWith('7f');
   return ip.sortKey === '00000000000000000000000000000001';
 }
 

@@ -161,10 +161,10 @@ t.test('a message names kind, object, field and value', async (t) => {
 t.test('input lists of the wrong type are reported and read as empty', async (t) => {
   const result = compute({ services: { web: 1 } as unknown as unknown[], slices: 'none' as unknown as unknown[], nodes: 5 as unknown as unknown[] });
   t.match(result.errors, [
-    { kind: 'ModelInput', field: 'nodes' },
-    { kind: 'Node', field: 'metadata.name' },
     { kind: 'ModelInput', field: 'endpointSlices' },
+    { kind: 'ModelInput', field: 'nodes' },
     { kind: 'ModelInput', field: 'services' },
+    { kind: 'Node', field: 'metadata.name' },
   ]);
   t.equal(result.state.services.size, 0);
 });
