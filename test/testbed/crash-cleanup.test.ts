@@ -7,6 +7,7 @@ import { requirePrivileges } from '../helpers/privileges.js';
 import { createRunPinDir, removePinDir } from '../../src/testbed/bpffs.js';
 import { newRunPrefix } from '../../src/testbed/names.js';
 import { listNetns } from '../../src/testbed/netns.js';
+import { run as runCommand } from '../../src/testbed/exec.js';
 import { nodeArgv } from '../../src/testbed/node-child.js';
 import { LEASE_DIR, TestbedRun } from '../../src/testbed/run.js';
 import { sweepLeftovers } from '../../src/testbed/sweeper.js';
@@ -136,4 +137,15 @@ t.test('lease-less leftovers are removed only once they have been idle a while',
   const old = await sweepLeftovers({ only: mine, unleasedMinAgeMs: 0 });
   t.same(old.pinDirs, [pinDir], 'once idle long enough it is swept');
   t.notOk(existsSync(pinDir));
+});
+
+t.test('the sweep command prints its report and refuses unknown arguments', async (t) => {
+  if (!(await requirePrivileges(t))) return;
+  const script = join(import.meta.dirname, '..', '..', 'src', 'testbed', 'sweep-main.ts');
+  const dry = await runCommand(nodeArgv(script, ['--dry-run']));
+  const report = JSON.parse(dry.stdout) as Record<string, unknown>;
+  t.same(Object.keys(report).sort(), ['cgroups', 'errors', 'leases', 'liveRuns', 'netns', 'pinDirs', 'recent']);
+  const bad = await runCommand(nodeArgv(script, ['--force']), { allowFailure: true });
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /unknown argument --force/);
 });
