@@ -121,7 +121,7 @@ export class MemoryTable<K, V> implements Table<K, V> {
       this.store.delete(id); // re-insert: most recently used last
       this.store.set(id, bytes);
     }
-    this.journal.record(this.name, 'set', key, this.spec.value.decode(bytes), batch);
+    this.journal.record(this.name, 'set', key, value, batch);
   }
 
   delete(key: K): boolean {
