@@ -3,12 +3,13 @@
 // holds the client pod's processes, TC programs on the host veths in the node namespace — maps
 // pinned under the run's own bpffs directory, and a long-lived client process.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Test } from 'tap';
 import type { NativeLink, NativeObject } from '../../src/bpf/native.js';
 import { fromPackageRoot, loadNative } from '../../src/bpf/native.js';
 import { CTLB } from '../../src/bpf/sluice-structs.js';
 import type { Backend, DesiredServicePort, DesiredState, L4Protocol } from '../../src/model/types.js';
+import { openPinnedTables } from '../../src/dataplane/native-tables.js';
+import { ServiceTableWriter } from '../../src/dataplane/writer.js';
 import { createCgroup } from '../../src/testbed/cgroup.js';
 import type { EchoServer } from '../../src/testbed/echo.js';
 import { startEchoServer } from '../../src/testbed/echo.js';
@@ -17,7 +18,6 @@ import { TestbedRun } from '../../src/testbed/run.js';
 import type { Attachment, Topology } from '../../src/testbed/topology.js';
 import { createTopology } from '../../src/testbed/topology.js';
 import { requirePrivileges } from '../helpers/privileges.js';
-import { InterimServiceWriter } from './interim-writer.js';
 import { TrafficClient } from './traffic-client.js';
 
 /** Connect-time load balancing: off (TC path only), TCP only (UDP via TC), or TCP and UDP. */
@@ -31,8 +31,9 @@ export interface BedOptions {
   tc: boolean;
 }
 
+/** The dataplane's service-table writer; apply throws when it reports any error. */
 export interface ServiceWriter {
-  apply(desired: DesiredState): Promise<void>;
+  apply(desired: DesiredState): void;
 }
 
 export interface Bed {
@@ -112,18 +113,17 @@ export async function createBed(t: Test, opts: BedOptions): Promise<Bed | null> 
   if (opts.tc) await attachTc(run, pinDir, topo);
   if (opts.ctlb === 'off' && !opts.tc) throw new Error('traffic bed: neither connect-time nor TC programs attached');
 
-  const native = loadNative();
-  const openMap = (name: string) => {
-    const m = native.openPinnedMap(join(pinDir, name));
-    run.cleanup.add(`map ${name}`, () => m.close());
-    return m;
+  // The real writer (src/dataplane) over the run's pinned maps: churn and flow-cleanup tests
+  // exercise its update order and its UDP flow removal, not a test double.
+  const pinned = openPinnedTables(loadNative(), pinDir);
+  run.cleanup.add('pinned service tables', () => pinned.close());
+  const tableWriter = new ServiceTableWriter({ tables: pinned.tables });
+  const writer: ServiceWriter = {
+    apply(desired) {
+      const res = tableWriter.apply(desired);
+      if (res.errors.length > 0) throw new Error(`service-table writer: ${res.errors.map((e) => e.message).join('; ')}`);
+    },
   };
-  const writer = new InterimServiceWriter({
-    frontends: openMap('sl_frontends4'),
-    backends: openMap('sl_backends4'),
-    ct: openMap('sl_ct4'),
-    sockRevnat: openMap('sl_sock_revnat4'),
-  });
   const client = await TrafficClient.start(run, clientPod.ns, clientCgroup);
 
   const pod = (name: string): Attachment => {

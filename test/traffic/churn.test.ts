@@ -61,7 +61,7 @@ async function churn(t: Test, ctlb: CtlbMode, tc: boolean): Promise<void> {
   if (!bed) return;
   const servers = await bed.startBackends(PODS, BACKEND_PORT);
   let serving = ['be0', 'be1', 'be2'];
-  await bed.writer.apply(services(bed, serving));
+  bed.writer.apply(services(bed, serving));
 
   await t.test('backend set replaced one by one', async (t) => {
     const started = Date.now();
@@ -71,7 +71,7 @@ async function churn(t: Test, ctlb: CtlbMode, tc: boolean): Promise<void> {
       for (const [out, inn] of plan) {
         if (!servers.has(inn)) servers.set(inn, await startEchoServer(bed.run, { name: inn, ns: bed.pod(inn).ns, tcp: [BACKEND_PORT], udp: [BACKEND_PORT] }));
         serving = [...serving.filter((n) => n !== out), inn];
-        await bed.writer.apply(services(bed, serving));
+        bed.writer.apply(services(bed, serving));
         await sleep(GRACE_MS);
         const server: EchoServer | undefined = servers.get(out);
         servers.delete(out);
@@ -93,7 +93,7 @@ async function churn(t: Test, ctlb: CtlbMode, tc: boolean): Promise<void> {
     const stats = await underLoad(bed, async () => {
       for (let i = 0; i < UPDATES; i++) {
         const names = i % 2 === 0 ? [...serving, extra] : serving;
-        await bed.writer.apply(services(bed, names, Math.floor(i / 10) % 2 === 1 ? 30 : 0));
+        bed.writer.apply(services(bed, names, Math.floor(i / 10) % 2 === 1 ? 30 : 0));
         await sleep(10);
       }
     });

@@ -24,7 +24,7 @@ async function hairpin(t: Test, ctlb: CtlbMode, tc: boolean): Promise<void> {
       clusterIpService({ name: `mixed-${protocol.toLowerCase()}`, vip: MIXED_VIP, port: PORT, protocol, backends: [self, other] }),
     );
   }
-  await bed.writer.apply(desiredState(...services));
+  bed.writer.apply(desiredState(...services));
 
   await t.test('TCP to a service whose only backend is the client itself', async (t) => {
     const results = await bed.client.tcp({ host: SELF_VIP, port: PORT }, 5);

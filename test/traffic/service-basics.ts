@@ -77,7 +77,7 @@ export async function serviceBasics(t: Test, mode: Omit<BedOptions, 'pods'>): Pr
   if (!bed) return;
   await bed.startBackends(BACKENDS, BACKEND_PORT);
   const backends = BACKENDS.map((n) => backendOf(bed.pod(n), BACKEND_PORT));
-  await bed.writer.apply(desiredState(
+  bed.writer.apply(desiredState(
     clusterIpService({ name: 'web', vip: VIP, port: TCP_PORT, protocol: 'TCP', backends }),
     clusterIpService({ name: 'dns', vip: VIP, port: UDP_PORT, protocol: 'UDP', backends }),
     clusterIpService({ name: 'empty', vip: EMPTY_VIP, port: TCP_PORT, protocol: 'TCP', backends: [] }),

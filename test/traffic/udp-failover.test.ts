@@ -31,13 +31,13 @@ async function failover(t: Test, ctlb: CtlbMode, tc: boolean, connected: boolean
   const bed = await createBed(t, { pods: ['client', ...BACKENDS], ctlb, tc });
   if (!bed) return;
   await bed.startBackends(BACKENDS, BACKEND_PORT);
-  await bed.writer.apply(service(bed, BACKENDS));
+  bed.writer.apply(service(bed, BACKENDS));
   const target = { host: VIP, port: PORT };
   const socket = 'flow';
 
   const first = onlyBackend(t, await bed.client.udp(target, 5, { socket, connected }), 'before the removal');
   t.ok(first, 'the flow has a backend');
-  await bed.writer.apply(service(bed, BACKENDS.filter((n) => n !== first)));
+  bed.writer.apply(service(bed, BACKENDS.filter((n) => n !== first)));
 
   const [next] = await bed.client.udp(target, 1, { socket, connected });
   t.ok(next?.ok, `the next datagram is answered: ${JSON.stringify(next)}`);
