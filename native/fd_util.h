@@ -7,7 +7,7 @@
 namespace sluice {
 
 // What an fd refers to, as /proc/self/fd shows it: "anon_inode:bpf-map", "anon_inode:bpf-prog",
-// "anon_inode:bpf_link", ... Empty when unknown.
+// "anon_inode:bpf-link", ... Empty when unknown.
 std::string FdKind(int fd);
 
 // dup() with O_CLOEXEC; -1 with errno on failure. Handles own a private duplicate so that

@@ -93,7 +93,8 @@ Napi::Value OpenPinnedLink(const Napi::CallbackInfo& info) {
   int fd = bpf_obj_get(path.c_str());
   if (fd < 0) throw NativeError(env, "bpf_obj_get", path, -fd);
   std::string kind = FdKind(fd);
-  if (kind != "anon_inode:bpf_link") {
+  // The kernel names link inodes "bpf_link" in older releases and "bpf-link" in newer ones.
+  if (kind != "anon_inode:bpf-link" && kind != "anon_inode:bpf_link") {
     close(fd);
     throw UsageError(env, "bpf_obj_get", path + " is not a pinned link (" + kind + ")");
   }

@@ -193,7 +193,9 @@ class QueryWorker : public TcWorker {
     bpf_tc_hook hook = Hook();
     bpf_tc_opts opts = Opts();
     int err = bpf_tc_query(&hook, &opts);
-    if (err == -ENOENT) return;
+    // No such filter: ENOENT; no filter chain at all on that hook yet: the kernel says EINVAL
+    // ("Cannot find specified filter chain"). Our own arguments were checked up front.
+    if (err == -ENOENT || err == -EINVAL) return;
     if (err) {
       Fail("bpf_tc_query", target_.Describe(), -err);
       return;
