@@ -1,0 +1,127 @@
+// The writer on REAL pinned BPF maps (created from bpf/test/dataplane_maps.bpf.c, which holds
+// exactly bpf/lib/maps.h): batch semantics of the kernel tables, then apply, drop the writer and
+// the object, and a new writer on the same pins re-adopts every id and writes nothing.
+import { existsSync } from 'node:fs';
+import t from 'tap';
+import { verifyCodecAgainstBtf } from '../../src/bpf/codec.js';
+import { fromPackageRoot, loadNative } from '../../src/bpf/native.js';
+import type { NativeObject } from '../../src/bpf/native.js';
+import { allStructCodecs, IPPROTO } from '../../src/bpf/sluice-structs.js';
+import { dumpServices } from '../../src/dataplane/dump.js';
+import { openPinnedTables, tablesFromObject } from '../../src/dataplane/native-tables.js';
+import { ServiceTableWriter } from '../../src/dataplane/writer.js';
+import { TestbedRun } from '../../src/testbed/run.js';
+import { requirePrivileges } from '../helpers/privileges.js';
+import { backend, desired, manyServices, svcPort } from './helpers.js';
+
+const FIXTURE = fromPackageRoot('dist', 'bpf', 'test', 'dataplane_maps.bpf.o');
+
+async function openFixture(t: Tap.Test, pinRoot: string, max: Record<string, number> = {}): Promise<NativeObject> {
+  const native = loadNative();
+  const obj = native.openObject(FIXTURE, { pinRoot });
+  t.teardown(() => obj.close());
+  const withMax = obj as NativeObject & { setMaxEntries?: (name: string, n: number) => void };
+  for (const [name, n] of Object.entries(max)) withMax.setMaxEntries?.(name, n);
+  await obj.load();
+  return obj;
+}
+
+t.test('the writer on real pinned maps', async (t) => {
+  if (!(await requirePrivileges(t))) return;
+  t.ok(existsSync(FIXTURE), `${FIXTURE} exists (npm run build:bpf)`);
+  const run = await TestbedRun.start();
+  t.teardown(() => run.destroy());
+  const pinDir = await run.pinDir();
+  const native = loadNative();
+  const cpus = native.numPossibleCpus();
+
+  await t.test('codecs match the fixture\'s BTF', async (t) => {
+    const obj = await openFixture(t, pinDir);
+    for (const codec of allStructCodecs) t.doesNotThrow(() => verifyCodecAgainstBtf(codec, obj.btfStruct(codec.name)), codec.name);
+  });
+
+  await t.test('kernel tables: batches, absent deletes, arrays, per-CPU', async (t) => {
+    const obj = await openFixture(t, pinDir);
+    const tables = tablesFromObject(obj, cpus);
+    const key = (o: number) => ({ backend_id: 4242, ordinal: o });
+    const value = (o: number) => ({ addr: `10.9.0.${o}`, port: 80 + o, flags: 1, node_addr: '192.0.2.1' });
+    let out = tables.backends.setMany([0, 1, 2].map((o) => [key(o), value(o)] as const));
+    t.same(out, { done: 3, failures: [] });
+    t.same(tables.backends.get(key(2)), value(2));
+    out = tables.backends.deleteMany([key(0), key(7), key(1)]);
+    t.same(out, { done: 2, failures: [] }, 'an absent key in the middle of a batch is skipped, the rest deleted');
+    t.same(tables.backends.entries().filter(([k]) => k.backend_id === 4242).map(([k]) => k.ordinal), [2]);
+    t.ok(tables.backends.delete(key(2)));
+    t.notOk(tables.backends.delete(key(2)));
+
+    tables.svcMeta.set(7, { name: 'ns/x:/TCP/IPv4' });
+    t.same(tables.svcMeta.entries(), [[7, { name: 'ns/x:/TCP/IPv4' }]], 'empty array slots are not listed');
+    tables.svcMeta.deleteMany([7]);
+    t.same(tables.svcMeta.entries(), []);
+    const zero = { packets: 0n, bytes: 0n, connections: 0n, rejected: 0n };
+    const perCpu = Array.from({ length: cpus }, (_, i) => ({ ...zero, packets: BigInt(i + 1) }));
+    tables.counters.set(3, perCpu);
+    t.same(tables.counters.get(3), perCpu, `one value per possible CPU (${cpus})`);
+    tables.counters.delete(3);
+    t.equal(tables.counters.get(3), undefined);
+  });
+
+  await t.test('a full map fails the elements that do not fit, by index', async (t) => {
+    const sub = `${pinDir}/small`;
+    await import('node:fs/promises').then((fs) => fs.mkdir(sub));
+    const obj = await openFixture(t, sub, { sl_backends4: 4 });
+    const tables = tablesFromObject(obj, cpus);
+    if (tables.backends.maxEntries !== 4) {
+      t.comment('the addon has no setMaxEntries: capacity test skipped (see the dataplane report)');
+      return;
+    }
+    const out = tables.backends.setMany([0, 1, 2, 3, 4, 5].map((o) => [{ backend_id: 1, ordinal: o }, { addr: '10.0.0.1', port: 1, flags: 0, node_addr: '0.0.0.0' }] as const));
+    t.equal(out.done, 4);
+    t.same(out.failures.map((f) => f.index), [4, 5]);
+    t.match(out.failures[0]?.error, { code: 'E2BIG' });
+  });
+
+  await t.test('apply, restart on the same pins: ids re-adopted, zero writes', async (t) => {
+    const state = manyServices(1000, 3);
+    const udp = svcPort({ name: 'dns', protocol: 'UDP', vip: '10.96.10.10', port: 53, backends: [backend('10.1.0.1', 53), backend('10.1.0.2', 53)] });
+    state.services.set(udp.key, udp);
+    let ids: ReadonlyMap<number, string>;
+    {
+      const obj = await openFixture(t, pinDir);
+      const writer = new ServiceTableWriter({ tables: tablesFromObject(obj, cpus) });
+      const res = writer.apply(state);
+      t.same(res.errors, []);
+      t.equal(res.services.added, 1001);
+      t.comment(`first apply of 1001 services on kernel maps: ${res.durationMs.toFixed(0)} ms, ${res.ops.calls} map calls`);
+      ids = writer.serviceNames();
+      obj.close();
+    }
+    const pinned = openPinnedTables(native, pinDir);
+    t.teardown(() => pinned.close());
+    const writer = new ServiceTableWriter({ tables: pinned.tables });
+    const res = writer.apply(state);
+    t.same(res.errors, []);
+    t.equal(res.services.unchanged, 1001);
+    t.same(res.ops, { writes: 0, deletes: 0, calls: 0 }, 'nothing rewritten');
+    t.same(writer.serviceNames(), ids, 'same svc_ids');
+
+    // Plant a UDP flow to backend 10.1.0.1 as the TC program would, then remove that backend.
+    const svcId = writer.serviceId(udp.key) as number;
+    const ct = pinned.tables.ct;
+    const base = { created_ns: 1n, last_seen_ns: 1n, state: 0, nat_saddr: '0.0.0.0', svc_id: svcId, flags: 0 };
+    ct.set({ saddr: '10.1.0.1', daddr: '10.0.0.5', sport: 53, dport: 40000, proto: IPPROTO.UDP }, { ...base, nat_addr: '10.96.10.10', nat_port: 53, type: 2 });
+    ct.set({ saddr: '10.0.0.5', daddr: '10.96.10.10', sport: 40000, dport: 53, proto: IPPROTO.UDP }, { ...base, nat_addr: '10.1.0.1', nat_port: 53, type: 1 });
+    state.services.set(udp.key, { ...udp, clusterBackends: [backend('10.1.0.2', 53)] });
+    const shrink = writer.apply(state);
+    t.same(shrink.errors, []);
+    t.match(shrink.services, { updated: 1, unchanged: 1000 });
+    t.equal(shrink.flows.ctDeleted, 2, 'both conntrack entries of the removed UDP backend deleted');
+    t.same(ct.entries(), []);
+    const dns = dumpServices(pinned.tables).find((s) => s.key === udp.key);
+    t.match(dns, { complete: true, backends: [{ addr: '10.1.0.2', port: 53, set: 'cluster' }] });
+
+    const gone = writer.apply({ services: new Map() });
+    t.equal(gone.services.removed, 1001);
+    t.same([pinned.tables.frontends.entries().length, pinned.tables.backends.entries().length, pinned.tables.svcMeta.entries().length], [0, 0, 0], 'maps empty');
+  });
+});
