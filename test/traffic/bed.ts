@@ -4,7 +4,7 @@
 // pinned under the run's own bpffs directory, and a long-lived client process.
 import { existsSync } from 'node:fs';
 import type { Test } from 'tap';
-import type { NativeLink, NativeObject } from '../../src/bpf/native.js';
+import type { NativeLink, NativeObject, NativeProgram } from '../../src/bpf/native.js';
 import { fromPackageRoot, loadNative } from '../../src/bpf/native.js';
 import { CTLB } from '../../src/bpf/sluice-structs.js';
 import type { Backend, DesiredServicePort, DesiredState, L4Protocol } from '../../src/model/types.js';
@@ -29,6 +29,11 @@ export interface BedOptions {
   ctlb: CtlbMode;
   /** Attach the TC programs on every pod's host veth. */
   tc: boolean;
+  /**
+   * Load bpf/sockdestroy.bpf.o and let the writer run it in the client's namespace before it
+   * drops the socket reverse-NAT entries of removed UDP backends (when the addon can).
+   */
+  udpSocketSweep?: boolean;
 }
 
 /** The dataplane's service-table writer; apply throws when it reports any error. */
@@ -44,12 +49,15 @@ export interface Bed {
   pod(name: string): Attachment;
   writer: ServiceWriter;
   pinDir: string;
+  /** Whether the writer closes connected UDP sockets of removed backends (udpSocketSweep). */
+  sweepsUdpSockets: boolean;
   /** Starts echo servers (TCP and UDP on `port`) in the named pods, named after the pods. */
   startBackends(pods: string[], port: number): Promise<Map<string, EchoServer>>;
 }
 
 export const CONNECT_OBJ = fromPackageRoot('dist', 'bpf', 'connect.bpf.o');
 export const TC_OBJ = fromPackageRoot('dist', 'bpf', 'tc.bpf.o');
+export const SOCKDESTROY_OBJ = fromPackageRoot('dist', 'bpf', 'sockdestroy.bpf.o');
 const ADDON = fromPackageRoot('build', 'Release', 'sluice_native.node');
 
 export const CONNECT_PROGRAMS = ['sl_connect4', 'sl_sendmsg4', 'sl_recvmsg4', 'sl_getpeername4'] as const;
@@ -93,6 +101,28 @@ async function attachTc(run: TestbedRun, pinDir: string, topo: Topology): Promis
 }
 
 /**
+ * What the socket sweep needs from the addon and it does not offer yet: run an iterator program
+ * once, inside a network namespace (the iterator walks the sockets of the namespace that opens
+ * it), returning what it wrote.
+ */
+interface IteratorRunner {
+  runIterator?(opts?: { netns?: string }): Buffer;
+}
+
+/** Loads the socket sweep; returns the call that sweeps `ns`, or undefined without addon support. */
+async function loadUdpSocketSweep(run: TestbedRun, pinDir: string, ns: string): Promise<(() => void) | undefined> {
+  const obj = loadNative().openObject(SOCKDESTROY_OBJ, { pinRoot: pinDir });
+  run.cleanup.add('sockdestroy.bpf.o', () => obj.close());
+  await obj.load();
+  const prog = obj.program('sl_sock_destroy_udp4') as NativeProgram & IteratorRunner;
+  if (typeof prog.runIterator !== 'function') return undefined;
+  const netns = netnsPath(ns);
+  return () => {
+    prog.runIterator?.({ netns });
+  };
+}
+
+/**
  * Builds the bed, or returns null when the test was skipped for lack of privileges (which
  * fails instead under CI=true). Everything is torn down by t.teardown, also on failure.
  */
@@ -117,7 +147,8 @@ export async function createBed(t: Test, opts: BedOptions): Promise<Bed | null> 
   // exercise its update order and its UDP flow removal, not a test double.
   const pinned = openPinnedTables(loadNative(), pinDir);
   run.cleanup.add('pinned service tables', () => pinned.close());
-  const tableWriter = new ServiceTableWriter({ tables: pinned.tables });
+  const udpSocketSweep = opts.udpSocketSweep ? await loadUdpSocketSweep(run, pinDir, clientPod.ns) : undefined;
+  const tableWriter = new ServiceTableWriter({ tables: pinned.tables, udpSocketSweep });
   const writer: ServiceWriter = {
     apply(desired) {
       const res = tableWriter.apply(desired);
@@ -138,7 +169,7 @@ export async function createBed(t: Test, opts: BedOptions): Promise<Bed | null> 
     }
     return servers;
   };
-  return { run, topo, client, clientPod, pod, writer, pinDir, startBackends };
+  return { run, topo, client, clientPod, pod, writer, pinDir, sweepsUdpSockets: udpSocketSweep !== undefined, startBackends };
 }
 
 /** A ready, serving, local endpoint of pod `p` on `port`. */

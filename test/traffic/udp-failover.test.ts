@@ -49,6 +49,37 @@ async function failover(t: Test, ctlb: CtlbMode, tc: boolean, connected: boolean
   await bed.client.closeUdp(socket);
 }
 
+/**
+ * A connected UDP socket keeps the backend connect() gave it in the kernel. The writer's socket
+ * sweep (bpf/sockdestroy.bpf.c) closes it when its backend leaves: the next send fails at once
+ * (not a silent timeout), and the socket the application opens instead lands on a live backend.
+ */
+async function connectedSweep(t: Test, bed: Bed): Promise<void> {
+  await bed.startBackends(BACKENDS, BACKEND_PORT);
+  bed.writer.apply(service(bed, BACKENDS));
+  const target = { host: VIP, port: PORT };
+  const first = onlyBackend(t, await bed.client.udp(target, 5, { socket: 'old', connected: true }), 'before the removal');
+  bed.writer.apply(service(bed, BACKENDS.filter((n) => n !== first)));
+
+  const [stale] = await bed.client.udp({ ...target, timeoutMs: 2000 }, 1, { socket: 'old', connected: true });
+  t.notOk(stale?.ok, `the old socket no longer reaches the removed backend: ${JSON.stringify(stale)}`);
+  t.not(stale?.code, 'ETIMEDOUT', 'it fails with an error, not a silent timeout');
+  await bed.client.closeUdp('old');
+
+  const moved = onlyBackend(t, await bed.client.udp(target, 5, { socket: 'new', connected: true }), 'a new socket');
+  t.ok(moved && moved !== first, `the new socket landed on a live backend (${moved}, removed ${first})`);
+  await bed.client.closeUdp('new');
+}
+
+t.test('connect-time, connected socket (closed by the socket sweep)', async (t) => {
+  const bed = await createBed(t, { pods: ['client', ...BACKENDS], ctlb: 'tcp+udp', tc: false, udpSocketSweep: true });
+  if (!bed) return;
+  if (bed.sweepsUdpSockets) {
+    await t.test('moves to a live backend', (t) => connectedSweep(t, bed));
+  } else {
+    await t.todo('moves to a live backend (needs NativeProgram.runIterator in the addon to run the sweep)', (t) => connectedSweep(t, bed));
+  }
+});
 t.test('connect-time, unconnected socket (sendmsg4 stickiness)', (t) => failover(t, 'tcp+udp', false, false));
 t.test('TC path, unconnected socket (conntrack flushed)', (t) => failover(t, 'off', true, false));
 t.test('TC path, connected socket (conntrack flushed)', (t) => failover(t, 'off', true, true));
