@@ -25,16 +25,17 @@ const MAX_MESSAGE = 300;
 export function summarizeError(err: unknown): ErrorSummary {
   const e = (typeof err === 'object' && err !== null ? err : {}) as Record<string, unknown>;
   const status = httpStatusOf(err);
-  const body = e.body as Record<string, unknown> | string | undefined;
+  const body = parseBody(e.body);
   let message: string;
   let reason = typeof e.code === 'string' ? e.code : undefined;
-  if (body && typeof body === 'object' && typeof body.message === 'string') {
+  if (body && typeof body.message === 'string') {
     // A Kubernetes Status from an ApiException: its message says what the server objected to.
     message = body.message;
     if (typeof body.reason === 'string') reason = body.reason;
   } else if (typeof e.message === 'string' && e.message !== '') {
-    // ApiException messages embed the response headers and body; keep only the first line.
-    message = e.message.split('\n')[0] ?? e.message;
+    // ApiException messages embed the response headers and body: keep only their "Message:" line.
+    const apiMessage = /^Message: (.*)$/m.exec(e.message)?.[1];
+    message = apiMessage ?? e.message.split('\n')[0] ?? e.message;
   } else {
     message = String(err);
   }
@@ -45,11 +46,23 @@ export function summarizeError(err: unknown): ErrorSummary {
   return summary;
 }
 
+/** ApiException bodies are the raw response text; a Kubernetes Status is JSON. */
+function parseBody(body: unknown): Record<string, unknown> | undefined {
+  if (typeof body === 'object' && body !== null) return body as Record<string, unknown>;
+  if (typeof body !== 'string' || !body.startsWith('{')) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(body);
+    return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The HTTP status of a client error: ApiException.code, Watch errors' statusCode, Status.code. */
 export function httpStatusOf(err: unknown): number | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const e = err as Record<string, unknown>;
-  for (const value of [e.statusCode, e.code, (e.body as Record<string, unknown> | undefined)?.code]) {
+  for (const value of [e.statusCode, e.code, parseBody(e.body)?.code]) {
     if (typeof value === 'number') return value;
   }
   return undefined;

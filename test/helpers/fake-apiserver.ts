@@ -47,10 +47,11 @@ export class FakeApiServer {
   private readonly dir: string;
   private server!: http.Server;
   private port = 0;
-  private delayMs = 0;
+  private delay = { ms: 0, only: undefined as 'list' | 'watch' | undefined };
   private failLists = { remaining: 0, status: 500 };
   private goneWatches = { remaining: 0, mode: 'event' as 'event' | 'status' };
   private bookmarkIntervalMs: number;
+  private closeWatchesAtOnce = false;
 
   private constructor(opts: FakeApiServerOptions) {
     this.state = new FakeState(opts.historyLimit ?? 1000);
@@ -139,9 +140,14 @@ export class FakeApiServer {
     this.continuations.clear();
   }
 
-  /** Every request waits this long before it is answered (0 = answer at once). */
-  setResponseDelay(ms: number): void {
-    this.delayMs = ms;
+  /** While on, every new watch is answered 200 and closed at once, without any event. */
+  endWatchesAtOnce(on: boolean): void {
+    this.closeWatchesAtOnce = on;
+  }
+
+  /** Requests (all, or only lists or watches) wait this long before they are answered (0 = at once). */
+  setResponseDelay(ms: number, only?: 'list' | 'watch'): void {
+    this.delay = { ms, only };
   }
 
   failNextLists(count: number, status = 500): void {
@@ -182,7 +188,8 @@ export class FakeApiServer {
     const watch = query.watch === 'true' || query.watch === '1';
     const authorized = req.headers.authorization === `Bearer ${this.token}`;
     this.requests.push({ kind: resource?.kind, watch, query, authorized, at: performance.now() });
-    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    const delayed = this.delay.only === undefined || (this.delay.only === 'watch') === watch;
+    if (this.delay.ms > 0 && delayed) await new Promise((r) => setTimeout(r, this.delay.ms));
     if (res.destroyed) return;
     if (!authorized) return sendStatus(res, 401, 'Unauthorized', 'Unauthorized');
     if (req.method !== 'GET' || !resource) return sendStatus(res, 404, 'NotFound', `no route for ${req.method} ${url.pathname}`);
@@ -199,6 +206,7 @@ export class FakeApiServer {
       if (this.goneWatches.mode === 'status') return sendStatus(res, 410, 'Expired', 'too old resource version');
       query.resourceVersion = '1'; // older than anything the history holds
     }
+    if (this.closeWatchesAtOnce) return void res.writeHead(200, { 'Content-Type': 'application/json' }).end();
     const fromRv = query.resourceVersion ?? '';
     if (fromRv !== '' && !/^\d+$/.test(fromRv)) return sendStatus(res, 400, 'BadRequest', `invalid resourceVersion "${fromRv}"`);
     const w = new FakeWatch(this.state, resource.kind, selector, res, {
