@@ -1,0 +1,145 @@
+// The agent's metric set (all names start with sluice_) and typed update methods. The agent
+// feeds it from the reconciler's sync reports, the watchers, and — at scrape time, through a
+// registry collector — from the same counter and map-fill views the admin API serves, so
+// /metrics and sluicectl always agree.
+import type { DropCounterView, MapFillView, ServiceCountersView } from '../admin/types.js';
+import { Registry } from './registry.js';
+import type { Counter, Gauge, Histogram } from './registry.js';
+
+/** Seconds; from 1 ms (a small incremental sync) to 10 s (a cold start at scale). */
+export const SYNC_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+type ServiceLabel = 'namespace' | 'name' | 'port' | 'protocol' | 'family';
+const SERVICE_LABELS: ServiceLabel[] = ['namespace', 'name', 'port', 'protocol', 'family'];
+
+export interface SyncObservation {
+  durationMs: number;
+  /** A full resync (timer) rather than an incremental one. */
+  full: boolean;
+  ok: boolean;
+  /** When it finished (default now). */
+  at?: Date;
+}
+
+export class SluiceMetrics {
+  readonly registry: Registry;
+  readonly buildInfo: Gauge<'version' | 'libbpf'>;
+  readonly syncDuration: Histogram<'kind'>;
+  readonly syncs: Counter<'kind' | 'result'>;
+  readonly lastSync: Gauge;
+  readonly sourcesSynced: Gauge;
+  readonly servicePorts: Gauge;
+  readonly frontends: Gauge;
+  readonly backends: Gauge;
+  readonly mapEntries: Gauge<'map'>;
+  readonly mapCapacity: Gauge<'map'>;
+  readonly servicePackets: Counter<ServiceLabel>;
+  readonly serviceBytes: Counter<ServiceLabel>;
+  readonly serviceConnections: Counter<ServiceLabel>;
+  readonly serviceRejected: Counter<ServiceLabel>;
+  readonly drops: Counter<'reason'>;
+  readonly watchRestarts: Counter<'resource' | 'reason'>;
+  readonly errors: Counter<'component'>;
+  readonly modelErrors: Gauge;
+  readonly programsAttached: Gauge<'hook'>;
+
+  constructor(registry: Registry = new Registry()) {
+    this.registry = registry;
+    const r = registry;
+    this.buildInfo = r.gauge({ name: 'sluice_build_info', help: 'Always 1; labels carry the agent and libbpf versions.', labelNames: ['version', 'libbpf'] });
+    this.syncDuration = r.histogram({
+      name: 'sluice_sync_duration_seconds', help: 'Time to compute and apply one sync of the service table.', labelNames: ['kind'], buckets: SYNC_BUCKETS,
+    });
+    this.syncs = r.counter({ name: 'sluice_syncs_total', help: 'Syncs of the service table, by kind and result.', labelNames: ['kind', 'result'] });
+    this.lastSync = r.gauge({ name: 'sluice_last_sync_timestamp_seconds', help: 'Unix time the last successful sync finished.' });
+    this.sourcesSynced = r.gauge({ name: 'sluice_sources_synced', help: '1 when every object source has its initial list, else 0.' });
+    this.servicePorts = r.gauge({ name: 'sluice_service_ports_programmed', help: 'Service ports (per IP family) programmed in the maps.' });
+    this.frontends = r.gauge({ name: 'sluice_frontends_programmed', help: 'Frontends (ClusterIP, NodePort, external and LoadBalancer addresses) programmed.' });
+    this.backends = r.gauge({ name: 'sluice_backends_programmed', help: 'Backend slots programmed, over all service ports.' });
+    this.mapEntries = r.gauge({ name: 'sluice_map_entries', help: 'Entries in each BPF map (conntrack included).', labelNames: ['map'] });
+    this.mapCapacity = r.gauge({ name: 'sluice_map_capacity', help: 'Maximum entries of each BPF map.', labelNames: ['map'] });
+    const svc = (what: string, help: string) =>
+      r.counter({ name: `sluice_service_${what}_total`, help, labelNames: SERVICE_LABELS });
+    this.servicePackets = svc('packets', 'Packets translated towards each service port (TC path).');
+    this.serviceBytes = svc('bytes', 'Bytes of the packets translated towards each service port (TC path).');
+    this.serviceConnections = svc('connections', 'New connections or flows balanced for each service port (both paths).');
+    this.serviceRejected = svc('rejected', 'Connections refused for each service port because no backend was usable.');
+    this.drops = r.counter({ name: 'sluice_drops_total', help: 'Packets dropped by the datapath, by reason.', labelNames: ['reason'] });
+    this.watchRestarts = r.counter({
+      name: 'sluice_api_watch_restarts_total', help: 'Kubernetes API watches restarted, by resource and reason (error, timeout, 410 gone, relist).', labelNames: ['resource', 'reason'],
+    });
+    this.errors = r.counter({ name: 'sluice_errors_total', help: 'Errors handled by the agent, by component.', labelNames: ['component'] });
+    this.modelErrors = r.gauge({ name: 'sluice_model_errors', help: 'Kubernetes objects currently rejected as malformed (others still apply).' });
+    this.programsAttached = r.gauge({ name: 'sluice_programs_attached', help: 'BPF program attachments in place, by hook (cgroup, tc).', labelNames: ['hook'] });
+  }
+
+  setBuildInfo(version: string, libbpf: string): void {
+    this.buildInfo.reset();
+    this.buildInfo.set({ version, libbpf }, 1);
+  }
+
+  observeSync(o: SyncObservation): void {
+    const kind = o.full ? 'full' : 'incremental';
+    this.syncDuration.observe({ kind }, o.durationMs / 1000);
+    this.syncs.inc({ kind, result: o.ok ? 'ok' : 'error' });
+    if (o.ok) this.lastSync.set(undefined, (o.at ?? new Date()).getTime() / 1000);
+  }
+
+  setSourcesSynced(synced: boolean): void {
+    this.sourcesSynced.set(undefined, synced ? 1 : 0);
+  }
+
+  setProgrammed(counts: { servicePorts: number; frontends: number; backends: number }): void {
+    this.servicePorts.set(undefined, counts.servicePorts);
+    this.frontends.set(undefined, counts.frontends);
+    this.backends.set(undefined, counts.backends);
+  }
+
+  /** Replaces the map fill series (maps that disappeared are dropped). */
+  setMapFill(maps: readonly Pick<MapFillView, 'name' | 'entries' | 'maxEntries'>[]): void {
+    this.mapEntries.reset();
+    this.mapCapacity.reset();
+    for (const m of maps) {
+      this.mapEntries.set({ map: m.name }, m.entries);
+      this.mapCapacity.set({ map: m.name }, m.maxEntries);
+    }
+  }
+
+  /**
+   * Sets the per-service totals from the per-CPU counters. Service ports not in the list are
+   * dropped, so deleted services stop being exported.
+   */
+  setServiceCounters(services: readonly ServiceCountersView[]): void {
+    const counters = [this.servicePackets, this.serviceBytes, this.serviceConnections, this.serviceRejected];
+    const keep = new Set<string>();
+    for (const s of services) {
+      const labels = { namespace: s.namespace, name: s.name, port: s.portName, protocol: s.protocol, family: s.family };
+      keep.add(JSON.stringify(SERVICE_LABELS.map((l) => labels[l])));
+      this.servicePackets.setTotal(labels, s.packets);
+      this.serviceBytes.setTotal(labels, s.bytes);
+      this.serviceConnections.setTotal(labels, s.connections);
+      this.serviceRejected.setTotal(labels, s.rejected);
+    }
+    for (const c of counters) c.retain((l) => keep.has(JSON.stringify(SERVICE_LABELS.map((k) => l[k]))));
+  }
+
+  setDrops(drops: readonly DropCounterView[]): void {
+    for (const d of drops) this.drops.setTotal({ reason: d.reason }, d.packets);
+  }
+
+  watchRestarted(resource: string, reason: string): void {
+    this.watchRestarts.inc({ resource, reason });
+  }
+
+  error(component: string): void {
+    this.errors.inc({ component });
+  }
+
+  setModelErrors(count: number): void {
+    this.modelErrors.set(undefined, count);
+  }
+
+  setProgramsAttached(hook: 'cgroup' | 'tc', count: number): void {
+    this.programsAttached.set({ hook }, count);
+  }
+}
