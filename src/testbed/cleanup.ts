@@ -64,28 +64,47 @@ export class Cleanup {
 
   /**
    * Runs the cleanup when the process is interrupted (SIGINT, SIGTERM) or crashes (uncaught
-   * exception), then exits non-zero (128 + signal number, or 1). Returns an uninstaller.
+   * exception), then exits non-zero (128 + signal number, or 1). Several registries may do this
+   * at once: one set of process listeners runs them all before exiting. Returns an uninstaller.
    */
   handleProcessEvents(log: (msg: string) => void = (m) => process.stderr.write(m + '\n')): () => void {
-    const finish = (why: string, exitCode: number) => {
-      log(`testbed: ${why}; cleaning up`);
-      this.runAll()
-        .catch((err: unknown) => log(err instanceof Error ? err.message : String(err)))
-        .finally(() => process.exit(exitCode));
-    };
-    const onSigint = () => finish('SIGINT', 130);
-    const onSigterm = () => finish('SIGTERM', 143);
-    const onException = (err: unknown) => {
-      log(`testbed: uncaught exception: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      finish('uncaught exception', 1);
-    };
+    return watchProcess(this, log);
+  }
+}
+
+const watched = new Map<Cleanup, (msg: string) => void>();
+let exiting = false;
+
+function finish(why: string, exitCode: number): void {
+  if (exiting) return;
+  exiting = true;
+  const all = [...watched];
+  for (const [, log] of all) log(`testbed: ${why}; cleaning up`);
+  void Promise.allSettled(all.map(([cleanup, log]) =>
+    cleanup.runAll().catch((err: unknown) => log(err instanceof Error ? err.message : String(err)))))
+    .finally(() => process.exit(exitCode));
+}
+
+const onSigint = () => finish('SIGINT', 130);
+const onSigterm = () => finish('SIGTERM', 143);
+const onException = (err: unknown) => {
+  process.stderr.write(`testbed: uncaught exception: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  finish('uncaught exception', 1);
+};
+
+function watchProcess(cleanup: Cleanup, log: (msg: string) => void): () => void {
+  if (watched.size === 0) {
     process.on('SIGINT', onSigint);
     process.on('SIGTERM', onSigterm);
     process.on('uncaughtException', onException);
-    return () => {
+  }
+  watched.set(cleanup, log);
+  return () => {
+    watched.delete(cleanup);
+    if (watched.size === 0 && !exiting) {
       process.off('SIGINT', onSigint);
       process.off('SIGTERM', onSigterm);
       process.off('uncaughtException', onException);
-    };
-  }
+    }
+  };
 }

@@ -107,6 +107,14 @@ export class TestbedRun {
     return child;
   }
 
+  /**
+   * Cleans up and exits non-zero on SIGINT, SIGTERM or an uncaught exception (see
+   * Cleanup.handleProcessEvents) until the run is destroyed.
+   */
+  handleProcessEvents(): void {
+    this.cleanup.add('process event handlers', this.cleanup.handleProcessEvents());
+  }
+
   /** Runs the cleanup (idempotent). */
   destroy(): Promise<void> {
     return this.cleanup.runAll();

@@ -18,7 +18,7 @@ t.test('connect4 on a test cgroup: affects processes inside only; a pinned link 
   if (!(await requirePrivileges(t))) return;
   const native = addon();
   const testbed = await TestbedRun.start();
-  testbed.cleanup.handleProcessEvents();
+  testbed.handleProcessEvents();
   t.teardown(() => testbed.destroy());
   const topo = await createTopology(testbed, { pods: 2 });
   const [client, server] = topo.pods;

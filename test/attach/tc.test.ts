@@ -12,7 +12,7 @@ t.test('a TC program on a veth in a namespace counts real packets; detach stops 
   if (!(await requirePrivileges(t))) return;
   const native = addon();
   const testbed = await TestbedRun.start();
-  testbed.cleanup.handleProcessEvents();
+  testbed.handleProcessEvents();
   t.teardown(() => testbed.destroy());
   const topo = await createTopology(testbed, { pods: 2 });
   const [client, server] = topo.pods;

@@ -34,7 +34,7 @@ const inode = (path: string) => statSync(path).ino;
 t.test('processes are placed in a test cgroup and network namespace, and removed with it', async (t) => {
   if (!(await requirePrivileges(t))) return;
   const run = await TestbedRun.start();
-  run.cleanup.handleProcessEvents();
+  run.handleProcessEvents();
   t.teardown(() => run.destroy());
   const root = await run.cgroup();
   t.equal(root, join(cgroup2Mount(), `sluice-test-${run.prefix}`));

@@ -56,3 +56,17 @@ t.test('actions added while cleaning up still run', async (t) => {
   await c.runAll();
   t.same(ran, ['adds-more', 'added']);
 });
+
+t.test('process event handlers: one set of listeners for many registries, removed with the last', async (t) => {
+  const before = process.listenerCount('SIGTERM');
+  const a = new Cleanup();
+  const b = new Cleanup();
+  const offA = a.handleProcessEvents();
+  const offB = b.handleProcessEvents();
+  t.equal(process.listenerCount('SIGTERM'), before + 1);
+  t.equal(process.listenerCount('uncaughtException') > 0, true);
+  offA();
+  t.equal(process.listenerCount('SIGTERM'), before + 1, 'still installed for b');
+  offB();
+  t.equal(process.listenerCount('SIGTERM'), before, 'gone with the last registry');
+});

@@ -2,6 +2,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { requirePrivileges } from '../helpers/privileges.js';
 import { createRunPinDir, removePinDir } from '../../src/testbed/bpffs.js';
@@ -20,6 +21,8 @@ interface Made {
   pinDir: string;
   pinnedMap: string;
   sleeperPid: number;
+  /** File removed by a second cleanup registry of the fixture. */
+  marker: string;
 }
 
 const fixture = join(import.meta.dirname, 'fixtures', 'abandoned-run.ts');
@@ -74,6 +77,7 @@ t.test('an uncaught exception cleans everything up and exits non-zero', async (t
   t.ok(existsSync(made.pinnedMap), 'the fixture really pinned a map');
   t.same(await exitOf(child), { code: 1, signal: null });
   await assertAllGone(t, made);
+  t.notOk(existsSync(made.marker), 'the second registry ran too');
 });
 
 t.test('SIGTERM and SIGINT clean everything up and exit 128+signal', async (t) => {
@@ -85,6 +89,7 @@ t.test('SIGTERM and SIGINT clean everything up and exit 128+signal', async (t) =
     child.kill(signal);
     t.same(await exitOf(child), { code, signal: null });
     await assertAllGone(t, made);
+    t.notOk(existsSync(made.marker), `${signal}: the second registry ran too`);
   }
 });
 
@@ -99,6 +104,8 @@ t.test('the sweeper removes what a crashed run left, and leaves live runs alone'
   const { child, made } = await startFixture('hang');
   child.kill('SIGKILL');
   await exitOf(child);
+  t.teardown(() => rm(made.marker, { force: true }));
+  t.ok(existsSync(made.marker), 'a SIGKILLed run runs no cleanup at all');
   t.ok(made.netns.every((n) => n.startsWith(`slt-${made.prefix}-`)), 'crashed run used its prefix');
   t.ok((await listNetns()).includes(made.netns[0] as string), 'a SIGKILLed run leaves its namespaces');
   t.ok(existsSync(made.pinnedMap), 'and its pins');

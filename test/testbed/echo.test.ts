@@ -9,7 +9,7 @@ import { createTopology } from '../../src/testbed/topology.js';
 t.test('echo server and client: TCP, connected and unconnected UDP, and their errors', async (t) => {
   if (!(await requirePrivileges(t))) return;
   const run = await TestbedRun.start();
-  run.cleanup.handleProcessEvents();
+  run.handleProcessEvents();
   t.teardown(() => run.destroy());
   const topo = await createTopology(run, { pods: 2 });
   const [client, server] = topo.pods;

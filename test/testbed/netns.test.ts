@@ -9,7 +9,7 @@ import {
 t.test('namespaces, veths, addresses, sysctls and commands run inside a namespace', async (t) => {
   if (!(await requirePrivileges(t))) return;
   const run = await TestbedRun.start();
-  run.cleanup.handleProcessEvents();
+  run.handleProcessEvents();
   t.teardown(() => run.destroy());
 
   const a = await run.netns('a');

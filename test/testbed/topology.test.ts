@@ -8,7 +8,7 @@ import { createTopology, NODE_IP, POD_GATEWAY } from '../../src/testbed/topology
 t.test('node with pods: pods reach each other through the node, and nothing else', async (t) => {
   if (!(await requirePrivileges(t))) return;
   const run = await TestbedRun.start();
-  run.cleanup.handleProcessEvents();
+  run.handleProcessEvents();
   t.teardown(() => run.destroy());
 
   const topo = await createTopology(run, { pods: 3, externals: 1 });
