@@ -122,13 +122,12 @@ int sl_tc_from_pod(struct __sk_buff *skb)
 	struct sl_ct_value4 *ct;
 	struct sl_ct_key4 key;
 	struct sl_pkt4 pkt;
-	__u64 now;
+	__u64 now = 0;
 
 	if (sl_parse4(skb, &pkt) != SL_PARSE_OK)
 		return TC_ACT_OK;
 	sl_ct_key_from_pkt4(&pkt, &key);
-	now = bpf_ktime_get_ns();
-	ct = sl_ct_lookup4(&key, pkt.tcp_flags, now);
+	ct = sl_ct_lookup4(&key, pkt.tcp_flags, &now);
 	if (ct) {
 		if (ct->type == SL_CT_FORWARD)
 			return sl_tc_forward(skb, &pkt, &key, ct, now);
@@ -140,6 +139,8 @@ int sl_tc_from_pod(struct __sk_buff *skb)
 	svc = sl_lookup_frontend4(pkt.daddr, pkt.dport, pkt.proto);
 	if (!svc)
 		return TC_ACT_OK;
+	if (!now)
+		now = bpf_ktime_get_ns();
 	return sl_tc_new_flow(skb, &pkt, &key, svc, now);
 }
 
@@ -151,13 +152,12 @@ int sl_tc_to_pod(struct __sk_buff *skb)
 	struct sl_pkt4 pkt;
 	__be32 frontend_addr;
 	__be16 frontend_port;
-	__u64 now;
+	__u64 now = 0;
 
 	if (sl_parse4(skb, &pkt) != SL_PARSE_OK)
 		return TC_ACT_OK;
 	sl_ct_key_from_pkt4(&pkt, &key);
-	now = bpf_ktime_get_ns();
-	ct = sl_ct_lookup4(&key, pkt.tcp_flags, now);
+	ct = sl_ct_lookup4(&key, pkt.tcp_flags, &now);
 	if (!ct || ct->type != SL_CT_REVERSE || (ct->flags & SL_CT_F_HAIRPIN))
 		return TC_ACT_OK;
 	frontend_addr = ct->nat_addr;

@@ -124,23 +124,25 @@ static __always_inline struct sl_ct_value4 *sl_ct_twin4(const struct sl_ct_key4 
 
 /*
  * The live entry for a packet's tuple, or NULL: absent, expired (in both directions), or a
- * closed flow whose tuple a new SYN reuses.
+ * closed flow whose tuple a new SYN reuses. *now is set to the current time when an entry
+ * exists (left alone otherwise: most packets are not service traffic and never need the clock).
  */
 static __always_inline struct sl_ct_value4 *sl_ct_lookup4(const struct sl_ct_key4 *key,
-							  __u8 tcp_flags, __u64 now)
+							  __u8 tcp_flags, __u64 *now)
 {
 	struct sl_ct_value4 *val = bpf_map_lookup_elem(&sl_ct4, key);
 	struct sl_ct_value4 *tv;
 
 	if (!val)
 		return NULL;
+	*now = bpf_ktime_get_ns();
 	if (val->type == SL_CT_FORWARD && sl_tcp_is_open(key->proto, tcp_flags) &&
 	    val->state >= SL_CT_STATE_FIN)
 		return NULL;
-	if (!sl_ct_expired(val, key->proto, now))
+	if (!sl_ct_expired(val, key->proto, *now))
 		return val;
 	tv = sl_ct_twin4(key, val);
-	if (tv && !sl_ct_expired(tv, key->proto, now))
+	if (tv && !sl_ct_expired(tv, key->proto, *now))
 		return val;
 	return NULL;
 }
