@@ -3,14 +3,12 @@
 // processed) the rest continues, so one bad element never hides the others' fate, and maps or
 // kernels without batch support fall back to element calls.
 import { join } from 'node:path';
+import { isBatchUnsupported } from '../bpf/errors.js';
 import type { NativeAddon, NativeMap } from '../bpf/native.js';
 import type { BatchOutcome, ServiceTables, Table, TableRole } from './tables.js';
 import { errorCode, MAP_NAMES } from './tables.js';
 import type { TableSpec } from './table-specs.js';
 import { isZero, tableSpecs } from './table-specs.js';
-
-/** Errors by which a map says it has no batch operations at all. */
-const NO_BATCH = new Set(['EINVAL', 'ENOTSUPP', 'EOPNOTSUPP', 'ENOTSUP', 'E524']);
 
 function processedOf(err: unknown): number {
   const p = (err as { processed?: unknown } | null)?.processed;
@@ -61,7 +59,7 @@ export class NativeTable<K, V> implements Table<K, V> {
     try {
       ({ keys, values, count } = this.map.lookupBatch());
     } catch (err) {
-      if (!NO_BATCH.has(errorCode(err) ?? '')) throw err;
+      if (!isBatchUnsupported(err)) throw err;
       const list = this.map.keys();
       const out: Array<[K, V]> = [];
       for (const k of list) {
@@ -134,8 +132,8 @@ export class NativeTable<K, V> implements Table<K, V> {
         break;
       } catch (err) {
         const processed = processedOf(err);
-        if (processed === 0 && from === 0 && NO_BATCH.has(errorCode(err) ?? '') && out.done === 0) {
-          // Probably no batch support here: element calls from now on (they report real errors).
+        if (isBatchUnsupported(err)) {
+          // This map type has no batch command: element calls from now on.
           this.batchSupported = false;
           continue;
         }

@@ -1,7 +1,7 @@
 // How each table's keys and values are encoded, and what kind of map holds them. Shared by the
 // kernel-backed and the in-memory tables, so both see exactly the same bytes.
 import type { Codec } from '../bpf/codec.js';
-import { decodePerCpu, encodePerCpu, perCpuStride } from '../bpf/codec.js';
+import { perCpuCodec } from '../bpf/per-cpu.js';
 import {
   affinityKey4, affinityValue4, backendKey, backendValue4, ctKey4, ctValue4, frontendKey4, serviceValue,
   sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, u32Key, u64Value,
@@ -25,26 +25,6 @@ export interface TableSpec<K, V> {
 type KeyOf<T> = T extends Table<infer K, unknown> ? K : never;
 type ValueOf<T> = T extends Table<unknown, infer V> ? V : never;
 export type TableSpecs = { [R in TableRole]: TableSpec<KeyOf<ServiceTables[R]>, ValueOf<ServiceTables[R]>> };
-
-/** A per-CPU value: one `codec` value per possible CPU, each at a stride rounded up to 8 bytes. */
-export function perCpuCodec<T>(codec: Codec<T>, cpus: number): Codec<T[]> {
-  const size = perCpuStride(codec.size) * cpus;
-  return {
-    name: `${codec.name}[${cpus} cpus]`,
-    size,
-    align: 8,
-    encode(values, buf, at = 0) {
-      if (values.length !== cpus) {
-        throw new RangeError(`${codec.name}: per-CPU value needs ${cpus} entries (one per possible CPU), got ${values.length}`);
-      }
-      const bytes = encodePerCpu(codec, values);
-      if (!buf) return bytes;
-      bytes.copy(buf, at);
-      return buf;
-    },
-    decode: (buf, at = 0) => decodePerCpu(codec, at === 0 ? buf : buf.subarray(at), cpus),
-  };
-}
 
 export function tableSpecs(cpus: number): TableSpecs {
   const spec = <K, V>(role: TableRole, kind: TableKind, key: Codec<K>, value: Codec<V>, max: number): TableSpec<K, V> => ({

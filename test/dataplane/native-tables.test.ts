@@ -2,7 +2,7 @@
 // exactly bpf/lib/maps.h): batch semantics of the kernel tables, then apply, drop the writer and
 // the object, and a new writer on the same pins re-adopts every id and writes nothing.
 import { existsSync } from 'node:fs';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { verifyCodecAgainstBtf } from '../../src/bpf/codec.js';
 import { fromPackageRoot, loadNative } from '../../src/bpf/native.js';
 import type { NativeObject } from '../../src/bpf/native.js';
@@ -12,11 +12,11 @@ import { openPinnedTables, tablesFromObject } from '../../src/dataplane/native-t
 import { ServiceTableWriter } from '../../src/dataplane/writer.js';
 import { TestbedRun } from '../../src/testbed/run.js';
 import { requirePrivileges } from '../helpers/privileges.js';
-import { backend, desired, manyServices, svcPort } from './helpers.js';
+import { backend, manyServices, svcPort } from './helpers.js';
 
 const FIXTURE = fromPackageRoot('dist', 'bpf', 'test', 'dataplane_maps.bpf.o');
 
-async function openFixture(t: Tap.Test, pinRoot: string, max: Record<string, number> = {}): Promise<NativeObject> {
+async function openFixture(t: Test, pinRoot: string, max: Record<string, number> = {}): Promise<NativeObject> {
   const native = loadNative();
   const obj = native.openObject(FIXTURE, { pinRoot });
   t.teardown(() => obj.close());

@@ -1,6 +1,6 @@
 // A map failure in any phase leaves every service either wholly old or wholly new (never half),
 // is reported with the service key and the map error, and the next apply retries.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { MemoryServiceTables } from '../../src/dataplane/memory-tables.js';
 import { ServiceTableWriter } from '../../src/dataplane/writer.js';
 import type { DesiredState } from '../../src/model/types.js';
@@ -23,7 +23,7 @@ function cleanView(state: DesiredState) {
 }
 
 /** Checks that every service in `tables` looks exactly like `before` or like `after`. */
-function assertOldOrNew(t: Tap.Test, tables: MemoryServiceTables, before: ReturnType<typeof cleanView>, after: ReturnType<typeof cleanView>) {
+function assertOldOrNew(t: Test, tables: MemoryServiceTables, before: ReturnType<typeof cleanView>, after: ReturnType<typeof cleanView>) {
   const now = servicesView(snapshot(tables));
   for (const key of new Set([...before.keys(), ...after.keys(), ...now.keys()])) {
     const got = JSON.stringify(now.get(key) ?? null);
@@ -36,7 +36,7 @@ function assertOldOrNew(t: Tap.Test, tables: MemoryServiceTables, before: Return
 type Failed = { res: ReturnType<ServiceTableWriter['apply']>; tables: MemoryServiceTables; before: ReturnType<typeof cleanView> };
 
 /** from → to with a failure injected; `check` looks at the failed apply before the retry. */
-function run(t: Tap.Test, from: DesiredState, to: DesiredState, inject: (tables: MemoryServiceTables) => () => void, check: (f: Failed) => void) {
+function run(t: Test, from: DesiredState, to: DesiredState, inject: (tables: MemoryServiceTables) => () => void, check: (f: Failed) => void) {
   const tables = new MemoryServiceTables();
   const writer = new ServiceTableWriter({ tables });
   t.same(writer.apply(from).errors, []);

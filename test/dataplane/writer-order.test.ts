@@ -1,6 +1,6 @@
 // The update order never exposes a half-written service: replay the in-memory tables' operation
 // log and check, after every single map write, that each frontend points at a complete block.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { MemoryServiceTables } from '../../src/dataplane/memory-tables.js';
 import { ServiceTableWriter } from '../../src/dataplane/writer.js';
 import type { DesiredState } from '../../src/model/types.js';
@@ -10,7 +10,7 @@ function setup(opts: ConstructorParameters<typeof MemoryServiceTables>[0] = {}) 
   const tables = new MemoryServiceTables(opts);
   const writer = new ServiceTableWriter({ tables });
   /** Applies and checks the whole log of this apply; returns the result. */
-  const step = (t: Tap.Test, state: DesiredState, label: string) => {
+  const step = (t: Test, state: DesiredState, label: string) => {
     const before = snapshot(tables);
     tables.resetLog();
     const res = writer.apply(state);
@@ -21,6 +21,11 @@ function setup(opts: ConstructorParameters<typeof MemoryServiceTables>[0] = {}) 
   return { tables, writer, step };
 }
 
+const lastIndex = <T>(list: readonly T[], pred: (x: T) => boolean): number => {
+  for (let i = list.length - 1; i >= 0; i--) if (pred(list[i] as T)) return i;
+  return -1;
+};
+
 const A = (bes = [backend('10.1.0.1'), backend('10.1.0.2')]) => svcPort({ name: 'a', vip: '10.96.0.10', backends: bes });
 const B = (bes = [backend('10.2.0.1')]) => svcPort({ name: 'b', vip: '10.96.0.11', backends: bes });
 
@@ -29,7 +34,7 @@ t.test('new services: backends first, frontends last', async (t) => {
   const res = step(t, desired(A(), B()), 'add');
   t.equal(res.services.added, 2);
   const firstFrontend = tables.log.findIndex((o) => o.map === 'sl_frontends4');
-  const lastBackend = tables.log.findLastIndex((o) => o.map === 'sl_backends4');
+  const lastBackend = lastIndex(tables.log, (o) => o.map === 'sl_backends4');
   const firstMeta = tables.log.findIndex((o) => o.map === 'sl_svc_meta');
   t.ok(lastBackend >= 0 && firstFrontend > lastBackend, 'every backend entry is written before the first frontend');
   t.ok(firstMeta >= 0 && firstMeta < firstFrontend, 'names are written before frontends');
@@ -81,7 +86,7 @@ t.test('removal: frontends first, then backends, then the name; ids are freed', 
   const idA = writer.serviceId('default/a:/TCP/IPv4');
   const res = step(t, desired(B()), 'remove a');
   t.equal(res.services.removed, 1);
-  const lastFrontend = tables.log.findLastIndex((o) => o.map === 'sl_frontends4');
+  const lastFrontend = lastIndex(tables.log, (o) => o.map === 'sl_frontends4');
   const firstBackend = tables.log.findIndex((o) => o.map === 'sl_backends4');
   const meta = tables.log.findIndex((o) => o.map === 'sl_svc_meta');
   t.ok(lastFrontend < firstBackend && firstBackend < meta, `order frontends(${lastFrontend}) < backends(${firstBackend}) < meta(${meta})`);
