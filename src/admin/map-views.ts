@@ -10,10 +10,8 @@ import type {
   ServiceView, ServicesView,
 } from './types.js';
 
-export interface Entry<K, V> {
-  key: K;
-  value: V;
-}
+/** A decoded map element, as ServiceTables' Table.entries() returns it. */
+export type Entry<K, V> = readonly [K, V];
 
 /** svc_id → service-port key, from sl_svc_meta (or the agent's own table). */
 export type ServiceNames = ReadonlyMap<number, string>;
@@ -62,7 +60,7 @@ export function buildNatView(
   backends: Entry<BackendKey, BackendValue4>[],
   names: ServiceNames,
 ): NatView {
-  const fe: NatFrontendEntry[] = frontends.map(({ key, value }) => ({
+  const fe: NatFrontendEntry[] = frontends.map(([key, value]) => ({
     ip: key.addr,
     port: key.port,
     protocol: protocolName(key.proto),
@@ -76,7 +74,7 @@ export function buildNatView(
     service: nameOf(names, value.svc_id),
   }));
   fe.sort((a, b) => a.service.localeCompare(b.service) || compareHostPort(a, b) || a.protocol.localeCompare(b.protocol));
-  const be: NatBackendEntry[] = backends.map(({ key, value }) => ({
+  const be: NatBackendEntry[] = backends.map(([key, value]) => ({
     backendId: key.backend_id,
     ordinal: key.ordinal,
     ip: value.addr,
@@ -157,7 +155,7 @@ const secondsBetween = (nowNs: bigint, thenNs: bigint): number => (nowNs > thenN
 
 /** `nowNs` is CLOCK_MONOTONIC in ns (process.hrtime.bigint()), the clock bpf_ktime_get_ns reads. */
 export function buildConntrackView(entries: Entry<CtKey4, CtValue4>[], names: ServiceNames, nowNs: bigint): ConntrackView {
-  const out: ConntrackEntryView[] = entries.map(({ key, value }) => {
+  const out: ConntrackEntryView[] = entries.map(([key, value]) => {
     const forward = value.type !== CT_TYPE.REVERSE;
     const src = { ip: key.saddr, port: key.sport };
     const dst = { ip: key.daddr, port: key.dport };
@@ -195,7 +193,7 @@ export function buildAffinityView(
   timeouts: ReadonlyMap<number, number>,
   nowNs: bigint,
 ): AffinityView {
-  const out = entries.map(({ key, value }) => {
+  const out = entries.map(([key, value]) => {
     const idleSec = secondsBetween(nowNs, value.last_used_ns);
     const timeoutSec = timeouts.get(key.svc_id) ?? 0;
     return {
@@ -246,14 +244,6 @@ export function buildCountersView(
     dropViews.push({ reason, code, packets });
   }
   return { services, drops: dropViews };
-}
-
-/** BPF_MAP_TYPE_* number → short name. */
-export function mapTypeName(type: number): string {
-  const names: Record<number, string> = {
-    1: 'hash', 2: 'array', 5: 'percpu_hash', 6: 'percpu_array', 9: 'lru_hash', 10: 'lru_percpu_hash',
-  };
-  return names[type] ?? `type-${type}`;
 }
 
 export const fillRatio = (entries: number, max: number): number => (max > 0 ? Math.round((entries / max) * 10_000) / 10_000 : 0);

@@ -1,20 +1,17 @@
-// An AdminBackend that answers from Sluice's maps. sluicectl uses it read-only over the pinned
-// maps when the agent is down; the agent can use the same class over its own map handles and
-// plug in what only it knows (status, frontend kinds, log level, the conntrack flush that the
-// dataplane, as the only map writer, performs).
+// An AdminBackend that answers from Sluice's maps, through the dataplane's ServiceTables.
+// sluicectl uses it read-only over the pinned maps when the agent is down; the agent can use the
+// same class over the writer's tables and plug in what only it knows (status, frontend kinds,
+// log level, and the conntrack flush, which the dataplane — the only map writer — performs).
 import { readFileSync } from 'node:fs';
 import { fromPackageRoot } from '../bpf/native.js';
-import {
-  affinityKey4, affinityValue4, backendKey, backendValue4, ctKey4, ctValue4, DROP_REASON_MAX, DROP_REASONS,
-  frontendKey4, serviceValue, svcCounters, svcMeta,
-} from '../bpf/sluice-structs.js';
 import type { SvcCounters } from '../bpf/sluice-structs.js';
+import { DROP_REASONS } from '../bpf/sluice-structs.js';
+import type { ServiceTables, TableRole } from '../dataplane/tables.js';
+import { TABLE_ROLES } from '../dataplane/tables.js';
 import type { LogLevel } from '../log/logger.js';
 import { formatServiceRef, serviceKeyMatches } from './filters.js';
-import { SLUICE_MAP_NAMES, countEntries, readArrayIndex, readEntries, readPerCpuIndex, readPerCpuU64 } from './map-reader.js';
-import type { SluiceMapRole, SluiceMapSet } from './map-reader.js';
 import {
-  buildAffinityView, buildConntrackView, buildCountersView, buildNatView, buildServicesView, fillRatio, mapTypeName,
+  buildAffinityView, buildConntrackView, buildCountersView, buildNatView, buildServicesView, fillRatio,
 } from './map-views.js';
 import { AdminError } from './types.js';
 import type {
@@ -27,7 +24,8 @@ let versionCache: string | undefined;
 export function sluiceVersion(): string {
   if (versionCache === undefined) {
     try {
-      versionCache = String((JSON.parse(readFileSync(fromPackageRoot('package.json'), 'utf8')) as { version?: unknown }).version ?? '0.0.0');
+      const pkg = JSON.parse(readFileSync(fromPackageRoot('package.json'), 'utf8')) as { version?: unknown };
+      versionCache = String(pkg.version ?? 'unknown');
     } catch {
       versionCache = 'unknown';
     }
@@ -35,8 +33,20 @@ export function sluiceVersion(): string {
   return versionCache;
 }
 
+/** Map types by role (bpf/lib/maps.h), for the fill-level view. */
+const MAP_TYPES: Record<TableRole, string> = {
+  frontends: 'hash',
+  backends: 'hash',
+  ct: 'lru_hash',
+  affinity: 'lru_hash',
+  sockRevnat: 'lru_hash',
+  svcMeta: 'array',
+  counters: 'percpu_array',
+  dropCounters: 'percpu_array',
+};
+
 export interface MapsBackendOptions {
-  maps: SluiceMapSet;
+  tables: ServiceTables;
   pinDir: string;
   /** The agent's status; without it, status says the agent is not running. */
   status?: () => Omit<StatusView, 'version' | 'agentRunning' | 'pinDir'>;
@@ -44,39 +54,40 @@ export interface MapsBackendOptions {
   frontendKind?: (svcKey: string, ip: string, port: number) => FrontendKindView | undefined;
   setLogLevel?: (level: LogLevel) => LogLevelResult;
   /** Deletes the conntrack entries of these service ports; returns how many were deleted. */
-  flushConntrack?: (svcIds: number[], ref: ServiceRef) => number;
+  flushConntrack?: (svcIds: ReadonlySet<number>, ref: ServiceRef) => number;
   /** CLOCK_MONOTONIC now, in ns (tests inject). */
   nowNs?: () => bigint;
 }
 
 const READ_ONLY = 'the agent is not running: sluicectl reads the pinned maps read-only; start the agent to change anything';
+const ZERO_COUNTERS: SvcCounters = { packets: 0n, bytes: 0n, connections: 0n, rejected: 0n };
 
 export class MapsAdminBackend implements AdminBackend {
   private readonly nowNs: () => bigint;
+  private readonly tables: ServiceTables;
 
   constructor(private readonly opts: MapsBackendOptions) {
     this.nowNs = opts.nowNs ?? (() => process.hrtime.bigint());
+    this.tables = opts.tables;
   }
 
   /** svc_id → service key for the given ids, from sl_svc_meta. */
   private names(ids: Iterable<number>): Map<number, string> {
     const names = new Map<number, string>();
-    for (const id of ids) {
-      if (names.has(id)) continue;
-      const meta = readArrayIndex(this.opts.maps.svcMeta, id, svcMeta);
+    for (const id of new Set(ids)) {
+      const meta = this.tables.svcMeta.get(id);
       if (meta?.name) names.set(id, meta.name);
     }
     return names;
   }
 
-  private frontendEntries() {
-    return readEntries(this.opts.maps.frontends4, frontendKey4, serviceValue);
+  private svcIdsInUse(): Set<number> {
+    return new Set(this.tables.frontends.entries().map(([, v]) => v.svc_id));
   }
 
   status(): StatusView {
     const base = { version: sluiceVersion(), pinDir: this.opts.pinDir };
     if (this.opts.status) return { ...base, agentRunning: true, ...this.opts.status() };
-    const programmed = new Set(this.frontendEntries().map((f) => f.value.svc_id)).size;
     return {
       ...base,
       agentRunning: false,
@@ -90,16 +101,16 @@ export class MapsAdminBackend implements AdminBackend {
         lastSyncAt: null,
         lastSyncDurationMs: null,
         syncCount: 0,
-        servicePortsProgrammed: programmed,
+        servicePortsProgrammed: this.svcIdsInUse().size,
       },
       errors: [],
     };
   }
 
   natDump(): NatView {
-    const frontends = this.frontendEntries();
-    const backends = readEntries(this.opts.maps.backends4, backendKey, backendValue4);
-    return buildNatView(frontends, backends, this.names(frontends.map((f) => f.value.svc_id)));
+    const frontends = this.tables.frontends.entries();
+    const backends = this.tables.backends.entries();
+    return buildNatView(frontends, backends, this.names(frontends.map(([, v]) => v.svc_id)));
   }
 
   services(): ServicesView {
@@ -107,45 +118,41 @@ export class MapsAdminBackend implements AdminBackend {
   }
 
   conntrack(): ConntrackView {
-    const entries = readEntries(this.opts.maps.ct4, ctKey4, ctValue4);
-    return buildConntrackView(entries, this.names(entries.map((e) => e.value.svc_id)), this.nowNs());
+    const entries = this.tables.ct.entries();
+    return buildConntrackView(entries, this.names(entries.map(([, v]) => v.svc_id)), this.nowNs());
   }
 
   affinity(): AffinityView {
-    const entries = readEntries(this.opts.maps.affinity4, affinityKey4, affinityValue4);
+    const entries = this.tables.affinity.entries();
     const timeouts = new Map<number, number>();
-    for (const f of this.frontendEntries()) timeouts.set(f.value.svc_id, f.value.affinity_timeout_s);
-    return buildAffinityView(entries, this.names(entries.map((e) => e.key.svc_id)), timeouts, this.nowNs());
+    for (const [, v] of this.tables.frontends.entries()) timeouts.set(v.svc_id, v.affinity_timeout_s);
+    return buildAffinityView(entries, this.names(entries.map(([k]) => k.svc_id)), timeouts, this.nowNs());
   }
 
   counters(): CountersView {
-    const ids = [...new Set(this.frontendEntries().map((f) => f.value.svc_id))];
+    // Every programmed service port is listed, zeros included, so scripts see a stable set.
+    const ids = this.svcIdsInUse();
     const perService = new Map<number, SvcCounters>();
-    for (const id of ids) perService.set(id, readPerCpuIndex(this.opts.maps.svcCounters, id, svcCounters));
+    for (const id of ids) {
+      const perCpu = this.tables.counters.get(id) ?? [];
+      perService.set(id, perCpu.reduce((sum, c) => ({
+        packets: sum.packets + c.packets,
+        bytes: sum.bytes + c.bytes,
+        connections: sum.connections + c.connections,
+        rejected: sum.rejected + c.rejected,
+      }), ZERO_COUNTERS));
+    }
     const drops: bigint[] = [];
-    const reasons = Math.min(DROP_REASON_MAX, this.opts.maps.dropCounters.info.maxEntries);
-    for (let code = 0; code < reasons; code++) drops.push(readPerCpuU64(this.opts.maps.dropCounters, code));
-    return buildCountersView(perService, drops, this.names(ids));
+    for (const [reason, perCpu] of this.tables.dropCounters.entries()) drops[reason] = perCpu.reduce((a, c) => a + c, 0n);
+    return buildCountersView(perService, Array.from({ length: Math.max(drops.length, DROP_REASONS.length) }, (_, i) => drops[i] ?? 0n), this.names(ids));
   }
 
   maps(): MapsView {
-    const svcIdsInUse = new Set(this.frontendEntries().map((f) => f.value.svc_id)).size;
-    // Arrays indexed by svc_id are "full" up to the ids in use; the drop table has one slot per reason.
-    const arrayUse: Partial<Record<SluiceMapRole, number>> = {
-      svcCounters: svcIdsInUse,
-      svcMeta: svcIdsInUse,
-      dropCounters: DROP_REASONS.length,
-    };
-    const maps = (Object.entries(this.opts.maps) as [SluiceMapRole, SluiceMapSet[SluiceMapRole]][]).map(([role, map]) => {
-      const entries = arrayUse[role] ?? countEntries(map);
-      return {
-        // Kernel map names stop at 15 characters (sl_drop_counters): use the pinned name.
-        name: SLUICE_MAP_NAMES[role],
-        type: mapTypeName(map.info.type),
-        entries,
-        maxEntries: map.info.maxEntries,
-        fill: fillRatio(entries, map.info.maxEntries),
-      };
+    const maps = TABLE_ROLES.map((role) => {
+      const table = this.tables[role];
+      // Arrays count their non-empty slots (the dataplane's Table semantics).
+      const entries = table.entries().length;
+      return { name: table.name, type: MAP_TYPES[role], entries, maxEntries: table.maxEntries, fill: fillRatio(entries, table.maxEntries) };
     });
     maps.sort((a, b) => a.name.localeCompare(b.name));
     return { maps };
@@ -158,10 +165,8 @@ export class MapsAdminBackend implements AdminBackend {
 
   flushConntrack(ref: ServiceRef): FlushResult {
     if (!this.opts.flushConntrack) throw new AdminError(503, READ_ONLY);
-    const ids = this.services()
-      .services.filter((s) => serviceKeyMatches(ref, s.key))
-      .map((s) => s.svcId);
-    if (ids.length === 0) throw new AdminError(404, `unknown service ${formatServiceRef(ref)}: it is not programmed on this node`);
+    const ids = new Set(this.services().services.filter((s) => serviceKeyMatches(ref, s.key)).map((s) => s.svcId));
+    if (ids.size === 0) throw new AdminError(404, `unknown service ${formatServiceRef(ref)}: it is not programmed on this node`);
     return { service: formatServiceRef(ref), deleted: this.opts.flushConntrack(ids, ref) };
   }
 }

@@ -6,7 +6,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { adminRequest, AdminClientError } from '../admin/client.js';
 import { parseConntrackFilter, parseNatTarget, parseServiceRef } from '../admin/filters.js';
-import { closeMaps, openPinnedMaps } from '../admin/map-reader.js';
+import { openPinnedMapsForDump } from '../admin/map-reader.js';
 import { MapsAdminBackend } from '../admin/maps-backend.js';
 import { ROUTES, readQuery } from '../admin/routes.js';
 import { DEFAULT_ADMIN_SOCKET } from '../admin/server.js';
@@ -173,8 +173,8 @@ function plan(p: Parsed): Plan {
 }
 
 function defaultOpenPinned(pinDir: string): { backend: AdminBackend; close(): void } {
-  const maps = openPinnedMaps(loadNative(), pinDir);
-  return { backend: new MapsAdminBackend({ maps, pinDir }), close: () => closeMaps(maps) };
+  const { tables, close } = openPinnedMapsForDump(loadNative(), pinDir);
+  return { backend: new MapsAdminBackend({ tables, pinDir }), close };
 }
 
 /** Answers a plan in-process from the pinned maps, through the server's own route code. */

@@ -8,7 +8,7 @@ import { formatHostPort } from '../../src/admin/filters.js';
 import { MapsAdminBackend } from '../../src/admin/maps-backend.js';
 import { fromPackageRoot } from '../../src/bpf/native.js';
 import { DNS_UDP, WEB } from '../admin/fake-backend.js';
-import { fakeMapSet, NOW_NS, populate } from '../admin/fake-maps.js';
+import { NOW_NS, scenarioTables } from '../admin/fake-tables.js';
 import { call, startFakeAdmin, tempDir } from '../admin/helpers.js';
 import { parseTable, sections } from './table-parse.js';
 import { applyPrivilegeProblem } from '../helpers/privileges.js';
@@ -198,14 +198,13 @@ t.test('usage errors exit 2 with a clear message; --help exits 0', async (t) => 
 
 t.test('agent down: read-only commands read the pinned maps and say so; writes fail', async (t) => {
   const missing = join(tempDir(t), 'no-agent.sock');
-  const maps = fakeMapSet();
-  populate(maps);
+  const tables = scenarioTables();
   let opened = 0;
   let closed = 0;
   const openPinned = (pinDir: string) => {
     opened++;
     t.equal(pinDir, '/sys/fs/bpf/other');
-    return { backend: new MapsAdminBackend({ maps, pinDir, nowNs: () => NOW_NS }), close: () => void closed++ };
+    return { backend: new MapsAdminBackend({ tables, pinDir, nowNs: () => NOW_NS }), close: () => void closed++ };
   };
   const s = ['--socket', missing, '--pin-dir', '/sys/fs/bpf/other'];
   let r = await ctl(['services', ...s, '-o', 'json'], { openPinned });
