@@ -1,0 +1,191 @@
+// sluice-agent: wires the layers together. Sources fill the object store; the reconciler turns
+// the store into desired state (src/model) and hands it to the service-table writer
+// (src/dataplane), the only map writer. The datapath (loaded programs, links, TC filters) stays
+// pinned and attached when the agent exits, so services keep working across restarts and
+// upgrades; `sluice-agent cleanup` is the explicit way to remove it all.
+import type { Logger } from 'pino';
+import { computeDesiredState } from '../model/index.js';
+import type { ModelConfig } from '../model/types.js';
+import { ObjectStore } from '../k8s/store.js';
+import type { Source } from '../k8s/store.js';
+import { KubernetesSource, loadKubeConfig } from '../k8s/informers.js';
+import { ManifestSource } from '../k8s/manifests.js';
+import { ServiceTableWriter } from '../dataplane/writer.js';
+import { createLogging } from '../log/logger.js';
+import type { Logging } from '../log/logger.js';
+import { startAdminServer } from '../admin/server.js';
+import type { AdminServer } from '../admin/server.js';
+import { MapsAdminBackend, sluiceVersion } from '../admin/maps-backend.js';
+import type { StatusError, SyncState } from '../admin/types.js';
+import { SluiceMetrics } from '../metrics/sluice-metrics.js';
+import { AgentHealth } from '../metrics/health.js';
+import { startMetricsServer } from '../metrics/server.js';
+import type { MetricsServer } from '../metrics/server.js';
+import type { AgentConfig } from './config.js';
+import { InterfaceWatcher } from './interfaces.js';
+import { Reconciler } from './reconciler.js';
+import type { SyncReport } from './reconciler.js';
+import { openAgentDatapath } from './datapath.js';
+import type { AgentDatapath } from './datapath.js';
+
+const MAX_STATUS_ERRORS = 50;
+
+export interface RunningAgent {
+  readonly datapath: AgentDatapath;
+  readonly reconciler: Reconciler;
+  readonly store: ObjectStore;
+  /** Stops the agent; the dataplane stays programmed and attached. */
+  stop(): Promise<void>;
+}
+
+function modelConfig(cfg: AgentConfig): ModelConfig {
+  return { families: ['IPv4'], nodePortAddresses: cfg.nodePortAddresses, serviceProxyName: cfg.serviceProxyName };
+}
+
+function makeSource(cfg: AgentConfig, store: ObjectStore, logging: Logging): Source {
+  if (cfg.manifestsDir) {
+    return new ManifestSource({ dir: cfg.manifestsDir, store, logger: logging.component('manifests') });
+  }
+  return new KubernetesSource({
+    kubeConfig: loadKubeConfig(cfg.kubeconfig),
+    store,
+    logger: logging.component('k8s'),
+    serviceProxyName: cfg.serviceProxyName,
+  });
+}
+
+/** Effective configuration for the status answer (nothing secret is in AgentConfig). */
+function publicConfig(cfg: AgentConfig): Record<string, unknown> {
+  return { ...cfg, ctTimeouts: { ...cfg.ctTimeouts } };
+}
+
+export async function startAgent(cfg: AgentConfig, logging: Logging = createLogging({ level: cfg.logLevel })): Promise<RunningAgent> {
+  const log = logging.component('agent');
+  const startedAt = new Date();
+  const errors: StatusError[] = [];
+  const recordError = (component: string, message: string, object?: string) => {
+    errors.push({ at: new Date().toISOString(), component, message, ...(object ? { object } : {}) });
+    if (errors.length > MAX_STATUS_ERRORS) errors.splice(0, errors.length - MAX_STATUS_ERRORS);
+  };
+  log.info({ nodeName: cfg.nodeName, pinDir: cfg.pinDir, version: sluiceVersion() }, 'starting sluice-agent');
+
+  const metrics = new SluiceMetrics();
+  const health = new AgentHealth();
+  const stopHeartbeat = health.startHeartbeat();
+  const datapath = await openAgentDatapath(cfg, logging.component('datapath'));
+  health.setProgramsLoaded(true);
+  metrics.setBuildInfo(sluiceVersion(), datapath.libbpfVersion);
+
+  const writer = new ServiceTableWriter({ tables: datapath.tables, logger: logging.component('dataplane'), udpSocketSweep: datapath.udpSocketSweep });
+  const store = new ObjectStore();
+  const source = makeSource(cfg, store, logging);
+  let syncState: SyncState = 'waiting-for-sources';
+
+  const onSync = (report: SyncReport) => {
+    const ok = report.applyErrors.length === 0;
+    metrics.observeSync({ durationMs: report.durationMs, full: report.full, ok, at: new Date() });
+    metrics.setModelErrors(report.modelErrors.length);
+    for (const e of report.applyErrors) recordError('dataplane', e.message, e.key);
+    if (ok) {
+      syncState = 'synced';
+      health.markSynced();
+    } else {
+      syncState = 'error';
+    }
+  };
+  const reconciler = new Reconciler({
+    source: store,
+    sink: writer,
+    compute: computeDesiredState,
+    nodeName: cfg.nodeName,
+    modelConfig: modelConfig(cfg),
+    minSyncPeriodMs: cfg.minSyncPeriodMs,
+    fullResyncPeriodMs: cfg.fullResyncPeriodMs,
+    logger: logging.component('reconciler'),
+    onSync,
+  });
+
+  await datapath.attachConnectTime();
+  const watcher = new InterfaceWatcher({
+    patterns: cfg.interfacePatterns,
+    logger: logging.component('interfaces'),
+    onAdded: (iface) => datapath.attachInterface(iface),
+    onRemoved: (iface) => datapath.forgetInterface(iface),
+  });
+  await watcher.start();
+  const refreshAttachHealth = () => {
+    const programs = datapath.attachments();
+    const failed = programs.filter((p) => !p.attached);
+    health.setProgramsAttached(failed.length === 0, failed.map((p) => `${p.program} on ${p.target}: ${p.error ?? 'detached'}`).join('; '));
+    metrics.setProgramsAttached('cgroup', programs.filter((p) => p.hook === 'cgroup' && p.attached).length);
+    metrics.setProgramsAttached('tc', programs.filter((p) => p.hook === 'tc' && p.attached).length);
+  };
+  refreshAttachHealth();
+  const attachTimer = setInterval(refreshAttachHealth, 5000);
+  attachTimer.unref();
+
+  const backend = new MapsAdminBackend({
+    tables: datapath.tables,
+    pinDir: cfg.pinDir,
+    status: () => ({
+      nodeName: cfg.nodeName,
+      startedAt: startedAt.toISOString(),
+      config: publicConfig(cfg),
+      programs: datapath.attachments(),
+      sync: {
+        state: syncState === 'waiting-for-sources' && store.isSynced() ? 'syncing' : syncState,
+        sourcesSynced: store.isSynced(),
+        lastSyncAt: reconciler.lastReport ? new Date(reconciler.lastReport.startedAt.getTime() + reconciler.lastReport.durationMs).toISOString() : null,
+        lastSyncDurationMs: reconciler.lastReport?.durationMs ?? null,
+        syncCount: reconciler.syncCount,
+        servicePortsProgrammed: reconciler.lastReport?.services ?? 0,
+      },
+      errors: [...errors, ...(reconciler.lastReport?.modelErrors ?? []).map((e) => ({
+        at: reconciler.lastReport!.startedAt.toISOString(), component: 'model', object: e.object, message: `${e.kind} ${e.object}: ${e.field}=${JSON.stringify(e.value)}: ${e.message}`,
+      }))],
+    }),
+    frontendKind: (key, ip, port) => writer.frontendKind(key, ip, port),
+    setLogLevel: (level) => logging.setLevel(level),
+    flushConntrack: (ids) => writer.flushConntrackIds([...ids]),
+  });
+  const admin: AdminServer = await startAdminServer({ socketPath: cfg.adminSocket, backend, logger: logging.component('admin') });
+  let metricsServer: MetricsServer | undefined;
+  if (cfg.metricsAddress) {
+    metrics.registry.onCollect(() => {
+      metrics.setSourcesSynced(store.isSynced());
+      metrics.setMapFill(backend.maps().maps);
+      const counters = backend.counters();
+      metrics.setServiceCounters(counters.services);
+      metrics.setDrops(counters.drops);
+    });
+    metricsServer = await startMetricsServer({ address: cfg.metricsAddress, registry: metrics.registry, health, logger: logging.component('metrics') });
+  }
+
+  await source.start();
+  reconciler.start();
+  log.info({ adminSocket: admin.socketPath, metrics: cfg.metricsAddress || 'off' }, 'sluice-agent running');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      log.info('stopping; the dataplane stays programmed and attached');
+      clearInterval(attachTimer);
+      stopHeartbeat();
+      watcher.stop();
+      await reconciler.stop();
+      await source.stop();
+      await admin.close();
+      await metricsServer?.close();
+      datapath.close();
+    })();
+    return stopping;
+  };
+  return { datapath, reconciler, store, stop };
+}
+
+/** Logs where the agent's own logger is not up yet (bad flags, failed start). */
+export function fatal(logger: Logger | undefined, err: unknown): void {
+  const message = err instanceof Error ? err.message : String(err);
+  if (logger) logger.fatal({ err }, message);
+  else process.stderr.write(`sluice-agent: ${message}\n`);
+}

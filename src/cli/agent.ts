@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// sluice-agent entry point: parse flags, then run the agent (or the cleanup command) until a
+// signal. Bad flags exit 2 before anything touches the kernel.
+import { readFileSync } from 'node:fs';
+import { ConfigError, parseConfig, usage } from '../agent/config.js';
+import type { AgentConfig } from '../agent/config.js';
+import { fatal, startAgent } from '../agent/agent.js';
+import { cleanupDatapath } from '../agent/datapath.js';
+import { createLogging } from '../log/logger.js';
+import { fromPackageRoot } from '../bpf/native.js';
+
+export async function main(argv: string[]): Promise<number> {
+  let cfg: AgentConfig;
+  try {
+    cfg = parseConfig(argv);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`sluice-agent: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (cfg.command === 'help') {
+    process.stdout.write(usage() + '\n');
+    return 0;
+  }
+  if (cfg.command === 'version') {
+    process.stdout.write(`${(JSON.parse(readFileSync(fromPackageRoot('package.json'), 'utf8')) as { version: string }).version}\n`);
+    return 0;
+  }
+  const logging = createLogging({ level: cfg.logLevel });
+  const log = logging.component('main');
+  if (cfg.command === 'cleanup') {
+    try {
+      await cleanupDatapath(cfg, logging.component('cleanup'));
+      return 0;
+    } catch (err) {
+      fatal(log, err);
+      return 1;
+    }
+  }
+  try {
+    const agent = await startAgent(cfg, logging);
+    await new Promise<void>((resolve) => {
+      const onSignal = (sig: string) => {
+        log.info({ signal: sig }, 'signal received');
+        agent.stop().then(resolve, (err: unknown) => {
+          fatal(log, err);
+          resolve();
+        });
+      };
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+    });
+    return 0;
+  } catch (err) {
+    fatal(log, err);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`sluice-agent: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
