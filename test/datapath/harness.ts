@@ -13,7 +13,8 @@ import { createRunPinDir, removePinDir } from '../../src/testbed/bpffs.js';
 import { newRunPrefix } from '../../src/testbed/names.js';
 import { requirePrivileges } from '../helpers/privileges.js';
 
-export const TC_OBJECT = fromPackageRoot('dist', 'bpf', 'tc.bpf.o');
+/** The object under test; SLUICE_TEST_TC_OBJECT points elsewhere (e.g. a mutated build). */
+export const TC_OBJECT = process.env.SLUICE_TEST_TC_OBJECT ?? fromPackageRoot('dist', 'bpf', 'tc.bpf.o');
 export const TC_ACT = { OK: 0, SHOT: 2, REDIRECT: 7 } as const;
 export const PROG = { FROM_POD: 'sl_tc_from_pod', TO_POD: 'sl_tc_to_pod' } as const;
 export type ProgName = (typeof PROG)[keyof typeof PROG];

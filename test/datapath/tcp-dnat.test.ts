@@ -95,3 +95,20 @@ t.test('new flows spread over every backend of the Cluster set', async (t) => {
   t.equal(dp.svcCounters(7).connections, 90n);
   t.equal(dp.ctCount(), 180, 'two conntrack entries per flow');
 });
+
+t.test('IP options: the TCP header is found after them and the options survive the rewrite', async (t) => {
+  const dp = await loadDatapath(t);
+  if (!dp) return;
+  dp.addService({ vip: VIP, port: 80, proto: IPPROTO.TCP, svcId: 7, backendId: 70, cluster: BACKENDS.slice(0, 1) });
+  const options = Buffer.from([0x01, 0x01, 0x94, 0x04, 0x00, 0x00, 0x01, 0x00]); // NOP NOP router-alert NOP EOL
+  const input = buildFrame({
+    ip: { src: CLIENT, dst: VIP, options },
+    tcp: { sport: 42000, dport: 80, flags: TCP_FLAGS.SYN },
+    payload: Buffer.from('payload'),
+  });
+  const out = dp.run(PROG.FROM_POD, input);
+  t.match(out.parsed.ip, { dst: '10.244.2.11', headerLength: 28, options });
+  t.match(out.parsed.tcp, { sport: 42000, dport: 8080 });
+  t.equal(out.parsed.payload.toString(), 'payload');
+  t.same(checksumProblems(out.parsed), []);
+});
