@@ -8,14 +8,15 @@ import { MemoryServiceTables } from '../../src/dataplane/memory-tables.js';
 
 export const CPUS = 4;
 export const NOW_NS = 1_000_000n * 1_000_000_000n; // a fixed CLOCK_MONOTONIC "now"
-export const secondsAgo = (s: number): bigint => NOW_NS - BigInt(s) * 1_000_000_000n;
 
 const counters = (packets: number, bytes: number, connections: number, rejected = 0): SvcCounters => ({
   packets: BigInt(packets), bytes: BigInt(bytes), connections: BigInt(connections), rejected: BigInt(rejected),
 });
 const ZERO = counters(0, 0, 0);
 
-export function scenarioTables(): MemoryServiceTables {
+/** `now` is the CLOCK_MONOTONIC instant the ages are relative to (real tests pass the clock). */
+export function scenarioTables(now: bigint = NOW_NS): MemoryServiceTables {
+  const secondsAgo = (s: number): bigint => now - BigInt(s) * 1_000_000_000n;
   const t = new MemoryServiceTables({ cpus: CPUS });
   const fe = (addr: string, port: number, proto: number, svc: Partial<ServiceValue>): void =>
     t.frontends.set({ addr, port, proto, scope: 0 }, {
@@ -50,7 +51,8 @@ export function scenarioTables(): MemoryServiceTables {
     { nat_addr: '10.244.2.9', nat_port: 53, svc_id: 2, state: CT_STATE.NEW, created_ns: secondsAgo(5), last_seen_ns: secondsAgo(5) });
 
   t.affinity.set({ svc_id: 1, client_addr: '10.244.1.20' }, { last_used_ns: secondsAgo(20), backend_addr: '10.244.2.7', backend_port: 8080 });
-  t.affinity.set({ svc_id: 1, client_addr: '10.244.1.99' }, { last_used_ns: secondsAgo(20_000), backend_addr: '10.244.1.5', backend_port: 8080 });
+  // Left over from when dns had affinity: its timeout is now 0, so the entry is expired.
+  t.affinity.set({ svc_id: 2, client_addr: '10.244.1.99' }, { last_used_ns: secondsAgo(40), backend_addr: '10.244.2.9', backend_port: 53 });
 
   t.counters.set(1, [counters(10, 1000, 1), ZERO, ZERO, counters(5, 500, 2)]);
   t.counters.set(2, [ZERO, counters(3, 300, 3, 1), ZERO, ZERO]);

@@ -70,8 +70,12 @@ t.test('affinity knows each service timeout and marks expired entries', async (t
   const { backend: b } = backend();
   t.same(b.affinity().entries, [
     { svcId: 1, service: 'default/web:http/TCP/IPv4', client: '10.244.1.20', backend: { ip: '10.244.2.7', port: 8080 }, idleSec: 20, timeoutSec: 10800, expired: false },
-    { svcId: 1, service: 'default/web:http/TCP/IPv4', client: '10.244.1.99', backend: { ip: '10.244.1.5', port: 8080 }, idleSec: 20000, timeoutSec: 10800, expired: true },
+    { svcId: 2, service: 'kube-system/dns:dns/UDP/IPv4', client: '10.244.1.99', backend: { ip: '10.244.2.9', port: 53 }, idleSec: 40, timeoutSec: 0, expired: true },
   ]);
+  // Idle longer than the service's timeout: expired although the service still has affinity.
+  const { tables, backend: b2 } = backend();
+  tables.affinity.set({ svc_id: 1, client_addr: '10.244.1.77' }, { last_used_ns: NOW_NS - 10_801n * 1_000_000_000n, backend_addr: '10.244.1.5', backend_port: 8080 });
+  t.match(b2.affinity().entries.find((e) => e.client === '10.244.1.77'), { idleSec: 10801, timeoutSec: 10800, expired: true });
 });
 
 t.test('counters are summed over CPUs; drops list every reason', async (t) => {
