@@ -1,0 +1,141 @@
+// The datapath loader on the real objects: tunables and map sizes set before load, both objects on
+// the same pinned maps, connect-time programs as pinned links on a TEST cgroup that a restarted
+// loader updates in place, TC filters in a TEST network namespace replaced in place, and a
+// cleanup that leaves nothing behind. Option validation runs without privileges.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { loadNative } from '../../src/bpf/native.js';
+import { cleanupDatapath, SLUICE_TC_HANDLE, SLUICE_TC_PRIORITY } from '../../src/dataplane/attach.js';
+import { Datapath } from '../../src/dataplane/datapath.js';
+import { openPinnedTables } from '../../src/dataplane/native-tables.js';
+import { createCgroup } from '../../src/testbed/cgroup.js';
+import { addVethPair, ifindexIn, ipIn, netnsPath } from '../../src/testbed/netns.js';
+import { TestbedRun } from '../../src/testbed/run.js';
+import { requirePrivileges } from '../helpers/privileges.js';
+
+const json = (argv: string[]): unknown => JSON.parse(execFileSync(argv[0] as string, argv.slice(1), { encoding: 'utf8' }).trim() || '[]');
+
+/** Programs attached to a cgroup, by bpftool (names are cut at 15 characters). */
+const cgroupPrograms = (cg: string) =>
+  (json(['bpftool', '-j', 'cgroup', 'show', cg]) as { id: number; attach_type: string; name: string }[]).map((p) => `${p.attach_type}:${p.name}:${p.id}`).sort();
+
+/** What cgroupPrograms() shows for the four connect-time programs with these ids. */
+const attached = (ids: Record<string, number>) => [
+  `cgroup_inet4_connect:sl_connect4:${ids.sl_connect4}`, `cgroup_inet4_getpeername:sl_getpeername4:${ids.sl_getpeername4}`,
+  `cgroup_udp4_recvmsg:sl_recvmsg4:${ids.sl_recvmsg4}`, `cgroup_udp4_sendmsg:sl_sendmsg4:${ids.sl_sendmsg4}`,
+];
+
+/** The .rodata variables of the object behind a program, by bpftool. */
+function rodataOf(progId: number): Record<string, number> {
+  const prog = json(['bpftool', '-j', 'prog', 'show', 'id', String(progId)]) as { map_ids: number[] };
+  for (const id of prog.map_ids) {
+    const map = json(['bpftool', '-j', 'map', 'show', 'id', String(id)]) as { name: string };
+    if (!map.name.endsWith('.rodata')) continue;
+    const dump = json(['bpftool', '-j', 'map', 'dump', 'id', String(id)]) as { formatted: { value: Record<string, Record<string, number>[]> } }[];
+    return Object.assign({}, ...(dump[0]?.formatted.value['.rodata'] ?? []));
+  }
+  throw new Error(`program ${progId} has no .rodata map`);
+}
+
+t.test('bad options are refused before anything is loaded', async (t) => {
+  const base = { pinDir: '/sys/fs/bpf/never-created', connectTimeLb: 'tcp' as const };
+  await t.rejects(Datapath.load({ ...base, connectTimeLb: 'udp' as never }), /connectTimeLb "udp" is not 'tcp', 'tcp-udp' or 'disabled'/);
+  await t.rejects(Datapath.load({ ...base, pinDir: 'relative' }), /pinDir "relative" is not an absolute path/);
+  await t.rejects(Datapath.load({ ...base, ctTimeoutsSec: { udp: -1 } }), /ctTimeoutsSec\.udp -1 is not a positive number/);
+  await t.rejects(Datapath.load({ ...base, maxEntries: { sl_nope: 5 } as never }), /maxEntries "sl_nope" is not one of/);
+  await t.rejects(Datapath.load({ ...base, maxEntries: { sl_ct4: 0 } }), /maxEntries\.sl_ct4 0 is not a whole number/);
+  await t.rejects(Datapath.load({ ...base, maxEntries: { sl_svc_meta: 1024 } }), /differs from maxEntries\.sl_svc_meta/);
+  t.notOk(existsSync(base.pinDir), 'nothing created');
+});
+
+t.test('load, attach, restart, clean up', async (t) => {
+  if (!(await requirePrivileges(t))) return;
+  const run = await TestbedRun.start();
+  t.teardown(() => run.destroy());
+  const pinDir = join(await run.pinDir(), 'sluice');
+  const cg = await createCgroup(await run.cgroup(), 'pods');
+  const ns = await run.netns('tc');
+  await addVethPair({ ns, name: 'vhost0', peerNs: ns, peerName: 'vpod0' });
+  const ifindex = await ifindexIn(ns, 'vhost0');
+  const target = { ifindex, netns: netnsPath(ns) };
+  const native = loadNative();
+  const opts = { pinDir, connectTimeLb: 'tcp' as const, ctTimeoutsSec: { udp: 7, tcpEstablished: 120 }, maxEntries: { sl_ct4: 4096, sl_svc_counters: 1024, sl_svc_meta: 1024 } };
+
+  const first = await Datapath.load(opts);
+  t.teardown(() => first.close());
+  const ids1 = first.programIds();
+  t.match(rodataOf(ids1.sl_tc_from_pod as number), { sl_ct_timeout_udp_ns: 7e9, sl_ct_timeout_tcp_established_ns: 120e9, sl_ct_timeout_tcp_fin_ns: 30e9 }, 'conntrack timeouts set before load');
+  t.match(rodataOf(ids1.sl_connect4 as number), { sl_ctlb_protocols: 1 }, "'tcp' mode balances TCP only");
+  t.equal(first.tables.ct.maxEntries, 4096, 'map size set before load');
+  t.equal(first.tables.svcMeta.maxEntries, 1024);
+  t.ok(['sl_frontends4', 'sl_backends4', 'sl_ct4', 'sl_svc_meta', 'sl_sock_udp4'].every((m) => existsSync(join(pinDir, m))), 'maps pinned by name');
+
+  await t.test('both objects use the pinned maps', async (t) => {
+    first.tables.svcMeta.set(5, { name: 'ns/a:/TCP/IPv4' });
+    const pinned = openPinnedTables(native, pinDir);
+    t.teardown(() => pinned.close());
+    t.same(pinned.tables.svcMeta.get(5), { name: 'ns/a:/TCP/IPv4' });
+    first.tables.svcMeta.delete(5);
+  });
+
+  await t.test('connect-time programs: pinned links on the test cgroup, updated in place on restart', async (t) => {
+    const r1 = first.attachConnectTime(cg);
+    t.same(r1, { updated: [], created: ['sl_connect4', 'sl_sendmsg4', 'sl_recvmsg4', 'sl_getpeername4'], detached: 0 });
+    t.same(cgroupPrograms(cg), attached(ids1));
+    first.close(); // the agent exits: the pinned links keep the programs attached
+    t.equal(cgroupPrograms(cg).length, 4, 'still attached with the agent gone');
+
+    const second = await Datapath.load({ ...opts, connectTimeLb: 'tcp-udp' });
+    t.teardown(() => second.close());
+    const ids2 = second.programIds();
+    t.not(ids2.sl_connect4, ids1.sl_connect4, 'freshly loaded programs');
+    t.match(rodataOf(ids2.sl_connect4 as number), { sl_ctlb_protocols: 3 });
+    t.same(second.attachConnectTime(cg), { updated: ['sl_connect4', 'sl_sendmsg4', 'sl_recvmsg4', 'sl_getpeername4'], created: [], detached: 0 });
+    t.same(cgroupPrograms(cg), attached(ids2), 'one attachment per hook, now the new programs');
+
+    await t.test('TC filters at Sluice\'s handle, replaced in place', async (t) => {
+      await first.attachTc(target).then(() => t.fail('a closed object cannot attach'), () => t.pass('closed object refused'));
+      const got = await second.attachTc(target);
+      t.same(got, { ingress: ids2.sl_tc_from_pod, egress: ids2.sl_tc_to_pod });
+      const third = await Datapath.load({ ...opts, connectTimeLb: 'disabled' });
+      t.teardown(() => third.close());
+      const ids3 = third.programIds();
+      t.equal(ids3.sl_connect4, undefined, "'disabled' loads no connect-time programs");
+      t.same(await third.attachTc(target), { ingress: ids3.sl_tc_from_pod, egress: ids3.sl_tc_to_pod });
+      for (const dir of ['ingress', 'egress'] as const) {
+        const filters = (json(['tc', '-n', ns, '-j', 'filter', 'show', 'dev', 'vhost0', dir]) as { options?: { handle?: string } }[]).filter((f) => f.options);
+        t.equal(filters.length, 1, `${dir}: exactly one filter after the re-attach`);
+        t.equal(filters[0]?.options?.handle, `0x${SLUICE_TC_HANDLE.toString(16)}`);
+        t.equal(await native.tcQuery({ ifindex, direction: dir, handle: SLUICE_TC_HANDLE, priority: SLUICE_TC_PRIORITY, netns: target.netns }),
+          dir === 'ingress' ? ids3.sl_tc_from_pod : ids3.sl_tc_to_pod);
+      }
+      t.same(third.attachConnectTime(cg), { updated: [], created: [], detached: 4 }, "'disabled' removes the connect-time links");
+      t.same(cgroupPrograms(cg), []);
+      t.equal(await third.detachTc(target), 2);
+      t.equal(await third.detachTc(target), 0, 'idempotent');
+      await third.attachTc(target);
+      second.attachConnectTime(cg);
+    });
+
+    await t.test('cleanup removes every link, filter and pin', async (t) => {
+      second.close();
+      const report = await cleanupDatapath(native, { pinDir, tc: { ifindexes: 'all', netns: target.netns } });
+      t.same(report.problems, []);
+      t.match(report, { linksDetached: 4, tcFiltersRemoved: 2 });
+      t.ok(report.pinsRemoved >= 8, `${report.pinsRemoved} map pins removed`);
+      t.same(cgroupPrograms(cg), []);
+      t.same((json(['tc', '-n', ns, '-j', 'filter', 'show', 'dev', 'vhost0', 'ingress']) as unknown[]), []);
+      t.notOk(existsSync(pinDir), 'pin directory gone');
+      await ipIn(ns, ['link', 'show', 'vhost0']); // the interface itself is untouched
+    });
+  });
+
+  await t.test('a pinned map of another size is refused with a clear error', async (t) => {
+    const dp = await Datapath.load(opts);
+    dp.close();
+    await t.rejects(Datapath.load({ ...opts, maxEntries: { ...opts.maxEntries, sl_ct4: 8192 } }),
+      /pinned map .*sl_ct4 has max_entries 4096.*wants 8192.*sluice-agent cleanup/);
+  });
+});
