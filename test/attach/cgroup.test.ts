@@ -84,11 +84,8 @@ t.test('connect4 on a test cgroup: affects processes inside only; a pinned link 
   await assertEffect('pinned, no handles');
 
   // Reopen from the pin and detach: the effect is gone although the pin still exists.
-  await t.test('reopened from its pin, the link detaches', {
-    // native/link.cc accepts only "anon_inode:bpf_link"; kernel 6.18 names it "anon_inode:bpf-link",
-    // so openPinnedLink refuses every link. Reported to the addon's owner; drop this todo then.
-    todo: 'openPinnedLink rejects kernel 6.18 links (anon_inode:bpf-link)',
-  }, async (t) => {
+  // Kernel 6.18 names link fds "anon_inode:bpf-link" (older ones "bpf_link"): both are accepted.
+  await t.test('reopened from its pin, the link detaches', async (t) => {
     const reopened = native.openPinnedLink(linkPin);
     reopened.detach();
     t.same(await cgroupAttachments(clients), [], 'nothing is attached to the test cgroup after detach');

@@ -72,12 +72,9 @@ t.test('a TC program on a veth in a namespace counts real packets; detach stops 
   await assertNothingLeft(t, made);
 });
 
-// native/tc.cc passes the kernel's EINVAL ("Cannot find specified filter chain") through when a
-// hook has no filter at all, where the contract says null / ENOENT. Reported to its owner; this
-// test turns green (and the todo can go) once the addon maps that case.
-t.test('querying or detaching on a hook with no filters at all: null and ENOENT', {
-  todo: 'addon returns EINVAL on an empty clsact hook',
-}, async (t) => {
+// The kernel answers EINVAL ("Cannot find specified filter chain") when a hook has no filter
+// at all; the addon maps that to the contract's null / ENOENT.
+t.test('querying or detaching on a hook with no filters at all: null and ENOENT', async (t) => {
   if (!(await requirePrivileges(t))) return;
   const native = addon();
   const testbed = await TestbedRun.start();
