@@ -13,7 +13,7 @@ export interface ErrorSummary {
 const SECRET_PATTERNS: readonly [RegExp, string][] = [
   [/(bearer\s+)[^\s"',;]+/gi, '$1<redacted>'],
   [/(basic\s+)[A-Za-z0-9+/=]+/gi, '$1<redacted>'],
-  [/("?(?:token|password|authorization|client-key-data|client-certificate-data)"?\s*[:=]\s*"?)[^\s"',&}]+/gi, '$1<redacted>'],
+  [/("?(?:token|password|authorization|client-key-data|client-certificate-data)"?\s*[:=]\s*"?)(?:(?:bearer|basic)\s+)?[^\s"',&}]+/gi, '$1<redacted>'],
 ];
 
 export function redactSecrets(text: string): string {
