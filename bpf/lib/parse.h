@@ -50,7 +50,6 @@ struct sl_pkt4 {
 	__be16 dport;
 	__u8 proto;	/* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 tcp_flags; /* TCP flags byte (SL_TCP_FLAG_*), 0 for UDP */
-	__u16 udp_csum; /* UDP checksum as carried (0 = none), for the rewrite */
 };
 
 static __always_inline enum sl_parse_result sl_parse4_linear(struct __sk_buff *skb,
@@ -93,7 +92,6 @@ static __always_inline enum sl_parse_result sl_parse4_linear(struct __sk_buff *s
 		pkt->sport = tcp->source;
 		pkt->dport = tcp->dest;
 		pkt->tcp_flags = ((__u8 *)tcp)[SL_TCP_FLAGS_OFF];
-		pkt->udp_csum = 0;
 	} else {
 		struct udphdr *udp = l4;
 
@@ -102,7 +100,6 @@ static __always_inline enum sl_parse_result sl_parse4_linear(struct __sk_buff *s
 		pkt->sport = udp->source;
 		pkt->dport = udp->dest;
 		pkt->tcp_flags = 0;
-		pkt->udp_csum = udp->check;
 	}
 	return SL_PARSE_OK;
 }
