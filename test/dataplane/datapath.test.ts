@@ -3,10 +3,11 @@
 // loader updates in place, TC filters in a TEST network namespace replaced in place, and a
 // cleanup that leaves nothing behind. Option validation runs without privileges.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { loadNative } from '../../src/bpf/native.js';
+import type { NativeAddon } from '../../src/bpf/native.js';
 import { cleanupDatapath, SLUICE_TC_HANDLE, SLUICE_TC_PRIORITY } from '../../src/dataplane/attach.js';
 import { Datapath } from '../../src/dataplane/datapath.js';
 import { openPinnedTables } from '../../src/dataplane/native-tables.js';
@@ -130,6 +131,31 @@ t.test('load, attach, restart, clean up', async (t) => {
       t.notOk(existsSync(pinDir), 'pin directory gone');
       await ipIn(ns, ['link', 'show', 'vhost0']); // the interface itself is untouched
     });
+  });
+
+  await t.test('a codec that drifted from the object\'s BTF fails the load loudly', async (t) => {
+    const drifted: NativeAddon = {
+      ...native,
+      openObject(path, o) {
+        const obj = native.openObject(path, o);
+        return new Proxy(obj, {
+          get(target, prop) {
+            if (prop === 'btfStruct') {
+              return (name: string) => {
+                const s = target.btfStruct(name);
+                // As if sluice.h had grown a field before `count`.
+                return s && name === 'sl_service_value' ? { ...s, members: s.members.map((m) => (m.name === 'count' ? { ...m, offset: 12 } : m)) } : s;
+              };
+            }
+            const v = Reflect.get(target, prop) as unknown;
+            return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+          },
+        });
+      },
+    };
+    const sub = join(await run.pinDir(), 'drift');
+    await t.rejects(Datapath.load({ ...opts, pinDir: sub, native: drifted }), /codec sl_service_value disagrees with the BTF.*field count: C has offset 12/);
+    t.same(readdirSync(sub), [], 'nothing pinned');
   });
 
   await t.test('a pinned map of another size is refused with a clear error', async (t) => {
