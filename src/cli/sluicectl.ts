@@ -222,15 +222,19 @@ export async function runSluicectl(argv: readonly string[], io: SluicectlIo): Pr
     if (!(err instanceof AdminClientError)) return fail(EXIT_ERROR, (err as Error).message);
     if (err.kind !== 'agent-down') return fail(EXIT_ERROR, err.message);
     if (pl.write) return fail(EXIT_ERROR, `${err.message}; "${parsed.words.join(' ')}" needs a running agent (pinned maps are read-only here)`);
-    io.stderr.write(`sluicectl: ${err.message}\nsluicectl: agent is not running; showing pinned maps read-only from ${pinDir}\n`);
-    let pinned: { backend: AdminBackend; close(): void } | undefined;
+    let pinned: { backend: AdminBackend; close(): void };
     try {
       pinned = (io.openPinned ?? defaultOpenPinned)(pinDir);
+    } catch (inner) {
+      return fail(EXIT_ERROR, `${err.message}; and ${(inner as Error).message}`);
+    }
+    io.stderr.write(`sluicectl: ${err.message}\nsluicectl: agent is not running; showing pinned maps read-only from ${pinDir}\n`);
+    try {
       result = await answerFromPinnedMaps(pl, pinned.backend);
     } catch (inner) {
       return fail(EXIT_ERROR, (inner as Error).message);
     } finally {
-      pinned?.close();
+      pinned.close();
     }
   }
   io.stdout.write(output === 'json' ? JSON.stringify(result, null, 2) + '\n' : pl.format(result));

@@ -2,7 +2,7 @@
 // feeds it from the reconciler's sync reports, the watchers, and — at scrape time, through a
 // registry collector — from the same counter and map-fill views the admin API serves, so
 // /metrics and sluicectl always agree.
-import type { DropCounterView, MapFillView, ServiceCountersView } from '../admin/types.js';
+import type { AdminBackend, DropCounterView, MapFillView, ServiceCountersView } from '../admin/types.js';
 import { Registry } from './registry.js';
 import type { Counter, Gauge, Histogram } from './registry.js';
 
@@ -142,4 +142,18 @@ export class SluiceMetrics {
   setProgramsAttached(hook: 'cgroup' | 'tc', count: number): void {
     this.programsAttached.set({ hook }, count);
   }
+}
+
+/**
+ * Refreshes per-service counters, drops and map fill levels from the admin views at every
+ * scrape, so /metrics and sluicectl read the same numbers. Reading fill levels walks every map
+ * (conntrack included): scrape intervals of 15 s or more keep that cheap.
+ */
+export function collectFromDataplane(metrics: SluiceMetrics, source: Pick<AdminBackend, 'counters' | 'maps'>): void {
+  metrics.registry.onCollect(async () => {
+    const counters = await source.counters();
+    metrics.setServiceCounters(counters.services);
+    metrics.setDrops(counters.drops);
+    metrics.setMapFill((await source.maps()).maps);
+  });
 }

@@ -1,5 +1,7 @@
 import t from 'tap';
-import { SluiceMetrics } from '../../src/metrics/sluice-metrics.js';
+import { collectFromDataplane, SluiceMetrics } from '../../src/metrics/sluice-metrics.js';
+import { MapsAdminBackend } from '../../src/admin/maps-backend.js';
+import { NOW_NS, scenarioTables } from '../admin/fake-tables.js';
 import { parsePrometheus, sampleValue } from './prom-parse.js';
 
 const web = {
@@ -95,4 +97,25 @@ t.test('per-service counters follow the datapath: totals move, deleted services 
   const g = parsePrometheus(m.registry.expose());
   t.equal(sampleValue(g, 'sluice_map_entries', { map: 'sl_ct4' }), undefined);
   t.equal(sampleValue(g, 'sluice_map_entries', { map: 'sl_affinity4' }), 0);
+});
+
+t.test('scrapes read the dataplane: counters move as the per-CPU maps do', async (t) => {
+  const tables = scenarioTables();
+  const m = new SluiceMetrics();
+  collectFromDataplane(m, new MapsAdminBackend({ tables, pinDir: '/x', nowNs: () => NOW_NS }));
+  t.same(await m.registry.collect(), []);
+  let f = parsePrometheus(m.registry.expose());
+  t.equal(sampleValue(f, 'sluice_service_packets_total', webLabels), 15, 'summed over CPUs');
+  t.equal(sampleValue(f, 'sluice_drops_total', { reason: 'no_backend' }), 7);
+  t.equal(sampleValue(f, 'sluice_map_entries', { map: 'sl_ct4' }), 3);
+  t.equal(sampleValue(f, 'sluice_map_capacity', { map: 'sl_ct4' }), 524288);
+
+  // Traffic on one CPU: the next scrape shows it.
+  const perCpu = tables.counters.get(1) ?? [];
+  perCpu[2] = { packets: 10n, bytes: 900n, connections: 1n, rejected: 0n };
+  tables.counters.set(1, perCpu);
+  await m.registry.collect();
+  f = parsePrometheus(m.registry.expose());
+  t.equal(sampleValue(f, 'sluice_service_packets_total', webLabels), 25);
+  t.equal(sampleValue(f, 'sluice_service_bytes_total', webLabels), 2400);
 });

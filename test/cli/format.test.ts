@@ -1,0 +1,39 @@
+import t from 'tap';
+import { renderKeyValues, renderTable } from '../../src/cli/format-table.js';
+import { formatServices, headerOf } from '../../src/cli/format-views.js';
+import { parseTable } from './table-parse.js';
+
+t.test('tables: aligned columns, numbers right-aligned, no trailing blanks', async (t) => {
+  const text = renderTable(
+    [{ header: 'NAME' }, { header: 'COUNT', right: true }, { header: 'OK' }, { header: 'NOTE' }],
+    [['a', 5, true, ''], ['longer-name', 12345, false, null], ['b', 0, undefined, 'x y']],
+  );
+  t.equal(text, [
+    'NAME         COUNT  OK   NOTE',
+    'a                5  yes',
+    'longer-name  12345  no',
+    'b                0       x y',
+    '',
+  ].join('\n'));
+  t.same(parseTable(text).rows[2], { NAME: 'b', COUNT: '0', OK: '', NOTE: 'x y' }, 'the test parser reads it back');
+  t.equal(renderTable([{ header: 'A' }], []), 'A\n', 'an empty table still has its header');
+});
+
+t.test('key-value lists and header names', async (t) => {
+  t.equal(renderKeyValues([['version', '1'], ['sync.state', 'synced'], ['empty', '']]), 'version:     1\nsync.state:  synced\nempty:\n');
+  t.equal(headerOf('svcId'), 'SVC_ID');
+  t.equal(headerOf('affinityTimeoutSec'), 'AFFINITY_TIMEOUT_SEC');
+  t.equal(headerOf('nodeIp'), 'NODE_IP');
+});
+
+t.test('a service with IPv6 frontends and no backends', async (t) => {
+  const text = formatServices({
+    services: [{
+      key: 'default/v6:/TCP/IPv6', namespace: 'default', name: 'v6', portName: '', protocol: 'TCP', family: 'IPv6', svcId: 9,
+      backendId: 3, flags: [], affinityTimeoutSec: 0, frontends: [{ ip: 'fd00::10', port: 80, kind: 'ClusterIP' }],
+      clusterCount: 0, localCount: 0, backends: [],
+    }],
+  });
+  t.match(text, /^default\/v6:\/TCP\/IPv6 +9 +- +\[fd00::10\]:80 +ClusterIP +\(none\)$/m);
+  t.match(text, /^1 service ports$/m);
+});
