@@ -6,7 +6,11 @@ export type L4Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type IpFamily = 'IPv4' | 'IPv6';
 export type FrontendKind = 'ClusterIP' | 'NodePort' | 'ExternalIP' | 'LoadBalancer';
 
-/** One endpoint address:port as kube-proxy sees it, after slice merge and dedupe. */
+/**
+ * One endpoint address:port as kube-proxy sees it, after slice merge and dedupe. `ip` is in
+ * canonical form (RFC 5952 for IPv6). The same object may sit in both clusterBackends and
+ * localBackends: treat model output as immutable.
+ */
 export interface Backend {
   ip: string;
   port: number;
@@ -24,6 +28,7 @@ export interface Backend {
 /** An address:port a client reaches the service on. */
 export interface Frontend {
   kind: FrontendKind;
+  /** Canonical form. */
   ip: string;
   port: number;
 }
@@ -41,25 +46,45 @@ export interface DesiredServicePort {
   portName: string;
   protocol: L4Protocol;
   family: IpFamily;
+  /**
+   * Sorted by kind (ClusterIP, LoadBalancer, ExternalIP, NodePort), then IP, then port. May be
+   * empty when another Service already holds every address:port (conflicts are reported).
+   */
   frontends: Frontend[];
-  /** The Cluster set (ready + topology filter, else serving-terminating), sorted by ip:port. */
+  /**
+   * The Cluster set (ready + topology filter, else serving-terminating), sorted by IP
+   * (numerically) then port. Always computed, whatever the policies: non-empty exactly when
+   * the Service port has usable endpoints somewhere, which tells reject (none anywhere) from
+   * drop (none local) when a Local policy applies.
+   */
   clusterBackends: Backend[];
-  /** The Local set (local ready, else local serving-terminating), sorted by ip:port. */
+  /** The Local set (local ready, else local serving-terminating), same order. Always computed. */
   localBackends: Backend[];
-  /** internalTrafficPolicy=Local: traffic from inside the cluster uses localBackends only. */
+  /**
+   * internalTrafficPolicy=Local: traffic from inside the cluster (to the ClusterIP) uses
+   * localBackends only; otherwise clusterBackends.
+   */
   internalLocal: boolean;
-  /** externalTrafficPolicy=Local and externally accessible: external traffic uses localBackends. */
+  /**
+   * externalTrafficPolicy=Local and externally accessible (a NodePort frontend, a LoadBalancer
+   * VIP or an external IP): external traffic uses localBackends (no SNAT); traffic to those
+   * frontends from pods on this node still uses clusterBackends. Otherwise clusterBackends.
+   */
   externalLocal: boolean;
   /** ClientIP session affinity timeout in seconds; 0 = no affinity. */
   affinityTimeoutSec: number;
   /** healthCheckNodePort of the Service (eTP=Local LoadBalancer), 0 when none. */
   healthCheckNodePort: number;
-  /** loadBalancerSourceRanges (CIDRs), applying to LoadBalancer frontends only. */
+  /**
+   * loadBalancerSourceRanges of this family (canonical CIDRs, sorted), applying to LoadBalancer
+   * frontends only; [] = unrestricted. A Service whose ranges are invalid or name only the
+   * other family gets no LoadBalancer frontend in this family (fail closed, reported).
+   */
   loadBalancerSourceRanges: string[];
 }
 
 export interface DesiredState {
-  /** By DesiredServicePort.key. */
+  /** By DesiredServicePort.key, inserted in key order. */
   services: Map<string, DesiredServicePort>;
 }
 
@@ -68,7 +93,10 @@ export interface ModelConfig {
   families: IpFamily[];
   /** CIDRs whose node addresses get NodePort frontends; empty = the node's InternalIP/ExternalIP. */
   nodePortAddresses: string[];
-  /** This proxy's service.kubernetes.io/service-proxy-name ('' = default proxy). */
+  /**
+   * This proxy's service.kubernetes.io/service-proxy-name. '' = the default proxy: it takes
+   * Services WITHOUT that label. A named proxy takes only Services labelled with its name.
+   */
   serviceProxyName: string;
 }
 
@@ -82,17 +110,19 @@ export interface ModelInput {
 
 /** A problem with one object; the rest of the state is still computed. */
 export interface ModelError {
-  /** e.g. 'Service', 'EndpointSlice'. */
+  /** 'Service', 'EndpointSlice', 'Node', 'ModelConfig' or 'ModelInput'. */
   kind: string;
-  /** namespace/name */
+  /** namespace/name (a Node: its name; an unnamed object: its list position, e.g. 'services[3]'). */
   object: string;
-  /** JSON path of the offending field, e.g. 'spec.ports[1].port'. */
+  /** JSON path of the offending field, e.g. 'spec.ports[1].port' ('' = the whole object). */
   field: string;
   value: unknown;
+  /** Self-contained: 'Service ns/name: field: problem (got value)'. */
   message: string;
 }
 
 export interface ModelResult {
   state: DesiredState;
+  /** Sorted (kind, object, field, message), so equal inputs give equal errors. */
   errors: ModelError[];
 }
