@@ -3,6 +3,7 @@
 // programs see, and work over pinned maps while the agent is down.
 import type { CtKey4 } from '../bpf/sluice-structs.js';
 import { CT_F, CT_STATE, CT_TYPE, DROP_REASONS } from '../bpf/sluice-structs.js';
+import { unnamedKey } from './mirror.js';
 import type { ServiceTables } from './tables.js';
 import { TABLE_ROLES } from './tables.js';
 
@@ -57,7 +58,7 @@ export function dumpServices(tables: ServiceTables): ServiceDump[] {
   for (const [id, key] of names) byId.set(id, { key, svcId: id, frontends: [], backends: [], complete: true });
   for (const [k, v] of tables.frontends.entries()) {
     let svc = byId.get(v.svc_id);
-    if (!svc) byId.set(v.svc_id, (svc = { key: `#unnamed-svc-${v.svc_id}`, svcId: v.svc_id, frontends: [], backends: [], complete: true }));
+    if (!svc) byId.set(v.svc_id, (svc = { key: unnamedKey(v.svc_id), svcId: v.svc_id, frontends: [], backends: [], complete: true }));
     svc.frontends.push({
       addr: k.addr, port: k.port, proto: k.proto, flags: v.flags, backendId: v.backend_id,
       count: v.count, localCount: v.local_count, affinityTimeoutSec: v.affinity_timeout_s,
