@@ -38,7 +38,10 @@ export class SluiceMetrics {
   readonly serviceConnections: Counter<ServiceLabel>;
   readonly serviceRejected: Counter<ServiceLabel>;
   readonly drops: Counter<'reason'>;
-  readonly watchRestarts: Counter<'resource' | 'reason'>;
+  readonly apiObjects: Gauge<'resource'>;
+  readonly watchRestarts: Counter<'resource'>;
+  readonly relists: Counter<'resource'>;
+  readonly apiErrors: Counter<'resource'>;
   readonly errors: Counter<'component'>;
   readonly modelErrors: Gauge;
   readonly programsAttached: Gauge<'hook'>;
@@ -65,9 +68,12 @@ export class SluiceMetrics {
     this.serviceConnections = svc('connections', 'New connections or flows balanced for each service port (both paths).');
     this.serviceRejected = svc('rejected', 'Connections refused for each service port because no backend was usable.');
     this.drops = r.counter({ name: 'sluice_drops_total', help: 'Packets dropped by the datapath, by reason.', labelNames: ['reason'] });
+    this.apiObjects = r.gauge({ name: 'sluice_api_objects', help: 'Kubernetes objects held in the agent\'s cache, by resource.', labelNames: ['resource'] });
     this.watchRestarts = r.counter({
-      name: 'sluice_api_watch_restarts_total', help: 'Kubernetes API watches restarted, by resource and reason (error, timeout, 410 gone, relist).', labelNames: ['resource', 'reason'],
+      name: 'sluice_api_watch_restarts_total', help: 'Watches restarted for any reason but a stop (idle, 410 gone, error, server close), by resource.', labelNames: ['resource'],
     });
+    this.relists = r.counter({ name: 'sluice_api_relists_total', help: 'Full relists of a resource (start, 410 gone, periodic).', labelNames: ['resource'] });
+    this.apiErrors = r.counter({ name: 'sluice_api_errors_total', help: 'Errors reported by an object source (failed lists or watches, bad objects), by resource.', labelNames: ['resource'] });
     this.errors = r.counter({ name: 'sluice_errors_total', help: 'Errors handled by the agent, by component.', labelNames: ['component'] });
     this.modelErrors = r.gauge({ name: 'sluice_model_errors', help: 'Kubernetes objects currently rejected as malformed (others still apply).' });
     this.programsAttached = r.gauge({ name: 'sluice_programs_attached', help: 'BPF program attachments in place, by hook (cgroup, tc).', labelNames: ['hook'] });
@@ -127,8 +133,14 @@ export class SluiceMetrics {
     for (const d of drops) this.drops.setTotal({ reason: d.reason }, d.packets);
   }
 
-  watchRestarted(resource: string, reason: string): void {
-    this.watchRestarts.inc({ resource, reason });
+  /** The object store's per-kind totals (ObjectStore.stats()), e.g. at scrape time. */
+  setSourceStats(stats: Readonly<Record<string, { objects: number; watchRestarts: number; relists: number; errors: number }>>): void {
+    for (const [resource, st] of Object.entries(stats)) {
+      this.apiObjects.set({ resource }, st.objects);
+      this.watchRestarts.setTotal({ resource }, st.watchRestarts);
+      this.relists.setTotal({ resource }, st.relists);
+      this.apiErrors.setTotal({ resource }, st.errors);
+    }
   }
 
   error(component: string): void {

@@ -30,7 +30,10 @@ t.test('the metric set: every family is sluice_-prefixed, typed and documented',
     sluice_service_connections_total: 'counter',
     sluice_service_rejected_total: 'counter',
     sluice_drops_total: 'counter',
+    sluice_api_objects: 'gauge',
     sluice_api_watch_restarts_total: 'counter',
+    sluice_api_relists_total: 'counter',
+    sluice_api_errors_total: 'counter',
     sluice_errors_total: 'counter',
     sluice_model_errors: 'gauge',
     sluice_programs_attached: 'gauge',
@@ -49,8 +52,12 @@ t.test('typed updates land in the exposition', async (t) => {
   m.setMapFill([{ name: 'sl_ct4', entries: 12, maxEntries: 524288 }, { name: 'sl_frontends4', entries: 5, maxEntries: 65536 }]);
   m.setServiceCounters([web, dns]);
   m.setDrops([{ reason: 'no_backend', code: 1, packets: 7 }, { reason: 'malformed', code: 6, packets: 0 }]);
-  m.watchRestarted('services', 'gone');
-  m.watchRestarted('services', 'gone');
+  // Shaped like ObjectStore.stats() (its extra fields are ignored).
+  const stats = {
+    Service: { objects: 12, watchRestarts: 2, relists: 3, errors: 1, events: 40, changes: 30 },
+    Node: { objects: 3, watchRestarts: 0, relists: 1, errors: 0, events: 3, changes: 3 },
+  };
+  m.setSourceStats(stats);
   m.error('dataplane');
   m.setModelErrors(2);
   m.setProgramsAttached('tc', 4);
@@ -76,7 +83,11 @@ t.test('typed updates land in the exposition', async (t) => {
   t.equal(sampleValue(f, 'sluice_service_packets_total', { namespace: 'kube-system', name: 'dns', port: '', protocol: 'UDP', family: 'IPv4' }), 5);
   t.equal(sampleValue(f, 'sluice_drops_total', { reason: 'no_backend' }), 7);
   t.equal(sampleValue(f, 'sluice_drops_total', { reason: 'malformed' }), 0);
-  t.equal(sampleValue(f, 'sluice_api_watch_restarts_total', { resource: 'services', reason: 'gone' }), 2);
+  t.equal(sampleValue(f, 'sluice_api_objects', { resource: 'Service' }), 12);
+  t.equal(sampleValue(f, 'sluice_api_watch_restarts_total', { resource: 'Service' }), 2);
+  t.equal(sampleValue(f, 'sluice_api_relists_total', { resource: 'Service' }), 3);
+  t.equal(sampleValue(f, 'sluice_api_errors_total', { resource: 'Service' }), 1);
+  t.equal(sampleValue(f, 'sluice_api_watch_restarts_total', { resource: 'Node' }), 0);
   t.equal(sampleValue(f, 'sluice_errors_total', { component: 'dataplane' }), 1);
   t.equal(sampleValue(f, 'sluice_model_errors'), 2);
   t.equal(sampleValue(f, 'sluice_programs_attached', { hook: 'tc' }), 4);
