@@ -1,5 +1,8 @@
 import t from 'tap';
 import type { Test } from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { V1Service } from '@kubernetes/client-node';
 import { ObjectStore } from '../../src/k8s/store.js';
 import { KubernetesSource, loadKubeConfig, proxyLabelSelector } from '../../src/k8s/informers.js';
@@ -134,4 +137,29 @@ t.test('a named proxy takes only services labelled with its name', async (t) => 
   );
   await waitUntil("store synced", () => store.isSynced());
   t.same(store.keys('Service'), ['default/mine']);
+});
+
+t.test('loadKubeConfig: a file, a broken file, and no credentials anywhere', async (t) => {
+  const fake = await startFakeApiServer();
+  t.teardown(() => fake.close());
+  t.equal(loadKubeConfig(fake.kubeconfigPath).getCurrentCluster()?.server, fake.url);
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-kubeconfig-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  t.throws(() => loadKubeConfig(join(dir, 'missing')), /ENOENT/);
+  writeFileSync(join(dir, 'no-cluster'), 'apiVersion: v1\nkind: Config\ncurrent-context: x\ncontexts: []\nclusters: []\nusers: []\n');
+  t.throws(() => loadKubeConfig(join(dir, 'no-cluster')), /names no cluster/);
+  // Nothing to find: no file given, not in a pod, no $KUBECONFIG, an empty home directory.
+  const saved = { HOME: process.env.HOME, KUBECONFIG: process.env.KUBECONFIG, HOST: process.env.KUBERNETES_SERVICE_HOST };
+  t.teardown(() => {
+    for (const [k, v] of [['HOME', saved.HOME], ['KUBECONFIG', saved.KUBECONFIG], ['KUBERNETES_SERVICE_HOST', saved.HOST]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+  process.env.HOME = dir;
+  delete process.env.KUBECONFIG;
+  delete process.env.KUBERNETES_SERVICE_HOST;
+  t.throws(() => loadKubeConfig(''), /no Kubernetes credentials/);
+  process.env.KUBECONFIG = fake.kubeconfigPath;
+  t.equal(loadKubeConfig('').getCurrentCluster()?.server, fake.url, '$KUBECONFIG is used');
 });
