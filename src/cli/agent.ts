@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, parseConfig, usage } from '../agent/config.js';
 import type { AgentConfig } from '../agent/config.js';
 import { fatal, startAgent } from '../agent/agent.js';
-import { cleanupDatapath } from '../agent/datapath.js';
+import { cleanupAgentDatapath } from '../agent/datapath.js';
 import { createLogging } from '../log/logger.js';
 import { fromPackageRoot } from '../bpf/native.js';
 
@@ -32,7 +32,7 @@ export async function main(argv: string[]): Promise<number> {
   const log = logging.component('main');
   if (cfg.command === 'cleanup') {
     try {
-      await cleanupDatapath(cfg, logging.component('cleanup'));
+      await cleanupAgentDatapath(cfg, logging.component('cleanup'));
       return 0;
     } catch (err) {
       fatal(log, err);
