@@ -15,6 +15,7 @@ import type { Attempt } from './traffic-client.js';
 const VIP = '10.96.0.10';
 const EMPTY_VIP = '10.96.0.11';
 const TCP_PORT = 80;
+const AFFINITY_PORT = 81;
 const UDP_PORT = 53;
 const BACKEND_PORT = 8080;
 const BACKENDS = ['be0', 'be1', 'be2'];
@@ -80,6 +81,7 @@ export async function serviceBasics(t: Test, mode: Omit<BedOptions, 'pods'>): Pr
   bed.writer.apply(desiredState(
     clusterIpService({ name: 'web', vip: VIP, port: TCP_PORT, protocol: 'TCP', backends }),
     clusterIpService({ name: 'dns', vip: VIP, port: UDP_PORT, protocol: 'UDP', backends }),
+    clusterIpService({ name: 'sticky', vip: VIP, port: AFFINITY_PORT, protocol: 'TCP', backends, affinityTimeoutSec: 60 }),
     clusterIpService({ name: 'empty', vip: EMPTY_VIP, port: TCP_PORT, protocol: 'TCP', backends: [] }),
     clusterIpService({ name: 'empty-udp', vip: EMPTY_VIP, port: UDP_PORT, protocol: 'UDP', backends: [] }),
   ));
@@ -129,6 +131,15 @@ export async function serviceBasics(t: Test, mode: Omit<BedOptions, 'pods'>): Pr
     }
     const after = serviceCounters(bed, VIP, TCP_PORT, IPPROTO.TCP);
     t.equal(after.connections - before.connections, 300n, 'the service counted 300 new connections');
+  });
+
+  await t.test('ClientIP affinity keeps the pod on one backend', async (t) => {
+    // Connect-time programs identify the client by its network namespace (bpf/lib/sock.h), the
+    // TC path by its source address: either way one pod is one client.
+    const results = await bed.client.tcp({ host: VIP, port: AFFINITY_PORT }, 30);
+    t.equal(results.filter((a) => !a.ok).length, 0, 'every connection succeeded');
+    const seen = new Set(results.map((a) => a.backend));
+    t.equal(seen.size, 1, `all 30 connections went to one backend (${[...seen].join(',')})`);
   });
 
   await t.test('a service with no backends is refused fast', async (t) => {
