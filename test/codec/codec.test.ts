@@ -76,3 +76,11 @@ t.test('BTF verification names the drifting field', async (t) => {
   t.throws(() => verifyCodecAgainstBtf(key, extra), /member flags .* exists in C but not in the codec/);
   t.throws(() => verifyCodecAgainstBtf(key, null), /not found in the object's BTF/);
 });
+
+t.test('IPv4 text is parsed strictly', async (t) => {
+  const { ipv4ToBuffer } = await import('../../src/bpf/ip-bytes.js');
+  t.same([...ipv4ToBuffer('255.0.10.1')], [255, 0, 10, 1]);
+  for (const bad of ['', '1.2.3', '1.2.3.4.5', '256.1.1.1', '01.2.3.4', '1..3.4', '1.2.3.4.', 'a.b.c.d', ' 1.2.3.4', '1.2.3.4 ', '1234.1.1.1']) {
+    t.throws(() => ipv4ToBuffer(bad), /not an IPv4 address/, JSON.stringify(bad));
+  }
+});
