@@ -31,5 +31,6 @@ failed=$((failed + tap_fail))
 if [ "$tap_rc" -ne 0 ] && [ "$tap_fail" -eq 0 ]; then
   failed=$((failed + 1)) # tap failed without a failing test line (coverage floor, crash)
 fi
+stage leftovers bash scripts/check-leftovers.sh
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
