@@ -115,11 +115,14 @@ export class Reflector<K extends ObjectKind> {
           this.resourceVersion = '';
           if (++this.consecutiveGone > 1) failure = new Error('410 Gone again right after a relist');
         } else if (end.reason === 'idle') {
-          this.log.warn({ idleTimeoutMs: this.opts.timing.idleTimeoutMs }, 'watch silent too long; restarting it');
+          // Info, not warn: a quiet collection on a server that sends no bookmarks looks the same.
+          this.log.info({ idleTimeoutMs: this.opts.timing.idleTimeoutMs }, 'watch silent too long; restarting it');
         } else if (end.reason === 'error') {
           failure = end.error;
         } else if (!end.healthy) {
           failure = new Error('watch closed by the server at once without any event');
+        } else {
+          this.log.debug({ resourceVersion: this.resourceVersion }, 'watch closed by the server; resuming');
         }
       } catch (err) {
         failure = err;

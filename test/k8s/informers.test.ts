@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { V1Service } from '@kubernetes/client-node';
 import { ObjectStore } from '../../src/k8s/store.js';
 import { KubernetesSource, loadKubeConfig, proxyLabelSelector } from '../../src/k8s/informers.js';
+import { createSource, ManifestSource } from '../../src/k8s/index.js';
 import type { ReflectorTiming } from '../../src/k8s/reflector.js';
 import { startFakeApiServer } from '../helpers/fake-apiserver.js';
 import type { FakeApiServer } from '../helpers/fake-apiserver.js';
@@ -162,4 +163,15 @@ t.test('loadKubeConfig: a file, a broken file, and no credentials anywhere', asy
   t.throws(() => loadKubeConfig(''), /no Kubernetes credentials/);
   process.env.KUBECONFIG = fake.kubeconfigPath;
   t.equal(loadKubeConfig('').getCurrentCluster()?.server, fake.url, '$KUBECONFIG is used');
+});
+
+t.test('createSource picks the manifest directory or the API server from the settings', async (t) => {
+  const fake = await startFakeApiServer();
+  t.teardown(() => fake.close());
+  const store = new ObjectStore();
+  const logger = captureLogs().logger;
+  const common = { serviceProxyName: '', store, logger };
+  t.ok(createSource({ ...common, manifestsDir: '/nonexistent', kubeconfig: '' }) instanceof ManifestSource);
+  t.ok(createSource({ ...common, manifestsDir: '', kubeconfig: fake.kubeconfigPath }) instanceof KubernetesSource);
+  t.throws(() => createSource({ ...common, manifestsDir: '', kubeconfig: '/nonexistent/kubeconfig' }), /ENOENT/);
 });

@@ -2,6 +2,10 @@ import t from 'tap';
 import type { V1Node, V1Service } from '@kubernetes/client-node';
 import { ObjectStore } from '../../src/k8s/store.js';
 import type { StoreChange } from '../../src/k8s/store.js';
+import type { ObjectSnapshotSource } from '../../src/agent/reconciler.js';
+
+// Compile-time check: the reconciler reads the store through its own interface.
+const _storeFitsReconciler: ObjectSnapshotSource = new ObjectStore();
 
 const svc = (name: string, rv: string, port = 80, namespace = 'default'): V1Service => ({
   apiVersion: 'v1',
