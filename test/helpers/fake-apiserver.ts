@@ -62,7 +62,13 @@ export class FakeApiServer {
 
   static async start(opts: FakeApiServerOptions = {}): Promise<FakeApiServer> {
     const fake = new FakeApiServer(opts);
-    fake.server = http.createServer((req, res) => void fake.handle(req, res));
+    fake.server = http.createServer((req, res) => {
+      fake.handle(req, res).catch((err: unknown) => {
+        // A bug in the fake must show up as a failed request, not an unhandled rejection.
+        if (!res.headersSent) sendStatus(res, 500, 'InternalError', `fake apiserver: ${String(err)}`);
+        else res.destroy();
+      });
+    });
     await new Promise<void>((resolve) => fake.server.listen(0, '127.0.0.1', resolve));
     fake.port = (fake.server.address() as { port: number }).port;
     writeFileSync(fake.kubeconfigPath, fake.kubeconfigYaml(), { mode: 0o600 });
