@@ -17,7 +17,9 @@ import { startAdminServer } from '../admin/server.js';
 import type { AdminServer } from '../admin/server.js';
 import { MapsAdminBackend, sluiceVersion } from '../admin/maps-backend.js';
 import type { StatusError, SyncState } from '../admin/types.js';
-import { SluiceMetrics } from '../metrics/sluice-metrics.js';
+import { collectFromDataplane, SluiceMetrics } from '../metrics/sluice-metrics.js';
+import { startLibbpfLogPump } from '../log/libbpf.js';
+import { loadNative } from '../bpf/native.js';
 import { AgentHealth } from '../metrics/health.js';
 import { startMetricsServer } from '../metrics/server.js';
 import type { MetricsServer } from '../metrics/server.js';
@@ -72,6 +74,8 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
   const metrics = new SluiceMetrics();
   const health = new AgentHealth();
   const stopHeartbeat = health.startHeartbeat();
+  // libbpf's messages are collected by the addon (never a call into JS from its callback).
+  const stopLibbpfPump = startLibbpfLogPump(loadNative(), logging.component('libbpf'));
   const datapath = await openAgentDatapath(cfg, logging.component('datapath'));
   health.setProgramsLoaded(true);
   metrics.setBuildInfo(sluiceVersion(), datapath.libbpfVersion);
@@ -81,12 +85,25 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
   const source = makeSource(cfg, store, logging);
   let syncState: SyncState = 'waiting-for-sources';
 
+  const syncLog = logging.component('reconciler');
   const onSync = (report: SyncReport) => {
     const ok = report.applyErrors.length === 0;
+    if (report.applied) {
+      // One line per sync: what changed, and how many map elements that took (0 writes and 0
+      // deletes when nothing changed, e.g. the first sync after a restart over unchanged state).
+      syncLog.info({
+        services: report.applied.services, ops: report.applied.ops, full: report.full,
+        durationMs: Number(report.durationMs.toFixed(2)), errors: report.applyErrors.length,
+      }, 'applied');
+    }
     metrics.observeSync({ durationMs: report.durationMs, full: report.full, ok, at: new Date() });
     metrics.setModelErrors(report.modelErrors.length);
-    for (const e of report.applyErrors) recordError('dataplane', e.message, e.key);
+    for (const e of report.applyErrors) {
+      recordError('dataplane', e.message, e.key);
+      metrics.error('dataplane');
+    }
     if (ok) {
+      metrics.setProgrammed({ servicePorts: report.services, frontends: report.frontends, backends: report.backends });
       syncState = 'synced';
       health.markSynced();
     } else {
@@ -153,11 +170,9 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
   if (cfg.metricsAddress) {
     metrics.registry.onCollect(() => {
       metrics.setSourcesSynced(store.isSynced());
-      metrics.setMapFill(backend.maps().maps);
-      const counters = backend.counters();
-      metrics.setServiceCounters(counters.services);
-      metrics.setDrops(counters.drops);
+      metrics.setSourceStats(store.stats());
     });
+    collectFromDataplane(metrics, backend);
     metricsServer = await startMetricsServer({ address: cfg.metricsAddress, registry: metrics.registry, health, logger: logging.component('metrics') });
   }
 
@@ -171,6 +186,7 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
       log.info('stopping; the dataplane stays programmed and attached');
       clearInterval(attachTimer);
       stopHeartbeat();
+      stopLibbpfPump();
       watcher.stop();
       await reconciler.stop();
       await source.stop();

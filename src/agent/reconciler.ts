@@ -12,7 +12,15 @@ export interface ObjectSnapshotSource {
   onChange(listener: () => void): () => void;
 }
 
-export interface ApplyOutcome {
+/** What one apply changed (the service-table writer's ApplyResult carries both). */
+export interface ApplyCounts {
+  /** Service ports by what the apply did to them. */
+  services: { added: number; updated: number; removed: number; unchanged: number };
+  /** Map elements written and deleted. */
+  ops: { writes: number; deletes: number };
+}
+
+export interface ApplyOutcome extends Partial<ApplyCounts> {
   errors: { key?: string; message: string }[];
 }
 
@@ -26,9 +34,14 @@ export interface DesiredStateSink {
 export interface SyncReport {
   startedAt: Date;
   durationMs: number;
+  /** Service ports, frontends and backend slots in the applied state. */
   services: number;
+  frontends: number;
+  backends: number;
   modelErrors: ModelError[];
   applyErrors: ApplyOutcome['errors'];
+  /** What the apply changed, when the sink reports it (absent when the sync threw). */
+  applied?: ApplyCounts;
   full: boolean;
 }
 
@@ -43,6 +56,18 @@ export interface ReconcilerOptions {
   logger: Logger;
   /** Called after every sync, for metrics and the admin status. */
   onSync?: (report: SyncReport) => void;
+}
+
+/** The sink's counts, copied (only the fields the report promises), when it gave both. */
+function appliedCounts(outcome: ApplyOutcome): { applied?: ApplyCounts } {
+  const { services: s, ops: o } = outcome;
+  if (!s || !o) return {};
+  return {
+    applied: {
+      services: { added: s.added, updated: s.updated, removed: s.removed, unchanged: s.unchanged },
+      ops: { writes: o.writes, deletes: o.deletes },
+    },
+  };
 }
 
 export class Reconciler {
@@ -128,19 +153,28 @@ export class Reconciler {
       this.logNewModelErrors(result.errors);
       const outcome = await this.opts.sink.apply(result.state);
       for (const e of outcome.errors) this.opts.logger.error({ service: e.key }, `apply failed: ${e.message}`);
+      let frontends = 0;
+      let backends = 0;
+      for (const sp of result.state.services.values()) {
+        frontends += sp.frontends.length;
+        backends += sp.clusterBackends.length + sp.localBackends.length;
+      }
       report = {
         startedAt,
         durationMs: performance.now() - t0,
         services: result.state.services.size,
+        frontends,
+        backends,
         modelErrors: result.errors,
         applyErrors: outcome.errors,
+        ...appliedCounts(outcome),
         full,
       };
       if (outcome.errors.length > 0) this.pending = true; // retry on the next period
     } catch (err) {
       // Never let one bad sync kill the loop: report it and retry after the min-sync period.
       this.opts.logger.error({ err }, 'sync failed');
-      report = { startedAt, durationMs: performance.now() - t0, services: 0, modelErrors: [], applyErrors: [{ message: (err as Error).message }], full };
+      report = { startedAt, durationMs: performance.now() - t0, services: 0, frontends: 0, backends: 0, modelErrors: [], applyErrors: [{ message: (err as Error).message }], full };
       this.pending = true;
     }
     this.lastSyncEnd = Date.now();

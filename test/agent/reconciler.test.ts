@@ -32,7 +32,7 @@ class FakeSink implements DesiredStateSink {
 
 // A model stand-in that maps each Service to one entry; the real model has its own tests.
 const compute = (input: ModelInput): ModelResult => ({
-  state: { services: new Map(input.services.map((s) => [s.metadata!.name!, {} as never])) },
+  state: { services: new Map(input.services.map((s) => [s.metadata!.name!, { frontends: [{}], clusterBackends: [], localBackends: [] } as never])) },
   errors: input.services.filter((s) => s.metadata?.name === 'bad').map(() => ({
     kind: 'Service', object: 'default/bad', field: 'spec.ports[0].port', value: 0, message: 'port 0',
   })),
@@ -115,4 +115,13 @@ t.test('a throwing sink does not kill the loop', async (t) => {
   await sleep(150);
   t.ok(calls >= 2, 'retried after the throw');
   t.equal(rec.syncCount, 1);
+});
+
+t.test('the report counts frontends and backend slots', async (t) => {
+  const { source, rec } = setup();
+  source.synced = true;
+  source.services.push(svc('a'), svc('b'));
+  const report = await rec.syncNow();
+  t.equal(report?.frontends, 2);
+  t.equal(report?.backends, 0);
 });
