@@ -44,7 +44,7 @@ function modelConfig(cfg: AgentConfig): ModelConfig {
   return { families: ['IPv4'], nodePortAddresses: cfg.nodePortAddresses, serviceProxyName: cfg.serviceProxyName };
 }
 
-function makeSource(cfg: AgentConfig, store: ObjectStore, logging: Logging): Source {
+function makeSource(cfg: AgentConfig, store: ObjectStore, logging: Logging): Source & { errors?: () => { message: string; object?: string }[] } {
   if (cfg.manifestsDir) {
     return new ManifestSource({ dir: cfg.manifestsDir, store, logger: logging.component('manifests') });
   }
@@ -157,7 +157,9 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
         syncCount: reconciler.syncCount,
         servicePortsProgrammed: reconciler.lastReport?.services ?? 0,
       },
-      errors: [...errors, ...(reconciler.lastReport?.modelErrors ?? []).map((e) => ({
+      errors: [...errors, ...(source.errors?.() ?? []).map((e) => ({
+        at: startedAt.toISOString(), component: 'manifests', message: e.message, ...(e.object ? { object: e.object } : {}),
+      })), ...(reconciler.lastReport?.modelErrors ?? []).map((e) => ({
         at: reconciler.lastReport!.startedAt.toISOString(), component: 'model', object: e.object, message: `${e.kind} ${e.object}: ${e.field}=${JSON.stringify(e.value)}: ${e.message}`,
       }))],
     }),
