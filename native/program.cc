@@ -2,11 +2,15 @@
 
 #include <bpf/bpf.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "addon.h"
@@ -16,12 +20,78 @@
 
 namespace sluice {
 
+namespace {
+
+// What one iterator run produced, or the call that failed (never touches JS: may run on a
+// thread of its own).
+struct IterRun {
+  std::string out;
+  const char* call = nullptr;
+  int err = 0;
+
+  void Fail(const char* failed_call, int e) {
+    call = failed_call;
+    err = e;
+  }
+};
+
+// An iterator's output is text or records for user space; anything this large is a runaway.
+constexpr size_t kIterOutputLimit = 64u << 20;
+
+// bpf_iter_create and read to EOF. The kernel binds a socket iterator (iter/udp, iter/tcp...) to
+// the network namespace of the thread that calls bpf_iter_create, so this runs on the thread
+// whose namespace is to be walked.
+void ReadIterator(int link_fd, IterRun* run) {
+  int fd = bpf_iter_create(link_fd);
+  if (fd < 0) {
+    run->Fail("bpf_iter_create", -fd);
+    return;
+  }
+  char buf[16384];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      run->Fail("read", errno);
+      break;
+    }
+    if (run->out.size() + static_cast<size_t>(n) > kIterOutputLimit) {
+      run->Fail("read", EFBIG);
+      break;
+    }
+    run->out.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+}
+
+// ReadIterator on a short-lived thread that joined the network namespace ns_fd refers to. The
+// thread exits afterwards, so no other thread (the main thread, a libuv pool thread) ever
+// changes namespace.
+void ReadIteratorIn(int ns_fd, int link_fd, IterRun* run) {
+  try {
+    std::thread thread([ns_fd, link_fd, run] {
+      if (setns(ns_fd, CLONE_NEWNET) != 0) {
+        run->Fail("setns", errno);
+        return;
+      }
+      ReadIterator(link_fd, run);
+    });
+    thread.join();
+  } catch (const std::system_error& e) {
+    run->Fail("std::thread", e.code().value() ? e.code().value() : EAGAIN);
+  }
+}
+
+}  // namespace
+
 Napi::Function BpfProgram::Define(Napi::Env env) {
   return DefineClass(env, "BpfProgram",
                      {
                          InstanceAccessor<&BpfProgram::Info>("info"),
                          InstanceMethod<&BpfProgram::TestRun>("testRun"),
                          InstanceMethod<&BpfProgram::AttachCgroup>("attachCgroup"),
+                         InstanceMethod<&BpfProgram::RunIterator>("runIterator"),
                      });
 }
 
@@ -137,6 +207,47 @@ Napi::Value BpfProgram::AttachCgroup(const Napi::CallbackInfo& info) {
   close(cgroup_fd);
   if (link_fd < 0) throw NativeError(env, "bpf_link_create", spec_.name + " on " + path, -link_fd);
   return BpfLink::Create(env, link_fd);
+}
+
+// runIterator({netns}): one pass of an iterator program, returning what it wrote. The link is
+// created as bpf_program__attach_iter does (bpf_link_create with BPF_TRACE_ITER and no target
+// parameters) and closed again; bpf_iter_create and the reads happen inside `netns` when given.
+// Synchronous: the caller wants the sweep done before it goes on (a sweep is quick).
+Napi::Value BpfProgram::RunIterator(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* call = "bpf_iter_create";
+  std::string netns;
+  if (!info[0].IsUndefined())
+    StringField(ObjectArg(info, 0, call, "options"), "netns", call, &netns);
+  if (spec_.fd < 0) throw UsageError(env, call, "program " + spec_.name + " is closed", EBADF);
+  if (spec_.expected_attach_type != BPF_TRACE_ITER) {
+    throw UsageError(env, call,
+                     "program " + spec_.name + " (section " + spec_.section +
+                         ") is not an iterator (SEC(\"iter/...\"))");
+  }
+  std::string subject = spec_.name + (netns.empty() ? "" : " in " + netns);
+
+  int ns_fd = -1;
+  if (!netns.empty()) {
+    ns_fd = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (ns_fd < 0) throw NativeError(env, "open", netns, errno);
+  }
+  int link_fd = bpf_link_create(spec_.fd, 0, BPF_TRACE_ITER, nullptr);
+  if (link_fd < 0) {
+    if (ns_fd >= 0) close(ns_fd);
+    throw NativeError(env, "bpf_link_create", subject, -link_fd);
+  }
+  IterRun run;
+  if (ns_fd >= 0) {
+    ReadIteratorIn(ns_fd, link_fd, &run);
+    close(ns_fd);
+  } else {
+    ReadIterator(link_fd, &run);
+  }
+  close(link_fd);
+  if (run.err) throw NativeError(env, run.call, subject, run.err);
+  return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(run.out.data()),
+                                     run.out.size());
 }
 
 }  // namespace sluice

@@ -1,4 +1,5 @@
-// BpfProgram: a loaded program (private fd): test-run and cgroup attach as a bpf_link.
+// BpfProgram: a loaded program (private fd): test-run, cgroup attach as a bpf_link, and one run of
+// an iterator program (optionally inside another network namespace).
 #ifndef SLUICE_NATIVE_PROGRAM_H
 #define SLUICE_NATIVE_PROGRAM_H
 
@@ -36,6 +37,7 @@ class BpfProgram : public Napi::ObjectWrap<BpfProgram> {
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value TestRun(const Napi::CallbackInfo& info);
   Napi::Value AttachCgroup(const Napi::CallbackInfo& info);
+  Napi::Value RunIterator(const Napi::CallbackInfo& info);
 
   ProgramSpec spec_;
 };

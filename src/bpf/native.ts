@@ -159,6 +159,23 @@ export interface NativeProgram {
   testRun(opts: TestRunOptions): TestRunResult;
   /** Attaches a cgroup program (sock_addr hooks etc.) as a bpf_link. */
   attachCgroup(cgroupPath: string): NativeLink;
+  /**
+   * One pass of an iterator program (SEC("iter/...")): attaches it (bpf_link_create with
+   * BPF_TRACE_ITER, as bpf_program__attach_iter), bpf_iter_create, reads to EOF, closes both,
+   * and returns what the program wrote. Synchronous. A socket iterator (iter/udp, iter/tcp)
+   * walks the sockets of the network namespace of the thread that creates it: with `netns`
+   * (a namespace file such as /run/netns/x or /proc/<pid>/ns/net), creation and reads run on a
+   * short-lived thread that joined that namespace; without it, the agent's own namespace.
+   * Errors: EINVAL (not an iterator), 'open' (ENOENT: the namespace file vanished), 'setns'
+   * (EINVAL: not a network namespace), 'bpf_link_create', 'bpf_iter_create', 'read' (EFBIG past
+   * 64 MiB of output).
+   */
+  runIterator(opts?: RunIteratorOptions): Buffer;
+}
+
+export interface RunIteratorOptions {
+  /** Network namespace file to iterate in (default: the agent's own). */
+  netns?: string;
 }
 
 export interface NativeLink {

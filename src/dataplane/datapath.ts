@@ -2,6 +2,7 @@
 // name in one directory (both objects share them, and a restarted agent finds its state there),
 // sets the tunables before load (conntrack timeouts, connect-time protocols, map sizes), checks
 // every struct codec against each object's BTF, and attaches the programs (see attach.ts).
+// Optionally loads the UDP socket sweep (sockdestroy.bpf.o, see socket-sweep.ts) over the same maps.
 import { existsSync, mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -14,6 +15,8 @@ import { attachCgroupLinks, attachTcFilters, CONNECT_PROGRAMS, detachCgroupLinks
 import { tablesFromObject } from './native-tables.js';
 import type { ServiceTables } from './tables.js';
 import { tableSpecs } from './table-specs.js';
+import type { NamespaceSources } from './socket-sweep.js';
+import { SOCKDESTROY_OBJECT, UdpSocketSweeper } from './socket-sweep.js';
 
 export type ConnectTimeMode = 'tcp' | 'tcp-udp' | 'disabled';
 
@@ -47,6 +50,12 @@ export interface DatapathOptions {
   ctTimeoutsSec?: CtTimeoutsSec;
   /** Map capacities; sl_svc_counters and sl_svc_meta (indexed by svc_id) must be equal. */
   maxEntries?: Partial<Record<SizableMap, number>>;
+  /**
+   * Load sockdestroy.bpf.o so `udpSocketSweep` closes connected UDP sockets balanced to removed
+   * backends, in every network namespace of the node (or where the options say). Optional: a
+   * kernel without bpf_sock_destroy (< 6.5) gets a warning and no sweep.
+   */
+  udpSocketSweep?: boolean | (NamespaceSources & { namespaces?: () => Iterable<string> });
   native?: NativeAddon;
   logger?: Logger;
 }
@@ -117,14 +126,23 @@ export class Datapath {
   /** The service maps, through the tc object's handles. */
   readonly tables: ServiceTables;
 
+  /**
+   * For ServiceTableWriter's `udpSocketSweep`: one sweep over every network namespace. Absent
+   * when not asked for or when the kernel cannot (see `udpSocketSweeper.stats()`).
+   */
+  readonly udpSocketSweep?: () => void;
+
   private constructor(
     private readonly native: NativeAddon,
     readonly pinDir: string,
     readonly mode: ConnectTimeMode,
     private readonly tc: NativeObject,
     private readonly connect: NativeObject | null,
+    /** The UDP socket sweep, when asked for (check `available`). */
+    readonly udpSocketSweeper: UdpSocketSweeper | null,
   ) {
     this.tables = tablesFromObject(tc, native.numPossibleCpus());
+    if (udpSocketSweeper?.available) this.udpSocketSweep = () => void udpSocketSweeper.sweep();
   }
 
   static async load(opts: DatapathOptions): Promise<Datapath> {
@@ -149,7 +167,18 @@ export class Datapath {
         connect = await openBpfObject(join(dir, 'connect.bpf.o'), { ...common, rodata: { sl_ctlb_protocols: protocols } });
         requirePrograms(connect, CONNECT_PROGRAMS);
       }
-      return new Datapath(native, opts.pinDir, opts.connectTimeLb, tc, connect);
+      const sweep = opts.udpSocketSweep;
+      const sweeper = sweep
+        ? await UdpSocketSweeper.load({
+          ...(typeof sweep === 'object' ? sweep : {}),
+          pinDir: opts.pinDir,
+          objectPath: join(dir, SOCKDESTROY_OBJECT),
+          maxEntries,
+          native,
+          ...(opts.logger ? { logger: opts.logger } : {}),
+        })
+        : null;
+      return new Datapath(native, opts.pinDir, opts.connectTimeLb, tc, connect, sweeper);
     } catch (err) {
       connect?.close();
       tc.close();
@@ -193,6 +222,8 @@ export class Datapath {
   programIds(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const obj of [this.tc, this.connect]) for (const p of obj?.programs() ?? []) out[p.name] = p.id;
+    const sweeper = this.udpSocketSweeper?.programInfo();
+    if (sweeper) out[sweeper.name] = sweeper.id;
     return out;
   }
 
@@ -201,6 +232,7 @@ export class Datapath {
    * pinned maps keep their state: the dataplane keeps working while the agent is down.
    */
   close(): void {
+    this.udpSocketSweeper?.close();
     this.connect?.close();
     this.tc.close();
   }
