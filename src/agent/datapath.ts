@@ -38,6 +38,8 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
     ctTimeoutsSec: cfg.ctTimeouts,
     logger,
     native,
+    // Connected UDP sockets balanced at connect time are closed when their backend goes.
+    udpSocketSweep: cfg.connectTimeLb === 'tcp-udp',
     ...(cfg.bpfObjectDir ? { objectDir: cfg.bpfObjectDir } : {}),
   });
   const cgroup = cfg.cgroupPath || cgroup2Mount();
@@ -48,6 +50,7 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
   return {
     tables: dp.tables,
     libbpfVersion: native.libbpfVersion(),
+    ...(dp.udpSocketSweep ? { udpSocketSweep: dp.udpSocketSweep } : {}),
     async attachConnectTime() {
       cgroupAttachments.length = 0;
       if (cfg.connectTimeLb === 'disabled') {
