@@ -4,7 +4,7 @@
 // pinned and attached when the agent exits, so services keep working across restarts and
 // upgrades; `sluice-agent cleanup` is the explicit way to remove it all.
 import type { Logger } from 'pino';
-import { computeDesiredState } from '../model/index.js';
+import { computeDesiredState, healthCheckServices } from '../model/index.js';
 import type { ModelConfig } from '../model/types.js';
 import { ObjectStore } from '../k8s/store.js';
 import type { Source } from '../k8s/store.js';
@@ -26,6 +26,7 @@ import type { MetricsServer } from '../metrics/server.js';
 import type { AgentConfig } from './config.js';
 import { InterfaceWatcher } from './interfaces.js';
 import { Reconciler } from './reconciler.js';
+import { HealthCheckServers } from './health-check-servers.js';
 import type { SyncReport } from './reconciler.js';
 import { openAgentDatapath } from './datapath.js';
 import type { AgentDatapath } from './datapath.js';
@@ -110,9 +111,23 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
       syncState = 'error';
     }
   };
+  // kube-proxy's healthCheckNodePort servers, updated after each apply so a node answers 200
+  // only once its local endpoints are programmed.
+  const healthChecks = new HealthCheckServers({
+    logger: logging.component('health-check'),
+    proxyHealthy: () => health.liveness().ok,
+    onProblem: (p) => recordError('health-check', p.message, p.service),
+  });
   const reconciler = new Reconciler({
     source: store,
-    sink: writer,
+    sink: {
+      apply: (state) => {
+        const outcome = writer.apply(state);
+        void healthChecks.update(healthCheckServices(state));
+        return outcome;
+      },
+      resync: () => writer.resync(),
+    },
     compute: computeDesiredState,
     nodeName: cfg.nodeName,
     modelConfig: modelConfig(cfg),
@@ -191,6 +206,7 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
       stopLibbpfPump();
       watcher.stop();
       await reconciler.stop();
+      await healthChecks.stop();
       await source.stop();
       await admin.close();
       await metricsServer?.close();
