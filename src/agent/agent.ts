@@ -3,7 +3,9 @@
 // (src/dataplane), the only map writer. The datapath (loaded programs, links, TC filters) stays
 // pinned and attached when the agent exits, so services keep working across restarts and
 // upgrades; `sluice-agent cleanup` is the explicit way to remove it all.
+import { isIPv4 } from 'node:net';
 import type { Logger } from 'pino';
+import type { V1Node } from '@kubernetes/client-node';
 import { computeDesiredState, healthCheckServices } from '../model/index.js';
 import type { ModelConfig } from '../model/types.js';
 import { ObjectStore } from '../k8s/store.js';
@@ -57,6 +59,16 @@ function makeSource(cfg: AgentConfig, store: ObjectStore, logging: Logging): Sou
   });
 }
 
+/** A node's InternalIP (else ExternalIP) in IPv4, when the node is known. */
+export function nodeIPv4(node: V1Node | undefined): string | undefined {
+  const addrs = node?.status?.addresses ?? [];
+  for (const type of ['InternalIP', 'ExternalIP']) {
+    const found = addrs.find((a) => a.type === type && isIPv4(a.address));
+    if (found) return found.address;
+  }
+  return undefined;
+}
+
 /** Effective configuration for the status answer (nothing secret is in AgentConfig). */
 function publicConfig(cfg: AgentConfig): Record<string, unknown> {
   return { ...cfg, ctTimeouts: { ...cfg.ctTimeouts } };
@@ -81,8 +93,14 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
   health.setProgramsLoaded(true);
   metrics.setBuildInfo(sluiceVersion(), datapath.libbpfVersion);
 
-  const writer = new ServiceTableWriter({ tables: datapath.tables, logger: logging.component('dataplane'), udpSocketSweep: datapath.udpSocketSweep });
   const store = new ObjectStore();
+  const writer = new ServiceTableWriter({
+    tables: datapath.tables,
+    logger: logging.component('dataplane'),
+    udpSocketSweep: datapath.udpSocketSweep,
+    // Each backend records its node's address (for forwarding to remote backends and DSR).
+    nodeAddress: (name) => nodeIPv4(store.get('Node', name)),
+  });
   const source = makeSource(cfg, store, logging);
   let syncState: SyncState = 'waiting-for-sources';
 
@@ -162,13 +180,13 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     status: () => ({
       nodeName: cfg.nodeName,
       startedAt: startedAt.toISOString(),
-      config: publicConfig(cfg),
+      config: { ...publicConfig(cfg), logLevel: logging.level },
       programs: datapath.attachments(),
       sync: {
         state: syncState === 'waiting-for-sources' && store.isSynced() ? 'syncing' : syncState,
         sourcesSynced: store.isSynced(),
         lastSyncAt: reconciler.lastReport ? new Date(reconciler.lastReport.startedAt.getTime() + reconciler.lastReport.durationMs).toISOString() : null,
-        lastSyncDurationMs: reconciler.lastReport?.durationMs ?? null,
+        lastSyncDurationMs: reconciler.lastReport ? Math.round(reconciler.lastReport.durationMs * 1000) / 1000 : null,
         syncCount: reconciler.syncCount,
         servicePortsProgrammed: reconciler.lastReport?.services ?? 0,
       },
