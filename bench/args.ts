@@ -1,0 +1,112 @@
+// Command-line and environment options of the benches (bench/run.ts and bench/control-plane.ts).
+// Flags win over environment variables, which win over the defaults (--quick picks smaller ones).
+import { parseArgs } from 'node:util';
+
+export const BENCH_NAMES = ['control-plane', 'tc-datapath', 'iptables'] as const;
+export type BenchName = (typeof BENCH_NAMES)[number];
+
+export interface BenchOptions {
+  services: number;
+  endpoints: number;
+  changes: number;
+  quick: boolean;
+  only: BenchName[];
+  /** BPF_PROG_TEST_RUN repeat count of the TC bench. */
+  tcRepeat: number;
+  /** Service counts of the TC bench. */
+  tcServices: number[];
+  /** Service counts of the iptables-restore scaling series (the full size comes from control-plane). */
+  iptablesServices: number[];
+  /** Measure the control plane in this process instead of a fresh child (RSS then includes the harness). */
+  inProcess: boolean;
+  /** Skip the iptables-restore comparison inside the control-plane bench. */
+  noIptables: boolean;
+  help: boolean;
+}
+
+export const USAGE = `usage: npm run bench -- [options]
+       node --import ./scripts/ts-loader.mjs bench/run.ts [options]
+
+  --services N        Services of the control-plane bench (env SLUICE_BENCH_SERVICES; default 10000, quick 1000)
+  --endpoints M       endpoints per Service, 1..100 (env SLUICE_BENCH_ENDPOINTS; default 10)
+  --changes K         endpoint changes timed one by one (env SLUICE_BENCH_CHANGES; default 200, quick 50)
+  --quick             small scale, for a fast look (env SLUICE_BENCH_QUICK=1)
+  --only LIST         comma-separated subset of: ${BENCH_NAMES.join(', ')} (env SLUICE_BENCH_ONLY)
+  --tc-repeat N       test-run repeat of the TC bench (default 100000, quick 10000)
+  --tc-services LIST  service counts of the TC bench (default 1,1000,10000,100000; quick 1,1000,10000)
+  --iptables-services LIST  extra sizes of the iptables-restore series (default 1000,2500,5000; quick 100,500)
+  --in-process        measure the control plane in this process (RSS then includes the harness)
+  --no-iptables       control-plane bench without the iptables-restore comparison
+  -h, --help          this text
+
+Results: a table on stdout and JSON under .bench-results/. Needs root, bpffs and a built tree
+(npm run build); everything runs in per-run namespaces and pin directories it removes.`;
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+function positiveInt(name: string, text: string, max = Number.MAX_SAFE_INTEGER): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < 1 || n > max) {
+    throw new UsageError(`${name}: expected an integer from 1 to ${max}, got "${text}"`);
+  }
+  return n;
+}
+
+function intList(name: string, text: string): number[] {
+  const list = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (list.length === 0) throw new UsageError(`${name}: expected a comma-separated list of integers, got "${text}"`);
+  return list.map((s) => positiveInt(name, s));
+}
+
+export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): BenchOptions {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        services: { type: 'string' },
+        endpoints: { type: 'string' },
+        changes: { type: 'string' },
+        quick: { type: 'boolean' },
+        only: { type: 'string' },
+        'tc-repeat': { type: 'string' },
+        'tc-services': { type: 'string' },
+        'iptables-services': { type: 'string' },
+        'in-process': { type: 'boolean' },
+        'no-iptables': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const pick = (flag: string | undefined, envName: string): string | undefined => flag ?? (env[envName] || undefined);
+  const quick = parsed.quick ?? ['1', 'true', 'yes'].includes((env['SLUICE_BENCH_QUICK'] ?? '').toLowerCase());
+  const services = pick(parsed.services, 'SLUICE_BENCH_SERVICES');
+  const endpoints = pick(parsed.endpoints, 'SLUICE_BENCH_ENDPOINTS');
+  const changes = pick(parsed.changes, 'SLUICE_BENCH_CHANGES');
+  const onlyText = pick(parsed.only, 'SLUICE_BENCH_ONLY');
+  const only = onlyText === undefined ? [...BENCH_NAMES] : onlyText.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const name of only) {
+    if (!(BENCH_NAMES as readonly string[]).includes(name)) throw new UsageError(`--only: unknown bench "${name}" (have: ${BENCH_NAMES.join(', ')})`);
+  }
+  if (only.length === 0) throw new UsageError('--only: no bench named');
+  return {
+    services: services === undefined ? (quick ? 1_000 : 10_000) : positiveInt('--services', services, 500_000),
+    endpoints: endpoints === undefined ? 10 : positiveInt('--endpoints', endpoints, 100),
+    changes: changes === undefined ? (quick ? 50 : 200) : positiveInt('--changes', changes, 100_000),
+    quick,
+    only: only as BenchName[],
+    tcRepeat: parsed['tc-repeat'] === undefined ? (quick ? 10_000 : 100_000) : positiveInt('--tc-repeat', parsed['tc-repeat']),
+    tcServices: parsed['tc-services'] === undefined ? (quick ? [1, 1_000, 10_000] : [1, 1_000, 10_000, 100_000]) : intList('--tc-services', parsed['tc-services']),
+    iptablesServices: parsed['iptables-services'] === undefined ? (quick ? [100, 500] : [1_000, 2_500, 5_000])
+      : intList('--iptables-services', parsed['iptables-services']),
+    inProcess: parsed['in-process'] ?? false,
+    noIptables: parsed['no-iptables'] ?? false,
+    help: parsed.help ?? false,
+  };
+}

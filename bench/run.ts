@@ -1,0 +1,177 @@
+// Every bench, one after the other, then a summary against the goals of issues #3 and #4:
+//
+//   npm run bench                         # full scale (10k Services × 10 endpoints; TC at 1..100k)
+//   npm run bench -- --quick              # small scale, a minute or so
+//   npm run bench -- --only control-plane --services 20000 --endpoints 5
+//
+// Benches (never in parallel with each other: they would share the CPUs they time):
+//  - control-plane: bench/control-plane.ts (cold start, endpoint change latency, RSS, restart,
+//    and iptables-restore of the same size in the same run);
+//  - tc-datapath:   bench/tc-datapath.ts (ns/packet of the TC programs against a no-op program);
+//  - iptables:      iptables-restore of kube-proxy-shaped rulesets at smaller sizes too, to show
+//    how it grows (bench/iptables-restore.ts).
+// Each writes .bench-results/<name>.json; the summary goes to .bench-results/summary.json.
+import { release } from 'node:os';
+import { loadNative } from '../src/bpf/native.js';
+import { parseBenchOptions, UsageError, USAGE } from './args.js';
+import type { BenchOptions } from './args.js';
+import type { ControlPlaneResult } from './control-plane.js';
+import { checkSanity, formatControlPlane, runControlPlaneBench } from './control-plane.js';
+import type { IptablesResult } from './iptables-restore.js';
+import { measureIptablesRestore } from './iptables-restore.js';
+import { benchEnvironment, ms, writeResult } from './stats.js';
+import type { TcBenchRow } from './tc-datapath.js';
+import { formatTable, runTcDatapathBench } from './tc-datapath.js';
+
+interface Outcome {
+  name: string;
+  ok: boolean;
+  seconds: number;
+  error?: string;
+}
+
+function header(title: string): void {
+  console.log(`\n=== ${title} ${'='.repeat(Math.max(0, 70 - title.length))}`);
+}
+
+async function timed(name: string, outcomes: Outcome[], fn: () => Promise<void>): Promise<void> {
+  const t0 = performance.now();
+  try {
+    await fn();
+    outcomes.push({ name, ok: true, seconds: (performance.now() - t0) / 1000 });
+  } catch (err) {
+    console.error(`${name} failed:`, err);
+    outcomes.push({ name, ok: false, seconds: (performance.now() - t0) / 1000, error: (err as Error).message });
+  }
+}
+
+async function runIptablesSeries(o: BenchOptions, full: IptablesResult | null): Promise<IptablesResult[]> {
+  const rows: IptablesResult[] = [];
+  for (const services of [...new Set(o.iptablesServices)].sort((a, b) => a - b)) {
+    if (full && services === full.services) continue;
+    rows.push(await measureIptablesRestore(services, o.endpoints));
+  }
+  if (full) rows.push({ services: full.services, endpoints: full.endpoints, rules: full.rules, restoreMs: full.restoreMs });
+  else if (!o.iptablesServices.includes(o.services)) rows.push(await measureIptablesRestore(o.services, o.endpoints));
+  return rows.sort((a, b) => a.services - b.services);
+}
+
+function formatIptables(rows: IptablesResult[]): string {
+  const binary = process.env['SLUICE_IPTABLES_RESTORE'] ?? 'iptables-legacy-restore';
+  return [
+    `${binary} of a kube-proxy-shaped nat table, one full restore into a fresh namespace`,
+    `${'services'.padStart(9)} ${'endpoints'.padStart(9)} ${'rules'.padStart(8)} ${'restore'.padStart(11)} ${'µs/rule'.padStart(8)}`,
+    ...rows.map((r) => [String(r.services).padStart(9), String(r.endpoints).padStart(9), String(r.rules).padStart(8), ms(r.restoreMs, 0).padStart(11),
+      (r.restoreMs * 1000 / r.rules).toFixed(1).padStart(8)].join(' ')),
+  ].join('\n');
+}
+
+function summary(cp: ControlPlaneResult | undefined, tc: TcBenchRow[] | undefined, ipt: IptablesResult[] | undefined, outcomes: Outcome[]): string {
+  const lines: string[] = [];
+  const goal = (label: string, value: string, target: string, met: boolean) =>
+    lines.push(`${label.padEnd(44)}${value.padStart(12)}   goal ${target.padEnd(10)} ${met ? 'met' : 'MISSED'}`);
+  if (cp) {
+    const s = `${cp.scale.services}×${cp.scale.endpointsPerService}`;
+    goal(`cold start → programmed (${s})`, ms(cp.coldStart.totalMs, 0), `< ${cp.goals.coldStartMs} ms`, cp.met.coldStart);
+    goal('endpoint change → maps p99', ms(cp.changes.latencyMs.p99), `< ${cp.goals.changeP99Ms} ms`, cp.met.changeP99);
+    lines.push(`${'endpoint change → maps p50'.padEnd(44)}${ms(cp.changes.latencyMs.p50).padStart(12)}`);
+    const rss = Math.max(cp.memory.afterColdStart.rss, cp.memory.afterChanges.rss);
+    goal('agent RSS (max of after cold start / changes)', `${(rss / 1048576).toFixed(0)} MB`, `< ${cp.goals.rssMb} MB`, cp.met.rss);
+    if (cp.iptables) lines.push(`${`iptables-restore, same size (${cp.iptables.rules} rules)`.padEnd(44)}${ms(cp.iptables.restoreMs, 0).padStart(12)}`);
+  }
+  if (tc) {
+    const counts = [...new Set(tc.map((r) => r.services))];
+    const lo = counts[0];
+    const hi = counts[counts.length - 1];
+    for (const scenario of ['ct-hit', 'new-flow'] as const) {
+      const a = tc.find((r) => r.services === lo && r.scenario === scenario);
+      const b = tc.find((r) => r.services === hi && r.scenario === scenario);
+      if (a && b) lines.push(`${`TC ${scenario} ns/packet, ${lo} → ${hi} services`.padEnd(44)}${`${a.nsPerPacket.toFixed(0)} → ${b.nsPerPacket.toFixed(0)}`.padStart(12)}`);
+    }
+  }
+  if (ipt && ipt.length > 1) {
+    const a = ipt[0] as IptablesResult;
+    const b = ipt[ipt.length - 1] as IptablesResult;
+    lines.push(`${`iptables-restore, ${a.services} → ${b.services} services`.padEnd(44)}${`${(a.restoreMs / 1000).toFixed(2)} → ${(b.restoreMs / 1000).toFixed(2)} s`.padStart(12)}`);
+  }
+  for (const o of outcomes) lines.push(`${`${o.name}`.padEnd(44)}${`${o.seconds.toFixed(0)} s`.padStart(12)}   ${o.ok ? 'ok' : `FAILED: ${o.error ?? ''}`}`);
+  return lines.join('\n');
+}
+
+export async function runAll(o: BenchOptions): Promise<boolean> {
+  const environment = benchEnvironment();
+  console.log(`sluice benches: ${o.only.join(', ')}${o.quick ? ' (quick)' : ''}; ${environment.cpus} CPUs (${environment.cpuModel}), ` +
+    `load avg ${environment.loadavg1}, kernel ${environment.kernel}, node ${environment.node}`);
+  if (environment.loadavg1 > environment.cpus) {
+    console.log(`note: the machine is busy (load ${environment.loadavg1} on ${environment.cpus} CPUs): timings will be high and noisy`);
+  }
+  const outcomes: Outcome[] = [];
+  let cp: ControlPlaneResult | undefined;
+  let tc: TcBenchRow[] | undefined;
+  let ipt: IptablesResult[] | undefined;
+
+  if (o.only.includes('control-plane')) {
+    header(`control-plane: ${o.services} Services × ${o.endpoints} endpoints, ${o.changes} changes`);
+    await timed('control-plane', outcomes, async () => {
+      cp = await runControlPlaneBench({ services: o.services, endpoints: o.endpoints, changes: o.changes, inProcess: o.inProcess, iptables: !o.noIptables });
+      console.log(formatControlPlane(cp));
+      console.log(`wrote ${await writeResult('control-plane', cp)}`);
+      checkSanity(cp);
+    });
+  }
+  if (o.only.includes('tc-datapath')) {
+    header(`tc-datapath: ${o.tcServices.join(', ')} services, repeat ${o.tcRepeat}`);
+    await timed('tc-datapath', outcomes, async () => {
+      tc = await runTcDatapathBench(o.tcRepeat, o.tcServices);
+      console.log(formatTable(tc));
+      // The same file bench/tc-datapath.ts writes when run alone.
+      console.log(`wrote ${await writeResult('tc-datapath', {
+        bench: 'tc-datapath', date: new Date().toISOString(), kernel: release(), repeat: o.tcRepeat, rounds: 5,
+        cpus: loadNative().numPossibleCpus(), rows: tc,
+      })}`);
+    });
+  }
+  if (o.only.includes('iptables')) {
+    header(`iptables: kube-proxy-shaped rulesets, ${o.endpoints} endpoints per service`);
+    await timed('iptables', outcomes, async () => {
+      ipt = await runIptablesSeries(o, cp?.iptables ?? null);
+      console.log(formatIptables(ipt));
+      console.log(`wrote ${await writeResult('iptables', { bench: 'iptables', environment, binary: process.env['SLUICE_IPTABLES_RESTORE'] ?? 'iptables-legacy-restore', rows: ipt })}`);
+    });
+  }
+
+  header('summary');
+  console.log(summary(cp, tc, ipt, outcomes));
+  const path = await writeResult('summary', {
+    environment, options: o, outcomes,
+    controlPlane: cp ? { coldStartMs: cp.coldStart.totalMs, changeP50Ms: cp.changes.latencyMs.p50, changeP99Ms: cp.changes.latencyMs.p99,
+      rssAfterColdStartMb: cp.memory.afterColdStart.rss / 1048576, rssAfterChangesMb: cp.memory.afterChanges.rss / 1048576,
+      iptablesRestoreMs: cp.iptables?.restoreMs ?? null, goals: cp.goals, met: cp.met } : null,
+    tcDatapath: tc ?? null,
+    iptables: ipt ?? null,
+  });
+  console.log(`wrote ${path}`);
+  // Missed goals are results, not failures; a bench that could not run is a failure.
+  return outcomes.every((x) => x.ok);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  let options: BenchOptions;
+  try {
+    options = parseBenchOptions(process.argv.slice(2));
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${USAGE}`);
+    process.exit(err instanceof UsageError ? 2 : 1);
+  }
+  if (options.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  runAll(options).then(
+    (ok) => process.exit(ok ? 0 : 1),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

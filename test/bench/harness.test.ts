@@ -1,0 +1,125 @@
+// The control-plane bench at tiny scale, so the harness cannot rot: it runs, programs exactly what
+// the synthetic cluster asks for, measures every number, and leaves no pins behind. Timing is NOT
+// asserted here (targets are shown by `npm run bench` and docs/benchmarks.md, not unit tests).
+// Under tap the child's RSS is inflated anyway: @tapjs/processinfo re-injects its loader into every
+// child process's NODE_OPTIONS (result.runtime shows it).
+import { existsSync } from 'node:fs';
+import t, { type Test } from 'tap';
+import { parseBenchOptions } from '../../bench/args.js';
+import { ClusterState, portsOf } from '../../bench/cluster.js';
+import type { ControlPlaneMeasurement } from '../../bench/control-plane.js';
+import { checkSanity, formatControlPlane, runControlPlaneBench } from '../../bench/control-plane.js';
+import { distribution, percentile } from '../../bench/stats.js';
+import { requirePrivileges } from '../helpers/privileges.js';
+
+const SERVICES = 50;
+const ENDPOINTS = 4;
+const CHANGES = 12;
+
+function positive(t: Test, value: number, what: string): void {
+  t.ok(Number.isFinite(value) && value > 0, `${what} is a positive number (${value})`);
+}
+
+function checkDistribution(t: Test, d: ControlPlaneMeasurement['changes']['latencyMs'], what: string, count: number): void {
+  t.equal(d.count, count, `${what}: one sample per change`);
+  t.ok(d.min <= d.p50 && d.p50 <= d.p90 && d.p90 <= d.p99 && d.p99 <= d.max, `${what}: min ≤ p50 ≤ p90 ≤ p99 ≤ max`);
+}
+
+t.test('percentiles and distributions', async (t) => {
+  t.equal(percentile([1, 2, 3, 4], 50), 2, 'nearest rank');
+  t.equal(percentile(Array.from({ length: 200 }, (_, i) => i + 1), 99), 198, 'p99 of 200 samples is the 198th');
+  t.ok(Number.isNaN(percentile([], 50)));
+  t.match(distribution([3, 1, 2]), { count: 3, min: 1, p50: 2, max: 3, mean: 2 });
+});
+
+t.test('bench options', async (t) => {
+  t.match(parseBenchOptions([], {}), { services: 10_000, endpoints: 10, changes: 200, quick: false, only: ['control-plane', 'tc-datapath', 'iptables'] });
+  t.match(parseBenchOptions(['--quick'], {}), { services: 1_000, changes: 50, quick: true, tcServices: [1, 1_000, 10_000] });
+  t.match(parseBenchOptions(['--services', '300'], { SLUICE_BENCH_SERVICES: '20', SLUICE_BENCH_ENDPOINTS: '3' }), { services: 300, endpoints: 3 },
+    'flags win over the environment');
+  t.match(parseBenchOptions(['--only', 'iptables,control-plane'], {}), { only: ['iptables', 'control-plane'] });
+  for (const bad of [['--services', '0'], ['--services', '1e3'], ['--endpoints', '101'], ['--only', 'nope'], ['--frobnicate']]) {
+    t.throws(() => parseBenchOptions(bad, {}), { name: 'UsageError' }, bad.join(' '));
+  }
+});
+
+t.test('synthetic cluster', async (t) => {
+  const c = new ClusterState(200, 10);
+  const shapes = Array.from({ length: 200 }, (_, i) => portsOf(i));
+  t.ok(shapes.some((p) => p.length === 1 && p[0]?.name === ''), 'has unnamed single ports');
+  t.ok(shapes.some((p) => p.length >= 2), 'has multi-port services');
+  t.ok(shapes.some((p) => p.some((x) => x.protocol === 'UDP')), 'has UDP ports');
+  const before = c.expected();
+  t.equal(before.backends, before.servicePorts * 10);
+  c.change(5, 1); // readiness flip
+  t.equal(c.expected().backends, before.backends - portsOf(5).length, 'an unready endpoint leaves every port of its service');
+  t.throws(() => new ClusterState(0, 10), RangeError);
+  t.throws(() => new ClusterState(10, 101), RangeError);
+});
+
+async function benchAtTinyScale(t: Test, inProcess: boolean): Promise<void> {
+  const r = await runControlPlaneBench({ services: SERVICES, endpoints: ENDPOINTS, changes: CHANGES, inProcess, iptables: inProcess });
+  t.comment(formatControlPlane(r));
+  t.equal(r.process, inProcess ? 'in-process' : 'child');
+  t.doesNotThrow(() => checkSanity(r), 'sane: programmed == expected, maps match every change, restart writes nothing, pins removed');
+
+  const cluster = new ClusterState(SERVICES, ENDPOINTS);
+  const expected = cluster.expected();
+  t.equal(r.scale.servicePorts, expected.servicePorts);
+  t.equal(r.programmed.frontends, expected.servicePorts, 'one frontend per service port');
+  t.equal(r.programmed.serviceNames, expected.servicePorts, 'one named svc_id per service port');
+  t.equal(r.programmed.backends, expected.backendEntries, 'every backend block complete');
+  t.ok(r.programmed.spotChecked > 0, 'services were checked in the maps');
+  t.same(r.programmed.mismatches, []);
+  t.equal(r.coldStart.services.added, expected.servicePorts);
+  t.equal(r.coldStart.modelErrors, 0);
+
+  positive(t, r.coldStart.totalMs, 'cold start');
+  positive(t, r.coldStart.modelMs, 'cold start model time');
+  positive(t, r.coldStart.writerMs, 'cold start writer time');
+  t.ok(r.coldStart.totalMs >= r.coldStart.modelMs + r.coldStart.writerMs, 'the parts fit in the total');
+  t.ok(r.coldStart.ops.writes >= expected.servicePorts * 2 + expected.backends, 'names, backends and frontends written');
+
+  t.equal(r.changes.count, CHANGES);
+  for (const [name, d] of Object.entries({ latency: r.changes.latencyMs, model: r.changes.modelMs, writer: r.changes.writerMs })) {
+    checkDistribution(t, d, name, CHANGES);
+  }
+  positive(t, r.changes.latencyMs.p50, 'change p50');
+  t.same(r.changes.mismatches, [], 'every change reached the maps');
+  t.ok(r.changes.writesP50 > 0, 'a change writes map elements');
+
+  t.equal(r.restart.ops.writes, 0, 'restart re-adopts: nothing rewritten');
+  t.equal(r.restart.unchanged, expected.servicePorts);
+
+  for (const [name, m] of Object.entries(r.memory)) {
+    if (typeof m === 'number') positive(t, m, `memory.${name}`);
+    else if (m) positive(t, m.rss, `memory.${name}.rss`);
+  }
+  if (!inProcess) {
+    t.ok(r.memory.afterColdStartGc && r.memory.afterChangesGc, 'the child samples memory after a forced GC too');
+    t.ok((r.memory.afterChangesGc?.heapUsed ?? Infinity) <= r.memory.afterChanges.heapUsed, 'a full GC does not grow the heap');
+  }
+  t.ok(r.pinDir.startsWith('/sys/fs/bpf/sluice-test-'), `pins under a per-run dir (${r.pinDir})`);
+  t.ok(r.pinsRemoved, 'the bench reports its pins removed');
+  t.notOk(existsSync(r.pinDir), 'and they are gone');
+  t.type(r.met.coldStart, 'boolean');
+  t.type(r.met.changeP99, 'boolean');
+  t.type(r.met.rss, 'boolean');
+  if (inProcess) {
+    t.ok(r.iptables, `iptables-restore measured${r.iptablesError ? `: ${r.iptablesError}` : ''}`);
+    positive(t, r.iptables?.rules ?? NaN, 'iptables rules');
+    positive(t, r.iptables?.restoreMs ?? NaN, 'iptables-restore time');
+  } else {
+    t.equal(r.iptables, null, 'iptables skipped when asked');
+  }
+}
+
+t.test('control-plane bench at tiny scale, in-process', async (t) => {
+  if (!(await requirePrivileges(t))) return;
+  await benchAtTinyScale(t, true);
+});
+
+t.test('control-plane bench at tiny scale, in a fresh child (plain JS)', async (t) => {
+  if (!(await requirePrivileges(t))) return;
+  await benchAtTinyScale(t, false);
+});
