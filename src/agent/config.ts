@@ -1,6 +1,7 @@
 // sluice-agent configuration: flags and SLUICE_* environment variables, validated into one typed
 // object. A bad value is reported with the flag, the value and what would be accepted; the agent
 // then exits non-zero before it touches the kernel.
+import { statfsSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 
@@ -209,4 +210,47 @@ export function usage(): string {
   }
   lines.push('  --help, --version');
   return lines.join('\n');
+}
+
+/** statfs f_type of cgroup v2 (CGROUP2_SUPER_MAGIC). */
+const CGROUP2_MAGIC = 0x63677270;
+
+/** What checkConfigPaths asks of the filesystem (tests pass a fake). */
+export interface PathProbe {
+  kind(path: string): 'file' | 'directory' | 'other' | 'missing';
+  isCgroup2(path: string): boolean;
+}
+
+const realProbe: PathProbe = {
+  kind(path) {
+    try {
+      const st = statSync(path);
+      return st.isFile() ? 'file' : st.isDirectory() ? 'directory' : 'other';
+    } catch {
+      return 'missing';
+    }
+  },
+  isCgroup2: (path) => statfsSync(path).type === CGROUP2_MAGIC,
+};
+
+/**
+ * Checks the paths the flags name, for `run`, before anything is loaded, pinned or attached:
+ * the cgroup (when connect-time load balancing is on), the kubeconfig (when the API server is
+ * the source) and the BPF object directory. parseConfig stays free of I/O; the agent entry calls
+ * both. Throws ConfigError naming the flag, its variable and the value.
+ */
+export function checkConfigPaths(cfg: AgentConfig, probe: PathProbe = realProbe): void {
+  const named = (flag: string) => `${flag} ($${FLAGS[flag]?.env ?? ''})`;
+  if (cfg.cgroupPath && cfg.connectTimeLb !== 'disabled') {
+    const kind = probe.kind(cfg.cgroupPath);
+    if (kind !== 'directory') throw new ConfigError(`${named('--cgroup')}: "${cfg.cgroupPath}" ${kind === 'missing' ? 'does not exist' : 'is not a directory'}`);
+    if (!probe.isCgroup2(cfg.cgroupPath)) throw new ConfigError(`${named('--cgroup')}: "${cfg.cgroupPath}" is not a cgroup v2 directory`);
+  }
+  if (cfg.kubeconfig && !cfg.manifestsDir) {
+    const kind = probe.kind(cfg.kubeconfig);
+    if (kind !== 'file') throw new ConfigError(`${named('--kubeconfig')}: "${cfg.kubeconfig}" ${kind === 'missing' ? 'does not exist' : 'is not a file'}`);
+  }
+  if (cfg.bpfObjectDir && probe.kind(cfg.bpfObjectDir) !== 'directory') {
+    throw new ConfigError(`${named('--bpf-dir')}: "${cfg.bpfObjectDir}" is not a directory`);
+  }
 }

@@ -1,11 +1,10 @@
 #!/usr/bin/env node
 // sluice-agent entry point: parse flags, then run the agent (or the cleanup command) until a
-// signal. Bad flags exit 2 before anything touches the kernel.
+// signal. Bad flags exit 2 before anything touches the kernel — and before the agent's modules
+// (Kubernetes client, BPF loader, ...) are even loaded, so --help and a typo answer at once.
 import { readFileSync } from 'node:fs';
-import { ConfigError, parseConfig, usage } from '../agent/config.js';
+import { checkConfigPaths, ConfigError, parseConfig, usage } from '../agent/config.js';
 import type { AgentConfig } from '../agent/config.js';
-import { fatal, startAgent } from '../agent/agent.js';
-import { cleanupAgentDatapath } from '../agent/datapath.js';
 import { createLogging } from '../log/logger.js';
 import { fromPackageRoot } from '../bpf/native.js';
 
@@ -13,6 +12,7 @@ export async function main(argv: string[]): Promise<number> {
   let cfg: AgentConfig;
   try {
     cfg = parseConfig(argv);
+    if (cfg.command === 'run') checkConfigPaths(cfg);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`sluice-agent: ${err.message}\n`);
@@ -30,8 +30,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   const logging = createLogging({ level: cfg.logLevel });
   const log = logging.component('main');
+  const { fatal, startAgent } = await import('../agent/agent.js');
   if (cfg.command === 'cleanup') {
     try {
+      const { cleanupAgentDatapath } = await import('../agent/datapath.js');
       await cleanupAgentDatapath(cfg, logging.component('cleanup'));
       return 0;
     } catch (err) {
