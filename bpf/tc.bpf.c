@@ -11,7 +11,8 @@
  *    - otherwise, to a frontend: select a backend, create the flow's entries, DNAT; no usable
  *      backend: TCP RST / ICMP port unreachable back to the pod, or a counted drop for a Local
  *      policy without local backends (as kube-proxy);
- *    - anything else passes untouched.
+ *    - anything else passes untouched (a SYN to a non-frontend first drops a finished service
+ *      flow whose backend tuple it reuses, see sl_ct_forget_finished4).
  *  sl_tc_to_pod (egress: what is delivered to the pod)
  *    - a reply of a tracked flow (REVERSE entry): source backend -> frontend.
  *
@@ -137,8 +138,11 @@ int sl_tc_from_pod(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 	svc = sl_lookup_frontend4(pkt.daddr, pkt.dport, pkt.proto);
-	if (!svc)
+	if (!svc) {
+		if (sl_tcp_is_open(pkt.proto, pkt.tcp_flags))
+			sl_ct_forget_finished4(&key, &now);
 		return TC_ACT_OK;
+	}
 	if (!now)
 		now = bpf_ktime_get_ns();
 	return sl_tc_new_flow(skb, &pkt, &key, svc, now);

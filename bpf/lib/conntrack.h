@@ -147,6 +147,46 @@ static __always_inline struct sl_ct_value4 *sl_ct_lookup4(const struct sl_ct_key
 	return NULL;
 }
 
+/*
+ * A client opens a connection straight to an address that is no frontend (fwd: its SYN's tuple).
+ * If a finished service flow of the same client port landed on that address:port, its REVERSE
+ * entry (kept for the FIN/RST timeout) would match the new connection's SYN-ACK and rewrite its
+ * source to the frontend, so the handshake never completes. That flow is over: its two entries
+ * go. A live flow's entries stay: the same backend tuple in use twice at once is a genuine clash
+ * that no rewrite could resolve.
+ */
+static __always_inline void sl_ct_forget_finished4(const struct sl_ct_key4 *fwd, __u64 *now)
+{
+	struct sl_ct_key4 rev = {
+		.saddr = fwd->daddr,
+		.daddr = fwd->saddr,
+		.sport = fwd->dport,
+		.dport = fwd->sport,
+		.proto = fwd->proto,
+	};
+	struct sl_ct_value4 *val = bpf_map_lookup_elem(&sl_ct4, &rev);
+	struct sl_ct_value4 *tv;
+
+	if (!val || val->type != SL_CT_REVERSE || (val->flags & SL_CT_F_HAIRPIN))
+		return;
+	*now = bpf_ktime_get_ns();
+	if (val->state < SL_CT_STATE_FIN && !sl_ct_expired(val, rev.proto, *now))
+		return;
+	tv = sl_ct_twin4(&rev, val);
+	if (tv) {
+		struct sl_ct_key4 twin = {
+			.saddr = rev.daddr,
+			.daddr = val->nat_addr,
+			.sport = rev.dport,
+			.dport = val->nat_port,
+			.proto = rev.proto,
+		};
+
+		bpf_map_delete_elem(&sl_ct4, &twin);
+	}
+	bpf_map_delete_elem(&sl_ct4, &rev);
+}
+
 /* Refreshes the entry for a packet and moves the TCP state of both entries. */
 static __always_inline void sl_ct_update4(const struct sl_ct_key4 *key, struct sl_ct_value4 *val,
 					  __u8 tcp_flags, __u64 now)

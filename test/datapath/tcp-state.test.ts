@@ -86,3 +86,39 @@ t.test('timeouts come from the tunables', async (t) => {
   t.equal(send(), B.addr, '6 s idle > 5 s UDP timeout: expired (the 60 s default would have kept it)');
   t.ok(dp.obj.rodataVariables().some((v) => v.name === 'sl_ct_timeout_tcp_established_ns' && v.size === 8));
 });
+
+t.test('a direct connection reusing a finished service flow\'s client port and backend is not rewritten', async (t) => {
+  const dp = await loadDatapath(t);
+  if (!dp) return;
+  dp.addService({ vip: VIP, port: 80, proto: IPPROTO.TCP, svcId: 1, backendId: 10, cluster: [A] });
+  const direct = (flags: number) => dp.run(PROG.FROM_POD, buildFrame({ ip: { src: CLIENT, dst: A.addr }, tcp: { sport: 50000, dport: 8080, flags } }));
+  const synAck = () => fromBackend(dp, TCP_FLAGS.SYN | TCP_FLAGS.ACK);
+
+  // A live service flow: a direct SYN from the same client port to its backend is a genuine
+  // clash; the flow's entries are left alone.
+  fromClient(dp, TCP_FLAGS.SYN);
+  fromBackend(dp, TCP_FLAGS.SYN | TCP_FLAGS.ACK);
+  t.equal(direct(TCP_FLAGS.SYN).parsed.ip?.dst, A.addr, 'the direct SYN passes untouched');
+  t.same(states(dp), [CT_STATE.ESTABLISHED, CT_STATE.ESTABLISHED], 'a live flow keeps both entries');
+
+  // The service flow closes; its entries wait out the FIN timeout.
+  fromClient(dp, TCP_FLAGS.FIN | TCP_FLAGS.ACK);
+  fromBackend(dp, TCP_FLAGS.FIN | TCP_FLAGS.ACK);
+  t.equal(synAck(), VIP, 'control: while the closed entry stands, a SYN-ACK from the backend is reverse-NATed');
+  const before = direct(TCP_FLAGS.SYN);
+  t.equal(before.retval, 0, 'the direct SYN passes (TC_ACT_OK)');
+  t.equal(before.parsed.ip?.dst, A.addr, 'the direct SYN is not translated');
+  t.same(states(dp), [undefined, undefined], 'the finished flow\'s two entries are gone');
+  t.equal(synAck(), A.addr, 'the direct connection\'s SYN-ACK keeps the backend as its source');
+  t.equal(dp.ctCount(), 0, 'and creates no entry');
+
+  // A non-SYN direct packet never touches conntrack; an expired (not closed) flow goes as well.
+  fromClient(dp, TCP_FLAGS.SYN);
+  fromBackend(dp, TCP_FLAGS.SYN | TCP_FLAGS.ACK);
+  direct(TCP_FLAGS.ACK);
+  t.equal(dp.ctCount(), 2, 'a direct ACK leaves the live flow alone');
+  ageEntry(dp, FWD, 3601n);
+  ageEntry(dp, REV_A, 3601n);
+  direct(TCP_FLAGS.SYN);
+  t.equal(dp.ctCount(), 0, 'an expired flow whose tuple a direct SYN reuses is removed');
+});

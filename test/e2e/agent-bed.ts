@@ -20,9 +20,7 @@
 //   processes in it are balanced at connect(). TC-path traffic comes from a process outside that
 //   cgroup, translated by the TC programs on its pod's host veth: by default in the same `client`
 //   pod; with `tcFrom: 'client-tc'` from a second client pod. Tests mixing many connections of
-//   both paths use the second pod: a TC-path connection's conntrack entry outlives it and, today,
-//   captures the replies of a later connection from the same client port to the same backend
-//   (see the known-gap check in restart.test.ts), which would make them flaky.
+//   both paths use the second pod, so each path's counters and conntrack entries stay its own.
 // - Pins under `<run pin dir>/sluice`, the admin socket in a temp dir, metrics off, interfaces
 //   `veth<prefix>*` only. At teardown (also on failure): agents killed, `sluice-agent cleanup`
 //   run in the node namespace, then the run removes namespaces, cgroups, pins and the lease.
