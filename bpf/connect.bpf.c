@@ -49,6 +49,15 @@ static __always_inline int sl_ctlb_refuse(__u32 svc_id, int reason)
 	return sl_sock_refuse(ECONNREFUSED);
 }
 
+/* Not a frontend: passes, unless addr is a ClusterIP (a port the Service does not have). */
+static __always_inline int sl_ctlb_not_frontend(__be32 addr)
+{
+	if (!sl_vip_refuses_unknown4(addr))
+		return SL_SOCK_PASS;
+	sl_count_drop(SL_DROP_UNKNOWN_PORT);
+	return sl_sock_refuse(ECONNREFUSED);
+}
+
 SEC("cgroup/connect4")
 int sl_connect4(struct bpf_sock_addr *ctx)
 {
@@ -62,7 +71,7 @@ int sl_connect4(struct bpf_sock_addr *ctx)
 		return SL_SOCK_PASS;
 	svc = sl_lookup_frontend4(frontend_addr, frontend_port, ctx->protocol);
 	if (!svc)
-		return SL_SOCK_PASS;
+		return sl_ctlb_not_frontend(frontend_addr);
 
 	ret = sl_select_backend4(svc, sl_sock_client_id4(ctx), false, &be);
 	if (ret < 0)
@@ -96,7 +105,7 @@ int sl_sendmsg4(struct bpf_sock_addr *ctx)
 		return SL_SOCK_PASS;
 	svc = sl_lookup_frontend4(frontend_addr, frontend_port, ctx->protocol);
 	if (!svc)
-		return SL_SOCK_PASS;
+		return sl_ctlb_not_frontend(frontend_addr);
 
 	/* No storage (out of memory): balanced per datagram, without stickiness. */
 	st = bpf_sk_storage_get(&sl_sock_udp4, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);

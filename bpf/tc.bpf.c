@@ -11,6 +11,7 @@
  *    - otherwise, to a frontend: select a backend, create the flow's entries, DNAT; no usable
  *      backend: TCP RST / ICMP port unreachable back to the pod, or a counted drop for a Local
  *      policy without local backends (as kube-proxy);
+ *    - a new connection to a ClusterIP on a port that is no frontend (sl_vips4): rejected;
  *    - anything else passes untouched (a SYN to a non-frontend first drops a finished service
  *      flow whose backend tuple it reuses, see sl_ct_forget_finished4).
  *  sl_tc_to_pod (egress: what is delivered to the pod)
@@ -116,6 +117,25 @@ static __always_inline int sl_tc_new_flow(struct __sk_buff *skb, const struct sl
 	return TC_ACT_OK;
 }
 
+/*
+ * To an address:port that is no frontend. A connection opening there (a TCP SYN, any UDP
+ * datagram) on a ClusterIP is refused: the Service has no such port. Anything else passes; a SYN
+ * first forgets a finished service flow that reused its backend tuple.
+ */
+static __always_inline int sl_tc_not_frontend(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					      const struct sl_ct_key4 *key, __u64 *now)
+{
+	bool open = sl_tcp_is_open(pkt->proto, pkt->tcp_flags);
+
+	if ((open || pkt->proto == IPPROTO_UDP) && sl_vip_refuses_unknown4(pkt->daddr)) {
+		sl_count_drop(SL_DROP_UNKNOWN_PORT);
+		return sl_reject4(skb, pkt);
+	}
+	if (open)
+		sl_ct_forget_finished4(key, now);
+	return TC_ACT_OK;
+}
+
 SEC("tc")
 int sl_tc_from_pod(struct __sk_buff *skb)
 {
@@ -138,11 +158,8 @@ int sl_tc_from_pod(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 	svc = sl_lookup_frontend4(pkt.daddr, pkt.dport, pkt.proto);
-	if (!svc) {
-		if (sl_tcp_is_open(pkt.proto, pkt.tcp_flags))
-			sl_ct_forget_finished4(&key, &now);
-		return TC_ACT_OK;
-	}
+	if (!svc)
+		return sl_tc_not_frontend(skb, &pkt, &key, &now);
 	if (!now)
 		now = bpf_ktime_get_ns();
 	return sl_tc_new_flow(skb, &pkt, &key, svc, now);

@@ -139,6 +139,25 @@ struct sl_sock_revnat_value4 {
 };
 _Static_assert(sizeof(struct sl_sock_revnat_value4) == 12, "sl_sock_revnat_value4 size");
 
+/*
+ * ClusterIPs: sl_vips4, a hash of every ClusterIP the node programs. A ClusterIP exists only for
+ * its Service, so a connection to one on a port that is no frontend is refused (TCP RST, ICMP
+ * port unreachable, connect() ECONNREFUSED), as kube-proxy's nftables mode does, instead of
+ * being routed off the node. NodePort, external and LoadBalancer addresses are not listed: they
+ * may serve other things on other ports.
+ */
+struct sl_vip_key4 {
+	__be32 addr; /* the ClusterIP */
+};
+_Static_assert(sizeof(struct sl_vip_key4) == 4, "sl_vip_key4 size");
+
+#define SL_VIP_F_REJECT_UNKNOWN (1U << 0) /* refuse ports that are no frontend of the address */
+
+struct sl_vip_value {
+	__u32 flags; /* SL_VIP_F_* */
+};
+_Static_assert(sizeof(struct sl_vip_value) == 4, "sl_vip_value size");
+
 /* Per-service counters: sl_svc_counters, a per-CPU array indexed by svc_id. */
 struct sl_svc_counters {
 	__u64 packets;	   /* packets translated towards the service (TC path) */
@@ -158,6 +177,7 @@ enum sl_drop_reason {
 	SL_DROP_CSUM = 5,	      /* checksum rewrite failed */
 	SL_DROP_MALFORMED = 6,	      /* truncated or unparsable headers */
 	SL_DROP_SRC_RANGE = 7,	      /* source not in loadBalancerSourceRanges */
+	SL_DROP_UNKNOWN_PORT = 8,     /* to a ClusterIP on a port it does not serve: refused */
 	SL_DROP_REASON_MAX = 16,
 };
 
@@ -180,5 +200,6 @@ _Static_assert(sizeof(struct sl_svc_meta) == 192, "sl_svc_meta size");
 #define SL_MAX_AFFINITY	   65536
 #define SL_MAX_SOCK_REVNAT 262144
 #define SL_MAX_SVC_IDS	   65536
+#define SL_MAX_VIPS	   65536
 
 #endif /* SLUICE_H */

@@ -40,6 +40,18 @@ static __always_inline struct sl_service_value *sl_lookup_frontend4(__be32 addr,
 	return bpf_map_lookup_elem(&sl_frontends4, &key);
 }
 
+/*
+ * True when addr is a ClusterIP that refuses the ports it does not serve (sl_vips4). Asked only
+ * after the frontend lookup missed, and only for a connection's first packet or connect().
+ */
+static __always_inline bool sl_vip_refuses_unknown4(__be32 addr)
+{
+	struct sl_vip_key4 key = {.addr = addr};
+	struct sl_vip_value *vip = bpf_map_lookup_elem(&sl_vips4, &key);
+
+	return vip && (vip->flags & SL_VIP_F_REJECT_UNKNOWN);
+}
+
 static __always_inline void sl_count_drop(enum sl_drop_reason r)
 {
 	__u32 key = r;

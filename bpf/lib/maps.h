@@ -70,6 +70,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_drop_counters SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SL_MAX_VIPS);
+	__type(key, struct sl_vip_key4);
+	__type(value, struct sl_vip_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_vips4 SEC(".maps");
+
 /* Not read by the programs: names for dumps while the agent is down. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -43,6 +43,7 @@ const MAP_TYPES: Record<TableRole, string> = {
   svcMeta: 'array',
   counters: 'percpu_array',
   dropCounters: 'percpu_array',
+  vips: 'hash',
 };
 
 export interface MapsBackendOptions {

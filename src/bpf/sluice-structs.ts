@@ -92,6 +92,12 @@ export const svcCounters = defineStruct('sl_svc_counters', {
 });
 export type SvcCounters = ReturnType<typeof svcCounters.decode>;
 
+export const vipKey4 = defineStruct('sl_vip_key4', { addr: ipv4 });
+export type VipKey4 = ReturnType<typeof vipKey4.decode>;
+
+export const vipValue = defineStruct('sl_vip_value', { flags: u32 });
+export type VipValue = ReturnType<typeof vipValue.decode>;
+
 export const svcMeta = defineStruct('sl_svc_meta', { name: cstring(192) });
 export type SvcMeta = ReturnType<typeof svcMeta.decode>;
 
@@ -102,7 +108,7 @@ export const u64Value = scalar('__u64', u64);
 /** Every struct codec, for BTF verification. */
 export const allStructCodecs = [
   frontendKey4, serviceValue, backendKey, backendValue4, ctKey4, ctValue4, affinityKey4,
-  affinityValue4, sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta,
+  affinityValue4, sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, vipKey4, vipValue,
 ] as const;
 
 // Constants mirrored from sluice.h. test/datapath verifies them against the object where BTF
@@ -116,6 +122,7 @@ export const SVC_F = {
   DSR: 1 << 5,
   MAGLEV: 1 << 6,
 } as const;
+export const VIP_F = { REJECT_UNKNOWN: 1 << 0 } as const;
 export const BE_F = { LOCAL: 1 << 0, TERMINATING: 1 << 1 } as const;
 export const CT_TYPE = { FORWARD: 1, REVERSE: 2 } as const;
 export const CT_STATE = { NEW: 0, SYN_SENT: 1, ESTABLISHED: 2, FIN: 3, CLOSED: 4 } as const;
@@ -124,5 +131,6 @@ export const CTLB = { TCP: 1 << 0, UDP: 1 << 1 } as const;
 export const IPPROTO = { TCP: 6, UDP: 17, SCTP: 132, ICMP: 1 } as const;
 export const DROP_REASONS = [
   'none', 'no_backend', 'no_local_backend', 'backend_missing', 'ct_full', 'csum', 'malformed', 'src_range',
+  'unknown_port',
 ] as const;
 export const DROP_REASON_MAX = 16;

@@ -1,7 +1,7 @@
 // The diff of one apply: for every service port, what must be written where, computed against the
 // mirror of the maps before anything is written. Pure apart from handing out ids.
 import type { BackendValue4, FrontendKey4, ServiceValue } from '../bpf/sluice-structs.js';
-import { IPPROTO } from '../bpf/sluice-structs.js';
+import { IPPROTO, VIP_F } from '../bpf/sluice-structs.js';
 import type { DesiredState, FrontendKind } from '../model/types.js';
 import type { IdAllocator } from './id-allocator.js';
 import type { Mirror, MirrorFrontend, ProgrammedService } from './mirror.js';
@@ -52,7 +52,12 @@ export interface Plan {
   unsupported: number;
   /** `${svcKey}|${ip}|${port}` → frontend kind, for dumps. */
   kinds: Map<string, FrontendKind>;
+  /** ClusterIPs to list in sl_vips4 (written after the frontends) and to drop from it (in cleanup). */
+  vips: { sets: string[]; deletes: string[] };
 }
+
+/** The sl_vips4 value of every ClusterIP: refuse the ports that are no frontend. */
+export const VIP_VALUE = { flags: VIP_F.REJECT_UNKNOWN } as const;
 
 export interface PlanContext {
   mirror: Mirror;
@@ -116,7 +121,7 @@ function emptyChange(key: string, svcId: number, action: ChangeAction): ServiceC
 
 export function planApply(desired: DesiredState, ctx: PlanContext): Plan {
   const { mirror } = ctx;
-  const plan: Plan = { changes: [], errors: [], warnings: [], unsupported: 0, kinds: new Map() };
+  const plan: Plan = { changes: [], errors: [], warnings: [], unsupported: 0, kinds: new Map(), vips: { sets: [], deletes: [] } };
   const current = mirror.services();
   const targets = new Map<string, ServiceTarget>();
   /** Desired keys whose ports are invalid: their programmed state is kept as it is. */
@@ -221,5 +226,19 @@ export function planApply(desired: DesiredState, ctx: PlanContext): Plan {
     for (const ep of programmedEndpoints(mirror, cur).values()) change.removedEndpoints.push({ svcId: cur.svcId, proto, ...ep });
     plan.changes.push(change);
   }
+  plan.vips = planVips(mirror, targets, [...keep].map((k) => current.get(k)));
   return plan;
+}
+
+/**
+ * The ClusterIPs of this apply: those of every programmed target, and those a kept (invalid)
+ * service port already had listed. Compared with what sl_vips4 holds.
+ */
+function planVips(mirror: Mirror, targets: ReadonlyMap<string, ServiceTarget>, kept: ReadonlyArray<ProgrammedService | undefined>): Plan['vips'] {
+  const want = new Set<string>();
+  for (const t of targets.values()) for (const fe of t.frontends.values()) if (fe.kind === 'ClusterIP') want.add(fe.key.addr);
+  for (const svc of kept) for (const fe of svc?.frontends.values() ?? []) if (mirror.vips.has(fe.key.addr)) want.add(fe.key.addr);
+  const sets = [...want].filter((addr) => mirror.vips.get(addr)?.flags !== VIP_VALUE.flags).sort();
+  const deletes = [...mirror.vips.keys()].filter((addr) => !want.has(addr)).sort();
+  return { sets, deletes };
 }

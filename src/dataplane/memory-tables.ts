@@ -198,6 +198,7 @@ export class MemoryServiceTables implements MemoryTablesOf<ServiceTables> {
   readonly svcMeta;
   readonly counters;
   readonly dropCounters;
+  readonly vips;
 
   constructor(opts: MemoryTablesOptions = {}) {
     this.cpus = opts.cpus ?? 2;
@@ -211,6 +212,7 @@ export class MemoryServiceTables implements MemoryTablesOf<ServiceTables> {
     this.svcMeta = new MemoryTable(specs.svcMeta, max('svcMeta'), this.journal);
     this.counters = new MemoryTable(specs.counters, max('counters'), this.journal);
     this.dropCounters = new MemoryTable(specs.dropCounters, max('dropCounters'), this.journal);
+    this.vips = new MemoryTable(specs.vips, max('vips'), this.journal);
   }
 
   /** Every successful mutation so far, in order. */

@@ -1,7 +1,7 @@
 // The writer's copy of what the service maps hold: frontends, backend blocks and service names.
 // Read from the pinned maps at start (so a restarted agent re-adopts ids and blocks) and on
 // resync; afterwards kept in step with every successful write, so a diff never reads the kernel.
-import type { BackendValue4, FrontendKey4, ServiceValue } from '../bpf/sluice-structs.js';
+import type { BackendValue4, FrontendKey4, ServiceValue, VipValue } from '../bpf/sluice-structs.js';
 import { frontendId } from './service-target.js';
 import type { ServiceTables } from './tables.js';
 
@@ -27,12 +27,15 @@ export class Mirror {
   readonly blocks = new Map<number, Map<number, BackendValue4>>();
   /** svc_id → service-port key (sl_svc_meta). */
   readonly names = new Map<number, string>();
+  /** ClusterIP → its sl_vips4 value. */
+  readonly vips = new Map<string, VipValue>();
 
   static read(tables: ServiceTables): Mirror {
     const m = new Mirror();
     for (const [key, value] of tables.frontends.entries()) m.setFrontend(key, value);
     for (const [key, value] of tables.backends.entries()) m.setBackend(key.backend_id, key.ordinal, value);
     for (const [svcId, meta] of tables.svcMeta.entries()) if (meta.name !== '') m.names.set(svcId, meta.name);
+    for (const [key, value] of tables.vips.entries()) m.vips.set(key.addr, value);
     return m;
   }
 

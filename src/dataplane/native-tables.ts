@@ -158,6 +158,7 @@ function buildTables(mapOf: (name: string) => NativeMap, cpus: number): ServiceT
     svcMeta: open('svcMeta'),
     counters: open('counters'),
     dropCounters: open('dropCounters'),
+    vips: open('vips'),
   } as ServiceTables;
 }
 

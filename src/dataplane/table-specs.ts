@@ -4,7 +4,7 @@ import type { Codec } from '../bpf/codec.js';
 import { perCpuCodec } from '../bpf/per-cpu.js';
 import {
   affinityKey4, affinityValue4, backendKey, backendValue4, ctKey4, ctValue4, frontendKey4, serviceValue,
-  sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, u32Key, u64Value,
+  sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, u32Key, u64Value, vipKey4, vipValue,
 } from '../bpf/sluice-structs.js';
 import type { ServiceTables, Table, TableRole } from './tables.js';
 import { MAP_NAMES } from './tables.js';
@@ -39,6 +39,7 @@ export function tableSpecs(cpus: number): TableSpecs {
     svcMeta: spec('svcMeta', 'array', u32Key, svcMeta, 65536),
     counters: spec('counters', 'array', u32Key, perCpuCodec(svcCounters, cpus), 65536),
     dropCounters: spec('dropCounters', 'array', u32Key, perCpuCodec(u64Value, cpus), 16),
+    vips: spec('vips', 'hash', vipKey4, vipValue, 65536),
   };
 }
 

@@ -4,7 +4,7 @@
 // against the same contract the kernel maps honour.
 import type {
   AffinityKey4, AffinityValue4, BackendKey, BackendValue4, CtKey4, CtValue4, FrontendKey4, ServiceValue,
-  SockRevnatKey4, SockRevnatValue4, SvcCounters, SvcMeta,
+  SockRevnatKey4, SockRevnatValue4, SvcCounters, SvcMeta, VipKey4, VipValue,
 } from '../bpf/sluice-structs.js';
 
 /** One element that a batch call could not write or delete. */
@@ -59,6 +59,8 @@ export interface ServiceTables {
   counters: Table<number, SvcCounters[]>;
   /** drop reason → per-CPU count (per-CPU array). */
   dropCounters: Table<number, bigint[]>;
+  /** ClusterIPs that refuse the ports they do not serve. */
+  vips: Table<VipKey4, VipValue>;
 }
 
 export type TableRole = keyof ServiceTables;
@@ -73,6 +75,7 @@ export const MAP_NAMES: Readonly<Record<TableRole, string>> = {
   svcMeta: 'sl_svc_meta',
   counters: 'sl_svc_counters',
   dropCounters: 'sl_drop_counters',
+  vips: 'sl_vips4',
 };
 
 export const TABLE_ROLES = Object.keys(MAP_NAMES) as TableRole[];

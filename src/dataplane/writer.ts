@@ -11,7 +11,8 @@ import type { Logger } from 'pino';
 import type { BackendKey, BackendValue4 } from '../bpf/sluice-structs.js';
 import type { DesiredState, FrontendKind } from '../model/types.js';
 import type { ChangeAction, RemovedEndpoint, ServiceChange } from './apply-plan.js';
-import { planApply } from './apply-plan.js';
+import { planApply, VIP_VALUE } from './apply-plan.js';
+import type { Plan } from './apply-plan.js';
 import { cleanUpFlows, flushServiceConntrack } from './flow-cleanup.js';
 import { IdAllocator } from './id-allocator.js';
 import { Mirror } from './mirror.js';
@@ -114,11 +115,13 @@ export class ServiceTableWriter {
 
     this.prepare(mirror, plan.changes, res, fail, live);
     const applied = this.commit(mirror, plan.changes, res, fail, live);
+    this.writeVips(mirror, plan.vips.sets, res);
     for (const [c, err] of failed) {
       const undo = this.rollback(mirror, c, applied.get(c) ?? []);
       err.message += undo ? `; ${undo}` : '; the service keeps its previous state';
     }
     this.cleanup(mirror, plan.changes.filter(live), res);
+    this.deleteVips(mirror, plan.vips.deletes, res);
 
     for (const c of plan.changes) {
       if (failed.has(c)) continue;
@@ -213,6 +216,34 @@ export class ServiceTableWriter {
       });
     }
     return applied;
+  }
+
+  /**
+   * ClusterIPs whose unknown ports are refused, listed once their frontends are in place (a
+   * ClusterIP listed before its frontends would refuse the new Service's own ports). Failures
+   * leave the address to the next apply; the Service's own frontends are unaffected.
+   */
+  private writeVips(mirror: Mirror, addrs: Plan['vips']['sets'], res: ApplyResult): void {
+    if (addrs.length === 0) return;
+    const t = this.tables.vips;
+    const out = this.count(res, 'writes', addrs.length, t.setMany(addrs.map((addr) => [{ addr }, VIP_VALUE] as const)));
+    const bad = new Set(out.failures.map((f) => f.index));
+    addrs.forEach((addr, i) => !bad.has(i) && mirror.vips.set(addr, VIP_VALUE));
+    for (const f of out.failures) {
+      res.errors.push({ map: t.name, code: errorCode(f.error), message: `listing ClusterIP ${addrs[f.index]} (unknown ports refused) failed: ${f.error.message}; retried next apply` });
+    }
+  }
+
+  /** ClusterIPs no Service uses any more: their addresses are ordinary destinations again. */
+  private deleteVips(mirror: Mirror, addrs: Plan['vips']['deletes'], res: ApplyResult): void {
+    if (addrs.length === 0) return;
+    const t = this.tables.vips;
+    const out = this.count(res, 'deletes', addrs.length, t.deleteMany(addrs.map((addr) => ({ addr }))));
+    const bad = new Set(out.failures.map((f) => f.index));
+    addrs.forEach((addr, i) => !bad.has(i) && mirror.vips.delete(addr));
+    for (const f of out.failures) {
+      res.errors.push({ map: t.name, code: errorCode(f.error), message: `unlisting ClusterIP ${addrs[f.index]} failed: ${f.error.message}; retried next apply` });
+    }
   }
 
   /** Puts back what a failed service's commit changed. Returns a note when it could not. */

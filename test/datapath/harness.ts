@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import type { Test } from 'tap';
 import { allStructCodecs, backendKey, backendValue4, ctKey4, ctValue4, affinityKey4, affinityValue4,
-  frontendKey4, serviceValue, svcCounters, u32Key, u64Value, type CtKey4, type CtValue4,
+  frontendKey4, serviceValue, svcCounters, u32Key, u64Value, vipKey4, vipValue, type CtKey4, type CtValue4,
   type AffinityValue4, type SvcCounters, DROP_REASONS } from '../../src/bpf/sluice-structs.js';
 import { decodePerCpu, verifyCodecAgainstBtf } from '../../src/bpf/codec.js';
 import { fromPackageRoot, loadNative, type NativeAddon, type NativeObject } from '../../src/bpf/native.js';
@@ -55,6 +55,8 @@ export interface Datapath {
   pinDir: string;
   /** Writes backends first, then the frontend (the order user space uses). */
   addService(s: ServiceSpec): void;
+  /** Lists addr in sl_vips4 with `flags` (default: refuse unknown ports), as the writer does for ClusterIPs. */
+  addVip(addr: string, flags?: number): void;
   run(prog: ProgName, frame: Buffer): RunResult;
   ct(key: CtKey4): CtValue4 | null;
   setCt(key: CtKey4, value: CtValue4): void;
@@ -96,6 +98,7 @@ export async function loadDatapath(t: Test, opts: DatapathOptions = {}): Promise
   const affinity = obj.map('sl_affinity4');
   const counters = obj.map('sl_svc_counters');
   const drops = obj.map('sl_drop_counters');
+  const vips = obj.map('sl_vips4');
 
   return {
     addon,
@@ -120,6 +123,9 @@ export async function loadDatapath(t: Test, opts: DatapathOptions = {}): Promise
           affinity_timeout_s: s.affinityTimeoutS ?? 0,
         }),
       );
+    },
+    addVip(addr, flags = 1) {
+      vips.update(vipKey4.encode({ addr }), vipValue.encode({ flags }));
     },
     run(prog, frame) {
       const res = obj.program(prog).testRun({ data: frame });

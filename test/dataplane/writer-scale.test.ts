@@ -17,12 +17,13 @@ t.test('10k × 10 cold apply uses batches', async (t) => {
   t.comment(`cold apply of 10k × 10 (in-memory tables): ${res.durationMs.toFixed(0)} ms`);
   t.same(res.errors, []);
   t.equal(res.services.added, 10_000);
-  t.equal(res.ops.writes, 10_000 /* names */ + 100_000 /* backends */ + 10_000 /* frontends */);
+  t.equal(res.ops.writes, 10_000 /* names */ + 100_000 /* backends */ + 10_000 /* frontends */ + 10_000 /* ClusterIPs (sl_vips4) */);
   t.equal(res.ops.deletes, 10_000, 'counters of the new ids reset');
-  t.ok(res.ops.calls <= 6, `${res.ops.calls} map calls`);
+  t.ok(res.ops.calls <= 7, `${res.ops.calls} map calls`);
   t.equal(singleCalls(tables), 0, 'no element-by-element calls');
   t.equal(tables.calls.get('sl_backends4.setMany'), 1);
   t.equal(tables.calls.get('sl_frontends4.setMany'), 1);
+  t.equal(tables.calls.get('sl_vips4.setMany'), 1, 'every ClusterIP listed in one batch');
   t.same(replayViolations({ frontends: new Map(), backends: new Map(), names: new Map() }, tables.log), []);
 
   tables.resetLog();
@@ -47,6 +48,6 @@ t.test('10k × 10 cold apply uses batches', async (t) => {
   const gone = writer.apply({ services: new Map() });
   t.comment(`removing 10k services: ${gone.durationMs.toFixed(0)} ms`);
   t.equal(gone.services.removed, 10_000);
-  t.same(tables.sizes(), { frontends: 0, backends: 0, ct: 0, affinity: 0, sockRevnat: 0, svcMeta: 0, counters: 0, dropCounters: 0 });
+  t.same(tables.sizes(), { frontends: 0, backends: 0, ct: 0, affinity: 0, sockRevnat: 0, svcMeta: 0, counters: 0, dropCounters: 0, vips: 0 });
   t.equal(singleCalls(tables), 0, 'removal is batched too');
 });

@@ -491,15 +491,11 @@ export function expectNotAnswered(t: Test, attempts: EchoAttempt[], what: string
   t.equal(s.ok, 0, `${what}: nothing answered`, { pods: s.pods, codes: s.codes });
 }
 
-/**
- * Every attempt refused (ECONNREFUSED) within 1 s, the way kube-proxy rejects. `todo` marks a
- * known gap of the dataplane: reported as TODO, not failed, and visible once it is fixed.
- */
-export function expectRefused(t: Test, attempts: EchoAttempt[], what: string, todo?: string): void {
+/** Every attempt refused (ECONNREFUSED) within 1 s, the way kube-proxy rejects. */
+export function expectRefused(t: Test, attempts: EchoAttempt[], what: string): void {
   const s = summarize(attempts);
-  const extra = { codes: s.codes, slowestMs: s.maxMs, ...(todo ? { todo } : {}) };
   t.ok(s.ok === 0 && s.failed > 0 && s.codes.length === 1 && s.codes[0] === 'ECONNREFUSED' && s.maxMs < 1000,
-    `${what}: refused at once (ECONNREFUSED within 1 s)`, extra);
+    `${what}: refused at once (ECONNREFUSED within 1 s)`, { codes: s.codes, slowestMs: s.maxMs });
 }
 
 /**

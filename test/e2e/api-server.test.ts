@@ -64,13 +64,10 @@ t.test('agent + fake API server + real traffic', async (t) => {
     const old = await bothPaths(bed, 80, 2, 500);
     expectNotAnswered(t, old['connect-time'], 'connect-time on the old :80');
     expectNotAnswered(t, old.tc, 'TC path on the old :80');
-    // kube-proxy (nftables mode) rejects traffic to a port no Service has on an active ClusterIP
-    // ("Reject traffic to invalid ports of ClusterIPs"). Sluice passes it on untranslated: here
-    // the node answers the first SYN with net-unreachable and, ICMP being rate limited, drops
-    // the next ones (ETIMEDOUT). Known gap of the dataplane, see the report of issue 4's e2e.
-    const gap = 'dataplane does not reject unknown ports of an active ClusterIP (kube-proxy nftables does)';
-    expectRefused(t, old['connect-time'], 'connect-time on the old :80', gap);
-    expectRefused(t, old.tc, 'TC path on the old :80', gap);
+    // As kube-proxy's nftables mode: a port the Service no longer has on its (still active)
+    // ClusterIP is refused at once (sl_vips4), not routed off the node.
+    expectRefused(t, old['connect-time'], 'connect-time on the old :80');
+    expectRefused(t, old.tc, 'TC path on the old :80');
     await api.apply(service('web', VIP, HTTP));
     await bed.waitForBackends(KEY, ['web-c'], 80);
   });

@@ -62,9 +62,8 @@ t.test('agent + manifest directory + real traffic', async (t) => {
     const old = await bothPaths(bed, 80, 2, 500);
     expectNotAnswered(t, old['connect-time'], 'connect-time on the old :80');
     expectNotAnswered(t, old.tc, 'TC path on the old :80');
-    const gap = 'dataplane does not reject unknown ports of an active ClusterIP (kube-proxy nftables does)';
-    expectRefused(t, old['connect-time'], 'connect-time on the old :80', gap);
-    expectRefused(t, old.tc, 'TC path on the old :80', gap);
+    expectRefused(t, old['connect-time'], 'connect-time on the old :80');
+    expectRefused(t, old.tc, 'TC path on the old :80');
   });
 
   await t.test('no endpoints in the slice: refused at once', async (t) => {

@@ -123,7 +123,7 @@ export const BE_FLAG_BITS: readonly [number, string][] = [[1, 'local'], [2, 'ter
 export const CT_STATE_NAMES = ['NEW', 'SYN_SENT', 'ESTABLISHED', 'FIN', 'CLOSED'] as const;
 export const CT_FORWARD = 1;
 export const CT_REVERSE = 2;
-export const DROP_REASON_NAMES = ['none', 'no_backend', 'no_local_backend', 'backend_missing', 'ct_full', 'csum', 'malformed', 'src_range'] as const;
+export const DROP_REASON_NAMES = ['none', 'no_backend', 'no_local_backend', 'backend_missing', 'ct_full', 'csum', 'malformed', 'src_range', 'unknown_port'] as const;
 export const PROTO_NAMES: Record<number, string> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
 export const bitNames = (bits: number, names: readonly [number, string][]): string[] => names.filter(([b]) => bits & b).map(([, n]) => n);
 
@@ -167,6 +167,8 @@ export interface RawCounters { packets: number; bytes: number; connections: numb
 
 /** Everything in the pinned maps, decoded independently of the agent's codecs. */
 export interface RawMaps {
+  /** sl_vips4: listed ClusterIP → flags. */
+  vips: Map<string, number>;
   frontends: RawFrontend[];
   backends: RawBackend[];
   ct: RawCt[];
@@ -181,9 +183,9 @@ export interface RawMaps {
   entryCounts: Record<string, number>;
 }
 
-export const MAPS = ['sl_frontends4', 'sl_backends4', 'sl_ct4', 'sl_affinity4', 'sl_sock_revnat4', 'sl_svc_meta', 'sl_svc_counters', 'sl_drop_counters'] as const;
+export const MAPS = ['sl_frontends4', 'sl_backends4', 'sl_ct4', 'sl_affinity4', 'sl_sock_revnat4', 'sl_svc_meta', 'sl_svc_counters', 'sl_drop_counters', 'sl_vips4'] as const;
 /** Hash maps are dumped whole; the 65536-slot arrays are looked up slot by slot (a dump is ~100 MB of JSON). */
-const DUMPED = ['sl_frontends4', 'sl_backends4', 'sl_ct4', 'sl_affinity4', 'sl_sock_revnat4', 'sl_drop_counters'] as const;
+const DUMPED = ['sl_frontends4', 'sl_backends4', 'sl_ct4', 'sl_affinity4', 'sl_sock_revnat4', 'sl_drop_counters', 'sl_vips4'] as const;
 
 const nonZero = (bs: Buffer[]): boolean => bs.some((b) => b.some((x) => x !== 0));
 
@@ -259,8 +261,10 @@ export async function readRawMaps(pinDir: string): Promise<RawMaps> {
     sl_svc_meta: names.size,
     sl_svc_counters: counters.size,
     sl_drop_counters: dumps.sl_drop_counters.filter((e) => nonZero(e.values)).length,
+    sl_vips4: dumps.sl_vips4.length,
   };
-  return { frontends, backends, ct, affinity, names, counters, drops, entryCounts };
+  const vips = new Map(dumps.sl_vips4.map((e) => [ipv4(e.key, 0), one(e).readUInt32LE(0)] as const));
+  return { vips, frontends, backends, ct, affinity, names, counters, drops, entryCounts };
 }
 
 /** TC programs the kernel has on the interfaces of network namespace `ns` (bpftool net show). */

@@ -527,6 +527,9 @@ t.test('sluicectl against a running agent, then with the agent stopped', async (
     }
     t.equal(json.maps.find((m) => m.name === 'sl_frontends4')?.entries, 4);
     t.equal(json.maps.find((m) => m.name === 'sl_svc_meta')?.entries, 4, 'one name per service port');
+    // Independently of the agent: every ClusterIP address among the frontends is listed, flagged REJECT_UNKNOWN.
+    t.ok(raw.vips.size > 0 && [...raw.vips.values()].every((f) => f === 1), 'sl_vips4: ClusterIPs listed with REJECT_UNKNOWN', { vips: [...raw.vips] });
+    t.ok([...raw.vips.keys()].every((ip) => raw.frontends.some((f) => f.ip === ip)), 'sl_vips4: each listed address is a programmed frontend address');
     const parsed = parseTable(table);
     t.strictSame(parsed.headers, ['NAME', 'TYPE', 'ENTRIES', 'MAX_ENTRIES', 'FILL']);
     t.strictSame(parsed.rows, json.maps.map((m) => ({ NAME: m.name, TYPE: m.type, ENTRIES: cell(m.entries), MAX_ENTRIES: cell(m.maxEntries), FILL: cell(m.fill) })));
