@@ -17,9 +17,11 @@
  *  sl_tc_to_pod (egress: what is delivered to the pod)
  *    - a reply of a tracked flow (REVERSE entry): source backend -> frontend.
  *
- * Only TCP and UDP are translated. SCTP frontends (CRC32c checksum), fragments (see parse.h) and
- * ICMP errors about a translated flow (their quoted header would need the reverse rewrite too)
- * pass untouched for now; connect-time load balancing covers those sockets.
+ * Only TCP and UDP are translated, and the ICMP errors about them (icmp.h): towards the pod, an
+ * error quoting client -> backend is rewritten to quote client -> frontend; from the pod, one
+ * quoting frontend -> client (about a reply) to quote backend -> client and go to the backend.
+ * SCTP frontends (CRC32c checksum) and fragments (see parse.h) pass untouched for now;
+ * connect-time load balancing covers those sockets.
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
@@ -32,6 +34,7 @@
 #include "nat.h"
 #include "conntrack.h"
 #include "reject.h"
+#include "icmp.h"
 
 /* Drops a packet whose rewrite failed half-way: it must not leave with mixed addresses. */
 static __always_inline int sl_tc_rewrite_failed(void)
@@ -136,6 +139,31 @@ static __always_inline int sl_tc_not_frontend(struct __sk_buff *skb, const struc
 	return TC_ACT_OK;
 }
 
+/*
+ * An ICMP error the pod sends about a reply it got from a frontend (frontend:fport -> pod:cport
+ * quoted): it belongs to the backend, quoting backend:bport -> pod:cport.
+ */
+static __always_inline int sl_tc_icmp_from_pod(struct __sk_buff *skb)
+{
+	struct sl_icmp_err4 e;
+	struct sl_ct_value4 *ct;
+	struct sl_ct_key4 fwd = {};
+
+	if (sl_parse_icmp_err4(skb, &e) != SL_PARSE_OK)
+		return TC_ACT_OK;
+	fwd.saddr = e.in_daddr;
+	fwd.daddr = e.in_saddr;
+	fwd.sport = e.in_dport;
+	fwd.dport = e.in_sport;
+	fwd.proto = e.in_proto;
+	ct = bpf_map_lookup_elem(&sl_ct4, &fwd);
+	if (!ct || ct->type != SL_CT_FORWARD || (ct->flags & SL_CT_F_HAIRPIN))
+		return TC_ACT_OK;
+	if (sl_icmp_err_nat4(skb, &e, false, ct->nat_addr, ct->nat_port) < 0)
+		return sl_tc_rewrite_failed();
+	return TC_ACT_OK;
+}
+
 SEC("tc")
 int sl_tc_from_pod(struct __sk_buff *skb)
 {
@@ -144,8 +172,12 @@ int sl_tc_from_pod(struct __sk_buff *skb)
 	struct sl_ct_key4 key;
 	struct sl_pkt4 pkt;
 	__u64 now = 0;
+	int ret;
 
-	if (sl_parse4(skb, &pkt) != SL_PARSE_OK)
+	ret = sl_parse4(skb, &pkt);
+	if (ret == SL_PARSE_SKIP)
+		return sl_tc_icmp_from_pod(skb);
+	if (ret != SL_PARSE_OK)
 		return TC_ACT_OK;
 	sl_ct_key_from_pkt4(&pkt, &key);
 	ct = sl_ct_lookup4(&key, pkt.tcp_flags, &now);
@@ -165,6 +197,32 @@ int sl_tc_from_pod(struct __sk_buff *skb)
 	return sl_tc_new_flow(skb, &pkt, &key, svc, now);
 }
 
+/*
+ * An ICMP error on its way to the pod about what it sent to a frontend: the quoted packet went
+ * pod:cport -> backend:bport (a router on the way, or the backend itself, reports); the pod's
+ * socket knows pod:cport -> frontend:fport.
+ */
+static __always_inline int sl_tc_icmp_to_pod(struct __sk_buff *skb)
+{
+	struct sl_icmp_err4 e;
+	struct sl_ct_value4 *ct;
+	struct sl_ct_key4 rev = {};
+
+	if (sl_parse_icmp_err4(skb, &e) != SL_PARSE_OK)
+		return TC_ACT_OK;
+	rev.saddr = e.in_daddr;
+	rev.daddr = e.in_saddr;
+	rev.sport = e.in_dport;
+	rev.dport = e.in_sport;
+	rev.proto = e.in_proto;
+	ct = bpf_map_lookup_elem(&sl_ct4, &rev);
+	if (!ct || ct->type != SL_CT_REVERSE || (ct->flags & SL_CT_F_HAIRPIN))
+		return TC_ACT_OK;
+	if (sl_icmp_err_nat4(skb, &e, true, ct->nat_addr, ct->nat_port) < 0)
+		return sl_tc_rewrite_failed();
+	return TC_ACT_OK;
+}
+
 SEC("tc")
 int sl_tc_to_pod(struct __sk_buff *skb)
 {
@@ -174,8 +232,12 @@ int sl_tc_to_pod(struct __sk_buff *skb)
 	__be32 frontend_addr;
 	__be16 frontend_port;
 	__u64 now = 0;
+	int ret;
 
-	if (sl_parse4(skb, &pkt) != SL_PARSE_OK)
+	ret = sl_parse4(skb, &pkt);
+	if (ret == SL_PARSE_SKIP)
+		return sl_tc_icmp_to_pod(skb);
+	if (ret != SL_PARSE_OK)
 		return TC_ACT_OK;
 	sl_ct_key_from_pkt4(&pkt, &key);
 	ct = sl_ct_lookup4(&key, pkt.tcp_flags, &now);

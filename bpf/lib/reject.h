@@ -24,23 +24,11 @@
 #include <bpf/bpf_endian.h>
 #include "parse.h"
 #include "csum.h"
+#include "icmp.h"
 
 #define SL_REJECT_TTL	 64
 #define SL_IP_DF	 0x4000 /* don't fragment (host order, in frag_off) */
 #define SL_IPTOS_CONTROL 0xc0	/* precedence "internetwork control", as Linux sends ICMP errors */
-/*
- * ICMP destination unreachable (RFC 792). <linux/icmp.h> drags in libc headers through
- * <linux/if.h>, which a BPF build cannot use, so the few bits needed are here.
- */
-#define SL_ICMP_DEST_UNREACH 3
-#define SL_ICMP_PORT_UNREACH 3
-struct sl_icmp_unreach {
-	__u8 type;
-	__u8 code;
-	__sum16 checksum;
-	__be32 unused; /* zero; next-hop MTU only for "fragmentation needed" */
-};
-
 /* ICMP errors quote the offending IP header (options included) and 8 bytes of its payload. */
 #define SL_ICMP_QUOTE_MAX (60 + 8)
 
@@ -143,7 +131,7 @@ static __always_inline int sl_reject_tcp4(struct __sk_buff *skb, const struct sl
 static __always_inline int sl_reject_udp4(struct __sk_buff *skb, const struct sl_pkt4 *pkt)
 {
 	struct {
-		struct sl_icmp_unreach icmp;
+		struct sl_icmphdr icmp;
 		__u8 quote[SL_ICMP_QUOTE_MAX];
 	} msg;
 	__u32 quote_len = pkt->ip_hlen + 8;

@@ -14,6 +14,9 @@ import type { Attempt } from './traffic-client.js';
 
 const VIP = '10.96.0.10';
 const EMPTY_VIP = '10.96.0.11';
+/** A service whose only backend has no UDP listener: the backend's kernel answers ICMP port unreachable. */
+const DEAF_VIP = '10.96.0.12';
+const DEAF_PORT = 9;
 const TCP_PORT = 80;
 const AFFINITY_PORT = 81;
 const UDP_PORT = 53;
@@ -84,6 +87,7 @@ export async function serviceBasics(t: Test, mode: Omit<BedOptions, 'pods'>): Pr
     clusterIpService({ name: 'sticky', vip: VIP, port: AFFINITY_PORT, protocol: 'TCP', backends, affinityTimeoutSec: 60 }),
     clusterIpService({ name: 'empty', vip: EMPTY_VIP, port: TCP_PORT, protocol: 'TCP', backends: [] }),
     clusterIpService({ name: 'empty-udp', vip: EMPTY_VIP, port: UDP_PORT, protocol: 'UDP', backends: [] }),
+    clusterIpService({ name: 'deaf', vip: DEAF_VIP, port: UDP_PORT, protocol: 'UDP', backends: [backendOf(bed.pod('be0'), DEAF_PORT)] }),
   ));
   const clientIp = bed.clientPod.ip;
   const names = new Set(BACKENDS);
@@ -155,6 +159,16 @@ export async function serviceBasics(t: Test, mode: Omit<BedOptions, 'pods'>): Pr
     const [u] = await bed.client.udp({ host: EMPTY_VIP, port: UDP_PORT, timeoutMs: 3000 }, 1, { connected: true });
     t.equal(u?.code, 'ECONNREFUSED', `UDP to it is refused: ${describe(u)}`);
     t.ok((u?.ms ?? Infinity) < FAST_REFUSAL_MS, `within ${FAST_REFUSAL_MS} ms (took ${u?.ms} ms)`);
+  });
+
+  await t.test('a backend without a listener: connected UDP sees its port unreachable at once', async (t) => {
+    // The backend's ICMP error quotes the datagram as it arrived (client -> backend). At connect
+    // time the socket is connected to the backend and matches it; on the TC path the quote is
+    // rewritten to client -> VIP (bpf/lib/icmp.h), else the error would match no socket and the
+    // client would wait for its timeout.
+    const [u] = await bed.client.udp({ host: DEAF_VIP, port: UDP_PORT, timeoutMs: 3000 }, 1, { connected: true });
+    t.equal(u?.code, 'ECONNREFUSED', `refused: ${describe(u)}`);
+    t.ok((u?.ms ?? Infinity) < 1000, `well before the 3 s timeout (took ${u?.ms} ms)`);
   });
 
   await t.test('each protocol took the path the mode selects', async (t) => {
