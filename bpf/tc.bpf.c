@@ -140,26 +140,30 @@ static __always_inline int sl_tc_not_frontend(struct __sk_buff *skb, const struc
 }
 
 /*
- * An ICMP error the pod sends about a reply it got from a frontend (frontend:fport -> pod:cport
- * quoted): it belongs to the backend, quoting backend:bport -> pod:cport.
+ * An ICMP error about a translated flow (icmp.h). The entry keyed by the quoted packet's mirror
+ * image is the flow's: towards the pod, the quote is pod:cport -> backend:bport (what the pod
+ * sent, as a router or the backend saw it) and its REVERSE entry gives the frontend, which the
+ * quote's destination becomes; from the pod, the quote is frontend:fport -> pod:cport (a reply
+ * it got) and its FORWARD entry gives the backend, which the quote's source becomes.
  */
-static __always_inline int sl_tc_icmp_from_pod(struct __sk_buff *skb)
+static __always_inline int sl_tc_icmp_error(struct __sk_buff *skb, bool to_pod)
 {
 	struct sl_icmp_err4 e;
 	struct sl_ct_value4 *ct;
-	struct sl_ct_key4 fwd = {};
+	struct sl_ct_key4 key = {};
 
 	if (sl_parse_icmp_err4(skb, &e) != SL_PARSE_OK)
 		return TC_ACT_OK;
-	fwd.saddr = e.in_daddr;
-	fwd.daddr = e.in_saddr;
-	fwd.sport = e.in_dport;
-	fwd.dport = e.in_sport;
-	fwd.proto = e.in_proto;
-	ct = bpf_map_lookup_elem(&sl_ct4, &fwd);
-	if (!ct || ct->type != SL_CT_FORWARD || (ct->flags & SL_CT_F_HAIRPIN))
+	key.saddr = e.in_daddr;
+	key.daddr = e.in_saddr;
+	key.sport = e.in_dport;
+	key.dport = e.in_sport;
+	key.proto = e.in_proto;
+	ct = bpf_map_lookup_elem(&sl_ct4, &key);
+	if (!ct || ct->type != (to_pod ? SL_CT_REVERSE : SL_CT_FORWARD) ||
+	    (ct->flags & SL_CT_F_HAIRPIN))
 		return TC_ACT_OK;
-	if (sl_icmp_err_nat4(skb, &e, false, ct->nat_addr, ct->nat_port) < 0)
+	if (sl_icmp_err_nat4(skb, &e, to_pod, ct->nat_addr, ct->nat_port) < 0)
 		return sl_tc_rewrite_failed();
 	return TC_ACT_OK;
 }
@@ -176,7 +180,7 @@ int sl_tc_from_pod(struct __sk_buff *skb)
 
 	ret = sl_parse4(skb, &pkt);
 	if (ret == SL_PARSE_SKIP)
-		return sl_tc_icmp_from_pod(skb);
+		return sl_tc_icmp_error(skb, false);
 	if (ret != SL_PARSE_OK)
 		return TC_ACT_OK;
 	sl_ct_key_from_pkt4(&pkt, &key);
@@ -197,32 +201,6 @@ int sl_tc_from_pod(struct __sk_buff *skb)
 	return sl_tc_new_flow(skb, &pkt, &key, svc, now);
 }
 
-/*
- * An ICMP error on its way to the pod about what it sent to a frontend: the quoted packet went
- * pod:cport -> backend:bport (a router on the way, or the backend itself, reports); the pod's
- * socket knows pod:cport -> frontend:fport.
- */
-static __always_inline int sl_tc_icmp_to_pod(struct __sk_buff *skb)
-{
-	struct sl_icmp_err4 e;
-	struct sl_ct_value4 *ct;
-	struct sl_ct_key4 rev = {};
-
-	if (sl_parse_icmp_err4(skb, &e) != SL_PARSE_OK)
-		return TC_ACT_OK;
-	rev.saddr = e.in_daddr;
-	rev.daddr = e.in_saddr;
-	rev.sport = e.in_dport;
-	rev.dport = e.in_sport;
-	rev.proto = e.in_proto;
-	ct = bpf_map_lookup_elem(&sl_ct4, &rev);
-	if (!ct || ct->type != SL_CT_REVERSE || (ct->flags & SL_CT_F_HAIRPIN))
-		return TC_ACT_OK;
-	if (sl_icmp_err_nat4(skb, &e, true, ct->nat_addr, ct->nat_port) < 0)
-		return sl_tc_rewrite_failed();
-	return TC_ACT_OK;
-}
-
 SEC("tc")
 int sl_tc_to_pod(struct __sk_buff *skb)
 {
@@ -236,7 +214,7 @@ int sl_tc_to_pod(struct __sk_buff *skb)
 
 	ret = sl_parse4(skb, &pkt);
 	if (ret == SL_PARSE_SKIP)
-		return sl_tc_icmp_to_pod(skb);
+		return sl_tc_icmp_error(skb, true);
 	if (ret != SL_PARSE_OK)
 		return TC_ACT_OK;
 	sl_ct_key_from_pkt4(&pkt, &key);
