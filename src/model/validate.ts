@@ -25,8 +25,13 @@ export class ObjectReport {
   constructor(
     readonly kind: string,
     readonly object: string,
-    private readonly sink: ModelError[],
+    private sink: ModelError[],
   ) {}
+
+  /** Sends this object's later errors elsewhere (the incremental model keeps them per stage). */
+  redirect(sink: ModelError[]): void {
+    this.sink = sink;
+  }
 
   error(field: string, value: unknown, problem: string): Bad {
     this.sink.push({

@@ -1,0 +1,309 @@
+// The model with memory, for the reconciler. `full()` computes exactly what computeDesiredState
+// computes and keeps, per Service, its parsed form and its drafted ports, and per EndpointSlice
+// its parsed form; `update()` then recomputes only the Services that changed themselves or
+// through one of their slices, so an endpoint change costs one Service's model, not the
+// cluster's. Frontend conflicts across Services are settled again only when a recomputed
+// Service's claims (addresses, ports, age) changed. Same results as computeDesiredState for the
+// same objects: test/model/incremental.test.ts holds it to that over random change sequences.
+// A Node or config change, or a relist, goes through full().
+import { checkConfig, type CheckedConfig } from './config.js';
+import { dropConflictingFrontends } from './conflicts.js';
+import { draftServicePorts, type PortDraft } from './desired-port.js';
+import { parseEndpointSlice, type ParsedSlice } from './endpoint-slices.js';
+import { toFrontend, type SourcedFrontend } from './frontends.js';
+import { readOwnNode, type OwnNode } from './node.js';
+import { parseService, type ParsedService } from './service-parse.js';
+import type { DesiredServicePort, Frontend, ModelError, ModelInput, ModelResult } from './types.js';
+import { get, guarded, objectIdentity, ObjectReport } from './validate.js';
+
+/** What changed since the last call, by key ('namespace/name'), and how to read the objects now. */
+export interface ModelChanges {
+  services: Iterable<string>;
+  endpointSlices: Iterable<string>;
+  /** The current object, or undefined when it was removed. */
+  service(key: string): unknown;
+  endpointSlice(key: string): unknown;
+}
+
+export interface IncrementalResult extends ModelResult {
+  /** Service-port keys added, replaced or removed by this call (every key after full()). */
+  changed: ReadonlySet<string>;
+}
+
+interface SliceEntry {
+  /** 'namespace/service-name' of the owning Service; null when the slice is skipped. */
+  serviceKey: string | null;
+  slice: ParsedSlice | null;
+  errors: ModelError[];
+}
+
+interface ServiceEntry {
+  parsed: ParsedService | null;
+  /** Frontends before conflicts are settled. */
+  drafts: PortDraft[];
+  /** Parse and draft errors. */
+  errors: ModelError[];
+  /** Age and every port's claims: equal claims settle conflicts the same way. */
+  claims: string;
+}
+
+interface Context {
+  nodeName: string;
+  config: CheckedConfig;
+  node: OwnNode;
+}
+
+const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const byName = (a: ParsedSlice, b: ParsedSlice): number => compareText(a.name, b.name);
+
+function compareErrors(a: ModelError, b: ModelError): number {
+  return compareText(a.kind, b.kind) || compareText(a.object, b.object) || compareText(a.field, b.field) || compareText(a.message, b.message);
+}
+
+/** 'namespace/name' of a named object; null for a nameless one (or one whose identity throws). */
+function identityKey(raw: unknown): string | null {
+  try {
+    const { namespace, name } = objectIdentity(raw);
+    return name ? `${namespace}/${name}` : null;
+  } catch {
+    return null;
+  }
+}
+
+function claimsOf(service: ParsedService | null, drafts: readonly PortDraft[]): string {
+  if (!service) return '';
+  // Kind and field too: a conflict's message names them.
+  const ports = drafts.map((d) => `${d.port.key}=${d.frontends.map((f) => `${f.kind}|${f.ip}|${f.port}|${f.field}`).join(',')}`);
+  return `${service.createdAtMs};${ports.join(';')}`;
+}
+
+function sameFrontends(a: readonly Frontend[], b: readonly Frontend[]): boolean {
+  return a.length === b.length && a.every((f, i) => f.kind === b[i]?.kind && f.ip === b[i]?.ip && f.port === b[i]?.port);
+}
+
+export class IncrementalModel {
+  private ctx: Context | undefined;
+  /** Input, config and node errors, and those of nameless or duplicate objects (full() only). */
+  private fixedErrors: ModelError[] = [];
+  private readonly slices = new Map<string, SliceEntry>();
+  /** Service key → keys of the slices that name it. */
+  private readonly slicesOf = new Map<string, Set<string>>();
+  private readonly services = new Map<string, ServiceEntry>();
+  /** Conflict errors by Service key, from the last time conflicts were settled. */
+  private conflictErrors = new Map<string, ModelError[]>();
+  /** The output, kept in key order. */
+  private ports = new Map<string, DesiredServicePort>();
+  private portsOf = new Map<string, string[]>();
+  private errors: ModelError[] = [];
+
+  /** True once full() ran: update() can follow. */
+  get ready(): boolean {
+    return this.ctx !== undefined;
+  }
+
+  /** Everything from scratch, as computeDesiredState(input). */
+  full(input: ModelInput): IncrementalResult {
+    const before = new Set(this.ports.keys());
+    this.slices.clear();
+    this.slicesOf.clear();
+    this.services.clear();
+    this.fixedErrors = [];
+    const r = new ObjectReport('ModelInput', 'input', this.fixedErrors);
+    const list = (key: string): readonly unknown[] => {
+      const value = get(input, key);
+      if (Array.isArray(value)) return value;
+      if (value !== undefined && value !== null) r.error(key, value, 'must be a list; read as empty');
+      return [];
+    };
+    const nodeNameValue = get(input, 'nodeName');
+    const nodeName = typeof nodeNameValue === 'string' ? nodeNameValue : '';
+    if (nodeName === '') r.error('nodeName', nodeNameValue, 'must be a non-empty string');
+    const config = checkConfig(get(input, 'config'), this.fixedErrors);
+    const node = readOwnNode(list('nodes'), nodeName, this.fixedErrors);
+    this.ctx = { nodeName, config, node };
+
+    list('endpointSlices').forEach((raw, index) => this.addSlice(raw, index, identityKey(raw), true));
+    list('services').forEach((raw, index) => this.addService(raw, index, identityKey(raw), true));
+    this.settleConflicts();
+    const changed = new Set([...before, ...this.ports.keys()]);
+    this.collectErrors();
+    return { state: { services: this.ports }, errors: this.errors, changed };
+  }
+
+  /** Recomputes what `changes` touch. Requires a full() first. */
+  update(changes: ModelChanges): IncrementalResult {
+    if (!this.ctx) throw new Error('IncrementalModel.update before full()');
+    const dirty = new Set<string>(changes.services);
+    for (const key of changes.endpointSlices) {
+      const old = this.slices.get(key);
+      if (old?.serviceKey) {
+        dirty.add(old.serviceKey);
+        this.slicesOf.get(old.serviceKey)?.delete(key);
+      }
+      this.slices.delete(key);
+      const raw = changes.endpointSlice(key);
+      if (raw === undefined) continue;
+      const added = this.addSlice(raw, 0, key, false);
+      if (added?.serviceKey) dirty.add(added.serviceKey);
+    }
+
+    const changed = new Set<string>();
+    let claimsMoved = false;
+    for (const key of dirty) {
+      const old = this.services.get(key);
+      this.services.delete(key);
+      const raw = changes.service(key);
+      if (raw !== undefined) this.addService(raw, 0, key, false);
+      const now = this.services.get(key);
+      if ((old?.claims ?? '') !== (now?.claims ?? '')) claimsMoved = true;
+    }
+    if (claimsMoved) {
+      for (const key of this.settleConflicts()) changed.add(key);
+    } else {
+      // Same claims everywhere: every conflict settles as before (kept errors, dropped frontends).
+      for (const key of dirty) for (const portKey of this.replacePorts(key, (d) => this.ports.get(d.port.key)?.frontends)) changed.add(portKey);
+    }
+    this.collectErrors();
+    return { state: { services: this.ports }, errors: this.errors, changed };
+  }
+
+  /** Parses a slice into this.slices (full(): duplicates and nameless ones only report). */
+  private addSlice(raw: unknown, index: number, key: string | null, fromList: boolean): SliceEntry | undefined {
+    const errors: ModelError[] = [];
+    const parsed = guarded(errors, 'EndpointSlice', raw, null, () => parseEndpointSlice(raw, index, errors));
+    if (key === null || (fromList && this.slices.get(key)?.slice && parsed)) {
+      if (parsed && key !== null) new ObjectReport('EndpointSlice', key, errors).error('metadata.name', parsed.slice.name, 'is a duplicate; skipped');
+      this.fixedErrors.push(...errors);
+      return undefined;
+    }
+    const previous = this.slices.get(key);
+    if (previous?.slice && !parsed) {
+      this.fixedErrors.push(...errors); // an unparsable namesake after a good one: reported only
+      return undefined;
+    }
+    if (previous) this.fixedErrors.push(...previous.errors); // an unparsable namesake listed earlier
+    const entry: SliceEntry = { serviceKey: parsed ? `${parsed.namespace}/${parsed.serviceName}` : null, slice: parsed?.slice ?? null, errors };
+    this.slices.set(key, entry);
+    if (entry.serviceKey) {
+      let keys = this.slicesOf.get(entry.serviceKey);
+      if (!keys) this.slicesOf.set(entry.serviceKey, (keys = new Set()));
+      keys.add(key);
+    }
+    return entry;
+  }
+
+  /** Parses and drafts a Service into this.services; returns its key when it was taken. */
+  private addService(raw: unknown, index: number, key: string | null, fromList: boolean): void {
+    const ctx = this.ctx as Context;
+    const errors: ModelError[] = [];
+    const parsed = guarded(errors, 'Service', raw, null, () => parseService(raw, index, ctx.config, errors));
+    if (key === null || (fromList && this.services.get(key)?.parsed && parsed)) {
+      parsed?.report.error('metadata.name', parsed.name, 'is a duplicate; skipped');
+      this.fixedErrors.push(...errors);
+      return;
+    }
+    const previous = this.services.get(key);
+    if (previous?.parsed && !parsed) {
+      this.fixedErrors.push(...errors);
+      return;
+    }
+    if (previous) this.fixedErrors.push(...previous.errors);
+    let drafts: PortDraft[] = [];
+    if (parsed) {
+      const slices = [...(this.slicesOf.get(key) ?? [])].map((k) => this.slices.get(k)?.slice).filter((s): s is ParsedSlice => !!s).sort(byName);
+      const draftCtx = { ...ctx, slicesByService: new Map([[key, slices]]) };
+      drafts = guarded(errors, 'Service', { metadata: parsed }, [], () => draftServicePorts(parsed, draftCtx));
+    }
+    this.services.set(key, { parsed, drafts, errors, claims: claimsOf(parsed, drafts) });
+  }
+
+  /**
+   * Settles frontend conflicts across every Service (as computeDesiredState does) and rebuilds
+   * the output. Returns the port keys whose output changed.
+   */
+  private settleConflicts(): Set<string> {
+    const work: PortDraft[] = [];
+    const owner = new Map<PortDraft, string>();
+    this.conflictErrors = new Map();
+    for (const [key, entry] of this.services) {
+      if (!entry.parsed) continue;
+      const errors: ModelError[] = [];
+      entry.parsed.report.redirect(errors);
+      this.conflictErrors.set(key, errors);
+      for (const d of entry.drafts) {
+        const copy = { ...d, frontends: [...d.frontends] };
+        owner.set(copy, key);
+        work.push(copy);
+      }
+    }
+    dropConflictingFrontends(work);
+    for (const [key, errors] of this.conflictErrors) if (errors.length === 0) this.conflictErrors.delete(key);
+    const settled = new Map<string, SourcedFrontend[]>();
+    for (const d of work) settled.set(d.port.key, d.frontends);
+    const changed = new Set<string>();
+    const previous = this.ports;
+    this.ports = new Map();
+    this.portsOf = new Map();
+    const next: Array<[string, DesiredServicePort]> = [];
+    for (const [key, entry] of this.services) {
+      const keys: string[] = [];
+      for (const d of entry.drafts) {
+        const frontends = (settled.get(d.port.key) ?? []).map(toFrontend);
+        const old = previous.get(d.port.key);
+        // Unchanged Services keep their port objects: the writer skips them by identity.
+        const reuse = old && old === this.lastPort.get(d) && sameFrontends(old.frontends, frontends);
+        const port = reuse ? old : { ...d.port, frontends };
+        this.lastPort.set(d, port);
+        if (!reuse) changed.add(d.port.key);
+        next.push([d.port.key, port]);
+        keys.push(d.port.key);
+      }
+      if (keys.length > 0) this.portsOf.set(key, keys);
+    }
+    for (const key of previous.keys()) if (!settled.has(key)) changed.add(key);
+    next.sort((a, b) => compareText(a[0], b[0]));
+    for (const [k, v] of next) this.ports.set(k, v);
+    return changed;
+  }
+
+  /** The output port object of each draft, to keep identity across settles. */
+  private readonly lastPort = new WeakMap<PortDraft, DesiredServicePort>();
+
+  /**
+   * Replaces one Service's ports in the output with its new drafts, each with the frontends
+   * `frontendsOf` gives (the settled ones, unchanged). Returns the port keys touched.
+   */
+  private replacePorts(serviceKey: string, frontendsOf: (d: PortDraft) => Frontend[] | undefined): string[] {
+    const old = this.portsOf.get(serviceKey) ?? [];
+    const entry = this.services.get(serviceKey);
+    const drafts = entry?.parsed ? entry.drafts : [];
+    if (!entry?.parsed) this.conflictErrors.delete(serviceKey);
+    // Conflict errors of this Service stay valid (same claims); later ones would go to its errors.
+    else entry.parsed.report.redirect(this.conflictErrors.get(serviceKey) ?? []);
+    const keys = drafts.map((d) => d.port.key);
+    // Deleting a key that is set again would move it to the end: only the gone ones go.
+    for (const key of old) if (!keys.includes(key)) this.ports.delete(key);
+    let added = false;
+    for (const d of drafts) {
+      const frontends = frontendsOf(d) ?? d.frontends.map(toFrontend);
+      const port = { ...d.port, frontends };
+      this.lastPort.set(d, port);
+      if (!this.ports.has(d.port.key)) added = true;
+      this.ports.set(d.port.key, port);
+    }
+    if (keys.length > 0) this.portsOf.set(serviceKey, keys);
+    else this.portsOf.delete(serviceKey);
+    if (added) this.ports = new Map([...this.ports].sort((a, b) => compareText(a[0], b[0])));
+    return [...new Set([...old, ...keys])];
+  }
+
+  /** The sorted error list: fixed ones, then every slice's, Service's and conflict's. */
+  private collectErrors(): void {
+    const all = [...this.fixedErrors];
+    for (const e of this.slices.values()) if (e.errors.length > 0) all.push(...e.errors);
+    for (const e of this.services.values()) if (e.errors.length > 0) all.push(...e.errors);
+    for (const errors of this.conflictErrors.values()) all.push(...errors);
+    all.sort(compareErrors);
+    this.errors = all;
+  }
+}
