@@ -23,7 +23,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import pino from 'pino';
 import type { Logger } from 'pino';
-import type { DesiredStateSink, ObjectSnapshotSource, SyncReport } from '../src/agent/reconciler.js';
+import type { DesiredStateSink, ObjectSnapshotSource, StatefulModel, SyncReport } from '../src/agent/reconciler.js';
 import { Reconciler } from '../src/agent/reconciler.js';
 import { openBpfObject } from '../src/bpf/loader.js';
 import { fromPackageRoot, loadNative } from '../src/bpf/native.js';
@@ -37,7 +37,8 @@ import { toModel } from '../src/k8s/serialization.js';
 import { ObjectStore } from '../src/k8s/store.js';
 import { createLogging } from '../src/log/logger.js';
 import { computeDesiredState } from '../src/model/index.js';
-import type { ModelConfig, ModelInput, ModelResult } from '../src/model/index.js';
+import type { ModelConfig } from '../src/model/index.js';
+import { IncrementalModel } from '../src/model/incremental.js';
 import { Cleanup } from '../src/testbed/cleanup.js';
 import { newRunPrefix } from '../src/testbed/names.js';
 import { TestbedRun } from '../src/testbed/run.js';
@@ -229,6 +230,7 @@ function pipeline(store: ObjectStore, writer: ServiceTableWriter, logger: Logger
   const source: ObjectSnapshotSource = {
     isSynced: () => store.isSynced(),
     onChange: (listener) => store.onChange(listener),
+    get: (kind, key) => store.get(kind, key),
     snapshot: () => {
       const t = performance.now();
       const snap = store.snapshot();
@@ -237,24 +239,37 @@ function pipeline(store: ObjectStore, writer: ServiceTableWriter, logger: Logger
     },
   };
   const sink: DesiredStateSink = {
-    apply: (state) => {
+    apply: (state, hint) => {
       const t = performance.now();
-      const res = writer.apply(state);
+      const res = writer.apply(state, hint);
       timing.writerMs = performance.now() - t;
       timing.apply = res;
       return res;
     },
     resync: () => writer.resync(),
   };
-  const compute = (input: ModelInput): ModelResult => {
+  // The agent's incremental model, timed: full() at the cold start, update() per change (which
+  // reads the changed objects from the store instead of a snapshot).
+  const inner = new IncrementalModel();
+  const timed = <T>(work: () => T): T => {
     const t = performance.now();
-    const res = computeDesiredState(input);
+    const res = work();
     timing.modelMs = performance.now() - t;
     return res;
   };
+  const model: StatefulModel = {
+    get ready() {
+      return inner.ready;
+    },
+    full: (input) => timed(() => inner.full(input)),
+    update: (changes) => {
+      timing.snapshotMs = 0;
+      return timed(() => inner.update(changes));
+    },
+  };
   let waiter: ((v: Synced) => void) | undefined;
   const reconciler = new Reconciler({
-    source, sink, compute, nodeName: NODE_NAME, modelConfig: MODEL_CONFIG,
+    source, sink, model, nodeName: NODE_NAME, modelConfig: MODEL_CONFIG,
     minSyncPeriodMs: 0,
     fullResyncPeriodMs: 2 ** 31 - 1,
     logger,

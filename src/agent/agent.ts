@@ -6,7 +6,8 @@
 import { isIPv4 } from 'node:net';
 import type { Logger } from 'pino';
 import type { V1Node } from '@kubernetes/client-node';
-import { computeDesiredState, healthCheckServices } from '../model/index.js';
+import { healthCheckServices } from '../model/index.js';
+import { IncrementalModel } from '../model/incremental.js';
 import type { ModelConfig } from '../model/types.js';
 import { ObjectStore } from '../k8s/store.js';
 import type { Source } from '../k8s/store.js';
@@ -111,11 +112,11 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
       // One line per sync: what changed, and how many map elements that took (0 writes and 0
       // deletes when nothing changed, e.g. the first sync after a restart over unchanged state).
       syncLog.info({
-        services: report.applied.services, ops: report.applied.ops, full: report.full,
+        services: report.applied.services, ops: report.applied.ops, full: report.full, incremental: report.incremental,
         durationMs: Number(report.durationMs.toFixed(2)), errors: report.applyErrors.length,
       }, 'applied');
     }
-    metrics.observeSync({ durationMs: report.durationMs, full: report.full, ok, at: new Date() });
+    metrics.observeSync({ durationMs: report.durationMs, full: !report.incremental, ok, at: new Date() });
     metrics.setModelErrors(report.modelErrors.length);
     for (const e of report.applyErrors) {
       recordError('dataplane', e.message, e.key);
@@ -139,14 +140,14 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
   const reconciler = new Reconciler({
     source: store,
     sink: {
-      apply: (state) => {
-        const outcome = writer.apply(state);
+      apply: (state, hint) => {
+        const outcome = writer.apply(state, hint);
         void healthChecks.update(healthCheckServices(state));
         return outcome;
       },
       resync: () => writer.resync(),
     },
-    compute: computeDesiredState,
+    model: new IncrementalModel(),
     nodeName: cfg.nodeName,
     modelConfig: modelConfig(cfg),
     minSyncPeriodMs: cfg.minSyncPeriodMs,

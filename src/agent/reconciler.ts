@@ -1,15 +1,39 @@
 // The reconciler: turns the object store into programmed maps. It waits until every source has
 // synced (never programs a partial view), coalesces bursts of changes into one sync per
 // min-sync period, and re-reads the maps on a timer to repair drift.
+//
+// With an incremental model, a sync after Service or EndpointSlice changes recomputes only the
+// Services those keys touch and tells the sink which service ports changed, so an endpoint
+// change costs one Service, not the cluster. Everything else — the first sync, a Node change,
+// the full-resync timer, the sync after a failed one — recomputes and re-diffs everything,
+// which also repairs anything an incremental step could have missed.
 import type { Logger } from 'pino';
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { IncrementalResult, ModelChanges } from '../model/incremental.js';
 import type { DesiredState, ModelConfig, ModelError, ModelResult, ModelInput } from '../model/types.js';
+
+/** One change notification of the source (the store's StoreChange). */
+export interface SourceChange {
+  kind: string;
+  reason: string;
+  keys: readonly string[];
+}
 
 /** What the reconciler reads: the object store (src/k8s/store.ts) satisfies it. */
 export interface ObjectSnapshotSource {
   isSynced(): boolean;
   snapshot(): { services: V1Service[]; endpointSlices: V1EndpointSlice[]; nodes: V1Node[] };
-  onChange(listener: () => void): () => void;
+  /** `change` says what changed; a listener called without one makes the next sync full. */
+  onChange(listener: (change?: SourceChange) => void): () => void;
+  /** The current object of a kind by key (needed for incremental syncs). */
+  get?(kind: 'Service' | 'EndpointSlice', key: string): unknown;
+}
+
+/** The model with memory (src/model/incremental.ts satisfies it). */
+export interface StatefulModel {
+  readonly ready: boolean;
+  full(input: ModelInput): IncrementalResult;
+  update(changes: ModelChanges): IncrementalResult;
 }
 
 /** What one apply changed (the service-table writer's ApplyResult carries both). */
@@ -26,7 +50,8 @@ export interface ApplyOutcome extends Partial<ApplyCounts> {
 
 /** What the reconciler writes through: the service-table writer (src/dataplane) satisfies it. */
 export interface DesiredStateSink {
-  apply(state: DesiredState): ApplyOutcome | Promise<ApplyOutcome>;
+  /** `hint.changed`: only these service-port keys differ from the last successful apply. */
+  apply(state: DesiredState, hint?: { changed: ReadonlySet<string> }): ApplyOutcome | Promise<ApplyOutcome>;
   /** Re-read the maps so drift (someone else's writes, a lost update) is repaired. */
   resync?(): void | Promise<void>;
 }
@@ -42,13 +67,18 @@ export interface SyncReport {
   applyErrors: ApplyOutcome['errors'];
   /** What the apply changed, when the sink reports it (absent when the sync threw). */
   applied?: ApplyCounts;
+  /** The maps were re-read first (full-resync timer). */
   full: boolean;
+  /** Only the Services the changes touched were recomputed, and only their ports re-diffed. */
+  incremental: boolean;
 }
 
 export interface ReconcilerOptions {
   source: ObjectSnapshotSource;
   sink: DesiredStateSink;
-  compute: (input: ModelInput) => ModelResult;
+  /** Either a stateless model (everything recomputed on every sync) or a stateful one. */
+  compute?: (input: ModelInput) => ModelResult;
+  model?: StatefulModel;
   nodeName: string;
   modelConfig: ModelConfig;
   minSyncPeriodMs: number;
@@ -79,6 +109,10 @@ export class Reconciler {
   private pendingFull = false;
   private lastSyncEnd = 0;
   private stopped = false;
+  /** Service and EndpointSlice keys changed since the last sync. */
+  private dirty = { services: new Set<string>(), endpointSlices: new Set<string>() };
+  /** The next sync must recompute everything (Node change, unknown change, failure). */
+  private needFull = true;
   /** Model errors already logged, so a broken object is reported once, not on every sync. */
   private reportedErrors = new Set<string>();
   lastReport: SyncReport | undefined;
@@ -87,7 +121,10 @@ export class Reconciler {
   constructor(private readonly opts: ReconcilerOptions) {}
 
   start(): void {
-    this.unsubscribe = this.opts.source.onChange(() => this.schedule(false));
+    this.unsubscribe = this.opts.source.onChange((change) => {
+      this.noteChange(change);
+      this.schedule(false);
+    });
     this.fullTimer = setInterval(() => this.schedule(true), this.opts.fullResyncPeriodMs);
     this.fullTimer.unref();
     this.schedule(false);
@@ -106,6 +143,13 @@ export class Reconciler {
     return this.syncCount > 0;
   }
 
+  private noteChange(change: SourceChange | undefined): void {
+    if (change?.kind === 'Service') for (const k of change.keys) this.dirty.services.add(k);
+    else if (change?.kind === 'EndpointSlice') for (const k of change.keys) this.dirty.endpointSlices.add(k);
+    // A Node (addresses, zone) and the first sync of a kind affect every Service.
+    if (!change || change.kind === 'Node' || change.reason === 'synced') this.needFull = true;
+  }
+
   /** Requests a sync; bursts within the min-sync period collapse into one. */
   schedule(full: boolean): void {
     if (this.stopped) return;
@@ -117,7 +161,8 @@ export class Reconciler {
       this.timer = undefined;
       this.running = this.runPending().then((retry) => {
         this.running = undefined;
-        if (retry) this.schedule(false);
+        // A change that arrived while the sync ran found `running` set and only marked pending.
+        if (retry || (this.pending && this.opts.source.isSynced())) this.schedule(false);
       });
     }, wait);
   }
@@ -146,12 +191,13 @@ export class Reconciler {
     const startedAt = new Date();
     const t0 = performance.now();
     let report: SyncReport;
+    let incremental = false;
     try {
       if (full) await this.opts.sink.resync?.();
-      const snap = this.opts.source.snapshot();
-      const result = this.opts.compute({ ...snap, nodeName: this.opts.nodeName, config: this.opts.modelConfig });
+      const { result, hint } = this.computeState(full);
+      incremental = hint !== undefined;
       this.logNewModelErrors(result.errors);
-      const outcome = await this.opts.sink.apply(result.state);
+      const outcome = await this.opts.sink.apply(result.state, hint);
       for (const e of outcome.errors) this.opts.logger.error({ service: e.key }, `apply failed: ${e.message}`);
       let frontends = 0;
       let backends = 0;
@@ -169,13 +215,18 @@ export class Reconciler {
         applyErrors: outcome.errors,
         ...appliedCounts(outcome),
         full,
+        incremental,
       };
-      if (outcome.errors.length > 0) this.pending = true; // retry on the next period
+      if (outcome.errors.length > 0) {
+        this.pending = true; // retry on the next period, diffing everything
+        this.needFull = true;
+      }
     } catch (err) {
       // Never let one bad sync kill the loop: report it and retry after the min-sync period.
       this.opts.logger.error({ err }, 'sync failed');
-      report = { startedAt, durationMs: performance.now() - t0, services: 0, frontends: 0, backends: 0, modelErrors: [], applyErrors: [{ message: (err as Error).message }], full };
+      report = { startedAt, durationMs: performance.now() - t0, services: 0, frontends: 0, backends: 0, modelErrors: [], applyErrors: [{ message: (err as Error).message }], full, incremental };
       this.pending = true;
+      this.needFull = true;
     }
     this.lastSyncEnd = Date.now();
     if (report.applyErrors.length === 0) this.syncCount++;
@@ -183,6 +234,28 @@ export class Reconciler {
     this.opts.logger.debug({ durationMs: report.durationMs.toFixed(2), services: report.services, full }, 'synced');
     this.opts.onSync?.(report);
     return this.pending;
+  }
+
+  /** The desired state, and the sink's hint when only some service ports can have changed. */
+  private computeState(resync: boolean): { result: ModelResult; hint?: { changed: ReadonlySet<string> } } {
+    const { model, source } = this.opts;
+    const dirty = this.dirty;
+    this.dirty = { services: new Set(), endpointSlices: new Set() };
+    const get = source.get?.bind(source);
+    if (model && model.ready && get && !resync && !this.needFull) {
+      const result = model.update({
+        services: dirty.services,
+        endpointSlices: dirty.endpointSlices,
+        service: (key) => get('Service', key),
+        endpointSlice: (key) => get('EndpointSlice', key),
+      });
+      return { result, hint: { changed: result.changed } };
+    }
+    this.needFull = false;
+    const input = { ...source.snapshot(), nodeName: this.opts.nodeName, config: this.opts.modelConfig };
+    if (model) return { result: model.full(input) };
+    if (!this.opts.compute) throw new Error('Reconciler: neither model nor compute given');
+    return { result: this.opts.compute(input) };
   }
 
   private logNewModelErrors(errors: ModelError[]): void {

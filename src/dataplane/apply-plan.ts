@@ -2,7 +2,7 @@
 // mirror of the maps before anything is written. Pure apart from handing out ids.
 import type { BackendValue4, FrontendKey4, ServiceValue } from '../bpf/sluice-structs.js';
 import { IPPROTO, VIP_F } from '../bpf/sluice-structs.js';
-import type { DesiredState, FrontendKind } from '../model/types.js';
+import type { DesiredServicePort, DesiredState, FrontendKind } from '../model/types.js';
 import type { IdAllocator } from './id-allocator.js';
 import type { Mirror, MirrorFrontend, ProgrammedService } from './mirror.js';
 import type { ServiceTarget, TargetOptions } from './service-target.js';
@@ -50,10 +50,12 @@ export interface Plan {
   warnings: string[];
   /** Service ports of a family the maps do not hold yet (IPv6). */
   unsupported: number;
-  /** `${svcKey}|${ip}|${port}` → frontend kind, for dumps. */
-  kinds: Map<string, FrontendKind>;
-  /** ClusterIPs to list in sl_vips4 (written after the frontends) and to drop from it (in cleanup). */
-  vips: { sets: string[]; deletes: string[] };
+  /** Per planned service-port key: `${ip}|${port}` → frontend kind (dumps, ClusterIP listing). */
+  kinds: Map<string, Map<string, FrontendKind>>;
+  /** Planned keys whose ports are invalid: their programmed state is kept as it is. */
+  keep: Set<string>;
+  /** The keys this plan covered: every desired and programmed one, or just `only`. */
+  planned: Set<string>;
 }
 
 /** The sl_vips4 value of every ClusterIP: refuse the ports that are no frontend. */
@@ -119,17 +121,46 @@ function emptyChange(key: string, svcId: number, action: ChangeAction): ServiceC
   };
 }
 
-export function planApply(desired: DesiredState, ctx: PlanContext): Plan {
+/**
+ * The diff of desired against the maps. `only`: plan just these service-port keys (what the
+ * model says changed) and take every other one as unchanged — an endpoint change then costs one
+ * service, not all of them. Without it, every desired and programmed key is planned.
+ */
+export function planApply(desired: DesiredState, ctx: PlanContext, only?: ReadonlySet<string>): Plan {
   const { mirror } = ctx;
-  const plan: Plan = { changes: [], errors: [], warnings: [], unsupported: 0, kinds: new Map(), vips: { sets: [], deletes: [] } };
-  const current = mirror.services();
-  const targets = new Map<string, ServiceTarget>();
-  /** Desired keys whose ports are invalid: their programmed state is kept as it is. */
   const keep = new Set<string>();
+  const plan: Plan = { changes: [], errors: [], warnings: [], unsupported: 0, kinds: new Map(), keep, planned: new Set() };
+  const byKey = (a: [string, unknown], b: [string, unknown]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+  let current: Map<string, ProgrammedService>;
+  let wanted: Array<[string, DesiredServicePort]>;
+  if (only) {
+    current = new Map();
+    wanted = [];
+    for (const key of only) {
+      const cur = mirror.service(key);
+      if (cur) current.set(key, cur);
+      const port = desired.services.get(key);
+      if (port) wanted.push([key, port]);
+    }
+    wanted.sort(byKey);
+  } else {
+    current = mirror.services();
+    wanted = [...desired.services].sort(byKey);
+  }
+  for (const key of current.keys()) plan.planned.add(key);
+  for (const [key] of wanted) plan.planned.add(key);
+  const targets = new Map<string, ServiceTarget>();
   /** frontendId → the service key that owns it in this apply. */
   const claims = new Map<string, string>();
+  /** Whether a frontend is held by a service this plan does not cover (which keeps it). */
+  const heldElsewhere = (id: string): string | undefined => {
+    if (!only) return undefined;
+    const fe = mirror.frontends.get(id);
+    const owner = fe && mirror.names.get(fe.value.svc_id);
+    return owner !== undefined && !only.has(owner) ? owner : undefined;
+  };
 
-  for (const [key, port] of [...desired.services].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
+  for (const [key, port] of wanted) {
     if (port.family !== 'IPv4') {
       plan.unsupported++;
       continue;
@@ -143,16 +174,18 @@ export function planApply(desired: DesiredState, ctx: PlanContext): Plan {
       keep.add(key);
       continue;
     }
+    const kinds = new Map<string, FrontendKind>();
     for (const [id, fe] of t.frontends) {
-      const owner = claims.get(id);
-      if (owner !== undefined) {
+      const owner = claims.get(id) ?? heldElsewhere(id);
+      if (owner !== undefined && owner !== key) {
         plan.warnings.push(`frontend ${fe.key.addr}:${fe.key.port}/${port.protocol} of ${key} is already used by ${owner}; not programmed for ${key}`);
         t.frontends.delete(id);
         continue;
       }
       claims.set(id, key);
-      plan.kinds.set(`${key}|${fe.key.addr}|${fe.key.port}`, fe.kind);
+      kinds.set(`${fe.key.addr}|${fe.key.port}`, fe.kind);
     }
+    plan.kinds.set(key, kinds);
     targets.set(key, t);
   }
 
@@ -226,19 +259,5 @@ export function planApply(desired: DesiredState, ctx: PlanContext): Plan {
     for (const ep of programmedEndpoints(mirror, cur).values()) change.removedEndpoints.push({ svcId: cur.svcId, proto, ...ep });
     plan.changes.push(change);
   }
-  plan.vips = planVips(mirror, targets, [...keep].map((k) => current.get(k)));
   return plan;
-}
-
-/**
- * The ClusterIPs of this apply: those of every programmed target, and those a kept (invalid)
- * service port already had listed. Compared with what sl_vips4 holds.
- */
-function planVips(mirror: Mirror, targets: ReadonlyMap<string, ServiceTarget>, kept: ReadonlyArray<ProgrammedService | undefined>): Plan['vips'] {
-  const want = new Set<string>();
-  for (const t of targets.values()) for (const fe of t.frontends.values()) if (fe.kind === 'ClusterIP') want.add(fe.key.addr);
-  for (const svc of kept) for (const fe of svc?.frontends.values() ?? []) if (mirror.vips.has(fe.key.addr)) want.add(fe.key.addr);
-  const sets = [...want].filter((addr) => mirror.vips.get(addr)?.flags !== VIP_VALUE.flags).sort();
-  const deletes = [...mirror.vips.keys()].filter((addr) => !want.has(addr)).sort();
-  return { sets, deletes };
 }

@@ -25,26 +25,92 @@ export class Mirror {
   readonly frontends = new Map<string, MirrorFrontend>();
   /** backend_id → ordinal → value. */
   readonly blocks = new Map<number, Map<number, BackendValue4>>();
-  /** svc_id → service-port key (sl_svc_meta). */
+  /** svc_id → service-port key (sl_svc_meta). Written through setName/deleteName only. */
   readonly names = new Map<number, string>();
   /** ClusterIP → its sl_vips4 value. */
   readonly vips = new Map<string, VipValue>();
+  // Indexes, so an apply of a few service ports never scans every frontend:
+  /** service-port key → the svc_ids naming it. */
+  private readonly idsByName = new Map<string, Set<number>>();
+  /** svc_id → its frontends (by frontendId). */
+  private readonly bySvcId = new Map<number, Map<string, MirrorFrontend>>();
+  /** backend_id → frontendId → ordinals that frontend reads (count + local_count). */
+  private readonly byBlock = new Map<number, Map<string, number>>();
 
   static read(tables: ServiceTables): Mirror {
     const m = new Mirror();
     for (const [key, value] of tables.frontends.entries()) m.setFrontend(key, value);
     for (const [key, value] of tables.backends.entries()) m.setBackend(key.backend_id, key.ordinal, value);
-    for (const [svcId, meta] of tables.svcMeta.entries()) if (meta.name !== '') m.names.set(svcId, meta.name);
+    for (const [svcId, meta] of tables.svcMeta.entries()) if (meta.name !== '') m.setName(svcId, meta.name);
     for (const [key, value] of tables.vips.entries()) m.vips.set(key.addr, value);
     return m;
   }
 
   setFrontend(key: FrontendKey4, value: ServiceValue): void {
-    this.frontends.set(frontendId(key), { key, value });
+    const id = frontendId(key);
+    this.unindex(id);
+    const fe = { key, value };
+    this.frontends.set(id, fe);
+    let ofSvc = this.bySvcId.get(value.svc_id);
+    if (!ofSvc) this.bySvcId.set(value.svc_id, (ofSvc = new Map()));
+    ofSvc.set(id, fe);
+    let ofBlock = this.byBlock.get(value.backend_id);
+    if (!ofBlock) this.byBlock.set(value.backend_id, (ofBlock = new Map()));
+    ofBlock.set(id, value.count + value.local_count);
   }
 
   deleteFrontend(key: FrontendKey4): void {
-    this.frontends.delete(frontendId(key));
+    const id = frontendId(key);
+    this.unindex(id);
+    this.frontends.delete(id);
+  }
+
+  private unindex(id: string): void {
+    const prev = this.frontends.get(id);
+    if (!prev) return;
+    const ofSvc = this.bySvcId.get(prev.value.svc_id);
+    ofSvc?.delete(id);
+    if (ofSvc?.size === 0) this.bySvcId.delete(prev.value.svc_id);
+    const ofBlock = this.byBlock.get(prev.value.backend_id);
+    ofBlock?.delete(id);
+    if (ofBlock?.size === 0) this.byBlock.delete(prev.value.backend_id);
+  }
+
+  setName(svcId: number, key: string): void {
+    this.deleteName(svcId);
+    this.names.set(svcId, key);
+    let ids = this.idsByName.get(key);
+    if (!ids) this.idsByName.set(key, (ids = new Set()));
+    ids.add(svcId);
+  }
+
+  deleteName(svcId: number): void {
+    const key = this.names.get(svcId);
+    if (key === undefined) return;
+    this.names.delete(svcId);
+    const ids = this.idsByName.get(key);
+    ids?.delete(svcId);
+    if (ids?.size === 0) this.idsByName.delete(key);
+  }
+
+  /** True while some frontend names svc_id. */
+  svcIdInUse(svcId: number): boolean {
+    return this.bySvcId.has(svcId);
+  }
+
+  /** The programmed service port `key` as services() would give it, without building them all. */
+  service(key: string): ProgrammedService | undefined {
+    const ids = this.idsByName.get(key);
+    if (!ids || ids.size === 0) return undefined;
+    const svcId = Math.min(...ids);
+    return { key, svcId, frontends: new Map(this.bySvcId.get(svcId)) };
+  }
+
+  /** Ordinals of backend_id that frontends read (0: no frontend points at it). */
+  blockUse(backendId: number): number {
+    let used = 0;
+    for (const n of this.byBlock.get(backendId)?.values() ?? []) used = Math.max(used, n);
+    return used;
   }
 
   setBackend(backendId: number, ordinal: number, value: BackendValue4): void {
@@ -104,10 +170,7 @@ export class Mirror {
   /** For each backend_id some frontend points at, the number of ordinals the frontends read. */
   referencedBlocks(): Map<number, number> {
     const refs = new Map<number, number>();
-    for (const { value } of this.frontends.values()) {
-      const used = value.count + value.local_count;
-      refs.set(value.backend_id, Math.max(refs.get(value.backend_id) ?? 0, used));
-    }
+    for (const backendId of this.byBlock.keys()) refs.set(backendId, this.blockUse(backendId));
     return refs;
   }
 

@@ -61,7 +61,10 @@ export class ServiceTableWriter {
   private readonly backendIds = new IdAllocator(1, MAX_BACKEND_ID);
   /** Flow cleanups that failed; retried by the next apply. */
   private pendingFlows: { endpoints: RemovedEndpoint[]; affinitySvcIds: Set<number> } = { endpoints: [], affinitySvcIds: new Set() };
-  private kinds = new Map<string, FrontendKind>();
+  /** Service-port key → `${ip}|${port}` → frontend kind, as last planned. */
+  private kinds = new Map<string, Map<string, FrontendKind>>();
+  /** ClusterIP → the service-port keys that have it (from `kinds`): an address is listed while any does. */
+  private vipUsers = new Map<string, Set<string>>();
 
   constructor(private readonly opts: WriterOptions) {
     this.tables = opts.tables;
@@ -72,6 +75,8 @@ export class ServiceTableWriter {
   /** Re-reads the maps: the next apply repairs whatever differs from the desired state. */
   resync(): void {
     this.mirror = Mirror.read(this.tables);
+    this.kinds = new Map();
+    this.vipUsers = new Map();
     this.svcIds.reset(this.mirror.serviceIds());
     this.backendIds.reset(this.mirror.backendIds());
   }
@@ -81,7 +86,12 @@ export class ServiceTableWriter {
     return this.mirror as Mirror;
   }
 
-  apply(desired: DesiredState): ApplyResult {
+  /**
+   * Makes the maps hold `desired`. `hint.changed`: only these service-port keys differ from the
+   * last successful apply (the incremental model says so); the others are left alone, so the
+   * cost follows the change, not the cluster. Without it, everything is diffed.
+   */
+  apply(desired: DesiredState, hint?: { changed: ReadonlySet<string> }): ApplyResult {
     const t0 = performance.now();
     const res: ApplyResult = {
       services: { added: 0, updated: 0, removed: 0, unchanged: 0, failed: 0, unsupportedFamily: 0 },
@@ -98,8 +108,9 @@ export class ServiceTableWriter {
       res.errors.push({ code: errorCode(err), message: `reading the service maps failed, nothing written: ${(err as Error).message}` });
       return this.finish(res, t0);
     }
-    const plan = planApply(desired, { mirror, svcIds: this.svcIds, backendIds: this.backendIds, target: this.opts });
-    this.kinds = plan.kinds;
+    const only = hint && this.kinds.size > 0 ? hint.changed : undefined;
+    const plan = planApply(desired, { mirror, svcIds: this.svcIds, backendIds: this.backendIds, target: this.opts }, only);
+    const vips = this.updateKinds(mirror, plan, only !== undefined);
     res.errors.push(...plan.errors);
     res.services.failed += plan.errors.length;
     res.notes.push(...plan.warnings);
@@ -115,13 +126,13 @@ export class ServiceTableWriter {
 
     this.prepare(mirror, plan.changes, res, fail, live);
     const applied = this.commit(mirror, plan.changes, res, fail, live);
-    this.writeVips(mirror, plan.vips.sets, res);
+    this.writeVips(mirror, vips.sets, res);
     for (const [c, err] of failed) {
       const undo = this.rollback(mirror, c, applied.get(c) ?? []);
       err.message += undo ? `; ${undo}` : '; the service keeps its previous state';
     }
-    this.cleanup(mirror, plan.changes.filter(live), res);
-    this.deleteVips(mirror, plan.vips.deletes, res);
+    this.cleanup(mirror, plan.changes.filter(live), res, only !== undefined ? touchedBlocks(plan.changes) : undefined);
+    this.deleteVips(mirror, vips.deletes, res);
 
     for (const c of plan.changes) {
       if (failed.has(c)) continue;
@@ -130,8 +141,15 @@ export class ServiceTableWriter {
     }
     res.services.failed += failed.size;
     res.errors.push(...failed.values());
-    this.svcIds.sync(mirror.serviceIds());
-    this.backendIds.sync(mirror.backendIds());
+    if (only) {
+      // Ids of what this apply removed go back to the pools; a failure makes the next apply full.
+      res.services.unchanged += desired.services.size - [...plan.planned].filter((k) => desired.services.has(k)).length;
+      for (const c of plan.changes) if (!mirror.names.has(c.svcId) && !mirror.svcIdInUse(c.svcId)) this.svcIds.free(c.svcId);
+      for (const id of touchedBlocks(plan.changes)) if (!mirror.blocks.has(id) && mirror.blockUse(id) === 0) this.backendIds.free(id);
+    } else {
+      this.svcIds.sync(mirror.serviceIds());
+      this.backendIds.sync(mirror.backendIds());
+    }
     return this.finish(res, t0);
   }
 
@@ -157,7 +175,7 @@ export class ServiceTableWriter {
       const out = this.count(res, 'writes', named.length, t.svcMeta.setMany(named.map((c) => [c.svcId, { name: c.key }] as const)));
       const bad = new Set(out.failures.map((f) => f.index));
       out.failures.forEach((f) => fail(named[f.index] as ServiceChange, t.svcMeta.name, f.error, 'naming its service id'));
-      named.forEach((c, i) => !bad.has(i) && mirror.names.set(c.svcId, c.key));
+      named.forEach((c, i) => !bad.has(i) && mirror.setName(c.svcId, c.key));
     }
     // A reused id must not show the counters of the service that had it before.
     const fresh = changes.filter((c) => c.newId && live(c)).map((c) => c.svcId);
@@ -219,11 +237,47 @@ export class ServiceTableWriter {
   }
 
   /**
+   * Records the frontend kinds of the planned keys (kept keys keep theirs) and returns the
+   * ClusterIPs to list and unlist: of every address (full) or of those the planned keys had or
+   * have (partial).
+   */
+  private updateKinds(mirror: Mirror, plan: Plan, partial: boolean): { sets: string[]; deletes: string[] } {
+    const clusterIps = (kinds: ReadonlyMap<string, FrontendKind> | undefined): string[] =>
+      [...(kinds ?? [])].filter(([, kind]) => kind === 'ClusterIP').map(([ipPort]) => ipPort.slice(0, ipPort.lastIndexOf('|')));
+    const affected = new Set<string>();
+    const next = partial ? this.kinds : new Map<string, Map<string, FrontendKind>>();
+    if (!partial) this.vipUsers = new Map();
+    for (const key of plan.planned) {
+      const old = this.kinds.get(key);
+      for (const ip of clusterIps(old)) {
+        affected.add(ip);
+        this.vipUsers.get(ip)?.delete(key);
+      }
+      let now = plan.kinds.get(key);
+      if (!now && plan.keep.has(key)) now = old ?? keptKinds(mirror, key);
+      if (now) next.set(key, now);
+      else next.delete(key);
+      for (const ip of clusterIps(now)) {
+        affected.add(ip);
+        let users = this.vipUsers.get(ip);
+        if (!users) this.vipUsers.set(ip, (users = new Set()));
+        users.add(key);
+      }
+    }
+    this.kinds = next;
+    if (!partial) for (const ip of mirror.vips.keys()) affected.add(ip);
+    const listed = (ip: string) => (this.vipUsers.get(ip)?.size ?? 0) > 0;
+    const sets = [...affected].filter((ip) => listed(ip) && mirror.vips.get(ip)?.flags !== VIP_VALUE.flags).sort();
+    const deletes = [...affected].filter((ip) => !listed(ip) && mirror.vips.has(ip)).sort();
+    return { sets, deletes };
+  }
+
+  /**
    * ClusterIPs whose unknown ports are refused, listed once their frontends are in place (a
    * ClusterIP listed before its frontends would refuse the new Service's own ports). Failures
    * leave the address to the next apply; the Service's own frontends are unaffected.
    */
-  private writeVips(mirror: Mirror, addrs: Plan['vips']['sets'], res: ApplyResult): void {
+  private writeVips(mirror: Mirror, addrs: readonly string[], res: ApplyResult): void {
     if (addrs.length === 0) return;
     const t = this.tables.vips;
     const out = this.count(res, 'writes', addrs.length, t.setMany(addrs.map((addr) => [{ addr }, VIP_VALUE] as const)));
@@ -235,7 +289,7 @@ export class ServiceTableWriter {
   }
 
   /** ClusterIPs no Service uses any more: their addresses are ordinary destinations again. */
-  private deleteVips(mirror: Mirror, addrs: Plan['vips']['deletes'], res: ApplyResult): void {
+  private deleteVips(mirror: Mirror, addrs: readonly string[], res: ApplyResult): void {
     if (addrs.length === 0) return;
     const t = this.tables.vips;
     const out = this.count(res, 'deletes', addrs.length, t.deleteMany(addrs.map((addr) => ({ addr }))));
@@ -269,13 +323,17 @@ export class ServiceTableWriter {
     return `rollback failed for frontend(s) ${problems.join(', ')}; the next apply retries`;
   }
 
-  /** Phase 3: unreferenced blocks, names of removed services, stale flows and affinity. */
-  private cleanup(mirror: Mirror, changes: ServiceChange[], res: ApplyResult): void {
+  /**
+   * Phase 3: unreferenced blocks (of `blocks` only, when given: the ones this apply touched),
+   * names of removed services, stale flows and affinity.
+   */
+  private cleanup(mirror: Mirror, changes: ServiceChange[], res: ApplyResult, blocks?: ReadonlySet<number>): void {
     const t = this.tables;
-    const refs = mirror.referencedBlocks();
     const doomed: Array<{ backend_id: number; ordinal: number }> = [];
-    for (const [backendId, block] of mirror.blocks) {
-      const used = refs.get(backendId) ?? 0;
+    for (const backendId of blocks ?? mirror.blocks.keys()) {
+      const block = mirror.blocks.get(backendId);
+      if (!block) continue;
+      const used = mirror.blockUse(backendId);
       for (const ordinal of block.keys()) if (ordinal >= used) doomed.push({ backend_id: backendId, ordinal });
     }
     if (doomed.length > 0) {
@@ -288,12 +346,11 @@ export class ServiceTableWriter {
       }
     }
 
-    const inUse = new Set([...mirror.frontends.values()].map((f) => f.value.svc_id));
-    const unnamed = changes.filter((c) => c.deleteName && !inUse.has(c.svcId));
+    const unnamed = changes.filter((c) => c.deleteName && !mirror.svcIdInUse(c.svcId));
     if (unnamed.length > 0) {
       const out = this.count(res, 'deletes', unnamed.length, t.svcMeta.deleteMany(unnamed.map((c) => c.svcId)));
       const bad = new Set(out.failures.map((f) => f.index));
-      unnamed.forEach((c, i) => !bad.has(i) && mirror.names.delete(c.svcId));
+      unnamed.forEach((c, i) => !bad.has(i) && mirror.deleteName(c.svcId));
       for (const f of out.failures) {
         const c = unnamed[f.index] as ServiceChange;
         res.errors.push({ key: c.key, map: t.svcMeta.name, code: errorCode(f.error), message: `service port ${c.key}: clearing its name failed: ${f.error.message}` });
@@ -343,6 +400,25 @@ export class ServiceTableWriter {
 
   /** The kind of a frontend of the last apply (the maps do not record it). */
   frontendKind(svcKey: string, ip: string, port: number): FrontendKind | undefined {
-    return this.kinds.get(`${svcKey}|${ip}|${port}`);
+    return this.kinds.get(svcKey)?.get(`${ip}|${port}`);
   }
+}
+
+/** Backend blocks a plan's changes wrote or left: the ones cleanup must look at. */
+function touchedBlocks(changes: readonly ServiceChange[]): Set<number> {
+  const ids = new Set<number>();
+  for (const c of changes) {
+    if (c.block) ids.add(c.block.backendId);
+    for (const prev of c.previous.values()) if (prev) ids.add(prev.value.backend_id);
+  }
+  return ids;
+}
+
+/** After a restart the kinds of a kept (invalid) port are unknown: its listed addresses were ClusterIPs. */
+function keptKinds(mirror: Mirror, key: string): Map<string, FrontendKind> | undefined {
+  const svc = mirror.service(key);
+  if (!svc) return undefined;
+  const kinds = new Map<string, FrontendKind>();
+  for (const fe of svc.frontends.values()) if (mirror.vips.has(fe.key.addr)) kinds.set(`${fe.key.addr}|${fe.key.port}`, 'ClusterIP');
+  return kinds;
 }

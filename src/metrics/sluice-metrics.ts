@@ -14,7 +14,7 @@ const SERVICE_LABELS: ServiceLabel[] = ['namespace', 'name', 'port', 'protocol',
 
 export interface SyncObservation {
   durationMs: number;
-  /** A full resync (timer) rather than an incremental one. */
+  /** Everything recomputed and re-diffed, rather than only what the changes touched. */
   full: boolean;
   ok: boolean;
   /** When it finished (default now). */
