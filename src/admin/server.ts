@@ -5,6 +5,7 @@
 import { STATUS_CODES, createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { chmodSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import type { Logger } from 'pino';
 import { ROUTES, readBody, readQuery } from './routes.js';
 import type { Route } from './routes.js';
@@ -26,6 +27,8 @@ export interface AdminServerOptions {
   requestTimeoutMs?: number;
   /** Time the backend has to answer before the client gets 503 "busy" (default 10 s). */
   handlerTimeoutMs?: number;
+  /** A connection with no traffic for this long (e.g. a client that stops reading) is dropped (default 30 s). */
+  idleTimeoutMs?: number;
 }
 
 export interface AdminServer {
@@ -112,6 +115,8 @@ async function dispatch(req: IncomingMessage, opts: Required<Omit<AdminServerOpt
 /** Starts serving on the Unix socket; resolves once the socket is listening and 0600. */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const socketPath = options.socketPath ?? DEFAULT_ADMIN_SOCKET;
+  // listen('19999') would be a TCP port: the admin API must only ever be a Unix socket path.
+  if (!isAbsolute(socketPath)) throw new Error(`admin socket: "${socketPath}" is not an absolute path (a Unix socket path is required)`);
   const opts = {
     backend: options.backend,
     logger: options.logger,
@@ -119,6 +124,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     headersTimeoutMs: options.headersTimeoutMs ?? 5000,
     requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
     handlerTimeoutMs: options.handlerTimeoutMs ?? 10_000,
+    idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
   };
   const log = opts.logger;
   prepareSocketDirectory(socketPath, log);
@@ -155,6 +161,8 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     },
   );
   server.maxConnections = 64;
+  // A client that stops reading a large answer would otherwise hold one of the 64 slots forever.
+  server.timeout = opts.idleTimeoutMs;
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     log.debug({ code: err.code }, 'admin client error');
     if (socket.writable && !socket.destroyed) {
@@ -166,13 +174,18 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(socketPath, () => {
+    server.listen({ path: socketPath }, () => {
       server.off('error', reject);
       resolve();
     });
   });
-  // The directory is already 0700, so nobody else can reach the socket before this chmod.
-  chmodSync(socketPath, 0o600);
+  try {
+    // The directory is already 0700, so nobody else can reach the socket before this chmod.
+    chmodSync(socketPath, 0o600);
+  } catch (err) {
+    server.close();
+    throw err;
+  }
   log.info({ socketPath }, 'admin socket listening');
 
   return {

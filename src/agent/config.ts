@@ -61,11 +61,21 @@ function intIn(flag: string, value: string, min: number, max: number): number {
   return n;
 }
 
-function durationMs(flag: string, value: string): number {
+function durationMs(flag: string, value: string, minMs = 0): number {
   const m = /^(\d+)(ms|s|m|h)$/.exec(value);
   if (!m) throw new ConfigError(`${flag}: "${value}" is not a duration like 250ms, 10s, 5m or 1h`);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
-  return Number(m[1]) * unit;
+  const ms = Number(m[1]) * unit;
+  if (ms < minMs) throw new ConfigError(`${flag}: "${value}" is too short (at least ${minMs >= 1000 ? `${minMs / 1000}s` : `${minMs}ms`})`);
+  return ms;
+}
+
+/** A Kubernetes label value (63 characters: alphanumerics, '-', '_', '.', alphanumeric at both ends). */
+function labelValue(flag: string, value: string): string {
+  if (value !== '' && !/^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/.test(value)) {
+    throw new ConfigError(`${flag}: "${value}" is not a Kubernetes label value (up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)`);
+  }
+  return value;
 }
 
 function cidr(flag: string, value: string): string {
@@ -75,6 +85,11 @@ function cidr(flag: string, value: string): string {
   if (!family || len === undefined || extra !== undefined || !/^\d+$/.test(len) || Number(len) > max) {
     throw new ConfigError(`${flag}: "${value}" is not a CIDR like 10.0.0.0/8 or fd00::/64`);
   }
+  return value;
+}
+
+function absolutePath(flag: string, value: string): string {
+  if (!value.startsWith('/')) throw new ConfigError(`${flag}: "${value}" is not an absolute path`);
   return value;
 }
 
@@ -118,8 +133,8 @@ const FLAGS: Record<string, FlagSpec> = {
     },
   },
   '--min-sync-period': { env: 'SLUICE_MIN_SYNC_PERIOD', help: 'coalesce bursts of changes for this long (default 50ms)', parse: (v, c, f) => void (c.minSyncPeriodMs = durationMs(f, v)) },
-  '--full-resync-period': { env: 'SLUICE_FULL_RESYNC_PERIOD', help: 'full resync period (default 5m)', parse: (v, c, f) => void (c.fullResyncPeriodMs = durationMs(f, v)) },
-  '--admin-socket': { env: 'SLUICE_ADMIN_SOCKET', help: 'admin Unix socket (default /run/sluice/admin.sock)', parse: (v, c, f) => void (c.adminSocket = nonEmpty(f, v)) },
+  '--full-resync-period': { env: 'SLUICE_FULL_RESYNC_PERIOD', help: 'full resync period (default 5m)', parse: (v, c, f) => void (c.fullResyncPeriodMs = durationMs(f, v, 1000)) },
+  '--admin-socket': { env: 'SLUICE_ADMIN_SOCKET', help: 'admin Unix socket, an absolute path (default /run/sluice/admin.sock)', parse: (v, c, f) => void (c.adminSocket = absolutePath(f, v)) },
   '--metrics-address': {
     env: 'SLUICE_METRICS_ADDRESS',
     help: 'host:port for /metrics, /healthz, /readyz (default 127.0.0.1:9963; "off" disables)',
@@ -136,11 +151,11 @@ const FLAGS: Record<string, FlagSpec> = {
     help: 'comma-separated CIDRs selecting node addresses for NodePorts (default: node IPs)',
     parse: (v, c, f) => void (c.nodePortAddresses = v.split(',').filter(Boolean).map((x) => cidr(f, x.trim()))),
   },
-  '--service-proxy-name': { env: 'SLUICE_SERVICE_PROXY_NAME', help: 'serve only Services labelled service.kubernetes.io/service-proxy-name=NAME', parse: (v, c) => void (c.serviceProxyName = v) },
-  '--ct-timeout-tcp-established': { help: 'conntrack timeout, established TCP (default 1h)', parse: (v, c, f) => void (c.ctTimeouts.tcpEstablished = durationMs(f, v) / 1000) },
-  '--ct-timeout-tcp-syn': { help: 'conntrack timeout, TCP SYN sent (default 20s)', parse: (v, c, f) => void (c.ctTimeouts.tcpSynSent = durationMs(f, v) / 1000) },
-  '--ct-timeout-tcp-fin': { help: 'conntrack timeout, TCP closing (default 30s)', parse: (v, c, f) => void (c.ctTimeouts.tcpFin = durationMs(f, v) / 1000) },
-  '--ct-timeout-udp': { help: 'conntrack timeout, UDP (default 60s)', parse: (v, c, f) => void (c.ctTimeouts.udp = durationMs(f, v) / 1000) },
+  '--service-proxy-name': { env: 'SLUICE_SERVICE_PROXY_NAME', help: 'serve only Services labelled service.kubernetes.io/service-proxy-name=NAME', parse: (v, c, f) => void (c.serviceProxyName = labelValue(f, v)) },
+  '--ct-timeout-tcp-established': { help: 'conntrack timeout, established TCP (default 1h)', parse: (v, c, f) => void (c.ctTimeouts.tcpEstablished = durationMs(f, v, 1000) / 1000) },
+  '--ct-timeout-tcp-syn': { help: 'conntrack timeout, TCP SYN sent (default 20s)', parse: (v, c, f) => void (c.ctTimeouts.tcpSynSent = durationMs(f, v, 1000) / 1000) },
+  '--ct-timeout-tcp-fin': { help: 'conntrack timeout, TCP closing (default 30s)', parse: (v, c, f) => void (c.ctTimeouts.tcpFin = durationMs(f, v, 1000) / 1000) },
+  '--ct-timeout-udp': { help: 'conntrack timeout, UDP (default 60s)', parse: (v, c, f) => void (c.ctTimeouts.udp = durationMs(f, v, 1000) / 1000) },
   '--bpf-dir': { env: 'SLUICE_BPF_DIR', help: 'directory of the compiled BPF objects (default: the package\'s dist/bpf)', parse: (v, c, f) => void (c.bpfObjectDir = nonEmpty(f, v)) },
 };
 
@@ -249,6 +264,9 @@ export function checkConfigPaths(cfg: AgentConfig, probe: PathProbe = realProbe)
   if (cfg.kubeconfig && !cfg.manifestsDir) {
     const kind = probe.kind(cfg.kubeconfig);
     if (kind !== 'file') throw new ConfigError(`${named('--kubeconfig')}: "${cfg.kubeconfig}" ${kind === 'missing' ? 'does not exist' : 'is not a file'}`);
+  }
+  if (cfg.manifestsDir && probe.kind(cfg.manifestsDir) !== 'directory') {
+    throw new ConfigError(`${named('--manifests')}: "${cfg.manifestsDir}" ${probe.kind(cfg.manifestsDir) === 'missing' ? 'does not exist' : 'is not a directory'}`);
   }
   if (cfg.bpfObjectDir && probe.kind(cfg.bpfObjectDir) !== 'directory') {
     throw new ConfigError(`${named('--bpf-dir')}: "${cfg.bpfObjectDir}" is not a directory`);

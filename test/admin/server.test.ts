@@ -253,3 +253,44 @@ t.test('malformed HTTP gets a 400 and does not disturb the server', async (t) =>
   t.match(reply, /"error":"bad request: /);
   t.equal((await call(socketPath, 'GET', '/v1/status')).status, 200);
 });
+
+t.test('only ever a Unix socket: a relative or numeric path is refused, nothing listens on TCP', async (t) => {
+  for (const socketPath of ['19999', 'admin.sock']) {
+    await t.rejects(startAdminServer({ socketPath, backend: new FakeBackend(), logger: quiet }), /is not an absolute path/, socketPath);
+  }
+  const refused = await new Promise<string>((resolve) => {
+    const s = connect({ host: '127.0.0.1', port: 19999 });
+    s.once('connect', () => { s.destroy(); resolve('connected'); });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+  });
+  t.equal(refused, 'ECONNREFUSED', 'no TCP listener on 127.0.0.1:19999');
+});
+
+t.test('a client that stops reading a large answer is dropped after the idle timeout', async (t) => {
+  const dir = tempDir(t);
+  class BigBackend extends FakeBackend {
+    override conntrack() {
+      const view = super.conntrack();
+      const one = view.entries[0]!;
+      return { ...view, entries: Array.from({ length: 100_000 }, () => one) };
+    }
+  }
+  const server = await startAdminServer({ socketPath: join(dir, 'a.sock'), backend: new BigBackend(), logger: quiet, idleTimeoutMs: 300 });
+  t.teardown(() => server.close());
+  const connections = () => new Promise<number>((resolve) => server.server.getConnections((_e, n) => resolve(n)));
+  const client = connect(join(dir, 'a.sock'));
+  t.teardown(() => client.destroy());
+  await new Promise<void>((resolve) => client.on('connect', () => resolve()));
+  client.write('GET /v1/ct HTTP/1.1\r\nHost: x\r\n\r\n');
+  client.pause(); // never read: the server's writes stall once the socket buffers are full
+  // (A paused client cannot see the close until it reads, so the server's side is watched.)
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(await connections(), 1, 'the stalled connection is open at first');
+  let open = 1;
+  for (let i = 0; i < 30 && open > 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    open = await connections();
+  }
+  t.equal(open, 0, 'the server dropped it after the idle timeout');
+  t.equal((await call(join(dir, 'a.sock'), 'GET', '/v1/status')).status, 200, 'and still serves others');
+});

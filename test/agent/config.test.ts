@@ -51,6 +51,12 @@ const bad: [string[], Record<string, string>, RegExp][] = [
   [['--node-name'], {}, /--node-name: needs a value/],
   [['--node-name', ' '], {}, /--node-name: must not be empty/],
   [[], { SLUICE_CONNECT_TIME_LB: 'maybe' }, /environment SLUICE_CONNECT_TIME_LB: --connect-time-lb: "maybe"/],
+  // Never a TCP port: the admin API is a Unix socket path only.
+  [['--admin-socket', '19999'], {}, /--admin-socket: "19999" is not an absolute path/],
+  [['--admin-socket', 'run/admin.sock'], {}, /--admin-socket: "run\/admin.sock" is not an absolute path/],
+  [['--full-resync-period', '0s'], {}, /--full-resync-period: "0s" is too short \(at least 1s\)/],
+  [['--ct-timeout-udp', '0s'], {}, /--ct-timeout-udp: "0s" is too short/],
+  [['--service-proxy-name', 'not a label!'], {}, /--service-proxy-name: "not a label!" is not a Kubernetes label value/],
 ];
 for (const [argv, env, message] of bad) {
   t.test(`rejects ${JSON.stringify(argv)} ${JSON.stringify(env)}`, async (t) => {
@@ -58,3 +64,16 @@ for (const [argv, env, message] of bad) {
     t.throws(() => parseConfig(argv, env), ConfigError);
   });
 }
+
+t.test('checkConfigPaths: the paths flags name must exist, named by flag and variable', async (t) => {
+  const { checkConfigPaths } = await import('../../src/agent/config.js');
+  const probe = (dirs: string[], files: string[] = []) => ({
+    kind: (p: string) => (dirs.includes(p) ? 'directory' as const : files.includes(p) ? 'file' as const : 'missing' as const),
+    isCgroup2: (p: string) => p.startsWith('/cg'),
+  });
+  const cfg = (argv: string[]) => parseConfig(['--node-name', 'n1', ...argv], {});
+  t.throws(() => checkConfigPaths(cfg(['--manifests', '/nope', '--connect-time-lb', 'disabled']), probe([])), /--manifests \(\$SLUICE_MANIFESTS\): "\/nope" does not exist/);
+  t.throws(() => checkConfigPaths(cfg(['--manifests', '/file', '--connect-time-lb', 'disabled']), probe([], ['/file'])), /"\/file" is not a directory/);
+  t.doesNotThrow(() => checkConfigPaths(cfg(['--manifests', '/m', '--cgroup', '/cg/pods']), probe(['/m', '/cg/pods'])));
+  t.throws(() => checkConfigPaths(cfg(['--manifests', '/m', '--cgroup', '/tmp']), probe(['/m', '/tmp'])), /--cgroup .*"\/tmp" is not a cgroup v2 directory/);
+});
