@@ -2,7 +2,7 @@
 // its own, so a syntax error spoils only that document; `List` documents (and JSON lists)
 // contribute their items. Every problem names the file, the document (1-based) and its line,
 // the item of a List, and kind/namespace/name and field when known.
-import { isObjectKind, objectKey } from './kinds.js';
+import { isObjectKind, OBJECT_KINDS, objectKey } from './kinds.js';
 import type { KubeObject, ObjectKind } from './kinds.js';
 import { validateManifestObject } from './manifest-validate.js';
 import { toModel } from './serialization.js';
@@ -123,6 +123,16 @@ function addObject(result: ParsedFile, value: unknown, at: Locator): void {
     return;
   }
   const kind = value.kind;
+  // 'service' for 'Service': a typo, not another kind. Reported, and the object it meant keeps its
+  // last good state instead of vanishing.
+  const meant = typeof kind === 'string' && !isObjectKind(kind) ? OBJECT_KINDS.find((k) => k.toLowerCase() === kind.toLowerCase()) : undefined;
+  if (meant) {
+    const key = objectKey(meant, value as KubeObject);
+    fail(result, at, `kind: ${JSON.stringify(kind)} is not ${JSON.stringify(meant)} (kinds are case-sensitive)`, { kind: meant, ...(key ? { object: key } : {}), field: 'kind' });
+    if (key === undefined) result.unidentifiedBroken = true;
+    else result.brokenObjects.push({ kind: meant, key });
+    return;
+  }
   if (!isObjectKind(kind)) {
     const problem = kind === undefined ? 'kind: missing' : `kind: ${JSON.stringify(kind)} is not one of Service, EndpointSlice, Node; ignored`;
     fail(result, at, problem, { field: 'kind' });

@@ -6,6 +6,13 @@
 // Service's claims (addresses, ports, age) changed. Same results as computeDesiredState for the
 // same objects: test/model/incremental.test.ts holds it to that over random change sequences.
 // A Node or config change, or a relist, goes through full().
+//
+// Last good version (keepLastGood, on by default): an update of a Service or EndpointSlice that
+// has errors of its own (a bad address, port, label…) does not replace the version before it:
+// the last version that parsed cleanly stays programmed, and the errors are reported with a note
+// saying so — so a bad edit never wipes what is programmed, from the API server or a manifest
+// file alike, and across relists. An object never seen in good shape is programmed as far as it
+// can be, as computeDesiredState does. Removal removes.
 import { checkConfig, type CheckedConfig } from './config.js';
 import { dropConflictingFrontends } from './conflicts.js';
 import { draftServicePorts, type PortDraft } from './desired-port.js';
@@ -77,11 +84,27 @@ function claimsOf(service: ParsedService | null, drafts: readonly PortDraft[]): 
   return `${service.createdAtMs};${ports.join(';')}`;
 }
 
+function lastGoodNote(kind: string, key: string): ModelError {
+  return {
+    kind, object: key, field: '', value: undefined,
+    message: `${kind} ${key}: this version has errors (above); the last version without errors stays programmed until it is fixed`,
+  };
+}
+
 function sameFrontends(a: readonly Frontend[], b: readonly Frontend[]): boolean {
   return a.length === b.length && a.every((f, i) => f.kind === b[i]?.kind && f.ip === b[i]?.ip && f.port === b[i]?.port);
 }
 
+export interface IncrementalModelOptions {
+  /** Keep the last clean version of an object whose update has errors (default true). */
+  keepLastGood?: boolean;
+}
+
 export class IncrementalModel {
+  private readonly keepLastGood: boolean;
+  /** The last version of each object that parsed without errors. */
+  private readonly lastGoodService = new Map<string, unknown>();
+  private readonly lastGoodSlice = new Map<string, unknown>();
   private ctx: Context | undefined;
   /** Input, config and node errors, and those of nameless or duplicate objects (full() only). */
   private fixedErrors: ModelError[] = [];
@@ -95,6 +118,10 @@ export class IncrementalModel {
   private ports = new Map<string, DesiredServicePort>();
   private portsOf = new Map<string, string[]>();
   private errors: ModelError[] = [];
+
+  constructor(opts: IncrementalModelOptions = {}) {
+    this.keepLastGood = opts.keepLastGood ?? true;
+  }
 
   /** True once full() ran: update() can follow. */
   get ready(): boolean {
@@ -124,6 +151,8 @@ export class IncrementalModel {
 
     list('endpointSlices').forEach((raw, index) => this.addSlice(raw, index, identityKey(raw), true));
     list('services').forEach((raw, index) => this.addService(raw, index, identityKey(raw), true));
+    for (const key of this.lastGoodService.keys()) if (!this.services.has(key)) this.lastGoodService.delete(key);
+    for (const key of this.lastGoodSlice.keys()) if (!this.slices.has(key)) this.lastGoodSlice.delete(key);
     this.settleConflicts();
     const changed = new Set([...before, ...this.ports.keys()]);
     this.collectErrors();
@@ -142,7 +171,10 @@ export class IncrementalModel {
       }
       this.slices.delete(key);
       const raw = changes.endpointSlice(key);
-      if (raw === undefined) continue;
+      if (raw === undefined) {
+        this.lastGoodSlice.delete(key);
+        continue;
+      }
       const added = this.addSlice(raw, 0, key, false);
       if (added?.serviceKey) dirty.add(added.serviceKey);
     }
@@ -154,6 +186,7 @@ export class IncrementalModel {
       this.services.delete(key);
       const raw = changes.service(key);
       if (raw !== undefined) this.addService(raw, 0, key, false);
+      else this.lastGoodService.delete(key);
       const now = this.services.get(key);
       if ((old?.claims ?? '') !== (now?.claims ?? '')) claimsMoved = true;
     }
@@ -170,7 +203,15 @@ export class IncrementalModel {
   /** Parses a slice into this.slices (full(): duplicates and nameless ones only report). */
   private addSlice(raw: unknown, index: number, key: string | null, fromList: boolean): SliceEntry | undefined {
     const errors: ModelError[] = [];
-    const parsed = guarded(errors, 'EndpointSlice', raw, null, () => parseEndpointSlice(raw, index, errors));
+    let parsed = guarded(errors, 'EndpointSlice', raw, null, () => parseEndpointSlice(raw, index, errors));
+    const good = key === null ? undefined : this.lastGoodSlice.get(key);
+    if (key !== null && errors.length === 0 && !(fromList && this.slices.get(key)?.slice)) this.lastGoodSlice.set(key, raw);
+    else if (this.keepLastGood && key !== null && good !== undefined && good !== raw && !(fromList && this.slices.get(key)?.slice)) {
+      // This version has errors of its own: the last clean one stays, the errors are reported.
+      const kept: ModelError[] = [];
+      parsed = guarded(kept, 'EndpointSlice', good, null, () => parseEndpointSlice(good, index, kept));
+      errors.push(lastGoodNote('EndpointSlice', key));
+    }
     if (key === null || (fromList && this.slices.get(key)?.slice && parsed)) {
       if (parsed && key !== null) new ObjectReport('EndpointSlice', key, errors).error('metadata.name', parsed.slice.name, 'is a duplicate; skipped');
       this.fixedErrors.push(...errors);
@@ -196,7 +237,16 @@ export class IncrementalModel {
   private addService(raw: unknown, index: number, key: string | null, fromList: boolean): void {
     const ctx = this.ctx as Context;
     const errors: ModelError[] = [];
-    const parsed = guarded(errors, 'Service', raw, null, () => parseService(raw, index, ctx.config, errors));
+    let parsed = guarded(errors, 'Service', raw, null, () => parseService(raw, index, ctx.config, errors));
+    const good = key === null ? undefined : this.lastGoodService.get(key);
+    if (key !== null && errors.length === 0 && !(fromList && this.services.get(key)?.parsed)) this.lastGoodService.set(key, raw);
+    else if (this.keepLastGood && key !== null && good !== undefined && good !== raw && !(fromList && this.services.get(key)?.parsed)) {
+      // This version has errors of its own: the last clean one stays, the errors are reported
+      // (the kept version's own later errors, drafting and conflicts, go to the same list).
+      parsed = guarded(errors, 'Service', good, null, () => parseService(good, index, ctx.config, []));
+      parsed?.report.redirect(errors);
+      errors.push(lastGoodNote('Service', key));
+    }
     if (key === null || (fromList && this.services.get(key)?.parsed && parsed)) {
       parsed?.report.error('metadata.name', parsed.name, 'is a duplicate; skipped');
       this.fixedErrors.push(...errors);

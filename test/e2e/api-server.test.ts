@@ -150,6 +150,15 @@ t.test('agent + fake API server + real traffic', async (t) => {
     t.ok(status.errors.some((e) => e.component === 'model' && e.object === 'e2e/bad-ip' && e.message.includes('not-an-ip')),
       'sluicectl status lists the bad Service with its value', { errors: status.errors });
     t.equal(status.sync.state, 'synced', 'the agent stays synced');
+
+    // A bad MODIFICATION of a programmed Service (the API server would refuse this value; a
+    // manifest or a buggy controller need not): the last good version stays programmed.
+    const from2 = agent.logs.length;
+    await api.apply(service('web2', '10.96.0.999', HTTP));
+    await agent.waitForLog((l) => l.kind === 'Service' && l.object === 'e2e/web2' && l.value === '10.96.0.999', 'the bad update of web2', 10_000, from2);
+    await agent.waitForLog((l) => /last version without errors stays programmed/.test(String(l.msg)), 'the last-good note', 10_000, from2);
+    expectServed(t, await bed.traffic('tc', '10.96.0.21', 80, 5), ['web-c'], 'web2 still served at its last good address');
+    t.ok((await bed.services()).some((s) => s.key === portKey('web2', 'http') && s.frontends.some((f) => f.ip === '10.96.0.21')), 'and still programmed');
   });
 
   t.same(agent.otherOutput, [], 'the agent wrote only JSON log lines to stdout');

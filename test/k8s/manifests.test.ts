@@ -150,3 +150,13 @@ t.test('an empty directory is a valid, synced, empty view', async (t) => {
   t.same(store.snapshot(), { services: [], endpointSlices: [], nodes: [] });
   t.same(source.errors(), []);
 });
+
+t.test('a kind typo ("service") is reported and the object keeps its last good state', async (t) => {
+  const { store, write, source } = await setup(t, { 'svc.yaml': yamlDocs(service('a'), service('b', { port: 81 })) });
+  const typo = { ...service('b', { port: 99 }), kind: 'service' };
+  write('svc.yaml', yamlDocs(service('a', { port: 9000 }), typo));
+  await waitUntil('the good document applied', () => port(store, 'default/a') === 9000);
+  t.equal(port(store, 'default/b'), 81, 'b is not removed, and the typo version is not applied');
+  t.match(source.errors()[0], { file: 'svc.yaml', document: 2, kind: 'Service', object: 'default/b', field: 'kind' });
+  t.match(source.errors()[0]?.message, /kind: "service" is not "Service" \(kinds are case-sensitive\)/);
+});
