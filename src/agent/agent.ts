@@ -90,11 +90,21 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
   const stopHeartbeat = health.startHeartbeat();
   // libbpf's messages are collected by the addon (never a call into JS from its callback).
   const stopLibbpfPump = startLibbpfLogPump(loadNative(), logging.component('libbpf'));
+  // The source first: unusable credentials (a malformed kubeconfig, no in-cluster token) fail
+  // here, before anything is pinned or attached.
+  const store = new ObjectStore();
+  let source: ReturnType<typeof makeSource>;
+  try {
+    source = makeSource(cfg, store, logging);
+  } catch (err) {
+    stopLibbpfPump();
+    stopHeartbeat();
+    throw err;
+  }
   const datapath = await openAgentDatapath(cfg, logging.component('datapath'));
   health.setProgramsLoaded(true);
   metrics.setBuildInfo(sluiceVersion(), datapath.libbpfVersion);
 
-  const store = new ObjectStore();
   const writer = new ServiceTableWriter({
     tables: datapath.tables,
     logger: logging.component('dataplane'),
@@ -102,7 +112,6 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     // Each backend records its node's address (for forwarding to remote backends and DSR).
     nodeAddress: (name) => nodeIPv4(store.get('Node', name)),
   });
-  const source = makeSource(cfg, store, logging);
   let syncState: SyncState = 'waiting-for-sources';
 
   const syncLog = logging.component('reconciler');

@@ -1,7 +1,7 @@
 // Issue 4, end to end: the real sluice-agent binary refuses bad flags and environment values
 // with a message naming the flag (or variable) and the value, exit code 2, and nothing touched;
 // and `sluice-agent cleanup` removes everything a running agent attached and pinned.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import t from 'tap';
 import { run as runCommand } from '../../src/testbed/exec.js';
 import type { RunResult } from '../../src/testbed/exec.js';
@@ -74,6 +74,13 @@ t.test('bad flags and environment: named, exit 2, nothing attached', async (t) =
     for (const n of c.names) t.ok(line.includes(n), `${c.what}: names ${n}`, { stderr: line });
     t.equal(r.stdout, '', `${c.what}: nothing on stdout (no agent log started)`);
   }
+  // Well-formed flags, unusable credentials: the kubeconfig exists but is not one. The agent
+  // fails before it pins or attaches anything.
+  const badKube = `${bed.work}/bad-kubeconfig`;
+  writeFileSync(badKube, 'clusters: [this is not a kubeconfig\n');
+  const kube = await runCase({ what: 'malformed kubeconfig', args: ['--kubeconfig', badKube], drop: '--manifests', names: [] });
+  t.not(kube.code, 0, 'a malformed kubeconfig: the agent exits non-zero', { stderr: kube.stderr, stdout: kube.stdout });
+  t.match(kube.stdout + kube.stderr, /kubeconfig|YAML|yaml/, 'and says why', { stdout: kube.stdout, stderr: kube.stderr });
   t.notOk(existsSync(bed.pinDir), 'no pin directory was created');
   t.same(await cgroupPrograms(bed.clientCgroup), [], 'no program on the test cgroup (bpftool cgroup show)');
   t.same(await tcFilters(bed), [], 'no TC filter on any veth of the run');
