@@ -92,6 +92,7 @@ Napi::Function BpfProgram::Define(Napi::Env env) {
                          InstanceMethod<&BpfProgram::TestRun>("testRun"),
                          InstanceMethod<&BpfProgram::AttachCgroup>("attachCgroup"),
                          InstanceMethod<&BpfProgram::RunIterator>("runIterator"),
+                         InstanceMethod<&BpfProgram::Close>("close"),
                      });
 }
 
@@ -117,6 +118,14 @@ BpfProgram::BpfProgram(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BpfPro
 // Closing a program fd never detaches anything: attachments hold their own reference.
 BpfProgram::~BpfProgram() {
   if (spec_.fd >= 0) close(spec_.fd);
+}
+
+// Idempotent. Closing the program's fd never detaches anything: attachments hold their own
+// reference. Later calls on the handle fail with EBADF.
+Napi::Value BpfProgram::Close(const Napi::CallbackInfo& info) {
+  if (spec_.fd >= 0) close(spec_.fd);
+  spec_.fd = -1;
+  return info.Env().Undefined();
 }
 
 Napi::Value BpfProgram::Info(const Napi::CallbackInfo& info) {

@@ -23,7 +23,7 @@ log=$(mktemp)
 npx tap --reporter=tap "$@" 2>&1 | tee "$log"
 tap_rc=${PIPESTATUS[0]}
 # Count each file's top-level tests and assertions (TAP lines at one level of indentation).
-tap_pass=$(grep -cE '^    ok ' "$log")
+tap_pass=$(grep -E '^    ok ' "$log" | grep -cv '# SKIP')
 tap_fail=$(grep -cE '^    not ok ' "$log")
 rm -f "$log"
 passed=$((passed + tap_pass))

@@ -171,6 +171,8 @@ export interface NativeProgram {
    * 64 MiB of output).
    */
   runIterator(opts?: RunIteratorOptions): Buffer;
+  /** Idempotent; never detaches an attachment (links hold their own reference). Later calls: EBADF. */
+  close(): void;
 }
 
 export interface RunIteratorOptions {

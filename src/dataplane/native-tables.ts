@@ -85,19 +85,23 @@ export class NativeTable<K, V> implements Table<K, V> {
       kc.encode(k, keys, i * kc.size);
       vc.encode(v, values, i * vc.size);
     });
-    return this.runBatched(entries.length, (from, n) =>
+    return this.writeEncoded(keys, values, entries.length);
+  }
+
+  /** Writes n encoded elements (keys and values back to back), batched. */
+  private writeEncoded(keys: Buffer, values: Buffer, count: number): BatchOutcome {
+    const { key: kc, value: vc } = this.spec;
+    return this.runBatched(count, (from, n) =>
       this.map.updateBatch(keys.subarray(from * kc.size, (from + n) * kc.size), values.subarray(from * vc.size, (from + n) * vc.size), n),
     (i) => this.map.update(keys.subarray(i * kc.size, (i + 1) * kc.size), values.subarray(i * vc.size, (i + 1) * vc.size)));
   }
 
   deleteMany(keyList: readonly K[]): BatchOutcome {
-    if (this.spec.kind === 'array') {
-      const zero = Buffer.alloc(this.spec.value.size);
-      return this.setMany(keyList.map((k) => [k, this.spec.value.decode(zero)] as const));
-    }
     const kc = this.spec.key;
     const keys = Buffer.alloc(keyList.length * kc.size);
     keyList.forEach((k, i) => kc.encode(k, keys, i * kc.size));
+    // Array elements cannot be deleted: zero means empty (the values buffer starts zeroed).
+    if (this.spec.kind === 'array') return this.writeEncoded(keys, Buffer.alloc(keyList.length * this.spec.value.size), keyList.length);
     const out = this.runBatched(keyList.length, (from, n) => this.map.deleteBatch(keys.subarray(from * kc.size, (from + n) * kc.size), n),
       (i) => {
         if (!this.map.delete(keys.subarray(i * kc.size, (i + 1) * kc.size))) throw Object.assign(new Error('absent'), { code: 'ENOENT' });

@@ -118,6 +118,10 @@ t.test('per-CPU maps take and return one 8-byte-aligned slot per possible CPU', 
   const batch = hash.lookupBatch();
   t.equal(batch.count, 3);
   t.equal(batch.values.length, 3 * 8 * cpus);
+  t.equal(hash.delete(u32(1)), true, 'delete of a per-CPU element');
+  t.equal(hash.lookup(u32(1)), null, 'gone on every CPU');
+  t.equal(hash.deleteBatch(Buffer.concat([u32(2), u32(3)]), 2), 2, 'batch delete of per-CPU elements');
+  t.equal(hash.lookupBatch().count, 0, 'the per-CPU hash is empty');
 
   const array = obj.map('fixture_pcpu_array');
   const slots = Buffer.alloc(8 * cpus);

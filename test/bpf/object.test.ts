@@ -82,6 +82,10 @@ t.test('handles outlive their object; close is idempotent', async (t) => {
   map.close();
   map.close();
   t.throws(() => map.lookup(u32(1)), { code: 'EBADF', message: /closed/ });
+  prog.close();
+  prog.close();
+  t.throws(() => prog.testRun({ data: frame() }), { code: 'EBADF', message: /fixture_retval_prog is closed/ }, 'a closed program handle says so');
+  t.equal(prog.info.fd, -1, 'and holds no fd');
 });
 
 t.test('btfStruct resolves offsets and sizes through typedefs, bitfields and arrays', async (t) => {
