@@ -7,6 +7,7 @@ import { verifyCodecAgainstBtf } from './codec.js';
 import { isNativeError } from './errors.js';
 import type { NativeAddon, NativeObject, RodataVariable } from './native.js';
 import { loadNative } from './native.js';
+import { drainLibbpfLog as logLibbpfLines } from '../log/libbpf.js';
 
 /** A value for a `const volatile` global: raw bytes, or a number/bigint/boolean to encode. */
 export type RodataValue = Buffer | number | bigint | boolean;
@@ -30,12 +31,17 @@ export interface OpenBpfObjectOptions {
 
 /** Forwards the libbpf messages collected so far to logger (or drops them when there is none). */
 export function drainLibbpfLog(addon: NativeAddon, logger?: Logger): void {
-  for (const line of addon.drainLog()) {
-    if (!logger) continue;
-    if (line.level === 'warn') logger.warn(line.message);
-    else if (line.level === 'info') logger.info(line.message);
-    else logger.debug(line.message);
-  }
+  if (logger) logLibbpfLines(addon, logger);
+  else addon.drainLog();
+}
+
+/**
+ * The child logger for libbpf's messages about one object. `source`, not `component`: the
+ * parent already has a component (pino would print the key twice), and libbpf lines carry
+ * `libbpfLevel` to tell them apart.
+ */
+export function libbpfLogger(logger: Logger | undefined, objectPath: string): Logger | undefined {
+  return logger?.child({ source: 'libbpf', object: objectPath });
 }
 
 /**
@@ -65,7 +71,7 @@ export function encodeRodataValue(variable: RodataVariable, value: RodataValue):
 /** Opens, configures and loads `path`; returns the loaded object (close it when done). */
 export async function openBpfObject(path: string, opts: OpenBpfObjectOptions = {}): Promise<NativeObject> {
   const addon = opts.addon ?? loadNative();
-  const log = opts.logger?.child({ component: 'libbpf', object: path });
+  const log = libbpfLogger(opts.logger, path);
   let obj: NativeObject | undefined;
   try {
     obj = addon.openObject(path, opts.pinRoot === undefined ? {} : { pinRoot: opts.pinRoot });

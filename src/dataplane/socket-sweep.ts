@@ -13,7 +13,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { drainLibbpfLog } from '../bpf/loader.js';
+import { drainLibbpfLog, libbpfLogger } from '../bpf/loader.js';
 import type { NativeAddon, NativeObject, NativeProgram } from '../bpf/native.js';
 import { fromPackageRoot, loadNative } from '../bpf/native.js';
 import { isNativeError } from '../bpf/errors.js';
@@ -155,7 +155,7 @@ export class UdpSocketSweeper {
   static async load(opts: UdpSocketSweeperOptions): Promise<UdpSocketSweeper> {
     const native = opts.native ?? loadNative();
     const path = opts.objectPath ?? fromPackageRoot('dist', 'bpf', SOCKDESTROY_OBJECT);
-    const libbpfLog = opts.logger?.child({ component: 'libbpf', object: path });
+    const libbpfLog = libbpfLogger(opts.logger, path);
     let obj: NativeObject | null = null;
     try {
       obj = native.openObject(path, { pinRoot: opts.pinDir });

@@ -14,6 +14,9 @@ interface Entry {
   level: number;
   msg: string;
   component?: string;
+  source?: string;
+  libbpfLevel?: string;
+  object?: string;
   verifierLog?: string;
 }
 
@@ -48,8 +51,9 @@ t.test('loads with rodata numbers and map sizes; libbpf debug lines reach pino',
   t.equal(obj.program('fixture_rewrite').testRun({ data: frame() }).data[14], 0x33);
   t.equal(obj.map('fixture_lru').info.maxEntries, 256);
   await flush();
-  const libbpf = entries.filter((e) => e.component === 'libbpf');
+  const libbpf = entries.filter((e) => e.source === 'libbpf');
   t.ok(libbpf.some((e) => e.level === LEVEL.debug && /^libbpf: /.test(e.msg)), 'debug lines forwarded');
+  t.ok(libbpf.every((e) => e.libbpfLevel !== undefined && e.object === FIXTURE_OBJ), 'each with libbpf\'s level and the object');
 });
 
 t.test('a verifier rejection: the error carries the log; libbpf warnings and the log go to pino', async (t) => {

@@ -84,7 +84,7 @@ t.test('without its object the sweeper says so once and does nothing', async (t)
   t.equal(sweeper.available, false);
   t.equal(log.warns().length, 1, 'one warning');
   t.match(log.warns()[0], { msg: /UDP socket sweep disabled: the socket-destroy program could not be loaded/, code: 'ENOENT', libbpf: [/failed to open/] });
-  t.ok(log.lines.some((l) => l.level === 20 && l.component === 'libbpf'), "libbpf's lines at debug");
+  t.ok(log.lines.some((l) => l.level === 20 && l.source === 'libbpf'), "libbpf's lines at debug");
   t.same(sweeper.sweep(), { swept: 0, vanished: 0, failed: [], durationMs: 0 }, 'sweep is a no-op');
   t.equal(log.warns().length, 1, 'and does not warn again');
   t.same(sweeper.programInfo(), null);
