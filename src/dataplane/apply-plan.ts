@@ -145,7 +145,9 @@ export function planApply(desired: DesiredState, ctx: PlanContext, only?: Readon
     wanted.sort(byKey);
   } else {
     current = mirror.services();
-    wanted = [...desired.services].sort(byKey);
+    wanted = [...desired.services];
+    // The model hands over key order already; sort only when it did not.
+    if (wanted.some((e, i) => i > 0 && byKey(wanted[i - 1] as [string, unknown], e) > 0)) wanted.sort(byKey);
   }
   for (const key of current.keys()) plan.planned.add(key);
   for (const [key] of wanted) plan.planned.add(key);

@@ -286,7 +286,12 @@ export class IncrementalModel {
         work.push(copy);
       }
     }
-    dropConflictingFrontends(work);
+    // Each contested ip:port/protocol is settled on its own (the oldest claimant keeps it), so only
+    // the drafts that hold a contested claim take part: usually none, and no sort of them all.
+    const claimants = new Map<string, number>();
+    const claimsOfDraft = (d: PortDraft) => d.frontends.map((f) => `${f.ip}|${f.port}|${d.port.protocol}`);
+    for (const d of work) for (const c of claimsOfDraft(d)) claimants.set(c, (claimants.get(c) ?? 0) + 1);
+    dropConflictingFrontends(work.filter((d) => claimsOfDraft(d).some((c) => (claimants.get(c) ?? 0) > 1)));
     for (const [key, errors] of this.conflictErrors) if (errors.length === 0) this.conflictErrors.delete(key);
     const settled = new Map<string, SourcedFrontend[]>();
     for (const d of work) settled.set(d.port.key, d.frontends);
