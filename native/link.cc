@@ -23,6 +23,7 @@ Napi::Function BpfLink::Define(Napi::Env env) {
                          InstanceMethod<&BpfLink::Update>("update"),
                          InstanceMethod<&BpfLink::Detach>("detach"),
                          InstanceMethod<&BpfLink::Close>("close"),
+                         InstanceMethod<&BpfLink::Info>("info"),
                      });
 }
 
@@ -85,6 +86,25 @@ Napi::Value BpfLink::Close(const Napi::CallbackInfo& info) {
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
   return info.Env().Undefined();
+}
+
+// bpf_obj_get_info_by_fd on the link: its id, type, program, and for a cgroup link the cgroup
+// it is attached to (0 once detached: the kernel drops the cgroup on BPF_LINK_DETACH).
+Napi::Value BpfLink::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = OpenFd(env, "bpf_obj_get_info_by_fd");
+  bpf_link_info kinfo = {};
+  uint32_t len = sizeof(kinfo);
+  int err = bpf_obj_get_info_by_fd(fd, &kinfo, &len);
+  if (err) throw NativeError(env, "bpf_obj_get_info_by_fd", "link fd " + std::to_string(fd), -err);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("id", kinfo.id);
+  out.Set("type", kinfo.type);
+  out.Set("progId", kinfo.prog_id);
+  out.Set("cgroupId", Napi::Number::New(env, static_cast<double>(kinfo.type == BPF_LINK_TYPE_CGROUP
+                                                                     ? kinfo.cgroup.cgroup_id
+                                                                     : 0)));
+  return out;
 }
 
 Napi::Value OpenPinnedLink(const Napi::CallbackInfo& info) {

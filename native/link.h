@@ -24,6 +24,7 @@ class BpfLink : public Napi::ObjectWrap<BpfLink> {
   Napi::Value Update(const Napi::CallbackInfo& info);
   Napi::Value Detach(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Info(const Napi::CallbackInfo& info);
 
   int OpenFd(Napi::Env env, const char* call) const;
 

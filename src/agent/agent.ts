@@ -116,6 +116,7 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
 
   const syncLog = logging.component('reconciler');
   const onSync = (report: SyncReport) => {
+    health.syncEnded();
     const ok = report.applyErrors.length === 0;
     if (report.applied) {
       // One line per sync: what changed, and how many map elements that took (0 writes and 0
@@ -163,6 +164,7 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     fullResyncPeriodMs: cfg.fullResyncPeriodMs,
     logger: logging.component('reconciler'),
     onSync,
+    onSyncStart: () => health.syncStarted(),
   });
 
   await datapath.attachConnectTime();
@@ -173,15 +175,15 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     onRemoved: (iface) => datapath.forgetInterface(iface),
   });
   await watcher.start();
-  const refreshAttachHealth = () => {
-    const programs = datapath.attachments();
+  const refreshAttachHealth = async () => {
+    const programs = await datapath.verify().catch(() => datapath.attachments());
     const failed = programs.filter((p) => !p.attached);
     health.setProgramsAttached(failed.length === 0, failed.map((p) => `${p.program} on ${p.target}: ${p.error ?? 'detached'}`).join('; '));
     metrics.setProgramsAttached('cgroup', programs.filter((p) => p.hook === 'cgroup' && p.attached).length);
     metrics.setProgramsAttached('tc', programs.filter((p) => p.hook === 'tc' && p.attached).length);
   };
-  refreshAttachHealth();
-  const attachTimer = setInterval(refreshAttachHealth, 5000);
+  await refreshAttachHealth();
+  const attachTimer = setInterval(() => void refreshAttachHealth(), 5000);
   attachTimer.unref();
 
   const backend = new MapsAdminBackend({

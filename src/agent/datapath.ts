@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { loadNative } from '../bpf/native.js';
 import type { NativeAddon } from '../bpf/native.js';
 import { Datapath } from '../dataplane/datapath.js';
-import { cleanupDatapath, CONNECT_PROGRAMS, TC_PROGRAMS } from '../dataplane/attach.js';
+import { cgroupLinkPin, cleanupDatapath, CONNECT_PROGRAMS, SLUICE_TC_HANDLE, SLUICE_TC_PRIORITY, TC_PROGRAMS } from '../dataplane/attach.js';
 import type { CleanupReport } from '../dataplane/attach.js';
 import type { ServiceTables } from '../dataplane/tables.js';
 import type { ProgramAttachment } from '../admin/types.js';
@@ -27,6 +27,12 @@ export interface AgentDatapath {
   attachInterface(iface: WorkloadInterface): Promise<void>;
   forgetInterface(iface: WorkloadInterface): void;
   attachments(): ProgramAttachment[];
+  /**
+   * Asks the kernel again whether each attachment is in place (the TC filter with Sluice's handle
+   * runs our program; the pinned cgroup link is still attached to its cgroup): someone removing
+   * a filter or detaching a link shows up in status and health. Returns attachments().
+   */
+  verify(): Promise<ProgramAttachment[]>;
   /** Closes our handles. Pinned links and TC filters stay: the dataplane keeps working. */
   close(): void;
 }
@@ -46,6 +52,8 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
   const progIds = dp.programIds();
   const cgroupAttachments: ProgramAttachment[] = [];
   const tcAttachments = new Map<string, ProgramAttachment[]>();
+  const ifindexes = new Map<string, number>();
+  const attachments = () => [...cgroupAttachments, ...[...tcAttachments.values()].flat()];
 
   return {
     tables: dp.tables,
@@ -73,15 +81,67 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
       }
     },
     async attachInterface({ name, ifindex }) {
-      const ids = await dp.attachTc({ ifindex });
-      tcAttachments.set(name, (['ingress', 'egress'] as const).map((direction) => ({
-        program: TC_PROGRAMS[direction], hook: 'tc', target: name, direction, progId: ids[direction], attached: true,
-      })));
+      ifindexes.set(name, ifindex);
+      try {
+        const ids = await dp.attachTc({ ifindex });
+        tcAttachments.set(name, (['ingress', 'egress'] as const).map((direction) => ({
+          program: TC_PROGRAMS[direction], hook: 'tc', target: name, direction, progId: ids[direction], attached: true,
+        })));
+      } catch (err) {
+        // Recorded, so status and health show it; the interface watcher retries.
+        tcAttachments.set(name, (['ingress', 'egress'] as const).map((direction) => ({
+          program: TC_PROGRAMS[direction], hook: 'tc', target: name, direction, progId: 0, attached: false, error: (err as Error).message,
+        })));
+        throw err;
+      }
     },
-    forgetInterface: ({ name }) => void tcAttachments.delete(name),
-    attachments: () => [...cgroupAttachments, ...[...tcAttachments.values()].flat()],
+    forgetInterface: ({ name }) => {
+      tcAttachments.delete(name);
+      ifindexes.delete(name);
+    },
+    attachments,
+    async verify() {
+      for (const a of cgroupAttachments) {
+        if (a.progId === 0) continue; // never attached: its error stands
+        const problem = cgroupLinkProblem(native, cfg.pinDir, cgroup, a.program, a.progId);
+        a.attached = problem === undefined;
+        if (problem) a.error = problem;
+        else delete a.error;
+      }
+      for (const [name, list] of tcAttachments) {
+        const ifindex = ifindexes.get(name);
+        for (const a of list) {
+          if (a.progId === 0 || ifindex === undefined || !a.direction) continue;
+          const id = await native.tcQuery({ ifindex, direction: a.direction, handle: SLUICE_TC_HANDLE, priority: SLUICE_TC_PRIORITY }).catch(() => null);
+          a.attached = id === a.progId;
+          if (a.attached) delete a.error;
+          else a.error = id === null ? 'no Sluice filter on the hook any more' : `the filter runs program ${id}, not ${a.progId}`;
+        }
+      }
+      return attachments();
+    },
     close: () => dp.close(),
   };
+}
+
+/** Why the pinned link of `program` on `cgroup` no longer runs `progId`, or undefined when it does. */
+function cgroupLinkProblem(native: NativeAddon, pinDir: string, cgroup: string, program: string, progId: number): string | undefined {
+  let link;
+  try {
+    link = native.openPinnedLink(cgroupLinkPin(pinDir, cgroup, program));
+  } catch (err) {
+    return `its pinned link is gone (${(err as Error).message})`;
+  }
+  try {
+    const info = link.info();
+    if (info.cgroupId === 0) return 'its link was detached';
+    if (info.progId !== progId) return `its link runs program ${info.progId}, not ${progId}`;
+    return undefined;
+  } catch (err) {
+    return `its link cannot be read (${(err as Error).message})`;
+  } finally {
+    link.close();
+  }
 }
 
 /**

@@ -86,6 +86,8 @@ export interface ReconcilerOptions {
   logger: Logger;
   /** Called after every sync, for metrics and the admin status. */
   onSync?: (report: SyncReport) => void;
+  /** Called when a sync begins (health watches for one that never ends). */
+  onSyncStart?: () => void;
 }
 
 /** The sink's counts, copied (only the fields the report promises), when it gave both. */
@@ -185,6 +187,7 @@ export class Reconciler {
       this.opts.logger.debug('sources not synced yet; holding the first apply');
       return false;
     }
+    this.opts.onSyncStart?.();
     const full = this.pendingFull;
     this.pending = false;
     this.pendingFull = false;

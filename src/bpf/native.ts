@@ -190,6 +190,16 @@ export interface NativeLink {
   detach(): void;
   /** Closes our handle only: a pinned link stays attached. Idempotent. */
   close(): void;
+  /** The kernel's view: link id, type, program id; cgroupId 0 once a cgroup link is detached. */
+  info(): LinkInfo;
+}
+
+export interface LinkInfo {
+  id: number;
+  type: number;
+  progId: number;
+  /** The cgroup a cgroup link is attached to (its inode number); 0 for other types or after detach. */
+  cgroupId: number;
 }
 
 export interface NativeObject {

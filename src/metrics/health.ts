@@ -27,6 +27,8 @@ export interface AgentHealthOptions {
   heartbeatTimeoutMs?: number;
   /** Liveness tolerates "not attached yet" this long after start (default 120 s). */
   startupGraceMs?: number;
+  /** Liveness fails when one sync has been running longer than this (default 120 s): an apply that never returns. */
+  syncStallMs?: number;
   /** Wall clock in ms (tests inject). */
   now?: () => number;
 }
@@ -46,8 +48,11 @@ export class AgentHealth implements HealthSource {
   private attached: boolean | undefined;
   private attachDetail = '';
   private syncedAt: number | undefined;
+  private syncStartedAt: number | undefined;
+  private readonly syncStallMs: number;
 
   constructor(opts: AgentHealthOptions = {}) {
+    this.syncStallMs = opts.syncStallMs ?? 120_000;
     this.now = opts.now ?? Date.now;
     this.heartbeatTimeoutMs = opts.heartbeatTimeoutMs ?? 30_000;
     this.startupGraceMs = opts.startupGraceMs ?? 120_000;
@@ -78,6 +83,15 @@ export class AgentHealth implements HealthSource {
     this.attachDetail = detail;
   }
 
+  /** A sync began (the reconciler's loop is in it until syncEnded). */
+  syncStarted(): void {
+    this.syncStartedAt = this.now();
+  }
+
+  syncEnded(): void {
+    this.syncStartedAt = undefined;
+  }
+
   /** A complete sync has been programmed. */
   markSynced(): void {
     this.syncedAt ??= this.now();
@@ -100,7 +114,16 @@ export class AgentHealth implements HealthSource {
         ? { ok: true, detail: `last heartbeat ${age} ms ago` }
         : { ok: false, detail: `event loop stalled: last heartbeat ${age} ms ago (limit ${this.heartbeatTimeoutMs} ms)` },
       programs,
+      syncLoop: this.syncLoopCheck(),
     });
+  }
+
+  private syncLoopCheck(): HealthCheck {
+    if (this.syncStartedAt === undefined) return { ok: true, detail: 'no sync in progress' };
+    const running = this.now() - this.syncStartedAt;
+    return running <= this.syncStallMs
+      ? { ok: true, detail: `a sync running for ${running} ms` }
+      : { ok: false, detail: `sync loop stuck: one sync has been running for ${running} ms (limit ${this.syncStallMs} ms)` };
   }
 
   readiness(): HealthReport {

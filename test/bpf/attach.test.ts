@@ -113,9 +113,14 @@ t.test('cgroup connect4: attach, pin, reopen, update, detach; GC never detaches'
   await connect();
   t.equal(count(2), 2n, 'closing one handle of a pinned link keeps it attached');
 
+  const { statSync } = await import('node:fs');
+  const before = reopened.info();
+  t.equal(before.cgroupId, statSync(cgroup).ino, 'link info: the cgroup it is attached to (its inode)');
+  t.equal(before.progId, obj.program('fixture_connect4_alt').info.id, 'link info: the program it runs now');
   reopened.detach();
   await connect();
   t.same([count(1), count(2)], [1n, 2n], 'detach removed the hook though the link is still pinned');
+  t.equal(reopened.info().cgroupId, 0, 'link info after detach: no cgroup (how the agent tells a detached link)');
   reopened.unpin(path);
   t.throws(() => native.openPinnedLink(path), { code: 'ENOENT' });
 

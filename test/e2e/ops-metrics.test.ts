@@ -9,6 +9,7 @@
 // namespace, scraped from a child process there (ops-helpers.ts scrape).
 import { readFileSync } from 'node:fs';
 import t from 'tap';
+import { runInNetns } from '../../src/testbed/netns.js';
 import type { CountersView, MapsView, NatView, ServicesView } from '../../src/admin/types.js';
 import { fromPackageRoot } from '../../src/bpf/native.js';
 import { parsePrometheus, sampleValue } from '../metrics/prom-parse.js';
@@ -190,5 +191,21 @@ t.test('metrics and health against a running agent', async (t) => {
     t.equal(sampleValue(removed, 'sluice_service_rejected_total', EMPTY), undefined, 'series of the deleted service gone');
     t.ok((sampleValue(removed, 'sluice_service_connections_total', WEB) ?? 0) >= 5, 'web keeps its series');
     t.equal(agent.otherOutput.length, 0, 'the agent wrote only JSON log lines');
+  });
+
+  await t.test('a TC filter removed behind the agent\'s back: /healthz fails and status names it', async (t) => {
+    // Last: the agent is left unhealthy (a node would restart it, and the new one re-attaches).
+    const iface = bed.client.hostIfname;
+    await runInNetns(bed.topo.nodeNs, ['tc', 'filter', 'del', 'dev', iface, 'ingress', 'pref', '1', 'handle', '0x5c1', 'bpf']);
+    const failing = await poll('/healthz 503', async () => {
+      const [h] = await get('/healthz');
+      return h?.status === 503 ? h : undefined;
+    }, 15_000, agentGone);
+    const body = JSON.parse(failing.body) as HealthBody;
+    t.match(body, { ok: false, checks: { programs: { ok: false } } }, 'the programs check fails');
+    t.match(body.reasons.join(' '), new RegExp(`sl_tc_from_pod on ${iface}: no Sluice filter on the hook`), 'naming the program and interface', { reasons: body.reasons });
+    const status = await bed.status();
+    t.ok(status.programs.some((p) => p.target === iface && p.program === 'sl_tc_from_pod' && !p.attached), 'sluicectl status shows it detached', { programs: status.programs });
+    t.ok(status.programs.some((p) => p.target === iface && p.program === 'sl_tc_to_pod' && p.attached), 'the egress filter is still attached');
   });
 });

@@ -140,3 +140,21 @@ t.test('/healthz: heartbeat and attachment, with a start-up grace', async (t) =>
   await new Promise((resolve) => setTimeout(resolve, 120));
   t.notOk(live.liveness().checks.eventLoop?.ok, 'stopped heartbeat goes stale');
 });
+
+t.test('/healthz: a sync that never ends fails liveness (the loop is stuck, not just slow)', async (t) => {
+  let now = 5_000_000;
+  const health = new AgentHealth({ now: () => now, syncStallMs: 30_000 });
+  health.setProgramsAttached(true);
+  t.ok(health.liveness().ok, 'idle: healthy');
+  health.syncStarted();
+  now += 20_000;
+  health.heartbeat();
+  t.ok(health.liveness().ok, 'a slow sync (20 s) is fine');
+  now += 15_000;
+  health.heartbeat();
+  const stuck = health.liveness();
+  t.notOk(stuck.ok, 'past the limit: not alive');
+  t.match(stuck.reasons, [/sync loop stuck: one sync has been running for 35000 ms \(limit 30000 ms\)/]);
+  health.syncEnded();
+  t.ok(health.liveness().ok, 'the sync ended: alive again');
+});
