@@ -214,7 +214,15 @@ Napi::Value BpfMap::Close(const Napi::CallbackInfo& info) {
 Napi::Value OpenPinnedMap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = StringArg(info, 0, "bpf_obj_get", "path");
-  int fd = bpf_obj_get(path.c_str());
+  // openPinnedMap(path, { readOnly }): a read-only fd, so the kernel itself refuses writes
+  // through it (sluicectl reading the maps while the agent is down).
+  bool read_only = false;
+  if (info.Length() > 1 && info[1].IsObject()) {
+    Napi::Value v = info[1].As<Napi::Object>().Get("readOnly");
+    read_only = v.IsBoolean() && v.As<Napi::Boolean>().Value();
+  }
+  LIBBPF_OPTS(bpf_obj_get_opts, get_opts, .file_flags = read_only ? BPF_F_RDONLY : 0u);
+  int fd = bpf_obj_get_opts(path.c_str(), &get_opts);
   if (fd < 0) throw NativeError(env, "bpf_obj_get", path, -fd);
   std::string kind = FdKind(fd);
   if (kind != "anon_inode:bpf-map") {

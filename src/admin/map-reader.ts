@@ -25,7 +25,8 @@ export function openPinnedMapsForDump(
   const missing = Object.values(MAP_NAMES).filter((name) => !existsSync(join(pinDir, name)));
   if (missing.length) throw new PinnedMapsError(`maps missing under ${pinDir}: ${missing.join(', ')}`);
   try {
-    return openPinnedTables(native, pinDir);
+    // Read-only fds: the agent-down view cannot change the dataplane, even by a bug of ours.
+    return openPinnedTables(native, pinDir, { readOnly: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM') {

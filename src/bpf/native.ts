@@ -236,7 +236,8 @@ export interface NativeAddon {
   libbpfVersion(): string;
   numPossibleCpus(): number;
   openObject(path: string, opts?: OpenObjectOptions): NativeObject;
-  openPinnedMap(path: string): NativeMap;
+  /** `readOnly`: a read-only fd (BPF_F_RDONLY): the kernel refuses writes through it (EPERM). */
+  openPinnedMap(path: string, opts?: { readOnly?: boolean }): NativeMap;
   openPinnedLink(path: string): NativeLink;
   /** Creates the clsact qdisc if missing (EEXIST is fine). Runs off the main thread. */
   tcHookCreate(ifindex: number, opts?: TcHookOptions): Promise<void>;

@@ -172,14 +172,14 @@ export function tablesFromObject(obj: { map(name: string): NativeMap }, cpus: nu
 }
 
 /** Tables over the maps pinned under pinDir (sluicectl with the agent down, restart tests). */
-export function openPinnedTables(native: Pick<NativeAddon, 'openPinnedMap' | 'numPossibleCpus'>, pinDir: string): {
+export function openPinnedTables(native: Pick<NativeAddon, 'openPinnedMap' | 'numPossibleCpus'>, pinDir: string, opts: { readOnly?: boolean } = {}): {
   tables: ServiceTables;
   close(): void;
 } {
   const opened: NativeMap[] = [];
   try {
     const tables = buildTables((name) => {
-      const map = native.openPinnedMap(join(pinDir, name));
+      const map = native.openPinnedMap(join(pinDir, name), opts);
       opened.push(map);
       return map;
     }, native.numPossibleCpus());

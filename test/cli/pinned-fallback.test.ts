@@ -113,4 +113,15 @@ t.test('agent down: sluicectl reads the real pinned maps read-only and says so',
   t.equal(flush.code, 1);
   t.match(flush.err, /needs a running agent \(pinned maps are read-only here\)/);
   t.equal(pinned.tables.ct.entries().length, 3, 'nothing was flushed');
+
+  // The fallback's handles are read-only in the kernel, not by convention: a write through them
+  // fails, and the maps are unchanged.
+  const { openPinnedMapsForDump } = await import('../../src/admin/map-reader.js');
+  const ro = openPinnedMapsForDump(loadNative(), pinDir);
+  t.teardown(() => ro.close());
+  const [firstKey] = ro.tables.ct.entries()[0] ?? [];
+  t.ok(firstKey, 'the read-only view reads the conntrack entries');
+  t.throws(() => ro.tables.ct.delete(firstKey!), { code: 'EPERM' }, 'a delete through the read-only handle: EPERM');
+  t.throws(() => ro.tables.svcMeta.set(1, { name: 'x' }), { code: 'EPERM' }, 'a write: EPERM');
+  t.equal(pinned.tables.ct.entries().length, 3, 'still unchanged');
 });
