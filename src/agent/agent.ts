@@ -79,9 +79,11 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
   const log = logging.component('agent');
   const startedAt = new Date();
   const errors: StatusError[] = [];
+  // The one place errors are recorded: status lists them, sluice_errors_total{component} counts them.
   const recordError = (component: string, message: string, object?: string) => {
     errors.push({ at: new Date().toISOString(), component, message, ...(object ? { object } : {}) });
     if (errors.length > MAX_STATUS_ERRORS) errors.splice(0, errors.length - MAX_STATUS_ERRORS);
+    metrics.error(component);
   };
   log.info({ nodeName: cfg.nodeName, pinDir: cfg.pinDir, version: sluiceVersion() }, 'starting sluice-agent');
 
@@ -130,7 +132,6 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     metrics.setModelErrors(report.modelErrors.length);
     for (const e of report.applyErrors) {
       recordError('dataplane', e.message, e.key);
-      metrics.error('dataplane');
     }
     if (ok) {
       metrics.setProgrammed({ servicePorts: report.services, frontends: report.frontends, backends: report.backends });
@@ -171,7 +172,10 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
   const watcher = new InterfaceWatcher({
     patterns: cfg.interfacePatterns,
     logger: logging.component('interfaces'),
-    onAdded: (iface) => datapath.attachInterface(iface),
+    onAdded: (iface) => datapath.attachInterface(iface).catch((err: unknown) => {
+      recordError('tc-attach', `attaching to ${iface.name} failed: ${(err as Error).message}`, iface.name);
+      throw err;
+    }),
     onRemoved: (iface) => datapath.forgetInterface(iface),
   });
   await watcher.start();
@@ -202,7 +206,7 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
         syncCount: reconciler.syncCount,
         servicePortsProgrammed: reconciler.lastReport?.services ?? 0,
       },
-      errors: [...errors, ...(source.errors?.() ?? []).map((e) => ({
+      errors: [...errors, ...store.recentErrors().map((e) => ({ at: e.at, component: 'k8s', object: e.kind, message: e.message })), ...(source.errors?.() ?? []).map((e) => ({
         at: startedAt.toISOString(), component: 'manifests', message: e.message, ...(e.object ? { object: e.object } : {}),
       })), ...(reconciler.lastReport?.modelErrors ?? []).map((e) => ({
         at: reconciler.lastReport!.startedAt.toISOString(), component: 'model', object: e.object, message: `${e.kind} ${e.object}: ${e.field}=${JSON.stringify(e.value)}: ${e.message}`,

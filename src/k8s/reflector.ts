@@ -133,7 +133,7 @@ export class Reflector<K extends ObjectKind> {
 
   private async backOff(err: unknown): Promise<void> {
     this.failures++;
-    this.opts.store.recordError(this.opts.kind);
+    this.opts.store.recordError(this.opts.kind, `list/watch ${this.opts.path} failed: ${describeError(err)}`);
     const delayMs = backoffDelay(this.failures, this.opts.timing.backoff, this.opts.random);
     this.log.warn({ error: describeError(err), attempt: this.failures, retryInMs: delayMs }, 'list/watch failed; retrying');
     await sleep(delayMs, this.stopSignal.signal);
@@ -166,6 +166,7 @@ export class Reflector<K extends ObjectKind> {
     this.resourceVersion = rv;
     this.lastListAt = Date.now();
     this.failures = 0;
+    store.clearError(kind);
     this.log.debug({ objects: valid.length, resourceVersion: rv, added: result.added.length, updated: result.updated.length, removed: result.removed.length }, 'listed');
     store.markSynced(kind);
   }
@@ -231,7 +232,7 @@ export class Reflector<K extends ObjectKind> {
           const end = this.handleEvent({ type, object } as WatchEvent);
           if (end) finish(end);
         } catch (err) {
-          this.opts.store.recordError(this.opts.kind);
+          this.opts.store.recordError(this.opts.kind, `could not apply a ${type} event: ${describeError(err)}`);
           this.log.error({ error: describeError(err), eventType: type }, 'could not apply a watch event');
         }
       };

@@ -56,6 +56,7 @@ export class ObjectStore {
   private readonly listeners = new Set<Listener>();
   private readonly kindCounters = new Map<ObjectKind, Omit<KindCounters, 'objects'>>();
   private cachedSnapshot: StoreSnapshot | undefined;
+  private readonly lastErrors = new Map<ObjectKind, { at: string; message: string }>();
 
   constructor() {
     for (const kind of OBJECT_KINDS) {
@@ -168,8 +169,20 @@ export class ObjectStore {
     this.counters(kind).watchRestarts++;
   }
 
-  recordError(kind: ObjectKind): void {
+  /** Counts an error of the source for `kind`; `message` (already free of secrets) is kept as its last one. */
+  recordError(kind: ObjectKind, message?: string): void {
     this.counters(kind).errors++;
+    if (message !== undefined) this.lastErrors.set(kind, { at: new Date().toISOString(), message });
+  }
+
+  /** The last error message of each kind's source, while the source has not succeeded since. */
+  recentErrors(): Array<{ kind: ObjectKind; at: string; message: string }> {
+    return [...this.lastErrors].map(([kind, e]) => ({ kind, ...e }));
+  }
+
+  /** The source of `kind` works again (a list or watch succeeded): its last error is history. */
+  clearError(kind: ObjectKind): void {
+    this.lastErrors.delete(kind);
   }
 
   /** Per-kind counters, for metrics and the admin socket. */

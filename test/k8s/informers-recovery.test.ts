@@ -125,7 +125,9 @@ t.test('failing lists back off exponentially (capped) and finally succeed; not s
   });
   await waitUntil('first round of lists answered', () => fake.listCount() >= 3);
   t.equal(store.isSynced(), false, 'nothing synced while lists fail');
+  t.match(store.recentErrors().find((e) => e.kind === 'Service'), { message: /list\/watch \/api\/v1\/services failed: 500 InternalError: injected list failure/ }, 'the last error is kept for status');
   await synced(store);
+  t.same(store.recentErrors(), [], 'and cleared once the lists succeed');
   t.equal(fake.listCount(), failures + 3, 'each kind retried until its list succeeded');
   const announced = (kind: string) =>
     logs.lines.map((l) => JSON.parse(l) as { kind?: string; retryInMs?: number }).filter((l) => l.kind === kind && l.retryInMs !== undefined).map((l) => l.retryInMs);

@@ -158,3 +158,19 @@ t.test('counters for watch restarts and errors are per kind', async (t) => {
   t.equal(stats.Service.watchRestarts, 0);
   t.equal(stats.Node.errors, 1);
 });
+
+t.test('source errors: counted, the last message per kind kept until the source works again', async (t) => {
+  const store = new ObjectStore();
+  store.recordError('Service');
+  t.same(store.recentErrors(), [], 'a count without a message keeps no message');
+  store.recordError('Service', 'list/watch /api/v1/services failed: 503: unavailable');
+  store.recordError('EndpointSlice', 'first');
+  store.recordError('EndpointSlice', 'second');
+  t.match(store.recentErrors(), [
+    { kind: 'Service', message: /503: unavailable/ },
+    { kind: 'EndpointSlice', message: 'second' },
+  ]);
+  t.equal(store.stats().Service.errors, 2);
+  store.clearError('Service');
+  t.same(store.recentErrors().map((e) => e.kind), ['EndpointSlice'], 'cleared once the Service source works');
+});
