@@ -58,6 +58,9 @@ export function formatServices(v: ServicesView): string {
       rows.push([
         i === 0 ? s.key : '',
         i === 0 ? s.svcId : '',
+        i === 0 ? s.backendId : '',
+        i === 0 ? s.clusterCount : '',
+        i === 0 ? s.localCount : '',
         i === 0 ? list(s.flags) : '',
         f ? formatHostPort(f) : '',
         f?.kind ?? '',
@@ -68,7 +71,7 @@ export function formatServices(v: ServicesView): string {
     }
   }
   return renderTable(
-    [col('service'), col('svcId', true), col('flags'), col('frontend'), col('kind'), col('backend'), col('set'), col('backendFlags')],
+    [col('service'), col('svcId', true), col('backendId', true), col('clusterCount', true), col('localCount', true), col('flags'), col('frontend'), col('kind'), col('backend'), col('set'), col('backendFlags')],
     rows,
   ) + `${v.services.length} service ports\n`;
 }

@@ -34,6 +34,6 @@ t.test('a service with IPv6 frontends and no backends', async (t) => {
       clusterCount: 0, localCount: 0, backends: [],
     }],
   });
-  t.match(text, /^default\/v6:\/TCP\/IPv6 +9 +- +\[fd00::10\]:80 +ClusterIP +\(none\)$/m);
+  t.match(text, /^default\/v6:\/TCP\/IPv6 +9 +3 +0 +0 +- +\[fd00::10\]:80 +ClusterIP +\(none\)$/m);
   t.match(text, /^1 service ports$/m);
 });

@@ -75,7 +75,7 @@ t.test('services table lists every frontend and backend of each service port', a
   const { out } = await ctl(['services', '--socket', socketPath]);
   t.match(out, /^3 service ports$/m);
   const table = parseTable(body(out));
-  t.same(table.headers, ['SERVICE', 'SVC_ID', 'FLAGS', 'FRONTEND', 'KIND', 'BACKEND', 'SET', 'BACKEND_FLAGS']);
+  t.same(table.headers, ['SERVICE', 'SVC_ID', 'BACKEND_ID', 'CLUSTER_COUNT', 'LOCAL_COUNT', 'FLAGS', 'FRONTEND', 'KIND', 'BACKEND', 'SET', 'BACKEND_FLAGS']);
   // Rows belong to the service named above them.
   let current = '';
   const seen = new Map<string, { frontends: string[]; backends: string[]; svcId: string }>();
@@ -95,7 +95,7 @@ t.test('services table lists every frontend and backend of each service port', a
     t.same(got?.frontends, svc.frontends.map((f) => `${formatHostPort(f)} ${f.kind}`), `${svc.key} frontends`);
     t.same(got?.backends, svc.backends.map((b) => `${formatHostPort(b)} ${b.set}`), `${svc.key} backends`);
   }
-  t.match(out, /kube-system\/dns:dns-tcp\/TCP\/IPv4 +3 +- +10\.96\.0\.53:53 +ClusterIP +\(none\)/);
+  t.match(out, /kube-system\/dns:dns-tcp\/TCP\/IPv4 +3 +12 +0 +0 +- +10\.96\.0\.53:53 +ClusterIP +\(none\)/);
 });
 
 t.test('tables use the JSON names and numbers: counters, maps, ct, aff, nat', async (t) => {

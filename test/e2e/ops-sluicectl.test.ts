@@ -162,7 +162,9 @@ function servicesRows(v: ServicesView): Record<string, string>[] {
       const f = s.frontends[i];
       const b = s.backends[i];
       rows.push({
-        SERVICE: i === 0 ? s.key : '', SVC_ID: i === 0 ? String(s.svcId) : '', FLAGS: i === 0 ? flagList(s.flags) : '',
+        SERVICE: i === 0 ? s.key : '', SVC_ID: i === 0 ? String(s.svcId) : '',
+        BACKEND_ID: i === 0 ? String(s.backendId) : '', CLUSTER_COUNT: i === 0 ? String(s.clusterCount) : '', LOCAL_COUNT: i === 0 ? String(s.localCount) : '',
+        FLAGS: i === 0 ? flagList(s.flags) : '',
         FRONTEND: f ? hostPort(f) : '', KIND: f?.kind ?? '', BACKEND: b ? hostPort(b) : i === 0 ? '(none)' : '', SET: b?.set ?? '',
         BACKEND_FLAGS: b ? flagList([...(b.local ? ['local'] : []), ...(b.terminating ? ['terminating'] : [])]) : '',
       });
@@ -333,11 +335,12 @@ t.test('sluicectl against a running agent, then with the agent stopped', async (
     const { body, footer } = splitFooter(table);
     t.equal(footer, '4 service ports');
     const parsed = parseTable(body);
-    t.strictSame(parsed.headers, ['SERVICE', 'SVC_ID', 'FLAGS', 'FRONTEND', 'KIND', 'BACKEND', 'SET', 'BACKEND_FLAGS']);
+    t.strictSame(parsed.headers, ['SERVICE', 'SVC_ID', 'BACKEND_ID', 'CLUSTER_COUNT', 'LOCAL_COUNT', 'FLAGS', 'FRONTEND', 'KIND', 'BACKEND', 'SET', 'BACKEND_FLAGS']);
     t.strictSame(parsed.rows, servicesRows(json), 'table rows = JSON');
     // Golden rows for the service with no endpoints and the first line of the affinity one.
     t.strictSame(parsed.rows[0], {
-      SERVICE: 'e2e/empty:http/TCP/IPv4', SVC_ID: String(svcIdOf(raw, 'e2e/empty:http/TCP/IPv4')), FLAGS: '-', FRONTEND: '10.96.0.30:80',
+      SERVICE: 'e2e/empty:http/TCP/IPv4', SVC_ID: String(svcIdOf(raw, 'e2e/empty:http/TCP/IPv4')),
+      BACKEND_ID: '0', CLUSTER_COUNT: '0', LOCAL_COUNT: '0', FLAGS: '-', FRONTEND: '10.96.0.30:80',
       KIND: 'ClusterIP', BACKEND: '(none)', SET: '', BACKEND_FLAGS: '',
     });
     t.match(parsed.rows[1], { SERVICE: STICKY, FLAGS: 'affinity', FRONTEND: '10.96.0.20:80', KIND: 'ClusterIP', SET: 'cluster', BACKEND_FLAGS: 'local' });
