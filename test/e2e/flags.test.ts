@@ -5,7 +5,7 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import t from 'tap';
 import { run as runCommand } from '../../src/testbed/exec.js';
 import type { RunResult } from '../../src/testbed/exec.js';
-import { runInNetns } from '../../src/testbed/netns.js';
+import { addVethPair, runInNetns } from '../../src/testbed/netns.js';
 import type { AgentBed } from './agent-bed.js';
 import { createAgentBed, expectNotAnswered, expectServed, nodeObject, portKey, service, slice } from './agent-bed.js';
 
@@ -107,6 +107,20 @@ t.test('cleanup removes everything a running agent attached', async (t) => {
   t.equal(filters.length, bed.topo.pods.length * 2, 'and a TC filter on each direction of each of the run\'s veths', { filters });
   t.ok(filters.every((f) => /ingress: .*name sl_tc_from_pod|egress: .*name sl_tc_to_pod/.test(f)), 'Sluice\'s programs, the right one per direction', { filters });
   t.ok(pins(bed.pinDir).some((p) => p.startsWith('sl_')), 'and pinned its maps', { pins: pins(bed.pinDir) });
+
+  // Interfaces that appear later (a new pod's veth) get the TC programs too, found by the link
+  // monitor; one not matching --interfaces is left alone. Both are removed again afterwards.
+  const late = `veth${bed.run.prefix}z9`;
+  const other = `oth${bed.run.prefix}z9`;
+  await addVethPair({ ns: bed.topo.nodeNs, name: late, peerNs: bed.topo.nodeNs, peerName: `${late}p` });
+  await addVethPair({ ns: bed.topo.nodeNs, name: other, peerNs: bed.topo.nodeNs, peerName: `${other}p` });
+  const filtersOf = async (dev: string) => (await runInNetns(bed.topo.nodeNs, ['tc', 'filter', 'show', 'dev', dev, 'ingress'], { allowFailure: true })).stdout;
+  await bed.waitFor(`TC programs on ${late}, created after the agent started`, async () => /sl_tc_from_pod/.test(await filtersOf(late)), 10_000);
+  t.pass(`a veth created after start (${late}) got sl_tc_from_pod`);
+  t.notMatch(await filtersOf(other), /sl_tc_/, `a non-matching interface (${other}) got nothing`);
+  await runInNetns(bed.topo.nodeNs, ['ip', 'link', 'del', late]);
+  await runInNetns(bed.topo.nodeNs, ['ip', 'link', 'del', other]);
+  await agent.waitForLog((l) => l.msg === 'workload interface gone' && l.iface === late, `the agent noticing ${late} went`, 10_000);
 
   // A clean stop leaves the dataplane attached and serving (that is the design).
   await agent.kill('SIGTERM');
