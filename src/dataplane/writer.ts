@@ -242,8 +242,11 @@ export class ServiceTableWriter {
    * have (partial).
    */
   private updateKinds(mirror: Mirror, plan: Plan, partial: boolean): { sets: string[]; deletes: string[] } {
-    const clusterIps = (kinds: ReadonlyMap<string, FrontendKind> | undefined): string[] =>
-      [...(kinds ?? [])].filter(([, kind]) => kind === 'ClusterIP').map(([ipPort]) => ipPort.slice(0, ipPort.lastIndexOf('|')));
+    const clusterIps = (kinds: ReadonlyMap<string, FrontendKind> | undefined): string[] => {
+      const out: string[] = [];
+      if (kinds) for (const [ipPort, kind] of kinds) if (kind === 'ClusterIP') out.push(ipPort.slice(0, ipPort.lastIndexOf('|')));
+      return out;
+    };
     const affected = new Set<string>();
     const next = partial ? this.kinds : new Map<string, Map<string, FrontendKind>>();
     if (!partial) this.vipUsers = new Map();

@@ -52,6 +52,8 @@ interface ServiceEntry {
   errors: ModelError[];
   /** Age and every port's claims: equal claims settle conflicts the same way. */
   claims: string;
+  /** Per draft, the ip|port|protocol of each frontend (what conflicts are about). */
+  claimKeys: string[][];
 }
 
 interface Context {
@@ -264,7 +266,8 @@ export class IncrementalModel {
       const draftCtx = { ...ctx, slicesByService: new Map([[key, slices]]) };
       drafts = guarded(errors, 'Service', { metadata: parsed }, [], () => draftServicePorts(parsed, draftCtx));
     }
-    this.services.set(key, { parsed, drafts, errors, claims: claimsOf(parsed, drafts) });
+    const claimKeys = drafts.map((d) => d.frontends.map((f) => `${f.ip}|${f.port}|${d.port.protocol}`));
+    this.services.set(key, { parsed, drafts, errors, claims: claimsOf(parsed, drafts), claimKeys });
   }
 
   /**
@@ -272,29 +275,33 @@ export class IncrementalModel {
    * the output. Returns the port keys whose output changed.
    */
   private settleConflicts(): Set<string> {
-    const work: PortDraft[] = [];
-    const owner = new Map<PortDraft, string>();
     this.conflictErrors = new Map();
+    // Each contested ip:port/protocol is settled on its own (the oldest claimant keeps it), so only
+    // the drafts that hold a contested claim take part (copied: settling filters their frontends):
+    // usually none, and never a sort of them all.
+    const claimants = new Map<string, number>();
+    for (const entry of this.services.values()) for (const claims of entry.claimKeys) for (const c of claims) claimants.set(c, (claimants.get(c) ?? 0) + 1);
+    const contested: PortDraft[] = [];
+    const settled = new Map<string, SourcedFrontend[]>();
     for (const [key, entry] of this.services) {
       if (!entry.parsed) continue;
-      const errors: ModelError[] = [];
-      entry.parsed.report.redirect(errors);
-      this.conflictErrors.set(key, errors);
-      for (const d of entry.drafts) {
-        const copy = { ...d, frontends: [...d.frontends] };
-        owner.set(copy, key);
-        work.push(copy);
-      }
+      let errors: ModelError[] | undefined;
+      entry.drafts.forEach((d, i) => {
+        if (!(entry.claimKeys[i] ?? []).some((c) => (claimants.get(c) ?? 0) > 1)) {
+          settled.set(d.port.key, d.frontends);
+          return;
+        }
+        if (!errors) {
+          errors = [];
+          entry.parsed?.report.redirect(errors);
+          this.conflictErrors.set(key, errors);
+        }
+        contested.push({ ...d, frontends: [...d.frontends] });
+      });
     }
-    // Each contested ip:port/protocol is settled on its own (the oldest claimant keeps it), so only
-    // the drafts that hold a contested claim take part: usually none, and no sort of them all.
-    const claimants = new Map<string, number>();
-    const claimsOfDraft = (d: PortDraft) => d.frontends.map((f) => `${f.ip}|${f.port}|${d.port.protocol}`);
-    for (const d of work) for (const c of claimsOfDraft(d)) claimants.set(c, (claimants.get(c) ?? 0) + 1);
-    dropConflictingFrontends(work.filter((d) => claimsOfDraft(d).some((c) => (claimants.get(c) ?? 0) > 1)));
+    dropConflictingFrontends(contested);
+    for (const d of contested) settled.set(d.port.key, d.frontends);
     for (const [key, errors] of this.conflictErrors) if (errors.length === 0) this.conflictErrors.delete(key);
-    const settled = new Map<string, SourcedFrontend[]>();
-    for (const d of work) settled.set(d.port.key, d.frontends);
     const changed = new Set<string>();
     const previous = this.ports;
     this.ports = new Map();
