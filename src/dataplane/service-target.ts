@@ -1,7 +1,7 @@
 // DesiredServicePort → what its map entries must be (frontend keys with flags, the backend block).
 // Pure; validates the model's output so a bad value becomes an error naming the service port,
 // the field and the value instead of a codec exception deep inside a batch write.
-import { isIPv4 } from 'node:net';
+import { isIpv4Text } from '../bpf/ip-bytes.js';
 import type { BackendValue4, FrontendKey4 } from '../bpf/sluice-structs.js';
 import { BE_F, IPPROTO, SVC_F } from '../bpf/sluice-structs.js';
 import type { Backend, DesiredServicePort, FrontendKind } from '../model/types.js';
@@ -66,7 +66,7 @@ function checkPort(svc: string, field: string, port: unknown): number {
 }
 
 function checkIPv4(svc: string, field: string, ip: unknown): string {
-  if (typeof ip !== 'string' || !isIPv4(ip)) throw new DesiredPortError(svc, field, ip, 'is not an IPv4 address');
+  if (!isIpv4Text(ip)) throw new DesiredPortError(svc, field, ip, 'is not an IPv4 address');
   return ip;
 }
 
@@ -81,7 +81,7 @@ function backendValue(svc: string, field: string, b: Backend, opts: TargetOption
     addr: checkIPv4(svc, `${field}.ip`, b.ip),
     port: checkPort(svc, `${field}.port`, b.port),
     flags: (b.local ? BE_F.LOCAL : 0) | (b.terminating ? BE_F.TERMINATING : 0),
-    node_addr: nodeAddr && isIPv4(nodeAddr) ? nodeAddr : '0.0.0.0',
+    node_addr: nodeAddr && isIpv4Text(nodeAddr) ? nodeAddr : '0.0.0.0',
   };
 }
 
