@@ -127,7 +127,7 @@ t.test('the demo runs non-interactively, shows Sluice working, and leaves nothin
   t.same([...pods].sort(), ['web-a', 'web-b'], 'both web pods answered before the scale-down');
 
   t.match(out, /sluicectl services:\n\s+SERVICE/, 'it shows sluicectl services');
-  t.match(out, /demo\/echo:http\/TCP\/IPv4\s+\d+\s+\S+\s+10\.96\.0\.10:80\s+ClusterIP/, 'with the ClusterIP frontend');
+  t.match(out, /demo\/echo:http\/TCP\/IPv4\s+\d+\s+\d+\s+\d+\s+\d+\s+\S+\s+10\.96\.0\.10:80\s+ClusterIP/, 'with the ClusterIP frontend (svc id, backend id, counts, flags)');
   const after = section(lines, /^Scaling down/).filter((l) => / TCP /.test(l));
   t.equal(after.length, 4, 'scale-down: four requests after web-a left', { after });
   t.ok(after.every((l) => answered.exec(l)?.[1] === 'web-b'), 'scale-down: all answered by web-b', { after });
