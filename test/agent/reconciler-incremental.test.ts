@@ -143,3 +143,28 @@ t.test('a change made by code resumed from onSync (after the sync returned, befo
   t.equal(await Promise.race([next.then(() => 'synced'), timeout]), 'synced', 'the change got a sync of its own (not only at the next event or the resync timer)');
   t.same(backends(sink.calls.at(-1)!.state, 'default/a:http/TCP/IPv4'), ['10.1.0.7']);
 });
+
+t.test('the full-resync timer re-reads the maps and re-diffs everything on its own', async (t) => {
+  const store = new ObjectStore();
+  let resyncs = 0;
+  const calls: Array<{ hinted: boolean }> = [];
+  const sink: DesiredStateSink = {
+    apply: (_state, hint) => {
+      calls.push({ hinted: hint !== undefined });
+      return { errors: [] };
+    },
+    resync: () => void resyncs++,
+  };
+  const rec = new Reconciler({
+    source: store, sink, model: new IncrementalModel(), nodeName: 'n1', logger, minSyncPeriodMs: 0, fullResyncPeriodMs: 120,
+    modelConfig: { families: ['IPv4'], nodePortAddresses: [], serviceProxyName: '' },
+  });
+  t.teardown(() => rec.stop());
+  store.upsert('Node', nodeObj());
+  store.upsert('Service', svc('a', '10.96.0.1'));
+  for (const kind of ['Service', 'EndpointSlice', 'Node'] as const) store.markSynced(kind);
+  rec.start();
+  await sleep(450);
+  t.ok(resyncs >= 2, `the timer fired and re-read the maps (${resyncs} times in 450 ms at a 120 ms period)`);
+  t.ok(calls.length >= 3 && calls.every((c) => !c.hinted), 'each of those syncs is a full one (no hint)', { calls });
+});

@@ -60,3 +60,30 @@ t.test('a flow keeps its backend after the backend leaves the service', async (t
   t.match(reply.parsed.ip, { src: VIP }, 'its replies are still reverse-NATed');
   t.equal(syn(dp), '10.244.3.21:9090', 'new flows use the new set');
 });
+
+t.test('from Kubernetes objects to the program: terminating endpoints serve only when no ready one is left', async (t) => {
+  const dp = await loadDatapath(t);
+  if (!dp) return;
+  const { computeDesiredState } = await import('../../src/model/desired-state.js');
+  const { serviceTarget } = await import('../../src/dataplane/service-target.js');
+  const { DEFAULT_NODE, NODE, ep, service, slice } = await import('../model/builders.js');
+  const program = (endpoints: Record<string, unknown>[], backendId: number) => {
+    const state = computeDesiredState({
+      services: [service('web', { clusterIP: VIP })], endpointSlices: [slice('web', endpoints)], nodes: [DEFAULT_NODE], nodeName: NODE,
+      config: { families: ['IPv4'], nodePortAddresses: [], serviceProxyName: '' },
+    }).state;
+    const port = state.services.get('default/web:http/TCP/IPv4');
+    if (!port) throw new Error('no desired port');
+    const target = serviceTarget(port);
+    const cluster = target.block.slice(0, target.count).map((b) => ({ addr: b.addr, port: b.port, flags: b.flags }));
+    dp.addService({ vip: VIP, port: 80, proto: IPPROTO.TCP, svcId: 1, backendId, cluster });
+  };
+  // One ready endpoint and one serving-but-terminating (a pod shutting down).
+  program([ep('10.244.2.11', { ready: true }), ep('10.244.2.12', { ready: false, serving: true, terminating: true })], 20);
+  const picks = new Set<string>();
+  for (let i = 0; i < 40; i++) picks.add(syn(dp));
+  t.same([...picks], ['10.244.2.11:8080'], '40 new flows: never the terminating endpoint while a ready one exists');
+  // The ready one is gone: the terminating one is the fallback and serves.
+  program([ep('10.244.2.12', { ready: false, serving: true, terminating: true })], 21);
+  t.equal(syn(dp), '10.244.2.12:8080', 'only terminating left: it serves new flows');
+});
