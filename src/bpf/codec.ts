@@ -26,25 +26,29 @@ export interface FieldType<T> {
 
 type PadType = FieldType<undefined> & { readonly padding: true };
 
-const intType = (size: 1 | 2 | 4, bigEndian: boolean): FieldType<number> => ({
+const intType = (size: 1 | 2 | 4, bigEndian: boolean): FieldType<number> => {
+  // Chosen once: the writer encodes hundreds of thousands of fields in a cold start.
+  const limit = 2 ** (size * 8);
+  const put: (buf: Buffer, v: number, off: number) => unknown =
+    size === 1 ? (b, v, o) => b.writeUInt8(v, o)
+      : size === 2 ? (bigEndian ? (b, v, o) => b.writeUInt16BE(v, o) : (b, v, o) => b.writeUInt16LE(v, o))
+        : bigEndian ? (b, v, o) => b.writeUInt32BE(v, o) : (b, v, o) => b.writeUInt32LE(v, o);
+  return {
   size,
   align: size,
   write(buf, off, v) {
-    if (!Number.isInteger(v) || v < 0 || v >= 2 ** (size * 8)) {
+    if (!Number.isInteger(v) || v < 0 || v >= limit) {
       throw new RangeError(`value ${String(v)} does not fit an unsigned ${size * 8}-bit field`);
     }
-    if (size === 1) buf.writeUInt8(v, off);
-    else if (size === 2 && bigEndian) buf.writeUInt16BE(v, off);
-    else if (size === 2) buf.writeUInt16LE(v, off);
-    else if (bigEndian) buf.writeUInt32BE(v, off);
-    else buf.writeUInt32LE(v, off);
+    put(buf, v, off);
   },
   read(buf, off) {
     if (size === 1) return buf.readUInt8(off);
     if (size === 2) return bigEndian ? buf.readUInt16BE(off) : buf.readUInt16LE(off);
     return bigEndian ? buf.readUInt32BE(off) : buf.readUInt32LE(off);
   },
-});
+  };
+};
 
 // Host byte order is little-endian on every architecture we build for (x86_64, arm64).
 export const u8 = intType(1, false);
@@ -155,10 +159,13 @@ export function defineStruct<F extends Fields>(name: string, fields: F): StructC
     align,
     members: members.map(({ name: n, offset: o, size: s }) => ({ name: n, offset: o, size: s })),
     encode(value, buf = Buffer.alloc(size), at = 0) {
-      buf.fill(0, at, at + size);
       const record = value as Record<string, unknown>;
       for (const m of members) {
-        if (m.type.padding) continue;
+        // Every writer covers all of its member's bytes: only padding needs zeroing.
+        if (m.type.padding) {
+          buf.fill(0, at + m.offset, at + m.offset + m.size);
+          continue;
+        }
         try {
           m.type.write(buf, at + m.offset, record[m.name]);
         } catch (err) {
