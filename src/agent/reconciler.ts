@@ -103,7 +103,7 @@ function appliedCounts(outcome: ApplyOutcome): { applied?: ApplyCounts } {
 }
 
 export class Reconciler {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: { cancel(): void } | undefined;
   private fullTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private running: Promise<void> | undefined;
@@ -135,7 +135,7 @@ export class Reconciler {
   async stop(): Promise<void> {
     this.stopped = true;
     this.unsubscribe?.();
-    clearTimeout(this.timer);
+    this.timer?.cancel();
     clearInterval(this.fullTimer);
     await this.running;
   }
@@ -159,14 +159,22 @@ export class Reconciler {
     this.pendingFull ||= full;
     if (this.timer || this.running) return;
     const wait = Math.max(0, this.lastSyncEnd + this.opts.minSyncPeriodMs - Date.now());
-    this.timer = setTimeout(() => {
+    const run = () => {
       this.timer = undefined;
       this.running = this.runPending().then((retry) => {
         this.running = undefined;
         // A change that arrived while the sync ran found `running` set and only marked pending.
         if (retry || (this.pending && this.opts.source.isSynced())) this.schedule(false);
       });
-    }, wait);
+    };
+    // Nothing to wait for: right after the current I/O, not a timer's 1 ms minimum later.
+    if (wait === 0) {
+      const handle = setImmediate(run);
+      this.timer = { cancel: () => clearImmediate(handle) };
+    } else {
+      const handle = setTimeout(run, wait);
+      this.timer = { cancel: () => clearTimeout(handle) };
+    }
   }
 
   /** Runs a sync now (tests, admin). Resolves when it finished. */

@@ -165,8 +165,11 @@ export class IncrementalModel {
   update(changes: ModelChanges): IncrementalResult {
     if (!this.ctx) throw new Error('IncrementalModel.update before full()');
     const dirty = new Set<string>(changes.services);
+    // The sorted error list is rebuilt only when something touched had or has errors.
+    let errorsTouched = false;
     for (const key of changes.endpointSlices) {
       const old = this.slices.get(key);
+      if (old?.errors.length) errorsTouched = true;
       if (old?.serviceKey) {
         dirty.add(old.serviceKey);
         this.slicesOf.get(old.serviceKey)?.delete(key);
@@ -178,6 +181,7 @@ export class IncrementalModel {
         continue;
       }
       const added = this.addSlice(raw, 0, key, false);
+      if (added?.errors.length) errorsTouched = true;
       if (added?.serviceKey) dirty.add(added.serviceKey);
     }
 
@@ -191,14 +195,16 @@ export class IncrementalModel {
       else this.lastGoodService.delete(key);
       const now = this.services.get(key);
       if ((old?.claims ?? '') !== (now?.claims ?? '')) claimsMoved = true;
+      if (old?.errors.length || now?.errors.length || this.conflictErrors.has(key)) errorsTouched = true;
     }
     if (claimsMoved) {
+      errorsTouched = true;
       for (const key of this.settleConflicts()) changed.add(key);
     } else {
       // Same claims everywhere: every conflict settles as before (kept errors, dropped frontends).
       for (const key of dirty) for (const portKey of this.replacePorts(key, (d) => this.ports.get(d.port.key)?.frontends)) changed.add(portKey);
     }
-    this.collectErrors();
+    if (errorsTouched) this.collectErrors();
     return { state: { services: this.ports }, errors: this.errors, changed };
   }
 
