@@ -50,8 +50,8 @@ interface ServiceEntry {
   drafts: PortDraft[];
   /** Parse and draft errors. */
   errors: ModelError[];
-  /** Age and every port's claims: equal claims settle conflicts the same way. */
-  claims: string;
+  /** Age and every port's claims (equal claims settle conflicts the same way); built on first use. */
+  claims?: string;
   /** Per draft, the ip|port|protocol of each frontend (what conflicts are about). */
   claimKeys: string[][];
 }
@@ -77,6 +77,13 @@ function identityKey(raw: unknown): string | null {
   } catch {
     return null;
   }
+}
+
+/** An entry's claims signature, built once when an update first compares it ('' for none). */
+function claimsOfEntry(entry: ServiceEntry | undefined): string {
+  if (!entry) return '';
+  entry.claims ??= claimsOf(entry.parsed, entry.drafts);
+  return entry.claims;
 }
 
 function claimsOf(service: ParsedService | null, drafts: readonly PortDraft[]): string {
@@ -194,7 +201,7 @@ export class IncrementalModel {
       if (raw !== undefined) this.addService(raw, 0, key, false);
       else this.lastGoodService.delete(key);
       const now = this.services.get(key);
-      if ((old?.claims ?? '') !== (now?.claims ?? '')) claimsMoved = true;
+      if (claimsOfEntry(old) !== claimsOfEntry(now)) claimsMoved = true;
       if (old?.errors.length || now?.errors.length || this.conflictErrors.has(key)) errorsTouched = true;
     }
     if (claimsMoved) {
@@ -273,7 +280,7 @@ export class IncrementalModel {
       drafts = guarded(errors, 'Service', { metadata: parsed }, [], () => draftServicePorts(parsed, draftCtx));
     }
     const claimKeys = drafts.map((d) => d.frontends.map((f) => `${f.ip}|${f.port}|${d.port.protocol}`));
-    this.services.set(key, { parsed, drafts, errors, claims: claimsOf(parsed, drafts), claimKeys });
+    this.services.set(key, { parsed, drafts, errors, claimKeys });
   }
 
   /**
