@@ -179,8 +179,21 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     onRemoved: (iface) => datapath.forgetInterface(iface),
   });
   await watcher.start();
+  const attachLog = logging.component('datapath');
   const refreshAttachHealth = async () => {
-    const programs = await datapath.verify().catch(() => datapath.attachments());
+    let programs = await datapath.verify().catch(() => datapath.attachments());
+    // Something removed our filters or detached our links (an operator, another tool): repair
+    // it, record it, and look again. Until it is repaired, /healthz says what is missing.
+    if (programs.some((p) => !p.attached && p.progId !== 0)) {
+      try {
+        const repaired = await datapath.repair();
+        for (const p of repaired) recordError('attach', `${p.program} on ${p.target} was gone (${p.error ?? 'detached'}); re-attached`, p.target);
+        attachLog.warn({ repaired: repaired.map((p) => `${p.program} on ${p.target}`) }, 'programs were detached behind our back: re-attached');
+      } catch (err) {
+        recordError('attach', `re-attaching failed: ${(err as Error).message}`);
+      }
+      programs = await datapath.verify().catch(() => datapath.attachments());
+    }
     const failed = programs.filter((p) => !p.attached);
     health.setProgramsAttached(failed.length === 0, failed.map((p) => `${p.program} on ${p.target}: ${p.error ?? 'detached'}`).join('; '));
     metrics.setProgramsAttached('cgroup', programs.filter((p) => p.hook === 'cgroup' && p.attached).length);

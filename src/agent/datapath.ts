@@ -4,6 +4,7 @@
 // Attachments survive the agent: cgroup links are pinned and swapped in place on restart
 // (bpf_link_update, so the hook never has a gap), TC filters use Sluice's own handle and
 // priority and are replaced in place.
+import { rmSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { loadNative } from '../bpf/native.js';
@@ -33,6 +34,11 @@ export interface AgentDatapath {
    * a filter or detaching a link shows up in status and health. Returns attachments().
    */
   verify(): Promise<ProgramAttachment[]>;
+  /**
+   * Re-attaches what verify() found gone after it had been attached: Sluice's TC filters in
+   * place, and fresh cgroup links (a detached link's pin is replaced). Returns what it repaired.
+   */
+  repair(): Promise<ProgramAttachment[]>;
   /** Closes our handles. Pinned links and TC filters stay: the dataplane keeps working. */
   close(): void;
 }
@@ -55,7 +61,7 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
   const ifindexes = new Map<string, number>();
   const attachments = () => [...cgroupAttachments, ...[...tcAttachments.values()].flat()];
 
-  return {
+  const self: AgentDatapath = {
     tables: dp.tables,
     libbpfVersion: native.libbpfVersion(),
     ...(dp.udpSocketSweep ? { udpSocketSweep: dp.udpSocketSweep } : {}),
@@ -120,8 +126,24 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
       }
       return attachments();
     },
+    async repair() {
+      const gone = attachments().filter((a) => !a.attached && a.progId !== 0);
+      const brokenLinks = gone.filter((a) => a.hook === 'cgroup');
+      if (brokenLinks.length > 0) {
+        // Only the broken links' pins go (an intact link unpinned would detach, a gap): the
+        // attach then updates the intact links in place and creates the missing ones.
+        for (const a of brokenLinks) rmSync(cgroupLinkPin(cfg.pinDir, cgroup, a.program), { force: true });
+        await self.attachConnectTime();
+      }
+      for (const name of new Set(gone.filter((a) => a.hook === 'tc').map((a) => a.target))) {
+        const ifindex = ifindexes.get(name);
+        if (ifindex !== undefined) await self.attachInterface({ name, ifindex });
+      }
+      return gone;
+    },
     close: () => dp.close(),
   };
+  return self;
 }
 
 /** Why the pinned link of `program` on `cgroup` no longer runs `progId`, or undefined when it does. */

@@ -14,7 +14,7 @@ import type { CountersView, MapsView, NatView, ServicesView } from '../../src/ad
 import { fromPackageRoot } from '../../src/bpf/native.js';
 import { parsePrometheus, sampleValue } from '../metrics/prom-parse.js';
 import type { Family } from '../metrics/prom-parse.js';
-import { createAgentBed, nodeObject, service, slice, summarize } from './agent-bed.js';
+import { createAgentBed, expectServed, nodeObject, service, slice, summarize } from './agent-bed.js';
 import type { PortSpec } from './agent-bed.js';
 import { poll, scrape } from './ops-helpers.js';
 import type { HttpAnswer } from './ops-helpers.js';
@@ -193,19 +193,35 @@ t.test('metrics and health against a running agent', async (t) => {
     t.equal(agent.otherOutput.length, 0, 'the agent wrote only JSON log lines');
   });
 
-  await t.test('a TC filter removed behind the agent\'s back: /healthz fails and status names it', async (t) => {
-    // Last: the agent is left unhealthy (a node would restart it, and the new one re-attaches).
+  await t.test('a TC filter or cgroup link removed behind the agent\'s back is re-attached and recorded', async (t) => {
     const iface = bed.client.hostIfname;
+    const filters = async () => (await runInNetns(bed.topo.nodeNs, ['tc', 'filter', 'show', 'dev', iface, 'ingress'])).stdout;
+    t.match(await filters(), /sl_tc_from_pod/, 'control: the ingress filter is there');
     await runInNetns(bed.topo.nodeNs, ['tc', 'filter', 'del', 'dev', iface, 'ingress', 'pref', '1', 'handle', '0x5c1', 'bpf']);
-    const failing = await poll('/healthz 503', async () => {
-      const [h] = await get('/healthz');
-      return h?.status === 503 ? h : undefined;
+    t.notMatch(await filters(), /sl_tc_from_pod/, 'deleted by hand');
+    await poll('the filter re-attached', async () => (/sl_tc_from_pod/.test(await filters()) ? true : undefined), 15_000, agentGone);
+    t.pass('the agent put sl_tc_from_pod back');
+    const status = await poll('status: attached and the repair recorded', async () => {
+      const s = await bed.status();
+      return s.programs.every((p) => p.attached) && s.errors.some((e) => e.component === 'attach' && e.object === iface) ? s : undefined;
+    }, 10_000, agentGone);
+    t.match(status.errors.find((e) => e.component === 'attach')?.message, new RegExp(`sl_tc_from_pod on ${iface} was gone .*re-attached`), 'status says what was gone and that it was re-attached');
+    expectServed(t, await bed.traffic('tc', '10.96.0.10', 80, 3), ['web-a', 'web-b'], 'the TC path serves again');
+
+    // The connect-time link: detached through its pin (as `bpftool link detach` would).
+    const { cgroupLinkPin } = await import('../../src/dataplane/attach.js');
+    const { loadNative } = await import('../../src/bpf/native.js');
+    const link = loadNative().openPinnedLink(cgroupLinkPin(bed.pinDir, bed.clientCgroup, 'sl_connect4'));
+    link.detach();
+    link.close();
+    await poll('the connect4 link replaced', async () => {
+      const s = await bed.status();
+      return s.programs.every((p) => p.attached) && s.errors.some((e) => e.component === 'attach' && /sl_connect4 .* was gone/.test(e.message)) ? s : undefined;
     }, 15_000, agentGone);
-    const body = JSON.parse(failing.body) as HealthBody;
-    t.match(body, { ok: false, checks: { programs: { ok: false } } }, 'the programs check fails');
-    t.match(body.reasons.join(' '), new RegExp(`sl_tc_from_pod on ${iface}: no Sluice filter on the hook`), 'naming the program and interface', { reasons: body.reasons });
-    const status = await bed.status();
-    t.ok(status.programs.some((p) => p.target === iface && p.program === 'sl_tc_from_pod' && !p.attached), 'sluicectl status shows it detached', { programs: status.programs });
-    t.ok(status.programs.some((p) => p.target === iface && p.program === 'sl_tc_to_pod' && p.attached), 'the egress filter is still attached');
+    t.pass('the agent replaced the detached connect4 link');
+    expectServed(t, await bed.traffic('connect-time', '10.96.0.10', 80, 3), ['web-a', 'web-b'], 'connect-time serves again', { vip: '10.96.0.10', port: 80 });
+    const [h] = await get('/healthz');
+    t.equal(h?.status, 200, '/healthz is 200 again');
+    t.ok((sampleValue(await metrics(), 'sluice_errors_total', { component: 'attach' }) ?? 0) >= 2, 'sluice_errors_total{component="attach"} counts both repairs');
   });
 });
