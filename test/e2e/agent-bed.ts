@@ -440,6 +440,14 @@ export class AgentBed {
     });
   }
 
+  /** `count` TCP connections to vip:port through each path (connect-time, then TC). */
+  async bothPaths(vip: string, port: number, count: number, timeoutMs?: number): Promise<Record<Path, EchoAttempt[]>> {
+    return {
+      'connect-time': await this.traffic('connect-time', vip, port, count, 'tcp', timeoutMs),
+      tc: await this.traffic('tc', vip, port, count, 'tcp', timeoutMs),
+    };
+  }
+
   /** Writes a manifest file atomically (a hidden temp file, which the source ignores, renamed). */
   async writeManifest(file: string, docs: (KubeObject | string)[]): Promise<void> {
     const text = docs.map((d) => (typeof d === 'string' ? d : JSON.stringify(d, null, 2))).join('\n---\n') + '\n';

@@ -3,20 +3,12 @@
 // Services and EndpointSlices change through the API server's watch; the watch is dropped and
 // answered 410 while changes are made; malformed objects are logged and harm nothing else.
 import t from 'tap';
-import type { EchoAttempt } from '../../src/testbed/echo.js';
-import type { AgentBed, LogLine, Path } from './agent-bed.js';
+import type { LogLine } from './agent-bed.js';
 import { createAgentBed, expectNotAnswered, expectRefused, expectServed, nodeObject, portKey, service, slice } from './agent-bed.js';
 
 const VIP = '10.96.0.20';
 const HTTP = [{ name: 'http', port: 80 }];
 const KEY = portKey('web', 'http');
-
-async function bothPaths(bed: AgentBed, port: number, count: number, timeoutMs?: number): Promise<Record<Path, EchoAttempt[]>> {
-  return {
-    'connect-time': await bed.traffic('connect-time', VIP, port, count, 'tcp', timeoutMs),
-    tc: await bed.traffic('tc', VIP, port, count, 'tcp', timeoutMs),
-  };
-}
 
 t.test('agent + fake API server + real traffic', async (t) => {
   const bed = await createAgentBed(t, { source: 'api', tcFrom: 'client-tc' });
@@ -31,7 +23,7 @@ t.test('agent + fake API server + real traffic', async (t) => {
     await api.apply(service('web', VIP, HTTP));
     await api.apply(slice('web-1', 'web', ['web-a', 'web-b'], HTTP));
     await bed.waitForBackends(KEY, ['web-a', 'web-b'], 80);
-    const r = await bothPaths(bed, 80, 20);
+    const r = await bed.bothPaths(VIP, 80, 20);
     expectServed(t, r['connect-time'], ['web-a', 'web-b'], 'connect-time', { all: true, vip: VIP, port: 80 });
     expectServed(t, r.tc, ['web-a', 'web-b'], 'TC path', { all: true });
   });
@@ -47,7 +39,7 @@ t.test('agent + fake API server + real traffic', async (t) => {
   await t.test('scale down: new connections avoid the removed endpoints', async (t) => {
     await api.apply(slice('web-1', 'web', ['web-c'], HTTP));
     await bed.waitForBackends(KEY, ['web-c']);
-    const r = await bothPaths(bed, 80, 10);
+    const r = await bed.bothPaths(VIP, 80, 10);
     expectServed(t, r['connect-time'], ['web-c'], 'connect-time');
     expectServed(t, r.tc, ['web-c'], 'TC path');
   });
@@ -58,10 +50,10 @@ t.test('agent + fake API server + real traffic', async (t) => {
       const s = svcs.find((x) => x.key === KEY);
       return s !== undefined && s.frontends.length === 1 && s.frontends[0]?.port === 8000;
     });
-    const fresh = await bothPaths(bed, 8000, 5);
+    const fresh = await bed.bothPaths(VIP, 8000, 5);
     expectServed(t, fresh['connect-time'], ['web-c'], 'connect-time on :8000', { vip: VIP, port: 8000 });
     expectServed(t, fresh.tc, ['web-c'], 'TC path on :8000');
-    const old = await bothPaths(bed, 80, 2, 500);
+    const old = await bed.bothPaths(VIP, 80, 2, 500);
     expectNotAnswered(t, old['connect-time'], 'connect-time on the old :80');
     expectNotAnswered(t, old.tc, 'TC path on the old :80');
     // As kube-proxy's nftables mode: a port the Service no longer has on its (still active)
@@ -75,7 +67,7 @@ t.test('agent + fake API server + real traffic', async (t) => {
   await t.test('no endpoints left: connections are refused at once (kube-proxy rejects)', async (t) => {
     await api.apply(slice('web-1', 'web', [], HTTP));
     await bed.waitForBackends(KEY, []);
-    const r = await bothPaths(bed, 80, 3);
+    const r = await bed.bothPaths(VIP, 80, 3);
     expectRefused(t, r['connect-time'], 'connect-time, no endpoints');
     expectRefused(t, r.tc, 'TC path, no endpoints');
   });
@@ -86,7 +78,7 @@ t.test('agent + fake API server + real traffic', async (t) => {
     await bed.waitForServices('web gone', (svcs) => !svcs.some((s) => s.key === KEY));
     // The ClusterIP is no longer allocated: kube-proxy drops such traffic (nftables: "Drop
     // traffic to unallocated ClusterIPs"), so "not answered" is the contract, not "refused".
-    const r = await bothPaths(bed, 80, 2, 500);
+    const r = await bed.bothPaths(VIP, 80, 2, 500);
     expectNotAnswered(t, r['connect-time'], 'connect-time after delete');
     expectNotAnswered(t, r.tc, 'TC path after delete');
     // Recreated, it works again.

@@ -3,20 +3,12 @@
 // YAML, a bad field) are logged naming file, document, object and field, and the last good
 // state is kept.
 import t from 'tap';
-import type { EchoAttempt } from '../../src/testbed/echo.js';
-import type { AgentBed, KubeObject, LogLine, Path } from './agent-bed.js';
+import type { KubeObject, LogLine } from './agent-bed.js';
 import { createAgentBed, expectNotAnswered, expectRefused, expectServed, nodeObject, portKey, service, slice } from './agent-bed.js';
 
 const VIP = '10.96.0.30';
 const HTTP = [{ name: 'http', port: 80 }];
 const KEY = portKey('web', 'http');
-
-async function bothPaths(bed: AgentBed, port: number, count: number, timeoutMs?: number): Promise<Record<Path, EchoAttempt[]>> {
-  return {
-    'connect-time': await bed.traffic('connect-time', VIP, port, count, 'tcp', timeoutMs),
-    tc: await bed.traffic('tc', VIP, port, count, 'tcp', timeoutMs),
-  };
-}
 
 t.test('agent + manifest directory + real traffic', async (t) => {
   const bed = await createAgentBed(t, { source: 'manifests', tcFrom: 'client-tc' });
@@ -30,7 +22,7 @@ t.test('agent + manifest directory + real traffic', async (t) => {
   await t.test('a new file with a Service and its slice → traffic flows on both paths', async (t) => {
     await web(service('web', VIP, HTTP), slice('web-1', 'web', ['web-a', 'web-b'], HTTP));
     await bed.waitForBackends(KEY, ['web-a', 'web-b'], 80);
-    const r = await bothPaths(bed, 80, 20);
+    const r = await bed.bothPaths(VIP, 80, 20);
     expectServed(t, r['connect-time'], ['web-a', 'web-b'], 'connect-time', { all: true, vip: VIP, port: 80 });
     expectServed(t, r.tc, ['web-a', 'web-b'], 'TC path', { all: true });
   });
@@ -45,7 +37,7 @@ t.test('agent + manifest directory + real traffic', async (t) => {
   await t.test('scale down by editing the slice', async (t) => {
     await web(service('web', VIP, HTTP), slice('web-1', 'web', ['web-b'], HTTP));
     await bed.waitForBackends(KEY, ['web-b']);
-    const r = await bothPaths(bed, 80, 10);
+    const r = await bed.bothPaths(VIP, 80, 10);
     expectServed(t, r['connect-time'], ['web-b'], 'connect-time');
     expectServed(t, r.tc, ['web-b'], 'TC path');
   });
@@ -56,10 +48,10 @@ t.test('agent + manifest directory + real traffic', async (t) => {
       const s = svcs.find((x) => x.key === KEY);
       return s !== undefined && s.frontends.length === 1 && s.frontends[0]?.port === 8000;
     });
-    const fresh = await bothPaths(bed, 8000, 5);
+    const fresh = await bed.bothPaths(VIP, 8000, 5);
     expectServed(t, fresh['connect-time'], ['web-b'], 'connect-time on :8000', { vip: VIP, port: 8000 });
     expectServed(t, fresh.tc, ['web-b'], 'TC path on :8000');
-    const old = await bothPaths(bed, 80, 2, 500);
+    const old = await bed.bothPaths(VIP, 80, 2, 500);
     expectNotAnswered(t, old['connect-time'], 'connect-time on the old :80');
     expectNotAnswered(t, old.tc, 'TC path on the old :80');
     expectRefused(t, old['connect-time'], 'connect-time on the old :80');
@@ -69,7 +61,7 @@ t.test('agent + manifest directory + real traffic', async (t) => {
   await t.test('no endpoints in the slice: refused at once', async (t) => {
     await web(service('web', VIP, HTTP), slice('web-1', 'web', [], HTTP));
     await bed.waitForBackends(KEY, [], 80);
-    const r = await bothPaths(bed, 80, 3);
+    const r = await bed.bothPaths(VIP, 80, 3);
     expectRefused(t, r['connect-time'], 'connect-time, no endpoints');
     expectRefused(t, r.tc, 'TC path, no endpoints');
   });
@@ -77,7 +69,7 @@ t.test('agent + manifest directory + real traffic', async (t) => {
   await t.test('delete the file: the Service is unprogrammed', async (t) => {
     await bed.removeManifest('web.yaml');
     await bed.waitForServices('web gone', (svcs) => !svcs.some((s) => s.key === KEY));
-    const r = await bothPaths(bed, 80, 2, 500);
+    const r = await bed.bothPaths(VIP, 80, 2, 500);
     expectNotAnswered(t, r['connect-time'], 'connect-time after delete');
     expectNotAnswered(t, r.tc, 'TC path after delete');
   });
