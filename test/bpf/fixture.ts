@@ -33,12 +33,16 @@ export async function newRun(t: Teardown): Promise<Run> {
   return { prefix, pinDir };
 }
 
-/** Opens and loads the fixture object; closed in teardown. */
+/**
+ * Opens and loads the fixture object; closed in teardown. Its pinned map goes under `pinRoot`,
+ * or a pin directory of this test's own (removed in teardown): never bpffs' root.
+ */
 export async function loadFixture(
   t: Teardown,
   opts: { pinRoot?: string; rodata?: Record<string, Buffer> } = {},
 ): Promise<NativeObject> {
-  const obj = addon().openObject(FIXTURE_OBJ, opts.pinRoot === undefined ? {} : { pinRoot: opts.pinRoot });
+  const pinRoot = opts.pinRoot ?? (await newRun(t)).pinDir;
+  const obj = addon().openObject(FIXTURE_OBJ, { pinRoot });
   t.teardown(() => obj.close());
   for (const [name, value] of Object.entries(opts.rodata ?? {})) obj.setRodata(name, value);
   await obj.load();

@@ -8,7 +8,7 @@ import { requirePrivileges } from '../helpers/privileges.js';
 import { be16, be32, defineStruct, pad, u16, u32, u64, u8 } from '../../src/bpf/codec.js';
 import { isNativeError } from '../../src/bpf/errors.js';
 import { encodeRodataValue, openBpfObject } from '../../src/bpf/loader.js';
-import { addon, FIXTURE_OBJ, frame, REJECT_OBJ } from './fixture.js';
+import { addon, FIXTURE_OBJ, frame, newRun, REJECT_OBJ } from './fixture.js';
 
 interface Entry {
   level: number;
@@ -41,6 +41,7 @@ t.test('loads with rodata numbers and map sizes; libbpf debug lines reach pino',
   const { logger, entries } = capture();
   const obj = await openBpfObject(FIXTURE_OBJ, {
     addon: addon(),
+    pinRoot: (await newRun(t)).pinDir,
     rodata: { fixture_retval: 99, fixture_mark: 0x33 },
     maxEntries: { fixture_lru: 256 },
     codecs: [pairCodec],

@@ -4,7 +4,7 @@ import t from 'tap';
 import { requirePrivileges } from '../helpers/privileges.js';
 import { isNativeError } from '../../src/bpf/errors.js';
 import { MapType, ProgType } from '../../src/bpf/map-types.js';
-import { addon, FIXTURE_OBJ, frame, loadFixture, REJECT_OBJ, u32 } from './fixture.js';
+import { addon, FIXTURE_OBJ, frame, loadFixture, newRun, REJECT_OBJ, u32 } from './fixture.js';
 
 t.test('libbpf version and CPUs', async (t) => {
   const native = addon();
@@ -38,7 +38,7 @@ t.test('rodata variables come from BTF; bad names and sizes are clear errors', a
 t.test('maps and programs are enumerated with kernel ids after load', async (t) => {
   if (!(await requirePrivileges(t))) return;
   const native = addon();
-  const obj = native.openObject(FIXTURE_OBJ);
+  const obj = native.openObject(FIXTURE_OBJ, { pinRoot: (await newRun(t)).pinDir });
   t.teardown(() => obj.close());
   const before = obj.maps().find((m) => m.name === 'fixture_lru');
   t.match(before, { type: MapType.LRU_HASH, keySize: 4, valueSize: 8, maxEntries: 64, id: 0, fd: -1 });
@@ -69,7 +69,7 @@ t.test('maps and programs are enumerated with kernel ids after load', async (t) 
 
 t.test('handles outlive their object; close is idempotent', async (t) => {
   if (!(await requirePrivileges(t))) return;
-  const obj = addon().openObject(FIXTURE_OBJ);
+  const obj = addon().openObject(FIXTURE_OBJ, { pinRoot: (await newRun(t)).pinDir });
   await obj.load();
   const map = obj.map('fixture_hash');
   const prog = obj.program('fixture_retval_prog');
