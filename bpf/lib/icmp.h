@@ -62,21 +62,15 @@ static __always_inline enum sl_parse_result sl_parse_icmp_err4_linear(struct __s
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
+	enum sl_parse_result ret;
 	struct sl_icmphdr *icmp;
 	struct iphdr *ip, *in;
 	__be16 *ports;
 
-	if ((void *)(eth + 1) > data_end)
-		return SL_PARSE_BAD;
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return SL_PARSE_SKIP;
-	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end)
-		return SL_PARSE_BAD;
-	if (ip->version != 4 || ip->ihl < 5)
-		return SL_PARSE_BAD;
-	if (ip->protocol != IPPROTO_ICMP || (ip->frag_off & bpf_htons(SL_IP_MF | SL_IP_OFFSET)))
+	ret = sl_parse_ip4_hdr(data, data_end, &ip);
+	if (ret != SL_PARSE_OK)
+		return ret;
+	if (ip->protocol != IPPROTO_ICMP)
 		return SL_PARSE_SKIP;
 	icmp = (void *)ip + ip->ihl * 4;
 	if ((void *)(icmp + 1) > data_end)

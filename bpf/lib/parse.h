@@ -52,15 +52,16 @@ struct sl_pkt4 {
 	__u8 tcp_flags; /* TCP flags byte (SL_TCP_FLAG_*), 0 for UDP */
 };
 
-static __always_inline enum sl_parse_result sl_parse4_linear(struct __sk_buff *skb,
-							     struct sl_pkt4 *pkt)
+/*
+ * The IPv4 header of an Ethernet frame in the linear area, when the frame is an unfragmented
+ * IPv4 packet: SL_PARSE_OK with *out set; SL_PARSE_SKIP for other L3 protocols and fragments;
+ * SL_PARSE_BAD when truncated or inconsistent. Shared by the TCP/UDP and ICMP-error parsers.
+ */
+static __always_inline enum sl_parse_result sl_parse_ip4_hdr(void *data, void *data_end,
+							     struct iphdr **out)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip;
-	__u32 hlen;
-	void *l4;
 
 	if ((void *)(eth + 1) > data_end)
 		return SL_PARSE_BAD;
@@ -71,9 +72,26 @@ static __always_inline enum sl_parse_result sl_parse4_linear(struct __sk_buff *s
 		return SL_PARSE_BAD;
 	if (ip->version != 4 || ip->ihl < 5)
 		return SL_PARSE_BAD;
-	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
-		return SL_PARSE_SKIP;
 	if (ip->frag_off & bpf_htons(SL_IP_MF | SL_IP_OFFSET))
+		return SL_PARSE_SKIP;
+	*out = ip;
+	return SL_PARSE_OK;
+}
+
+static __always_inline enum sl_parse_result sl_parse4_linear(struct __sk_buff *skb,
+							     struct sl_pkt4 *pkt)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	enum sl_parse_result ret;
+	struct iphdr *ip;
+	__u32 hlen;
+	void *l4;
+
+	ret = sl_parse_ip4_hdr(data, data_end, &ip);
+	if (ret != SL_PARSE_OK)
+		return ret;
+	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
 		return SL_PARSE_SKIP;
 	hlen = ip->ihl * 4;
 	l4 = (void *)ip + hlen;

@@ -209,7 +209,7 @@ export class IncrementalModel {
       for (const key of this.settleConflicts()) changed.add(key);
     } else {
       // Same claims everywhere: every conflict settles as before (kept errors, dropped frontends).
-      for (const key of dirty) for (const portKey of this.replacePorts(key, (d) => this.ports.get(d.port.key)?.frontends)) changed.add(portKey);
+      for (const key of dirty) for (const portKey of this.replacePorts(key)) changed.add(portKey);
     }
     if (errorsTouched) this.collectErrors();
     return { state: { services: this.ports }, errors: this.errors, changed };
@@ -345,10 +345,10 @@ export class IncrementalModel {
   private readonly lastPort = new WeakMap<PortDraft, DesiredServicePort>();
 
   /**
-   * Replaces one Service's ports in the output with its new drafts, each with the frontends
-   * `frontendsOf` gives (the settled ones, unchanged). Returns the port keys touched.
+   * Replaces one Service's ports in the output with its new drafts, each keeping the frontends
+   * it had settled (its claims are unchanged). Returns the port keys touched.
    */
-  private replacePorts(serviceKey: string, frontendsOf: (d: PortDraft) => Frontend[] | undefined): string[] {
+  private replacePorts(serviceKey: string): string[] {
     const old = this.portsOf.get(serviceKey) ?? [];
     const entry = this.services.get(serviceKey);
     const drafts = entry?.parsed ? entry.drafts : [];
@@ -360,7 +360,8 @@ export class IncrementalModel {
     for (const key of old) if (!keys.includes(key)) this.ports.delete(key);
     let added = false;
     for (const d of drafts) {
-      const frontends = frontendsOf(d) ?? d.frontends.map(toFrontend);
+      // Same claims: the port keeps its settled frontends (a new port, none contested, all of its own).
+      const frontends = this.ports.get(d.port.key)?.frontends ?? d.frontends.map(toFrontend);
       const port = { ...d.port, frontends };
       this.lastPort.set(d, port);
       if (!this.ports.has(d.port.key)) added = true;
