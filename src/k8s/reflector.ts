@@ -14,7 +14,7 @@ import { describeError, httpStatusOf } from './errors.js';
 import { objectKey } from './kinds.js';
 import type { KindTypes, ObjectKind } from './kinds.js';
 import { toModel, withTypeMeta } from './serialization.js';
-import type { ObjectStore } from './store.js';
+import type { ObjectStore, Prepared } from './store.js';
 
 export interface ListPage<T> {
   items: T[];
@@ -147,7 +147,8 @@ export class Reflector<K extends ObjectKind> {
   /** Lists every object (page by page) and makes the store match; marks the kind synced. */
   private async relist(): Promise<void> {
     const { kind, timing, labelSelector, store } = this.opts;
-    const items: KindTypes[K][] = [];
+    // Each page is slimmed as it arrives: the full objects of one page at a time, not of the list.
+    const items: Prepared<KindTypes[K]>[] = [];
     let cont: string | undefined;
     let rv = '';
     do {
@@ -156,18 +157,20 @@ export class Reflector<K extends ObjectKind> {
       if (timing.pageSize > 0) params.limit = timing.pageSize;
       if (cont) params._continue = cont;
       const page = await this.listWithDeadline(params);
-      for (const item of page.items ?? []) items.push(withTypeMeta(kind, item));
+      for (const item of page.items ?? []) {
+        const typed = withTypeMeta(kind, item);
+        if (this.hasKey(typed, 'list')) items.push(store.prepare(kind, typed));
+      }
       cont = page.metadata?._continue || undefined;
       rv = page.metadata?.resourceVersion ?? '';
     } while (cont && !this.stopped);
     if (this.stopped) return;
-    const valid = items.filter((item) => this.hasKey(item, 'list'));
-    const result = store.replaceAll(kind, valid);
+    const result = store.replacePrepared(kind, items);
     this.resourceVersion = rv;
     this.lastListAt = Date.now();
     this.failures = 0;
     store.clearError(kind);
-    this.log.debug({ objects: valid.length, resourceVersion: rv, added: result.added.length, updated: result.updated.length, removed: result.removed.length }, 'listed');
+    this.log.debug({ objects: items.length, resourceVersion: rv, added: result.added.length, updated: result.updated.length, removed: result.removed.length }, 'listed');
     store.markSynced(kind);
   }
 

@@ -1,10 +1,14 @@
 // The object store: the current Services, EndpointSlices and Nodes, written by one source (the
 // API server informers or the manifest directory) and read by the reconciler as snapshots.
 // Objects are replaced, never mutated in place, so a snapshot stays valid after later writes.
+// The store keeps each object's slim form (src/k8s/slim.ts: the fields Sluice reads), and an
+// update that changes none of them is no change — a Node's heartbeat, say, which would otherwise
+// recompute every Service.
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { OBJECT_KINDS, objectKey } from './kinds.js';
 import type { KindTypes, KubeObject, ObjectKind } from './kinds.js';
 import { sameContent } from './object-equal.js';
+import { slimObject, SlimPool } from './slim.js';
 
 /** A producer of store contents. start() begins delivering; it need not wait for the first sync. */
 export interface Source {
@@ -42,6 +46,9 @@ export interface KindCounters {
   errors: number;
 }
 
+/** An object already in its slim form (ObjectStore.prepare), which the store takes as it is. */
+export type Prepared<T> = T & { readonly __prepared: unique symbol };
+
 export interface ReplaceResult {
   added: string[];
   updated: string[];
@@ -57,6 +64,7 @@ export class ObjectStore {
   private readonly kindCounters = new Map<ObjectKind, Omit<KindCounters, 'objects'>>();
   private cachedSnapshot: StoreSnapshot | undefined;
   private readonly lastErrors = new Map<ObjectKind, { at: string; message: string }>();
+  private readonly pool = new SlimPool();
 
   constructor() {
     for (const kind of OBJECT_KINDS) {
@@ -65,12 +73,16 @@ export class ObjectStore {
     }
   }
 
-  /** Adds or replaces one object. Returns true when the store changed. Throws on a nameless object. */
-  upsert<K extends ObjectKind>(kind: K, obj: KindTypes[K]): boolean {
-    const key = this.requireKey(kind, obj);
+  /**
+   * Adds or replaces one object (its slim form). Returns true when the store changed: not when
+   * only fields Sluice does not read, or the resourceVersion, did. Throws on a nameless object.
+   */
+  upsert<K extends ObjectKind>(kind: K, given: KindTypes[K]): boolean {
+    const key = this.requireKey(kind, given);
     this.counters(kind).events++;
+    const obj = slimObject(kind, given, this.pool);
     const previous = this.map(kind).get(key);
-    if (previous !== undefined && isSameVersion(previous, obj)) return false;
+    if (previous !== undefined && isUnchanged(previous, obj)) return false;
     this.map(kind).set(key, obj);
     this.changed({ kind, reason: previous === undefined ? 'added' : 'updated', keys: [key] }, 1);
     return true;
@@ -85,10 +97,23 @@ export class ObjectStore {
   }
 
   /**
+   * The slim form of `obj`, for replacePrepared: a relist slims each page as it arrives, so the
+   * full objects of a 10,000-object list never all live at once.
+   */
+  prepare<K extends ObjectKind>(kind: K, obj: KindTypes[K]): Prepared<KindTypes[K]> {
+    return slimObject(kind, obj, this.pool) as Prepared<KindTypes[K]>;
+  }
+
+  /**
    * Makes the store hold exactly `objs` for this kind (after a relist): objects missing from the
    * list are removed, unchanged ones kept as they are. One change notification for the batch.
    */
   replaceAll<K extends ObjectKind>(kind: K, objs: readonly KindTypes[K][]): ReplaceResult {
+    return this.replacePrepared(kind, objs.map((obj) => this.prepare(kind, obj)));
+  }
+
+  /** replaceAll for objects from prepare(). */
+  replacePrepared<K extends ObjectKind>(kind: K, objs: readonly Prepared<KindTypes[K]>[]): ReplaceResult {
     const next = new Map<string, KubeObject>();
     for (const obj of objs) next.set(this.requireKey(kind, obj), obj);
     const current = this.map(kind);
@@ -96,7 +121,7 @@ export class ObjectStore {
     for (const [key, obj] of next) {
       const previous = current.get(key);
       if (previous === undefined) result.added.push(key);
-      else if (!isSameVersion(previous, obj)) result.updated.push(key);
+      else if (!isUnchanged(previous, obj)) result.updated.push(key);
       else next.set(key, previous); // keep the identical old object: snapshots stay comparable by identity
     }
     for (const key of current.keys()) if (!next.has(key)) result.removed.push(key);
@@ -231,7 +256,9 @@ export class ObjectStore {
   }
 }
 
-/** Same resourceVersion and same content: an update that changes nothing. */
-function isSameVersion(a: KubeObject, b: KubeObject): boolean {
-  return a.metadata?.resourceVersion === b.metadata?.resourceVersion && sameContent(a, b);
+/** Same content apart from the resourceVersion: an update that changes nothing Sluice reads. */
+function isUnchanged(a: KubeObject, b: KubeObject): boolean {
+  if (a.metadata?.resourceVersion === b.metadata?.resourceVersion) return sameContent(a, b);
+  const withoutVersion = (o: KubeObject) => ({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
+  return sameContent(withoutVersion(a), withoutVersion(b));
 }

@@ -57,7 +57,7 @@ t.test('initial sync fills the store (in pages), honours the selector and marks 
   t.same(store.keys('Node'), ['node-a', 'node-b'], 'nodes are not filtered');
   t.ok(fake.listCount('Service') >= 3, 'five services in pages of two take three list calls');
   const svc = store.get('Service', 'default/a');
-  t.ok(svc instanceof V1Service, 'stored as the client model');
+  t.notOk(svc instanceof V1Service, 'stored slim (src/k8s/slim.ts), not as the client model');
   t.equal(svc?.kind, 'Service', 'list items get their kind');
   t.ok(svc?.metadata?.creationTimestamp instanceof Date);
   const svcQuery = fake.requests.find((r) => r.kind === 'Service')?.query;

@@ -45,7 +45,7 @@ t.test('a missing namespace means default', async (t) => {
   t.same(store.keys('Service'), ['default/x']);
 });
 
-t.test('no-op upserts are skipped; same rv with other content is a change', async (t) => {
+t.test('no-op upserts are skipped; same rv with other content is a change; a new rv alone is none', async (t) => {
   const store = new ObjectStore();
   const changes = recorder(store);
   store.upsert('Service', svc('web', '5'));
@@ -54,10 +54,11 @@ t.test('no-op upserts are skipped; same rv with other content is a change', asyn
   const typed = { ...svc('web', '5'), status: undefined };
   t.equal(store.upsert('Service', typed), false, 'undefined members count as absent');
   t.equal(store.upsert('Service', svc('web', '5', 8080)), true, 'content differs under the same rv (manifests)');
-  t.equal(store.upsert('Service', svc('web', '6', 8080)), true, 'new rv, same content: still an update');
+  t.equal(store.upsert('Service', svc('web', '6', 8080)), false, 'new rv, same content: nothing Sluice reads changed');
+  t.equal(store.upsert('Service', svc('web', '7', 8081)), true, 'new rv, new content: an update');
   t.equal(changes.length, 3);
   const stats = store.stats().Service;
-  t.equal(stats.events, 5, 'every upsert counts as an event');
+  t.equal(stats.events, 6, 'every upsert counts as an event');
   t.equal(stats.changes, 3);
   t.equal(stats.objects, 1);
 });
@@ -79,13 +80,13 @@ t.test('replaceAll diffs against the current objects and notifies once', async (
   store.upsert('Service', svc('gone', '1'));
   const kept = store.get('Service', 'default/keep');
   const changes = recorder(store);
-  const result = store.replaceAll('Service', [svc('keep', '1'), svc('change', '2'), svc('new', '3')]);
+  const result = store.replaceAll('Service', [svc('keep', '1'), svc('change', '2', 81), svc('new', '3')]);
   t.same(result, { added: ['default/new'], updated: ['default/change'], removed: ['default/gone'] });
   t.same(store.keys('Service'), ['default/change', 'default/keep', 'default/new']);
   t.equal(store.get('Service', 'default/keep'), kept, 'unchanged object keeps its identity');
   t.equal(changes.length, 1);
   t.same(changes[0], { kind: 'Service', reason: 'replaced', keys: ['default/new', 'default/change', 'default/gone'] });
-  store.replaceAll('Service', [svc('keep', '1'), svc('change', '2'), svc('new', '3')]);
+  store.replaceAll('Service', [svc('keep', '1'), svc('change', '2', 81), svc('new', '3')]);
   t.equal(changes.length, 1, 'an identical relist notifies nobody');
   t.equal(store.stats().Service.relists, 2);
 });
