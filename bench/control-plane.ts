@@ -306,11 +306,10 @@ function phase(total: number, cpuMs: number, t: Timing): PhaseTiming {
 const LIST_PAGE = 500;
 
 /**
- * `count` objects as the informers get them: JSON pages parsed with JSON.parse (which shares
- * repeated strings within a page: objects built directly took 1.8× the heap at 10k slices),
- * then deserialized like every object entering the store.
+ * `count` objects as the reflector gets them in a relist: JSON pages parsed with JSON.parse,
+ * deserialized like every object entering the store, and slimmed by the store (prepare) as
+ * each page arrives.
  */
-/** A relist as the reflector does it: pages of JSON, deserialized, each object slimmed by the store as its page arrives. */
 function listed<K extends ObjectKind>(store: ObjectStore, kind: K, count: number, make: (i: number) => Record<string, unknown>): Prepared<KindTypes[K]>[] {
   const out: Prepared<KindTypes[K]>[] = [];
   for (let from = 0; from < count; from += LIST_PAGE) {
