@@ -145,7 +145,7 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
   const path = await writeResult('summary', {
     environment, options: o, outcomes,
     controlPlane: cp ? { coldStartMs: cp.coldStart.totalMs, changeP50Ms: cp.changes.latencyMs.p50, changeP99Ms: cp.changes.latencyMs.p99,
-      rssAfterColdStartMb: cp.memory.afterColdStart.rss / 1048576, rssAfterChangesMb: cp.memory.afterChanges.rss / 1048576,
+      rssAfterColdStartMb: cp.memory.afterColdStart.rss / 1048576, rssAfterChangesMb: cp.memory.afterChanges.rss / 1048576, rssAtRestMb: cp.memory.atRest.rss / 1048576,
       iptablesRestoreMs: cp.iptables?.restoreMs ?? null, goals: cp.goals, met: cp.met } : null,
     tcDatapath: tc ?? null,
     iptables: ipt ?? null,
