@@ -13,7 +13,7 @@ import type { BackoffOptions } from './backoff.js';
 import { describeError, httpStatusOf } from './errors.js';
 import { objectKey } from './kinds.js';
 import type { KindTypes, ObjectKind } from './kinds.js';
-import { toModel, withTypeMeta } from './serialization.js';
+import { toModel } from './serialization.js';
 import type { ObjectStore, Prepared } from './store.js';
 
 export interface ListPage<T> {
@@ -157,10 +157,8 @@ export class Reflector<K extends ObjectKind> {
       if (timing.pageSize > 0) params.limit = timing.pageSize;
       if (cont) params._continue = cont;
       const page = await this.listWithDeadline(params);
-      for (const item of page.items ?? []) {
-        const typed = withTypeMeta(kind, item);
-        if (this.hasKey(typed, 'list')) items.push(store.prepare(kind, typed));
-      }
+      // prepare() also sets apiVersion and kind, which list items lack.
+      for (const item of page.items ?? []) if (this.hasKey(item, 'list')) items.push(store.prepare(kind, item));
       cont = page.metadata?._continue || undefined;
       rv = page.metadata?.resourceVersion ?? '';
     } while (cont && !this.stopped);

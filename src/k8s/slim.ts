@@ -9,6 +9,7 @@
 // so the model still reports it by its path and value. Dropped fields are ones the model, the
 // writer and the admin socket never read; a field added to the model must be added here (the
 // differential test in test/k8s/slim.test.ts runs the model on both forms).
+import { API_VERSIONS } from './kinds.js';
 import type { KindTypes, ObjectKind } from './kinds.js';
 
 /**
@@ -23,8 +24,6 @@ const METADATA = { name: 'keep', namespace: 'shared', labels: 'strings', resourc
 
 const SHAPES: Readonly<Record<ObjectKind, Shape>> = {
   Service: {
-    apiVersion: 'shared',
-    kind: 'shared',
     // The oldest Service keeps a contested address (conflict settling).
     metadata: { ...METADATA, creationTimestamp: 'keep' },
     // Everything but the pod selector: the endpoints come from EndpointSlices.
@@ -32,8 +31,6 @@ const SHAPES: Readonly<Record<ObjectKind, Shape>> = {
     status: { loadBalancer: 'keep' },
   },
   EndpointSlice: {
-    apiVersion: 'shared',
-    kind: 'shared',
     metadata: METADATA,
     addressType: 'shared',
     ports: 'shared',
@@ -43,8 +40,6 @@ const SHAPES: Readonly<Record<ObjectKind, Shape>> = {
     },
   },
   Node: {
-    apiVersion: 'shared',
-    kind: 'shared',
     metadata: { name: 'keep', labels: 'strings', resourceVersion: 'keep' },
     // Addresses only: conditions and images change on every heartbeat and are never read.
     status: { addresses: 'shared' },
@@ -141,10 +136,14 @@ function slimValue(value: unknown, shape: Shape, pool: SlimPool): unknown {
     return out;
   }
   if (!isPlainRecord(value)) return copyValue(value, identity);
-  const fields = shape as Record<string, Shape>;
+  return slimFields(value, shape as Record<string, Shape>, pool, {});
+}
+
+/** The fields of `value` that `fields` keeps, slimmed, added to `out`. */
+function slimFields(value: Record<string, unknown>, fields: Record<string, Shape>, pool: SlimPool, out: Record<string, unknown>): Record<string, unknown> {
   const rest = fields['*'];
-  const out: Record<string, unknown> = {};
   for (const key of Object.keys(value)) {
+    if (Object.hasOwn(out, key)) continue;
     const v = value[key];
     if (v === undefined) continue;
     const fieldShape = Object.hasOwn(fields, key) ? fields[key] : rest;
@@ -154,7 +153,12 @@ function slimValue(value: unknown, shape: Shape, pool: SlimPool): unknown {
   return out;
 }
 
-/** The slim form of `obj`: a new plain object (the argument is not modified). */
+/**
+ * The slim form of `obj`: a new plain object (the argument is not modified), with apiVersion and
+ * kind set (list items come without them) and first, so every object of a kind has one shape.
+ */
 export function slimObject<K extends ObjectKind>(kind: K, obj: KindTypes[K], pool: SlimPool): KindTypes[K] {
-  return slimValue(obj, SHAPES[kind], pool) as KindTypes[K];
+  if (!isPlainRecord(obj)) return copyValue(obj, identity) as KindTypes[K];
+  const typeMeta = { apiVersion: pool.intern(API_VERSIONS[kind]), kind: pool.intern(kind) };
+  return slimFields(obj, SHAPES[kind] as Record<string, Shape>, pool, typeMeta) as unknown as KindTypes[K];
 }

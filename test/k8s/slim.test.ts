@@ -110,9 +110,20 @@ t.test('malformed values are kept as they are, for the model to report', async (
     ports: 'eighty',
     endpoints: [{ addresses: '10.0.0.1', conditions: ['ready'], nodeName: 5 }, 'nope', null],
   };
-  t.strictSame(slimObject('EndpointSlice', bad as never, pool), bad);
-  t.strictSame(slimObject('EndpointSlice', { metadata: { name: 'e' }, endpoints: { a: 1 } } as never, pool), { metadata: { name: 'e' }, endpoints: { a: 1 } });
+  const typeMeta = { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice' };
+  t.strictSame(slimObject('EndpointSlice', bad as never, pool), { ...typeMeta, ...bad });
+  t.strictSame(slimObject('EndpointSlice', { metadata: { name: 'e' }, endpoints: { a: 1 } } as never, pool), { ...typeMeta, metadata: { name: 'e' }, endpoints: { a: 1 } });
   t.strictSame(slimObject('Service', 'just text' as never, pool), 'just text');
+});
+
+t.test('list items, which come without apiVersion and kind, get them, first', async (t) => {
+  const pool = new SlimPool();
+  const item = { metadata: { name: 'n1' }, status: { addresses: [] } };
+  const slim = slimObject('Node', item as never, pool);
+  t.strictSame(Object.keys(slim), ['apiVersion', 'kind', 'metadata', 'status']);
+  t.equal(slim.apiVersion, 'v1');
+  t.equal(slim.kind, 'Node');
+  t.same(Object.keys(slimObject('Node', { kind: 'Node', metadata: { name: 'n2' }, apiVersion: 'v1' } as never, pool)), ['apiVersion', 'kind', 'metadata'], 'one key order whatever the input');
 });
 
 t.test('repeating values are one frozen copy; the argument is not modified; the pool is bounded', async (t) => {
