@@ -7,6 +7,8 @@
 // Benches (never in parallel with each other: they would share the CPUs they time):
 //  - control-plane: bench/control-plane.ts (cold start, endpoint change latency, RSS, restart,
 //    and iptables-restore of the same size in the same run);
+//  - agent:         bench/agent-scale.ts (the real sluice-agent process against the fake API
+//    server at the same scale: process start → programmed, change → programmed, its RSS);
 //  - tc-datapath:   bench/tc-datapath.ts (ns/packet of the TC programs against a no-op program);
 //  - iptables:      iptables-restore of kube-proxy-shaped rulesets at smaller sizes too, to show
 //    how it grows (bench/iptables-restore.ts).
@@ -17,6 +19,8 @@ import { parseBenchOptions, UsageError, USAGE } from './args.js';
 import type { BenchOptions } from './args.js';
 import type { ControlPlaneResult } from './control-plane.js';
 import { checkSanity, formatControlPlane, runControlPlaneBench } from './control-plane.js';
+import type { AgentScaleResult } from './agent-scale.js';
+import { formatAgentScale, measureAgentScale } from './agent-scale.js';
 import type { IptablesResult } from './iptables-restore.js';
 import { measureIptablesRestore } from './iptables-restore.js';
 import { benchEnvironment, ms, writeResult } from './stats.js';
@@ -66,7 +70,7 @@ function formatIptables(rows: IptablesResult[]): string {
   ].join('\n');
 }
 
-function summary(cp: ControlPlaneResult | undefined, tc: TcBenchRow[] | undefined, ipt: IptablesResult[] | undefined, outcomes: Outcome[]): string {
+function summary(cp: ControlPlaneResult | undefined, agent: AgentScaleResult | undefined, tc: TcBenchRow[] | undefined, ipt: IptablesResult[] | undefined, outcomes: Outcome[]): string {
   const lines: string[] = [];
   const goal = (label: string, value: string, target: string, met: boolean) =>
     lines.push(`${label.padEnd(44)}${value.padStart(12)}   goal ${target.padEnd(10)} ${met ? 'met' : 'MISSED'}`);
@@ -78,6 +82,12 @@ function summary(cp: ControlPlaneResult | undefined, tc: TcBenchRow[] | undefine
     const rss = Math.max(cp.memory.afterColdStart.rss, cp.memory.afterChanges.rss);
     goal('agent RSS (max of after cold start / changes)', `${(rss / 1048576).toFixed(0)} MB`, `< ${cp.goals.rssMb} MB`, cp.met.rss);
     if (cp.iptables) lines.push(`${`iptables-restore, same size (${cp.iptables.rules} rules)`.padEnd(44)}${ms(cp.iptables.restoreMs, 0).padStart(12)}`);
+  }
+  if (agent) {
+    const s = `${agent.scale.services}×${agent.scale.endpointsPerService}`;
+    lines.push(`${`agent process start → programmed (${s})`.padEnd(44)}${ms(agent.startToProgrammedMs, 0).padStart(12)}`);
+    lines.push(`${'agent: change → programmed p50 / p99'.padEnd(44)}${`${agent.changes.latencyMs.p50.toFixed(1)} / ${agent.changes.latencyMs.p99.toFixed(1)} ms`.padStart(12)}`);
+    lines.push(`${'agent RSS programmed / at rest / peak'.padEnd(44)}${[agent.rss.programmed, agent.rss.atRest, agent.rss.peak].map((b) => (b / 1048576).toFixed(0)).join(' / ').padStart(12)} MB`);
   }
   if (tc) {
     const counts = [...new Set(tc.map((r) => r.services))];
@@ -107,6 +117,7 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
   }
   const outcomes: Outcome[] = [];
   let cp: ControlPlaneResult | undefined;
+  let agent: AgentScaleResult | undefined;
   let tc: TcBenchRow[] | undefined;
   let ipt: IptablesResult[] | undefined;
 
@@ -117,6 +128,14 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
       console.log(formatControlPlane(cp));
       console.log(`wrote ${await writeResult('control-plane', cp)}`);
       checkSanity(cp);
+    });
+  }
+  if (o.only.includes('agent')) {
+    header(`agent: the sluice-agent process, ${o.services} Services × ${o.endpoints} endpoints, ${o.changes} changes`);
+    await timed('agent', outcomes, async () => {
+      agent = await measureAgentScale({ services: o.services, endpoints: o.endpoints, changes: o.changes, progress: (line) => console.log(line) });
+      console.log(formatAgentScale(agent));
+      console.log(`wrote ${await writeResult('agent', agent)}`);
     });
   }
   if (o.only.includes('tc-datapath')) {
@@ -141,7 +160,7 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
   }
 
   header('summary');
-  console.log(summary(cp, tc, ipt, outcomes));
+  console.log(summary(cp, agent, tc, ipt, outcomes));
   const path = await writeResult('summary', {
     environment, options: o, outcomes,
     controlPlane: cp ? { coldStartMs: cp.coldStart.totalMs, changeP50Ms: cp.changes.latencyMs.p50, changeP99Ms: cp.changes.latencyMs.p99,
