@@ -93,7 +93,9 @@ export async function measureAgentScale(opts: AgentScaleOptions): Promise<AgentS
       '--node-name', NODE_NAME, '--kubeconfig', api.kubeconfig, '--pin-dir', pinDir, '--cgroup', cgroup, '--interfaces', ifaces,
       '--admin-socket', join(work, 'admin.sock'), '--metrics-address', 'off', '--log-level', 'info',
     ];
-    const [cmd, ...args] = netnsArgv(ns, [process.execPath, AGENT_JS, ...flags]) as [string, ...string[]];
+    // SLUICE_BENCH_AGENT_NODE_FLAGS: node/V8 flags for the agent (e.g. --cpu-prof --cpu-prof-dir=DIR).
+    const nodeFlags = (process.env['SLUICE_BENCH_AGENT_NODE_FLAGS'] ?? '').split(/\s+/).filter((f) => f !== '');
+    const [cmd, ...args] = netnsArgv(ns, [process.execPath, ...nodeFlags, AGENT_JS, ...flags]) as [string, ...string[]];
     t = performance.now();
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SLUICE_LOG_LEVEL: '', NODE_OPTIONS: '' } });
     run.own(child, `sluice-agent ${child.pid}`);

@@ -6,7 +6,7 @@
 import { isIPv4 } from 'node:net';
 import type { Logger } from 'pino';
 import type { V1Node } from '@kubernetes/client-node';
-import { healthCheckServices } from '../model/index.js';
+import { HealthCheckIndex } from '../model/index.js';
 import { IncrementalModel } from '../model/incremental.js';
 import type { ModelConfig } from '../model/types.js';
 import { ObjectStore } from '../k8s/store.js';
@@ -148,12 +148,14 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     proxyHealthy: () => health.liveness().ok,
     onProblem: (p) => recordError('health-check', p.message, p.service),
   });
+  // Without a hint (a full sync, or after a failure) the index is rebuilt from the whole state.
+  const healthCheckIndex = new HealthCheckIndex();
   const reconciler = new Reconciler({
     source: store,
     sink: {
       apply: (state, hint) => {
         const outcome = writer.apply(state, hint);
-        void healthChecks.update(healthCheckServices(state));
+        void healthChecks.update(healthCheckIndex.services(state, hint?.changed));
         return outcome;
       },
       resync: () => writer.resync(),

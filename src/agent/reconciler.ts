@@ -10,6 +10,7 @@
 import type { Logger } from 'pino';
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import type { IncrementalResult, ModelChanges } from '../model/incremental.js';
+import { StateTotals } from './state-totals.js';
 import type { DesiredState, ModelConfig, ModelError, ModelResult, ModelInput } from '../model/types.js';
 
 /** One change notification of the source (the store's StoreChange). */
@@ -105,6 +106,7 @@ function appliedCounts(outcome: ApplyOutcome): { applied?: ApplyCounts } {
 export class Reconciler {
   private timer: { cancel(): void } | undefined;
   private fullTimer: NodeJS.Timeout | undefined;
+  private readonly totals = new StateTotals();
   private unsubscribe: (() => void) | undefined;
   private running: Promise<void> | undefined;
   private pending = false;
@@ -207,15 +209,11 @@ export class Reconciler {
       if (full) await this.opts.sink.resync?.();
       const { result, hint } = this.computeState(full);
       incremental = hint !== undefined;
+      this.totals.update(result.state, hint?.changed);
       this.logNewModelErrors(result.errors);
       const outcome = await this.opts.sink.apply(result.state, hint);
       for (const e of outcome.errors) this.opts.logger.error({ service: e.key }, `apply failed: ${e.message}`);
-      let frontends = 0;
-      let backends = 0;
-      for (const sp of result.state.services.values()) {
-        frontends += sp.frontends.length;
-        backends += sp.clusterBackends.length + sp.localBackends.length;
-      }
+      const { frontends, backends } = this.totals;
       report = {
         startedAt,
         durationMs: performance.now() - t0,

@@ -1,6 +1,8 @@
 // A small random cluster for differential tests: Services and EndpointSlices whose `variant`
 // moves ports, IPs, policies, ages, readiness and hints around, with some malformed on purpose.
-import { ep, NODE, service, slice } from './builders.js';
+import { IncrementalModel } from '../../src/model/incremental.js';
+import type { DesiredState, ModelConfig, ModelInput } from '../../src/model/types.js';
+import { DEFAULT_NODE, ep, node, NODE, service, slice } from './builders.js';
 
 export function seeded(seed: number): () => number {
   let s = seed;
@@ -47,4 +49,61 @@ export function makeSlice(i: number, s: number, owner: number, variant: number):
     name: `slice-${i}-${s}`,
     ports: [{ name: 'http', port: 8080 + (variant % 2) }, { name: 'dns', port: 5353, protocol: 'UDP' }],
   }) as unknown as Obj;
+}
+
+/**
+ * Runs the incremental model over a random change sequence of the cluster above (endpoint
+ * changes, Services changed, added and removed, slices moved and removed) and calls `step` after
+ * full() (changed: undefined) and after every update() (changed: its changed keys).
+ */
+export function walkRandomChanges(
+  seed: number,
+  steps: number,
+  step: (state: DesiredState, changed: ReadonlySet<string> | undefined) => void,
+  opts: { services?: number; service?: (i: number, variant: number) => Obj } = {},
+): void {
+  const random = seeded(seed);
+  const pick = (n: number) => Math.floor(random() * n);
+  const N = opts.services ?? 24;
+  const makeSvc = opts.service ?? makeService;
+  const services = new Map<string, Obj>();
+  const slices = new Map<string, Obj>();
+  const keyOf = (o: Obj): string => {
+    const m = o['metadata'] as { namespace: string; name: string };
+    return `${m.namespace}/${m.name}`;
+  };
+  const put = (into: Map<string, Obj>, o: Obj) => into.set(keyOf(o), o);
+  for (let i = 0; i < N; i++) {
+    put(services, makeSvc(i, pick(11)));
+    for (let s = 0; s < 2; s++) put(slices, makeSlice(i, s, i, pick(13)));
+  }
+  const model = new IncrementalModel();
+  const nodes = [node('node-b', ['192.168.0.11']), DEFAULT_NODE];
+  const config: ModelConfig = { families: ['IPv4', 'IPv6'], nodePortAddresses: [], serviceProxyName: '' };
+  const first = model.full({ services: [...services.values()], endpointSlices: [...slices.values()], nodes, nodeName: NODE, config } as unknown as ModelInput);
+  step(first.state, undefined);
+  for (let k = 0; k < steps; k++) {
+    const changedServices = new Set<string>();
+    const changedSlices = new Set<string>();
+    const i = pick(N + 4);
+    const what = pick(6);
+    if (what < 3) {
+      const sl = makeSlice(i % N, pick(2), pick(N), pick(13));
+      put(slices, sl);
+      changedSlices.add(keyOf(sl));
+    } else if (what < 5) {
+      const svc = makeSvc(i, pick(11));
+      put(services, svc);
+      changedServices.add(keyOf(svc));
+    } else {
+      const key = `default/svc-${i}`;
+      services.delete(key);
+      changedServices.add(key);
+    }
+    const result = model.update({
+      services: changedServices, endpointSlices: changedSlices,
+      service: (key) => services.get(key), endpointSlice: (key) => slices.get(key),
+    });
+    step(result.state, result.changed);
+  }
 }
