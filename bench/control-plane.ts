@@ -24,6 +24,7 @@ import { rm } from 'node:fs/promises';
 import pino from 'pino';
 import type { Logger } from 'pino';
 import type { DesiredStateSink, ObjectSnapshotSource, StatefulModel, SyncReport } from '../src/agent/reconciler.js';
+import { nodeAddressLookup } from '../src/agent/node-address.js';
 import { Reconciler } from '../src/agent/reconciler.js';
 import { openBpfObject } from '../src/bpf/loader.js';
 import { fromPackageRoot, loadNative } from '../src/bpf/native.js';
@@ -394,7 +395,8 @@ export async function measureControlPlane(opts: MeasureOptions, where: ControlPl
     const afterMapsLoad = memory();
 
     const store = new ObjectStore();
-    const writer = new ServiceTableWriter({ tables, logger: logging.component('dataplane') });
+    // Wired as src/agent/agent.ts wires it, node address lookup included (the writer asks per backend).
+    const writer = new ServiceTableWriter({ tables, logger: logging.component('dataplane'), nodeAddress: nodeAddressLookup(store) });
     const cold = pipeline(store, writer, logging.component('reconciler'));
     cold.reconciler.start();
     run.cleanup.add('reconciler', () => cold.reconciler.stop());
@@ -482,7 +484,7 @@ export async function measureControlPlane(opts: MeasureOptions, where: ControlPl
     // Restart: a new writer and reconciler on the same pins, the store already synced.
     const reopened = openPinnedTables(native, pinDir);
     run.cleanup.add('reopened tables', () => reopened.close());
-    const again = pipeline(store, new ServiceTableWriter({ tables: reopened.tables, logger: logging.component('dataplane') }), logging.component('reconciler'));
+    const again = pipeline(store, new ServiceTableWriter({ tables: reopened.tables, logger: logging.component('dataplane'), nodeAddress: nodeAddressLookup(store) }), logging.component('reconciler'));
     const restarted = again.nextSync();
     const rcpu0 = process.cpuUsage();
     const r0 = performance.now();

@@ -3,10 +3,10 @@
 // (src/dataplane), the only map writer. The datapath (loaded programs, links, TC filters) stays
 // pinned and attached when the agent exits, so services keep working across restarts and
 // upgrades; `sluice-agent cleanup` is the explicit way to remove it all.
-import { isIPv4 } from 'node:net';
 import type { Logger } from 'pino';
-import type { V1Node } from '@kubernetes/client-node';
 import { HealthCheckIndex } from '../model/index.js';
+import { nodeAddressLookup } from './node-address.js';
+export { nodeIPv4 } from './node-address.js';
 import { IncrementalModel } from '../model/incremental.js';
 import type { ModelConfig } from '../model/types.js';
 import { ObjectStore } from '../k8s/store.js';
@@ -60,16 +60,6 @@ function makeSource(cfg: AgentConfig, store: ObjectStore, logging: Logging): Sou
   });
 }
 
-/** A node's InternalIP (else ExternalIP) in IPv4, when the node is known. */
-export function nodeIPv4(node: V1Node | undefined): string | undefined {
-  const addrs = node?.status?.addresses ?? [];
-  for (const type of ['InternalIP', 'ExternalIP']) {
-    const found = addrs.find((a) => a.type === type && isIPv4(a.address));
-    if (found) return found.address;
-  }
-  return undefined;
-}
-
 /** Effective configuration for the status answer (nothing secret is in AgentConfig). */
 function publicConfig(cfg: AgentConfig): Record<string, unknown> {
   return { ...cfg, ctTimeouts: { ...cfg.ctTimeouts } };
@@ -112,7 +102,7 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     logger: logging.component('dataplane'),
     udpSocketSweep: datapath.udpSocketSweep,
     // Each backend records its node's address (for forwarding to remote backends and DSR).
-    nodeAddress: (name) => nodeIPv4(store.get('Node', name)),
+    nodeAddress: nodeAddressLookup(store),
   });
   let syncState: SyncState = 'waiting-for-sources';
 
