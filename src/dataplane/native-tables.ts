@@ -8,7 +8,7 @@ import type { NativeAddon, NativeMap } from '../bpf/native.js';
 import type { BatchOutcome, ServiceTables, Table, TableRole } from './tables.js';
 import { errorCode, MAP_NAMES } from './tables.js';
 import type { TableSpec } from './table-specs.js';
-import { isZero, tableSpecs } from './table-specs.js';
+import { isZero, nonZeroSlots, tableSpecs } from './table-specs.js';
 
 function processedOf(err: unknown): number {
   const p = (err as { processed?: unknown } | null)?.processed;
@@ -69,11 +69,11 @@ export class NativeTable<K, V> implements Table<K, V> {
       return out;
     }
     const out: Array<[K, V]> = [];
-    for (let i = 0; i < count; i++) {
-      const at = i * vc.size;
-      if (this.spec.kind === 'array' && isZero(values, at, vc.size)) continue;
-      out.push([kc.decode(keys, i * kc.size), vc.decode(values, at)]);
+    if (this.spec.kind === 'array') {
+      for (const i of nonZeroSlots(values, count, vc.size)) out.push([kc.decode(keys, i * kc.size), vc.decode(values, i * vc.size)]);
+      return out;
     }
+    for (let i = 0; i < count; i++) out.push([kc.decode(keys, i * kc.size), vc.decode(values, i * vc.size)]);
     return out;
   }
 
