@@ -103,6 +103,9 @@ function appliedCounts(outcome: ApplyOutcome): { applied?: ApplyCounts } {
   };
 }
 
+/** The longest wait before retrying a failed sync. */
+export const RETRY_MAX_MS = 30_000;
+
 export class Reconciler {
   private timer: { cancel(): void } | undefined;
   private fullTimer: NodeJS.Timeout | undefined;
@@ -117,6 +120,11 @@ export class Reconciler {
   private dirty = { services: new Set<string>(), endpointSlices: new Set<string>() };
   /** The next sync must recompute everything (Node change, unknown change, failure). */
   private needFull = true;
+  /** Consecutive syncs with apply errors: the retry waits min-sync × 2^(failures-1), at most RETRY_MAX_MS. */
+  private failures = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Service-port keys whose apply failed: the next incremental sync plans them again. */
+  private retryKeys = new Set<string>();
   /** Model errors already logged, so a broken object is reported once, not on every sync. */
   private reportedErrors = new Set<string>();
   lastReport: SyncReport | undefined;
@@ -138,6 +146,7 @@ export class Reconciler {
     this.stopped = true;
     this.unsubscribe?.();
     this.timer?.cancel();
+    clearTimeout(this.retryTimer);
     clearInterval(this.fullTimer);
     await this.running;
   }
@@ -227,15 +236,21 @@ export class Reconciler {
         incremental,
       };
       if (outcome.errors.length > 0) {
-        this.pending = true; // retry on the next period, diffing everything
-        this.needFull = true;
+        // Ports that failed are planned again by the next sync (with whatever else changed);
+        // an error naming no port re-diffs everything.
+        if (outcome.errors.every((e) => typeof e.key === 'string' && e.key !== '')) for (const e of outcome.errors) this.retryKeys.add(e.key as string);
+        else this.needFull = true;
+        this.retryLater();
+      } else {
+        this.failures = 0;
+        clearTimeout(this.retryTimer);
       }
     } catch (err) {
-      // Never let one bad sync kill the loop: report it and retry after the min-sync period.
+      // Never let one bad sync kill the loop: report it and retry, diffing everything.
       this.opts.logger.error({ err }, 'sync failed');
       report = { startedAt, durationMs: performance.now() - t0, services: 0, frontends: 0, backends: 0, modelErrors: [], applyErrors: [{ message: (err as Error).message }], full, incremental };
-      this.pending = true;
       this.needFull = true;
+      this.retryLater();
     }
     this.lastSyncEnd = Date.now();
     if (report.applyErrors.length === 0) this.syncCount++;
@@ -243,6 +258,20 @@ export class Reconciler {
     this.opts.logger.debug({ durationMs: report.durationMs.toFixed(2), services: report.services, full }, 'synced');
     this.opts.onSync?.(report);
     return this.pending;
+  }
+
+  /**
+   * Schedules the retry of a failed sync with exponential backoff: a lasting failure (a full map,
+   * a port the writer refuses) costs a sync per backoff step, not one per min-sync period. New
+   * changes are not held back: they sync at the min-sync period and carry the retry with them.
+   */
+  private retryLater(): void {
+    this.failures++;
+    const base = Math.max(10, this.opts.minSyncPeriodMs);
+    const delay = Math.min(RETRY_MAX_MS, base * 2 ** Math.min(this.failures - 1, 20));
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.schedule(false), delay);
+    this.retryTimer.unref();
   }
 
   /** The desired state, and the sink's hint when only some service ports can have changed. */
@@ -258,9 +287,13 @@ export class Reconciler {
         service: (key) => get('Service', key),
         endpointSlice: (key) => get('EndpointSlice', key),
       });
-      return { result, hint: { changed: result.changed } };
+      if (this.retryKeys.size === 0) return { result, hint: { changed: result.changed } };
+      const changed = new Set([...result.changed, ...this.retryKeys]);
+      this.retryKeys.clear();
+      return { result, hint: { changed } };
     }
     this.needFull = false;
+    this.retryKeys.clear();
     const input = { ...source.snapshot(), nodeName: this.opts.nodeName, config: this.opts.modelConfig };
     if (model) return { result: model.full(input) };
     if (!this.opts.compute) throw new Error('Reconciler: neither model nor compute given');

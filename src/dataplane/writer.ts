@@ -142,7 +142,7 @@ export class ServiceTableWriter {
     res.services.failed += failed.size;
     res.errors.push(...failed.values());
     if (only) {
-      // Ids of what this apply removed go back to the pools; a failure makes the next apply full.
+      // Ids of what this apply removed go back to the pools; a failed port is planned again next time.
       res.services.unchanged += desired.services.size - [...plan.planned].filter((k) => desired.services.has(k)).length;
       for (const c of plan.changes) if (!mirror.names.has(c.svcId) && !mirror.svcIdInUse(c.svcId)) this.svcIds.free(c.svcId);
       for (const id of touchedBlocks(plan.changes)) if (!mirror.blocks.has(id) && mirror.blockUse(id) === 0) this.backendIds.free(id);

@@ -30,6 +30,7 @@ const nodeObj = (rv = '1', zone = 'z1'): V1Node => ({ metadata: { name: 'n1', re
 class RecordingSink implements DesiredStateSink {
   calls: Array<{ state: DesiredState; changed?: string[] }> = [];
   failNext = 0;
+  failKey: string | undefined;
   /** Delays the apply, so changes can arrive while a sync runs. */
   delayMs = 0;
   async apply(state: DesiredState, hint?: { changed: ReadonlySet<string> }) {
@@ -39,6 +40,8 @@ class RecordingSink implements DesiredStateSink {
       this.failNext--;
       return { errors: [{ message: 'map full' }] };
     }
+    // A port the maps keep refusing (it names its key, like the writer's per-port errors).
+    if (this.failKey && state.services.has(this.failKey)) return { errors: [{ key: this.failKey, message: 'no space left in sl_backends4' }] };
     return { errors: [] };
   }
   resync() {}
@@ -106,6 +109,38 @@ t.test('Node changes, resync requests and a failed apply make the next sync full
   t.same(sink.calls[3]!.changed, ['default/a:http/TCP/IPv4'], 'the change is tried incrementally');
   t.equal(sink.calls[4]!.changed, undefined, 'the retry after the failure is full');
   t.same(backends(sink.calls[4]!.state, 'default/a:http/TCP/IPv4'), ['10.1.0.9']);
+});
+
+t.test('a port that keeps failing is retried with backoff, by its key; other changes are not held back', async (t) => {
+  const { store, sink, rec } = await setup();
+  t.teardown(() => rec.stop());
+  const a = 'default/a:http/TCP/IPv4';
+  const b = 'default/b:http/TCP/IPv4';
+  sink.failKey = a;
+  store.upsert('EndpointSlice', slice('a', ['10.1.0.7'], '5'));
+  await sleep(700);
+  const retries = sink.calls.length - 1;
+  // min-sync 10 ms: without backoff ~70 attempts; with it 10, 20, 40, 80, 160, 320 ms.
+  t.ok(retries >= 4 && retries <= 9, `retried with backoff (${retries} attempts in 700 ms)`);
+  t.ok(sink.calls.slice(1).every((c) => c.changed?.includes(a)), 'every retry names the failed port (no full re-diff)');
+  t.ok(sink.calls.slice(2).every((c) => c.changed?.length === 1), 'and only it');
+
+  const before = sink.calls.length;
+  const t0 = Date.now();
+  store.upsert('EndpointSlice', slice('b', ['10.1.0.8'], '5'));
+  await applies(sink, before + 1);
+  t.ok(Date.now() - t0 < 300, `a change elsewhere syncs at the min-sync period, not after the backoff (${Date.now() - t0} ms)`);
+  t.same(sink.calls[before]!.changed, [a, b], 'and carries the retry with it');
+
+  sink.failKey = undefined;
+  await sleep(1300);
+  const healed = sink.calls.length;
+  t.ok(healed > before + 1, 'the failed port is retried until it succeeds');
+  await sleep(300);
+  t.equal(sink.calls.length, healed, 'then the retries stop');
+  store.upsert('EndpointSlice', slice('a', ['10.1.0.9'], '6'));
+  await applies(sink, healed + 1);
+  t.same(sink.calls[healed]!.changed, [a], 'a later change: plain incremental, nothing left to retry');
 });
 
 t.test('a change that arrives while a sync runs gets its own sync at once', async (t) => {
