@@ -1,6 +1,6 @@
 import t from 'tap';
 import {
-  be16, cstring, decodePerCpu, defineStruct, encodePerCpu, ipv4, ipv6, nested, pad, scalar, u32, u64, u8,
+  be16, be32, cstring, decodePerCpu, defineStruct, encodePerCpu, ipv4, ipv6, nested, pad, scalar, u16, u32, u64, u8,
   verifyCodecAgainstBtf,
 } from '../../src/bpf/codec.js';
 import type { BtfStruct } from '../../src/bpf/native.js';
@@ -95,4 +95,17 @@ t.test('encoding into a used buffer: every byte of the struct is rewritten, padd
   ctValue4.encode({ created_ns: 1n, last_seen_ns: 2n, nat_addr: '1.2.3.4', nat_port: 80, type: 1, state: 2, nat_saddr: '0.0.0.0', svc_id: 3, flags: 0 }, ct);
   t.same([...ct.subarray(36, 40)], [0, 0, 0, 0], 'trailing padding zeroed');
   t.same(ctValue4.decode(ct), { created_ns: 1n, last_seen_ns: 2n, nat_addr: '1.2.3.4', nat_port: 80, type: 1, state: 2, nat_saddr: '0.0.0.0', svc_id: 3, flags: 0 });
+});
+
+t.test('the compiled encoder refuses exactly what the member-by-member one refuses, naming the member', async (t) => {
+  const s = defineStruct('all_ints', { a: u8, pad0: pad(1), b: u16, c: u32, d: be16, pad1: pad(2), e: be32 });
+  const good = { a: 255, b: 65535, c: 2 ** 32 - 1, d: 443, e: 0x0a000001 };
+  t.same([...s.encode(good)], [255, 0, 255, 255, 255, 255, 255, 255, 1, 187, 0, 0, 10, 0, 0, 1], 'every width and byte order');
+  const bad: Array<[string, unknown]> = [['a', 256], ['a', -1], ['b', 1.5], ['c', '7'], ['c', 2 ** 32], ['d', NaN], ['e', null], ['e', undefined], ['b', 10n]];
+  for (const [member, value] of bad) {
+    t.throws(() => s.encode({ ...good, [member]: value } as never), new RegExp(`all_ints\\.${member}: cannot encode`), `${member} = ${String(value)} is refused, naming ${member}`);
+  }
+  // A string for a __u32 would be coerced by Buffer's writer ('7' → 7): the compiled path must not.
+  t.throws(() => s.encode({ ...good, c: '7' } as never), /fit an unsigned 32-bit field/);
+  t.throws(() => s.encode(good, Buffer.alloc(4)), /all_ints\./, 'a buffer too small is refused too');
 });
