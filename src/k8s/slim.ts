@@ -14,9 +14,9 @@ import type { KindTypes, ObjectKind } from './kinds.js';
 
 /**
  * How a field is kept: 'keep' copies the value (strings as they are), 'strings' copies it with
- * every string through the pool, 'shared' is one frozen copy per distinct value, an object shape keeps only the fields it names ('*' stands
- * for every other field), `{ each }` applies a shape to every element of an array, 'drop' leaves
- * the field out.
+ * every string through the pool, 'shared' is one frozen copy per distinct value, an object
+ * shape keeps only the fields it names ('*' stands for every other field), `{ each }` applies a
+ * shape to every element of an array, 'drop' leaves the field out.
  */
 type Shape = 'keep' | 'strings' | 'shared' | 'drop' | { each: Shape } | { [field: string]: Shape };
 
@@ -27,7 +27,10 @@ const SHAPES: Readonly<Record<ObjectKind, Shape>> = {
     // The oldest Service keeps a contested address (conflict settling).
     metadata: { ...METADATA, creationTimestamp: 'keep' },
     // Everything but the pod selector: the endpoints come from EndpointSlices.
-    spec: { '*': 'keep', selector: 'drop', ports: 'shared', type: 'shared', sessionAffinity: 'shared', externalTrafficPolicy: 'shared', internalTrafficPolicy: 'shared', ipFamilies: 'shared', ipFamilyPolicy: 'shared' },
+    spec: {
+      '*': 'keep', selector: 'drop', ports: 'shared', type: 'shared', sessionAffinity: 'shared',
+      externalTrafficPolicy: 'shared', internalTrafficPolicy: 'shared', ipFamilies: 'shared', ipFamilyPolicy: 'shared',
+    },
     status: { loadBalancer: 'keep' },
   },
   EndpointSlice: {
@@ -45,10 +48,11 @@ const SHAPES: Readonly<Record<ObjectKind, Shape>> = {
     status: { addresses: 'shared' },
   },
 };
+
 /**
  * Shared copies of what repeats across objects: strings, and small JSON values ('shared'
- * fields: an endpoint's conditions, a slice's ports, hints, labels), which are frozen, since
- * many objects hold the same one. Bounded: past `limit` entries a table starts over.
+ * fields: an endpoint's conditions, a slice's ports, hints, a Node's addresses), which are
+ * frozen, since many objects hold the same one. Bounded: past `limit` entries a table starts over.
  */
 export class SlimPool {
   private readonly strings = new Map<string, string>();
