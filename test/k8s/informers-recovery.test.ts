@@ -162,6 +162,9 @@ t.test('stop() aborts hanging lists and watches promptly', async (t) => {
   fake.forceGoneOnNextWatch(1, 'status'); // one kind relists: that list hangs
   fake.dropWatches();
   await waitUntil('a relist hangs', () => fake.listCount() >= 4);
+  // The other two kinds must be watching again before their watches are dropped a second time:
+  // a re-watch still on its way would otherwise miss the drop and never be counted (a race).
+  await waitUntil('the other kinds watch again', () => fake.activeWatchCount() === 2);
   fake.setResponseDelay(10_000); // and the other kinds' watches hang too
   fake.dropWatches();
   await waitUntil('watches hang', () => fake.watchCount() >= 8);
