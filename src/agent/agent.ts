@@ -6,7 +6,6 @@
 import type { Logger } from 'pino';
 import { HealthCheckIndex } from '../model/index.js';
 import { nodeAddressLookup } from './node-address.js';
-export { nodeIPv4 } from './node-address.js';
 import { IncrementalModel } from '../model/incremental.js';
 import type { ModelConfig } from '../model/types.js';
 import { ObjectStore } from '../k8s/store.js';

@@ -1,6 +1,5 @@
 import t from 'tap';
-import { nodeIPv4 } from '../../src/agent/agent.js';
-import { nodeAddressLookup } from '../../src/agent/node-address.js';
+import { nodeAddressLookup, nodeIPv4 } from '../../src/agent/node-address.js';
 import { ObjectStore } from '../../src/k8s/store.js';
 
 t.test('a node\'s IPv4 address for backend node_addr', async (t) => {
