@@ -157,6 +157,7 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     logger: logging.component('reconciler'),
     onSync,
     onSyncStart: () => health.syncStarted(),
+    releaseMemory: () => loadNative().releaseMemory(),
   });
 
   await datapath.attachConnectTime();

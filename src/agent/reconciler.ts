@@ -89,6 +89,13 @@ export interface ReconcilerOptions {
   onSync?: (report: SyncReport) => void;
   /** Called when a sync begins (health watches for one that never ends). */
   onSyncStart?: () => void;
+  /**
+   * Gives memory back to the OS (the addon's releaseMemory). Called right after onSync of a sync
+   * that recomputed everything (the first one, a relist, a Node change), at most once per
+   * RELEASE_MEMORY_INTERVAL_MS: such a sync allocates about as much again as the state it leaves,
+   * and V8 keeps that heap committed until the process has idled for a while.
+   */
+  releaseMemory?: () => void;
 }
 
 /** The sink's counts, copied (only the fields the report promises), when it gave both. */
@@ -105,6 +112,9 @@ function appliedCounts(outcome: ApplyOutcome): { applied?: ApplyCounts } {
 
 /** The longest wait before retrying a failed sync. */
 export const RETRY_MAX_MS = 30_000;
+
+/** The shortest time between two releaseMemory calls (each blocks for a full collection). */
+export const RELEASE_MEMORY_INTERVAL_MS = 60_000;
 
 export class Reconciler {
   private timer: { cancel(): void } | undefined;
@@ -127,6 +137,8 @@ export class Reconciler {
   private retryKeys = new Set<string>();
   /** Model errors already logged, so a broken object is reported once, not on every sync. */
   private reportedErrors = new Set<string>();
+  /** When releaseMemory last ran (performance.now()). */
+  private releasedAt = -Infinity;
   lastReport: SyncReport | undefined;
   syncCount = 0;
 
@@ -257,7 +269,23 @@ export class Reconciler {
     this.lastReport = report;
     this.opts.logger.debug({ durationMs: report.durationMs.toFixed(2), services: report.services, full }, 'synced');
     this.opts.onSync?.(report);
+    if (!incremental) this.releaseMemoryAfterFullSync();
     return this.pending;
+  }
+
+  private releaseMemoryAfterFullSync(): void {
+    const release = this.opts.releaseMemory;
+    if (!release || this.stopped || performance.now() - this.releasedAt < RELEASE_MEMORY_INTERVAL_MS) return;
+    const t0 = performance.now();
+    const rssBefore = process.memoryUsage.rss();
+    try {
+      release();
+    } catch (err) {
+      this.opts.logger.warn({ err }, 'releasing memory after a full sync failed');
+    }
+    this.releasedAt = performance.now();
+    const mb = (bytes: number) => Math.round(bytes / 104857.6) / 10;
+    this.opts.logger.debug({ durationMs: Math.round(this.releasedAt - t0), rssBeforeMb: mb(rssBefore), rssAfterMb: mb(process.memoryUsage.rss()) }, 'released memory after a full sync');
   }
 
   /**

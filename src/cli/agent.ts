@@ -7,6 +7,7 @@ import { checkConfigPaths, ConfigError, parseConfig, usage } from '../agent/conf
 import type { AgentConfig } from '../agent/config.js';
 import { createLogging } from '../log/logger.js';
 import { fromPackageRoot } from '../bpf/native.js';
+import { registerLeanClient } from '../k8s/lean-client.js';
 
 export async function main(argv: string[]): Promise<number> {
   let cfg: AgentConfig;
@@ -30,6 +31,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const logging = createLogging({ level: cfg.logLevel });
   const log = logging.component('main');
+  // Before the agent's modules: client-node then loads without its generated API (~40 MB less).
+  registerLeanClient();
   const { fatal, startAgent } = await import('../agent/agent.js');
   if (cfg.command === 'cleanup') {
     try {

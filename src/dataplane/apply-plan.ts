@@ -85,7 +85,7 @@ function programmedEndpoints(mirror: Mirror, svc: ProgrammedService): Map<string
     if (seen.has(value.backend_id)) continue;
     seen.add(value.backend_id);
     const block = mirror.blocks.get(value.backend_id);
-    for (const [ordinal, be] of block ?? []) {
+    for (const [ordinal, be] of block?.entries() ?? []) {
       if (ordinal < value.count + value.local_count) out.set(endpointId(be.addr, be.port), { addr: be.addr, port: be.port });
     }
   }

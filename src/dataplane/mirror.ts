@@ -2,10 +2,13 @@
 // Read from the pinned maps at start (so a restarted agent re-adopts ids and blocks) and on
 // resync; afterwards kept in step with every successful write, so a diff never reads the kernel.
 import type { BackendValue4, FrontendKey4, ServiceValue, VipValue } from '../bpf/sluice-structs.js';
+import { SetIndex } from '../model/set-index.js';
 import { frontendId } from './service-target.js';
 import type { ServiceTables } from './tables.js';
 
 export interface MirrorFrontend {
+  /** frontendId(key). */
+  id: string;
   key: FrontendKey4;
   value: ServiceValue;
 }
@@ -18,24 +21,116 @@ export interface ProgrammedService {
   frontends: Map<string, MirrorFrontend>;
 }
 
+/**
+ * One backend block's entries by ordinal. Ordinals the writer uses run 0..n-1, so those sit in an
+ * array indexed by ordinal (holes for missing entries) instead of a Map: a Map per block cost
+ * ~500 bytes at 10 entries, 6 MB at 12,700 service ports. An entry far beyond (only a stray one
+ * read from the maps can be: the writer deletes it) goes to a Map, so the array stays dense.
+ */
+export class BlockEntries {
+  private readonly dense: Array<BackendValue4 | undefined> = [];
+  private far: Map<number, BackendValue4> | undefined;
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  get(ordinal: number): BackendValue4 | undefined {
+    return ordinal < DENSE_ORDINALS ? this.dense[ordinal] : this.far?.get(ordinal);
+  }
+
+  set(ordinal: number, value: BackendValue4): void {
+    if (this.get(ordinal) === undefined) this.count++;
+    if (ordinal < DENSE_ORDINALS) this.dense[ordinal] = value;
+    else (this.far ??= new Map()).set(ordinal, value);
+  }
+
+  delete(ordinal: number): void {
+    if (this.get(ordinal) === undefined) return;
+    this.count--;
+    if (ordinal >= DENSE_ORDINALS) {
+      this.far?.delete(ordinal);
+      return;
+    }
+    this.dense[ordinal] = undefined;
+    while (this.dense.length > 0 && this.dense[this.dense.length - 1] === undefined) this.dense.pop();
+  }
+
+  /** Ordinals present, ascending. */
+  keys(): number[] {
+    return this.entries().map(([ordinal]) => ordinal);
+  }
+
+  /** [ordinal, value] of the entries present, ascending. */
+  entries(): Array<[number, BackendValue4]> {
+    const out: Array<[number, BackendValue4]> = [];
+    this.dense.forEach((v, i) => v !== undefined && out.push([i, v]));
+    if (this.far) out.push(...[...this.far].sort((a, b) => a[0] - b[0]));
+    return out;
+  }
+}
+
+/** Ordinals below this sit in BlockEntries' array (far above any block the writer builds). */
+const DENSE_ORDINALS = 1 << 16;
+
+/**
+ * group (a svc_id, a backend_id) → its frontends. Nearly every group has one frontend (a
+ * ClusterIP-only service port): it is stored bare, and a Map only from the second one on.
+ */
+class FrontendGroups {
+  private readonly map = new Map<number, MirrorFrontend | Map<string, MirrorFrontend>>();
+
+  add(group: number, fe: MirrorFrontend): void {
+    const current = this.map.get(group);
+    if (current === undefined || (!(current instanceof Map) && current.id === fe.id)) this.map.set(group, fe);
+    else if (current instanceof Map) current.set(fe.id, fe);
+    else this.map.set(group, new Map([[current.id, current], [fe.id, fe]]));
+  }
+
+  delete(group: number, id: string): void {
+    const current = this.map.get(group);
+    if (current === undefined) return;
+    if (!(current instanceof Map)) {
+      if (current.id === id) this.map.delete(group);
+      return;
+    }
+    current.delete(id);
+    if (current.size === 1) this.map.set(group, current.values().next().value as MirrorFrontend);
+  }
+
+  has(group: number): boolean {
+    return this.map.has(group);
+  }
+
+  frontends(group: number): MirrorFrontend[] {
+    const current = this.map.get(group);
+    return current === undefined ? [] : current instanceof Map ? [...current.values()] : [current];
+  }
+
+  keys(): IterableIterator<number> {
+    return this.map.keys();
+  }
+}
+
 /** Key given to a svc_id that frontends use but sl_svc_meta does not name (it gets removed). */
 export const unnamedKey = (svcId: number): string => `#unnamed-svc-${svcId}`;
 
 export class Mirror {
   readonly frontends = new Map<string, MirrorFrontend>();
   /** backend_id → ordinal → value. */
-  readonly blocks = new Map<number, Map<number, BackendValue4>>();
+  readonly blocks = new Map<number, BlockEntries>();
   /** svc_id → service-port key (sl_svc_meta). Written through setName/deleteName only. */
   readonly names = new Map<number, string>();
   /** ClusterIP → its sl_vips4 value. */
   readonly vips = new Map<string, VipValue>();
   // Indexes, so an apply of a few service ports never scans every frontend:
   /** service-port key → the svc_ids naming it. */
-  private readonly idsByName = new Map<string, Set<number>>();
-  /** svc_id → its frontends (by frontendId). */
-  private readonly bySvcId = new Map<number, Map<string, MirrorFrontend>>();
-  /** backend_id → frontendId → ordinals that frontend reads (count + local_count). */
-  private readonly byBlock = new Map<number, Map<string, number>>();
+  private readonly idsByName = new SetIndex<string, number>();
+  /** svc_id → its frontends. */
+  private readonly bySvcId = new FrontendGroups();
+  /** backend_id → the frontends that read it (count + local_count ordinals each). */
+  private readonly byBlock = new FrontendGroups();
 
   static read(tables: ServiceTables): Mirror {
     const m = new Mirror();
@@ -49,14 +144,10 @@ export class Mirror {
   setFrontend(key: FrontendKey4, value: ServiceValue): void {
     const id = frontendId(key);
     this.unindex(id);
-    const fe = { key, value };
+    const fe = { id, key, value };
     this.frontends.set(id, fe);
-    let ofSvc = this.bySvcId.get(value.svc_id);
-    if (!ofSvc) this.bySvcId.set(value.svc_id, (ofSvc = new Map()));
-    ofSvc.set(id, fe);
-    let ofBlock = this.byBlock.get(value.backend_id);
-    if (!ofBlock) this.byBlock.set(value.backend_id, (ofBlock = new Map()));
-    ofBlock.set(id, value.count + value.local_count);
+    this.bySvcId.add(value.svc_id, fe);
+    this.byBlock.add(value.backend_id, fe);
   }
 
   deleteFrontend(key: FrontendKey4): void {
@@ -68,29 +159,21 @@ export class Mirror {
   private unindex(id: string): void {
     const prev = this.frontends.get(id);
     if (!prev) return;
-    const ofSvc = this.bySvcId.get(prev.value.svc_id);
-    ofSvc?.delete(id);
-    if (ofSvc?.size === 0) this.bySvcId.delete(prev.value.svc_id);
-    const ofBlock = this.byBlock.get(prev.value.backend_id);
-    ofBlock?.delete(id);
-    if (ofBlock?.size === 0) this.byBlock.delete(prev.value.backend_id);
+    this.bySvcId.delete(prev.value.svc_id, id);
+    this.byBlock.delete(prev.value.backend_id, id);
   }
 
   setName(svcId: number, key: string): void {
     this.deleteName(svcId);
     this.names.set(svcId, key);
-    let ids = this.idsByName.get(key);
-    if (!ids) this.idsByName.set(key, (ids = new Set()));
-    ids.add(svcId);
+    this.idsByName.add(key, svcId);
   }
 
   deleteName(svcId: number): void {
     const key = this.names.get(svcId);
     if (key === undefined) return;
     this.names.delete(svcId);
-    const ids = this.idsByName.get(key);
-    ids?.delete(svcId);
-    if (ids?.size === 0) this.idsByName.delete(key);
+    this.idsByName.delete(key, svcId);
   }
 
   /** True while some frontend names svc_id. */
@@ -100,22 +183,22 @@ export class Mirror {
 
   /** The programmed service port `key` as services() would give it, without building them all. */
   service(key: string): ProgrammedService | undefined {
-    const ids = this.idsByName.get(key);
-    if (!ids || ids.size === 0) return undefined;
+    const ids = this.idsByName.values(key);
+    if (ids.length === 0) return undefined;
     const svcId = Math.min(...ids);
-    return { key, svcId, frontends: new Map(this.bySvcId.get(svcId)) };
+    return { key, svcId, frontends: new Map(this.bySvcId.frontends(svcId).map((fe) => [fe.id, fe])) };
   }
 
   /** Ordinals of backend_id that frontends read (0: no frontend points at it). */
   blockUse(backendId: number): number {
     let used = 0;
-    for (const n of this.byBlock.get(backendId)?.values() ?? []) used = Math.max(used, n);
+    for (const { value } of this.byBlock.frontends(backendId)) used = Math.max(used, value.count + value.local_count);
     return used;
   }
 
   setBackend(backendId: number, ordinal: number, value: BackendValue4): void {
     let block = this.blocks.get(backendId);
-    if (!block) this.blocks.set(backendId, (block = new Map()));
+    if (!block) this.blocks.set(backendId, (block = new BlockEntries()));
     block.set(ordinal, value);
   }
 

@@ -8,6 +8,7 @@
 //                conntrack, socket rev-NAT) and affinity entries of backends that left.
 // See docs/dataplane.md.
 import type { Logger } from 'pino';
+import { SetIndex } from '../model/set-index.js';
 import type { BackendKey, BackendValue4 } from '../bpf/sluice-structs.js';
 import type { DesiredState, FrontendKind } from '../model/types.js';
 import type { ChangeAction, RemovedEndpoint, ServiceChange } from './apply-plan.js';
@@ -64,7 +65,7 @@ export class ServiceTableWriter {
   /** Service-port key → `${ip}|${port}` → frontend kind, as last planned. */
   private kinds = new Map<string, Map<string, FrontendKind>>();
   /** ClusterIP → the service-port keys that have it (from `kinds`): an address is listed while any does. */
-  private vipUsers = new Map<string, Set<string>>();
+  private vipUsers = new SetIndex<string, string>();
 
   constructor(private readonly opts: WriterOptions) {
     this.tables = opts.tables;
@@ -76,7 +77,7 @@ export class ServiceTableWriter {
   resync(): void {
     this.mirror = Mirror.read(this.tables);
     this.kinds = new Map();
-    this.vipUsers = new Map();
+    this.vipUsers = new SetIndex();
     this.svcIds.reset(this.mirror.serviceIds());
     this.backendIds.reset(this.mirror.backendIds());
   }
@@ -249,12 +250,12 @@ export class ServiceTableWriter {
     };
     const affected = new Set<string>();
     const next = partial ? this.kinds : new Map<string, Map<string, FrontendKind>>();
-    if (!partial) this.vipUsers = new Map();
+    if (!partial) this.vipUsers = new SetIndex();
     for (const key of plan.planned) {
       const old = this.kinds.get(key);
       for (const ip of clusterIps(old)) {
         affected.add(ip);
-        this.vipUsers.get(ip)?.delete(key);
+        this.vipUsers.delete(ip, key);
       }
       let now = plan.kinds.get(key);
       if (!now && plan.keep.has(key)) now = old ?? keptKinds(mirror, key);
@@ -262,14 +263,12 @@ export class ServiceTableWriter {
       else next.delete(key);
       for (const ip of clusterIps(now)) {
         affected.add(ip);
-        let users = this.vipUsers.get(ip);
-        if (!users) this.vipUsers.set(ip, (users = new Set()));
-        users.add(key);
+        this.vipUsers.add(ip, key);
       }
     }
     this.kinds = next;
     if (!partial) for (const ip of mirror.vips.keys()) affected.add(ip);
-    const listed = (ip: string) => (this.vipUsers.get(ip)?.size ?? 0) > 0;
+    const listed = (ip: string) => this.vipUsers.has(ip);
     const sets = [...affected].filter((ip) => listed(ip) && mirror.vips.get(ip)?.flags !== VIP_VALUE.flags).sort();
     const deletes = [...affected].filter((ip) => !listed(ip) && mirror.vips.has(ip)).sort();
     return { sets, deletes };

@@ -2,11 +2,11 @@
 // Services and EndpointSlices are narrowed with kube-proxy's label selector; Nodes are all
 // watched (the model needs this node's addresses and labels and the others' addresses).
 import { existsSync } from 'node:fs';
-import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { KubeConfig, listCollection, Watch } from './client.js';
 import { DEFAULT_BACKOFF } from './backoff.js';
 import { Reflector } from './reflector.js';
-import type { ListFunction, ListParams, ReflectorTiming } from './reflector.js';
+import type { ListPage, ListParams, ReflectorTiming } from './reflector.js';
 import type { KindTypes, ObjectKind } from './kinds.js';
 import type { ObjectStore, Source } from './store.js';
 
@@ -40,8 +40,8 @@ const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/tok
  * in a pod; else $KUBECONFIG or ~/.kube/config. Refuses client-node's silent fallback to
  * http://localhost:8080, which would only produce confusing connection errors later.
  */
-export function loadKubeConfig(path: string): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
+export function loadKubeConfig(path: string): KubeConfig {
+  const kc = new KubeConfig();
   if (path !== '') {
     kc.loadFromFile(path);
   } else if (process.env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) {
@@ -59,7 +59,7 @@ export function loadKubeConfig(path: string): k8s.KubeConfig {
 }
 
 export interface KubernetesSourceOptions {
-  kubeConfig: k8s.KubeConfig;
+  kubeConfig: KubeConfig;
   store: ObjectStore;
   logger: Logger;
   /** service.kubernetes.io/service-proxy-name this proxy serves ('' = the default proxy). */
@@ -74,23 +74,18 @@ export class KubernetesSource implements Source {
 
   constructor(opts: KubernetesSourceOptions) {
     const kc = opts.kubeConfig;
-    const core = kc.makeApiClient(k8s.CoreV1Api);
-    const discovery = kc.makeApiClient(k8s.DiscoveryV1Api);
-    const watch = new k8s.Watch(kc);
+    const watch = new Watch(kc);
     const timing: ReflectorTiming = { ...DEFAULT_TIMING, ...opts.timing };
     const logger = opts.logger.child({ component: 'k8s' });
     const selector = proxyLabelSelector(opts.serviceProxyName ?? '');
-    const make = <K extends ObjectKind>(kind: K, path: string, list: ListFunction<KindTypes[K]>, labelSelector?: string) =>
-      new Reflector<K>({ kind, path, list, labelSelector, watch, store: opts.store, logger, timing, random: opts.random });
+    const make = <K extends ObjectKind>(kind: K, path: string, labelSelector?: string) => {
+      const list = (params: ListParams, signal: AbortSignal) => listCollection(kc, path, params, signal) as Promise<ListPage<KindTypes[K]>>;
+      return new Reflector<K>({ kind, path, list, labelSelector, watch, store: opts.store, logger, timing, random: opts.random });
+    };
     this.reflectors = [
-      make('Service', '/api/v1/services', (p, s) => core.listServiceForAllNamespaces(p, abortable(s)), selector),
-      make(
-        'EndpointSlice',
-        '/apis/discovery.k8s.io/v1/endpointslices',
-        (p, s) => discovery.listEndpointSliceForAllNamespaces(p, abortable(s)),
-        selector,
-      ),
-      make('Node', '/api/v1/nodes', (p: ListParams, s) => core.listNode(p, abortable(s))),
+      make('Service', '/api/v1/services', selector),
+      make('EndpointSlice', '/apis/discovery.k8s.io/v1/endpointslices', selector),
+      make('Node', '/api/v1/nodes'),
     ] as Reflector<ObjectKind>[];
   }
 
@@ -102,16 +97,4 @@ export class KubernetesSource implements Source {
   async stop(): Promise<void> {
     await Promise.all(this.reflectors.map((r) => r.stop()));
   }
-}
-
-/** Request options that make a typed API call abortable: a middleware puts the signal on the request. */
-function abortable(signal: AbortSignal): k8s.ConfigurationOptions {
-  const middleware: k8s.ObservableMiddleware = {
-    pre: (context) => {
-      context.setSignal(signal);
-      return new k8s.Observable(Promise.resolve(context));
-    },
-    post: (response) => new k8s.Observable(Promise.resolve(response)),
-  };
-  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
 }

@@ -20,13 +20,6 @@ export const API_VERSIONS: Readonly<Record<ObjectKind, string>> = {
   Node: 'v1',
 };
 
-/** client-node model names, used to deserialize raw JSON into the same shape the typed API returns. */
-export const MODEL_NAMES: Readonly<Record<ObjectKind, string>> = {
-  Service: 'V1Service',
-  EndpointSlice: 'V1EndpointSlice',
-  Node: 'V1Node',
-};
-
 /** Nodes are cluster-scoped; the other kinds live in a namespace. */
 export function isNamespaced(kind: ObjectKind): boolean {
   return kind !== 'Node';

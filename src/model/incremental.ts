@@ -20,6 +20,7 @@ import { parseEndpointSlice, type ParsedSlice } from './endpoint-slices.js';
 import { toFrontend, type SourcedFrontend } from './frontends.js';
 import { readOwnNode, type OwnNode } from './node.js';
 import { parseService, type ParsedService } from './service-parse.js';
+import { SetIndex } from './set-index.js';
 import type { DesiredServicePort, Frontend, ModelError, ModelInput, ModelResult } from './types.js';
 import { get, guarded, objectIdentity, ObjectReport } from './validate.js';
 
@@ -127,7 +128,7 @@ export class IncrementalModel {
   private fixedErrors: ModelError[] = [];
   private readonly slices = new Map<string, SliceEntry>();
   /** Service key → keys of the slices that name it. */
-  private readonly slicesOf = new Map<string, Set<string>>();
+  private readonly slicesOf = new SetIndex<string, string>();
   private readonly services = new Map<string, ServiceEntry>();
   /** Conflict errors by Service key, from the last time conflicts were settled. */
   private conflictErrors = new Map<string, ModelError[]>();
@@ -196,7 +197,7 @@ export class IncrementalModel {
       if (old?.errors.length) errorsTouched = true;
       if (old?.serviceKey) {
         dirty.add(old.serviceKey);
-        this.slicesOf.get(old.serviceKey)?.delete(key);
+        this.slicesOf.delete(old.serviceKey, key);
       }
       this.slices.delete(key);
       const raw = changes.endpointSlice(key);
@@ -265,11 +266,7 @@ export class IncrementalModel {
       errors,
     };
     this.slices.set(key, entry);
-    if (entry.serviceKey) {
-      let keys = this.slicesOf.get(entry.serviceKey);
-      if (!keys) this.slicesOf.set(entry.serviceKey, (keys = new Set()));
-      keys.add(key);
-    }
+    if (entry.serviceKey) this.slicesOf.add(entry.serviceKey, key);
     return entry;
   }
 
@@ -315,7 +312,7 @@ export class IncrementalModel {
     if (previous) this.fixedErrors.push(...previous.errors);
     let drafts: PortDraft[] = [];
     if (parsed) {
-      const slices = [...(this.slicesOf.get(key) ?? [])].map((k) => this.parsedSlice(k)).filter((s): s is ParsedSlice => !!s).sort(byName);
+      const slices = this.slicesOf.values(key).map((k) => this.parsedSlice(k)).filter((s): s is ParsedSlice => !!s).sort(byName);
       const draftCtx = { ...ctx, slicesByService: new Map([[key, slices]]) };
       drafts = guarded(errors, 'Service', { metadata: parsed }, [], () => draftServicePorts(parsed, draftCtx));
     }

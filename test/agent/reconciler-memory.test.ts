@@ -1,0 +1,102 @@
+// Memory goes back to the OS after a full sync: the reconciler calls releaseMemory right after
+// onSync of a sync that recomputed everything, never after an incremental one, at most once per
+// RELEASE_MEMORY_INTERVAL_MS, and survives it throwing. And the addon's releaseMemory really
+// returns a dropped heap's pages to the OS.
+import t from 'tap';
+import pino from 'pino';
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import { Reconciler, RELEASE_MEMORY_INTERVAL_MS } from '../../src/agent/reconciler.js';
+import { loadNative } from '../../src/bpf/native.js';
+import { ObjectStore } from '../../src/k8s/store.js';
+import { IncrementalModel } from '../../src/model/incremental.js';
+
+const svc = (name: string, ip: string): V1Service => ({
+  metadata: { name, namespace: 'default', resourceVersion: '1' },
+  spec: { type: 'ClusterIP', clusterIP: ip, clusterIPs: [ip], ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
+});
+const slice = (name: string, ips: string[]): V1EndpointSlice => ({
+  metadata: { name: `${name}-1`, namespace: 'default', resourceVersion: '1', labels: { 'kubernetes.io/service-name': name } },
+  addressType: 'IPv4',
+  ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
+});
+const node = (zone: string): V1Node => ({ metadata: { name: 'n1', labels: { 'topology.kubernetes.io/zone': zone } }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.1' }] } });
+
+function setup(release: () => void) {
+  const store = new ObjectStore();
+  const events: string[] = [];
+  const lines: string[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
+  const rec = new Reconciler({
+    source: store, sink: { apply: () => ({ errors: [] }) }, model: new IncrementalModel(), nodeName: 'n1', logger,
+    minSyncPeriodMs: 0, fullResyncPeriodMs: 3_600_000,
+    modelConfig: { families: ['IPv4'], nodePortAddresses: [], serviceProxyName: '' },
+    onSync: (r) => events.push(r.incremental ? 'sync:incremental' : 'sync:full'),
+    releaseMemory: () => {
+      events.push('release');
+      release();
+    },
+  });
+  store.upsert('Node', node('z1'));
+  store.upsert('Service', svc('a', '10.96.0.1'));
+  store.upsert('EndpointSlice', slice('a', ['10.1.0.1']));
+  for (const kind of ['Service', 'EndpointSlice', 'Node'] as const) store.markSynced(kind);
+  rec.start();
+  return { store, rec, events, lines };
+}
+
+/** Waits (at most 2 s) until `events` has grown past `from` with an entry `what`; returns the events since `from`. */
+async function eventsUntil(events: string[], from: number, what: string): Promise<string[]> {
+  for (let i = 0; i < 200 && !events.slice(from).includes(what); i++) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 20)); // a release follows the sync synchronously; anything else would show up now
+  return events.slice(from);
+}
+
+t.test('after the first (full) sync, not after incremental ones, at most once per interval', async (t) => {
+  const { store, rec, events, lines } = setup(() => {});
+  t.teardown(() => rec.stop());
+  t.same(await eventsUntil(events, 0, 'sync:full'), ['sync:full', 'release'], 'right after the full sync is reported');
+  t.ok(lines.some((l) => l.includes('released memory after a full sync') && l.includes('rssAfterMb')), 'logged with the RSS before and after');
+  let from = events.length;
+  store.upsert('EndpointSlice', slice('a', ['10.1.0.1', '10.1.0.2']));
+  t.same(await eventsUntil(events, from, 'sync:incremental'), ['sync:incremental'], 'an incremental sync releases nothing');
+  from = events.length;
+  store.upsert('Node', node('z2'));
+  t.same(await eventsUntil(events, from, 'sync:full'), ['sync:full'], `a second full sync within ${RELEASE_MEMORY_INTERVAL_MS} ms releases nothing`);
+});
+
+t.test('a full sync after the interval releases again; a throwing release only logs', async (t) => {
+  const realNow = performance.now.bind(performance);
+  let skew = 0;
+  t.teardown(() => {
+    performance.now = realNow;
+  });
+  performance.now = () => realNow() + skew;
+  let fail = true;
+  const { store, rec, events, lines } = setup(() => {
+    if (fail) throw new Error('no memory to give');
+  });
+  t.teardown(() => rec.stop());
+  t.same(await eventsUntil(events, 0, 'sync:full'), ['sync:full', 'release']);
+  t.ok(lines.some((l) => l.includes('releasing memory after a full sync failed') && l.includes('no memory to give')), 'the failure is logged');
+  fail = false;
+  skew = RELEASE_MEMORY_INTERVAL_MS + 1;
+  const from = events.length;
+  store.upsert('Node', node('z2'));
+  t.same(await eventsUntil(events, from, 'sync:full'), ['sync:full', 'release'], 'the next full sync after the interval releases');
+  store.upsert('Service', svc('b', '10.96.0.2'));
+  const report = await rec.syncNow();
+  t.equal(report?.applyErrors.length, 0, 'syncs go on');
+});
+
+t.test('the addon gives a dropped heap back to the OS', async (t) => {
+  const native = loadNative();
+  let garbage: Array<{ i: number; s: string }> | null = [];
+  for (let i = 0; i < 1_500_000; i++) garbage.push({ i, s: `item-${i}` });
+  t.equal(garbage.length, 1_500_000);
+  garbage = null;
+  const before = process.memoryUsage.rss();
+  native.releaseMemory();
+  const after = process.memoryUsage.rss();
+  t.ok(before - after > 40 * 1048576, `RSS ${(before / 1048576).toFixed(0)} → ${(after / 1048576).toFixed(0)} MB`);
+});
