@@ -109,6 +109,10 @@ export interface ControlPlaneMeasurement {
   listLoadMs: number;
   /** Load of tc.bpf.o (verifier included) that creates and pins the maps; not in cold start. */
   mapsLoadMs: number;
+  /** The writer's first read of the (empty) maps, before the sources sync as in the agent (not in cold start). */
+  mapsReadMs: number;
+  /** The restarted writer's read of the full maps, likewise before its sync (not in restart → programmed). */
+  restartMapsReadMs: number;
   coldStart: PhaseTiming & {
     ops: ApplyResult['ops'];
     services: ApplyResult['services'];
@@ -405,6 +409,10 @@ export async function measureControlPlane(opts: MeasureOptions, where: ControlPl
     const store = new ObjectStore();
     // Wired as src/agent/agent.ts wires it, node address lookup included (the writer asks per backend).
     const writer = new ServiceTableWriter({ tables, logger: logging.component('dataplane'), nodeAddress: nodeAddressLookup(store) });
+    // As the agent does before its sources sync: the maps are read while the lists are in flight.
+    t = performance.now();
+    writer.preload();
+    const mapsReadMs = performance.now() - t;
     const cold = pipeline(store, writer, logging.component('reconciler'));
     cold.reconciler.start();
     run.cleanup.add('reconciler', () => cold.reconciler.stop());
@@ -496,7 +504,11 @@ export async function measureControlPlane(opts: MeasureOptions, where: ControlPl
     // Restart: a new writer and reconciler on the same pins, the store already synced.
     const reopened = openPinnedTables(native, pinDir);
     run.cleanup.add('reopened tables', () => reopened.close());
-    const again = pipeline(store, new ServiceTableWriter({ tables: reopened.tables, logger: logging.component('dataplane'), nodeAddress: nodeAddressLookup(store) }), logging.component('reconciler'));
+    const rewriter = new ServiceTableWriter({ tables: reopened.tables, logger: logging.component('dataplane'), nodeAddress: nodeAddressLookup(store) });
+    t = performance.now();
+    rewriter.preload(); // the new agent reads the full maps while its lists are in flight
+    const restartMapsReadMs = performance.now() - t;
+    const again = pipeline(store, rewriter, logging.component('reconciler'));
     const restarted = again.nextSync();
     const rcpu0 = process.cpuUsage();
     const r0 = performance.now();
@@ -516,6 +528,8 @@ export async function measureControlPlane(opts: MeasureOptions, where: ControlPl
       },
       listLoadMs,
       mapsLoadMs,
+      mapsReadMs,
+      restartMapsReadMs,
       coldStart,
       programmed,
       changes: {
@@ -659,6 +673,7 @@ export function formatControlPlane(r: ControlPlaneResult): string {
     row('  map elements written on restart', String(r.restart.ops.writes)),
     row('listed objects → store (not in cold start)', ms(r.listLoadMs, 0)),
     row('tc.bpf.o load + pin (not in cold start)', ms(r.mapsLoadMs, 0)),
+    row('maps read by the writer (before the sync)', `${ms(r.mapsReadMs, 0)} / ${ms(r.restartMapsReadMs, 0)} at restart`),
     row('programmed frontends / backends', `${r.programmed.frontends} / ${r.programmed.backends}`),
   ];
   if (r.iptables) {

@@ -103,6 +103,12 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     // Each backend records its node's address (for forwarding to remote backends and DSR).
     nodeAddress: nodeAddressLookup(store),
   });
+  try {
+    writer.preload();
+  } catch (err) {
+    // The first apply reads them again and reports what fails.
+    log.warn({ error: (err as Error).message }, 'reading the service maps failed; retried by the first sync');
+  }
   let syncState: SyncState = 'waiting-for-sources';
 
   const syncLog = logging.component('reconciler');

@@ -82,6 +82,16 @@ export class ServiceTableWriter {
     this.backendIds.reset(this.mirror.backendIds());
   }
 
+  /**
+   * Reads the maps now unless already read, so that the first apply need not. The agent calls it
+   * before its sources have synced: the read (at 10,000 Services ~35 ms with empty maps, more
+   * with full ones after a restart) then overlaps the lists instead of delaying the first sync.
+   * Nothing else writes the maps in between: this writer is their only writer.
+   */
+  preload(): void {
+    this.loaded();
+  }
+
   private loaded(): Mirror {
     if (!this.mirror) this.resync();
     return this.mirror as Mirror;

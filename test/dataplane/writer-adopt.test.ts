@@ -106,3 +106,24 @@ t.test('a service a crashed writer left half-switched is made whole', async (t) 
   t.same(servicesView(snapshot(tables)).get(two.key)?.backends, [['10.1.0.1:8080', '10.1.0.2:8080'], ['10.1.0.1:8080', '10.1.0.2:8080']]);
   t.equal(tables.backends.size, 2, 'only the live block remains (500, 777 and the old block are gone)');
 });
+
+t.test('preload reads the maps once, before the first apply, which then reads nothing', async (t) => {
+  const tables = new MemoryServiceTables();
+  const state = desired(A, B);
+  new ServiceTableWriter({ tables }).apply(state);
+  const reads = { frontends: 0, svcMeta: 0 };
+  const entries = { frontends: tables.frontends.entries.bind(tables.frontends), svcMeta: tables.svcMeta.entries.bind(tables.svcMeta) };
+  tables.frontends.entries = () => (reads.frontends++, entries.frontends());
+  tables.svcMeta.entries = () => (reads.svcMeta++, entries.svcMeta());
+  const writer = new ServiceTableWriter({ tables });
+  writer.preload();
+  t.same(reads, { frontends: 1, svcMeta: 1 }, 'preload read the maps');
+  writer.preload();
+  t.same(reads, { frontends: 1, svcMeta: 1 }, 'a second preload reads nothing again');
+  tables.resetLog();
+  const res = writer.apply(state);
+  t.same(reads, { frontends: 1, svcMeta: 1 }, 'the first apply used what preload read');
+  t.same(res.ops, { writes: 0, deletes: 0, calls: 0 }, 'and re-adopted everything');
+  writer.resync();
+  t.same(reads, { frontends: 2, svcMeta: 2 }, 'resync still re-reads');
+});
