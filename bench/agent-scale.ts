@@ -53,10 +53,11 @@ export interface AgentScaleResult {
    * resolution), i.e. without the bench ↔ fake-server hop; syncMs: the agent's sync in it.
    */
   changes: { latencyMs: Distribution; syncMs: Distribution; afterWriteMs: Distribution; count: number };
-  rss: { programmed: number; afterChanges: number; atRest: number; peak: number; restMs: number };
+  rss: { programmed: number; afterRelease: number; afterChanges: number; atRest: number; peak: number; restMs: number };
 }
 
 const APPLIED = (l: LogLine) => l.msg === 'applied';
+const RELEASED = (l: LogLine) => l.msg === 'released memory after a full sync';
 
 /** VmRSS and VmHWM of a process, in bytes. */
 async function processMemory(pid: number): Promise<{ rss: number; peak: number }> {
@@ -108,6 +109,9 @@ export async function measureAgentScale(opts: AgentScaleOptions): Promise<AgentS
     const startToProgrammedMs = performance.now() - t;
     const pid = child.pid as number;
     const programmed = await processMemory(pid);
+    // Right after the first sync the agent gives the sync's garbage back (Reconciler releaseMemory).
+    await agent.waitForLog(RELEASED, 'the memory release after its first sync', 30_000);
+    const afterRelease = await processMemory(pid);
     const services0 = first['services'] as { added?: number } | undefined;
     const ops0 = first['ops'] as { writes?: number } | undefined;
     const expected = cluster.expected();
@@ -148,7 +152,7 @@ export async function measureAgentScale(opts: AgentScaleOptions): Promise<AgentS
       startToProgrammedMs,
       firstSync: { durationMs: Number(first['durationMs']), writes: ops0?.writes ?? NaN, servicePorts: services0?.added ?? NaN },
       changes: { latencyMs: distribution(latency), syncMs: distribution(syncMs), afterWriteMs: distribution(afterWriteMs), count: latency.length },
-      rss: { programmed: programmed.rss, afterChanges: afterChanges.rss, atRest: atRest.rss, peak: atRest.peak, restMs },
+      rss: { programmed: programmed.rss, afterRelease: afterRelease.rss, afterChanges: afterChanges.rss, atRest: atRest.rss, peak: atRest.peak, restMs },
     };
   } finally {
     await run.destroy();
@@ -167,7 +171,7 @@ export function formatAgentScale(r: AgentScaleResult): string {
     row(`endpoint change → programmed p50 / p99 (n=${r.changes.count})`, `${c.p50.toFixed(1)} / ${c.p99.toFixed(1)} ms`),
     row('  from the watch event sent p50 / p99', `${r.changes.afterWriteMs.p50.toFixed(0)} / ${r.changes.afterWriteMs.p99.toFixed(0)} ms`),
     row('  of it the agent\'s sync p50 / p99', `${r.changes.syncMs.p50.toFixed(1)} / ${r.changes.syncMs.p99.toFixed(1)} ms`),
-    row('RSS programmed / after changes', `${mb(r.rss.programmed)} / ${mb(r.rss.afterChanges)}`),
+    row('RSS programmed / after the release / after changes', `${mb(r.rss.programmed)} / ${mb(r.rss.afterRelease)} / ${mb(r.rss.afterChanges)}`),
     row(`RSS at rest (idle ${(r.rss.restMs / 1000).toFixed(0)} s) / peak (VmHWM)`, `${mb(r.rss.atRest)} / ${mb(r.rss.peak)}`),
     row('(writing the objects into the fake API server)', `${r.loadApiServerMs.toFixed(0)} ms`),
   ].join('\n');

@@ -285,7 +285,8 @@ export class Reconciler {
     }
     this.releasedAt = performance.now();
     const mb = (bytes: number) => Math.round(bytes / 104857.6) / 10;
-    this.opts.logger.debug({ durationMs: Math.round(this.releasedAt - t0), rssBeforeMb: mb(rssBefore), rssAfterMb: mb(process.memoryUsage.rss()) }, 'released memory after a full sync');
+    // Info: at most once a minute, and what an operator looking at the pod's memory wants to see.
+    this.opts.logger.info({ durationMs: Math.round(this.releasedAt - t0), rssBeforeMb: mb(rssBefore), rssAfterMb: mb(process.memoryUsage.rss()) }, 'released memory after a full sync');
   }
 
   /**
