@@ -87,7 +87,7 @@ function summary(cp: ControlPlaneResult | undefined, agent: AgentScaleResult | u
     const s = `${agent.scale.services}×${agent.scale.endpointsPerService}`;
     lines.push(`${`agent process start → programmed (${s})`.padEnd(44)}${ms(agent.startToProgrammedMs, 0).padStart(12)}`);
     lines.push(`${'agent: change → programmed p50 / p99'.padEnd(44)}${`${agent.changes.latencyMs.p50.toFixed(1)} / ${agent.changes.latencyMs.p99.toFixed(1)} ms`.padStart(12)}`);
-    lines.push(`${'agent RSS programmed / released / at rest / peak'.padEnd(44)}${[agent.rss.programmed, agent.rss.afterRelease, agent.rss.atRest, agent.rss.peak].map((b) => (b / 1048576).toFixed(0)).join(' / ').padStart(12)} MB`);
+    lines.push(`${'agent RSS programmed/released/rest/peak'.padEnd(44)}${[agent.rss.programmed, agent.rss.afterRelease, agent.rss.atRest, agent.rss.peak].map((b) => (b / 1048576).toFixed(0)).join(' / ').padStart(12)} MB`);
   }
   if (tc) {
     const counts = [...new Set(tc.map((r) => r.services))];

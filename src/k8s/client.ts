@@ -2,9 +2,9 @@
 // service account, TLS, token, exec and OIDC auth) and Watch, each from its own module, and a
 // plain list call made the way Watch makes its requests (the same fetch, the same auth).
 //
-// Not the package root: it loads the whole generated API (see lean-client.ts), and the typed list
-// calls deserialize every object into model classes (Dates, prototypes) that the slim store then
-// throws away. Lists and watches both deliver raw JSON here, so every object reaches the store in
+// Not the package root: it loads the whole generated API (see lean-client.ts), and client-node's
+// typed list calls deserialize every object into model classes (Dates, prototypes) that the slim
+// store then throws away. Lists and watches both deliver raw JSON here, so every object reaches the store in
 // the same shape (timestamps stay strings; src/model reads either).
 import { createRequire } from 'node:module';
 import { KubeConfig } from '@kubernetes/client-node/dist/config.js';

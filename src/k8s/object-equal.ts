@@ -1,7 +1,7 @@
-// Content equality for Kubernetes objects, used to skip no-op updates. Objects may come as plain
-// JSON (manifests, watch events) or as client-node model instances (typed list calls), which
-// carry explicit `undefined` members for every absent field; both forms of the same content
-// must compare equal, so prototypes are ignored and undefined members count as absent.
+// Content equality for Kubernetes objects, used to skip no-op updates. Sources deliver plain JSON,
+// but a caller may hand in client-node model instances (which carry explicit `undefined` members
+// for every absent field, and Dates): both forms of the same content must compare equal, so
+// prototypes are ignored and undefined members count as absent.
 
 export function sameContent(a: unknown, b: unknown): boolean {
   if (a === b) return true;

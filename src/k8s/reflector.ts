@@ -1,5 +1,6 @@
-// One list/watch loop for one kind, on top of client-node's typed list calls and its Watch class
-// (client-node's own informer stops on the first error and has no watch deadline). The loop:
+// One list/watch loop for one kind, on top of a raw list call (src/k8s/client.ts) and client-node's
+// Watch class (client-node's own informer stops on the first error and has no watch deadline).
+// The loop:
 // list (in pages) → replaceAll → watch from the list's resourceVersion with bookmarks, and
 //  - a watch silent for idleTimeoutMs (no event, no bookmark) is restarted from the last rv;
 //  - 410 Gone (ERROR event or HTTP status) → relist at once;
@@ -28,7 +29,7 @@ export interface ListParams {
   timeoutSeconds?: number;
 }
 
-/** One typed list call; `signal` aborts the HTTP request. */
+/** One list call (one page); `signal` aborts the HTTP request. */
 export type ListFunction<T> = (params: ListParams, signal: AbortSignal) => Promise<ListPage<T>>;
 
 export interface ReflectorTiming {
