@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(clang llvm clang-format libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3
-      iproute2 bpftool iptables iperf3 procps util-linux)
+      iproute2 bpftool iptables iperf3 procps util-linux openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

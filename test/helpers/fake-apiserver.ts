@@ -4,6 +4,7 @@
 // inject faults (dropped or silent watches, slow responses, failing lists). It runs in the test
 // process; an agent under test in a child process reaches it through `kubeconfigPath`.
 import http from 'node:http';
+import https from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,8 @@ export interface FakeApiServerOptions {
   historyLimit?: number;
   /** BOOKMARK period for watches that allow them; 0 = never. Default 0. */
   bookmarkIntervalMs?: number;
+  /** Serve HTTPS with this key and certificate (PEM); the kubeconfig then trusts `ca`, not everything. */
+  tls?: { key: string; cert: string; ca: string };
 }
 
 export interface RequestRecord {
@@ -52,8 +55,10 @@ export class FakeApiServer {
   private goneWatches = { remaining: 0, mode: 'event' as 'event' | 'status' };
   private bookmarkIntervalMs: number;
   private closeWatchesAtOnce = false;
+  private readonly tls: FakeApiServerOptions['tls'];
 
   private constructor(opts: FakeApiServerOptions) {
+    this.tls = opts.tls;
     this.state = new FakeState(opts.historyLimit ?? 1000);
     this.bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 0;
     this.dir = mkdtempSync(join(tmpdir(), 'sluice-fake-apiserver-'));
@@ -62,13 +67,14 @@ export class FakeApiServer {
 
   static async start(opts: FakeApiServerOptions = {}): Promise<FakeApiServer> {
     const fake = new FakeApiServer(opts);
-    fake.server = http.createServer((req, res) => {
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
       fake.handle(req, res).catch((err: unknown) => {
         // A bug in the fake must show up as a failed request, not an unhandled rejection.
         if (!res.headersSent) sendStatus(res, 500, 'InternalError', `fake apiserver: ${String(err)}`);
         else res.destroy();
       });
-    });
+    };
+    fake.server = opts.tls ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, onRequest) : http.createServer(onRequest);
     await new Promise<void>((resolve) => fake.server.listen(0, '127.0.0.1', resolve));
     fake.port = (fake.server.address() as { port: number }).port;
     writeFileSync(fake.kubeconfigPath, fake.kubeconfigYaml(), { mode: 0o600 });
@@ -76,7 +82,7 @@ export class FakeApiServer {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
   }
 
   get resourceVersion(): string {
@@ -89,7 +95,9 @@ export class FakeApiServer {
       'kind: Config',
       'clusters:',
       // client-node refuses plain http unless TLS verification is declared off.
-      `- name: fake\n  cluster:\n    server: ${this.url}\n    insecure-skip-tls-verify: true`,
+      this.tls
+        ? `- name: fake\n  cluster:\n    server: ${this.url}\n    certificate-authority-data: ${Buffer.from(this.tls.ca).toString('base64')}`
+        : `- name: fake\n  cluster:\n    server: ${this.url}\n    insecure-skip-tls-verify: true`,
       'users:',
       `- name: fake\n  user:\n    token: ${this.token}`,
       'contexts:',
