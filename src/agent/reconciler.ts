@@ -90,8 +90,8 @@ export interface ReconcilerOptions {
   /** Called when a sync begins (health watches for one that never ends). */
   onSyncStart?: () => void;
   /**
-   * Gives memory back to the OS (the addon's releaseMemory). Called right after onSync of a sync
-   * that recomputed everything (the first one, a relist, a Node change), at most once per
+   * Gives memory back to the OS (the addon's releaseMemory). Called just after onSync (on the next
+   * macrotask) of a sync that recomputed everything (the first one, a relist, a Node change), at most once per
    * RELEASE_MEMORY_INTERVAL_MS: such a sync allocates about as much again as the state it leaves,
    * and V8 keeps that heap committed until the process has idled for a while.
    */
@@ -269,7 +269,8 @@ export class Reconciler {
     this.lastReport = report;
     this.opts.logger.debug({ durationMs: report.durationMs.toFixed(2), services: report.services, full }, 'synced');
     this.opts.onSync?.(report);
-    if (!incremental) this.releaseMemoryAfterFullSync();
+    // On a later macrotask: by then this sync's plan and intermediate state are garbage too.
+    if (!incremental && this.opts.releaseMemory) setImmediate(() => this.releaseMemoryAfterFullSync());
     return this.pending;
   }
 

@@ -6,7 +6,7 @@ import type { DesiredServicePort, DesiredState, FrontendKind } from '../model/ty
 import type { IdAllocator } from './id-allocator.js';
 import type { Mirror, MirrorFrontend, ProgrammedService } from './mirror.js';
 import type { ServiceTarget, TargetOptions } from './service-target.js';
-import { DesiredPortError, endpointId, sameBackend, serviceTarget } from './service-target.js';
+import { DesiredPortError, endpointId, serviceTarget } from './service-target.js';
 
 /** A backend leaving a service: its affinity entries go, and for UDP its flows too. */
 export interface RemovedEndpoint {
@@ -51,11 +51,32 @@ export interface Plan {
   /** Service ports of a family the maps do not hold yet (IPv6). */
   unsupported: number;
   /** Per planned service-port key: `${ip}|${port}` → frontend kind (dumps, ClusterIP listing). */
-  kinds: Map<string, Map<string, FrontendKind>>;
+  kinds: Map<string, FrontendKinds>;
   /** Planned keys whose ports are invalid: their programmed state is kept as it is. */
   keep: Set<string>;
   /** The keys this plan covered: every desired and programmed one, or just `only`. */
   planned: Set<string>;
+}
+
+/**
+ * The kinds of a service port's frontends by `${ip}|${port}`. Nearly every port has one frontend,
+ * a ClusterIP: that is stored as its bare `ip|port` string (a Map per port cost ~3 MB at 12,700
+ * ports); anything else as a Map.
+ */
+export type FrontendKinds = string | ReadonlyMap<string, FrontendKind>;
+
+export function frontendKinds(entries: ReadonlyArray<readonly [string, FrontendKind]>): FrontendKinds {
+  const only = entries.length === 1 ? entries[0] : undefined;
+  return only && only[1] === 'ClusterIP' ? only[0] : new Map(entries);
+}
+
+export function kindEntries(kinds: FrontendKinds | undefined): Iterable<readonly [string, FrontendKind]> {
+  if (kinds === undefined) return [];
+  return typeof kinds === 'string' ? [[kinds, 'ClusterIP']] : kinds;
+}
+
+export function kindAt(kinds: FrontendKinds | undefined, ipPort: string): FrontendKind | undefined {
+  return typeof kinds === 'string' ? (kinds === ipPort ? 'ClusterIP' : undefined) : kinds?.get(ipPort);
 }
 
 /** The sl_vips4 value of every ClusterIP: refuse the ports that are no frontend. */
@@ -102,9 +123,7 @@ function reusableBlock(mirror: Mirror, current: ProgrammedService | undefined, t
   }
   if (t.block.length === 0) return id === 0 ? 0 : undefined;
   if (id === 0) return undefined;
-  const values = mirror.blockPrefix(id, t.block.length);
-  if (!values || values.some((v, i) => !sameBackend(v, t.block[i] as BackendValue4))) return undefined;
-  return id;
+  return mirror.blockMatches(id, t.block) ? id : undefined;
 }
 
 function sameValue(a: ServiceValue, b: ServiceValue): boolean {
@@ -176,7 +195,7 @@ export function planApply(desired: DesiredState, ctx: PlanContext, only?: Readon
       keep.add(key);
       continue;
     }
-    const kinds = new Map<string, FrontendKind>();
+    const kinds: Array<[string, FrontendKind]> = [];
     for (const [id, fe] of t.frontends) {
       const owner = claims.get(id) ?? heldElsewhere(id);
       if (owner !== undefined && owner !== key) {
@@ -185,9 +204,9 @@ export function planApply(desired: DesiredState, ctx: PlanContext, only?: Readon
         continue;
       }
       claims.set(id, key);
-      kinds.set(`${fe.key.addr}|${fe.key.port}`, fe.kind);
+      kinds.push([`${fe.key.addr}|${fe.key.port}`, fe.kind]);
     }
-    plan.kinds.set(key, kinds);
+    plan.kinds.set(key, frontendKinds(kinds));
     targets.set(key, t);
   }
 

@@ -12,8 +12,8 @@ import { SetIndex } from '../model/set-index.js';
 import type { BackendKey, BackendValue4 } from '../bpf/sluice-structs.js';
 import type { DesiredState, FrontendKind } from '../model/types.js';
 import type { ChangeAction, RemovedEndpoint, ServiceChange } from './apply-plan.js';
-import { planApply, VIP_VALUE } from './apply-plan.js';
-import type { Plan } from './apply-plan.js';
+import { frontendKinds, kindAt, kindEntries, planApply, VIP_VALUE } from './apply-plan.js';
+import type { FrontendKinds, Plan } from './apply-plan.js';
 import { cleanUpFlows, flushServiceConntrack } from './flow-cleanup.js';
 import { IdAllocator } from './id-allocator.js';
 import { Mirror } from './mirror.js';
@@ -63,7 +63,7 @@ export class ServiceTableWriter {
   /** Flow cleanups that failed; retried by the next apply. */
   private pendingFlows: { endpoints: RemovedEndpoint[]; affinitySvcIds: Set<number> } = { endpoints: [], affinitySvcIds: new Set() };
   /** Service-port key → `${ip}|${port}` → frontend kind, as last planned. */
-  private kinds = new Map<string, Map<string, FrontendKind>>();
+  private kinds = new Map<string, FrontendKinds>();
   /** ClusterIP → the service-port keys that have it (from `kinds`): an address is listed while any does. */
   private vipUsers = new SetIndex<string, string>();
 
@@ -253,13 +253,13 @@ export class ServiceTableWriter {
    * have (partial).
    */
   private updateKinds(mirror: Mirror, plan: Plan, partial: boolean): { sets: string[]; deletes: string[] } {
-    const clusterIps = (kinds: ReadonlyMap<string, FrontendKind> | undefined): string[] => {
+    const clusterIps = (kinds: FrontendKinds | undefined): string[] => {
       const out: string[] = [];
-      if (kinds) for (const [ipPort, kind] of kinds) if (kind === 'ClusterIP') out.push(ipPort.slice(0, ipPort.lastIndexOf('|')));
+      for (const [ipPort, kind] of kindEntries(kinds)) if (kind === 'ClusterIP') out.push(ipPort.slice(0, ipPort.lastIndexOf('|')));
       return out;
     };
     const affected = new Set<string>();
-    const next = partial ? this.kinds : new Map<string, Map<string, FrontendKind>>();
+    const next = partial ? this.kinds : new Map<string, FrontendKinds>();
     if (!partial) this.vipUsers = new SetIndex();
     for (const key of plan.planned) {
       const old = this.kinds.get(key);
@@ -412,7 +412,7 @@ export class ServiceTableWriter {
 
   /** The kind of a frontend of the last apply (the maps do not record it). */
   frontendKind(svcKey: string, ip: string, port: number): FrontendKind | undefined {
-    return this.kinds.get(svcKey)?.get(`${ip}|${port}`);
+    return kindAt(this.kinds.get(svcKey), `${ip}|${port}`);
   }
 }
 
@@ -427,10 +427,10 @@ function touchedBlocks(changes: readonly ServiceChange[]): Set<number> {
 }
 
 /** After a restart the kinds of a kept (invalid) port are unknown: its listed addresses were ClusterIPs. */
-function keptKinds(mirror: Mirror, key: string): Map<string, FrontendKind> | undefined {
+function keptKinds(mirror: Mirror, key: string): FrontendKinds | undefined {
   const svc = mirror.service(key);
   if (!svc) return undefined;
-  const kinds = new Map<string, FrontendKind>();
-  for (const fe of svc.frontends.values()) if (mirror.vips.has(fe.key.addr)) kinds.set(`${fe.key.addr}|${fe.key.port}`, 'ClusterIP');
-  return kinds;
+  const kinds: Array<[string, FrontendKind]> = [];
+  for (const fe of svc.frontends.values()) if (mirror.vips.has(fe.key.addr)) kinds.push([`${fe.key.addr}|${fe.key.port}`, 'ClusterIP']);
+  return frontendKinds(kinds);
 }

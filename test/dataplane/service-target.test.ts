@@ -3,6 +3,7 @@
 import t from 'tap';
 import { BE_F, IPPROTO, SVC_F } from '../../src/bpf/sluice-structs.js';
 import { MemoryServiceTables } from '../../src/dataplane/memory-tables.js';
+import { frontendKinds, kindAt, kindEntries } from '../../src/dataplane/apply-plan.js';
 import { serviceTarget } from '../../src/dataplane/service-target.js';
 import { ServiceTableWriter } from '../../src/dataplane/writer.js';
 import { backend, desired, svcPort } from './helpers.js';
@@ -94,4 +95,21 @@ t.test('an address claimed by two service ports goes to the first; the other is 
   t.match(res.notes, [/10\.96\.0\.10:80\/TCP of default\/b:\/TCP\/IPv4 is already used by default\/a:\/TCP\/IPv4/]);
   t.equal(tables.frontends.entries()[0]?.[1].svc_id, writer.serviceId(a.key));
   t.equal(writer.frontendKind(a.key, '10.96.0.10', 80), 'ClusterIP');
+});
+
+t.test('frontend kinds: a lone ClusterIP is its bare ip|port, anything else a Map; both read the same', async (t) => {
+  const lone = frontendKinds([['10.96.0.1|80', 'ClusterIP']]);
+  t.equal(lone, '10.96.0.1|80', 'stored bare');
+  t.equal(kindAt(lone, '10.96.0.1|80'), 'ClusterIP');
+  t.equal(kindAt(lone, '10.96.0.1|81'), undefined);
+  t.same([...kindEntries(lone)], [['10.96.0.1|80', 'ClusterIP']]);
+  const nodePort = frontendKinds([['192.0.2.1|30080', 'NodePort']]);
+  t.ok(nodePort instanceof Map, 'a lone NodePort keeps its kind in a Map');
+  t.equal(kindAt(nodePort, '192.0.2.1|30080'), 'NodePort');
+  const several = frontendKinds([['10.96.0.1|80', 'ClusterIP'], ['203.0.113.7|80', 'LoadBalancer']]);
+  t.same([...kindEntries(several)], [['10.96.0.1|80', 'ClusterIP'], ['203.0.113.7|80', 'LoadBalancer']]);
+  t.equal(kindAt(several, '203.0.113.7|80'), 'LoadBalancer');
+  t.same([...kindEntries(frontendKinds([]))], []);
+  t.same([...kindEntries(undefined)], []);
+  t.equal(kindAt(undefined, 'x'), undefined);
 });
