@@ -42,17 +42,6 @@ export function isIpv4Text(ip: unknown): ip is string {
   return parseIpv4Into(ip, scratch, 0);
 }
 
-/** Dotted quad → its 32-bit number (big-endian bytes), or undefined when not one; no allocation. */
-export function ipv4TextToNumber(ip: unknown): number | undefined {
-  if (!parseIpv4Into(ip, scratch, 0)) return undefined;
-  return ((scratch[0] as number) * 0x1000000) + (((scratch[1] as number) << 16) | ((scratch[2] as number) << 8) | (scratch[3] as number));
-}
-
-/** The 32-bit number's dotted quad (the inverse of ipv4TextToNumber). */
-export function ipv4FromNumber(n: number): string {
-  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-}
-
 export function ipv4FromBuffer(buf: Buffer, off = 0): string {
   return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
 }

@@ -3,8 +3,7 @@
 // resync; afterwards kept in step with every successful write, so a diff never reads the kernel.
 import type { BackendValue4, FrontendKey4, ServiceValue, VipValue } from '../bpf/sluice-structs.js';
 import { SetIndex } from '../model/set-index.js';
-import { ipv4FromNumber, ipv4TextToNumber } from '../bpf/ip-bytes.js';
-import { frontendId, sameBackend } from './service-target.js';
+import { frontendId } from './service-target.js';
 import type { ServiceTables } from './tables.js';
 
 export interface MirrorFrontend {
@@ -23,17 +22,14 @@ export interface ProgrammedService {
 }
 
 /**
- * One backend block's entries by ordinal, packed: three numbers per ordinal (the address, port and
- * flags, the node address) in one array indexed by ordinal. Objects per entry and a Map per block
- * cost ~10 MB at 12,700 service ports × 10 backends; this ~4 MB. Values are rebuilt on read
- * (get, entries) and compared without rebuilding (matches). An entry that does not pack (a far
- * ordinal, only a stray one read from the maps can have one: the writer deletes it; or a value out
- * of range) is kept as it is in a Map beside.
+ * One backend block's entries by ordinal. Ordinals the writer uses run 0..n-1, so those sit in an
+ * array indexed by ordinal (holes for missing entries) instead of a Map: a Map per block cost
+ * ~500 bytes at 10 entries, 6 MB at 12,700 service ports. An entry far beyond (only a stray one
+ * read from the maps can be: the writer deletes it) goes to a Map, so the array stays dense.
  */
 export class BlockEntries {
-  /** [addr, port | flags << 16, node_addr] per ordinal; addr -1: no entry. */
-  private readonly packed: number[] = [];
-  private odd: Map<number, BackendValue4> | undefined;
+  private readonly dense: Array<BackendValue4 | undefined> = [];
+  private far: Map<number, BackendValue4> | undefined;
   private count = 0;
 
   get size(): number {
@@ -41,74 +37,38 @@ export class BlockEntries {
   }
 
   get(ordinal: number): BackendValue4 | undefined {
-    const kept = this.odd?.get(ordinal);
-    if (kept) return kept;
-    const i = ordinal * 3;
-    const addr = this.packed[i];
-    if (addr === undefined || addr < 0) return undefined;
-    const portFlags = this.packed[i + 1] as number;
-    return { addr: ipv4FromNumber(addr), port: portFlags & 0xffff, flags: portFlags >>> 16, node_addr: ipv4FromNumber(this.packed[i + 2] as number) };
-  }
-
-  /** True when the entry at `ordinal` equals `value` (sameBackend), without rebuilding it. */
-  matches(ordinal: number, value: BackendValue4): boolean {
-    const kept = this.odd?.get(ordinal);
-    if (kept) return sameBackend(kept, value);
-    const i = ordinal * 3;
-    const addr = this.packed[i];
-    if (addr === undefined || addr < 0) return false;
-    return addr === ipv4TextToNumber(value.addr) && this.packed[i + 1] === packPortFlags(value) && this.packed[i + 2] === ipv4TextToNumber(value.node_addr);
+    return ordinal < DENSE_ORDINALS ? this.dense[ordinal] : this.far?.get(ordinal);
   }
 
   set(ordinal: number, value: BackendValue4): void {
-    if (this.has(ordinal)) this.delete(ordinal);
-    this.count++;
-    const addr = ipv4TextToNumber(value.addr);
-    const nodeAddr = ipv4TextToNumber(value.node_addr);
-    const portFlags = packPortFlags(value);
-    if (ordinal >= DENSE_ORDINALS || addr === undefined || nodeAddr === undefined || portFlags === undefined) {
-      (this.odd ??= new Map()).set(ordinal, value);
-      return;
-    }
-    const i = ordinal * 3;
-    while (this.packed.length < i) this.packed.push(-1, 0, 0);
-    this.packed[i] = addr;
-    this.packed[i + 1] = portFlags;
-    this.packed[i + 2] = nodeAddr;
+    if (this.get(ordinal) === undefined) this.count++;
+    if (ordinal < DENSE_ORDINALS) this.dense[ordinal] = value;
+    else (this.far ??= new Map()).set(ordinal, value);
   }
 
   delete(ordinal: number): void {
-    if (!this.has(ordinal)) return;
+    if (this.get(ordinal) === undefined) return;
     this.count--;
-    if (this.odd?.delete(ordinal)) return;
-    this.packed[ordinal * 3] = -1;
-    while (this.packed.length > 0 && (this.packed[this.packed.length - 3] as number) < 0) this.packed.length -= 3;
+    if (ordinal >= DENSE_ORDINALS) {
+      this.far?.delete(ordinal);
+      return;
+    }
+    this.dense[ordinal] = undefined;
+    while (this.dense.length > 0 && this.dense[this.dense.length - 1] === undefined) this.dense.pop();
   }
 
   /** Ordinals present, ascending. */
   keys(): number[] {
-    const out: number[] = [];
-    for (let i = 0; i < this.packed.length; i += 3) if ((this.packed[i] as number) >= 0) out.push(i / 3);
-    if (this.odd) out.push(...this.odd.keys());
-    return this.odd ? out.sort((a, b) => a - b) : out;
+    return this.entries().map(([ordinal]) => ordinal);
   }
 
   /** [ordinal, value] of the entries present, ascending. */
   entries(): Array<[number, BackendValue4]> {
-    return this.keys().map((o) => [o, this.get(o) as BackendValue4]);
+    const out: Array<[number, BackendValue4]> = [];
+    this.dense.forEach((v, i) => v !== undefined && out.push([i, v]));
+    if (this.far) out.push(...[...this.far].sort((a, b) => a[0] - b[0]));
+    return out;
   }
-
-  private has(ordinal: number): boolean {
-    if (this.odd?.has(ordinal)) return true;
-    const addr = this.packed[ordinal * 3];
-    return addr !== undefined && addr >= 0;
-  }
-}
-
-function packPortFlags(v: BackendValue4): number | undefined {
-  const { port, flags } = v;
-  if (!Number.isInteger(port) || port < 0 || port > 0xffff || !Number.isInteger(flags) || flags < 0 || flags > 0xff) return undefined;
-  return port | (flags << 16);
 }
 
 /** Ordinals below this sit in BlockEntries' array (far above any block the writer builds). */
@@ -276,11 +236,18 @@ export class Mirror {
     return byKey;
   }
 
-  /** True when the block holds exactly-equal values at ordinals [0, values.length) (sameBackend each). */
-  blockMatches(backendId: number, values: readonly BackendValue4[]): boolean {
-    if (values.length === 0) return true;
+  /** The block's values at ordinals [0, n), or null when any of them is missing. */
+  blockPrefix(backendId: number, n: number): BackendValue4[] | null {
+    if (n === 0) return [];
     const block = this.blocks.get(backendId);
-    return block !== undefined && values.every((v, i) => block.matches(i, v));
+    if (!block) return null;
+    const out: BackendValue4[] = [];
+    for (let i = 0; i < n; i++) {
+      const v = block.get(i);
+      if (!v) return null;
+      out.push(v);
+    }
+    return out;
   }
 
   /** For each backend_id some frontend points at, the number of ordinals the frontends read. */
