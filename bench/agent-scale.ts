@@ -172,7 +172,7 @@ export function formatAgentScale(r: AgentScaleResult): string {
     row(`endpoint change → programmed p50 / p99 (n=${r.changes.count})`, `${c.p50.toFixed(1)} / ${c.p99.toFixed(1)} ms`),
     row('  from the watch event sent p50 / p99', `${r.changes.afterWriteMs.p50.toFixed(0)} / ${r.changes.afterWriteMs.p99.toFixed(0)} ms`),
     row('  of it the agent\'s sync p50 / p99', `${r.changes.syncMs.p50.toFixed(1)} / ${r.changes.syncMs.p99.toFixed(1)} ms`),
-    row('RSS programmed / released (+0.5 s) / after changes', `${mb(r.rss.programmed)} / ${mb(r.rss.afterRelease)} / ${mb(r.rss.afterChanges)}`),
+    row('RSS programmed/released/after changes', `${mb(r.rss.programmed)} / ${mb(r.rss.afterRelease)} / ${mb(r.rss.afterChanges)}`),
     row(`RSS at rest (idle ${(r.rss.restMs / 1000).toFixed(0)} s) / peak (VmHWM)`, `${mb(r.rss.atRest)} / ${mb(r.rss.peak)}`),
     row('(writing the objects into the fake API server)', `${r.loadApiServerMs.toFixed(0)} ms`),
   ].join('\n');
