@@ -90,10 +90,10 @@ export interface ReconcilerOptions {
   /** Called when a sync begins (health watches for one that never ends). */
   onSyncStart?: () => void;
   /**
-   * Gives memory back to the OS (the addon's releaseMemory). Called just after onSync (on the next
-   * macrotask) of a sync that recomputed everything (the first one, a relist, a Node change), at most once per
-   * RELEASE_MEMORY_INTERVAL_MS: such a sync allocates about as much again as the state it leaves,
-   * and V8 keeps that heap committed until the process has idled for a while.
+   * Gives memory back to the OS (the addon's releaseMemory). Called on the macrotask after onSync
+   * of a sync that recomputed everything (the first one, a relist, a Node change), at most once
+   * per RELEASE_MEMORY_INTERVAL_MS: such a sync allocates about as much again as the state it
+   * leaves, and V8 keeps that heap committed until the process has idled for a while.
    */
   releaseMemory?: () => void;
 }

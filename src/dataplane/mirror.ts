@@ -59,7 +59,15 @@ export class BlockEntries {
 
   /** Ordinals present, ascending. */
   keys(): number[] {
-    return this.entries().map(([ordinal]) => ordinal);
+    return this.ordinalsFrom(0);
+  }
+
+  /** Ordinals present from `first` on, ascending: what cleanup deletes beyond the part in use. */
+  ordinalsFrom(first: number): number[] {
+    const out: number[] = [];
+    for (let i = Math.max(0, first); i < this.dense.length; i++) if (this.dense[i] !== undefined) out.push(i);
+    if (this.far) out.push(...[...this.far.keys()].filter((o) => o >= first).sort((a, b) => a - b));
+    return out;
   }
 
   /** [ordinal, value] of the entries present, ascending. */
@@ -101,6 +109,16 @@ class FrontendGroups {
 
   has(group: number): boolean {
     return this.map.has(group);
+  }
+
+  /** The largest count + local_count among the group's frontends (0 without any); no array built. */
+  maxUse(group: number): number {
+    const current = this.map.get(group);
+    if (current === undefined) return 0;
+    if (!(current instanceof Map)) return current.value.count + current.value.local_count;
+    let used = 0;
+    for (const { value } of current.values()) used = Math.max(used, value.count + value.local_count);
+    return used;
   }
 
   frontends(group: number): MirrorFrontend[] {
@@ -191,9 +209,7 @@ export class Mirror {
 
   /** Ordinals of backend_id that frontends read (0: no frontend points at it). */
   blockUse(backendId: number): number {
-    let used = 0;
-    for (const { value } of this.byBlock.frontends(backendId)) used = Math.max(used, value.count + value.local_count);
-    return used;
+    return this.byBlock.maxUse(backendId);
   }
 
   setBackend(backendId: number, ordinal: number, value: BackendValue4): void {

@@ -346,7 +346,7 @@ export class ServiceTableWriter {
       const block = mirror.blocks.get(backendId);
       if (!block) continue;
       const used = mirror.blockUse(backendId);
-      for (const ordinal of block.keys()) if (ordinal >= used) doomed.push({ backend_id: backendId, ordinal });
+      for (const ordinal of block.ordinalsFrom(used)) doomed.push({ backend_id: backendId, ordinal });
     }
     if (doomed.length > 0) {
       const out = this.count(res, 'deletes', doomed.length, t.backends.deleteMany(doomed));

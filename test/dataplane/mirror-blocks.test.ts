@@ -31,6 +31,7 @@ t.test('behaves as a Map from ordinal to value, in ascending order', async (t) =
   }
   for (let o = 0; o < 24; o++) t.equal(b.get(o), model.get(o), `get(${o})`);
   t.same(b.keys(), [...model.keys()].sort((x, y) => x - y));
+  for (const from of [0, 5, 23, 24]) t.same(b.ordinalsFrom(from), [...model.keys()].filter((o) => o >= from).sort((x, y) => x - y), `ordinalsFrom(${from})`);
 });
 
 t.test('a stray far ordinal is held apart and still listed in order', async (t) => {
@@ -40,6 +41,8 @@ t.test('a stray far ordinal is held apart and still listed in order', async (t) 
   b.set(70_000, value(3));
   t.equal(b.size, 3);
   t.same(b.keys(), [1, 70_000, 4_000_000_000]);
+  t.same(b.ordinalsFrom(2), [70_000, 4_000_000_000]);
+  t.same(b.ordinalsFrom(70_001), [4_000_000_000]);
   t.same(b.get(4_000_000_000), value(2));
   t.same(b.get(70_000), value(3));
   b.delete(4_000_000_000);
