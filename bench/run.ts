@@ -11,7 +11,8 @@
 //    server at the same scale: process start → programmed, change → programmed, its RSS);
 //  - tc-datapath:   bench/tc-datapath.ts (ns/packet of the TC programs against a no-op program);
 //  - iptables:      iptables-restore of kube-proxy-shaped rulesets at smaller sizes too, to show
-//    how it grows (bench/iptables-restore.ts).
+//    how it grows (bench/iptables-restore.ts);
+//  - flows:         bench/flow-cleanup.ts (removing a backend beside a full conntrack table).
 // Each writes .bench-results/<name>.json; the summary goes to .bench-results/summary.json.
 import { release } from 'node:os';
 import { loadNative } from '../src/bpf/native.js';
@@ -21,6 +22,7 @@ import type { ControlPlaneResult } from './control-plane.js';
 import { checkSanity, formatControlPlane, runControlPlaneBench } from './control-plane.js';
 import type { AgentScaleResult } from './agent-scale.js';
 import { formatAgentScale, measureAgentScale } from './agent-scale.js';
+import { formatFlowCleanup, measureFlowCleanup } from './flow-cleanup.js';
 import type { IptablesResult } from './iptables-restore.js';
 import { measureIptablesRestore } from './iptables-restore.js';
 import { benchEnvironment, ms, writeResult } from './stats.js';
@@ -156,6 +158,15 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
       ipt = await runIptablesSeries(o, cp?.iptables ?? null);
       console.log(formatIptables(ipt));
       console.log(`wrote ${await writeResult('iptables', { bench: 'iptables', environment, binary: process.env['SLUICE_IPTABLES_RESTORE'] ?? 'iptables-legacy-restore', rows: ipt })}`);
+    });
+  }
+
+  if (o.only.includes('flows')) {
+    header('flows: removing a backend beside a full conntrack table');
+    await timed('flows', outcomes, async () => {
+      const rows = await measureFlowCleanup();
+      console.log(formatFlowCleanup(rows));
+      console.log(`wrote ${await writeResult('flows', { bench: 'flows', environment, rows })}`);
     });
   }
 

@@ -3,7 +3,7 @@
 // refuses, an LRU map evicts, an array refuses indexes past its size), and every mutation is
 // appended to an operation log that tests replay to check what a BPF program could have seen
 // between any two writes. Failures are injected per map/operation/element.
-import type { ServiceTables, Table, BatchOutcome, TableRole } from './tables.js';
+import type { ServiceTables, Table, BatchOutcome, RawMatch, TableRole } from './tables.js';
 import { mapError, TABLE_ROLES } from './tables.js';
 import type { TableKind, TableSpec } from './table-specs.js';
 import { isZero, tableSpecs } from './table-specs.js';
@@ -141,6 +141,16 @@ export class MemoryTable<K, V> implements Table<K, V> {
   entries(): Array<[K, V]> {
     this.journal.countCall(this.name, 'entries');
     return [...this.store].map(([id, bytes]) => [this.spec.key.decode(Buffer.from(id, 'latin1')), this.spec.value.decode(bytes)]);
+  }
+
+  filterRaw(match: RawMatch): Array<[K, V]> {
+    this.journal.countCall(this.name, 'filterRaw');
+    const out: Array<[K, V]> = [];
+    for (const [id, bytes] of this.store) {
+      const key = Buffer.from(id, 'latin1');
+      if (match(key, 0, bytes, 0)) out.push([this.spec.key.decode(key), this.spec.value.decode(bytes)]);
+    }
+    return out;
   }
 
   setMany(entries: ReadonlyArray<readonly [K, V]>): BatchOutcome {

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { isBatchUnsupported } from '../bpf/errors.js';
 import type { NativeAddon, NativeMap } from '../bpf/native.js';
-import type { BatchOutcome, ServiceTables, Table, TableRole } from './tables.js';
+import type { BatchOutcome, RawMatch, ServiceTables, Table, TableRole } from './tables.js';
 import { errorCode, MAP_NAMES } from './tables.js';
 import type { TableSpec } from './table-specs.js';
 import { isZero, nonZeroSlots, tableSpecs } from './table-specs.js';
@@ -74,6 +74,32 @@ export class NativeTable<K, V> implements Table<K, V> {
       return out;
     }
     for (let i = 0; i < count; i++) out.push([kc.decode(keys, i * kc.size), vc.decode(values, i * vc.size)]);
+    return out;
+  }
+
+  filterRaw(match: RawMatch): Array<[K, V]> {
+    const { key: kc, value: vc } = this.spec;
+    const out: Array<[K, V]> = [];
+    let keys: Buffer;
+    let values: Buffer;
+    let count: number;
+    try {
+      ({ keys, values, count } = this.map.lookupBatch());
+    } catch (err) {
+      if (!isBatchUnsupported(err)) throw err;
+      for (const k of this.map.keys()) {
+        const v = this.map.lookup(k);
+        if (v && !(this.spec.kind === 'array' && isZero(v, 0, v.length)) && match(k, 0, v, 0)) out.push([kc.decode(k), vc.decode(v)]);
+      }
+      return out;
+    }
+    const array = this.spec.kind === 'array';
+    for (let i = 0; i < count; i++) {
+      const ka = i * kc.size;
+      const va = i * vc.size;
+      if (array && isZero(values, va, vc.size)) continue;
+      if (match(keys, ka, values, va)) out.push([kc.decode(keys, ka), vc.decode(values, va)]);
+    }
     return out;
   }
 

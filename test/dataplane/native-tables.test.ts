@@ -48,6 +48,10 @@ t.test('the writer on real pinned maps', async (t) => {
     let out = tables.backends.setMany([0, 1, 2].map((o) => [key(o), value(o)] as const));
     t.same(out, { done: 3, failures: [] });
     t.same(tables.backends.get(key(2)), value(2));
+    // filterRaw: the bytes as the map holds them (port is big-endian at its codec offset).
+    const portAt = allStructCodecs.find((c) => c.name === 'sl_backend_value4')?.members.find((m) => m.name === 'port')?.offset as number;
+    t.same(tables.backends.filterRaw((_k, _ka, v, va) => v.readUInt16BE(va + portAt) === 81), [[key(1), value(1)]], 'filterRaw decodes exactly the matching element');
+    t.same(tables.backends.filterRaw(() => false), []);
     out = tables.backends.deleteMany([key(0), key(7), key(1)]);
     t.same(out, { done: 2, failures: [] }, 'an absent key in the middle of a batch is skipped, the rest deleted');
     t.same(tables.backends.entries().filter(([k]) => k.backend_id === 4242).map(([k]) => k.ordinal), [2]);
@@ -56,6 +60,7 @@ t.test('the writer on real pinned maps', async (t) => {
 
     tables.svcMeta.set(7, { name: 'ns/x:/TCP/IPv4' });
     t.same(tables.svcMeta.entries(), [[7, { name: 'ns/x:/TCP/IPv4' }]], 'empty array slots are not listed');
+    t.same(tables.svcMeta.filterRaw(() => true), [[7, { name: 'ns/x:/TCP/IPv4' }]], 'nor offered to filterRaw');
     tables.svcMeta.deleteMany([7]);
     t.same(tables.svcMeta.entries(), []);
     const zero = { packets: 0n, bytes: 0n, connections: 0n, rejected: 0n };
