@@ -25,7 +25,7 @@ import pino from 'pino';
 import type { Logger } from 'pino';
 import type { DesiredStateSink, ObjectSnapshotSource, StatefulModel, SyncReport } from '../src/agent/reconciler.js';
 import { nodeAddressLookup } from '../src/agent/node-address.js';
-import { Reconciler } from '../src/agent/reconciler.js';
+import { Reconciler, RELEASE_IDLE_MS } from '../src/agent/reconciler.js';
 import { openBpfObject } from '../src/bpf/loader.js';
 import { fromPackageRoot, loadNative } from '../src/bpf/native.js';
 import { allStructCodecs, IPPROTO } from '../src/bpf/sluice-structs.js';
@@ -211,13 +211,15 @@ function memoryAfterGc(): MemorySample | null {
 
 /**
  * Idles (no allocation, no forced GC) until V8 shrinks the heap to near what is live, or at most
- * SLUICE_BENCH_REST_MS (default 40 s; the smoke test shortens it).
+ * SLUICE_BENCH_REST_MS (default 40 s; the smoke test shortens it) — and at least until the
+ * reconciler's release once changes stop has had its chance (RELEASE_IDLE_MS and a second).
  */
 async function memoryAtRest(): Promise<MemorySample & { idleMs: number }> {
   const REST_MAX_MS = Number(process.env['SLUICE_BENCH_REST_MS'] ?? 40_000);
+  const minIdleMs = Math.min(REST_MAX_MS, RELEASE_IDLE_MS + 1000);
   const t0 = performance.now();
   let m = memory();
-  while (m.heapTotal > 1.25 * m.heapUsed && performance.now() - t0 < REST_MAX_MS) {
+  while ((performance.now() - t0 < minIdleMs || m.heapTotal > 1.25 * m.heapUsed) && performance.now() - t0 < REST_MAX_MS) {
     await new Promise((resolve) => setTimeout(resolve, 500));
     m = memory();
   }

@@ -93,9 +93,13 @@ export interface ReconcilerOptions {
    * Gives memory back to the OS (the addon's releaseMemory). Called on the macrotask after onSync
    * of a sync that recomputed everything (the first one, a relist, a Node change), at most once
    * per RELEASE_MEMORY_INTERVAL_MS: such a sync allocates about as much again as the state it
-   * leaves, and V8 keeps that heap committed until the process has idled for a while.
+   * leaves, and V8 keeps that heap committed until the process has idled for a while. And once
+   * changes stop for RELEASE_IDLE_MS after incremental syncs (at most once per
+   * RELEASE_IDLE_INTERVAL_MS): their garbage would otherwise keep ~15-20 MB more committed.
    */
   releaseMemory?: () => void;
+  /** RELEASE_IDLE_MS and RELEASE_IDLE_INTERVAL_MS, for tests. */
+  releaseIdle?: { quietMs: number; intervalMs: number };
 }
 
 /** The sink's counts, copied (only the fields the report promises), when it gave both. */
@@ -113,8 +117,11 @@ function appliedCounts(outcome: ApplyOutcome): { applied?: ApplyCounts } {
 /** The longest wait before retrying a failed sync. */
 export const RETRY_MAX_MS = 30_000;
 
-/** The shortest time between two releaseMemory calls (each blocks for a full collection). */
+/** The shortest time between two releaseMemory calls after full syncs (each blocks for a full collection). */
 export const RELEASE_MEMORY_INTERVAL_MS = 60_000;
+/** Quiet time after an incremental sync before memory is released, and the shortest time between two such releases. */
+export const RELEASE_IDLE_MS = 5_000;
+export const RELEASE_IDLE_INTERVAL_MS = 10_000;
 
 export class Reconciler {
   private timer: { cancel(): void } | undefined;
@@ -139,6 +146,10 @@ export class Reconciler {
   private reportedErrors = new Set<string>();
   /** When releaseMemory last ran (performance.now()). */
   private releasedAt = -Infinity;
+  /** Armed by incremental syncs: fires once changes have stopped for RELEASE_IDLE_MS. */
+  private idleReleaseTimer: NodeJS.Timeout | undefined;
+  /** Syncs since the last release: nothing to give back without them. */
+  private syncsSinceRelease = 0;
   lastReport: SyncReport | undefined;
   syncCount = 0;
 
@@ -160,6 +171,7 @@ export class Reconciler {
     this.timer?.cancel();
     clearTimeout(this.retryTimer);
     clearInterval(this.fullTimer);
+    clearTimeout(this.idleReleaseTimer);
     await this.running;
   }
 
@@ -270,24 +282,45 @@ export class Reconciler {
     this.opts.logger.debug({ durationMs: report.durationMs.toFixed(2), services: report.services, full }, 'synced');
     this.opts.onSync?.(report);
     // On a later macrotask: by then this sync's plan and intermediate state are garbage too.
-    if (!incremental && this.opts.releaseMemory) setImmediate(() => this.releaseMemoryAfterFullSync());
+    if (this.opts.releaseMemory) {
+      this.syncsSinceRelease++;
+      if (!incremental) setImmediate(() => this.releaseMemory('full'));
+      // Also after a full sync: its own release may have been too soon after the last one.
+      this.armIdleRelease(this.opts.releaseIdle?.quietMs ?? RELEASE_IDLE_MS);
+    }
     return this.pending;
   }
 
-  private releaseMemoryAfterFullSync(): void {
+  private armIdleRelease(ms: number): void {
+    clearTimeout(this.idleReleaseTimer);
+    this.idleReleaseTimer = setTimeout(() => this.releaseMemory('idle'), ms);
+    this.idleReleaseTimer.unref();
+  }
+
+  private releaseMemory(after: 'full' | 'idle'): void {
     const release = this.opts.releaseMemory;
-    if (!release || this.stopped || performance.now() - this.releasedAt < RELEASE_MEMORY_INTERVAL_MS) return;
+    const since = performance.now() - this.releasedAt;
+    if (!release || this.stopped || this.syncsSinceRelease === 0) return;
+    const interval = after === 'full' ? RELEASE_MEMORY_INTERVAL_MS : (this.opts.releaseIdle?.intervalMs ?? RELEASE_IDLE_INTERVAL_MS);
+    if (since < interval) {
+      // Quiet, but too soon after the last release: try again when the interval is over.
+      if (after === 'idle') this.armIdleRelease(interval - since);
+      return;
+    }
+    this.syncsSinceRelease = 0;
     const t0 = performance.now();
     const rssBefore = process.memoryUsage.rss();
     try {
       release();
     } catch (err) {
-      this.opts.logger.warn({ err }, 'releasing memory after a full sync failed');
+      this.opts.logger.warn({ err }, `releasing memory ${after === 'full' ? 'after a full sync' : 'once changes stopped'} failed`);
     }
     this.releasedAt = performance.now();
     const mb = (bytes: number) => Math.round(bytes / 104857.6) / 10;
-    // Info: at most once a minute, and what an operator looking at the pod's memory wants to see.
-    this.opts.logger.info({ durationMs: Math.round(this.releasedAt - t0), rssBeforeMb: mb(rssBefore), rssAfterMb: mb(process.memoryUsage.rss()) }, 'released memory after a full sync');
+    // Info: rare (after full syncs, or once changes stop; never more than every 10 s), and what an
+    // operator looking at the pod's memory wants to see.
+    const fields = { durationMs: Math.round(this.releasedAt - t0), rssBeforeMb: mb(rssBefore), rssAfterMb: mb(process.memoryUsage.rss()) };
+    this.opts.logger.info(fields, after === 'full' ? 'released memory after a full sync' : 'released memory once changes stopped');
   }
 
   /**

@@ -22,9 +22,10 @@ const slice = (name: string, ips: string[]): V1EndpointSlice => ({
 });
 const node = (zone: string): V1Node => ({ metadata: { name: 'n1', labels: { 'topology.kubernetes.io/zone': zone } }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.1' }] } });
 
-function setup(release: () => void) {
+function setup(release: () => void, releaseIdle?: { quietMs: number; intervalMs: number }) {
   const store = new ObjectStore();
   const events: string[] = [];
+  const releaseTimes: number[] = [];
   const lines: string[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
   const rec = new Reconciler({
@@ -34,15 +35,17 @@ function setup(release: () => void) {
     onSync: (r) => events.push(r.incremental ? 'sync:incremental' : 'sync:full'),
     releaseMemory: () => {
       events.push('release');
+      releaseTimes.push(performance.now());
       release();
     },
+    ...(releaseIdle ? { releaseIdle } : {}),
   });
   store.upsert('Node', node('z1'));
   store.upsert('Service', svc('a', '10.96.0.1'));
   store.upsert('EndpointSlice', slice('a', ['10.1.0.1']));
   for (const kind of ['Service', 'EndpointSlice', 'Node'] as const) store.markSynced(kind);
   rec.start();
-  return { store, rec, events, lines };
+  return { store, rec, events, lines, releaseTimes };
 }
 
 /** Waits (at most 2 s) until `events` has grown past `from` with an entry `what`; returns the events since `from`. */
@@ -87,6 +90,29 @@ t.test('a full sync after the interval releases again; a throwing release only l
   store.upsert('Service', svc('b', '10.96.0.2'));
   const report = await rec.syncNow();
   t.equal(report?.applyErrors.length, 0, 'syncs go on');
+});
+
+t.test('once changes stop, memory is released again (not during a burst, not too soon after the last)', async (t) => {
+  const { store, rec, events, lines, releaseTimes } = setup(() => {}, { quietMs: 60, intervalMs: 400 });
+  t.teardown(() => rec.stop());
+  t.same(await eventsUntil(events, 0, 'sync:full'), ['sync:full', 'release']);
+  // A burst: a change every 20 ms for ~100 ms; the quiet timer keeps being pushed back. It ends
+  // well before the interval: the quiet release waits for the interval to be over.
+  let from = events.length;
+  for (let i = 0; i < 5; i++) {
+    store.upsert('EndpointSlice', slice('a', ['10.1.0.1', `10.1.1.${i + 1}`]));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  t.notOk(events.slice(from).includes('release'), 'no release during the burst');
+  from = events.length;
+  const released = await eventsUntil(events, from, 'release');
+  t.ok(released.includes('release'), 'released once the changes stopped');
+  const gap = (releaseTimes[1] ?? 0) - (releaseTimes[0] ?? 0);
+  t.ok(gap >= 400, `but not sooner than the interval after the last release (${gap.toFixed(0)} ms)`);
+  t.ok(lines.some((l) => l.includes('released memory once changes stopped')), 'logged as such');
+  from = events.length;
+  await new Promise((r) => setTimeout(r, 200));
+  t.same(events.slice(from), [], 'nothing more without new syncs');
 });
 
 t.test('the addon gives a dropped heap back to the OS', async (t) => {
