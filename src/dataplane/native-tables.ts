@@ -10,6 +10,8 @@ import { errorCode, MAP_NAMES } from './tables.js';
 import type { TableSpec } from './table-specs.js';
 import { isZero, nonZeroSlots, tableSpecs } from './table-specs.js';
 
+const everything: RawMatch = () => true;
+
 function processedOf(err: unknown): number {
   const p = (err as { processed?: unknown } | null)?.processed;
   return typeof p === 'number' && p >= 0 ? p : 0;
@@ -52,29 +54,7 @@ export class NativeTable<K, V> implements Table<K, V> {
   }
 
   entries(): Array<[K, V]> {
-    const { key: kc, value: vc } = this.spec;
-    let keys: Buffer;
-    let values: Buffer;
-    let count: number;
-    try {
-      ({ keys, values, count } = this.map.lookupBatch());
-    } catch (err) {
-      if (!isBatchUnsupported(err)) throw err;
-      const list = this.map.keys();
-      const out: Array<[K, V]> = [];
-      for (const k of list) {
-        const v = this.map.lookup(k);
-        if (v && !(this.spec.kind === 'array' && isZero(v, 0, v.length))) out.push([kc.decode(k), vc.decode(v)]);
-      }
-      return out;
-    }
-    const out: Array<[K, V]> = [];
-    if (this.spec.kind === 'array') {
-      for (const i of nonZeroSlots(values, count, vc.size)) out.push([kc.decode(keys, i * kc.size), vc.decode(values, i * vc.size)]);
-      return out;
-    }
-    for (let i = 0; i < count; i++) out.push([kc.decode(keys, i * kc.size), vc.decode(values, i * vc.size)]);
-    return out;
+    return this.filterRaw(everything);
   }
 
   filterRaw(match: RawMatch): Array<[K, V]> {
@@ -93,13 +73,13 @@ export class NativeTable<K, V> implements Table<K, V> {
       }
       return out;
     }
-    const array = this.spec.kind === 'array';
-    for (let i = 0; i < count; i++) {
+    const take = (i: number): void => {
       const ka = i * kc.size;
       const va = i * vc.size;
-      if (array && isZero(values, va, vc.size)) continue;
       if (match(keys, ka, values, va)) out.push([kc.decode(keys, ka), vc.decode(values, va)]);
-    }
+    };
+    if (this.spec.kind === 'array') for (const i of nonZeroSlots(values, count, vc.size)) take(i);
+    else for (let i = 0; i < count; i++) take(i);
     return out;
   }
 
