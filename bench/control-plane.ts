@@ -34,7 +34,7 @@ import type { ServiceTables } from '../src/dataplane/tables.js';
 import type { ApplyResult } from '../src/dataplane/writer.js';
 import { ServiceTableWriter } from '../src/dataplane/writer.js';
 import type { KindTypes, ObjectKind } from '../src/k8s/kinds.js';
-import { toModel } from '../src/k8s/serialization.js';
+import { asKubeObject } from '../src/k8s/serialization.js';
 import { ObjectStore } from '../src/k8s/store.js';
 import type { Prepared } from '../src/k8s/store.js';
 import { createLogging } from '../src/log/logger.js';
@@ -367,7 +367,7 @@ function listed<K extends ObjectKind>(store: ObjectStore, kind: K, count: number
   for (let from = 0; from < count; from += LIST_PAGE) {
     const items = Array.from({ length: Math.min(LIST_PAGE, count - from) }, (_, k) => make(from + k));
     const page = JSON.parse(JSON.stringify({ kind: `${kind}List`, items })) as { items: unknown[] };
-    for (const item of page.items) out.push(store.prepare(kind, toModel(kind, item)));
+    for (const item of page.items) out.push(store.prepare(kind, asKubeObject(kind, item)));
   }
   return out;
 }
@@ -486,7 +486,7 @@ export async function measureControlPlane(opts: MeasureOptions, where: ControlPl
     for (let k = 0; k < changes; k++) {
       const i = (k * 7919 + 11) % services;
       const what = cluster.change(i, k);
-      const slice = toModel('EndpointSlice', JSON.parse(JSON.stringify(cluster.sliceJson(i))) as unknown); // a watch event
+      const slice = asKubeObject('EndpointSlice', JSON.parse(JSON.stringify(cluster.sliceJson(i))) as unknown); // a watch event
       const synced = cold.nextSync();
       const cpuBefore = process.cpuUsage();
       const c0 = performance.now();

@@ -5,7 +5,7 @@
 import { isObjectKind, OBJECT_KINDS, objectKey } from './kinds.js';
 import type { KubeObject, ObjectKind } from './kinds.js';
 import { validateManifestObject } from './manifest-validate.js';
-import { toModel } from './serialization.js';
+import { asKubeObject } from './serialization.js';
 import { isYamlError, parseYamlDocument } from './yaml.js';
 
 export interface ManifestError {
@@ -146,7 +146,7 @@ function addObject(result: ParsedFile, value: unknown, at: Locator): void {
   else if (problems.length > 0) result.brokenObjects.push({ kind, key });
   for (const p of problems) fail(result, at, `${p.field}: ${p.message}`, { kind, object: key, field: p.field });
   if (problems.length > 0 || key === undefined) return;
-  result.objects.push({ kind, key, object: toModel(kind, value), file: at.file, document: at.document });
+  result.objects.push({ kind, key, object: asKubeObject(kind, value), file: at.file, document: at.document });
 }
 
 function fail(result: ParsedFile, at: Locator, problem: string, about: { kind?: string; object?: string; field?: string } = {}): void {

@@ -14,7 +14,7 @@ import type { BackoffOptions } from './backoff.js';
 import { describeError, httpStatusOf } from './errors.js';
 import { objectKey } from './kinds.js';
 import type { KindTypes, ObjectKind } from './kinds.js';
-import { toModel } from './serialization.js';
+import { asKubeObject } from './serialization.js';
 import type { ObjectStore, Prepared } from './store.js';
 
 export interface ListPage<T> {
@@ -271,10 +271,10 @@ export class Reflector<K extends ObjectKind> {
     if (event.type !== 'ADDED' && event.type !== 'MODIFIED' && event.type !== 'DELETED') {
       throw new Error(`unknown watch event type ${JSON.stringify(event.type)}`);
     }
-    const model = toModel(kind, object);
-    if (this.hasKey(model, `${event.type} event`)) {
-      if (event.type === 'DELETED') store.remove(kind, objectKey(kind, model) as string);
-      else store.upsert(kind, model);
+    const obj = asKubeObject(kind, object);
+    if (this.hasKey(obj, `${event.type} event`)) {
+      if (event.type === 'DELETED') store.remove(kind, objectKey(kind, obj) as string);
+      else store.upsert(kind, obj);
     }
     if (rv) this.resourceVersion = rv;
     return undefined;

@@ -8,7 +8,7 @@ import { API_VERSIONS } from './kinds.js';
 import type { KindTypes, ObjectKind } from './kinds.js';
 
 /** A raw object of `kind`, with apiVersion/kind filled in (list items lack them). */
-export function toModel<K extends ObjectKind>(kind: K, raw: unknown): KindTypes[K] {
+export function asKubeObject<K extends ObjectKind>(kind: K, raw: unknown): KindTypes[K] {
   return withTypeMeta(kind, raw as KindTypes[K]);
 }
 

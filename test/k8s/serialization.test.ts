@@ -1,6 +1,6 @@
 import t from 'tap';
 import { V1Service } from '@kubernetes/client-node';
-import { toModel, withTypeMeta } from '../../src/k8s/serialization.js';
+import { asKubeObject, withTypeMeta } from '../../src/k8s/serialization.js';
 import { sameContent } from '../../src/k8s/object-equal.js';
 
 t.test('raw JSON stays raw JSON, with its kind and apiVersion filled in', async (t) => {
@@ -8,19 +8,19 @@ t.test('raw JSON stays raw JSON, with its kind and apiVersion filled in', async 
     metadata: { name: 'web', namespace: 'ns', creationTimestamp: '2024-05-01T10:00:00Z' },
     spec: { clusterIP: '10.0.0.9', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
   };
-  const svc = toModel('Service', raw);
+  const svc = asKubeObject('Service', raw);
   t.equal(Object.getPrototypeOf(svc), Object.prototype, 'a plain object, not a client-node model instance');
   t.equal(svc.metadata?.creationTimestamp as unknown, '2024-05-01T10:00:00Z', 'timestamps stay strings');
   t.equal(svc.spec?.ports?.[0]?.port, 80);
   t.equal(svc.apiVersion, 'v1');
   t.equal(svc.kind, 'Service');
   t.notOk('kind' in raw, 'the input is not touched');
-  const slice = toModel('EndpointSlice', { addressType: 'IPv4', endpoints: [{ addresses: ['10.1.0.1'], conditions: { ready: true } }], metadata: { name: 's' } });
+  const slice = asKubeObject('EndpointSlice', { addressType: 'IPv4', endpoints: [{ addresses: ['10.1.0.1'], conditions: { ready: true } }], metadata: { name: 's' } });
   t.equal(slice.apiVersion, 'discovery.k8s.io/v1');
   t.equal(slice.endpoints[0]?.conditions?.ready, true);
-  const complete = toModel('Node', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n' } });
-  t.equal(toModel('Node', complete), complete, 'already complete: returned as it is');
-  t.equal(toModel('Node', null), null, 'not an object: returned as it is (the reflector reports it)');
+  const complete = asKubeObject('Node', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n' } });
+  t.equal(asKubeObject('Node', complete), complete, 'already complete: returned as it is');
+  t.equal(asKubeObject('Node', null), null, 'not an object: returned as it is (the reflector reports it)');
 });
 
 t.test('withTypeMeta keeps a model instance one and does not touch the input', async (t) => {

@@ -2,7 +2,7 @@
 // kept as they are, repeating values shared — and the model computes the same state and errors
 // from the slim objects as from the originals.
 import t from 'tap';
-import { toModel } from '../../src/k8s/serialization.js';
+import { asKubeObject } from '../../src/k8s/serialization.js';
 import { SlimPool, slimObject } from '../../src/k8s/slim.js';
 import { ObjectStore } from '../../src/k8s/store.js';
 import { computeDesiredState } from '../../src/model/desired-state.js';
@@ -68,7 +68,7 @@ const richNode = {
 
 t.test('exactly the fields Sluice reads, from raw API objects', async (t) => {
   const pool = new SlimPool();
-  const service = slimObject('Service', toModel('Service', structuredClone(richService)), pool);
+  const service = slimObject('Service', asKubeObject('Service', structuredClone(richService)), pool);
   t.strictSame(JSON.parse(JSON.stringify(service)), {
     apiVersion: 'v1', kind: 'Service',
     metadata: { name: 'web', namespace: 'shop', resourceVersion: '7', creationTimestamp: '2026-01-02T03:04:05Z', labels: { app: 'web' } },
@@ -82,7 +82,7 @@ t.test('exactly the fields Sluice reads, from raw API objects', async (t) => {
   t.equal(service.metadata?.creationTimestamp as unknown, '2026-01-02T03:04:05Z', 'the creation time stays as the API server wrote it (conflicts: the oldest wins)');
   t.equal(Object.getPrototypeOf(service), Object.prototype, 'a plain object');
 
-  const slice = slimObject('EndpointSlice', toModel('EndpointSlice', structuredClone(richSlice)), pool);
+  const slice = slimObject('EndpointSlice', asKubeObject('EndpointSlice', structuredClone(richSlice)), pool);
   t.strictSame(JSON.parse(JSON.stringify(slice)), {
     apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
     metadata: {
@@ -94,7 +94,7 @@ t.test('exactly the fields Sluice reads, from raw API objects', async (t) => {
     endpoints: [{ addresses: ['10.1.0.5'], conditions: { ready: true, serving: true, terminating: false }, nodeName: 'node-a', zone: 'z1', hints: { forZones: [{ name: 'z1' }] } }],
   }, 'no targetRef, hostname, owner references, annotations or creation time');
 
-  const n = slimObject('Node', toModel('Node', structuredClone(richNode)), pool);
+  const n = slimObject('Node', asKubeObject('Node', structuredClone(richNode)), pool);
   t.strictSame(JSON.parse(JSON.stringify(n)), {
     apiVersion: 'v1', kind: 'Node',
     metadata: { name: 'node-a', resourceVersion: '9', labels: { 'topology.kubernetes.io/zone': 'z1' } },
@@ -156,9 +156,9 @@ t.test('the model gives the same state and errors from slim objects as from the 
     const nodes = [node('node-b', ['192.168.0.11']), DEFAULT_NODE];
     const store = new ObjectStore();
     // As the informers deliver them: client-node model objects.
-    store.replaceAll('Service', services.map((s) => toModel('Service', structuredClone(s))));
-    store.replaceAll('EndpointSlice', slices.map((s) => toModel('EndpointSlice', structuredClone(s))));
-    store.replaceAll('Node', nodes.map((n) => toModel('Node', structuredClone(n))));
+    store.replaceAll('Service', services.map((s) => asKubeObject('Service', structuredClone(s))));
+    store.replaceAll('EndpointSlice', slices.map((s) => asKubeObject('EndpointSlice', structuredClone(s))));
+    store.replaceAll('Node', nodes.map((n) => asKubeObject('Node', structuredClone(n))));
     const input = (o: object) => ({ ...o, nodeName: NODE, config: CONFIG }) as unknown as ModelInput;
     const want = computeDesiredState(input({ services, endpointSlices: slices, nodes }));
     const got = computeDesiredState(input(store.snapshot()));
@@ -172,16 +172,16 @@ t.test('an update of fields Sluice does not read is no change: a Node heartbeat 
   const store = new ObjectStore();
   const changes: string[] = [];
   store.onChange((c) => changes.push(`${c.kind} ${c.reason}`));
-  store.upsert('Node', toModel('Node', structuredClone(richNode)));
+  store.upsert('Node', asKubeObject('Node', structuredClone(richNode)));
   const beat = structuredClone(richNode);
   beat.metadata.resourceVersion = '10';
   beat.status.conditions[0] = { type: 'Ready', status: 'True', lastHeartbeatTime: '2026-01-02T03:09:05Z' };
   beat.status.images.push({ names: ['registry/app:2'], sizeBytes: 5 });
-  t.equal(store.upsert('Node', toModel('Node', beat)), false, 'heartbeat: no change');
+  t.equal(store.upsert('Node', asKubeObject('Node', beat)), false, 'heartbeat: no change');
   const moved = structuredClone(beat);
   moved.metadata.resourceVersion = '11';
   moved.status.addresses[0] = { type: 'InternalIP', address: '192.168.0.99' };
-  t.equal(store.upsert('Node', toModel('Node', moved)), true, 'a new address is a change');
+  t.equal(store.upsert('Node', asKubeObject('Node', moved)), true, 'a new address is a change');
   const pod = structuredClone(richSlice);
   store.upsert('EndpointSlice', pod as never);
   pod.metadata.resourceVersion = '12';
