@@ -6,7 +6,7 @@ import type { DesiredServicePort, DesiredState, FrontendKind } from '../model/ty
 import type { IdAllocator } from './id-allocator.js';
 import type { Mirror, MirrorFrontend, ProgrammedService } from './mirror.js';
 import type { ServiceTarget, TargetOptions } from './service-target.js';
-import { DesiredPortError, endpointId, sameBackend, serviceTarget } from './service-target.js';
+import { DesiredPortError, endpointId, serviceTarget } from './service-target.js';
 
 /** A backend leaving a service: its affinity entries go, and for UDP its flows too. */
 export interface RemovedEndpoint {
@@ -123,9 +123,7 @@ function reusableBlock(mirror: Mirror, current: ProgrammedService | undefined, t
   }
   if (t.block.length === 0) return id === 0 ? 0 : undefined;
   if (id === 0) return undefined;
-  const values = mirror.blockPrefix(id, t.block.length);
-  if (!values || values.some((v, i) => !sameBackend(v, t.block[i] as BackendValue4))) return undefined;
-  return id;
+  return mirror.blockStartsWith(id, t.block) ? id : undefined;
 }
 
 function sameValue(a: ServiceValue, b: ServiceValue): boolean {

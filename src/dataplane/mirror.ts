@@ -3,7 +3,7 @@
 // resync; afterwards kept in step with every successful write, so a diff never reads the kernel.
 import type { BackendValue4, FrontendKey4, ServiceValue, VipValue } from '../bpf/sluice-structs.js';
 import { SetIndex } from '../model/set-index.js';
-import { frontendId } from './service-target.js';
+import { frontendId, sameBackend } from './service-target.js';
 import type { ServiceTables } from './tables.js';
 
 export interface MirrorFrontend {
@@ -23,12 +23,14 @@ export interface ProgrammedService {
 
 /**
  * One backend block's entries by ordinal. Ordinals the writer uses run 0..n-1, so those sit in an
- * array indexed by ordinal (holes for missing entries) instead of a Map: a Map per block cost
- * ~500 bytes at 10 entries, 6 MB at 12,700 service ports. An entry far beyond (only a stray one
- * read from the maps can be: the writer deletes it) goes to a Map, so the array stays dense.
+ * array indexed by ordinal instead of a Map (a Map per block cost ~500 bytes at 10 entries, 6 MB
+ * at 12,700 service ports), and packed: three slots per ordinal — addr, port | flags << 16,
+ * node_addr — not a value object each (56 bytes plus its slot; 131,500 of them were 8.4 MB).
+ * A missing entry has an undefined addr. An entry far beyond (only a stray one read from the
+ * maps can be: the writer deletes it) goes to a Map, so the array stays dense.
  */
 export class BlockEntries {
-  private readonly dense: Array<BackendValue4 | undefined> = [];
+  private slots: Array<string | number | undefined> = [];
   private far: Map<number, BackendValue4> | undefined;
   private count = 0;
 
@@ -36,25 +38,58 @@ export class BlockEntries {
     return this.count;
   }
 
+  has(ordinal: number): boolean {
+    return ordinal < DENSE_ORDINALS ? this.slots[ordinal * SLOTS] !== undefined : (this.far?.has(ordinal) ?? false);
+  }
+
+  /** A new object each call (the entries are packed). */
   get(ordinal: number): BackendValue4 | undefined {
-    return ordinal < DENSE_ORDINALS ? this.dense[ordinal] : this.far?.get(ordinal);
+    if (ordinal >= DENSE_ORDINALS) return this.far?.get(ordinal);
+    const at = ordinal * SLOTS;
+    const addr = this.slots[at] as string | undefined;
+    if (addr === undefined) return undefined;
+    const portFlags = this.slots[at + 1] as number;
+    return { addr, port: portFlags & 0xffff, flags: portFlags >>> 16, node_addr: this.slots[at + 2] as string };
+  }
+
+  /** Whether the entry at `ordinal` equals `value` (no object built). */
+  equals(ordinal: number, value: BackendValue4): boolean {
+    if (ordinal >= DENSE_ORDINALS) {
+      const v = this.far?.get(ordinal);
+      return v !== undefined && sameBackend(v, value);
+    }
+    const at = ordinal * SLOTS;
+    return this.slots[at] === value.addr && this.slots[at + 1] === packPortFlags(value) && this.slots[at + 2] === value.node_addr;
   }
 
   set(ordinal: number, value: BackendValue4): void {
-    if (this.get(ordinal) === undefined) this.count++;
-    if (ordinal < DENSE_ORDINALS) this.dense[ordinal] = value;
-    else (this.far ??= new Map()).set(ordinal, value);
+    if (!this.has(ordinal)) this.count++;
+    if (ordinal >= DENSE_ORDINALS) {
+      (this.far ??= new Map()).set(ordinal, value);
+      return;
+    }
+    const at = ordinal * SLOTS;
+    this.slots[at] = value.addr;
+    this.slots[at + 1] = packPortFlags(value);
+    this.slots[at + 2] = value.node_addr;
   }
 
   delete(ordinal: number): void {
-    if (this.get(ordinal) === undefined) return;
+    if (!this.has(ordinal)) return;
     this.count--;
     if (ordinal >= DENSE_ORDINALS) {
       this.far?.delete(ordinal);
       return;
     }
-    this.dense[ordinal] = undefined;
-    while (this.dense.length > 0 && this.dense[this.dense.length - 1] === undefined) this.dense.pop();
+    this.slots.fill(undefined, ordinal * SLOTS, ordinal * SLOTS + SLOTS);
+    let end = this.slots.length;
+    while (end > 0 && this.slots[end - SLOTS] === undefined) end -= SLOTS;
+    if (end < this.slots.length) this.slots = this.slots.slice(0, end);
+  }
+
+  /** Drops the spare room the array grew with while entries were set one by one. */
+  trim(): void {
+    this.slots = this.slots.slice();
   }
 
   /** Ordinals present, ascending. */
@@ -65,19 +100,21 @@ export class BlockEntries {
   /** Ordinals present from `first` on, ascending: what cleanup deletes beyond the part in use. */
   ordinalsFrom(first: number): number[] {
     const out: number[] = [];
-    for (let i = Math.max(0, first); i < this.dense.length; i++) if (this.dense[i] !== undefined) out.push(i);
+    const dense = this.slots.length / SLOTS;
+    for (let i = Math.max(0, first); i < dense; i++) if (this.slots[i * SLOTS] !== undefined) out.push(i);
     if (this.far) out.push(...[...this.far.keys()].filter((o) => o >= first).sort((a, b) => a - b));
     return out;
   }
 
   /** [ordinal, value] of the entries present, ascending. */
   entries(): Array<[number, BackendValue4]> {
-    const out: Array<[number, BackendValue4]> = [];
-    this.dense.forEach((v, i) => v !== undefined && out.push([i, v]));
-    if (this.far) out.push(...[...this.far].sort((a, b) => a[0] - b[0]));
-    return out;
+    return this.keys().map((o) => [o, this.get(o) as BackendValue4]);
   }
 }
+
+/** Slots per ordinal in BlockEntries' array. */
+const SLOTS = 3;
+const packPortFlags = (v: BackendValue4): number => v.port | (v.flags << 16);
 
 /** Ordinals below this sit in BlockEntries' array (far above any block the writer builds). */
 const DENSE_ORDINALS = 1 << 16;
@@ -156,6 +193,7 @@ export class Mirror {
     for (const [key, value] of tables.backends.entries()) m.setBackend(key.backend_id, key.ordinal, value);
     for (const [svcId, meta] of tables.svcMeta.entries()) if (meta.name !== '') m.setName(svcId, meta.name);
     for (const [key, value] of tables.vips.entries()) m.vips.set(key.addr, value);
+    m.trimBlocks();
     return m;
   }
 
@@ -216,7 +254,17 @@ export class Mirror {
     let block = this.blocks.get(backendId);
     if (!block) this.blocks.set(backendId, (block = new BlockEntries()));
     block.set(ordinal, value);
+    this.untrimmed.add(block);
   }
+
+  /** Trims the blocks set since the last call (see BlockEntries.trim); the writer calls it after each apply. */
+  trimBlocks(): void {
+    for (const block of this.untrimmed) block.trim();
+    this.untrimmed.clear();
+  }
+
+  /** Blocks with entries set since trimBlocks(). */
+  private readonly untrimmed = new Set<BlockEntries>();
 
   deleteBackend(backendId: number, ordinal: number): void {
     const block = this.blocks.get(backendId);
@@ -252,18 +300,13 @@ export class Mirror {
     return byKey;
   }
 
-  /** The block's values at ordinals [0, n), or null when any of them is missing. */
-  blockPrefix(backendId: number, n: number): BackendValue4[] | null {
-    if (n === 0) return [];
+  /** Whether the block holds exactly `values` at ordinals [0, values.length) (what lies beyond is not read). */
+  blockStartsWith(backendId: number, values: readonly BackendValue4[]): boolean {
+    if (values.length === 0) return true;
     const block = this.blocks.get(backendId);
-    if (!block) return null;
-    const out: BackendValue4[] = [];
-    for (let i = 0; i < n; i++) {
-      const v = block.get(i);
-      if (!v) return null;
-      out.push(v);
-    }
-    return out;
+    if (!block) return false;
+    for (let i = 0; i < values.length; i++) if (!block.equals(i, values[i] as BackendValue4)) return false;
+    return true;
   }
 
   /** For each backend_id some frontend points at, the number of ordinals the frontends read. */

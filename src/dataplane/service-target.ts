@@ -4,6 +4,7 @@
 import { isIpv4Text } from '../bpf/ip-bytes.js';
 import type { BackendValue4, FrontendKey4 } from '../bpf/sluice-structs.js';
 import { BE_F, IPPROTO, SVC_F } from '../bpf/sluice-structs.js';
+import { flatText } from '../model/flat-text.js';
 import type { Backend, DesiredServicePort, FrontendKind } from '../model/types.js';
 
 /** SL_SVC_NAME_LEN - 1: the service-port key is stored NUL-terminated in sl_svc_meta. */
@@ -43,7 +44,7 @@ export class DesiredPortError extends Error {
 
 /** The identity of a frontend key, for maps keyed by it. */
 export function frontendId(k: FrontendKey4): string {
-  return `${k.addr}:${k.port}/${k.proto}/${k.scope}`;
+  return flatText(k.addr, ':', k.port, '/', k.proto, '/', k.scope);
 }
 
 /** Backend identity for UDP flow cleanup and affinity: address and port. */

@@ -144,6 +144,7 @@ export class ServiceTableWriter {
     }
     this.cleanup(mirror, plan.changes.filter(live), res, only !== undefined ? touchedBlocks(plan.changes) : undefined);
     this.deleteVips(mirror, vips.deletes, res);
+    mirror.trimBlocks();
 
     for (const c of plan.changes) {
       if (failed.has(c)) continue;

@@ -8,6 +8,7 @@ import type { OwnNode } from './node.js';
 import { sourceRangesForFamily } from './service-external.js';
 import type { ParsedService } from './service-parse.js';
 import type { DesiredServicePort } from './types.js';
+import { exact, flatText } from './flat-text.js';
 
 /** A DesiredServicePort before frontend conflicts across Services are settled. */
 export interface PortDraft {
@@ -24,7 +25,7 @@ export interface DraftContext {
 }
 
 export function servicePortKey(namespace: string, name: string, portName: string, protocol: string, family: string): string {
-  return `${namespace}/${name}:${portName}/${protocol}/${family}`;
+  return flatText(namespace, '/', name, ':', portName, '/', protocol, '/', family);
 }
 
 export function draftServicePorts(service: ParsedService, ctx: DraftContext): PortDraft[] {
@@ -76,5 +77,5 @@ export function draftServicePorts(service: ParsedService, ctx: DraftContext): Po
       });
     }
   }
-  return drafts;
+  return exact(drafts);
 }

@@ -1,6 +1,7 @@
 // The Cluster and Local endpoint sets of a Service port, with topology hints, as kube-proxy's
 // CategorizeEndpoints computes them.
 import type { EndpointInfo } from './endpoints.js';
+import { exact } from './flat-text.js';
 import type { Backend } from './types.js';
 
 export type TopologyMode = 'PreferSameNode' | 'PreferSameZone' | '';
@@ -62,5 +63,6 @@ export function categorizeEndpoints(
   if (cluster.length === 0) cluster = backends.filter((b) => b.serving && b.terminating);
   let local = backends.filter((b) => b.local && b.ready);
   if (local.length === 0) local = backends.filter((b) => b.local && b.serving && b.terminating);
-  return { cluster, local };
+  // Kept as the model's output: no spare room (see exact()).
+  return { cluster: exact(cluster), local: exact(local) };
 }

@@ -4,6 +4,7 @@ import { cidrContains, isLoopback, type ParsedCidr, type ParsedIp } from './ip.j
 import type { OwnNode } from './node.js';
 import type { ParsedService } from './service-parse.js';
 import type { ParsedServicePort } from './service-ports.js';
+import { exact, flatText } from './flat-text.js';
 import type { Frontend, FrontendKind, IpFamily } from './types.js';
 
 /** A Frontend plus where it came from (for conflict reports) and its sort key. */
@@ -57,7 +58,7 @@ export function frontendsFor(inputs: FrontendInputs): SourcedFrontend[] {
   if (clusterIp) out.push(frontend('ClusterIP', clusterIp.ip, port.port, clusterIp.field));
   // nodePort 0 (e.g. allocateLoadBalancerNodePorts=false) means no NodePort.
   if (port.nodePort > 0) {
-    const field = `spec.ports[${port.index}].nodePort`;
+    const field = flatText('spec.ports[', port.index, '].nodePort');
     for (const ip of inputs.nodeAddresses) out.push(frontend('NodePort', ip, port.nodePort, field));
   }
   for (const e of service.externalIps) {
@@ -70,12 +71,12 @@ export function frontendsFor(inputs: FrontendInputs): SourcedFrontend[] {
   }
   out.sort(compareFrontends);
   const seen = new Set<string>();
-  return out.filter((f) => {
+  return exact(out.filter((f) => {
     const key = `${f.ip}|${f.port}`;
     if (seen.has(key)) return false;
     seen.add(key);
     return true;
-  });
+  }));
 }
 
 export function toFrontend(f: SourcedFrontend): Frontend {

@@ -16,6 +16,7 @@
 import { checkConfig, type CheckedConfig } from './config.js';
 import { dropConflictingFrontends } from './conflicts.js';
 import { draftServicePorts, type PortDraft } from './desired-port.js';
+import { flatText } from './flat-text.js';
 import { parseEndpointSlice, type ParsedSlice } from './endpoint-slices.js';
 import { toFrontend, type SourcedFrontend } from './frontends.js';
 import { readOwnNode, type OwnNode } from './node.js';
@@ -260,7 +261,7 @@ export class IncrementalModel {
     }
     if (previous) this.fixedErrors.push(...previous.errors); // an unparsable namesake listed earlier
     const entry: SliceEntry = {
-      serviceKey: parsed ? `${parsed.namespace}/${parsed.serviceName}` : null,
+      serviceKey: parsed ? flatText(parsed.namespace, '/', parsed.serviceName) : null,
       source: parsed ? source : null,
       slice: parsed && this.holdParsed ? parsed.slice : null,
       errors,
@@ -316,7 +317,7 @@ export class IncrementalModel {
       const draftCtx = { ...ctx, slicesByService: new Map([[key, slices]]) };
       drafts = guarded(errors, 'Service', { metadata: parsed }, [], () => draftServicePorts(parsed, draftCtx));
     }
-    const claimKeys = drafts.map((d) => d.frontends.map((f) => `${f.ip}|${f.port}|${d.port.protocol}`));
+    const claimKeys = drafts.map((d) => d.frontends.map((f) => flatText(f.ip, '|', f.port, '|', d.port.protocol)));
     this.services.set(key, { parsed, drafts, errors, claimKeys });
   }
 
@@ -363,9 +364,10 @@ export class IncrementalModel {
         const frontends = (settled.get(d.port.key) ?? []).map(toFrontend);
         const old = previous.get(d.port.key);
         // Unchanged Services keep their port objects: the writer skips them by identity.
-        const reuse = old && old === this.lastPort.get(d) && sameFrontends(old.frontends, frontends);
+        const reuse = old !== undefined && old === d.port && sameFrontends(old.frontends, frontends);
         const port = reuse ? old : { ...d.port, frontends };
-        this.lastPort.set(d, port);
+        // The draft holds its output port from now on, not a second copy of it.
+        d.port = port;
         if (!reuse) changed.add(d.port.key);
         next.push([d.port.key, port]);
         keys.push(d.port.key);
@@ -377,9 +379,6 @@ export class IncrementalModel {
     for (const [k, v] of next) this.ports.set(k, v);
     return changed;
   }
-
-  /** The output port object of each draft, to keep identity across settles. */
-  private readonly lastPort = new WeakMap<PortDraft, DesiredServicePort>();
 
   /**
    * Replaces one Service's ports in the output with its new drafts, each keeping the frontends
@@ -400,7 +399,7 @@ export class IncrementalModel {
       // Same claims: the port keeps its settled frontends (a new port, none contested, all of its own).
       const frontends = this.ports.get(d.port.key)?.frontends ?? d.frontends.map(toFrontend);
       const port = { ...d.port, frontends };
-      this.lastPort.set(d, port);
+      d.port = port;
       if (!this.ports.has(d.port.key)) added = true;
       this.ports.set(d.port.key, port);
     }

@@ -1,6 +1,7 @@
 // The externally reachable addresses of a Service: spec.externalIPs, the LoadBalancer ingress
 // IPs in status, and spec.loadBalancerSourceRanges. A bad entry is reported and skipped alone.
 import { parseCidr, parseIp, type ParsedCidr, type ParsedIp } from './ip.js';
+import { flatText } from './flat-text.js';
 import type { IpFamily } from './types.js';
 import { BAD, get, isRecord, optArray, optEnum, optString, type ObjectReport } from './validate.js';
 
@@ -15,7 +16,7 @@ export function parseExternalIps(r: ObjectReport, spec: unknown): LocatedIp[] {
   if (list === BAD || list === undefined) return [];
   const out: LocatedIp[] = [];
   list.forEach((value, i) => {
-    const field = `spec.externalIPs[${i}]`;
+    const field = flatText('spec.externalIPs[', i, ']');
     const ip = parseIp(value);
     if (ip) out.push({ ip, field });
     else r.error(field, value, 'is not a valid IP address');
@@ -42,7 +43,7 @@ export function parseLoadBalancerIngress(r: ObjectReport, status: unknown): Loca
     const ipMode = optEnum(r, entry['ipMode'], `${at}.ipMode`, ['VIP', 'Proxy'] as const);
     if (text === BAD || ipMode === BAD || ipMode === 'Proxy' || !text) return;
     const ip = parseIp(text);
-    if (ip) out.push({ ip, field: `${at}.ip` });
+    if (ip) out.push({ ip, field: flatText(at, '.ip') });
     else r.error(`${at}.ip`, text, 'is not a valid IP address');
   });
   return out;

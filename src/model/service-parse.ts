@@ -5,6 +5,7 @@ import { parseExternalIps, parseLoadBalancerIngress, parseSourceRanges, type Loc
 import { labelsSelectService, specHasVirtualIp } from './service-filter.js';
 import { parseServiceOptions, type ServiceOptions } from './service-options.js';
 import { parseServicePorts, type ParsedServicePort } from './service-ports.js';
+import { flatText } from './flat-text.js';
 import type { IpFamily, ModelError } from './types.js';
 import { BAD, get, openObject, optArray, optEnum, optLabels, optRecord, optString, type ObjectReport } from './validate.js';
 
@@ -52,7 +53,7 @@ function rawClusterIps(r: ObjectReport, spec: unknown): { values: unknown[]; fie
 function parseClusterIps(r: ObjectReport, values: unknown[], field: string): Map<IpFamily, LocatedIp> | null {
   const byFamily = new Map<IpFamily, LocatedIp>();
   for (let i = 0; i < values.length; i++) {
-    const at = field === 'spec.clusterIPs' ? `${field}[${i}]` : field;
+    const at = field === 'spec.clusterIPs' ? flatText(field, '[', i, ']') : field;
     const ip = parseIp(values[i]);
     if (!ip) {
       r.error(at, values[i], 'is not a valid IP address; Service skipped');

@@ -1,5 +1,6 @@
 // spec.ports of a Service: each port is checked on its own; a bad port is reported and skipped,
 // the Service's other ports are still programmed.
+import { exact } from './flat-text.js';
 import type { L4Protocol } from './types.js';
 import { BAD, get, optEnum, optInt, optString, optArray, type ObjectReport } from './validate.js';
 
@@ -72,5 +73,5 @@ export function parseServicePorts(r: ObjectReport, spec: unknown, nodePortsAllow
     seen.set(identity, index);
     ports.push(port);
   });
-  return ports;
+  return exact(ports);
 }

@@ -2,6 +2,7 @@
 // server, so any field may be missing, null or of the wrong type. Readers never throw: a bad
 // field becomes a ModelError naming kind, namespace/name, field path and value, and the reader
 // returns BAD so the caller skips just what depends on that field.
+import { flatText } from './flat-text.js';
 import type { ModelError } from './types.js';
 
 export const BAD: unique symbol = Symbol('bad field');
@@ -138,7 +139,7 @@ export function openObject(
   sink: ModelError[],
 ): { report: ObjectReport; namespace: string; name: string } | null {
   const { namespace, name } = objectIdentity(obj);
-  const report = new ObjectReport(kind, name ? `${namespace}/${name}` : where, sink);
+  const report = new ObjectReport(kind, name ? flatText(namespace, '/', name) : where, sink);
   if (!isRecord(obj)) {
     report.error('', obj, `${kind} must be an object`);
     return null;
