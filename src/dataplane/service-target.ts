@@ -5,7 +5,8 @@ import { isIpv4Text } from '../bpf/ip-bytes.js';
 import type { BackendValue4, FrontendKey4 } from '../bpf/sluice-structs.js';
 import { BE_F, IPPROTO, SVC_F } from '../bpf/sluice-structs.js';
 import { flatText } from '../model/flat-text.js';
-import type { Backend, DesiredServicePort, FrontendKind } from '../model/types.js';
+import type { BackendList } from '../model/backend-list.js';
+import type { DesiredServicePort, FrontendKind } from '../model/types.js';
 
 /** SL_SVC_NAME_LEN - 1: the service-port key is stored NUL-terminated in sl_svc_meta. */
 export const MAX_KEY_BYTES = 191;
@@ -78,12 +79,15 @@ export interface TargetOptions {
   nodeAddress?: (nodeName: string) => string | undefined;
 }
 
-function backendValue(svc: string, set: string, i: number, b: Backend, opts: TargetOptions): BackendValue4 {
-  const nodeAddr = b.nodeName ? opts.nodeAddress?.(b.nodeName) : undefined;
+function backendValue(svc: string, set: string, list: BackendList, i: number, opts: TargetOptions): BackendValue4 {
+  const nodeName = list.nodeName(i);
+  const nodeAddr = nodeName ? opts.nodeAddress?.(nodeName) : undefined;
+  const ip = list.ip(i);
+  const port = list.port(i);
   return {
-    addr: isIpv4Text(b.ip) ? b.ip : checkIPv4(svc, () => `${set}[${i}].ip`, b.ip),
-    port: isPortNumber(b.port) ? b.port : checkPort(svc, () => `${set}[${i}].port`, b.port),
-    flags: (b.local ? BE_F.LOCAL : 0) | (b.terminating ? BE_F.TERMINATING : 0),
+    addr: isIpv4Text(ip) ? ip : checkIPv4(svc, () => `${set}[${i}].ip`, ip),
+    port: isPortNumber(port) ? port : checkPort(svc, () => `${set}[${i}].port`, port),
+    flags: (list.local(i) ? BE_F.LOCAL : 0) | (list.terminating(i) ? BE_F.TERMINATING : 0),
     node_addr: nodeAddr && isIpv4Text(nodeAddr) ? nodeAddr : '0.0.0.0',
   };
 }
@@ -129,8 +133,8 @@ export function serviceTarget(port: DesiredServicePort, opts: TargetOptions = {}
   const count = port.clusterBackends.length;
   const localCount = port.localBackends.length;
   const block = new Array<BackendValue4>(count + localCount);
-  for (let i = 0; i < count; i++) block[i] = backendValue(svc, 'clusterBackends', i, port.clusterBackends[i] as Backend, opts);
-  for (let i = 0; i < localCount; i++) block[count + i] = backendValue(svc, 'localBackends', i, port.localBackends[i] as Backend, opts);
+  for (let i = 0; i < count; i++) block[i] = backendValue(svc, 'clusterBackends', port.clusterBackends, i, opts);
+  for (let i = 0; i < localCount; i++) block[count + i] = backendValue(svc, 'localBackends', port.localBackends, i, opts);
   return {
     key: port.key,
     proto,

@@ -33,7 +33,7 @@ export function draftServicePorts(service: ParsedService, ctx: DraftContext): Po
   const slices = ctx.slicesByService.get(`${service.namespace}/${service.name}`) ?? [];
   for (const family of ctx.config.families) {
     // One view per family: a Service without a cluster IP in this family is not in this view.
-    if (!service.clusterIps.has(family)) continue;
+    if (!service.clusterIps[family]) continue;
     const nodeAddresses = nodePortAddresses(ctx.node, family, ctx.config.nodePortCidrs);
     const sourceRanges = sourceRangesForFamily(service.sourceRanges, family);
     const hasVipOfFamily = service.loadBalancerIngress.some((e) => e.ip.family === family);

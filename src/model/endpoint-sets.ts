@@ -1,7 +1,7 @@
 // The Cluster and Local endpoint sets of a Service port, with topology hints, as kube-proxy's
 // CategorizeEndpoints computes them.
 import type { EndpointInfo } from './endpoints.js';
-import { exact } from './flat-text.js';
+import { BackendList } from './backend-list.js';
 import type { Backend } from './types.js';
 
 export type TopologyMode = 'PreferSameNode' | 'PreferSameZone' | '';
@@ -37,9 +37,9 @@ function availableForTopology(e: EndpointInfo, mode: TopologyMode, nodeName: str
 
 export interface EndpointSets {
   /** Ready endpoints passing the topology filter; if none at all, serving-and-terminating ones. */
-  cluster: Backend[];
+  cluster: BackendList;
   /** Local ready endpoints; if none, local serving-and-terminating ones. */
-  local: Backend[];
+  local: BackendList;
 }
 
 /**
@@ -63,6 +63,5 @@ export function categorizeEndpoints(
   if (cluster.length === 0) cluster = backends.filter((b) => b.serving && b.terminating);
   let local = backends.filter((b) => b.local && b.ready);
   if (local.length === 0) local = backends.filter((b) => b.local && b.serving && b.terminating);
-  // Kept as the model's output: no spare room (see exact()).
-  return { cluster: exact(cluster), local: exact(local) };
+  return { cluster: BackendList.of(cluster), local: BackendList.of(local) };
 }

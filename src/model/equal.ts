@@ -41,7 +41,7 @@ export function servicePortEqual(a: DesiredServicePort, b: DesiredServicePort): 
     a.healthCheckNodePort === b.healthCheckNodePort &&
     listEqual(a.loadBalancerSourceRanges, b.loadBalancerSourceRanges, (x, y) => x === y) &&
     listEqual(a.frontends, b.frontends, frontendEqual) &&
-    listEqual(a.clusterBackends, b.clusterBackends, backendEqual) &&
-    listEqual(a.localBackends, b.localBackends, backendEqual)
+    a.clusterBackends.equals(b.clusterBackends) &&
+    a.localBackends.equals(b.localBackends)
   );
 }

@@ -54,7 +54,7 @@ export interface FrontendInputs {
 export function frontendsFor(inputs: FrontendInputs): SourcedFrontend[] {
   const { service, port, family } = inputs;
   const out: SourcedFrontend[] = [];
-  const clusterIp = service.clusterIps.get(family);
+  const clusterIp = service.clusterIps[family];
   if (clusterIp) out.push(frontend('ClusterIP', clusterIp.ip, port.port, clusterIp.field));
   // nodePort 0 (e.g. allocateLoadBalancerNodePorts=false) means no NodePort.
   if (port.nodePort > 0) {

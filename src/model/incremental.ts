@@ -62,8 +62,11 @@ interface ServiceEntry {
   errors: ModelError[];
   /** Age and every port's claims (equal claims settle conflicts the same way); built on first use. */
   claims?: string;
-  /** Per draft, the ip|port|protocol of each frontend (what conflicts are about). */
-  claimKeys: string[][];
+  /**
+   * Per draft, the ip|port|protocol of each frontend (what conflicts are about); a draft's only
+   * claim is kept bare, not in an array of one (56 bytes each, kept for every service port).
+   */
+  claimKeys: Array<string | string[]>;
 }
 
 interface Context {
@@ -72,6 +75,7 @@ interface Context {
   node: OwnNode;
 }
 
+const claimList = (claims: string | string[] | undefined): readonly string[] => (claims === undefined ? [] : typeof claims === 'string' ? [claims] : claims);
 const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const byName = (a: ParsedSlice, b: ParsedSlice): number => compareText(a.name, b.name);
 
@@ -317,7 +321,10 @@ export class IncrementalModel {
       const draftCtx = { ...ctx, slicesByService: new Map([[key, slices]]) };
       drafts = guarded(errors, 'Service', { metadata: parsed }, [], () => draftServicePorts(parsed, draftCtx));
     }
-    const claimKeys = drafts.map((d) => d.frontends.map((f) => flatText(f.ip, '|', f.port, '|', d.port.protocol)));
+    const claimKeys = drafts.map((d) => {
+      const claims = d.frontends.map((f) => flatText(f.ip, '|', f.port, '|', d.port.protocol));
+      return claims.length === 1 ? (claims[0] as string) : claims;
+    });
     this.services.set(key, { parsed, drafts, errors, claimKeys });
   }
 
@@ -331,14 +338,14 @@ export class IncrementalModel {
     // the drafts that hold a contested claim take part (copied: settling filters their frontends):
     // usually none, and never a sort of them all.
     const claimants = new Map<string, number>();
-    for (const entry of this.services.values()) for (const claims of entry.claimKeys) for (const c of claims) claimants.set(c, (claimants.get(c) ?? 0) + 1);
+    for (const entry of this.services.values()) for (const claims of entry.claimKeys) for (const c of claimList(claims)) claimants.set(c, (claimants.get(c) ?? 0) + 1);
     const contested: PortDraft[] = [];
     const settled = new Map<string, SourcedFrontend[]>();
     for (const [key, entry] of this.services) {
       if (!entry.parsed) continue;
       let errors: ModelError[] | undefined;
       entry.drafts.forEach((d, i) => {
-        if (!(entry.claimKeys[i] ?? []).some((c) => (claimants.get(c) ?? 0) > 1)) {
+        if (!claimList(entry.claimKeys[i]).some((c) => (claimants.get(c) ?? 0) > 1)) {
           settled.set(d.port.key, d.frontends);
           return;
         }

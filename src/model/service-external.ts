@@ -11,9 +11,12 @@ export interface LocatedIp {
   field: string;
 }
 
-export function parseExternalIps(r: ObjectReport, spec: unknown): LocatedIp[] {
+/** The empty list, shared: most Services have no external IPs and no ingress (kept per Service). */
+export const NO_IPS: readonly LocatedIp[] = Object.freeze([]);
+
+export function parseExternalIps(r: ObjectReport, spec: unknown): readonly LocatedIp[] {
   const list = optArray(r, get(spec, 'externalIPs'), 'spec.externalIPs');
-  if (list === BAD || list === undefined) return [];
+  if (list === BAD || list === undefined || list.length === 0) return NO_IPS;
   const out: LocatedIp[] = [];
   list.forEach((value, i) => {
     const field = flatText('spec.externalIPs[', i, ']');
@@ -29,9 +32,9 @@ export function parseExternalIps(r: ObjectReport, spec: unknown): LocatedIp[] {
  * VIP; entries with ipMode 'Proxy' are skipped because the load balancer delivers that traffic
  * to the node addresses itself (the VIP never reaches the node as a destination).
  */
-export function parseLoadBalancerIngress(r: ObjectReport, status: unknown): LocatedIp[] {
+export function parseLoadBalancerIngress(r: ObjectReport, status: unknown): readonly LocatedIp[] {
   const list = optArray(r, get(get(status, 'loadBalancer'), 'ingress'), 'status.loadBalancer.ingress');
-  if (list === BAD || list === undefined) return [];
+  if (list === BAD || list === undefined || list.length === 0) return NO_IPS;
   const out: LocatedIp[] = [];
   list.forEach((entry, i) => {
     const at = `status.loadBalancer.ingress[${i}]`;

@@ -1,7 +1,7 @@
 // V1Service (or whatever a manifest holds) → ParsedService, or null when the Service is skipped
 // (not ours, no virtual IP) or unusable (reported).
 import { parseIp, type ParsedCidr } from './ip.js';
-import { parseExternalIps, parseLoadBalancerIngress, parseSourceRanges, type LocatedIp } from './service-external.js';
+import { NO_IPS, parseExternalIps, parseLoadBalancerIngress, parseSourceRanges, type LocatedIp } from './service-external.js';
 import { labelsSelectService, specHasVirtualIp } from './service-filter.js';
 import { parseServiceOptions, type ServiceOptions } from './service-options.js';
 import { parseServicePorts, type ParsedServicePort } from './service-ports.js';
@@ -10,6 +10,7 @@ import type { IpFamily, ModelError } from './types.js';
 import { BAD, get, openObject, optArray, optEnum, optLabels, optRecord, optString, type ObjectReport } from './validate.js';
 
 export type ProxiedServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+export type ClusterIps = Readonly<Partial<Record<IpFamily, LocatedIp>>>;
 
 export interface ParsedService extends ServiceOptions {
   namespace: string;
@@ -18,11 +19,14 @@ export interface ParsedService extends ServiceOptions {
   /** metadata.creationTimestamp in ms; +Infinity when unknown (counts as newest). */
   createdAtMs: number;
   type: ProxiedServiceType;
-  /** At most one cluster IP per family (spec.clusterIPs, or spec.clusterIP alone). */
-  clusterIps: Map<IpFamily, LocatedIp>;
+  /**
+   * At most one cluster IP per family (spec.clusterIPs, or spec.clusterIP alone). A plain object,
+   * not a Map: kept for every Service, a Map of one entry cost ~270 bytes.
+   */
+  clusterIps: ClusterIps;
   ports: ParsedServicePort[];
-  externalIps: LocatedIp[];
-  loadBalancerIngress: LocatedIp[];
+  externalIps: readonly LocatedIp[];
+  loadBalancerIngress: readonly LocatedIp[];
   /** null = unrestricted; 'broken' = an invalid entry, so no LoadBalancer VIP at all. */
   sourceRanges: ParsedCidr[] | null | 'broken';
 }
@@ -50,8 +54,8 @@ function rawClusterIps(r: ObjectReport, spec: unknown): { values: unknown[]; fie
   return { values: single === undefined ? [] : [single], field: 'spec.clusterIP' };
 }
 
-function parseClusterIps(r: ObjectReport, values: unknown[], field: string): Map<IpFamily, LocatedIp> | null {
-  const byFamily = new Map<IpFamily, LocatedIp>();
+function parseClusterIps(r: ObjectReport, values: unknown[], field: string): ClusterIps | null {
+  const byFamily: Partial<Record<IpFamily, LocatedIp>> = {};
   for (let i = 0; i < values.length; i++) {
     const at = field === 'spec.clusterIPs' ? flatText(field, '[', i, ']') : field;
     const ip = parseIp(values[i]);
@@ -59,11 +63,11 @@ function parseClusterIps(r: ObjectReport, values: unknown[], field: string): Map
       r.error(at, values[i], 'is not a valid IP address; Service skipped');
       return null;
     }
-    if (byFamily.has(ip.family)) {
+    if (byFamily[ip.family]) {
       r.error(at, values[i], `is a second ${ip.family} cluster IP; Service skipped`);
       return null;
     }
-    byFamily.set(ip.family, { ip, field: at });
+    byFamily[ip.family] = { ip, field: at };
   }
   return byFamily;
 }
@@ -107,7 +111,7 @@ export function parseService(
     clusterIps,
     ports: parseServicePorts(r, spec, proxiedType !== 'ClusterIP'),
     externalIps: parseExternalIps(r, spec),
-    loadBalancerIngress: isLoadBalancer ? parseLoadBalancerIngress(r, get(raw, 'status')) : [],
+    loadBalancerIngress: isLoadBalancer ? parseLoadBalancerIngress(r, get(raw, 'status')) : NO_IPS,
     sourceRanges: isLoadBalancer ? parseSourceRanges(r, spec) : null,
     ...parseServiceOptions(r, spec, proxiedType),
   };

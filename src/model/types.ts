@@ -1,6 +1,7 @@
 // The model's contract: what the control plane computes from Kubernetes objects and what the
 // dataplane programs. Pure data, no I/O.
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { BackendList } from './backend-list.js';
 
 export type L4Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type IpFamily = 'IPv4' | 'IPv6';
@@ -8,8 +9,7 @@ export type FrontendKind = 'ClusterIP' | 'NodePort' | 'ExternalIP' | 'LoadBalanc
 
 /**
  * One endpoint address:port as kube-proxy sees it, after slice merge and dedupe. `ip` is in
- * canonical form (RFC 5952 for IPv6). The same object may sit in both clusterBackends and
- * localBackends: treat model output as immutable.
+ * canonical form (RFC 5952 for IPv6). The model's output holds these packed (BackendList).
  */
 export interface Backend {
   ip: string;
@@ -57,9 +57,9 @@ export interface DesiredServicePort {
    * the Service port has usable endpoints somewhere, which tells reject (none anywhere) from
    * drop (none local) when a Local policy applies.
    */
-  clusterBackends: Backend[];
+  clusterBackends: BackendList;
   /** The Local set (local ready, else local serving-terminating), same order. Always computed. */
-  localBackends: Backend[];
+  localBackends: BackendList;
   /**
    * internalTrafficPolicy=Local: traffic from inside the cluster (to the ClusterIP) uses
    * localBackends only; otherwise clusterBackends.

@@ -12,6 +12,7 @@ import type { HealthCheckProblem, HealthCheckServersOptions } from '../../src/ag
 import type { HealthCheckService } from '../../src/model/health.js';
 import { healthCheckServices } from '../../src/model/health.js';
 import type { Backend, DesiredServicePort, DesiredState } from '../../src/model/types.js';
+import { BackendList } from '../../src/model/backend-list.js';
 
 const HOST = '127.0.0.1';
 
@@ -381,8 +382,8 @@ function desiredPort(portName: string, healthCheckNodePort: number, localBackend
     protocol: 'TCP',
     family: 'IPv4',
     frontends: [],
-    clusterBackends: localBackends,
-    localBackends,
+    clusterBackends: BackendList.of(localBackends),
+    localBackends: BackendList.of(localBackends),
     internalLocal: false,
     externalLocal: true,
     affinityTimeoutSec: 0,

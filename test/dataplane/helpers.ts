@@ -4,6 +4,7 @@
 import type { BackendValue4, FrontendKey4, ServiceValue } from '../../src/bpf/sluice-structs.js';
 import type { Backend, DesiredServicePort, DesiredState, Frontend, L4Protocol } from '../../src/model/types.js';
 import type { MemoryServiceTables, TableOp } from '../../src/dataplane/memory-tables.js';
+import { BackendList } from '../../src/model/backend-list.js';
 
 export function backend(ip: string, port = 8080, extra: Partial<Backend> = {}): Backend {
   return { ip, port, nodeName: null, zone: null, local: false, ready: true, serving: true, terminating: false, ...extra };
@@ -37,8 +38,8 @@ export function svcPort(spec: PortSpec = {}): DesiredServicePort {
     protocol,
     family,
     frontends: spec.frontends ?? [{ kind: 'ClusterIP', ip: spec.vip ?? '10.96.0.10', port: spec.port ?? 80 }],
-    clusterBackends: spec.backends ?? [backend('10.1.0.1'), backend('10.1.0.2')],
-    localBackends: spec.local ?? [],
+    clusterBackends: BackendList.of(spec.backends ?? [backend('10.1.0.1'), backend('10.1.0.2')]),
+    localBackends: BackendList.of(spec.local ?? []),
     internalLocal: spec.internalLocal ?? false,
     externalLocal: spec.externalLocal ?? false,
     affinityTimeoutSec: spec.affinity ?? 0,

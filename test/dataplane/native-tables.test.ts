@@ -13,6 +13,7 @@ import { ServiceTableWriter } from '../../src/dataplane/writer.js';
 import { TestbedRun } from '../../src/testbed/run.js';
 import { requirePrivileges } from '../helpers/privileges.js';
 import { backend, manyServices, svcPort } from './helpers.js';
+import { BackendList } from '../../src/model/backend-list.js';
 
 const FIXTURE = fromPackageRoot('dist', 'bpf', 'test', 'dataplane_maps.bpf.o');
 
@@ -113,7 +114,7 @@ t.test('the writer on real pinned maps', async (t) => {
     const base = { created_ns: 1n, last_seen_ns: 1n, state: 0, nat_saddr: '0.0.0.0', svc_id: svcId, flags: 0 };
     ct.set({ saddr: '10.1.0.1', daddr: '10.0.0.5', sport: 53, dport: 40000, proto: IPPROTO.UDP }, { ...base, nat_addr: '10.96.10.10', nat_port: 53, type: 2 });
     ct.set({ saddr: '10.0.0.5', daddr: '10.96.10.10', sport: 40000, dport: 53, proto: IPPROTO.UDP }, { ...base, nat_addr: '10.1.0.1', nat_port: 53, type: 1 });
-    state.services.set(udp.key, { ...udp, clusterBackends: [backend('10.1.0.2', 53)] });
+    state.services.set(udp.key, { ...udp, clusterBackends: BackendList.of([backend('10.1.0.2', 53)]) });
     const shrink = writer.apply(state);
     t.same(shrink.errors, []);
     t.match(shrink.services, { updated: 1, unchanged: 1000 });

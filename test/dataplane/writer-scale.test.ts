@@ -34,7 +34,7 @@ t.test('10k × 10 cold apply uses batches', async (t) => {
 
   const changed = manyServices(10_000, 10);
   const one = changed.services.get('default/svc-1234:/TCP/IPv4');
-  changed.services.set('default/svc-1234:/TCP/IPv4', svcPort({ name: 'svc-1234', vip: '10.96.4.210', backends: [...(one?.clusterBackends ?? []).slice(1), backend('10.99.0.1')] }));
+  changed.services.set('default/svc-1234:/TCP/IPv4', svcPort({ name: 'svc-1234', vip: '10.96.4.210', backends: [...(one?.clusterBackends.toArray() ?? []).slice(1), backend('10.99.0.1')] }));
   const before = snapshot(tables);
   tables.resetLog();
   const delta = writer.apply(changed);

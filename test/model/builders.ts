@@ -122,8 +122,8 @@ export function portOf(result: ModelResult, key = 'default/web:http/TCP/IPv4'): 
 }
 
 /** Backends as 'ip:port' texts (order preserved). */
-export function addrs(backends: readonly Backend[]): string[] {
-  return backends.map((b) => (b.ip.includes(':') ? `[${b.ip}]:${b.port}` : `${b.ip}:${b.port}`));
+export function addrs(backends: Iterable<Backend>): string[] {
+  return [...backends].map((b) => (b.ip.includes(':') ? `[${b.ip}]:${b.port}` : `${b.ip}:${b.port}`));
 }
 
 /** Frontends as 'Kind ip:port' texts (order preserved). */

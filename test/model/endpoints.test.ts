@@ -38,7 +38,7 @@ t.test('flags: ready, serving, terminating, local', async (t) => {
 
 t.test('nodeName and zone are carried to the backend', async (t) => {
   const result = compute({ services: [service('web')], slices: [slice('web', [ep('10.0.0.1', { node: 'node-b', zone: 'zone-b' })])] });
-  t.same(portOf(result).clusterBackends, [
+  t.same(portOf(result).clusterBackends.toArray(), [
     { ip: '10.0.0.1', port: 8080, nodeName: 'node-b', zone: 'zone-b', local: false, ready: true, serving: true, terminating: false },
   ]);
 });

@@ -1,8 +1,9 @@
 // servicePortEqual: the reconciler's diff. Equal inputs give equal ports; any field change
 // (including one inside a backend or frontend) makes them differ.
 import t from 'tap';
+import { BackendList } from '../../src/model/backend-list.js';
 import { servicePortEqual } from '../../src/model/equal.js';
-import type { DesiredServicePort } from '../../src/model/types.js';
+import type { Backend, DesiredServicePort } from '../../src/model/types.js';
 import { compute, ep, NODE, portOf, service, slice } from './builders.js';
 
 function rich(): DesiredServicePort {
@@ -39,6 +40,14 @@ const first = <T>(list: T[]): T => {
   return item;
 };
 
+/** The list with its first backend changed (the model's lists are immutable: a new one). */
+const withFirst = (list: BackendList, change: Partial<Backend>): BackendList => {
+  const [head, ...rest] = list.toArray();
+  if (head === undefined) throw new Error('empty list in fixture');
+  return BackendList.of([{ ...head, ...change }, ...rest]);
+};
+const withoutLast = (list: BackendList): BackendList => BackendList.of(list.toArray().slice(0, -1));
+
 const mutations: Mutation[] = [
   ['key', (p) => { p.key += 'x'; }],
   ['namespace', (p) => { p.namespace = 'other'; }],
@@ -57,17 +66,17 @@ const mutations: Mutation[] = [
   ['frontend ip', (p) => { first(p.frontends).ip = '10.96.0.99'; }],
   ['frontend port', (p) => { first(p.frontends).port = 81; }],
   ['frontends reordered', (p) => { p.frontends.reverse(); }],
-  ['cluster backend removed', (p) => { p.clusterBackends.pop(); }],
-  ['cluster backend ip', (p) => { first(p.clusterBackends).ip = '10.0.0.9'; }],
-  ['cluster backend port', (p) => { first(p.clusterBackends).port = 1; }],
-  ['cluster backend nodeName', (p) => { first(p.clusterBackends).nodeName = null; }],
-  ['cluster backend zone', (p) => { first(p.clusterBackends).zone = 'zone-z'; }],
-  ['cluster backend local', (p) => { first(p.clusterBackends).local = false; }],
-  ['cluster backend ready', (p) => { first(p.clusterBackends).ready = false; }],
-  ['cluster backend serving', (p) => { first(p.clusterBackends).serving = false; }],
-  ['cluster backend terminating', (p) => { first(p.clusterBackends).terminating = true; }],
-  ['local backend removed', (p) => { p.localBackends.pop(); }],
-  ['local backend ready', (p) => { first(p.localBackends).ready = false; }],
+  ['cluster backend removed', (p) => { p.clusterBackends = withoutLast(p.clusterBackends); }],
+  ['cluster backend ip', (p) => { p.clusterBackends = withFirst(p.clusterBackends, { ip: '10.0.0.9' }); }],
+  ['cluster backend port', (p) => { p.clusterBackends = withFirst(p.clusterBackends, { port: 1 }); }],
+  ['cluster backend nodeName', (p) => { p.clusterBackends = withFirst(p.clusterBackends, { nodeName: null }); }],
+  ['cluster backend zone', (p) => { p.clusterBackends = withFirst(p.clusterBackends, { zone: 'zone-z' }); }],
+  ['cluster backend local', (p) => { p.clusterBackends = withFirst(p.clusterBackends, { local: false }); }],
+  ['cluster backend ready', (p) => { p.clusterBackends = withFirst(p.clusterBackends, { ready: false }); }],
+  ['cluster backend serving', (p) => { p.clusterBackends = withFirst(p.clusterBackends, { serving: false }); }],
+  ['cluster backend terminating', (p) => { p.clusterBackends = withFirst(p.clusterBackends, { terminating: true }); }],
+  ['local backend removed', (p) => { p.localBackends = withoutLast(p.localBackends); }],
+  ['local backend ready', (p) => { p.localBackends = withFirst(p.localBackends, { ready: false }); }],
 ];
 
 for (const [name, mutate] of mutations) {

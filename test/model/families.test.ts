@@ -74,7 +74,7 @@ t.test('an FQDN slice is ignored silently', async (t) => {
     services: [service('web')],
     slices: [slice('web', [ep('web.example.com')], { addressType: 'FQDN' })],
   });
-  t.same(portOf(result).clusterBackends, []);
+  t.same(portOf(result).clusterBackends.toArray(), []);
   t.same(result.errors, []);
 });
 

@@ -19,6 +19,7 @@ import type { Attachment, Topology } from '../../src/testbed/topology.js';
 import { createTopology } from '../../src/testbed/topology.js';
 import { requirePrivileges } from '../helpers/privileges.js';
 import { TrafficClient } from './traffic-client.js';
+import { BackendList } from '../../src/model/backend-list.js';
 
 /** Connect-time load balancing: off (TC path only), TCP only (UDP via TC), or TCP and UDP. */
 export type CtlbMode = 'off' | 'tcp' | 'tcp+udp';
@@ -196,8 +197,8 @@ export function clusterIpService(spec: ServiceSpec): DesiredServicePort {
     protocol: spec.protocol,
     family: 'IPv4',
     frontends: [{ kind: 'ClusterIP', ip: spec.vip, port: spec.port }],
-    clusterBackends: [...spec.backends].sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port)),
-    localBackends: [],
+    clusterBackends: BackendList.of([...spec.backends].sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port))),
+    localBackends: BackendList.EMPTY,
     internalLocal: false,
     externalLocal: false,
     affinityTimeoutSec: spec.affinityTimeoutSec ?? 0,
