@@ -182,7 +182,7 @@ export interface ControlPlaneMeasurement {
      * an agent at rest. Shown, not judged: whether V8's memory reducer runs in that time varies
      * (seen: 224 MB after 13 s in one run, no shrink within 40 s in another). `idleMs`: the wait.
      */
-    atRest: MemorySample & { idleMs: number };
+    atRest: MemorySample & { idleMs: number; released: boolean };
     /** Peak RSS of the process (getrusage maxrss). */
     maxRss: number;
   };
@@ -210,20 +210,22 @@ function memoryAfterGc(): MemorySample | null {
 }
 
 /**
- * Idles (no allocation, no forced GC) until V8 shrinks the heap to near what is live, or at most
- * SLUICE_BENCH_REST_MS (default 40 s; the smoke test shortens it) — and at least until the
- * reconciler's release once changes stop has had its chance (RELEASE_IDLE_MS and a second).
+ * Idles (no allocation, no forced GC) until the reconciler's release once changes stop has run
+ * (RELEASE_IDLE_MS after the last change, later when the last release was too recent), then
+ * SETTLE_MS as after the cold start; at most SLUICE_BENCH_REST_MS (default 40 s; the smoke test
+ * shortens it). `released` is false when the release did not come in that time.
  */
-async function memoryAtRest(): Promise<MemorySample & { idleMs: number }> {
+async function memoryAtRest(idleRelease: Promise<void>): Promise<MemorySample & { idleMs: number; released: boolean }> {
   const REST_MAX_MS = Number(process.env['SLUICE_BENCH_REST_MS'] ?? 40_000);
-  const minIdleMs = Math.min(REST_MAX_MS, RELEASE_IDLE_MS + 1000);
   const t0 = performance.now();
-  let m = memory();
-  while ((performance.now() - t0 < minIdleMs || m.heapTotal > 1.25 * m.heapUsed) && performance.now() - t0 < REST_MAX_MS) {
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    m = memory();
-  }
-  return { ...m, idleMs: performance.now() - t0 };
+  let timer: NodeJS.Timeout | undefined;
+  const released = await Promise.race([
+    idleRelease.then(() => true),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), REST_MAX_MS))),
+  ]);
+  clearTimeout(timer);
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+  return { ...memory(), idleMs: performance.now() - t0, released };
 }
 
 function memory(): MemorySample {
@@ -509,10 +511,11 @@ export async function measureControlPlane(opts: MeasureOptions, where: ControlPl
       changeMismatches.push(...checkService(tables, cluster, i).map((p) => `change ${k} (${what}): ${p}`));
       if ((k + 1) % 50 === 0 && k + 1 < changes) opts.progress?.(`control-plane: ${k + 1}/${changes} changes, p50 so far ${distribution(latency).p50.toFixed(1)} ms`);
     }
+    const idleRelease = cold.released();
     const afterChanges = memory();
     const afterChangesGc = memoryAfterGc();
-    opts.progress?.('control-plane: idle until the heap settles (RSS at rest)');
-    const atRest = await memoryAtRest();
+    opts.progress?.(`control-plane: idle until the reconciler releases memory (${RELEASE_IDLE_MS / 1000} s after the last change)`);
+    const atRest = await memoryAtRest(idleRelease);
     await cold.reconciler.stop();
     // Whole-map reads only after the memory samples: they are the bench's check, not the agent's work.
     const programmed = {
@@ -685,7 +688,7 @@ export function formatControlPlane(r: ControlPlaneResult): string {
     row(`RSS after cold start (and its release, +${SETTLE_MS} ms)`, mb(r.memory.afterColdStart.rss), `< ${r.goals.rssMb} MB`, verdict(r.memory.afterColdStart.rss < GOALS.rssBytes)),
     row('  RSS right after the release', mb(r.memory.rightAfterRelease.rss)),
     row(`RSS after ${c.count} changes`, mb(r.memory.afterChanges.rss), `< ${r.goals.rssMb} MB`, verdict(r.memory.afterChanges.rss < GOALS.rssBytes)),
-    row(`  RSS at rest (then idle ${(r.memory.atRest.idleMs / 1000).toFixed(0)} s)`, mb(r.memory.atRest.rss)),
+    row(`  RSS at rest (${r.memory.atRest.released ? "released after" : "no release in"} ${(r.memory.atRest.idleMs / 1000).toFixed(0)} s idle)`, mb(r.memory.atRest.rss)),
     row('  heap used / committed at rest', `${mb(r.memory.atRest.heapUsed)} / ${mb(r.memory.atRest.heapTotal)}`),
     row('  heap used after changes', mb(r.memory.afterChanges.heapUsed)),
     ...(r.memory.afterColdStartGc && r.memory.afterChangesGc ? [

@@ -7,14 +7,25 @@ import type { CheckedConfig } from './config.js';
 import type { OwnNode } from './node.js';
 import { sourceRangesForFamily } from './service-external.js';
 import type { ParsedService } from './service-parse.js';
+import type { ObjectReport } from './validate.js';
 import type { DesiredServicePort } from './types.js';
 import { exact, flatText } from './flat-text.js';
+
+/**
+ * What settling conflicts needs of a draft's Service: its age and where its errors go. Not the
+ * ParsedService itself, which the incremental model would then keep for every Service (~500
+ * bytes each; a Service is parsed again from its object when it changes).
+ */
+export interface DraftOwner {
+  createdAtMs: number;
+  report: ObjectReport;
+}
 
 /** A DesiredServicePort before frontend conflicts across Services are settled. */
 export interface PortDraft {
   port: DesiredServicePort;
   frontends: SourcedFrontend[];
-  service: ParsedService;
+  service: DraftOwner;
 }
 
 export interface DraftContext {
@@ -30,6 +41,7 @@ export function servicePortKey(namespace: string, name: string, portName: string
 
 export function draftServicePorts(service: ParsedService, ctx: DraftContext): PortDraft[] {
   const drafts: PortDraft[] = [];
+  const owner: DraftOwner = { createdAtMs: service.createdAtMs, report: service.report };
   const slices = ctx.slicesByService.get(`${service.namespace}/${service.name}`) ?? [];
   for (const family of ctx.config.families) {
     // One view per family: a Service without a cluster IP in this family is not in this view.
@@ -56,7 +68,7 @@ export function draftServicePorts(service: ParsedService, ctx: DraftContext): Po
       const endpoints = mergeEndpoints(slices, family, servicePort.name, servicePort.protocol, ctx.nodeName);
       const sets = categorizeEndpoints(endpoints, ctx.nodeName, ctx.node.zone);
       drafts.push({
-        service,
+        service: owner,
         frontends,
         port: {
           key: servicePortKey(service.namespace, service.name, servicePort.name, servicePort.protocol, family),

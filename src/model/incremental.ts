@@ -15,12 +15,12 @@
 // can be, as computeDesiredState does. Removal removes.
 import { checkConfig, type CheckedConfig } from './config.js';
 import { dropConflictingFrontends } from './conflicts.js';
-import { draftServicePorts, type PortDraft } from './desired-port.js';
+import { draftServicePorts, type DraftOwner, type PortDraft } from './desired-port.js';
 import { flatText } from './flat-text.js';
 import { parseEndpointSlice, type ParsedSlice } from './endpoint-slices.js';
 import { toFrontend, type SourcedFrontend } from './frontends.js';
 import { readOwnNode, type OwnNode } from './node.js';
-import { parseService, type ParsedService } from './service-parse.js';
+import { parseService } from './service-parse.js';
 import { SetIndex } from './set-index.js';
 import type { DesiredServicePort, Frontend, ModelError, ModelInput, ModelResult } from './types.js';
 import { get, guarded, objectIdentity, ObjectReport } from './validate.js';
@@ -55,7 +55,8 @@ interface SliceEntry {
 }
 
 interface ServiceEntry {
-  parsed: ParsedService | null;
+  /** The Service's age and error report; null when it was skipped or did not parse. */
+  parsed: DraftOwner | null;
   /** Frontends before conflicts are settled. */
   drafts: PortDraft[];
   /** Parse and draft errors. */
@@ -100,7 +101,7 @@ function claimsOfEntry(entry: ServiceEntry | undefined): string {
   return entry.claims;
 }
 
-function claimsOf(service: ParsedService | null, drafts: readonly PortDraft[]): string {
+function claimsOf(service: DraftOwner | null, drafts: readonly PortDraft[]): string {
   if (!service) return '';
   // Kind and field too: a conflict's message names them.
   const ports = drafts.map((d) => `${d.port.key}=${d.frontends.map((f) => `${f.kind}|${f.ip}|${f.port}|${f.field}`).join(',')}`);
@@ -325,7 +326,9 @@ export class IncrementalModel {
       const claims = d.frontends.map((f) => flatText(f.ip, '|', f.port, '|', d.port.protocol));
       return claims.length === 1 ? (claims[0] as string) : claims;
     });
-    this.services.set(key, { parsed, drafts, errors, claimKeys });
+    // The drafts' owner, shared; the ParsedService itself is not kept (see DraftOwner).
+    const owner = parsed ? (drafts[0]?.service ?? { createdAtMs: parsed.createdAtMs, report: parsed.report }) : null;
+    this.services.set(key, { parsed: owner, drafts, errors, claimKeys });
   }
 
   /**
