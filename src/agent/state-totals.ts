@@ -3,18 +3,17 @@
 // service ports on every endpoint change was about a millisecond of each sync.
 import type { DesiredServicePort, DesiredState } from '../model/types.js';
 
-interface PortCounts {
-  frontends: number;
-  backends: number;
-}
-
-const countsOf = (sp: DesiredServicePort): PortCounts => ({
-  frontends: sp.frontends.length,
-  backends: sp.clusterBackends.length + sp.localBackends.length,
-});
+/**
+ * A port's counts in one number, frontends × 2^20 + backend slots: a counts object per port was
+ * ~40 bytes more, for each of 12,700 ports at 10,000 Services. A port's backend slots stay far
+ * below 2^20 (the backend map itself holds 262,144 by default); below 2^11 frontends the number
+ * is a small integer V8 keeps unboxed, above it still exact.
+ */
+const SPLIT = 2 ** 20;
+const countsOf = (sp: DesiredServicePort): number => sp.frontends.length * SPLIT + sp.clusterBackends.length + sp.localBackends.length;
 
 export class StateTotals {
-  private readonly perPort = new Map<string, PortCounts>();
+  private readonly perPort = new Map<string, number>();
   frontends = 0;
   backends = 0;
 
@@ -29,9 +28,9 @@ export class StateTotals {
     }
     for (const key of changed) {
       const old = this.perPort.get(key);
-      if (old) {
-        this.frontends -= old.frontends;
-        this.backends -= old.backends;
+      if (old !== undefined) {
+        this.frontends -= Math.floor(old / SPLIT);
+        this.backends -= old % SPLIT;
         this.perPort.delete(key);
       }
       const sp = state.services.get(key);
@@ -42,7 +41,7 @@ export class StateTotals {
   private add(key: string, sp: DesiredServicePort): void {
     const c = countsOf(sp);
     this.perPort.set(key, c);
-    this.frontends += c.frontends;
-    this.backends += c.backends;
+    this.frontends += Math.floor(c / SPLIT);
+    this.backends += c % SPLIT;
   }
 }

@@ -3,6 +3,7 @@
 // resync; afterwards kept in step with every successful write, so a diff never reads the kernel.
 import type { BackendValue4, FrontendKey4, ServiceValue, VipValue } from '../bpf/sluice-structs.js';
 import { SetIndex } from '../model/set-index.js';
+import { IdMap } from './id-map.js';
 import { frontendId, sameBackend } from './service-target.js';
 import type { ServiceTables } from './tables.js';
 
@@ -124,7 +125,7 @@ const DENSE_ORDINALS = 1 << 16;
  * ClusterIP-only service port): it is stored bare, and a Map only from the second one on.
  */
 class FrontendGroups {
-  private readonly map = new Map<number, MirrorFrontend | Map<string, MirrorFrontend>>();
+  private readonly map = new IdMap<MirrorFrontend | Map<string, MirrorFrontend>>();
 
   add(group: number, fe: MirrorFrontend): void {
     const current = this.map.get(group);
@@ -174,9 +175,9 @@ export const unnamedKey = (svcId: number): string => `#unnamed-svc-${svcId}`;
 export class Mirror {
   readonly frontends = new Map<string, MirrorFrontend>();
   /** backend_id → ordinal → value. */
-  readonly blocks = new Map<number, BlockEntries>();
+  readonly blocks = new IdMap<BlockEntries>();
   /** svc_id → service-port key (sl_svc_meta). Written through setName/deleteName only. */
-  readonly names = new Map<number, string>();
+  readonly names = new IdMap<string>();
   /** ClusterIP → its sl_vips4 value. */
   readonly vips = new Map<string, VipValue>();
   // Indexes, so an apply of a few service ports never scans every frontend:

@@ -5,7 +5,7 @@ import { mergeEndpoints } from './endpoints.js';
 import { frontendsFor, nodePortAddresses, type SourcedFrontend } from './frontends.js';
 import type { CheckedConfig } from './config.js';
 import type { OwnNode } from './node.js';
-import { sourceRangesForFamily } from './service-external.js';
+import { NO_RANGES, sourceRangesForFamily } from './service-external.js';
 import type { ParsedService } from './service-parse.js';
 import type { ObjectReport } from './validate.js';
 import type { DesiredServicePort } from './types.js';
@@ -84,7 +84,7 @@ export function draftServicePorts(service: ParsedService, ctx: DraftContext): Po
           externalLocal: service.externalPolicyLocal && externallyAccessible,
           affinityTimeoutSec: service.affinityTimeoutSec,
           healthCheckNodePort: service.healthCheckNodePort,
-          loadBalancerSourceRanges: service.type === 'LoadBalancer' ? sourceRanges.ranges : [],
+          loadBalancerSourceRanges: service.type === 'LoadBalancer' ? sourceRanges.ranges : NO_RANGES,
         },
       });
     }

@@ -16,7 +16,7 @@
 import { checkConfig, type CheckedConfig } from './config.js';
 import { dropConflictingFrontends } from './conflicts.js';
 import { draftServicePorts, type DraftOwner, type PortDraft } from './desired-port.js';
-import { flatText } from './flat-text.js';
+import { exact, flatText } from './flat-text.js';
 import { parseEndpointSlice, type ParsedSlice } from './endpoint-slices.js';
 import { toFrontend, type SourcedFrontend } from './frontends.js';
 import { readOwnNode, type OwnNode } from './node.js';
@@ -76,7 +76,8 @@ interface Context {
   node: OwnNode;
 }
 
-const claimList = (claims: string | string[] | undefined): readonly string[] => (claims === undefined ? [] : typeof claims === 'string' ? [claims] : claims);
+/** A list kept bare when it has one member (claimKeys, portsOf), as a list. */
+const listOf = (claims: string | string[] | undefined): readonly string[] => (claims === undefined ? [] : typeof claims === 'string' ? [claims] : claims);
 const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const byName = (a: ParsedSlice, b: ParsedSlice): number => compareText(a.name, b.name);
 
@@ -140,7 +141,8 @@ export class IncrementalModel {
   private conflictErrors = new Map<string, ModelError[]>();
   /** The output, kept in key order. */
   private ports = new Map<string, DesiredServicePort>();
-  private portsOf = new Map<string, string[]>();
+  /** Service key → its output port keys; a lone key is kept bare (most Services have one port). */
+  private portsOf = new Map<string, string | string[]>();
   private errors: ModelError[] = [];
 
   /** full() keeps parsed slices until every Service is drafted; update() parses on demand. */
@@ -341,14 +343,14 @@ export class IncrementalModel {
     // the drafts that hold a contested claim take part (copied: settling filters their frontends):
     // usually none, and never a sort of them all.
     const claimants = new Map<string, number>();
-    for (const entry of this.services.values()) for (const claims of entry.claimKeys) for (const c of claimList(claims)) claimants.set(c, (claimants.get(c) ?? 0) + 1);
+    for (const entry of this.services.values()) for (const claims of entry.claimKeys) for (const c of listOf(claims)) claimants.set(c, (claimants.get(c) ?? 0) + 1);
     const contested: PortDraft[] = [];
     const settled = new Map<string, SourcedFrontend[]>();
     for (const [key, entry] of this.services) {
       if (!entry.parsed) continue;
       let errors: ModelError[] | undefined;
       entry.drafts.forEach((d, i) => {
-        if (!claimList(entry.claimKeys[i]).some((c) => (claimants.get(c) ?? 0) > 1)) {
+        if (!listOf(entry.claimKeys[i]).some((c) => (claimants.get(c) ?? 0) > 1)) {
           settled.set(d.port.key, d.frontends);
           return;
         }
@@ -382,7 +384,7 @@ export class IncrementalModel {
         next.push([d.port.key, port]);
         keys.push(d.port.key);
       }
-      if (keys.length > 0) this.portsOf.set(key, keys);
+      if (keys.length > 0) this.portsOf.set(key, keys.length === 1 ? (keys[0] as string) : exact(keys));
     }
     for (const key of previous.keys()) if (!settled.has(key)) changed.add(key);
     next.sort((a, b) => compareText(a[0], b[0]));
@@ -395,7 +397,7 @@ export class IncrementalModel {
    * it had settled (its claims are unchanged). Returns the port keys touched.
    */
   private replacePorts(serviceKey: string): string[] {
-    const old = this.portsOf.get(serviceKey) ?? [];
+    const old = listOf(this.portsOf.get(serviceKey));
     const entry = this.services.get(serviceKey);
     const drafts = entry?.parsed ? entry.drafts : [];
     if (!entry?.parsed) this.conflictErrors.delete(serviceKey);
@@ -413,7 +415,7 @@ export class IncrementalModel {
       if (!this.ports.has(d.port.key)) added = true;
       this.ports.set(d.port.key, port);
     }
-    if (keys.length > 0) this.portsOf.set(serviceKey, keys);
+    if (keys.length > 0) this.portsOf.set(serviceKey, keys.length === 1 ? (keys[0] as string) : keys);
     else this.portsOf.delete(serviceKey);
     if (added) this.ports = new Map([...this.ports].sort((a, b) => compareText(a[0], b[0])));
     return [...new Set([...old, ...keys])];

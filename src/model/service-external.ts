@@ -85,12 +85,18 @@ export function ofFamily<T extends { ip: ParsedIp }>(items: readonly T[], family
  * the Service restricts sources but names none of this family, or a range is invalid, the VIPs
  * are not programmed (fail closed) instead of being open to every source.
  */
+/**
+ * No source ranges, shared (frozen): nearly every service port of the model's output has none.
+ * Typed as the output's string[]; the output is never mutated.
+ */
+export const NO_RANGES = Object.freeze([]) as unknown as string[];
+
 export function sourceRangesForFamily(
   ranges: ParsedCidr[] | null | 'broken',
   family: IpFamily,
 ): { allowed: boolean; ranges: string[] } {
-  if (ranges === null) return { allowed: true, ranges: [] };
-  if (ranges === 'broken') return { allowed: false, ranges: [] };
+  if (ranges === null) return { allowed: true, ranges: NO_RANGES };
+  if (ranges === 'broken') return { allowed: false, ranges: NO_RANGES };
   const own = ranges.filter((c) => c.family === family);
   const texts = [...new Set(own.map((c) => c.canonical))];
   const sortKey = new Map(own.map((c) => [c.canonical, `${hexOf(c.network)}/${String(c.prefixLength).padStart(3, '0')}`]));
