@@ -25,6 +25,7 @@ import { netnsArgv } from '../src/testbed/netns.js';
 import { TestbedRun } from '../src/testbed/run.js';
 import { AGENT_JS, AgentProcess, assertBuilt, FakeApiControl } from '../test/e2e/agent-bed.js';
 import type { LogLine } from '../test/e2e/agent-bed.js';
+import { MALLOC_ARENAS } from '../src/agent/process-memory.js';
 import { ClusterState, nodeJson, NODE_NAME, serviceShape } from './cluster.js';
 import type { Distribution } from './stats.js';
 import { distribution } from './stats.js';
@@ -102,7 +103,8 @@ export async function measureAgentScale(opts: AgentScaleOptions): Promise<AgentS
     const nodeFlags = (process.env['SLUICE_BENCH_AGENT_NODE_FLAGS'] ?? '').split(/\s+/).filter((f) => f !== '');
     const [cmd, ...args] = netnsArgv(ns, [process.execPath, ...nodeFlags, AGENT_JS, ...flags]) as [string, ...string[]];
     t = performance.now();
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SLUICE_LOG_LEVEL: '', NODE_OPTIONS: '' } });
+    // MALLOC_ARENA_MAX as daemonset/sluice.yaml sets it (src/agent/process-memory.ts).
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SLUICE_LOG_LEVEL: '', NODE_OPTIONS: '', MALLOC_ARENA_MAX: String(MALLOC_ARENAS) } });
     run.own(child, `sluice-agent ${child.pid}`);
     const agent = new AgentProcess(child);
     const first = await agent.waitForLog(APPLIED, 'its first apply', 300_000);

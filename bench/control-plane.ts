@@ -25,6 +25,7 @@ import pino from 'pino';
 import type { Logger } from 'pino';
 import type { DesiredStateSink, ObjectSnapshotSource, StatefulModel, SyncReport } from '../src/agent/reconciler.js';
 import { nodeAddressLookup } from '../src/agent/node-address.js';
+import { MALLOC_ARENAS } from '../src/agent/process-memory.js';
 import { Reconciler, RELEASE_IDLE_MS } from '../src/agent/reconciler.js';
 import { openBpfObject } from '../src/bpf/loader.js';
 import { fromPackageRoot, loadNative } from '../src/bpf/native.js';
@@ -52,6 +53,17 @@ import type { BenchEnvironment, Distribution } from './stats.js';
 import { benchEnvironment, distribution, mb, ms, RESULTS_DIR, writeResult } from './stats.js';
 
 export const GOALS = { coldStartMs: 1000, changeP99Ms: 10, rssBytes: 150 * 1048576 } as const;
+
+/**
+ * The RSS the goal is judged on: the agent's resident size between bursts, i.e. the higher of
+ * after the cold start and after the changes, each once the reconciler has released memory as
+ * the agent's does (after a full sync; once changes stop, or once a minute while they go on).
+ * Without a release after the changes (none within SLUICE_BENCH_REST_MS), the sample taken right
+ * after them counts instead.
+ */
+export function judgedRss(memory: { afterColdStart: MemorySample; afterChanges: MemorySample; atRest: MemorySample & { released: boolean } }): number {
+  return Math.max(memory.afterColdStart.rss, memory.atRest.released ? memory.atRest.rss : memory.afterChanges.rss);
+}
 
 const MODEL_CONFIG: ModelConfig = { families: ['IPv4'], nodePortAddresses: [], serviceProxyName: '' };
 /** No sync may take longer than this (a hang is a failure, not a slow number). */
@@ -600,8 +612,9 @@ async function measureInChild(opts: MeasureOptions): Promise<ControlPlaneMeasure
     const extra = (process.env['SLUICE_BENCH_CHILD_NODE_FLAGS'] ?? '').split(/\s+/).filter((f) => f !== '');
     // No --enable-source-maps: the agent runs without (daemonset/sluice.yaml), and the source maps
     // of every loaded module would add ~10 MB that the agent does not have.
+    // MALLOC_ARENA_MAX as daemonset/sluice.yaml sets it for the agent (src/agent/process-memory.ts).
     const child = spawn(process.execPath, ['--expose-gc', ...extra, build.entry, ...args], {
-      stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, NODE_OPTIONS: '' },
+      stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, NODE_OPTIONS: '', MALLOC_ARENA_MAX: String(MALLOC_ARENAS) },
     });
     const exited = new Promise<number | string>((resolve, reject) => {
       child.once('error', reject);
@@ -654,7 +667,7 @@ export async function runControlPlaneBench(opts: ControlPlaneBenchOptions): Prom
     met: {
       coldStart: m.coldStart.totalMs < GOALS.coldStartMs,
       changeP99: m.changes.latencyMs.p99 < GOALS.changeP99Ms,
-      rss: Math.max(m.memory.afterColdStart.rss, m.memory.afterChanges.rss) < GOALS.rssBytes,
+      rss: judgedRss(m.memory) < GOALS.rssBytes,
     },
   };
 }
@@ -687,9 +700,10 @@ export function formatControlPlane(r: ControlPlaneResult): string {
     row('RSS after maps load / objects listed', `${mb(r.memory.afterMapsLoad.rss)} / ${mb(r.memory.afterListLoad.rss)}`),
     row(`RSS after cold start (and its release, +${SETTLE_MS} ms)`, mb(r.memory.afterColdStart.rss), `< ${r.goals.rssMb} MB`, verdict(r.memory.afterColdStart.rss < GOALS.rssBytes)),
     row('  RSS right after the release', mb(r.memory.rightAfterRelease.rss)),
-    row(`RSS after ${c.count} changes`, mb(r.memory.afterChanges.rss), `< ${r.goals.rssMb} MB`, verdict(r.memory.afterChanges.rss < GOALS.rssBytes)),
-    row(`  RSS at rest (${r.memory.atRest.released ? "released after" : "no release in"} ${(r.memory.atRest.idleMs / 1000).toFixed(0)} s idle)`, mb(r.memory.atRest.rss)),
-    row('  heap used / committed at rest', `${mb(r.memory.atRest.heapUsed)} / ${mb(r.memory.atRest.heapTotal)}`),
+    row(`RSS after ${c.count} changes, once released`, r.memory.atRest.released ? mb(r.memory.atRest.rss) : `none in ${(r.memory.atRest.idleMs / 1000).toFixed(0)} s`, `< ${r.goals.rssMb} MB`, r.memory.atRest.released ? verdict(r.memory.atRest.rss < GOALS.rssBytes) : ''),
+    row(`  right after the changes (before any release)`, mb(r.memory.afterChanges.rss)),
+    row(`  idle until the release / then +${SETTLE_MS} ms`, `${((r.memory.atRest.idleMs - SETTLE_MS) / 1000).toFixed(1)} s`),
+    row('  heap used / committed once released', `${mb(r.memory.atRest.heapUsed)} / ${mb(r.memory.atRest.heapTotal)}`),
     row('  heap used after changes', mb(r.memory.afterChanges.heapUsed)),
     ...(r.memory.afterColdStartGc && r.memory.afterChangesGc ? [
       row('  after a forced full GC: RSS / live heap', `${mb(r.memory.afterColdStartGc.rss)} / ${mb(r.memory.afterColdStartGc.heapUsed)}`, '(cold start)'),
@@ -732,7 +746,10 @@ async function main(argv: string[]): Promise<void> {
   if (argv.includes('--child')) {
     // The measuring child: argv is ours (bench/control-plane.ts's measureInChild), not a user's.
     // It loads every module the agent loads, as sluice-agent loads them (client-node without its
-    // generated API: src/k8s/lean-client.ts), so that its RSS is the agent's, not only the pipeline's.
+    // generated API: src/k8s/lean-client.ts), so that its RSS is the agent's, not only the pipeline's;
+    // first, as sluice-agent does, it limits the C heap's arenas (src/agent/process-memory.ts).
+    const { limitMallocArenas } = await import('../src/agent/process-memory.js');
+    if (!limitMallocArenas()) throw new Error('control-plane bench: glibc refused to limit malloc arenas');
     const { registerLeanClient } = await import('../src/k8s/lean-client.js');
     if (!registerLeanClient()) throw new Error('control-plane bench: dist/src/k8s/lean-client-hooks.js is missing (npm run build)');
     await import('../src/agent/agent.js');

@@ -54,6 +54,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcQuery", Napi::Function::New<RejectOnThrow<TcQuery>>(env, "tcQuery"));
   exports.Set("drainLog", Napi::Function::New<DrainLog>(env, "drainLog"));
   exports.Set("releaseMemory", Napi::Function::New<ReleaseMemory>(env, "releaseMemory"));
+  exports.Set("limitMallocArenas",
+              Napi::Function::New<LimitMallocArenas>(env, "limitMallocArenas"));
   return exports;
 }
 

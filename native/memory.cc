@@ -16,4 +16,16 @@ Napi::Value ReleaseMemory(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), malloc_trim(0) == 1);
 }
 
+Napi::Value LimitMallocArenas(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    throw Napi::TypeError::New(env, "limitMallocArenas: the arena count must be a number");
+  }
+  const double count = info[0].As<Napi::Number>().DoubleValue();
+  if (!(count >= 1 && count <= 1024) || count != static_cast<int>(count)) {
+    throw Napi::RangeError::New(env, "limitMallocArenas: the arena count must be a whole number from 1 to 1024");
+  }
+  return Napi::Boolean::New(env, mallopt(M_ARENA_MAX, static_cast<int>(count)) == 1);
+}
+
 }  // namespace sluice

@@ -7,9 +7,13 @@
 namespace sluice {
 
 // releaseMemory(): a full, compacting V8 collection that also uncommits the heap it frees
-// (Isolate::LowMemoryNotification), then malloc_trim(0) for the C heap. Returns whether
-// malloc_trim gave memory back.
+// (Isolate::MemoryPressureNotification, critical), then malloc_trim(0) for the C heap. Returns
+// whether malloc_trim gave memory back.
 Napi::Value ReleaseMemory(const Napi::CallbackInfo& info);
+
+// limitMallocArenas(n): mallopt(M_ARENA_MAX, n), at most n glibc malloc arenas from now on.
+// Returns whether glibc took it.
+Napi::Value LimitMallocArenas(const Napi::CallbackInfo& info);
 
 }  // namespace sluice
 

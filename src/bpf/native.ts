@@ -255,6 +255,12 @@ export interface NativeAddon {
    * thread for the collection (~100 ms at 10,000 Services). True when malloc_trim released memory.
    */
   releaseMemory(): boolean;
+  /**
+   * mallopt(M_ARENA_MAX, count): at most `count` glibc malloc arenas from now on. glibc gives each
+   * thread that allocates its own arena (up to 8 per CPU), and each keeps what it once held.
+   * True when glibc took it. Throws on a count that is not a whole number from 1 to 1024.
+   */
+  limitMallocArenas(count: number): boolean;
 }
 
 function packageRoot(): string {

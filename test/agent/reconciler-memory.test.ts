@@ -1,12 +1,14 @@
 // Memory goes back to the OS after a full sync: the reconciler calls releaseMemory right after
 // onSync of a sync that recomputed everything, never after an incremental one, at most once per
-// RELEASE_MEMORY_INTERVAL_MS, and survives it throwing. And the addon's releaseMemory really
-// returns a dropped heap's pages to the OS.
+// RELEASE_MEMORY_INTERVAL_MS, and survives it throwing; once changes stop; and at intervals while
+// they never stop. And the addon's releaseMemory really returns a dropped heap's pages to the OS,
+// and limits the C heap's arenas.
 import t from 'tap';
 import pino from 'pino';
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { Reconciler, RELEASE_MEMORY_INTERVAL_MS } from '../../src/agent/reconciler.js';
 import { loadNative } from '../../src/bpf/native.js';
+import { limitMallocArenas, MALLOC_ARENAS } from '../../src/agent/process-memory.js';
 import { ObjectStore } from '../../src/k8s/store.js';
 import { IncrementalModel } from '../../src/model/incremental.js';
 
@@ -22,7 +24,7 @@ const slice = (name: string, ips: string[]): V1EndpointSlice => ({
 });
 const node = (zone: string): V1Node => ({ metadata: { name: 'n1', labels: { 'topology.kubernetes.io/zone': zone } }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.1' }] } });
 
-function setup(release: () => void, releaseIdle?: { quietMs: number; intervalMs: number }) {
+function setup(release: () => void, releaseIdle?: { quietMs: number; intervalMs: number; busyIntervalMs?: number }) {
   const store = new ObjectStore();
   const events: string[] = [];
   const releaseTimes: number[] = [];
@@ -115,6 +117,28 @@ t.test('once changes stop, memory is released again (not during a burst, not too
   t.same(events.slice(from), [], 'nothing more without new syncs');
 });
 
+t.test('while changes never stop, memory is released at the busy interval, not after every sync', async (t) => {
+  // Never quiet long enough for the idle release (quietMs beyond the burst).
+  const { store, rec, events, lines, releaseTimes } = setup(() => {}, { quietMs: 10_000, intervalMs: 10_000, busyIntervalMs: 150 });
+  t.teardown(() => rec.stop());
+  t.same(await eventsUntil(events, 0, 'sync:full'), ['sync:full', 'release']);
+  const from = events.length;
+  for (let i = 0; i < 30; i++) {
+    store.upsert('EndpointSlice', slice('a', ['10.1.0.1', `10.1.1.${i + 1}`]));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const during = events.slice(from);
+  const syncs = during.filter((e) => e === 'sync:incremental').length;
+  const releases = during.filter((e) => e === 'release').length;
+  t.ok(syncs >= 20, `the changes synced (${syncs})`);
+  t.ok(releases >= 1 && releases <= 5, `released during the changes, at the interval: ${releases} for ~${30 * 20} ms of changes`);
+  for (let i = 1; i < releaseTimes.length; i++) {
+    const gap = (releaseTimes[i] ?? 0) - (releaseTimes[i - 1] ?? 0);
+    t.ok(gap >= 150, `releases ${i - 1} and ${i} at least the busy interval apart (${gap.toFixed(0)} ms)`);
+  }
+  t.ok(lines.some((l) => l.includes('released memory while changes go on')), 'logged as such');
+});
+
 t.test('the addon gives a dropped heap back to the OS', async (t) => {
   const native = loadNative();
   let garbage: Array<{ i: number; s: string }> | null = [];
@@ -125,4 +149,14 @@ t.test('the addon gives a dropped heap back to the OS', async (t) => {
   native.releaseMemory();
   const after = process.memoryUsage.rss();
   t.ok(before - after > 40 * 1048576, `RSS ${(before / 1048576).toFixed(0)} → ${(after / 1048576).toFixed(0)} MB`);
+});
+
+t.test('the agent limits the C heap to MALLOC_ARENAS arenas; the addon refuses a bad count by name', async (t) => {
+  t.ok(limitMallocArenas(), 'glibc took the limit');
+  const native = loadNative();
+  for (const bad of [0, 1.5, 2000]) t.throws(() => native.limitMallocArenas(bad), { name: 'RangeError', message: /whole number from 1 to 1024/ }, `count ${bad}`);
+  t.throws(() => native.limitMallocArenas('2' as unknown as number), { name: 'TypeError', message: /must be a number/ });
+  let asked = 0;
+  t.ok(limitMallocArenas({ limitMallocArenas: (n) => ((asked = n), true) }));
+  t.equal(asked, MALLOC_ARENAS, 'asks for MALLOC_ARENAS');
 });
