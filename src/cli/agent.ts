@@ -32,7 +32,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const logging = createLogging({ level: cfg.logLevel });
   const log = logging.component('main');
-  // First, before threads allocate: at most MALLOC_ARENAS C-heap arenas (~8 MB less RSS). A
+  // First, before threads allocate: at most MALLOC_ARENAS C-heap arenas (~10 MB less RSS). A
   // missing addon is reported by the agent's start, with what to do about it.
   try {
     if (!limitMallocArenas()) log.warn(`glibc refused to limit malloc arenas to ${MALLOC_ARENAS}; memory use will be higher`);
