@@ -23,7 +23,8 @@ Napi::Value LimitMallocArenas(const Napi::CallbackInfo& info) {
   }
   const double count = info[0].As<Napi::Number>().DoubleValue();
   if (!(count >= 1 && count <= 1024) || count != static_cast<int>(count)) {
-    throw Napi::RangeError::New(env, "limitMallocArenas: the arena count must be a whole number from 1 to 1024");
+    throw Napi::RangeError::New(
+        env, "limitMallocArenas: the arena count must be a whole number from 1 to 1024");
   }
   return Napi::Boolean::New(env, mallopt(M_ARENA_MAX, static_cast<int>(count)) == 1);
 }
