@@ -18,7 +18,7 @@ export function topologyMode(endpoints: readonly EndpointInfo[], nodeName: strin
   let allHaveZoneHints = true;
   let oneForThisZone = false;
   for (const e of endpoints) {
-    if (!e.backend.ready) continue;
+    if (!e.ready) continue;
     if (!e.nodeHints) allHaveNodeHints = false;
     else if (e.nodeHints.has(nodeName)) oneForThisNode = true;
     if (!e.zoneHints) allHaveZoneHints = false;
@@ -56,8 +56,8 @@ export function categorizeEndpoints(
 ): EndpointSets {
   const mode = topologyMode(endpoints, nodeName, zone);
   let cluster: Backend[] = [];
-  for (const e of endpoints) if (e.backend.ready && availableForTopology(e, mode, nodeName, zone)) cluster.push(e.backend);
-  const backends = endpoints.map((e) => e.backend);
+  for (const e of endpoints) if (e.ready && availableForTopology(e, mode, nodeName, zone)) cluster.push(e);
+  const backends: readonly Backend[] = endpoints;
   // Topology never empties the set (a mode is chosen only when one ready endpoint matches), so
   // an empty set here means no ready endpoint anywhere.
   if (cluster.length === 0) cluster = backends.filter((b) => b.serving && b.terminating);

@@ -4,11 +4,10 @@ import type { ParsedSlice, SliceEndpoint } from './endpoint-slices.js';
 import type { Backend, IpFamily, L4Protocol } from './types.js';
 
 /**
- * The output Backend plus what the topology filter and sorting need. The same Backend object
- * is placed in both sets when it belongs to both (one allocation per endpoint).
+ * A Backend plus what the topology filter and sorting need: one short-lived object per endpoint
+ * and port (the output packs the fields, BackendList).
  */
-export interface EndpointInfo {
-  backend: Backend;
+export interface EndpointInfo extends Backend {
   sortKey: string;
   zoneHints: ReadonlySet<string> | null;
   nodeHints: ReadonlySet<string> | null;
@@ -16,16 +15,14 @@ export interface EndpointInfo {
 
 function toEndpointInfo(endpoint: SliceEndpoint, port: number, nodeName: string): EndpointInfo {
   return {
-    backend: {
-      ip: endpoint.ip.canonical,
-      port,
-      nodeName: endpoint.nodeName,
-      zone: endpoint.zone,
-      local: endpoint.nodeName !== null && endpoint.nodeName === nodeName,
-      ready: endpoint.ready,
-      serving: endpoint.serving,
-      terminating: endpoint.terminating,
-    },
+    ip: endpoint.ip.canonical,
+    port,
+    nodeName: endpoint.nodeName,
+    zone: endpoint.zone,
+    local: endpoint.nodeName !== null && endpoint.nodeName === nodeName,
+    ready: endpoint.ready,
+    serving: endpoint.serving,
+    terminating: endpoint.terminating,
     sortKey: endpoint.ip.sortKey,
     zoneHints: endpoint.zoneHints,
     nodeHints: endpoint.nodeHints,
@@ -35,7 +32,7 @@ function toEndpointInfo(endpoint: SliceEndpoint, port: number, nodeName: string)
 /** By IP (numerically), then port. */
 export function compareEndpoints(a: EndpointInfo, b: EndpointInfo): number {
   if (a.sortKey !== b.sortKey) return a.sortKey < b.sortKey ? -1 : 1;
-  return a.backend.port - b.backend.port;
+  return a.port - b.port;
 }
 
 /**
@@ -66,7 +63,7 @@ export function mergeEndpoints(
   for (const candidate of candidates) {
     const last = merged[merged.length - 1];
     if (last === undefined || compareEndpoints(last, candidate) !== 0) merged.push(candidate);
-    else if (!candidate.backend.terminating) merged[merged.length - 1] = candidate;
+    else if (!candidate.terminating) merged[merged.length - 1] = candidate;
   }
   return merged;
 }
