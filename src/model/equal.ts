@@ -1,22 +1,9 @@
 // Equality of DesiredServicePorts, for the reconciler's diff. Lists are compared in order: the
-// model emits them sorted, so equal state has equal order.
-import type { Backend, DesiredServicePort, Frontend } from './types.js';
+// model emits them sorted, so equal state has equal order (backend lists compare their slots).
+import type { DesiredServicePort, Frontend } from './types.js';
 
 function frontendEqual(a: Frontend, b: Frontend): boolean {
   return a.kind === b.kind && a.ip === b.ip && a.port === b.port;
-}
-
-export function backendEqual(a: Backend, b: Backend): boolean {
-  return (
-    a.ip === b.ip &&
-    a.port === b.port &&
-    a.nodeName === b.nodeName &&
-    a.zone === b.zone &&
-    a.local === b.local &&
-    a.ready === b.ready &&
-    a.serving === b.serving &&
-    a.terminating === b.terminating
-  );
 }
 
 function listEqual<T>(a: readonly T[], b: readonly T[], equal: (x: T, y: T) => boolean): boolean {

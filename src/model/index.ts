@@ -1,6 +1,6 @@
 // The model's public surface: pure kube-proxy semantics, no I/O.
 export { computeDesiredState } from './desired-state.js';
-export { servicePortEqual, backendEqual } from './equal.js';
+export { servicePortEqual } from './equal.js';
 export { BackendList } from './backend-list.js';
 export { HealthCheckIndex, healthCheckServices, type HealthCheckService } from './health.js';
 export { DEFAULT_AFFINITY_TIMEOUT_SEC } from './service-options.js';
