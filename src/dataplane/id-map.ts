@@ -5,6 +5,9 @@
 // DENSE_IDS on go to a Map, so a stray one never makes the array sparse.
 const DENSE_IDS = 1 << 17;
 
+/** Held in the array (else in the Map): one test for every method. */
+const isDense = (id: number): boolean => Number.isInteger(id) && id >= 0 && id < DENSE_IDS;
+
 export class IdMap<V> implements Iterable<[number, V]> {
   private readonly dense: Array<V | undefined> = [];
   private far: Map<number, V> | undefined;
@@ -15,7 +18,7 @@ export class IdMap<V> implements Iterable<[number, V]> {
   }
 
   get(id: number): V | undefined {
-    return id >= 0 && id < DENSE_IDS ? this.dense[id] : this.far?.get(id);
+    return isDense(id) ? this.dense[id] : this.far?.get(id);
   }
 
   has(id: number): boolean {
@@ -25,7 +28,7 @@ export class IdMap<V> implements Iterable<[number, V]> {
   /** `value` must not be undefined (absent and undefined are one thing here). */
   set(id: number, value: V): this {
     if (!this.has(id)) this.count++;
-    if (id >= 0 && id < DENSE_IDS && Number.isInteger(id)) {
+    if (isDense(id)) {
       // Grow one slot at a time with undefined, never past a hole: the array stays packed.
       while (this.dense.length < id) this.dense.push(undefined);
       this.dense[id] = value;
@@ -36,7 +39,7 @@ export class IdMap<V> implements Iterable<[number, V]> {
   delete(id: number): boolean {
     if (!this.has(id)) return false;
     this.count--;
-    if (id >= 0 && id < DENSE_IDS) {
+    if (isDense(id)) {
       this.dense[id] = undefined;
       while (this.dense.length > 0 && this.dense[this.dense.length - 1] === undefined) this.dense.pop();
     } else this.far?.delete(id);

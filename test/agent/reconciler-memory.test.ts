@@ -57,6 +57,14 @@ async function eventsUntil(events: string[], from: number, what: string): Promis
   return events.slice(from);
 }
 
+/** `count` endpoint changes of Service a, one every 20 ms (each a new endpoint set). */
+async function changeEvery20Ms(store: ObjectStore, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    store.upsert('EndpointSlice', slice('a', ['10.1.0.1', `10.1.1.${i + 1}`]));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 t.test('after the first (full) sync, not after incremental ones, at most once per interval', async (t) => {
   const { store, rec, events, lines } = setup(() => {});
   t.teardown(() => rec.stop());
@@ -101,10 +109,7 @@ t.test('once changes stop, memory is released again (not during a burst, not too
   // A burst: a change every 20 ms for ~100 ms; the quiet timer keeps being pushed back. It ends
   // well before the interval: the quiet release waits for the interval to be over.
   let from = events.length;
-  for (let i = 0; i < 5; i++) {
-    store.upsert('EndpointSlice', slice('a', ['10.1.0.1', `10.1.1.${i + 1}`]));
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await changeEvery20Ms(store, 5);
   t.notOk(events.slice(from).includes('release'), 'no release during the burst');
   from = events.length;
   const released = await eventsUntil(events, from, 'release');
@@ -123,10 +128,7 @@ t.test('while changes never stop, memory is released at the busy interval, not a
   t.teardown(() => rec.stop());
   t.same(await eventsUntil(events, 0, 'sync:full'), ['sync:full', 'release']);
   const from = events.length;
-  for (let i = 0; i < 30; i++) {
-    store.upsert('EndpointSlice', slice('a', ['10.1.0.1', `10.1.1.${i + 1}`]));
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await changeEvery20Ms(store, 30);
   const during = events.slice(from);
   const syncs = during.filter((e) => e === 'sync:incremental').length;
   const releases = during.filter((e) => e === 'release').length;
