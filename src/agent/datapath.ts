@@ -1,4 +1,4 @@
-// The agent's view of the datapath: src/dataplane/datapath.ts loads the objects over the pinned
+// The agent's view of the datapath: src/datapath/datapath.ts loads the objects over the pinned
 // maps and attaches them; this adapter adds what the agent reports (which program is attached
 // where, for status and health) and the interface selection of `sluice-agent cleanup`.
 // Attachments survive the agent: cgroup links are pinned and swapped in place on restart
@@ -9,9 +9,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { loadNative } from '../bpf/native.js';
 import type { NativeAddon } from '../bpf/native.js';
-import { Datapath } from '../dataplane/datapath.js';
-import { cgroupLinkPin, cleanupDatapath, CONNECT_PROGRAMS, SLUICE_TC_HANDLE, SLUICE_TC_PRIORITY, TC_PROGRAMS } from '../dataplane/attach.js';
-import type { CleanupReport } from '../dataplane/attach.js';
+import { Datapath } from '../datapath/datapath.js';
+import { cgroupLinkPin, cleanupDatapath, CONNECT_PROGRAMS, SLUICE_TC_HANDLE, SLUICE_TC_PRIORITY, TC_PROGRAMS } from '../datapath/attach.js';
+import type { CleanupReport } from '../datapath/attach.js';
 import type { ServiceTables } from '../dataplane/tables.js';
 import type { ProgramAttachment } from '../admin/types.js';
 import { cgroup2Mount } from '../testbed/cgroup.js';

@@ -209,7 +209,7 @@ t.test('metrics and health against a running agent', async (t) => {
     expectServed(t, await bed.traffic('tc', '10.96.0.10', 80, 3), ['web-a', 'web-b'], 'the TC path serves again');
 
     // The connect-time link: detached through its pin (as `bpftool link detach` would).
-    const { cgroupLinkPin } = await import('../../src/dataplane/attach.js');
+    const { cgroupLinkPin } = await import('../../src/datapath/attach.js');
     const { loadNative } = await import('../../src/bpf/native.js');
     const link = loadNative().openPinnedLink(cgroupLinkPin(bed.pinDir, bed.clientCgroup, 'sl_connect4'));
     link.detach();

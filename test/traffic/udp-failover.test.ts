@@ -6,7 +6,7 @@
 // writer's socket sweep must close it (and without the sweep it stays: the negative control).
 import t from 'tap';
 import type { Test } from 'tap';
-import { Datapath } from '../../src/dataplane/datapath.js';
+import { Datapath } from '../../src/datapath/datapath.js';
 import { ServiceTableWriter } from '../../src/dataplane/writer.js';
 import { netnsPath } from '../../src/testbed/netns.js';
 import type { Bed, CtlbMode, ServiceWriter } from './bed.js';

@@ -12,9 +12,9 @@ import { openBpfObject } from '../bpf/loader.js';
 import { allStructCodecs, CTLB } from '../bpf/sluice-structs.js';
 import type { CgroupAttachReport, TcTarget } from './attach.js';
 import { attachCgroupLinks, attachTcFilters, CONNECT_PROGRAMS, detachCgroupLinks, detachTcFilters, TC_PROGRAMS } from './attach.js';
-import { tablesFromObject } from './native-tables.js';
-import type { ServiceTables } from './tables.js';
-import { tableSpecs } from './table-specs.js';
+import { tablesFromObject } from '../dataplane/native-tables.js';
+import type { ServiceTables } from '../dataplane/tables.js';
+import { tableSpecs } from '../dataplane/table-specs.js';
 import type { NamespaceSources } from './socket-sweep.js';
 import { SOCKDESTROY_OBJECT, UdpSocketSweeper } from './socket-sweep.js';
 

@@ -1,4 +1,4 @@
-// The UDP socket sweeper (src/dataplane/socket-sweep.ts): which namespaces it finds, that it
+// The UDP socket sweeper (src/datapath/socket-sweep.ts): which namespaces it finds, that it
 // degrades to a logged no-op without its object, that one bad namespace does not stop a sweep,
 // that Datapath exposes it, and what one sweep over 50 namespaces costs. Sweeps here only ever
 // visit this test's own namespaces (the `namespaces` option); the node-wide listing is only
@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import t from 'tap';
-import { Datapath } from '../../src/dataplane/datapath.js';
-import { dedupeNamespaces, listNetworkNamespaces, UdpSocketSweeper } from '../../src/dataplane/socket-sweep.js';
+import { Datapath } from '../../src/datapath/datapath.js';
+import { dedupeNamespaces, listNetworkNamespaces, UdpSocketSweeper } from '../../src/datapath/socket-sweep.js';
 import { netnsPath, spawnInNetns } from '../../src/testbed/netns.js';
 import { TestbedRun } from '../../src/testbed/run.js';
 import { requirePrivileges } from '../helpers/privileges.js';
