@@ -58,31 +58,56 @@ static __always_inline int sl_ctlb_not_frontend(__be32 addr)
 	return sl_sock_refuse(ECONNREFUSED);
 }
 
+/*
+ * The service ctx (a connect() or sendmsg() on a balanced protocol) is addressed to, or NULL
+ * with *verdict set: pass (not a frontend), or refuse (a ClusterIP's port that is no frontend).
+ */
+static __always_inline struct sl_service_value *sl_ctlb_service(struct bpf_sock_addr *ctx,
+								int *verdict)
+{
+	struct sl_service_value *svc;
+
+	*verdict = SL_SOCK_PASS;
+	if (!sl_ctlb_enabled(ctx->protocol))
+		return NULL;
+	svc = sl_lookup_frontend4(ctx->user_ip4, (__be16)ctx->user_port, ctx->protocol);
+	if (!svc)
+		*verdict = sl_ctlb_not_frontend(ctx->user_ip4);
+	return svc;
+}
+
+/*
+ * The end of a balanced connect()/sendmsg(): remembers that the backend stands for the frontend
+ * ctx still holds (for getpeername/recvmsg), counts a new flow, and points the socket call at
+ * the backend.
+ */
+static __always_inline int sl_ctlb_translate(struct bpf_sock_addr *ctx,
+					     const struct sl_service_value *svc,
+					     const struct sl_backend_value4 *be, bool new_flow)
+{
+	sl_sock_revnat_record4(bpf_get_socket_cookie(ctx), be, ctx->user_ip4,
+			       (__be16)ctx->user_port, svc->svc_id);
+	if (new_flow)
+		sl_count_service(svc->svc_id, 0, true, false);
+	ctx->user_ip4 = be->addr;
+	ctx->user_port = (__u32)be->port;
+	return SL_SOCK_PASS;
+}
+
 SEC("cgroup/connect4")
 int sl_connect4(struct bpf_sock_addr *ctx)
 {
-	__be32 frontend_addr = ctx->user_ip4;
-	__be16 frontend_port = (__be16)ctx->user_port;
 	struct sl_backend_value4 be;
 	struct sl_service_value *svc;
 	int ret;
 
-	if (!sl_ctlb_enabled(ctx->protocol))
-		return SL_SOCK_PASS;
-	svc = sl_lookup_frontend4(frontend_addr, frontend_port, ctx->protocol);
+	svc = sl_ctlb_service(ctx, &ret);
 	if (!svc)
-		return sl_ctlb_not_frontend(frontend_addr);
-
+		return ret;
 	ret = sl_select_backend4(svc, sl_sock_client_id4(ctx), false, &be);
 	if (ret < 0)
 		return sl_ctlb_refuse(svc->svc_id, -ret);
-
-	sl_sock_revnat_record4(bpf_get_socket_cookie(ctx), &be, frontend_addr, frontend_port,
-			       svc->svc_id);
-	sl_count_service(svc->svc_id, 0, true, false);
-	ctx->user_ip4 = be.addr;
-	ctx->user_port = (__u32)be.port;
-	return SL_SOCK_PASS;
+	return sl_ctlb_translate(ctx, svc, &be, true);
 }
 
 /*
@@ -98,34 +123,21 @@ int sl_sendmsg4(struct bpf_sock_addr *ctx)
 	struct sl_backend_value4 be;
 	struct sl_service_value *svc;
 	struct sl_sock_udp4 *st;
-	bool new_flow = true;
 	int ret;
 
-	if (!sl_ctlb_enabled(ctx->protocol))
-		return SL_SOCK_PASS;
-	svc = sl_lookup_frontend4(frontend_addr, frontend_port, ctx->protocol);
+	svc = sl_ctlb_service(ctx, &ret);
 	if (!svc)
-		return sl_ctlb_not_frontend(frontend_addr);
-
+		return ret;
 	/* No storage (out of memory): balanced per datagram, without stickiness. */
 	st = bpf_sk_storage_get(&sl_sock_udp4, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
-	if (st && sl_sock_udp_sticky4(st, svc, frontend_addr, frontend_port, &be)) {
-		new_flow = false;
-	} else {
-		ret = sl_select_backend4(svc, sl_sock_client_id4(ctx), false, &be);
-		if (ret < 0)
-			return sl_ctlb_refuse(svc->svc_id, -ret);
-		if (st)
-			sl_sock_udp_remember4(st, svc, frontend_addr, frontend_port, &be);
-	}
-
-	sl_sock_revnat_record4(bpf_get_socket_cookie(ctx), &be, frontend_addr, frontend_port,
-			       svc->svc_id);
-	if (new_flow)
-		sl_count_service(svc->svc_id, 0, true, false);
-	ctx->user_ip4 = be.addr;
-	ctx->user_port = (__u32)be.port;
-	return SL_SOCK_PASS;
+	if (st && sl_sock_udp_sticky4(st, svc, frontend_addr, frontend_port, &be))
+		return sl_ctlb_translate(ctx, svc, &be, false);
+	ret = sl_select_backend4(svc, sl_sock_client_id4(ctx), false, &be);
+	if (ret < 0)
+		return sl_ctlb_refuse(svc->svc_id, -ret);
+	if (st)
+		sl_sock_udp_remember4(st, svc, frontend_addr, frontend_port, &be);
+	return sl_ctlb_translate(ctx, svc, &be, true);
 }
 
 /* recvmsg/recvfrom on UDP: the datagram's source becomes the frontend it was sent to. */

@@ -13,8 +13,7 @@
  * gone from the service (or whose service is gone), and deletes that entry too: user space
  * must run the sweep before it deletes the socket reverse-NAT entries of removed UDP backends.
  *
- * Kernel types are declared here with only the fields used, relocated by CO-RE against the
- * running kernel's BTF, so the build needs no vmlinux.h.
+ * The kernel types it reads are declared in lib/udp_iter.h (CO-RE, no vmlinux.h).
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
@@ -24,51 +23,25 @@
 #include "sluice.h"
 #include "maps.h"
 #include "lb.h"
+#include "udp_iter.h"
 
 #define SL_AF_INET	   2
 #define SL_TCP_ESTABLISHED 1 /* sk_state of a connected UDP socket */
 
-struct sock_common {
-	__be32 skc_daddr;
-	__be16 skc_dport; /* network order */
-	unsigned short skc_family;
-	volatile unsigned char skc_state;
-} __attribute__((preserve_access_index));
-
-struct sock {
-	struct sock_common __sk_common;
-} __attribute__((preserve_access_index));
-
-struct inet_sock {
-	struct sock sk;
-} __attribute__((preserve_access_index));
-
-struct udp_sock {
-	struct inet_sock inet;
-} __attribute__((preserve_access_index));
-
-struct bpf_iter_meta;
-
-struct bpf_iter__udp {
-	struct bpf_iter_meta *meta;
-	struct udp_sock *udp_sk;
-} __attribute__((preserve_access_index));
-
 extern int bpf_sock_destroy(struct sock_common *sk) __ksym;
 
-/* Is addr:port still a member of the set a pod's connection to svc chooses from? */
+/*
+ * Is addr:port still a member of the set a pod's connection to svc chooses from? Past the scan
+ * bound the backend is trusted (sl_set_find4): a socket of a large set is never closed.
+ */
 static __always_inline bool sl_backend_in_service4(const struct sl_service_value *svc, __be32 addr,
 						   __be16 port)
 {
 	struct sl_backend_value4 be;
-	__u32 base = 0, n = svc->count;
+	__u32 base, n;
 
-	if (svc->flags & SL_SVC_F_INTERNAL_LOCAL) {
-		base = svc->count;
-		n = svc->local_count;
-	}
-	/* Past the scan bound sl_set_find4 trusts the backend: a large set is never swept. */
-	return sl_set_find4(svc->backend_id, base, n, addr, port, &be);
+	sl_backend_set(svc, false, &base, &n);
+	return sl_set_trusts4(svc->backend_id, base, n, addr, port, &be);
 }
 
 SEC("iter/udp")

@@ -31,4 +31,25 @@ Napi::Value BtfStructValue(Napi::Env env, const struct btf* btf, const std::stri
   return out;
 }
 
+Napi::Value BtfEnumValue(Napi::Env env, const struct btf* btf, const std::string& name) {
+  if (!btf) return env.Null();
+  __s32 id = btf__find_by_name_kind(btf, name.c_str(), BTF_KIND_ENUM);
+  if (id < 0) return env.Null();
+  const struct btf_type* type = btf__type_by_id(btf, static_cast<__u32>(id));
+  if (!type) return env.Null();
+
+  Napi::Object values = Napi::Object::New(env);
+  const struct btf_enum* value = btf_enum(type);
+  for (__u32 i = 0; i < btf_vlen(type); ++i) {
+    const char* value_name = btf__name_by_offset(btf, value[i].name_off);
+    // Our enums are unsigned (flags, sizes): BTF stores each value as 32 bits.
+    values.Set(value_name ? value_name : "",
+               Napi::Number::New(env, static_cast<__u32>(value[i].val)));
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("name", name);
+  out.Set("values", values);
+  return out;
+}
+
 }  // namespace sluice

@@ -48,6 +48,7 @@ Napi::Function BpfObject::Define(Napi::Env env) {
                          InstanceMethod<&BpfObject::Map>("map"),
                          InstanceMethod<&BpfObject::Program>("program"),
                          InstanceMethod<&BpfObject::BtfStruct>("btfStruct"),
+                         InstanceMethod<&BpfObject::BtfEnum>("btfEnum"),
                          InstanceMethod<&BpfObject::Close>("close"),
                      });
 }
@@ -229,6 +230,13 @@ Napi::Value BpfObject::BtfStruct(const Napi::CallbackInfo& info) {
   std::string name = StringArg(info, 0, "btfStruct", "name");
   bpf_object* obj = Usable(env, "btfStruct");
   return BtfStructValue(env, bpf_object__btf(obj), name);
+}
+
+Napi::Value BpfObject::BtfEnum(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "btfEnum", "name");
+  bpf_object* obj = Usable(env, "btfEnum");
+  return BtfEnumValue(env, bpf_object__btf(obj), name);
 }
 
 Napi::Value BpfObject::Close(const Napi::CallbackInfo& info) {

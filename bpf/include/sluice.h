@@ -22,16 +22,21 @@ struct sl_frontend_key4 {
 };
 _Static_assert(sizeof(struct sl_frontend_key4) == 8, "sl_frontend_key4 size");
 
-#define SL_SCOPE_ANY 0
+/* Frontend scopes (sl_frontend_key4.scope). */
+enum sl_scope {
+	SL_SCOPE_ANY = 0,
+};
 
 /* Service flags (sl_service_value.flags). */
-#define SL_SVC_F_INTERNAL_LOCAL (1U << 0) /* iTP=Local: pods use the local set */
-#define SL_SVC_F_EXTERNAL_LOCAL (1U << 1) /* eTP=Local: external uses local set */
-#define SL_SVC_F_AFFINITY	(1U << 2) /* ClientIP session affinity */
-#define SL_SVC_F_EXTERNAL	(1U << 3) /* NodePort / ExternalIP / LoadBalancer frontend */
-#define SL_SVC_F_SRC_RANGES	(1U << 4) /* loadBalancerSourceRanges apply (sl_src_ranges4) */
-#define SL_SVC_F_DSR		(1U << 5) /* reply directly from the backend's node (later) */
-#define SL_SVC_F_MAGLEV		(1U << 6) /* select with the Maglev table (later) */
+enum sl_svc_flags {
+	SL_SVC_F_INTERNAL_LOCAL = 1U << 0, /* iTP=Local: pods use the local set */
+	SL_SVC_F_EXTERNAL_LOCAL = 1U << 1, /* eTP=Local: external uses local set */
+	SL_SVC_F_AFFINITY = 1U << 2,	   /* ClientIP session affinity */
+	SL_SVC_F_EXTERNAL = 1U << 3,	   /* NodePort / ExternalIP / LoadBalancer frontend */
+	SL_SVC_F_SRC_RANGES = 1U << 4,	   /* loadBalancerSourceRanges apply (sl_src_ranges4) */
+	SL_SVC_F_DSR = 1U << 5,		   /* reply directly from the backend's node (later) */
+	SL_SVC_F_MAGLEV = 1U << 6,	   /* select with the Maglev table (later) */
+};
 
 /*
  * A frontend's service. Several frontends (ClusterIP, NodePort, ...) of one Service port share
@@ -56,8 +61,11 @@ struct sl_backend_key {
 };
 _Static_assert(sizeof(struct sl_backend_key) == 8, "sl_backend_key size");
 
-#define SL_BE_F_LOCAL	    (1U << 0) /* endpoint on this node */
-#define SL_BE_F_TERMINATING (1U << 1) /* serving but terminating (fallback set) */
+/* Backend flags (sl_backend_value4.flags). */
+enum sl_be_flags {
+	SL_BE_F_LOCAL = 1U << 0,       /* endpoint on this node */
+	SL_BE_F_TERMINATING = 1U << 1, /* serving but terminating (fallback set) */
+};
 
 struct sl_backend_value4 {
 	__be32 addr; /* endpoint address */
@@ -79,16 +87,25 @@ struct sl_ct_key4 {
 };
 _Static_assert(sizeof(struct sl_ct_key4) == 16, "sl_ct_key4 size");
 
-#define SL_CT_FORWARD 1 /* key: client -> frontend; translate destination to nat_addr:nat_port */
-#define SL_CT_REVERSE 2 /* key: backend -> client; translate source to nat_addr:nat_port */
+/* Conntrack entry types (sl_ct_value4.type). */
+enum sl_ct_type {
+	SL_CT_FORWARD = 1, /* key: client -> frontend; translate destination to nat_addr:nat_port */
+	SL_CT_REVERSE = 2, /* key: backend -> client; translate source to nat_addr:nat_port */
+};
 
-#define SL_CT_STATE_NEW		0 /* UDP/SCTP or a TCP flow before its SYN was seen */
-#define SL_CT_STATE_SYN_SENT	1
-#define SL_CT_STATE_ESTABLISHED 2
-#define SL_CT_STATE_FIN		3 /* a FIN seen in either direction */
-#define SL_CT_STATE_CLOSED	4 /* RST seen */
+/* Conntrack states (sl_ct_value4.state). */
+enum sl_ct_state {
+	SL_CT_STATE_NEW = 0, /* UDP/SCTP or a TCP flow before its SYN was seen */
+	SL_CT_STATE_SYN_SENT = 1,
+	SL_CT_STATE_ESTABLISHED = 2,
+	SL_CT_STATE_FIN = 3,	/* a FIN seen in either direction */
+	SL_CT_STATE_CLOSED = 4, /* RST seen */
+};
 
-#define SL_CT_F_HAIRPIN (1U << 0) /* client is its own backend: source rewritten too */
+/* Conntrack flags (sl_ct_value4.flags). */
+enum sl_ct_flags {
+	SL_CT_F_HAIRPIN = 1U << 0, /* client is its own backend: source rewritten too */
+};
 
 struct sl_ct_value4 {
 	__u64 created_ns;   /* bpf_ktime_get_ns() at creation */
@@ -140,6 +157,24 @@ struct sl_sock_revnat_value4 {
 _Static_assert(sizeof(struct sl_sock_revnat_value4) == 12, "sl_sock_revnat_value4 size");
 
 /*
+ * Per-socket stickiness of unconnected UDP at connect time: sl_sock_udp4 (socket storage). The
+ * last backend the socket sent a datagram to, per frontend. Private to the connect-time programs:
+ * user space never reads it (no codec). One slot per socket: a socket that alternates between two
+ * frontends is re-balanced on each switch, which only costs stickiness, never correctness.
+ */
+struct sl_sock_udp4 {
+	__be32 frontend_addr;
+	__be16 frontend_port; /* network order */
+	__u16 pad;
+	__u32 backend_id; /* block the backend was last seen in ... */
+	__u32 ordinal;	  /* ... at this slot (~0 = unknown): a one-lookup "still there" check */
+	__be32 backend_addr;
+	__be16 backend_port; /* network order */
+	__u16 pad2;
+};
+_Static_assert(sizeof(struct sl_sock_udp4) == 24, "sl_sock_udp4 size");
+
+/*
  * ClusterIPs: sl_vips4, a hash of every ClusterIP the node programs. A ClusterIP exists only for
  * its Service, so a connection to one on a port that is no frontend is refused (TCP RST, ICMP
  * port unreachable, connect() ECONNREFUSED), as kube-proxy's nftables mode does, instead of
@@ -151,7 +186,10 @@ struct sl_vip_key4 {
 };
 _Static_assert(sizeof(struct sl_vip_key4) == 4, "sl_vip_key4 size");
 
-#define SL_VIP_F_REJECT_UNKNOWN (1U << 0) /* refuse ports that are no frontend of the address */
+/* ClusterIP flags (sl_vip_value.flags). */
+enum sl_vip_flags {
+	SL_VIP_F_REJECT_UNKNOWN = 1U << 0, /* refuse ports that are no frontend of the address */
+};
 
 struct sl_vip_value {
 	__u32 flags; /* SL_VIP_F_* */
@@ -182,7 +220,9 @@ enum sl_drop_reason {
 };
 
 /* Service port metadata for dumps when the agent is down: sl_svc_meta, array by svc_id. */
-#define SL_SVC_NAME_LEN 192
+enum sl_svc_meta_sizes {
+	SL_SVC_NAME_LEN = 192, /* bytes of sl_svc_meta.name, the NUL included */
+};
 struct sl_svc_meta {
 	char name[SL_SVC_NAME_LEN]; /* "namespace/name:port/PROTO/IPv4", NUL-terminated; "" = free
 				     */
@@ -190,16 +230,43 @@ struct sl_svc_meta {
 _Static_assert(sizeof(struct sl_svc_meta) == 192, "sl_svc_meta size");
 
 /* Connect-time load balancing protocols (the sl_ctlb_protocols tunable). */
-#define SL_CTLB_TCP (1U << 0)
-#define SL_CTLB_UDP (1U << 1)
+enum sl_ctlb_protocols {
+	SL_CTLB_TCP = 1U << 0,
+	SL_CTLB_UDP = 1U << 1,
+};
 
-/* Default map capacities (user space may resize before load). */
-#define SL_MAX_FRONTENDS   65536
-#define SL_MAX_BACKENDS	   262144
-#define SL_MAX_CT	   524288
-#define SL_MAX_AFFINITY	   65536
-#define SL_MAX_SOCK_REVNAT 262144
-#define SL_MAX_SVC_IDS	   65536
-#define SL_MAX_VIPS	   65536
+/*
+ * Default map capacities (lib/maps.h). Which maps user space may resize before load, and why, is
+ * said in one place: src/dataplane/tables.ts (TABLES), checked against the objects.
+ */
+enum sl_map_capacity {
+	SL_MAX_FRONTENDS = 65536,
+	SL_MAX_BACKENDS = 262144,
+	SL_MAX_CT = 524288,
+	SL_MAX_AFFINITY = 65536,
+	SL_MAX_SOCK_REVNAT = 262144,
+	SL_MAX_SVC_IDS = 65536,
+	SL_MAX_VIPS = 65536,
+};
+
+/*
+ * Every enum above, one member each, so that each object's BTF carries them: clang emits an enum
+ * into BTF only when a type it emits refers to it, and constants used in expressions refer to
+ * nothing. lib/maps.h (which every object includes) defines one variable of this type; user
+ * space checks its mirror of every constant against these enums (src/bpf/sluice-structs.ts).
+ */
+struct sl_btf_constants {
+	enum sl_scope scope;
+	enum sl_svc_flags svc_flags;
+	enum sl_be_flags be_flags;
+	enum sl_ct_type ct_type;
+	enum sl_ct_state ct_state;
+	enum sl_ct_flags ct_flags;
+	enum sl_vip_flags vip_flags;
+	enum sl_drop_reason drop_reason;
+	enum sl_svc_meta_sizes svc_meta_sizes;
+	enum sl_ctlb_protocols ctlb_protocols;
+	enum sl_map_capacity map_capacity;
+};
 
 #endif /* SLUICE_H */

@@ -20,11 +20,12 @@
 #define SL_NS_PER_SEC 1000000000ULL
 
 /*
- * An affinity entry is honoured only while its backend is still in the chosen set. Sets larger
- * than this are not scanned in full: past the bound the entry is trusted, and user space drops
- * the affinity entries of a backend it removes from a service.
+ * The bounded backend scan (sl_set_find4) reads at most this many slots of a set, so that every
+ * program stays within the verifier's limits (5.10 included). It bounds every "is this backend
+ * still in the set?" question: ClientIP affinity, UDP stickiness at connect time, the UDP socket
+ * sweep.
  */
-#define SL_AFFINITY_SCAN_MAX 128
+#define SL_SET_SCAN_MAX 128
 
 /* The service behind addr:port/proto, or NULL when it is not a frontend. */
 static __always_inline struct sl_service_value *sl_lookup_frontend4(__be32 addr, __be16 port,
@@ -98,37 +99,67 @@ static __always_inline int sl_backend_at4(__u32 backend_id, __u32 ordinal,
 	return 0;
 }
 
+/* Is a backend a member of a set? The answer of the bounded scan (sl_set_find4). */
+enum sl_set_membership {
+	SL_SET_ABSENT = 0,  /* not in the set: the whole set was scanned */
+	SL_SET_PRESENT = 1, /* in the set: *out holds its value, *ordinal its slot */
+	SL_SET_UNKNOWN = 2, /* not in the first SL_SET_SCAN_MAX slots of a larger set */
+};
+
 /*
- * Finds addr:port within ordinals [base, base + n) of the block (bounded scan) and copies it to
- * *out. Returns false when it is not there; sets larger than the scan bound are trusted.
+ * The one rule for set membership: finds addr:port within ordinals [base, base + n) of block
+ * backend_id, reading at most SL_SET_SCAN_MAX slots. Past the bound the answer is
+ * SL_SET_UNKNOWN, and each caller says what unknown means for it: ClientIP affinity and the
+ * socket sweep trust the backend (user space removes the affinity entries of a backend it
+ * removes, and a sweep must never close a healthy socket); UDP stickiness re-balances (a wrong
+ * "absent" costs only stickiness). On SL_SET_PRESENT, *out and *ordinal describe the slot.
  */
-static __always_inline bool sl_set_find4(__u32 backend_id, __u32 base, __u32 n, __be32 addr,
-					 __be16 port, struct sl_backend_value4 *out)
+static __always_inline enum sl_set_membership sl_set_find4(__u32 backend_id, __u32 base, __u32 n,
+							   __be32 addr, __be16 port,
+							   struct sl_backend_value4 *out,
+							   __u32 *ordinal)
 {
 	struct sl_backend_key key = {.backend_id = backend_id};
 	struct sl_backend_value4 *be;
 	__u32 i;
 
-	if (n > SL_AFFINITY_SCAN_MAX) {
+#pragma clang loop unroll(disable)
+	for (i = 0; i < SL_SET_SCAN_MAX; i++) {
+		if (i >= n)
+			return SL_SET_ABSENT;
+		key.ordinal = base + i;
+		be = bpf_map_lookup_elem(&sl_backends4, &key);
+		if (be && be->addr == addr && be->port == port) {
+			*out = *be;
+			*ordinal = key.ordinal;
+			return SL_SET_PRESENT;
+		}
+	}
+	return n > SL_SET_SCAN_MAX ? SL_SET_UNKNOWN : SL_SET_ABSENT;
+}
+
+/*
+ * True when addr:port may be taken as a member of the set: present, or past the scan bound
+ * (trusted, see sl_set_find4). *out holds the backend (past the bound: addr and port only).
+ */
+static __always_inline bool sl_set_trusts4(__u32 backend_id, __u32 base, __u32 n, __be32 addr,
+					   __be16 port, struct sl_backend_value4 *out)
+{
+	__u32 ordinal;
+
+	switch (sl_set_find4(backend_id, base, n, addr, port, out, &ordinal)) {
+	case SL_SET_PRESENT:
+		return true;
+	case SL_SET_UNKNOWN:
 		out->addr = addr;
 		out->port = port;
 		out->flags = 0;
 		out->pad = 0;
 		out->node_addr = 0;
 		return true;
+	default:
+		return false;
 	}
-#pragma clang loop unroll(disable)
-	for (i = 0; i < SL_AFFINITY_SCAN_MAX; i++) {
-		if (i >= n)
-			break;
-		key.ordinal = base + i;
-		be = bpf_map_lookup_elem(&sl_backends4, &key);
-		if (be && be->addr == addr && be->port == port) {
-			*out = *be;
-			return true;
-		}
-	}
-	return false;
 }
 
 /*
@@ -147,7 +178,7 @@ static __always_inline bool sl_affinity_lookup4(const struct sl_service_value *s
 		return false;
 	if (now - aff->last_used_ns > timeout_ns)
 		return false;
-	if (!sl_set_find4(svc->backend_id, base, n, aff->backend_addr, aff->backend_port, out))
+	if (!sl_set_trusts4(svc->backend_id, base, n, aff->backend_addr, aff->backend_port, out))
 		return false;
 	aff->last_used_ns = now;
 	return true;
@@ -168,9 +199,29 @@ static __always_inline void sl_affinity_store4(const struct sl_service_value *sv
 }
 
 /*
- * Chooses a backend for a NEW flow from client_addr. external: the client is outside the node
- * (NodePort/LB traffic; uses the Local set when SL_SVC_F_EXTERNAL_LOCAL); internal traffic uses
- * the Local set when SL_SVC_F_INTERNAL_LOCAL, else the Cluster set. Honours ClientIP affinity
+ * The set a flow chooses its backend from, as ordinals [*base, *base + *n) of the service's
+ * block: the Local set when the flow's traffic policy is Local (external: the client is outside
+ * the node, NodePort/LB traffic, SL_SVC_F_EXTERNAL_LOCAL; internal: SL_SVC_F_INTERNAL_LOCAL),
+ * else the Cluster set. Returns true for the Local set.
+ */
+static __always_inline bool sl_backend_set(const struct sl_service_value *svc, bool external,
+					   __u32 *base, __u32 *n)
+{
+	__u32 local_flag = external ? SL_SVC_F_EXTERNAL_LOCAL : SL_SVC_F_INTERNAL_LOCAL;
+
+	if (svc->flags & local_flag) {
+		*base = svc->count;
+		*n = svc->local_count;
+		return true;
+	}
+	*base = 0;
+	*n = svc->count;
+	return false;
+}
+
+/*
+ * Chooses a backend for a NEW flow from client_addr, in the set sl_backend_set gives (external:
+ * the client is outside the node). Honours ClientIP affinity
  * (sl_affinity4, refreshed on use, expired after affinity_timeout_s). Returns 0 and fills *out,
  * or a negative -SL_DROP_* reason: -SL_DROP_NO_BACKEND when the chosen set is empty (reject),
  * -SL_DROP_NO_LOCAL_BACKEND when a Local policy finds no local backend while the service has
@@ -180,20 +231,15 @@ static __always_inline int sl_select_backend4(const struct sl_service_value *svc
 					      __be32 client_addr, bool external,
 					      struct sl_backend_value4 *out)
 {
-	__u32 local_flag = external ? SL_SVC_F_EXTERNAL_LOCAL : SL_SVC_F_INTERNAL_LOCAL;
 	bool affinity = (svc->flags & SL_SVC_F_AFFINITY) && svc->affinity_timeout_s;
-	__u32 base = 0, n = svc->count;
 	__u64 now = 0;
+	__u32 base, n;
+	bool local;
 	int ret;
 
-	if (svc->flags & local_flag) {
-		base = svc->count;
-		n = svc->local_count;
-		if (!n)
-			return svc->count ? -SL_DROP_NO_LOCAL_BACKEND : -SL_DROP_NO_BACKEND;
-	}
+	local = sl_backend_set(svc, external, &base, &n);
 	if (!n)
-		return -SL_DROP_NO_BACKEND;
+		return local && svc->count ? -SL_DROP_NO_LOCAL_BACKEND : -SL_DROP_NO_BACKEND;
 
 	if (affinity) {
 		now = bpf_ktime_get_ns();

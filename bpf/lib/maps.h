@@ -79,6 +79,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_vips4 SEC(".maps");
 
+/*
+ * The last backend an unconnected UDP socket sent a datagram to, per frontend (struct
+ * sl_sock_udp4). Used by the connect-time programs only (user space never reads it), freed by
+ * the kernel with the socket.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sl_sock_udp4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_sock_udp4 SEC(".maps");
+
 /* Not read by the programs: names for dumps while the agent is down. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -87,5 +100,13 @@ struct {
 	__type(value, struct sl_svc_meta);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_svc_meta SEC(".maps");
+
+/*
+ * The anchor that puts every constant enum of sluice.h into this object's BTF (see struct
+ * sl_btf_constants). It lives in a section of its own that libbpf skips (only .data, .rodata,
+ * .bss, .maps and program sections become kernel objects): nothing reads it, no map is created
+ * for it, and the object's BTF, which libbpf loads with the programs, describes it.
+ */
+struct sl_btf_constants sl_btf_constants SEC(".sl_btf_anchor");
 
 #endif /* SL_LIB_MAPS_H */

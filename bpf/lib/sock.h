@@ -2,7 +2,8 @@
 /*
  * Socket-level helpers for connect-time load balancing (cgroup sock_addr programs): who the
  * client is, the socket reverse-NAT entries that make getpeername()/recvmsg() report the
- * frontend, per-socket stickiness of unconnected UDP, and refusing a connect fast.
+ * frontend, per-socket stickiness of unconnected UDP (sl_sock_udp4, lib/maps.h), and refusing a
+ * connect fast.
  */
 #ifndef SL_LIB_SOCK_H
 #define SL_LIB_SOCK_H
@@ -12,35 +13,10 @@
 #include <linux/errno.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include "sluice.h"
 #include "maps.h"
 #include "lb.h"
-
-/*
- * The last backend an unconnected UDP socket sent a datagram to, per frontend. Private to the
- * connect-time programs (user space never reads it), freed by the kernel with the socket.
- * One slot per socket: a socket that alternates between two frontends is re-balanced on each
- * switch, which only costs stickiness, never correctness.
- */
-struct sl_sock_udp4 {
-	__be32 frontend_addr;
-	__be16 frontend_port; /* network order */
-	__u16 pad;
-	__u32 backend_id; /* block the backend was last seen in ... */
-	__u32 ordinal;	  /* ... at this slot (~0 = unknown): a one-lookup "still there" check */
-	__be32 backend_addr;
-	__be16 backend_port; /* network order */
-	__u16 pad2;
-};
-_Static_assert(sizeof(struct sl_sock_udp4) == 24, "sl_sock_udp4 size");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct sl_sock_udp4);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sl_sock_udp4 SEC(".maps");
 
 /*
  * The client identity used for ClientIP affinity at connect time. The source address is not
@@ -103,42 +79,6 @@ static __always_inline void sl_sock_revnat_restore4(struct bpf_sock_addr *ctx)
 }
 
 /*
- * The ordinal of addr:port within ordinals [base, base + n) of a backend block, or -1. Scans at
- * most SL_AFFINITY_SCAN_MAX slots: in a larger set a backend past the bound is not found, so a
- * UDP socket is re-balanced rather than trusted to a backend that may be gone.
- */
-static __always_inline int sl_sock_find_ordinal4(__u32 backend_id, __u32 base, __u32 n, __be32 addr,
-						 __be16 port)
-{
-	struct sl_backend_key key = {.backend_id = backend_id};
-	struct sl_backend_value4 *be;
-	__u32 i;
-
-#pragma clang loop unroll(disable)
-	for (i = 0; i < SL_AFFINITY_SCAN_MAX; i++) {
-		if (i >= n)
-			break;
-		key.ordinal = base + i;
-		be = bpf_map_lookup_elem(&sl_backends4, &key);
-		if (be && be->addr == addr && be->port == port)
-			return (int)key.ordinal;
-	}
-	return -1;
-}
-
-/* The ordinals [*base, *base + *n) a connection from a pod chooses from (see lb.h). */
-static __always_inline void sl_sock_internal_set(const struct sl_service_value *svc, __u32 *base,
-						 __u32 *n)
-{
-	*base = 0;
-	*n = svc->count;
-	if (svc->flags & SL_SVC_F_INTERNAL_LOCAL) {
-		*base = svc->count;
-		*n = svc->local_count;
-	}
-}
-
-/*
  * The backend this UDP socket last used for the frontend, when it is still a member of the set
  * the service would choose from now. Returns true and fills *out on a hit; refreshes the slot
  * hint in *st when the service moved to a new block.
@@ -150,13 +90,12 @@ static __always_inline bool sl_sock_udp_sticky4(struct sl_sock_udp4 *st,
 {
 	struct sl_backend_key key = {.backend_id = svc->backend_id};
 	struct sl_backend_value4 *be;
-	__u32 base, n;
-	int ord;
+	__u32 base, n, ord;
 
 	if (st->frontend_addr != frontend_addr || st->frontend_port != frontend_port ||
 	    !st->backend_addr)
 		return false;
-	sl_sock_internal_set(svc, &base, &n);
+	sl_backend_set(svc, false, &base, &n);
 	/* Fast path: same block, and the slot still holds the backend. */
 	if (st->backend_id == svc->backend_id && st->ordinal >= base && st->ordinal - base < n) {
 		key.ordinal = st->ordinal;
@@ -166,17 +105,15 @@ static __always_inline bool sl_sock_udp_sticky4(struct sl_sock_udp4 *st,
 			return true;
 		}
 	}
-	/* The service moved to a new block (or the slot changed): is the backend still in it? */
-	ord = sl_sock_find_ordinal4(svc->backend_id, base, n, st->backend_addr, st->backend_port);
-	if (ord < 0)
+	/*
+	 * The service moved to a new block (or the slot changed): is the backend still in it? Past
+	 * the scan bound it is not known: re-balanced, which costs only stickiness.
+	 */
+	if (sl_set_find4(svc->backend_id, base, n, st->backend_addr, st->backend_port, out, &ord) !=
+	    SL_SET_PRESENT)
 		return false;
-	key.ordinal = (__u32)ord;
-	be = bpf_map_lookup_elem(&sl_backends4, &key);
-	if (!be)
-		return false;
-	*out = *be;
 	st->backend_id = svc->backend_id;
-	st->ordinal = (__u32)ord;
+	st->ordinal = ord;
 	return true;
 }
 
@@ -186,27 +123,40 @@ static __always_inline void sl_sock_udp_remember4(struct sl_sock_udp4 *st,
 						  __be32 frontend_addr, __be16 frontend_port,
 						  const struct sl_backend_value4 *be)
 {
-	__u32 base, n;
-	int ord;
+	struct sl_backend_value4 found;
+	__u32 base, n, ord;
 
-	sl_sock_internal_set(svc, &base, &n);
-	ord = sl_sock_find_ordinal4(svc->backend_id, base, n, be->addr, be->port);
+	sl_backend_set(svc, false, &base, &n);
+	/* Not found (past the scan bound): an impossible slot forces the slow path. */
+	if (sl_set_find4(svc->backend_id, base, n, be->addr, be->port, &found, &ord) !=
+	    SL_SET_PRESENT)
+		ord = (__u32)-1;
 	st->frontend_addr = frontend_addr;
 	st->frontend_port = frontend_port;
 	st->backend_id = svc->backend_id;
-	/* Not found (a set past the scan bound): an impossible slot forces the slow path. */
-	st->ordinal = ord < 0 ? (__u32)-1 : (__u32)ord;
+	st->ordinal = ord;
 	st->backend_addr = be->addr;
 	st->backend_port = be->port;
 }
 
 /*
- * Makes the connect()/sendmsg() fail with -err right away (kernel >= 5.18: bpf_set_retval from
- * a cgroup sock_addr program, then return 0). Returns the program's return value.
+ * Set before load to act as a kernel without bpf_set_retval (the tests' way to run the fallback
+ * on a kernel that has it). Never set by the agent.
+ */
+const volatile bool sl_sock_refuse_no_retval = false;
+
+/*
+ * Makes the connect()/sendmsg() fail right away: with -err where the kernel lets a cgroup
+ * sock_addr program choose the error (bpf_set_retval, kernel >= 5.18), else with EPERM, which is
+ * what returning 0 means there. Whether the helper exists is a CO-RE question libbpf answers at
+ * load from the running kernel's BTF: on an older kernel the branch is a constant false, the
+ * verifier never walks the call, and the object loads. Returns the program's return value.
  */
 static __always_inline int sl_sock_refuse(int err)
 {
-	bpf_set_retval(-err);
+	if (!sl_sock_refuse_no_retval &&
+	    bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_set_retval))
+		bpf_set_retval(-err);
 	return 0;
 }
 

@@ -1,9 +1,11 @@
-// Opening and loading a BPF object the way the agent (and tests) need it: codecs checked against
-// the object's BTF before anything reaches the kernel, rodata constants and map sizes set, load
-// off the main thread, and libbpf's own messages forwarded to pino at matching levels, also
+// Opening and loading a BPF object the way the agent (and tests) need it: codecs and constants
+// checked against the object's BTF before anything reaches the kernel, rodata constants and map
+// sizes set, load off the main thread, and libbpf's own messages forwarded to pino at matching levels, also
 // (especially) when something fails.
 import type { Logger } from 'pino';
 import { verifyCodecAgainstBtf } from './codec.js';
+import type { ConstantMirror } from './constants.js';
+import { verifyMirrorAgainstBtf } from './constants.js';
 import { isNativeError } from './errors.js';
 import type { NativeAddon, NativeObject, RodataVariable } from './native.js';
 import { loadNative } from './native.js';
@@ -23,6 +25,8 @@ export interface OpenBpfObjectOptions {
   maxEntries?: Record<string, number>;
   /** Struct codecs that must match the object's BTF; any drift fails before load. */
   codecs?: readonly StructCodecArg[];
+  /** Constant mirrors that must match the object's BTF enums; any drift fails before load. */
+  constants?: readonly ConstantMirror[];
   /** libbpf's messages go to a child logger ({ component: 'libbpf' }). */
   logger?: Logger;
   /** The addon (default: the compiled one). */
@@ -76,6 +80,7 @@ export async function openBpfObject(path: string, opts: OpenBpfObjectOptions = {
   try {
     obj = addon.openObject(path, opts.pinRoot === undefined ? {} : { pinRoot: opts.pinRoot });
     for (const codec of opts.codecs ?? []) verifyCodecAgainstBtf(codec, obj.btfStruct(codec.name));
+    for (const mirror of opts.constants ?? []) verifyMirrorAgainstBtf(mirror, obj.btfEnum(mirror.enumName));
     const variables = new Map(obj.rodataVariables().map((v) => [v.name, v]));
     for (const [name, value] of Object.entries(opts.rodata ?? {})) {
       const variable = variables.get(name);

@@ -65,6 +65,12 @@ export interface BtfStruct {
   members: BtfMember[];
 }
 
+/** An enum from BTF: every enumerator's value by name. */
+export interface BtfEnum {
+  name: string;
+  values: Record<string, number>;
+}
+
 export interface TestRunOptions {
   /** Packet bytes (data_in). */
   data?: Buffer;
@@ -218,6 +224,8 @@ export interface NativeObject {
   program(name: string): NativeProgram;
   /** A struct from the object's BTF, or null when absent. */
   btfStruct(name: string): BtfStruct | null;
+  /** An enum from the object's BTF, or null when absent. */
+  btfEnum(name: string): BtfEnum | null;
   close(): void;
 }
 

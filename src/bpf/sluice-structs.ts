@@ -1,6 +1,74 @@
 // Codecs for the structs in bpf/include/sluice.h. The header is the truth: `allStructCodecs`
 // is verified against the compiled objects' BTF at load (src/bpf) and in tests.
 import { be16, cstring, defineStruct, ipv4, pad, scalar, u32, u64, u8 } from './codec.js';
+import type { ConstantMirror } from './constants.js';
+import { mirrorEnum } from './constants.js';
+
+// Constants mirrored from sluice.h's enums, checked against every object's BTF at load
+// (src/bpf/constants.ts) and in test/datapath/btf-contract.test.ts.
+export const SCOPE_CONSTANTS = mirrorEnum('sl_scope', 'SL_SCOPE_', { ANY: 0 });
+export const SVC_F_CONSTANTS = mirrorEnum('sl_svc_flags', 'SL_SVC_F_', {
+  INTERNAL_LOCAL: 1 << 0,
+  EXTERNAL_LOCAL: 1 << 1,
+  AFFINITY: 1 << 2,
+  EXTERNAL: 1 << 3,
+  SRC_RANGES: 1 << 4,
+  DSR: 1 << 5,
+  MAGLEV: 1 << 6,
+});
+export const BE_F_CONSTANTS = mirrorEnum('sl_be_flags', 'SL_BE_F_', { LOCAL: 1 << 0, TERMINATING: 1 << 1 });
+export const CT_TYPE_CONSTANTS = mirrorEnum('sl_ct_type', 'SL_CT_', { FORWARD: 1, REVERSE: 2 });
+export const CT_STATE_CONSTANTS = mirrorEnum('sl_ct_state', 'SL_CT_STATE_', { NEW: 0, SYN_SENT: 1, ESTABLISHED: 2, FIN: 3, CLOSED: 4 });
+export const CT_F_CONSTANTS = mirrorEnum('sl_ct_flags', 'SL_CT_F_', { HAIRPIN: 1 << 0 });
+export const VIP_F_CONSTANTS = mirrorEnum('sl_vip_flags', 'SL_VIP_F_', { REJECT_UNKNOWN: 1 << 0 });
+export const CTLB_CONSTANTS = mirrorEnum('sl_ctlb_protocols', 'SL_CTLB_', { TCP: 1 << 0, UDP: 1 << 1 });
+/** Drop reasons: the index of a reason's slot in sl_drop_counters; REASON_MAX slots in all. */
+export const DROP_CONSTANTS = mirrorEnum('sl_drop_reason', 'SL_DROP_', {
+  NONE: 0, NO_BACKEND: 1, NO_LOCAL_BACKEND: 2, BACKEND_MISSING: 3, CT_FULL: 4, CSUM: 5, MALFORMED: 6, SRC_RANGE: 7,
+  UNKNOWN_PORT: 8, REASON_MAX: 16,
+});
+export const SVC_META_CONSTANTS = mirrorEnum('sl_svc_meta_sizes', 'SL_', { SVC_NAME_LEN: 192 });
+/** The map capacities compiled into the objects (lib/maps.h); see src/dataplane/table-specs.ts. */
+export const MAP_CAPACITY_CONSTANTS = mirrorEnum('sl_map_capacity', 'SL_MAX_', {
+  FRONTENDS: 65536,
+  BACKENDS: 262144,
+  CT: 524288,
+  AFFINITY: 65536,
+  SOCK_REVNAT: 262144,
+  SVC_IDS: 65536,
+  VIPS: 65536,
+});
+
+/** Every mirrored enum, for BTF verification. */
+export const allConstantMirrors: readonly ConstantMirror[] = [
+  SCOPE_CONSTANTS, SVC_F_CONSTANTS, BE_F_CONSTANTS, CT_TYPE_CONSTANTS, CT_STATE_CONSTANTS, CT_F_CONSTANTS, VIP_F_CONSTANTS,
+  CTLB_CONSTANTS, DROP_CONSTANTS, SVC_META_CONSTANTS, MAP_CAPACITY_CONSTANTS,
+];
+
+export const SCOPE = SCOPE_CONSTANTS.values;
+export const SVC_F = SVC_F_CONSTANTS.values;
+export const VIP_F = VIP_F_CONSTANTS.values;
+export const BE_F = BE_F_CONSTANTS.values;
+export const CT_TYPE = CT_TYPE_CONSTANTS.values;
+export const CT_STATE = CT_STATE_CONSTANTS.values;
+export const CT_F = CT_F_CONSTANTS.values;
+export const CTLB = CTLB_CONSTANTS.values;
+export const MAP_CAPACITY = MAP_CAPACITY_CONSTANTS.values;
+/** Bytes of sl_svc_meta.name, its NUL included. */
+export const SVC_NAME_LEN = SVC_META_CONSTANTS.values.SVC_NAME_LEN;
+/** Not a sluice.h constant: the IANA protocol numbers the maps carry. */
+export const IPPROTO = { TCP: 6, UDP: 17, SCTP: 132, ICMP: 1 } as const;
+export type DropReasonName = Lowercase<Exclude<keyof typeof DROP_CONSTANTS.values, 'REASON_MAX'>>;
+/** Drop reason names (the sl_drop_reason enumerators in lower case), indexed by reason. */
+export const DROP_REASONS: readonly DropReasonName[] = (() => {
+  const names: DropReasonName[] = [];
+  for (const [name, value] of Object.entries(DROP_CONSTANTS.values)) {
+    if (name !== 'REASON_MAX') names[value] = name.toLowerCase() as DropReasonName;
+  }
+  return names;
+})();
+export const DROP_REASON_MAX = DROP_CONSTANTS.values.REASON_MAX;
+
 
 
 export const frontendKey4 = defineStruct('sl_frontend_key4', {
@@ -98,7 +166,7 @@ export type VipKey4 = ReturnType<typeof vipKey4.decode>;
 export const vipValue = defineStruct('sl_vip_value', { flags: u32 });
 export type VipValue = ReturnType<typeof vipValue.decode>;
 
-export const svcMeta = defineStruct('sl_svc_meta', { name: cstring(192) });
+export const svcMeta = defineStruct('sl_svc_meta', { name: cstring(SVC_NAME_LEN) });
 export type SvcMeta = ReturnType<typeof svcMeta.decode>;
 
 /** Array indexes (svc_id, drop reason) and __u64 counters. */
@@ -111,26 +179,3 @@ export const allStructCodecs = [
   affinityValue4, sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, vipKey4, vipValue,
 ] as const;
 
-// Constants mirrored from sluice.h. test/datapath verifies them against the object where BTF
-// carries them (enums) and by behaviour otherwise.
-export const SVC_F = {
-  INTERNAL_LOCAL: 1 << 0,
-  EXTERNAL_LOCAL: 1 << 1,
-  AFFINITY: 1 << 2,
-  EXTERNAL: 1 << 3,
-  SRC_RANGES: 1 << 4,
-  DSR: 1 << 5,
-  MAGLEV: 1 << 6,
-} as const;
-export const VIP_F = { REJECT_UNKNOWN: 1 << 0 } as const;
-export const BE_F = { LOCAL: 1 << 0, TERMINATING: 1 << 1 } as const;
-export const CT_TYPE = { FORWARD: 1, REVERSE: 2 } as const;
-export const CT_STATE = { NEW: 0, SYN_SENT: 1, ESTABLISHED: 2, FIN: 3, CLOSED: 4 } as const;
-export const CT_F = { HAIRPIN: 1 << 0 } as const;
-export const CTLB = { TCP: 1 << 0, UDP: 1 << 1 } as const;
-export const IPPROTO = { TCP: 6, UDP: 17, SCTP: 132, ICMP: 1 } as const;
-export const DROP_REASONS = [
-  'none', 'no_backend', 'no_local_backend', 'backend_missing', 'ct_full', 'csum', 'malformed', 'src_range',
-  'unknown_port',
-] as const;
-export const DROP_REASON_MAX = 16;

@@ -9,12 +9,12 @@ import type { Logger } from 'pino';
 import { loadNative, fromPackageRoot } from '../bpf/native.js';
 import type { NativeAddon, NativeObject } from '../bpf/native.js';
 import { openBpfObject } from '../bpf/loader.js';
-import { allStructCodecs, CTLB } from '../bpf/sluice-structs.js';
+import { allConstantMirrors, allStructCodecs, CTLB } from '../bpf/sluice-structs.js';
 import type { CgroupAttachReport, TcTarget } from './attach.js';
 import { attachCgroupLinks, attachTcFilters, CONNECT_PROGRAMS, detachCgroupLinks, detachTcFilters, TC_PROGRAMS } from './attach.js';
 import { tablesFromObject } from '../dataplane/native-tables.js';
 import type { ServiceTables } from '../dataplane/tables.js';
-import { tableSpecs } from '../dataplane/table-specs.js';
+import { checkTableSpecs, SIZABLE_MAP_NAMES, tableSpecs } from '../dataplane/table-specs.js';
 import type { NamespaceSources } from './socket-sweep.js';
 import { SOCKDESTROY_OBJECT, UdpSocketSweeper } from './socket-sweep.js';
 
@@ -37,9 +37,9 @@ const CT_TUNABLES: Record<keyof CtTimeoutsSec, string> = {
   udp: 'sl_ct_timeout_udp_ns',
 };
 
-/** Maps whose size may be configured (the per-service-id arrays share one size). */
-export const SIZABLE_MAPS = ['sl_frontends4', 'sl_backends4', 'sl_ct4', 'sl_affinity4', 'sl_sock_revnat4', 'sl_svc_counters', 'sl_svc_meta'] as const;
-export type SizableMap = (typeof SIZABLE_MAPS)[number];
+/** Maps whose size may be configured, and why: TableSpec.sizable (src/dataplane/table-specs.ts). */
+export const SIZABLE_MAPS = SIZABLE_MAP_NAMES;
+export type SizableMap = string;
 
 export interface DatapathOptions {
   /** bpffs directory for the pinned maps and links (e.g. /sys/fs/bpf/sluice). */
@@ -49,7 +49,7 @@ export interface DatapathOptions {
   objectDir?: string;
   ctTimeoutsSec?: CtTimeoutsSec;
   /** Map capacities; sl_svc_counters and sl_svc_meta (indexed by svc_id) must be equal. */
-  maxEntries?: Partial<Record<SizableMap, number>>;
+  maxEntries?: Readonly<Record<SizableMap, number>>;
   /**
    * Load sockdestroy.bpf.o so `udpSocketSweep` closes connected UDP sockets balanced to removed
    * backends, in every network namespace of the node (or where the options say). Optional: a
@@ -152,7 +152,9 @@ export class Datapath {
     preparePinDir(opts.pinDir);
     const maxEntries: Record<string, number> = { ...opts.maxEntries };
     checkPinnedMaps(native, opts.pinDir, maxEntries);
-    const common = { pinRoot: opts.pinDir, maxEntries, codecs: allStructCodecs, addon: native, ...(opts.logger ? { logger: opts.logger } : {}) };
+    const common = {
+      pinRoot: opts.pinDir, maxEntries, codecs: allStructCodecs, constants: allConstantMirrors, addon: native, ...(opts.logger ? { logger: opts.logger } : {}),
+    };
 
     const rodata: Record<string, bigint> = {};
     for (const [name, sec] of Object.entries(opts.ctTimeoutsSec ?? {})) {
@@ -162,6 +164,7 @@ export class Datapath {
     let connect: NativeObject | null = null;
     try {
       requirePrograms(tc, Object.values(TC_PROGRAMS));
+      checkTableSpecs(tc, maxEntries);
       if (opts.connectTimeLb !== 'disabled') {
         const protocols = opts.connectTimeLb === 'tcp' ? CTLB.TCP : CTLB.TCP | CTLB.UDP;
         connect = await openBpfObject(join(dir, 'connect.bpf.o'), { ...common, rodata: { sl_ctlb_protocols: protocols } });

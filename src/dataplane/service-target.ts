@@ -3,13 +3,13 @@
 // the field and the value instead of a codec exception deep inside a batch write.
 import { isIpv4Text } from '../bpf/ip-bytes.js';
 import type { BackendValue4, FrontendKey4 } from '../bpf/sluice-structs.js';
-import { BE_F, IPPROTO, SVC_F } from '../bpf/sluice-structs.js';
+import { BE_F, IPPROTO, SVC_F, SVC_NAME_LEN } from '../bpf/sluice-structs.js';
 import { flatText } from '../model/flat-text.js';
 import type { BackendList } from '../model/backend-list.js';
 import type { DesiredServicePort, FrontendKind } from '../model/types.js';
 
 /** SL_SVC_NAME_LEN - 1: the service-port key is stored NUL-terminated in sl_svc_meta. */
-export const MAX_KEY_BYTES = 191;
+export const MAX_KEY_BYTES = SVC_NAME_LEN - 1;
 const U32_MAX = 0xffffffff;
 
 export interface FrontendTarget {

@@ -3,8 +3,8 @@
 import type { Codec } from '../bpf/codec.js';
 import { perCpuCodec } from '../bpf/per-cpu.js';
 import {
-  affinityKey4, affinityValue4, backendKey, backendValue4, ctKey4, ctValue4, frontendKey4, serviceValue,
-  sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, u32Key, u64Value, vipKey4, vipValue,
+  affinityKey4, affinityValue4, backendKey, backendValue4, ctKey4, ctValue4, DROP_REASON_MAX, frontendKey4, MAP_CAPACITY,
+  serviceValue, sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, u32Key, u64Value, vipKey4, vipValue,
 } from '../bpf/sluice-structs.js';
 import type { ServiceTables, Table, TableRole } from './tables.js';
 import { MAP_NAMES } from './tables.js';
@@ -18,29 +18,68 @@ export interface TableSpec<K, V> {
   kind: TableKind;
   key: Codec<K>;
   value: Codec<V>;
-  /** SL_MAX_* of sluice.h: the capacity compiled into the objects. */
+  /** The capacity compiled into the objects (sl_map_capacity of sluice.h, checked against BTF). */
   defaultMaxEntries: number;
+  /**
+   * Why user space may size this map before load (DatapathOptions.maxEntries), or false when its
+   * size is fixed by what indexes it.
+   */
+  sizable: string | false;
 }
 
 type KeyOf<T> = T extends Table<infer K, unknown> ? K : never;
 type ValueOf<T> = T extends Table<unknown, infer V> ? V : never;
 export type TableSpecs = { [R in TableRole]: TableSpec<KeyOf<ServiceTables[R]>, ValueOf<ServiceTables[R]>> };
 
+/**
+ * Every table: its map, layout, default capacity, and whether and why it may be sized. The one
+ * place that says which maps are sizable; the map names are MAP_NAMES (tables.ts), and both are
+ * checked against each loaded object (checkTableSpecs).
+ */
 export function tableSpecs(cpus: number): TableSpecs {
-  const spec = <K, V>(role: TableRole, kind: TableKind, key: Codec<K>, value: Codec<V>, max: number): TableSpec<K, V> => ({
-    role, name: MAP_NAMES[role], kind, key, value, defaultMaxEntries: max,
+  const spec = <K, V>(role: TableRole, kind: TableKind, key: Codec<K>, value: Codec<V>, max: number, sizable: string | false): TableSpec<K, V> => ({
+    role, name: MAP_NAMES[role], kind, key, value, defaultMaxEntries: max, sizable,
   });
+  const bySvcId = 'indexed by svc_id: one slot per Service port; sl_svc_counters and sl_svc_meta must be sized alike';
   return {
-    frontends: spec('frontends', 'hash', frontendKey4, serviceValue, 65536),
-    backends: spec('backends', 'hash', backendKey, backendValue4, 262144),
-    ct: spec('ct', 'lru', ctKey4, ctValue4, 524288),
-    affinity: spec('affinity', 'lru', affinityKey4, affinityValue4, 65536),
-    sockRevnat: spec('sockRevnat', 'lru', sockRevnatKey4, sockRevnatValue4, 262144),
-    svcMeta: spec('svcMeta', 'array', u32Key, svcMeta, 65536),
-    counters: spec('counters', 'array', u32Key, perCpuCodec(svcCounters, cpus), 65536),
-    dropCounters: spec('dropCounters', 'array', u32Key, perCpuCodec(u64Value, cpus), 16),
-    vips: spec('vips', 'hash', vipKey4, vipValue, 65536),
+    frontends: spec('frontends', 'hash', frontendKey4, serviceValue, MAP_CAPACITY.FRONTENDS, 'one entry per frontend (Service port x address)'),
+    backends: spec('backends', 'hash', backendKey, backendValue4, MAP_CAPACITY.BACKENDS,
+      "one entry per slot of every service's backend block, a block being replaced included"),
+    ct: spec('ct', 'lru', ctKey4, ctValue4, MAP_CAPACITY.CT, 'two entries per flow on the TC path: grows with traffic, not Services'),
+    affinity: spec('affinity', 'lru', affinityKey4, affinityValue4, MAP_CAPACITY.AFFINITY, 'one entry per (Service port, client) with ClientIP affinity'),
+    sockRevnat: spec('sockRevnat', 'lru', sockRevnatKey4, sockRevnatValue4, MAP_CAPACITY.SOCK_REVNAT,
+      'one entry per socket balanced at connect time: grows with connections'),
+    svcMeta: spec('svcMeta', 'array', u32Key, svcMeta, MAP_CAPACITY.SVC_IDS, bySvcId),
+    counters: spec('counters', 'array', u32Key, perCpuCodec(svcCounters, cpus), MAP_CAPACITY.SVC_IDS, bySvcId),
+    dropCounters: spec('dropCounters', 'array', u32Key, perCpuCodec(u64Value, cpus), DROP_REASON_MAX, false),
+    vips: spec('vips', 'hash', vipKey4, vipValue, MAP_CAPACITY.VIPS, 'one entry per ClusterIP'),
   };
+}
+
+/** Names of the maps user space may size (see TableSpec.sizable). */
+export const SIZABLE_MAP_NAMES: readonly string[] = Object.values(tableSpecs(1)).filter((s) => s.sizable).map((s) => s.name);
+
+/** What checkTableSpecs needs of a loaded (or opened) object. */
+interface ObjectMaps {
+  readonly path: string;
+  maps(): readonly { name: string; maxEntries: number }[];
+}
+
+/**
+ * Checks the table specs against an object: every table's map exists under its name with the
+ * capacity it was given in `sized`, else the spec's default. Throws an Error naming every map
+ * that disagrees.
+ */
+export function checkTableSpecs(obj: ObjectMaps, sized: Readonly<Record<string, number>> = {}): void {
+  const maps = new Map(obj.maps().map((m) => [m.name, m]));
+  const problems: string[] = [];
+  for (const spec of Object.values(tableSpecs(1))) {
+    const map = maps.get(spec.name);
+    const want = sized[spec.name] ?? spec.defaultMaxEntries;
+    if (!map) problems.push(`no map ${spec.name}`);
+    else if (map.maxEntries !== want) problems.push(`${spec.name} has max_entries ${map.maxEntries}, the table spec ${want}`);
+  }
+  if (problems.length > 0) throw new Error(`${obj.path}: the maps disagree with src/dataplane/table-specs.ts: ${problems.join('; ')}`);
 }
 
 /** True when every byte of buf[at, at + size) is zero: an empty array slot. */

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import type { Test } from 'tap';
 import { allStructCodecs, backendKey, backendValue4, ctKey4, ctValue4, affinityKey4, affinityValue4,
   frontendKey4, serviceValue, svcCounters, u32Key, u64Value, vipKey4, vipValue, type CtKey4, type CtValue4,
-  type AffinityValue4, type SvcCounters, DROP_REASONS } from '../../src/bpf/sluice-structs.js';
+  type AffinityValue4, type SvcCounters, DROP_REASONS, type DropReasonName } from '../../src/bpf/sluice-structs.js';
 import { decodePerCpu, verifyCodecAgainstBtf } from '../../src/bpf/codec.js';
 import { fromPackageRoot, loadNative, type NativeAddon, type NativeObject } from '../../src/bpf/native.js';
 import { parseFrame, type ParsedFrame } from '../../src/packet/index.js';
@@ -47,7 +47,7 @@ export interface RunResult {
   parsed: ParsedFrame;
 }
 
-export type DropReason = (typeof DROP_REASONS)[number];
+export type DropReason = DropReasonName;
 
 export interface Datapath {
   addon: NativeAddon;

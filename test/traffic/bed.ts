@@ -35,6 +35,11 @@ export interface BedOptions {
    * drops the socket reverse-NAT entries of removed UDP backends (when the addon can).
    */
   udpSocketSweep?: boolean;
+  /**
+   * Load connect.bpf.o as on a kernel without bpf_set_retval (< 5.18): a refused connect() fails
+   * with EPERM (the sl_sock_refuse_no_retval tunable, bpf/lib/sock.h).
+   */
+  refuseWithoutRetval?: boolean;
 }
 
 /** The dataplane's service-table writer; apply throws when it reports any error. */
@@ -70,10 +75,11 @@ function u32(v: number): Buffer {
 }
 
 /** Loads connect.bpf.o and links its programs to `cgroup` (detached again at cleanup). */
-async function attachConnectTime(run: TestbedRun, pinDir: string, cgroup: string, mode: CtlbMode): Promise<void> {
+async function attachConnectTime(run: TestbedRun, pinDir: string, cgroup: string, mode: CtlbMode, withoutRetval: boolean): Promise<void> {
   const obj: NativeObject = loadNative().openObject(CONNECT_OBJ, { pinRoot: pinDir });
   run.cleanup.add('connect.bpf.o', () => obj.close());
   obj.setRodata('sl_ctlb_protocols', u32(mode === 'tcp' ? CTLB.TCP : CTLB.TCP | CTLB.UDP));
+  if (withoutRetval) obj.setRodata('sl_sock_refuse_no_retval', Buffer.from([1]));
   await obj.load();
   for (const name of CONNECT_PROGRAMS) {
     const link: NativeLink = obj.program(name).attachCgroup(cgroup);
@@ -140,7 +146,7 @@ export async function createBed(t: Test, opts: BedOptions): Promise<Bed | null> 
   const pinDir = await run.pinDir();
   const clientCgroup = await createCgroup(await run.cgroup(), 'client');
 
-  if (opts.ctlb !== 'off') await attachConnectTime(run, pinDir, clientCgroup, opts.ctlb);
+  if (opts.ctlb !== 'off') await attachConnectTime(run, pinDir, clientCgroup, opts.ctlb, opts.refuseWithoutRetval ?? false);
   if (opts.tc) await attachTc(run, pinDir, topo);
   if (opts.ctlb === 'off' && !opts.tc) throw new Error('traffic bed: neither connect-time nor TC programs attached');
 
