@@ -4,11 +4,19 @@
 
 namespace sluice {
 
+namespace {
+
+// The type of that name and kind, or nullptr when there is none (or no BTF at all).
+const struct btf_type* FindType(const struct btf* btf, const std::string& name, __u32 kind) {
+  if (!btf) return nullptr;
+  __s32 id = btf__find_by_name_kind(btf, name.c_str(), kind);
+  return id < 0 ? nullptr : btf__type_by_id(btf, static_cast<__u32>(id));
+}
+
+}  // namespace
+
 Napi::Value BtfStructValue(Napi::Env env, const struct btf* btf, const std::string& name) {
-  if (!btf) return env.Null();
-  __s32 id = btf__find_by_name_kind(btf, name.c_str(), BTF_KIND_STRUCT);
-  if (id < 0) return env.Null();
-  const struct btf_type* type = btf__type_by_id(btf, static_cast<__u32>(id));
+  const struct btf_type* type = FindType(btf, name, BTF_KIND_STRUCT);
   if (!type) return env.Null();
 
   Napi::Object out = Napi::Object::New(env);
@@ -32,10 +40,7 @@ Napi::Value BtfStructValue(Napi::Env env, const struct btf* btf, const std::stri
 }
 
 Napi::Value BtfEnumValue(Napi::Env env, const struct btf* btf, const std::string& name) {
-  if (!btf) return env.Null();
-  __s32 id = btf__find_by_name_kind(btf, name.c_str(), BTF_KIND_ENUM);
-  if (id < 0) return env.Null();
-  const struct btf_type* type = btf__type_by_id(btf, static_cast<__u32>(id));
+  const struct btf_type* type = FindType(btf, name, BTF_KIND_ENUM);
   if (!type) return env.Null();
 
   Napi::Object values = Napi::Object::New(env);
