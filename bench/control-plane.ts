@@ -26,7 +26,8 @@ import type { Logger } from 'pino';
 import type { DesiredStateSink, ObjectSnapshotSource, StatefulModel, SyncReport } from '../src/agent/reconciler.js';
 import { nodeAddressLookup } from '../src/agent/node-address.js';
 import { MALLOC_ARENAS } from '../src/agent/process-memory.js';
-import { Reconciler, RELEASE_IDLE_MS } from '../src/agent/reconciler.js';
+import { Reconciler } from '../src/agent/reconciler.js';
+import { MemoryReleaseScheduler, RELEASE_IDLE_MS } from '../src/agent/memory-release.js';
 import { openBpfObject } from '../src/bpf/loader.js';
 import { fromPackageRoot, loadNative } from '../src/bpf/native.js';
 import { allStructCodecs, IPPROTO } from '../src/bpf/sluice-structs.js';
@@ -275,6 +276,8 @@ const cpuMsSince = (from: NodeJS.CpuUsage, to: NodeJS.CpuUsage): number => (to.u
 
 interface Pipeline {
   reconciler: Reconciler;
+  /** Stops the reconciler and its memory release. */
+  stop(): Promise<void>;
   timing: Timing;
   nextSync(): Promise<Synced>;
   /** Resolves after the reconciler's next memory release (which follows a full sync). */
@@ -327,16 +330,19 @@ function pipeline(store: ObjectStore, writer: ServiceTableWriter, logger: Logger
   let waiter: ((v: Synced) => void) | undefined;
   let releaseWaiter: (() => void) | undefined;
   const released = () => new Promise<void>((resolve) => (releaseWaiter = resolve));
-  const reconciler = new Reconciler({
-    source, sink, model, nodeName: NODE_NAME, modelConfig: MODEL_CONFIG,
-    // As the agent: memory goes back to the OS right after a full sync (outside the timed
-    // interval); the cold start's memory samples wait for it (released()).
-    releaseMemory: () => {
+  // As the agent: memory goes back to the OS right after a full sync (outside the timed
+  // interval); the cold start's memory samples wait for it (released()).
+  const memory = new MemoryReleaseScheduler({
+    release: () => {
       loadNative().releaseMemory();
       const w = releaseWaiter;
       releaseWaiter = undefined;
       w?.();
     },
+    logger,
+  });
+  const reconciler = new Reconciler({
+    source, sink, model, nodeName: NODE_NAME, modelConfig: MODEL_CONFIG,
     minSyncPeriodMs: 0,
     fullResyncPeriodMs: 2 ** 31 - 1,
     logger,
@@ -346,6 +352,7 @@ function pipeline(store: ObjectStore, writer: ServiceTableWriter, logger: Logger
       const w = waiter;
       waiter = undefined;
       w?.({ at, cpu, report });
+      memory.onSync(report);
     },
   });
   const nextSync = () => new Promise<Synced>((resolve, reject) => {
@@ -358,7 +365,11 @@ function pipeline(store: ObjectStore, writer: ServiceTableWriter, logger: Logger
       setImmediate(() => resolve(v));
     };
   });
-  return { reconciler, timing, nextSync, released };
+  const stop = async (): Promise<void> => {
+    memory.stop();
+    await reconciler.stop();
+  };
+  return { reconciler, stop, timing, nextSync, released };
 }
 
 function phase(total: number, cpuMs: number, t: Timing): PhaseTiming {
@@ -446,7 +457,7 @@ export async function measureControlPlane(opts: MeasureOptions, where: ControlPl
     const mapsReadMs = performance.now() - t;
     const cold = pipeline(store, writer, logging.component('reconciler'));
     cold.reconciler.start();
-    run.cleanup.add('reconciler', () => cold.reconciler.stop());
+    run.cleanup.add('reconciler', () => cold.stop());
 
     // What the informers do after their lists: parse the pages, deserialize, replaceAll per
     // kind, mark synced.
@@ -528,7 +539,7 @@ export async function measureControlPlane(opts: MeasureOptions, where: ControlPl
     const afterChangesGc = memoryAfterGc();
     opts.progress?.(`control-plane: idle until the reconciler releases memory (${RELEASE_IDLE_MS / 1000} s after the last change)`);
     const atRest = await memoryAtRest(idleRelease);
-    await cold.reconciler.stop();
+    await cold.stop();
     // Whole-map reads only after the memory samples: they are the bench's check, not the agent's work.
     const programmed = {
       frontends: tables.frontends.entries().length,
@@ -551,7 +562,7 @@ export async function measureControlPlane(opts: MeasureOptions, where: ControlPl
     const rcpu0 = process.cpuUsage();
     const r0 = performance.now();
     again.reconciler.start();
-    run.cleanup.add('restarted reconciler', () => again.reconciler.stop());
+    run.cleanup.add('restarted reconciler', () => again.stop());
     const { at: r1, cpu: rcpu1, report: rr } = await restarted;
     if (rr.applyErrors.length > 0) throw new Error(`control-plane bench: restart apply errors: ${JSON.stringify(rr.applyErrors.slice(0, 3))}`);
     const restart = { ...phase(r1 - r0, cpuMsSince(rcpu0, rcpu1), again.timing), ops: again.timing.apply?.ops ?? { writes: NaN, deletes: NaN, calls: NaN }, unchanged: again.timing.apply?.services.unchanged ?? NaN };

@@ -27,6 +27,7 @@ import { startMetricsServer } from '../metrics/server.js';
 import type { MetricsServer } from '../metrics/server.js';
 import type { AgentConfig } from './config.js';
 import { InterfaceWatcher } from './interfaces.js';
+import { MemoryReleaseScheduler } from './memory-release.js';
 import { Reconciler } from './reconciler.js';
 import { HealthCheckServers } from './health-check-servers.js';
 import type { SyncReport } from './reconciler.js';
@@ -64,41 +65,36 @@ function publicConfig(cfg: AgentConfig): Record<string, unknown> {
   return { ...cfg, ctTimeouts: { ...cfg.ctTimeouts } };
 }
 
-export async function startAgent(cfg: AgentConfig, logging: Logging = createLogging({ level: cfg.logLevel })): Promise<RunningAgent> {
-  const log = logging.component('agent');
-  const startedAt = new Date();
-  const errors: StatusError[] = [];
-  // The one place errors are recorded: status lists them, sluice_errors_total{component} counts them.
-  const recordError = (component: string, message: string, object?: string) => {
-    errors.push({ at: new Date().toISOString(), component, message, ...(object ? { object } : {}) });
-    if (errors.length > MAX_STATUS_ERRORS) errors.splice(0, errors.length - MAX_STATUS_ERRORS);
-    metrics.error(component);
-  };
-  log.info({ nodeName: cfg.nodeName, pinDir: cfg.pinDir, version: sluiceVersion() }, 'starting sluice-agent');
+/** What every phase of the start shares: the config, logging, metrics, health and the error list. */
+interface AgentContext {
+  cfg: AgentConfig;
+  logging: Logging;
+  metrics: SluiceMetrics;
+  health: AgentHealth;
+  startedAt: Date;
+  errors: StatusError[];
+  /** The one place errors are recorded: status lists them, sluice_errors_total{component} counts them. */
+  recordError(component: string, message: string, object?: string): void;
+}
 
+function agentContext(cfg: AgentConfig, logging: Logging): AgentContext {
   const metrics = new SluiceMetrics();
-  const health = new AgentHealth();
-  const stopHeartbeat = health.startHeartbeat();
-  // libbpf's messages are collected by the addon (never a call into JS from its callback).
-  const stopLibbpfPump = startLibbpfLogPump(loadNative(), logging.component('libbpf'));
-  // The source first: unusable credentials (a malformed kubeconfig, no in-cluster token) fail
-  // here, before anything is pinned or attached.
-  const store = new ObjectStore();
-  let source: ReturnType<typeof makeSource>;
-  try {
-    source = makeSource(cfg, store, logging);
-  } catch (err) {
-    stopLibbpfPump();
-    stopHeartbeat();
-    throw err;
-  }
-  const datapath = await openAgentDatapath(cfg, logging.component('datapath'));
-  health.setProgramsLoaded(true);
-  metrics.setBuildInfo(sluiceVersion(), datapath.libbpfVersion);
+  const errors: StatusError[] = [];
+  return {
+    cfg, logging, metrics, health: new AgentHealth(), startedAt: new Date(), errors,
+    recordError: (component, message, object) => {
+      errors.push({ at: new Date().toISOString(), component, message, ...(object ? { object } : {}) });
+      if (errors.length > MAX_STATUS_ERRORS) errors.splice(0, errors.length - MAX_STATUS_ERRORS);
+      metrics.error(component);
+    },
+  };
+}
 
+/** The writer over the datapath's maps, with what the maps hold read before the sources sync. */
+function openWriter(ctx: AgentContext, datapath: AgentDatapath, store: ObjectStore): ServiceTableWriter {
   const writer = new ServiceTableWriter({
     tables: datapath.tables,
-    logger: logging.component('dataplane'),
+    logger: ctx.logging.component('dataplane'),
     udpSocketSweep: datapath.udpSocketSweep,
     // Each backend records its node's address (for forwarding to remote backends and DSR).
     nodeAddress: nodeAddressLookup(store),
@@ -107,12 +103,21 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     writer.preload();
   } catch (err) {
     // The first apply reads them again and reports what fails.
-    log.warn({ error: (err as Error).message }, 'reading the service maps failed; retried by the first sync');
+    ctx.logging.component('agent').warn({ error: (err as Error).message }, 'reading the service maps failed; retried by the first sync');
   }
-  let syncState: SyncState = 'waiting-for-sources';
+  return writer;
+}
 
-  const syncLog = logging.component('reconciler');
-  const onSync = (report: SyncReport) => {
+/** Where the syncs stand, for the status answer. */
+interface SyncStatus {
+  state: SyncState;
+}
+
+/** What each sync report updates: the `applied` log line, metrics, health, the error list. */
+function syncReporter(ctx: AgentContext, status: SyncStatus): (report: SyncReport) => void {
+  const syncLog = ctx.logging.component('reconciler');
+  const { metrics, health } = ctx;
+  return (report) => {
     health.syncEnded();
     const ok = report.applyErrors.length === 0;
     if (report.applied) {
@@ -126,25 +131,34 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     metrics.observeSync({ durationMs: report.durationMs, full: !report.incremental, ok, at: new Date() });
     metrics.setModelErrors(report.modelErrors.length);
     for (const e of report.applyErrors) {
-      recordError('dataplane', e.message, e.key);
+      ctx.recordError('dataplane', e.message, e.key);
     }
     if (ok) {
       metrics.setProgrammed({ servicePorts: report.services, frontends: report.frontends, backends: report.backends });
-      syncState = 'synced';
+      status.state = 'synced';
       health.markSynced();
     } else {
-      syncState = 'error';
+      status.state = 'error';
     }
   };
-  // kube-proxy's healthCheckNodePort servers, updated after each apply so a node answers 200
-  // only once its local endpoints are programmed.
+}
+
+/**
+ * The reconciler from the store through the writer, with kube-proxy's healthCheckNodePort servers
+ * (updated after each apply, so a node answers 200 only once its local endpoints are programmed)
+ * and the memory release its sync reports drive.
+ */
+function startSyncing(ctx: AgentContext, store: ObjectStore, writer: ServiceTableWriter, status: SyncStatus) {
+  const { cfg, logging, health } = ctx;
   const healthChecks = new HealthCheckServers({
     logger: logging.component('health-check'),
     proxyHealthy: () => health.liveness().ok,
-    onProblem: (p) => recordError('health-check', p.message, p.service),
+    onProblem: (p) => ctx.recordError('health-check', p.message, p.service),
   });
   // Without a hint (a full sync, or after a failure) the index is rebuilt from the whole state.
   const healthCheckIndex = new HealthCheckIndex();
+  const memory = new MemoryReleaseScheduler({ release: () => loadNative().releaseMemory(), logger: logging.component('reconciler') });
+  const report = syncReporter(ctx, status);
   const reconciler = new Reconciler({
     source: store,
     sink: {
@@ -161,23 +175,35 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     minSyncPeriodMs: cfg.minSyncPeriodMs,
     fullResyncPeriodMs: cfg.fullResyncPeriodMs,
     logger: logging.component('reconciler'),
-    onSync,
+    onSync: (r) => {
+      report(r);
+      memory.onSync(r);
+    },
     onSyncStart: () => health.syncStarted(),
-    releaseMemory: () => loadNative().releaseMemory(),
   });
+  return { reconciler, healthChecks, memory };
+}
 
+/** TC on the interfaces that match (as they come and go), the connect-time programs on the cgroup. */
+async function attachDatapath(ctx: AgentContext, datapath: AgentDatapath): Promise<InterfaceWatcher> {
   await datapath.attachConnectTime();
   const watcher = new InterfaceWatcher({
-    patterns: cfg.interfacePatterns,
-    logger: logging.component('interfaces'),
+    patterns: ctx.cfg.interfacePatterns,
+    logger: ctx.logging.component('interfaces'),
     onAdded: (iface) => datapath.attachInterface(iface).catch((err: unknown) => {
-      recordError('tc-attach', `attaching to ${iface.name} failed: ${(err as Error).message}`, iface.name);
+      ctx.recordError('tc-attach', `attaching to ${iface.name} failed: ${(err as Error).message}`, iface.name);
       throw err;
     }),
     onRemoved: (iface) => datapath.forgetInterface(iface),
   });
   await watcher.start();
-  const attachLog = logging.component('datapath');
+  return watcher;
+}
+
+/** Checks every 5 s that the programs are still attached; repairs and records what was detached. */
+async function watchAttachments(ctx: AgentContext, datapath: AgentDatapath): Promise<NodeJS.Timeout> {
+  const { health, metrics } = ctx;
+  const attachLog = ctx.logging.component('datapath');
   const refreshAttachHealth = async () => {
     let programs = await datapath.verify().catch(() => datapath.attachments());
     // Something removed our filters or detached our links (an operator, another tool): repair
@@ -185,10 +211,10 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     if (programs.some((p) => !p.attached && p.progId !== 0)) {
       try {
         const repaired = await datapath.repair();
-        for (const p of repaired) recordError('attach', `${p.program} on ${p.target} was gone (${p.error ?? 'detached'}); re-attached`, p.target);
+        for (const p of repaired) ctx.recordError('attach', `${p.program} on ${p.target} was gone (${p.error ?? 'detached'}); re-attached`, p.target);
         attachLog.warn({ repaired: repaired.map((p) => `${p.program} on ${p.target}`) }, 'programs were detached behind our back: re-attached');
       } catch (err) {
-        recordError('attach', `re-attaching failed: ${(err as Error).message}`);
+        ctx.recordError('attach', `re-attaching failed: ${(err as Error).message}`);
       }
       programs = await datapath.verify().catch(() => datapath.attachments());
     }
@@ -200,7 +226,22 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
   await refreshAttachHealth();
   const attachTimer = setInterval(() => void refreshAttachHealth(), 5000);
   attachTimer.unref();
+  return attachTimer;
+}
 
+interface ServerParts {
+  datapath: AgentDatapath;
+  store: ObjectStore;
+  source: ReturnType<typeof makeSource>;
+  writer: ServiceTableWriter;
+  reconciler: Reconciler;
+  status: SyncStatus;
+}
+
+/** The admin socket (status, maps, log level, conntrack flush) and, when configured, the metrics server. */
+async function startServers(ctx: AgentContext, p: ServerParts): Promise<{ admin: AdminServer; metricsServer: MetricsServer | undefined }> {
+  const { cfg, logging, metrics, startedAt, errors } = ctx;
+  const { datapath, store, source, writer, reconciler, status } = p;
   const backend = new MapsAdminBackend({
     tables: datapath.tables,
     pinDir: cfg.pinDir,
@@ -210,7 +251,7 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
       config: { ...publicConfig(cfg), logLevel: logging.level },
       programs: datapath.attachments(),
       sync: {
-        state: syncState === 'waiting-for-sources' && store.isSynced() ? 'syncing' : syncState,
+        state: status.state === 'waiting-for-sources' && store.isSynced() ? 'syncing' : status.state,
         sourcesSynced: store.isSynced(),
         lastSyncAt: reconciler.lastReport ? new Date(reconciler.lastReport.startedAt.getTime() + reconciler.lastReport.durationMs).toISOString() : null,
         lastSyncDurationMs: reconciler.lastReport ? Math.round(reconciler.lastReport.durationMs * 1000) / 1000 : null,
@@ -235,8 +276,41 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
       metrics.setSourceStats(store.stats());
     });
     collectFromDataplane(metrics, backend);
-    metricsServer = await startMetricsServer({ address: cfg.metricsAddress, registry: metrics.registry, health, logger: logging.component('metrics') });
+    metricsServer = await startMetricsServer({ address: cfg.metricsAddress, registry: metrics.registry, health: ctx.health, logger: logging.component('metrics') });
   }
+  return { admin, metricsServer };
+}
+
+export async function startAgent(cfg: AgentConfig, logging: Logging = createLogging({ level: cfg.logLevel })): Promise<RunningAgent> {
+  const log = logging.component('agent');
+  const ctx = agentContext(cfg, logging);
+  const { metrics, health } = ctx;
+  log.info({ nodeName: cfg.nodeName, pinDir: cfg.pinDir, version: sluiceVersion() }, 'starting sluice-agent');
+
+  const stopHeartbeat = health.startHeartbeat();
+  // libbpf's messages are collected by the addon (never a call into JS from its callback).
+  const stopLibbpfPump = startLibbpfLogPump(loadNative(), logging.component('libbpf'));
+  // The source first: unusable credentials (a malformed kubeconfig, no in-cluster token) fail
+  // here, before anything is pinned or attached.
+  const store = new ObjectStore();
+  let source: ReturnType<typeof makeSource>;
+  try {
+    source = makeSource(cfg, store, logging);
+  } catch (err) {
+    stopLibbpfPump();
+    stopHeartbeat();
+    throw err;
+  }
+  const datapath = await openAgentDatapath(cfg, logging.component('datapath'));
+  health.setProgramsLoaded(true);
+  metrics.setBuildInfo(sluiceVersion(), datapath.libbpfVersion);
+
+  const writer = openWriter(ctx, datapath, store);
+  const status: SyncStatus = { state: 'waiting-for-sources' };
+  const { reconciler, healthChecks, memory } = startSyncing(ctx, store, writer, status);
+  const watcher = await attachDatapath(ctx, datapath);
+  const attachTimer = await watchAttachments(ctx, datapath);
+  const { admin, metricsServer } = await startServers(ctx, { datapath, store, source, writer, reconciler, status });
 
   await source.start();
   reconciler.start();
@@ -251,6 +325,7 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
       stopLibbpfPump();
       watcher.stop();
       await reconciler.stop();
+      memory.stop();
       await healthChecks.stop();
       await source.stop();
       await admin.close();

@@ -89,19 +89,6 @@ export interface ReconcilerOptions {
   onSync?: (report: SyncReport) => void;
   /** Called when a sync begins (health watches for one that never ends). */
   onSyncStart?: () => void;
-  /**
-   * Gives memory back to the OS (the addon's releaseMemory). Called on the macrotask after onSync
-   * of a sync that recomputed everything (the first one, a relist, a Node change), at most once
-   * per RELEASE_MEMORY_INTERVAL_MS: such a sync allocates about as much again as the state it
-   * leaves, and V8 keeps that heap committed until the process has idled for a while. And once
-   * changes stop for RELEASE_IDLE_MS after incremental syncs (at most once per
-   * RELEASE_IDLE_INTERVAL_MS): their garbage would otherwise keep ~15-20 MB more committed.
-   * And when changes never stop for that long (a busy cluster), once per RELEASE_BUSY_INTERVAL_MS
-   * after an incremental sync: V8 grows its young generation under steady churn and keeps it.
-   */
-  releaseMemory?: () => void;
-  /** RELEASE_IDLE_MS, RELEASE_IDLE_INTERVAL_MS and RELEASE_BUSY_INTERVAL_MS, for tests. */
-  releaseIdle?: { quietMs: number; intervalMs: number; busyIntervalMs?: number };
 }
 
 /** The sink's counts, copied (only the fields the report promises), when it gave both. */
@@ -118,17 +105,6 @@ function appliedCounts(outcome: ApplyOutcome): { applied?: ApplyCounts } {
 
 /** The longest wait before retrying a failed sync. */
 export const RETRY_MAX_MS = 30_000;
-
-/** The shortest time between two releaseMemory calls after full syncs (each blocks for a full collection). */
-export const RELEASE_MEMORY_INTERVAL_MS = 60_000;
-/** Quiet time after an incremental sync before memory is released, and the shortest time between two such releases. */
-export const RELEASE_IDLE_MS = 5_000;
-export const RELEASE_IDLE_INTERVAL_MS = 10_000;
-/**
- * While changes keep coming: the longest time without a release (each blocks the loop for a full
- * collection, ~50-80 ms at 10,000 Services, so a change arriving then waits that much longer).
- */
-export const RELEASE_BUSY_INTERVAL_MS = 60_000;
 
 export class Reconciler {
   private timer: { cancel(): void } | undefined;
@@ -151,12 +127,6 @@ export class Reconciler {
   private retryKeys = new Set<string>();
   /** Model errors already logged, so a broken object is reported once, not on every sync. */
   private reportedErrors = new Set<string>();
-  /** When releaseMemory last ran (performance.now()). */
-  private releasedAt = -Infinity;
-  /** Armed by incremental syncs: fires once changes have stopped for RELEASE_IDLE_MS. */
-  private idleReleaseTimer: NodeJS.Timeout | undefined;
-  /** Syncs since the last release: nothing to give back without them. */
-  private syncsSinceRelease = 0;
   lastReport: SyncReport | undefined;
   syncCount = 0;
 
@@ -178,7 +148,6 @@ export class Reconciler {
     this.timer?.cancel();
     clearTimeout(this.retryTimer);
     clearInterval(this.fullTimer);
-    clearTimeout(this.idleReleaseTimer);
     await this.running;
   }
 
@@ -288,53 +257,7 @@ export class Reconciler {
     this.lastReport = report;
     this.opts.logger.debug({ durationMs: report.durationMs.toFixed(2), services: report.services, full }, 'synced');
     this.opts.onSync?.(report);
-    // On a later macrotask: by then this sync's plan and intermediate state are garbage too.
-    if (this.opts.releaseMemory) {
-      this.syncsSinceRelease++;
-      if (!incremental) setImmediate(() => this.releaseMemory('full'));
-      else if (performance.now() - this.releasedAt >= this.busyIntervalMs()) setImmediate(() => this.releaseMemory('busy'));
-      // Also after a full sync: its own release may have been too soon after the last one.
-      this.armIdleRelease(this.opts.releaseIdle?.quietMs ?? RELEASE_IDLE_MS);
-    }
     return this.pending;
-  }
-
-  private armIdleRelease(ms: number): void {
-    clearTimeout(this.idleReleaseTimer);
-    this.idleReleaseTimer = setTimeout(() => this.releaseMemory('idle'), ms);
-    this.idleReleaseTimer.unref();
-  }
-
-  private busyIntervalMs(): number {
-    return this.opts.releaseIdle?.busyIntervalMs ?? RELEASE_BUSY_INTERVAL_MS;
-  }
-
-  private releaseMemory(after: 'full' | 'idle' | 'busy'): void {
-    const release = this.opts.releaseMemory;
-    const since = performance.now() - this.releasedAt;
-    if (!release || this.stopped || this.syncsSinceRelease === 0) return;
-    const interval =
-      after === 'full' ? RELEASE_MEMORY_INTERVAL_MS : after === 'busy' ? this.busyIntervalMs() : (this.opts.releaseIdle?.intervalMs ?? RELEASE_IDLE_INTERVAL_MS);
-    if (since < interval) {
-      // Quiet, but too soon after the last release: try again when the interval is over.
-      if (after === 'idle') this.armIdleRelease(interval - since);
-      return;
-    }
-    this.syncsSinceRelease = 0;
-    const what = { full: 'after a full sync', idle: 'once changes stopped', busy: 'while changes go on' }[after];
-    const t0 = performance.now();
-    const rssBefore = process.memoryUsage.rss();
-    try {
-      release();
-    } catch (err) {
-      this.opts.logger.warn({ err }, `releasing memory ${what} failed`);
-    }
-    this.releasedAt = performance.now();
-    const mb = (bytes: number) => Math.round(bytes / 104857.6) / 10;
-    // Info: rare (after full syncs, once changes stop, or once a minute of continuous changes;
-    // never more than every 10 s), and what an operator looking at the pod's memory wants to see.
-    const fields = { durationMs: Math.round(this.releasedAt - t0), rssBeforeMb: mb(rssBefore), rssAfterMb: mb(process.memoryUsage.rss()) };
-    this.opts.logger.info(fields, `released memory ${what}`);
   }
 
   /**

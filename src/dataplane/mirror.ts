@@ -2,7 +2,8 @@
 // Read from the pinned maps at start (so a restarted agent re-adopts ids and blocks) and on
 // resync; afterwards kept in step with every successful write, so a diff never reads the kernel.
 import type { BackendValue4, FrontendKey4, ServiceValue, VipValue } from '../bpf/sluice-structs.js';
-import { SetIndex } from '../model/set-index.js';
+import { MultiIndex } from '../model/one-or-many.js';
+import { DenseIdStore, type SlotCodec } from './dense-ids.js';
 import { IdMap } from './id-map.js';
 import { frontendId, sameBackend } from './service-target.js';
 import type { ServiceTables } from './tables.js';
@@ -23,151 +24,56 @@ export interface ProgrammedService {
 }
 
 /**
- * One backend block's entries by ordinal. Ordinals the writer uses run 0..n-1, so those sit in an
- * array indexed by ordinal instead of a Map (a Map per block cost ~500 bytes at 10 entries, 6 MB
- * at 12,700 service ports), and packed: three slots per ordinal — addr, port | flags << 16,
- * node_addr — not a value object each (56 bytes plus its slot; 131,500 of them were 8.4 MB).
- * A missing entry has an undefined addr. An entry far beyond (only a stray one read from the
- * maps can be: the writer deletes it) goes to a Map, so the array stays dense.
+ * One backend block's entries by ordinal, on the dense-id store (dense-ids.ts): ordinals the writer
+ * uses run 0..n-1, so they index an array instead of a Map (a Map per block cost ~500 bytes at 10
+ * entries, 6 MB at 12,700 service ports), packed three slots per ordinal — addr, port | flags <<
+ * 16, node_addr — not a value object each (56 bytes plus its slot; 131,500 of them were 8.4 MB).
+ * get() builds a new object each call. An entry far beyond (only a stray one read from the maps
+ * can be: the writer deletes it) goes to a Map.
  */
-export class BlockEntries {
-  private slots: Array<string | number | undefined> = [];
-  private far: Map<number, BackendValue4> | undefined;
-  private count = 0;
-
-  get size(): number {
-    return this.count;
-  }
-
-  has(ordinal: number): boolean {
-    return ordinal < DENSE_ORDINALS ? this.slots[ordinal * SLOTS] !== undefined : (this.far?.has(ordinal) ?? false);
-  }
-
-  /** A new object each call (the entries are packed). */
-  get(ordinal: number): BackendValue4 | undefined {
-    if (ordinal >= DENSE_ORDINALS) return this.far?.get(ordinal);
-    const at = ordinal * SLOTS;
-    const addr = this.slots[at] as string | undefined;
-    if (addr === undefined) return undefined;
-    const portFlags = this.slots[at + 1] as number;
-    return { addr, port: portFlags & 0xffff, flags: portFlags >>> 16, node_addr: this.slots[at + 2] as string };
-  }
-
-  /** Whether the entry at `ordinal` equals `value` (no object built). */
-  equals(ordinal: number, value: BackendValue4): boolean {
-    if (ordinal >= DENSE_ORDINALS) {
-      const v = this.far?.get(ordinal);
-      return v !== undefined && sameBackend(v, value);
-    }
-    const at = ordinal * SLOTS;
-    return this.slots[at] === value.addr && this.slots[at + 1] === packPortFlags(value) && this.slots[at + 2] === value.node_addr;
-  }
-
-  set(ordinal: number, value: BackendValue4): void {
-    if (!this.has(ordinal)) this.count++;
-    if (ordinal >= DENSE_ORDINALS) {
-      (this.far ??= new Map()).set(ordinal, value);
-      return;
-    }
-    const at = ordinal * SLOTS;
-    this.slots[at] = value.addr;
-    this.slots[at + 1] = packPortFlags(value);
-    this.slots[at + 2] = value.node_addr;
-  }
-
-  delete(ordinal: number): void {
-    if (!this.has(ordinal)) return;
-    this.count--;
-    if (ordinal >= DENSE_ORDINALS) {
-      this.far?.delete(ordinal);
-      return;
-    }
-    this.slots.fill(undefined, ordinal * SLOTS, ordinal * SLOTS + SLOTS);
-    let end = this.slots.length;
-    while (end > 0 && this.slots[end - SLOTS] === undefined) end -= SLOTS;
-    if (end < this.slots.length) this.slots = this.slots.slice(0, end);
-  }
-
-  /** Drops the spare room the array grew with while entries were set one by one. */
-  trim(): void {
-    this.slots = this.slots.slice();
+export class BlockEntries extends DenseIdStore<BackendValue4> {
+  constructor() {
+    super(PACKED_BACKEND, DENSE_ORDINALS, sameBackend);
   }
 
   /** Ordinals present, ascending. */
   keys(): number[] {
-    return this.ordinalsFrom(0);
+    return this.idsFrom(0);
   }
 
   /** Ordinals present from `first` on, ascending: what cleanup deletes beyond the part in use. */
   ordinalsFrom(first: number): number[] {
-    const out: number[] = [];
-    const dense = this.slots.length / SLOTS;
-    for (let i = Math.max(0, first); i < dense; i++) if (this.slots[i * SLOTS] !== undefined) out.push(i);
-    if (this.far) out.push(...[...this.far.keys()].filter((o) => o >= first).sort((a, b) => a - b));
-    return out;
+    return this.idsFrom(first);
   }
 
   /** [ordinal, value] of the entries present, ascending. */
   entries(): Array<[number, BackendValue4]> {
-    return this.keys().map((o) => [o, this.get(o) as BackendValue4]);
+    return [...this];
   }
 }
 
-/** Slots per ordinal in BlockEntries' array. */
-const SLOTS = 3;
 const packPortFlags = (v: BackendValue4): number => v.port | (v.flags << 16);
+
+/** A backend value in three slots: addr, port | flags << 16, node_addr. */
+const PACKED_BACKEND: SlotCodec<BackendValue4> = {
+  width: 3,
+  write(slots, at, v) {
+    slots[at] = v.addr;
+    slots[at + 1] = packPortFlags(v);
+    slots[at + 2] = v.node_addr;
+  },
+  read(slots, at) {
+    const portFlags = slots[at + 1] as number;
+    return { addr: slots[at] as string, port: portFlags & 0xffff, flags: portFlags >>> 16, node_addr: slots[at + 2] as string };
+  },
+  equals: (slots, at, v) => slots[at] === v.addr && slots[at + 1] === packPortFlags(v) && slots[at + 2] === v.node_addr,
+};
 
 /** Ordinals below this sit in BlockEntries' array (far above any block the writer builds). */
 const DENSE_ORDINALS = 1 << 16;
 
-/**
- * group (a svc_id, a backend_id) → its frontends. Nearly every group has one frontend (a
- * ClusterIP-only service port): it is stored bare, and a Map only from the second one on.
- */
-class FrontendGroups {
-  private readonly map = new IdMap<MirrorFrontend | Map<string, MirrorFrontend>>();
-
-  add(group: number, fe: MirrorFrontend): void {
-    const current = this.map.get(group);
-    if (current === undefined || (!(current instanceof Map) && current.id === fe.id)) this.map.set(group, fe);
-    else if (current instanceof Map) current.set(fe.id, fe);
-    else this.map.set(group, new Map([[current.id, current], [fe.id, fe]]));
-  }
-
-  delete(group: number, id: string): void {
-    const current = this.map.get(group);
-    if (current === undefined) return;
-    if (!(current instanceof Map)) {
-      if (current.id === id) this.map.delete(group);
-      return;
-    }
-    current.delete(id);
-    if (current.size === 1) this.map.set(group, current.values().next().value as MirrorFrontend);
-  }
-
-  has(group: number): boolean {
-    return this.map.has(group);
-  }
-
-  /** The largest count + local_count among the group's frontends (0 without any); no array built. */
-  maxUse(group: number): number {
-    const current = this.map.get(group);
-    if (current === undefined) return 0;
-    if (!(current instanceof Map)) return current.value.count + current.value.local_count;
-    let used = 0;
-    for (const { value } of current.values()) used = Math.max(used, value.count + value.local_count);
-    return used;
-  }
-
-  frontends(group: number): MirrorFrontend[] {
-    const current = this.map.get(group);
-    return current === undefined ? [] : current instanceof Map ? [...current.values()] : [current];
-  }
-
-  keys(): IterableIterator<number> {
-    return this.map.keys();
-  }
-}
+/** group (a svc_id, a backend_id) → its frontends: nearly every group has one (a ClusterIP-only port). */
+const frontendGroups = () => new MultiIndex<number, MirrorFrontend>({ store: new IdMap(), same: (a, b) => a.id === b.id });
 
 /** Key given to a svc_id that frontends use but sl_svc_meta does not name (it gets removed). */
 export const unnamedKey = (svcId: number): string => `#unnamed-svc-${svcId}`;
@@ -182,11 +88,11 @@ export class Mirror {
   readonly vips = new Map<string, VipValue>();
   // Indexes, so an apply of a few service ports never scans every frontend:
   /** service-port key → the svc_ids naming it. */
-  private readonly idsByName = new SetIndex<string, number>();
+  private readonly idsByName = new MultiIndex<string, number>();
   /** svc_id → its frontends. */
-  private readonly bySvcId = new FrontendGroups();
+  private readonly bySvcId = frontendGroups();
   /** backend_id → the frontends that read it (count + local_count ordinals each). */
-  private readonly byBlock = new FrontendGroups();
+  private readonly byBlock = frontendGroups();
 
   static read(tables: ServiceTables): Mirror {
     const m = new Mirror();
@@ -216,8 +122,8 @@ export class Mirror {
   private unindex(id: string): void {
     const prev = this.frontends.get(id);
     if (!prev) return;
-    this.bySvcId.delete(prev.value.svc_id, id);
-    this.byBlock.delete(prev.value.backend_id, id);
+    this.bySvcId.delete(prev.value.svc_id, prev);
+    this.byBlock.delete(prev.value.backend_id, prev);
   }
 
   setName(svcId: number, key: string): void {
@@ -243,12 +149,14 @@ export class Mirror {
     const ids = this.idsByName.values(key);
     if (ids.length === 0) return undefined;
     const svcId = Math.min(...ids);
-    return { key, svcId, frontends: new Map(this.bySvcId.frontends(svcId).map((fe) => [fe.id, fe])) };
+    return { key, svcId, frontends: new Map(this.bySvcId.values(svcId).map((fe) => [fe.id, fe])) };
   }
 
   /** Ordinals of backend_id that frontends read (0: no frontend points at it). */
   blockUse(backendId: number): number {
-    return this.byBlock.maxUse(backendId);
+    let used = 0;
+    for (const { value } of this.byBlock.values(backendId)) used = Math.max(used, value.count + value.local_count);
+    return used;
   }
 
   setBackend(backendId: number, ordinal: number, value: BackendValue4): void {

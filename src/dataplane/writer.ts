@@ -8,7 +8,7 @@
 //                conntrack, socket rev-NAT) and affinity entries of backends that left.
 // See docs/dataplane.md.
 import type { Logger } from 'pino';
-import { SetIndex } from '../model/set-index.js';
+import { MultiIndex } from '../model/one-or-many.js';
 import type { BackendKey, BackendValue4 } from '../bpf/sluice-structs.js';
 import type { DesiredState, FrontendKind } from '../model/types.js';
 import type { ChangeAction, RemovedEndpoint, ServiceChange } from './apply-plan.js';
@@ -65,7 +65,7 @@ export class ServiceTableWriter {
   /** Service-port key → `${ip}|${port}` → frontend kind, as last planned. */
   private kinds = new Map<string, FrontendKinds>();
   /** ClusterIP → the service-port keys that have it (from `kinds`): an address is listed while any does. */
-  private vipUsers = new SetIndex<string, string>();
+  private vipUsers = new MultiIndex<string, string>();
 
   constructor(private readonly opts: WriterOptions) {
     this.tables = opts.tables;
@@ -77,7 +77,7 @@ export class ServiceTableWriter {
   resync(): void {
     this.mirror = Mirror.read(this.tables);
     this.kinds = new Map();
-    this.vipUsers = new SetIndex();
+    this.vipUsers = new MultiIndex();
     this.svcIds.reset(this.mirror.serviceIds());
     this.backendIds.reset(this.mirror.backendIds());
   }
@@ -261,7 +261,7 @@ export class ServiceTableWriter {
     };
     const affected = new Set<string>();
     const next = partial ? this.kinds : new Map<string, FrontendKinds>();
-    if (!partial) this.vipUsers = new SetIndex();
+    if (!partial) this.vipUsers = new MultiIndex();
     for (const key of plan.planned) {
       const old = this.kinds.get(key);
       for (const ip of clusterIps(old)) {

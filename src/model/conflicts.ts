@@ -2,6 +2,12 @@
 // it. The API server prevents most collisions (cluster IPs, node ports are allocated) but not
 // externalIPs (any user can name any address, CVE-2020-8554) and not manifest files.
 import type { PortDraft } from './desired-port.js';
+import { flatText } from './flat-text.js';
+
+/** What two frontends must not share: `ip|port|protocol` (kept per draft by the incremental model). */
+export function claimKey(ip: string, port: number, protocol: string): string {
+  return flatText(ip, '|', port, '|', protocol);
+}
 
 /**
  * The oldest Service (metadata.creationTimestamp; then by key) keeps a contested frontend: a
@@ -15,7 +21,7 @@ export function dropConflictingFrontends(drafts: readonly PortDraft[]): void {
   const owners = new Map<string, string>();
   for (const draft of order) {
     draft.frontends = draft.frontends.filter((f) => {
-      const claim = `${f.ip}|${f.port}|${draft.port.protocol}`;
+      const claim = claimKey(f.ip, f.port, draft.port.protocol);
       const owner = owners.get(claim);
       if (owner === undefined) {
         owners.set(claim, draft.port.key);

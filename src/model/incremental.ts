@@ -14,14 +14,14 @@
 // file alike, and across relists. An object never seen in good shape is programmed as far as it
 // can be, as computeDesiredState does. Removal removes.
 import { checkConfig, type CheckedConfig } from './config.js';
-import { dropConflictingFrontends } from './conflicts.js';
+import { claimKey, dropConflictingFrontends } from './conflicts.js';
 import { draftServicePorts, type DraftOwner, type PortDraft } from './desired-port.js';
-import { exact, flatText } from './flat-text.js';
+import { flatText } from './flat-text.js';
 import { parseEndpointSlice, type ParsedSlice } from './endpoint-slices.js';
 import { toFrontend, type SourcedFrontend } from './frontends.js';
 import { readOwnNode, type OwnNode } from './node.js';
 import { parseService } from './service-parse.js';
-import { SetIndex } from './set-index.js';
+import { listOf, MultiIndex, oneOrMany, type OneOrMany } from './one-or-many.js';
 import type { DesiredServicePort, Frontend, ModelError, ModelInput, ModelResult } from './types.js';
 import { get, guarded, objectIdentity, ObjectReport } from './validate.js';
 
@@ -67,7 +67,7 @@ interface ServiceEntry {
    * Per draft, the ip|port|protocol of each frontend (what conflicts are about); a draft's only
    * claim is kept bare, not in an array of one (56 bytes each, kept for every service port).
    */
-  claimKeys: Array<string | string[]>;
+  claimKeys: Array<OneOrMany<string> | undefined>;
 }
 
 interface Context {
@@ -76,8 +76,6 @@ interface Context {
   node: OwnNode;
 }
 
-/** A list kept bare when it has one member (claimKeys, portsOf), as a list. */
-const listOf = (claims: string | string[] | undefined): readonly string[] => (claims === undefined ? [] : typeof claims === 'string' ? [claims] : claims);
 const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const byName = (a: ParsedSlice, b: ParsedSlice): number => compareText(a.name, b.name);
 
@@ -135,14 +133,14 @@ export class IncrementalModel {
   private fixedErrors: ModelError[] = [];
   private readonly slices = new Map<string, SliceEntry>();
   /** Service key → keys of the slices that name it. */
-  private readonly slicesOf = new SetIndex<string, string>();
+  private readonly slicesOf = new MultiIndex<string, string>();
   private readonly services = new Map<string, ServiceEntry>();
   /** Conflict errors by Service key, from the last time conflicts were settled. */
   private conflictErrors = new Map<string, ModelError[]>();
   /** The output, kept in key order. */
   private ports = new Map<string, DesiredServicePort>();
   /** Service key → its output port keys; a lone key is kept bare (most Services have one port). */
-  private portsOf = new Map<string, string | string[]>();
+  private portsOf = new Map<string, OneOrMany<string>>();
   private errors: ModelError[] = [];
 
   /** full() keeps parsed slices until every Service is drafted; update() parses on demand. */
@@ -324,10 +322,7 @@ export class IncrementalModel {
       const draftCtx = { ...ctx, slicesByService: new Map([[key, slices]]) };
       drafts = guarded(errors, 'Service', { metadata: parsed }, [], () => draftServicePorts(parsed, draftCtx));
     }
-    const claimKeys = drafts.map((d) => {
-      const claims = d.frontends.map((f) => flatText(f.ip, '|', f.port, '|', d.port.protocol));
-      return claims.length === 1 ? (claims[0] as string) : claims;
-    });
+    const claimKeys = drafts.map((d) => oneOrMany(d.frontends.map((f) => claimKey(f.ip, f.port, d.port.protocol))));
     // The drafts' owner, shared; the ParsedService itself is not kept (see DraftOwner).
     const owner = parsed ? (drafts[0]?.service ?? { createdAtMs: parsed.createdAtMs, report: parsed.report }) : null;
     this.services.set(key, { parsed: owner, drafts, errors, claimKeys });
@@ -384,7 +379,8 @@ export class IncrementalModel {
         next.push([d.port.key, port]);
         keys.push(d.port.key);
       }
-      if (keys.length > 0) this.portsOf.set(key, keys.length === 1 ? (keys[0] as string) : exact(keys));
+      const portKeys = oneOrMany(keys);
+      if (portKeys !== undefined) this.portsOf.set(key, portKeys);
     }
     for (const key of previous.keys()) if (!settled.has(key)) changed.add(key);
     next.sort((a, b) => compareText(a[0], b[0]));
@@ -415,7 +411,8 @@ export class IncrementalModel {
       if (!this.ports.has(d.port.key)) added = true;
       this.ports.set(d.port.key, port);
     }
-    if (keys.length > 0) this.portsOf.set(serviceKey, keys.length === 1 ? (keys[0] as string) : keys);
+    const portKeys = oneOrMany(keys);
+    if (portKeys !== undefined) this.portsOf.set(serviceKey, portKeys);
     else this.portsOf.delete(serviceKey);
     if (added) this.ports = new Map([...this.ports].sort((a, b) => compareText(a[0], b[0])));
     return [...new Set([...old, ...keys])];

@@ -1,12 +1,13 @@
-// Memory goes back to the OS after a full sync: the reconciler calls releaseMemory right after
-// onSync of a sync that recomputed everything, never after an incremental one, at most once per
+// Memory goes back to the OS after a full sync: the scheduler driven by the reconciler's sync
+// reports (src/agent/memory-release.ts) releases right after a sync that recomputed everything, never after an incremental one, at most once per
 // RELEASE_MEMORY_INTERVAL_MS, and survives it throwing; once changes stop; and at intervals while
 // they never stop. And the addon's releaseMemory really returns a dropped heap's pages to the OS,
 // and limits the C heap's arenas.
 import t from 'tap';
 import pino from 'pino';
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
-import { Reconciler, RELEASE_MEMORY_INTERVAL_MS } from '../../src/agent/reconciler.js';
+import { Reconciler } from '../../src/agent/reconciler.js';
+import { MemoryReleaseScheduler, RELEASE_MEMORY_INTERVAL_MS } from '../../src/agent/memory-release.js';
 import { loadNative } from '../../src/bpf/native.js';
 import { limitMallocArenas, MALLOC_ARENAS } from '../../src/agent/process-memory.js';
 import { ObjectStore } from '../../src/k8s/store.js';
@@ -24,29 +25,42 @@ const slice = (name: string, ips: string[]): V1EndpointSlice => ({
 });
 const node = (zone: string): V1Node => ({ metadata: { name: 'n1', labels: { 'topology.kubernetes.io/zone': zone } }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.1' }] } });
 
-function setup(release: () => void, releaseIdle?: { quietMs: number; intervalMs: number; busyIntervalMs?: number }) {
+function setup(release: () => void, timing?: { quietMs: number; intervalMs: number; busyIntervalMs?: number }) {
   const store = new ObjectStore();
   const events: string[] = [];
   const releaseTimes: number[] = [];
   const lines: string[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
-  const rec = new Reconciler({
-    source: store, sink: { apply: () => ({ errors: [] }) }, model: new IncrementalModel(), nodeName: 'n1', logger,
-    minSyncPeriodMs: 0, fullResyncPeriodMs: 3_600_000,
-    modelConfig: { families: ['IPv4'], nodePortAddresses: [], serviceProxyName: '' },
-    onSync: (r) => events.push(r.incremental ? 'sync:incremental' : 'sync:full'),
-    releaseMemory: () => {
+  const memory = new MemoryReleaseScheduler({
+    release: () => {
       events.push('release');
       releaseTimes.push(performance.now());
       release();
     },
-    ...(releaseIdle ? { releaseIdle } : {}),
+    logger,
+    ...(timing ? { timing } : {}),
   });
+  const reconciler = new Reconciler({
+    source: store, sink: { apply: () => ({ errors: [] }) }, model: new IncrementalModel(), nodeName: 'n1', logger,
+    minSyncPeriodMs: 0, fullResyncPeriodMs: 3_600_000,
+    modelConfig: { families: ['IPv4'], nodePortAddresses: [], serviceProxyName: '' },
+    onSync: (r) => {
+      events.push(r.incremental ? 'sync:incremental' : 'sync:full');
+      memory.onSync(r);
+    },
+  });
+  const rec = {
+    syncNow: () => reconciler.syncNow(),
+    stop: async () => {
+      memory.stop();
+      await reconciler.stop();
+    },
+  };
   store.upsert('Node', node('z1'));
   store.upsert('Service', svc('a', '10.96.0.1'));
   store.upsert('EndpointSlice', slice('a', ['10.1.0.1']));
   for (const kind of ['Service', 'EndpointSlice', 'Node'] as const) store.markSynced(kind);
-  rec.start();
+  reconciler.start();
   return { store, rec, events, lines, releaseTimes };
 }
 
@@ -128,12 +142,16 @@ t.test('while changes never stop, memory is released at the busy interval, not a
   t.teardown(() => rec.stop());
   t.same(await eventsUntil(events, 0, 'sync:full'), ['sync:full', 'release']);
   const from = events.length;
+  const t0 = performance.now();
   await changeEvery20Ms(store, 30);
+  const elapsed = performance.now() - t0;
   const during = events.slice(from);
   const syncs = during.filter((e) => e === 'sync:incremental').length;
   const releases = during.filter((e) => e === 'release').length;
   t.ok(syncs >= 20, `the changes synced (${syncs})`);
-  t.ok(releases >= 1 && releases <= 5, `released during the changes, at the interval: ${releases} for ~${30 * 20} ms of changes`);
+  // At most one per busy interval of the burst as it really took (a loaded machine stretches it).
+  const most = Math.floor(elapsed / 150) + 1;
+  t.ok(releases >= 1 && releases <= most, `released during the changes, at the interval: ${releases} for ${elapsed.toFixed(0)} ms of changes (at most ${most})`);
   for (let i = 1; i < releaseTimes.length; i++) {
     const gap = (releaseTimes[i] ?? 0) - (releaseTimes[i - 1] ?? 0);
     t.ok(gap >= 150, `releases ${i - 1} and ${i} at least the busy interval apart (${gap.toFixed(0)} ms)`);
