@@ -5,7 +5,8 @@
 // (bpf_link_update, so the hook never has a gap), TC filters use Sluice's own handles and
 // priority, are replaced in place, and are put back at the head of the hook when a foreign
 // filter got in front (docs/coexistence.md).
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadNative } from '../bpf/native.js';
 import type { NativeAddon } from '../bpf/native.js';
@@ -14,6 +15,7 @@ import { cgroupLinkPin, cleanupDatapath, CONNECT_PROGRAMS, describeFilter, sluic
 import { listTcFilters, tcHookKey } from '../datapath/tc-filters.js';
 import type { CleanupReport } from '../datapath/attach.js';
 import type { ServiceTables } from '../dataplane/tables.js';
+import { MAP_NAMES } from '../dataplane/tables.js';
 import type { ProgramAttachment } from '../admin/types.js';
 import { cgroup2Mount } from '../testbed/cgroup.js';
 import type { AgentConfig } from './config.js';
@@ -178,14 +180,51 @@ function cgroupLinkProblem(native: NativeAddon, pinDir: string, cgroup: string, 
 }
 
 /**
- * `sluice-agent cleanup`: detaches the connect-time links pinned under the pin dir, removes
- * Sluice's TC filters from every interface of this network namespace (a filter is Sluice's by
- * handle, priority and program name, so foreign filters stay, and an interface pattern changed
- * since the install cannot hide one), and removes the map pins. Safe to run when nothing is there.
+ * `sluice-agent cleanup`, the uninstall step: nothing of Sluice stays attached, and flows move to
+ * whatever serves after it (kube-proxy restored, or beside Sluice on AKS) without breaking:
+ * 1. it empties the frontend and VIP maps: new connections are no longer translated (not at
+ *    connect(), not on the veths) and reach kube-proxy's rules; flows Sluice already tracks
+ *    keep being translated through their conntrack entries;
+ * 2. it waits --cleanup-drain (default 5 s) for those flows to finish;
+ * 3. it detaches the connect-time links pinned under the pin dir, removes Sluice's TC filters
+ *    from every interface of this network namespace (a filter is Sluice's by handle, priority
+ *    and program name, so foreign filters stay, and an interface pattern changed since the
+ *    install cannot hide one), and removes the map pins.
+ * Safe to run when nothing is there.
  */
 export async function cleanupAgentDatapath(cfg: AgentConfig, logger: Logger, native: NativeAddon = loadNative()): Promise<CleanupReport> {
+  const emptied = stopNewTranslations(native, cfg.pinDir, logger);
+  if (emptied > 0 && cfg.cleanupDrainMs > 0) {
+    logger.info({ frontends: emptied, drainMs: cfg.cleanupDrainMs }, 'new connections now bypass Sluice; letting tracked flows finish');
+    await new Promise((r) => setTimeout(r, cfg.cleanupDrainMs));
+  }
   const report = await cleanupDatapath(native, { pinDir: cfg.pinDir, tc: { ifindexes: 'all' } });
   if (report.problems.length > 0) logger.warn({ problems: report.problems }, 'cleanup left something behind');
   logger.info({ ...report, pinDir: cfg.pinDir }, 'removed Sluice attachments and pins');
   return report;
+}
+
+/**
+ * Deletes every entry of the pinned VIP map, then of the frontend map (in that order: a VIP
+ * without its frontends would refuse their ports). Returns how many frontends there were.
+ */
+function stopNewTranslations(native: NativeAddon, pinDir: string, logger: Logger): number {
+  let frontends = 0;
+  for (const name of [MAP_NAMES.vips, MAP_NAMES.frontends]) {
+    const pin = join(pinDir, name);
+    if (!existsSync(pin)) continue;
+    try {
+      const map = native.openPinnedMap(pin);
+      try {
+        for (const key of map.keys()) {
+          if (map.delete(key) && name === MAP_NAMES.frontends) frontends++;
+        }
+      } finally {
+        map.close();
+      }
+    } catch (err) {
+      logger.warn({ map: name, err: (err as Error).message }, 'could not empty the map before detaching: new flows may break at the switch');
+    }
+  }
+  return frontends;
 }
