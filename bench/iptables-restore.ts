@@ -1,65 +1,47 @@
 // The kube-proxy baseline: how long iptables-restore takes to load a kube-proxy-shaped ruleset
-// (KUBE-SERVICES → KUBE-SVC-* with statistic-mode splits → KUBE-SEP-* DNAT) for N services × M
-// endpoints. iptables-legacy-restore by default (SLUICE_IPTABLES_RESTORE=iptables-nft-restore for the
-// nft backend, which is far slower at this size: 1000x10 took 7.5 s here against 0.4 s for legacy).
-// Runs in a network namespace made for the purpose — never the root namespace's
-// iptables — and removes it afterwards.
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+// for N services × M endpoints. The rules come from the test bed's generator
+// (src/testbed/kube-proxy-rules.ts: the same nat and filter layout kube-proxy's iptables mode
+// writes, chain names hashed as kube-proxy hashes them). iptables-legacy-restore by default
+// (SLUICE_IPTABLES_RESTORE=iptables-nft-restore for the nft backend, which is far slower at this
+// size: 1000x10 took 7.5 s here against 0.4 s for legacy). Runs in a network namespace made for
+// the purpose — never the root namespace's iptables — and removes it afterwards.
+import { BackendList } from '../src/model/backend-list.js';
+import type { Backend, DesiredServicePort, DesiredState } from '../src/model/types.js';
 import { Cleanup } from '../src/testbed/cleanup.js';
+import { iptablesRestore, type IptablesBackend } from '../src/testbed/iptables.js';
+import { kubeProxyRules } from '../src/testbed/kube-proxy-rules.js';
 import { createNetns, deleteNetns } from '../src/testbed/netns.js';
 import { netnsName, newRunPrefix } from '../src/testbed/names.js';
 
-const chainId = (prefix: string, s: string) =>
-  prefix + createHash('sha256').update(s).digest('base64url').replace(/[-_]/g, 'X').slice(0, 16).toUpperCase();
-
-/** Builds an iptables-restore input for the nat table the way kube-proxy's iptables mode lays it out. */
-export function kubeProxyRuleset(services: number, endpoints: number): { text: string; rules: number } {
-  const chains: string[] = [':KUBE-SERVICES - [0:0]', ':KUBE-MARK-MASQ - [0:0]', ':KUBE-POSTROUTING - [0:0]', ':KUBE-NODEPORTS - [0:0]'];
-  const rules: string[] = [
-    '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
-    '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
-    '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
-    '-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000',
-    '-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN',
-    '-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0',
-    '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully',
-  ];
+/** N ClusterIP services × M endpoints (10.96.x.y:80 → 10.128+.x.y:8080), as the model would compute them. */
+export function syntheticState(services: number, endpoints: number): DesiredState {
+  const out = new Map<string, DesiredServicePort>();
   for (let s = 0; s < services; s++) {
-    const vip = `10.96.${(s >> 8) & 255}.${s & 255}`;
-    const name = `ns${s % 100}/svc${s}:http`;
-    const svcChain = chainId('KUBE-SVC-', name);
-    chains.push(`:${svcChain} - [0:0]`);
-    rules.push(`-A KUBE-SERVICES -d ${vip}/32 -p tcp -m comment --comment "${name} cluster IP" -m tcp --dport 80 -j ${svcChain}`);
-    rules.push(`-A ${svcChain} ! -s 10.244.0.0/16 -d ${vip}/32 -p tcp -m comment --comment "${name} cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ`);
+    const backends: Backend[] = [];
     for (let e = 0; e < endpoints; e++) {
-      const ep = `10.${128 + ((s * endpoints + e) >> 16)}.${((s * endpoints + e) >> 8) & 255}.${(s * endpoints + e) & 255}`;
-      const sepChain = chainId('KUBE-SEP-', `${name}/${ep}`);
-      chains.push(`:${sepChain} - [0:0]`);
-      const left = endpoints - e;
-      const split = left > 1 ? ` -m statistic --mode random --probability ${(1 / left).toFixed(11)}` : '';
-      rules.push(`-A ${svcChain} -m comment --comment "${name} -> ${ep}:8080"${split} -j ${sepChain}`);
-      rules.push(`-A ${sepChain} -s ${ep}/32 -m comment --comment "${name}" -j KUBE-MARK-MASQ`);
-      rules.push(`-A ${sepChain} -p tcp -m comment --comment "${name}" -m tcp -j DNAT --to-destination ${ep}:8080`);
+      const n = s * endpoints + e;
+      backends.push({ ip: `10.${128 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`, port: 8080, nodeName: 'node', zone: null, local: false, ready: true, serving: true, terminating: false });
     }
+    const sp: DesiredServicePort = {
+      key: `ns${s % 100}/svc${s}:http/TCP/IPv4`, namespace: `ns${s % 100}`, name: `svc${s}`, portName: 'http', protocol: 'TCP', family: 'IPv4',
+      frontends: [{ kind: 'ClusterIP', ip: `10.96.${(s >> 8) & 255}.${s & 255}`, port: 80 }],
+      clusterBackends: BackendList.of(backends), localBackends: BackendList.EMPTY,
+      internalLocal: false, externalLocal: false, affinityTimeoutSec: 0, healthCheckNodePort: 0, loadBalancerSourceRanges: [],
+    };
+    out.set(sp.key, sp);
   }
-  rules.push('-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS');
-  return { text: ['*nat', ...chains, ...rules, 'COMMIT', ''].join('\n'), rules: rules.length };
+  return { services: out };
 }
 
-function restoreIn(ns: string, input: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn('ip', ['netns', 'exec', ns, process.env.SLUICE_IPTABLES_RESTORE ?? 'iptables-legacy-restore', '--noflush'], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(performance.now() - t0) : reject(new Error(`iptables-restore exited ${code}: ${stderr.slice(0, 500)}`))));
-    child.stdin.end(input);
-  });
+/** The iptables-restore input (filter + nat) kube-proxy would write for N services × M endpoints. */
+export function kubeProxyRuleset(services: number, endpoints: number): { text: string; rules: number } {
+  const r = kubeProxyRules(syntheticState(services, endpoints), { clusterCidr: '10.128.0.0/9' });
+  return { text: r.text, rules: r.rules.nat + r.rules.filter };
 }
 
 export interface IptablesResult { services: number; endpoints: number; rules: number; restoreMs: number }
+
+const backendFromEnv = (): IptablesBackend => (process.env.SLUICE_IPTABLES_RESTORE === 'iptables-nft-restore' ? 'nft' : 'legacy');
 
 /** Times one full restore of the ruleset into a fresh namespace. */
 export async function measureIptablesRestore(services: number, endpoints: number): Promise<IptablesResult> {
@@ -69,7 +51,7 @@ export async function measureIptablesRestore(services: number, endpoints: number
     await createNetns(ns);
     cleanup.add(`netns ${ns}`, () => deleteNetns(ns));
     const { text, rules } = kubeProxyRuleset(services, endpoints);
-    const restoreMs = await restoreIn(ns, text);
+    const restoreMs = await iptablesRestore(ns, text, backendFromEnv());
     return { services, endpoints, rules, restoreMs };
   } finally {
     await cleanup.runAll();

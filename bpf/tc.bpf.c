@@ -12,6 +12,8 @@
  *      backend: TCP RST / ICMP port unreachable back to the pod, or a counted drop for a Local
  *      policy without local backends (as kube-proxy);
  *    - a new connection to a ClusterIP on a port that is no frontend (sl_vips4): rejected;
+ *    - a TCP segment to a frontend that is no SYN and no tracked flow's: passes untouched
+ *      (a connection kube-proxy translated, see docs/coexistence.md);
  *    - anything else passes untouched (a SYN to a non-frontend first drops a finished service
  *      flow whose backend tuple it reuses, see sl_ct_forget_finished4).
  *  sl_tc_to_pod (egress: what is delivered to the pod)
@@ -36,6 +38,14 @@
 #include "reject.h"
 #include "icmp.h"
 
+/*
+ * Verdicts and neighbours (docs/coexistence.md). Other programs share these hooks (a network
+ * policy agent at the same priority, behind Sluice): Sluice only ends the chain where the verdict
+ * is its own (a drop, a reject bounced back to the pod). A packet it let through or translated
+ * goes on to the next filter with TC_ACT_UNSPEC, and the packet passes when none is left.
+ */
+#define SL_TC_PASS TC_ACT_UNSPEC
+
 /* Drops a packet whose rewrite failed half-way: it must not leave with mixed addresses. */
 static __always_inline int sl_tc_rewrite_failed(void)
 {
@@ -59,7 +69,7 @@ static __always_inline int sl_tc_forward(struct __sk_buff *skb, const struct sl_
 		return sl_tc_rewrite_failed();
 	if (hairpin_saddr && sl_nat_src4(skb, pkt, hairpin_saddr, pkt->sport) < 0)
 		return sl_tc_rewrite_failed();
-	return TC_ACT_OK;
+	return SL_TC_PASS;
 }
 
 /*
@@ -78,7 +88,7 @@ static __always_inline int sl_tc_hairpin_reply(struct __sk_buff *skb, const stru
 		return sl_tc_rewrite_failed();
 	if (sl_nat_dst4(skb, pkt, key->saddr, pkt->dport) < 0)
 		return sl_tc_rewrite_failed();
-	return TC_ACT_OK;
+	return SL_TC_PASS;
 }
 
 /* No usable backend: reject (RST / ICMP) when the service has none, drop for a Local policy. */
@@ -117,7 +127,7 @@ static __always_inline int sl_tc_new_flow(struct __sk_buff *skb, const struct sl
 		return sl_tc_rewrite_failed();
 	if (hairpin && sl_nat_src4(skb, pkt, pkt->daddr, pkt->sport) < 0)
 		return sl_tc_rewrite_failed();
-	return TC_ACT_OK;
+	return SL_TC_PASS;
 }
 
 /*
@@ -136,7 +146,7 @@ static __always_inline int sl_tc_not_frontend(struct __sk_buff *skb, const struc
 	}
 	if (open)
 		sl_ct_forget_finished4(key, now);
-	return TC_ACT_OK;
+	return SL_TC_PASS;
 }
 
 /*
@@ -153,7 +163,7 @@ static __always_inline int sl_tc_icmp_error(struct __sk_buff *skb, bool to_pod)
 	struct sl_ct_key4 key = {};
 
 	if (sl_parse_icmp_err4(skb, &e) != SL_PARSE_OK)
-		return TC_ACT_OK;
+		return SL_TC_PASS;
 	key.saddr = e.in_daddr;
 	key.daddr = e.in_saddr;
 	key.sport = e.in_dport;
@@ -162,10 +172,10 @@ static __always_inline int sl_tc_icmp_error(struct __sk_buff *skb, bool to_pod)
 	ct = bpf_map_lookup_elem(&sl_ct4, &key);
 	if (!ct || ct->type != (to_pod ? SL_CT_REVERSE : SL_CT_FORWARD) ||
 	    (ct->flags & SL_CT_F_HAIRPIN))
-		return TC_ACT_OK;
+		return SL_TC_PASS;
 	if (sl_icmp_err_nat4(skb, &e, to_pod, ct->nat_addr, ct->nat_port) < 0)
 		return sl_tc_rewrite_failed();
-	return TC_ACT_OK;
+	return SL_TC_PASS;
 }
 
 SEC("tc")
@@ -182,7 +192,7 @@ int sl_tc_from_pod(struct __sk_buff *skb)
 	if (ret == SL_PARSE_SKIP)
 		return sl_tc_icmp_error(skb, false);
 	if (ret != SL_PARSE_OK)
-		return TC_ACT_OK;
+		return SL_TC_PASS;
 	sl_ct_key_from_pkt4(&pkt, &key);
 	ct = sl_ct_lookup4(&key, pkt.tcp_flags, &now);
 	if (ct) {
@@ -191,11 +201,20 @@ int sl_tc_from_pod(struct __sk_buff *skb)
 		if (ct->flags & SL_CT_F_HAIRPIN)
 			return sl_tc_hairpin_reply(skb, &pkt, &key, ct, now);
 		/* A local backend answering: reverse-NATed at the client's sl_tc_to_pod. */
-		return TC_ACT_OK;
+		return SL_TC_PASS;
 	}
 	svc = sl_lookup_frontend4(pkt.daddr, pkt.dport, pkt.proto);
 	if (!svc)
 		return sl_tc_not_frontend(skb, &pkt, &key, &now);
+	/*
+	 * A TCP segment to a frontend with backends that opens nothing and belongs to no tracked
+	 * flow was translated by someone else: a connection kube-proxy's DNAT carries (opened
+	 * before Sluice started, or beside it on AKS). A backend picked now would only reset it.
+	 * (A service without endpoints still refuses it below, as kube-proxy does.)
+	 */
+	if (pkt.proto == IPPROTO_TCP && !(pkt.tcp_flags & SL_TCP_FLAG_SYN) &&
+	    (svc->count || svc->local_count))
+		return SL_TC_PASS;
 	if (!now)
 		now = bpf_ktime_get_ns();
 	return sl_tc_new_flow(skb, &pkt, &key, svc, now);
@@ -216,17 +235,17 @@ int sl_tc_to_pod(struct __sk_buff *skb)
 	if (ret == SL_PARSE_SKIP)
 		return sl_tc_icmp_error(skb, true);
 	if (ret != SL_PARSE_OK)
-		return TC_ACT_OK;
+		return SL_TC_PASS;
 	sl_ct_key_from_pkt4(&pkt, &key);
 	ct = sl_ct_lookup4(&key, pkt.tcp_flags, &now);
 	if (!ct || ct->type != SL_CT_REVERSE || (ct->flags & SL_CT_F_HAIRPIN))
-		return TC_ACT_OK;
+		return SL_TC_PASS;
 	frontend_addr = ct->nat_addr;
 	frontend_port = ct->nat_port;
 	sl_ct_update4(&key, ct, pkt.tcp_flags, now);
 	if (sl_nat_src4(skb, &pkt, frontend_addr, frontend_port) < 0)
 		return sl_tc_rewrite_failed();
-	return TC_ACT_OK;
+	return SL_TC_PASS;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -37,6 +37,8 @@ export interface AgentConfig {
   ctTimeouts: { tcpEstablished: number; tcpSynSent: number; tcpFin: number; udp: number };
   /** Where the compiled BPF objects are ('' = dist/bpf in the package). */
   bpfObjectDir: string;
+  /** `cleanup`: how long flows Sluice tracks keep being translated after new ones went to kube-proxy. */
+  cleanupDrainMs: number;
 }
 
 export class ConfigError extends Error {
@@ -133,6 +135,11 @@ const FLAGS: Record<string, FlagSpec> = {
     },
   },
   '--min-sync-period': { env: 'SLUICE_MIN_SYNC_PERIOD', help: 'coalesce bursts of changes for this long (default 50ms)', parse: (v, c, f) => void (c.minSyncPeriodMs = durationMs(f, v)) },
+  '--cleanup-drain': {
+    env: 'SLUICE_CLEANUP_DRAIN',
+    help: 'cleanup: keep translating tracked flows this long after new ones stop being translated, before detaching (default 5s)',
+    parse: (v, c, f) => void (c.cleanupDrainMs = durationMs(f, v)),
+  },
   '--full-resync-period': { env: 'SLUICE_FULL_RESYNC_PERIOD', help: 'full resync period (default 5m)', parse: (v, c, f) => void (c.fullResyncPeriodMs = durationMs(f, v, 1000)) },
   '--admin-socket': { env: 'SLUICE_ADMIN_SOCKET', help: 'admin Unix socket, an absolute path (default /run/sluice/admin.sock)', parse: (v, c, f) => void (c.adminSocket = absolutePath(f, v)) },
   '--metrics-address': {
@@ -178,6 +185,7 @@ export function defaultConfig(): AgentConfig {
     serviceProxyName: '',
     ctTimeouts: { tcpEstablished: 3600, tcpSynSent: 20, tcpFin: 30, udp: 60 },
     bpfObjectDir: '',
+    cleanupDrainMs: 5000,
   };
 }
 

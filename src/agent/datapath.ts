@@ -2,21 +2,23 @@
 // maps and attaches them; this adapter adds what the agent reports (which program is attached
 // where, for status and health) and the interface selection of `sluice-agent cleanup`.
 // Attachments survive the agent: cgroup links are pinned and swapped in place on restart
-// (bpf_link_update, so the hook never has a gap), TC filters use Sluice's own handle and
-// priority and are replaced in place.
-import { rmSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+// (bpf_link_update, so the hook never has a gap), TC filters use Sluice's own handles and
+// priority, are replaced in place, and are put back at the head of the hook when a foreign
+// filter got in front (docs/coexistence.md).
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadNative } from '../bpf/native.js';
 import type { NativeAddon } from '../bpf/native.js';
 import { Datapath } from '../datapath/datapath.js';
-import { cgroupLinkPin, cleanupDatapath, CONNECT_PROGRAMS, SLUICE_TC_HANDLE, SLUICE_TC_PRIORITY, TC_PROGRAMS } from '../datapath/attach.js';
+import { cgroupLinkPin, cleanupDatapath, CONNECT_PROGRAMS, describeFilter, sluicePlace, TC_PROGRAMS } from '../datapath/attach.js';
+import { listTcFilters, tcHookKey } from '../datapath/tc-filters.js';
 import type { CleanupReport } from '../datapath/attach.js';
 import type { ServiceTables } from '../dataplane/tables.js';
+import { MAP_NAMES } from '../dataplane/tables.js';
 import type { ProgramAttachment } from '../admin/types.js';
 import { cgroup2Mount } from '../testbed/cgroup.js';
 import type { AgentConfig } from './config.js';
-import { interfaceMatcher } from './interfaces.js';
 import type { WorkloadInterface } from './interfaces.js';
 
 export interface AgentDatapath {
@@ -89,7 +91,7 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
     async attachInterface({ name, ifindex }) {
       ifindexes.set(name, ifindex);
       try {
-        const ids = await dp.attachTc({ ifindex });
+        const ids = await dp.attachTc({ ifindex, ifname: name });
         tcAttachments.set(name, (['ingress', 'egress'] as const).map((direction) => ({
           program: TC_PROGRAMS[direction], hook: 'tc', target: name, direction, progId: ids[direction], attached: true,
         })));
@@ -114,15 +116,26 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
         if (problem) a.error = problem;
         else delete a.error;
       }
-      for (const [name, list] of tcAttachments) {
-        const ifindex = ifindexes.get(name);
-        for (const a of list) {
-          if (a.progId === 0 || ifindex === undefined || !a.direction) continue;
-          const id = await native.tcQuery({ ifindex, direction: a.direction, handle: SLUICE_TC_HANDLE, priority: SLUICE_TC_PRIORITY }).catch(() => null);
-          a.attached = id === a.progId;
-          if (a.attached) delete a.error;
-          else a.error = id === null ? 'no Sluice filter on the hook any more' : `the filter runs program ${id}, not ${a.progId}`;
+      // One listing of every hook: which filter runs first tells whether a foreign program
+      // that ends the chain got in front of Sluice (repair() then re-inserts Sluice at the head).
+      const checked = [...tcAttachments].flatMap(([name, list]) => list.filter((a) => a.progId !== 0 && a.direction && ifindexes.has(name)));
+      const hooks = checked.map((a) => ({ ifname: a.target, direction: a.direction as 'ingress' | 'egress' }));
+      const listed = await listTcFilters(hooks).catch((err: Error) => err);
+      for (const a of checked) {
+        const direction = a.direction as 'ingress' | 'egress';
+        const filters = listed instanceof Error ? undefined : listed.get(tcHookKey({ ifname: a.target, direction }));
+        if (!filters) {
+          a.attached = false;
+          a.error = listed instanceof Error ? `the tc filters cannot be read (${listed.message})` : 'the interface is gone';
+          continue;
         }
+        const { ours, ahead } = sluicePlace(filters, direction);
+        const front = ours[0];
+        a.attached = front !== undefined && front.progId === a.progId && ahead.length === 0;
+        if (a.attached) delete a.error;
+        else if (!front) a.error = 'no Sluice filter on the hook any more';
+        else if (front.progId !== a.progId) a.error = `the filter runs program ${front.progId}, not ${a.progId}`;
+        else a.error = `a foreign filter runs before Sluice (${ahead.map(describeFilter).join('; ')})`;
       }
       return attachments();
     },
@@ -167,20 +180,51 @@ function cgroupLinkProblem(native: NativeAddon, pinDir: string, cgroup: string, 
 }
 
 /**
- * `sluice-agent cleanup`: detaches the connect-time links pinned under the pin dir, removes
- * Sluice's TC filters from the interfaces matching --interfaces in this network namespace (and
- * only those), and removes the map pins. Safe to run when nothing is there.
+ * `sluice-agent cleanup`, the uninstall step: nothing of Sluice stays attached, and flows move to
+ * whatever serves after it (kube-proxy restored, or beside Sluice on AKS) without breaking:
+ * 1. it empties the frontend and VIP maps: new connections are no longer translated (not at
+ *    connect(), not on the veths) and reach kube-proxy's rules; flows Sluice already tracks
+ *    keep being translated through their conntrack entries;
+ * 2. it waits --cleanup-drain (default 5 s) for those flows to finish;
+ * 3. it detaches the connect-time links pinned under the pin dir, removes Sluice's TC filters
+ *    from every interface of this network namespace (a filter is Sluice's by handle, priority
+ *    and program name, so foreign filters stay, and an interface pattern changed since the
+ *    install cannot hide one), and removes the map pins.
+ * Safe to run when nothing is there.
  */
 export async function cleanupAgentDatapath(cfg: AgentConfig, logger: Logger, native: NativeAddon = loadNative()): Promise<CleanupReport> {
-  const matches = interfaceMatcher(cfg.interfacePatterns);
-  const ifindexes: number[] = [];
-  for (const name of await readdir('/sys/class/net')) {
-    if (!matches(name)) continue;
-    const ifindex = Number((await readFile(`/sys/class/net/${name}/ifindex`, 'utf8').catch(() => '0')).trim());
-    if (ifindex) ifindexes.push(ifindex);
+  const emptied = stopNewTranslations(native, cfg.pinDir, logger);
+  if (emptied > 0 && cfg.cleanupDrainMs > 0) {
+    logger.info({ frontends: emptied, drainMs: cfg.cleanupDrainMs }, 'new connections now bypass Sluice; letting tracked flows finish');
+    await new Promise((r) => setTimeout(r, cfg.cleanupDrainMs));
   }
-  const report = await cleanupDatapath(native, { pinDir: cfg.pinDir, tc: { ifindexes } });
+  const report = await cleanupDatapath(native, { pinDir: cfg.pinDir, tc: { ifindexes: 'all' } });
   if (report.problems.length > 0) logger.warn({ problems: report.problems }, 'cleanup left something behind');
   logger.info({ ...report, pinDir: cfg.pinDir }, 'removed Sluice attachments and pins');
   return report;
+}
+
+/**
+ * Deletes every entry of the pinned VIP map, then of the frontend map (in that order: a VIP
+ * without its frontends would refuse their ports). Returns how many frontends there were.
+ */
+function stopNewTranslations(native: NativeAddon, pinDir: string, logger: Logger): number {
+  let frontends = 0;
+  for (const name of [MAP_NAMES.vips, MAP_NAMES.frontends]) {
+    const pin = join(pinDir, name);
+    if (!existsSync(pin)) continue;
+    try {
+      const map = native.openPinnedMap(pin);
+      try {
+        for (const key of map.keys()) {
+          if (map.delete(key) && name === MAP_NAMES.frontends) frontends++;
+        }
+      } finally {
+        map.close();
+      }
+    } catch (err) {
+      logger.warn({ map: name, err: (err as Error).message }, 'could not empty the map before detaching: new flows may break at the switch');
+    }
+  }
+  return frontends;
 }

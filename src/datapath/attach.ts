@@ -2,23 +2,47 @@
 // - cgroup (connect-time) programs are bpf_links pinned under <pinDir>/links/. A restarted agent
 //   finds the pinned link and swaps in its freshly loaded program with bpf_link_update: the hook
 //   stays attached throughout.
-// - TC programs are direct-action filters at a handle and priority that Sluice owns, attached
-//   with replace: re-attaching swaps the program in place.
-// Cleanup removes exactly those links, filters and pins, nothing else.
+// - TC programs are direct-action filters at priority 1 under one of two handles Sluice owns,
+//   and always the first filter of the hook: other programs share these hooks (a network policy
+//   agent at priority 1 that ends the chain), and within a priority the newest filter runs
+//   first. Re-attaching swaps the program in place when Sluice is in front; when a foreign
+//   filter got in front, Sluice inserts itself again at the head under its other handle, then
+//   removes its old filter (a Sluice filter runs throughout). See docs/coexistence.md.
+// A filter is Sluice's only if its handle, priority AND program name are: nothing else is ever
+// replaced or deleted. Cleanup removes exactly those links, filters and pins, nothing else.
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { hasErrnoCode } from '../bpf/errors.js';
 import type { NativeAddon, NativeProgram, TcDirection } from '../bpf/native.js';
+import { hookFilters, interfaceNames, listTcFilters, tcHookKey, type TcFilterEntry } from './tc-filters.js';
 
 /** The connect-time programs of connect.bpf.o (bpf/connect.bpf.c). */
 export const CONNECT_PROGRAMS = ['sl_connect4', 'sl_sendmsg4', 'sl_recvmsg4', 'sl_getpeername4'] as const;
 /** The TC programs of tc.bpf.o by hook: what the pod sends (ingress of its host veth), what it receives. */
 export const TC_PROGRAMS: Readonly<Record<TcDirection, string>> = { ingress: 'sl_tc_from_pod', egress: 'sl_tc_to_pod' };
-/** The tc filter Sluice owns on every workload interface ("S1" and a low priority: runs first). */
-export const SLUICE_TC_HANDLE = 0x5c1;
+/** The tc filter handles Sluice owns on every workload interface ("S1", "S2"): one in use, the other to re-insert at the head. */
+export const SLUICE_TC_HANDLES = [0x5c1, 0x5c2] as const;
+/** The first handle: where a first attach goes. */
+export const SLUICE_TC_HANDLE = SLUICE_TC_HANDLES[0];
+/** The lowest priority tc allows: runs before every higher number. */
 export const SLUICE_TC_PRIORITY = 1;
+
+/** Whether `f` on the `direction` hook is Sluice's: one of its handles at its priority running its program. */
+export function isSluiceFilter(f: TcFilterEntry, direction: TcDirection): boolean {
+  return f.priority === SLUICE_TC_PRIORITY && (SLUICE_TC_HANDLES as readonly number[]).includes(f.handle) &&
+    f.kind === 'bpf' && f.progName === TC_PROGRAMS[direction];
+}
+
+/** How Sluice stands on one hook: its filters, and the foreign filters that run before the first of them. */
+export function sluicePlace(filters: readonly TcFilterEntry[], direction: TcDirection): { ours: TcFilterEntry[]; ahead: TcFilterEntry[] } {
+  const ours = filters.filter((f) => isSluiceFilter(f, direction));
+  const first = ours[0] ? filters.indexOf(ours[0]) : filters.length;
+  return { ours, ahead: filters.slice(0, first) };
+}
+
+export const describeFilter = (f: TcFilterEntry) =>
+  `prio ${f.priority} handle 0x${f.handle.toString(16)} ${f.kind}${f.progName ? ` program "${f.progName}" (id ${f.progId})` : ''}`;
 
 export const LINKS_DIR = 'links';
 
@@ -118,54 +142,83 @@ function detachPinnedLink(native: Pick<NativeAddon, 'openPinnedLink'>, pin: stri
 
 export interface TcTarget {
   ifindex: number;
+  /** Its name, when the caller knows it (otherwise looked up). */
+  ifname?: string;
   /** Network namespace file the ifindex belongs to (default: this process's). */
   netns?: string;
 }
 
-const filterId = (t: TcTarget, direction: TcDirection) => ({
-  ifindex: t.ifindex, direction, handle: SLUICE_TC_HANDLE, priority: SLUICE_TC_PRIORITY, ...(t.netns ? { netns: t.netns } : {}),
+const filterAt = (t: TcTarget, direction: TcDirection, handle: number) => ({
+  ifindex: t.ifindex, direction, handle, priority: SLUICE_TC_PRIORITY, ...(t.netns ? { netns: t.netns } : {}),
 });
 
+async function ifnameOf(target: TcTarget): Promise<string> {
+  if (target.ifname) return target.ifname;
+  const name = (await interfaceNames(target.netns)).get(target.ifindex);
+  if (!name) throw new Error(`no interface with ifindex ${target.ifindex}${target.netns ? ` in ${target.netns}` : ''}`);
+  return name;
+}
+
 /**
- * Attaches (or swaps, in place) the TC programs on an interface. Egress goes first: alone it only
- * reverse-translates replies of tracked flows, so an interrupted attach never translates half a flow.
+ * Attaches (or swaps in) the TC programs on an interface, first on each hook. Egress goes first:
+ * alone it only reverse-translates replies of tracked flows, so an interrupted attach never
+ * translates half a flow. Sluice's filter already in front is replaced in place; otherwise a new
+ * one goes in at the head under the free Sluice handle and the old one is removed after it.
  */
 export async function attachTcFilters(
-  native: Pick<NativeAddon, 'tcHookCreate' | 'tcAttach'>,
+  native: Pick<NativeAddon, 'tcHookCreate' | 'tcAttach' | 'tcDetach'>,
   target: TcTarget,
   programs: Readonly<Record<TcDirection, NativeProgram>>,
 ): Promise<Record<TcDirection, number>> {
   await native.tcHookCreate(target.ifindex, target.netns ? { netns: target.netns } : {});
+  const ifname = await ifnameOf(target);
   const ids = { ingress: 0, egress: 0 };
   for (const direction of ['egress', 'ingress'] as const) {
-    const res = await native.tcAttach({ ...filterId(target, direction), progFd: programs[direction].info.fd, replace: true });
-    ids[direction] = res.progId;
+    const filters = await hookFilters({ ifname, direction }, target.netns);
+    const { ours, ahead } = sluicePlace(filters, direction);
+    const progFd = programs[direction].info.fd;
+    const front = ours[0];
+    if (front && ahead.length === 0) {
+      ids[direction] = (await native.tcAttach({ ...filterAt(target, direction, front.handle), progFd, replace: true })).progId;
+      for (const extra of ours.slice(1)) await native.tcDetach(filterAt(target, direction, extra.handle));
+      continue;
+    }
+    const taken = new Set(filters.filter((f) => f.priority === SLUICE_TC_PRIORITY).map((f) => f.handle));
+    const free = SLUICE_TC_HANDLES.find((h) => !taken.has(h));
+    if (free === undefined) {
+      const squatters = filters.filter((f) => f.priority === SLUICE_TC_PRIORITY && taken.has(f.handle) && !isSluiceFilter(f, direction));
+      throw new Error(`${ifname} ${direction}: both Sluice tc handles are taken (${filters.filter((f) => (SLUICE_TC_HANDLES as readonly number[]).includes(f.handle)).map(describeFilter).join('; ')})` +
+        (squatters.length ? '; a foreign filter uses a Sluice handle and is left alone' : ''));
+    }
+    // A new filter at an existing priority goes to the head of its list: in front of `ahead`.
+    ids[direction] = (await native.tcAttach({ ...filterAt(target, direction, free), progFd, replace: false })).progId;
+    for (const old of ours) await native.tcDetach(filterAt(target, direction, old.handle));
   }
   return ids;
 }
 
-/** Removes Sluice's filters from an interface (other filters stay). Returns how many were there. */
-export async function detachTcFilters(native: Pick<NativeAddon, 'tcQuery' | 'tcDetach'>, target: TcTarget): Promise<number> {
+/** Removes Sluice's filters from an interface; foreign filters stay, whatever their handle. Returns how many. */
+export async function detachTcFilters(native: Pick<NativeAddon, 'tcDetach'>, target: TcTarget): Promise<number> {
+  let ifname: string;
+  try {
+    ifname = await ifnameOf(target);
+  } catch {
+    return 0; // the interface is gone, and its filters with it
+  }
   let n = 0;
   for (const direction of ['ingress', 'egress'] as const) {
-    const id = filterId(target, direction);
-    if ((await native.tcQuery(id)) === null) continue;
-    await native.tcDetach(id);
-    n++;
+    const { ours } = sluicePlace(await hookFilters({ ifname, direction }, target.netns).catch(() => []), direction);
+    for (const f of ours) {
+      await native.tcDetach(filterAt(target, direction, f.handle));
+      n++;
+    }
   }
   return n;
 }
 
-/** ifindexes of every interface in this process's (or `netns`'s) network namespace. */
-export function listIfindexes(netns?: string): number[] {
-  const argv = netns ? ['nsenter', `--net=${netns}`, 'ip', '-o', 'link', 'show'] : ['ip', '-o', 'link', 'show'];
-  const out = execFileSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', timeout: 10_000 });
-  return out.split('\n').map((l) => /^(\d+):/.exec(l)?.[1]).filter((s): s is string => s !== undefined).map(Number);
-}
-
 export interface CleanupOptions {
   pinDir: string;
-  /** Interfaces to remove Sluice's TC filters from: ifindexes, or 'all' of the namespace. */
+  /** Interfaces to remove Sluice's TC filters from: ifindexes, or 'all' of the namespace (foreign filters always stay). */
   tc?: { ifindexes: number[] | 'all'; netns?: string };
   /** Map pins to remove (default: every `sl_*` file in pinDir). */
   mapPins?: 'all' | 'none';
@@ -180,7 +233,7 @@ export interface CleanupReport {
 }
 
 /** Removes every link, filter and pin Sluice made: the node goes back to no service dataplane. */
-export async function cleanupDatapath(native: Pick<NativeAddon, 'openPinnedLink' | 'tcQuery' | 'tcDetach'>, opts: CleanupOptions): Promise<CleanupReport> {
+export async function cleanupDatapath(native: Pick<NativeAddon, 'openPinnedLink' | 'tcDetach'>, opts: CleanupOptions): Promise<CleanupReport> {
   const report: CleanupReport = { linksDetached: 0, tcFiltersRemoved: 0, pinsRemoved: 0, problems: [] };
   const linksDir = join(opts.pinDir, LINKS_DIR);
   for (const name of existsSync(linksDir) ? readdirSync(linksDir) : []) {
@@ -192,17 +245,28 @@ export async function cleanupDatapath(native: Pick<NativeAddon, 'openPinnedLink'
   }
   if (opts.tc) {
     const { netns } = opts.tc;
-    let ifindexes: number[] = [];
+    let names = new Map<number, string>();
     try {
-      ifindexes = opts.tc.ifindexes === 'all' ? listIfindexes(netns) : opts.tc.ifindexes;
+      names = await interfaceNames(netns);
     } catch (err) {
       report.problems.push(`listing interfaces: ${(err as Error).message}`);
     }
-    for (const ifindex of ifindexes) {
-      try {
-        report.tcFiltersRemoved += await detachTcFilters(native, { ifindex, ...(netns ? { netns } : {}) });
-      } catch (err) {
-        report.problems.push(`tc filters on ifindex ${ifindex}: ${(err as Error).message}`);
+    const ifindexes = opts.tc.ifindexes === 'all' ? [...names.keys()] : opts.tc.ifindexes.filter((i) => names.has(i));
+    const hooks = ifindexes.flatMap((ifindex) => (['ingress', 'egress'] as const).map((direction) => ({ ifindex, ifname: names.get(ifindex) as string, direction })));
+    let listed = new Map<string, TcFilterEntry[]>();
+    try {
+      listed = await listTcFilters(hooks, netns);
+    } catch (err) {
+      report.problems.push(`listing tc filters: ${(err as Error).message}`);
+    }
+    for (const h of hooks) {
+      for (const f of sluicePlace(listed.get(tcHookKey(h)) ?? [], h.direction).ours) {
+        try {
+          await native.tcDetach(filterAt({ ifindex: h.ifindex, ...(netns ? { netns } : {}) }, h.direction, f.handle));
+          report.tcFiltersRemoved++;
+        } catch (err) {
+          report.problems.push(`tc filter ${describeFilter(f)} on ${h.ifname} ${h.direction}: ${(err as Error).message}`);
+        }
       }
     }
   }

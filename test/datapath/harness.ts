@@ -15,7 +15,8 @@ import { requirePrivileges } from '../helpers/privileges.js';
 
 /** The object under test; SLUICE_TEST_TC_OBJECT points elsewhere (e.g. a mutated build). */
 export const TC_OBJECT = process.env.SLUICE_TEST_TC_OBJECT ?? fromPackageRoot('dist', 'bpf', 'tc.bpf.o');
-export const TC_ACT = { OK: 0, SHOT: 2, REDIRECT: 7 } as const;
+/** BPF_PROG_TEST_RUN reports the verdict as a u32: TC_ACT_UNSPEC (-1, "next filter") is 0xffffffff. */
+export const TC_ACT = { UNSPEC: 0xffffffff, OK: 0, SHOT: 2, REDIRECT: 7 } as const;
 export const PROG = { FROM_POD: 'sl_tc_from_pod', TO_POD: 'sl_tc_to_pod' } as const;
 export type ProgName = (typeof PROG)[keyof typeof PROG];
 

@@ -43,7 +43,7 @@ t.test('to the pod: the backend\'s port unreachable about a UDP datagram quotes 
   t.same(sent.data.subarray(ETH_HLEN), ipPacket(UDP_DNATED), 'control: the quote below is exactly what left for the backend');
 
   const out = dp.run(PROG.TO_POD, icmpError(BACKEND.addr, CLIENT, ipPacket(UDP_DNATED)));
-  t.equal(out.retval, TC_ACT.OK);
+  t.equal(out.retval, TC_ACT.UNSPEC);
   t.match(out.parsed.ip, { src: VIP, dst: CLIENT, protocol: IPPROTO.ICMP }, 'the backend reporting about itself: its address becomes the VIP');
   t.match(out.parsed.icmp, { type: ICMP_TYPE.DEST_UNREACH, code: ICMP_UNREACH_CODE.PORT });
   t.same(checksumProblems(out.parsed), [], 'outer IP and ICMP checksums valid');
@@ -61,7 +61,7 @@ t.test('to the pod: a router\'s fragmentation-needed about a TCP segment (trunca
   // RFC 792 quotes the IP header and 8 bytes (no TCP checksum); Linux quotes up to 576 bytes.
   for (const [what, len] of [['header + 8 bytes', 28], ['548 bytes', 548]] as const) {
     const out = dp.run(PROG.TO_POD, icmpError(ROUTER, CLIENT, ipPacket(bigDnated).subarray(0, len), ICMP_TYPE.DEST_UNREACH, ICMP_UNREACH_CODE.FRAG_NEEDED));
-    t.equal(out.retval, TC_ACT.OK, what);
+    t.equal(out.retval, TC_ACT.UNSPEC, what);
     t.match(out.parsed.ip, { src: ROUTER, dst: CLIENT }, `${what}: a router's own address stays`);
     t.equal(out.parsed.icmp?.rest.readUInt16BE(2), 1400, `${what}: the next-hop MTU is kept`);
     t.same(checksumProblems(out.parsed), [], `${what}: ICMP checksum valid`);
@@ -82,7 +82,7 @@ t.test('from the pod: its port unreachable about a reply from the VIP goes to th
   t.equal(seen.parsed.ip?.src, VIP, 'control: the pod got the reply from the VIP');
 
   const out = dp.run(PROG.FROM_POD, icmpError(CLIENT, VIP, seen.data.subarray(ETH_HLEN)));
-  t.equal(out.retval, TC_ACT.OK);
+  t.equal(out.retval, TC_ACT.UNSPEC);
   t.match(out.parsed.ip, { src: CLIENT, dst: BACKEND.addr, protocol: IPPROTO.ICMP }, 'addressed to the backend, not the VIP');
   t.same(checksumProblems(out.parsed), []);
   t.same(out.parsed.payload, ipPacket(reply), 'quoting the backend\'s own datagram, byte for byte');
@@ -107,7 +107,7 @@ t.test('UDP without a checksum stays without one; errors about untracked flows p
     buildFrame({ ip: { src: BACKEND.addr, dst: CLIENT }, icmp: { type: ICMP_TYPE.ECHO_REPLY, code: 0 }, payload: Buffer.from('ping') }),
   ]) {
     const r = dp.run(PROG.TO_POD, frame);
-    t.equal(r.retval, TC_ACT.OK);
+    t.equal(r.retval, TC_ACT.UNSPEC);
     t.same(r.data, frame, 'untouched, byte for byte');
   }
   const fromPod = icmpError(CLIENT, '10.96.0.71', ipPacket({ ip: { src: '10.96.0.71', dst: CLIENT }, udp: { sport: 80, dport: 40000 } }));

@@ -1,5 +1,5 @@
 // Traffic that is not for a service must leave both TC programs byte for byte as it came, with
-// TC_ACT_OK: other destinations, other ports and protocols, non-IPv4 frames, fragments and
+// TC_ACT_UNSPEC (on to the next filter): other destinations, other ports and protocols, non-IPv4 frames, fragments and
 // malformed headers.
 import t from 'tap';
 import { IPPROTO } from '../../src/bpf/sluice-structs.js';
@@ -40,7 +40,7 @@ t.test('non-service packets pass both programs untouched', async (t) => {
   for (const [name, frame] of cases()) {
     for (const prog of [PROG.FROM_POD, PROG.TO_POD]) {
       const res = dp.obj.program(prog).testRun({ data: frame });
-      t.equal(res.retval, TC_ACT.OK, `${prog}: ${name}: TC_ACT_OK`);
+      t.equal(res.retval, TC_ACT.UNSPEC, `${prog}: ${name}: TC_ACT_UNSPEC`);
       t.same(res.data, frame, `${prog}: ${name}: byte for byte`);
     }
   }

@@ -24,7 +24,7 @@ t.test('UDP datagram to a VIP is DNATed, its flow sticks, the answer comes from 
   dp.addService({ vip: VIP, port: 53, proto: IPPROTO.UDP, svcId: 3, backendId: 30, cluster: BACKENDS });
 
   const first = dp.run(PROG.FROM_POD, query(50000, 'odd-length query'));
-  t.equal(first.retval, TC_ACT.OK);
+  t.equal(first.retval, TC_ACT.UNSPEC);
   const chosen = BACKENDS.find((b) => b.addr === first.parsed.ip?.dst);
   t.ok(chosen, `DNATed to a backend (got ${first.parsed.ip?.dst})`);
   if (!chosen) return;
@@ -43,7 +43,7 @@ t.test('UDP datagram to a VIP is DNATed, its flow sticks, the answer comes from 
   const answer = dp.run(PROG.TO_POD, buildFrame({
     ip: { src: chosen.addr, dst: CLIENT }, udp: { sport: chosen.port, dport: 50000 }, payload: Buffer.from('answer'),
   }));
-  t.equal(answer.retval, TC_ACT.OK);
+  t.equal(answer.retval, TC_ACT.UNSPEC);
   t.match(answer.parsed.ip, { src: VIP, dst: CLIENT });
   t.match(answer.parsed.udp, { sport: 53, dport: 50000 });
   t.same(checksumProblems(answer.parsed), [], 'reply checksums are valid');

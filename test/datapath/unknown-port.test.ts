@@ -41,7 +41,7 @@ t.test('TCP SYN to an unknown port of a ClusterIP: RST from the ClusterIP, count
   t.equal(dp.ctCount(), 0, 'no conntrack entry');
 
   const ack = tcp(dp, VIP, 8443, TCP_FLAGS.ACK);
-  t.equal(ack.retval, TC_ACT.OK, 'a segment that opens nothing passes (only connection attempts are refused)');
+  t.equal(ack.retval, TC_ACT.UNSPEC, 'a segment that opens nothing passes (only connection attempts are refused)');
   t.equal(ack.parsed.ip?.dst, VIP, 'untouched');
   t.equal(dp.drops('unknown_port'), 1n);
 });
@@ -61,17 +61,17 @@ t.test('the Service\'s own ports, other protocols and unlisted addresses are not
   const dp = await withVip(t);
   if (!dp) return;
   const own = tcp(dp, VIP, 80, TCP_FLAGS.SYN);
-  t.equal(own.retval, TC_ACT.OK);
+  t.equal(own.retval, TC_ACT.UNSPEC);
   t.equal(own.parsed.ip?.dst, BACKEND.addr, 'a frontend port is DNATed as before');
   t.equal(udp(dp, VIP, 53).parsed.ip?.dst, BACKEND.addr, 'the UDP frontend too');
   t.equal(tcp(dp, VIP, 53, TCP_FLAGS.SYN).retval, TC_ACT.REDIRECT, 'port 53 is a UDP frontend only: TCP to it is refused');
 
   const other = tcp(dp, OTHER, 8443, TCP_FLAGS.SYN);
-  t.equal(other.retval, TC_ACT.OK, 'an address not in sl_vips4 passes');
+  t.equal(other.retval, TC_ACT.UNSPEC, 'an address not in sl_vips4 passes');
   t.equal(other.parsed.ip?.dst, OTHER);
-  t.equal(udp(dp, OTHER, 5353).retval, TC_ACT.OK);
+  t.equal(udp(dp, OTHER, 5353).retval, TC_ACT.UNSPEC);
 
   dp.addVip(OTHER, 0);
-  t.equal(tcp(dp, OTHER, 8443, TCP_FLAGS.SYN).retval, TC_ACT.OK, 'a listed address without SL_VIP_F_REJECT_UNKNOWN passes');
+  t.equal(tcp(dp, OTHER, 8443, TCP_FLAGS.SYN).retval, TC_ACT.UNSPEC, 'a listed address without SL_VIP_F_REJECT_UNKNOWN passes');
   t.equal(dp.drops('unknown_port'), 1n, 'only the TCP-to-UDP-port SYN was refused');
 });

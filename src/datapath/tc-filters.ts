@@ -1,0 +1,114 @@
+// Reading the TC filters of interfaces in the order the kernel runs them. libbpf can query one
+// filter by handle and priority but cannot list a hook, and only a listing shows who runs
+// before whom: within one priority, cls_bpf runs its filters newest first, and `tc filter show`
+// dumps them in that same order (lower priorities first). One `tc -batch` process reads every
+// hook of a check, so the periodic check costs one process, not one per interface.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { TcDirection } from '../bpf/native.js';
+
+const run = promisify(execFile);
+
+/** One filter on a clsact hook, as `tc -j filter show` reports it. */
+export interface TcFilterEntry {
+  priority: number;
+  /** The filter's handle (0 when tc did not report one). */
+  handle: number;
+  kind: string;
+  /** The BPF program of a cls_bpf filter (0 / '' for other kinds). */
+  progId: number;
+  progName: string;
+}
+
+export interface TcHookRef {
+  ifname: string;
+  direction: TcDirection;
+}
+
+interface RawFilter {
+  pref?: number;
+  kind?: string;
+  chain?: number;
+  options?: { handle?: string; prog?: { id?: number; name?: string } };
+}
+
+const argvIn = (netns: string | undefined, argv: string[]) => (netns ? ['nsenter', `--net=${netns}`, ...argv] : argv);
+
+/** Parses one `tc -j filter show` array: the filters of chain 0, in run order. */
+export function parseTcFilterJson(text: string): TcFilterEntry[] {
+  const raw = JSON.parse(text) as RawFilter[];
+  if (!Array.isArray(raw)) throw new Error(`tc filter show: expected a JSON array, got ${text.slice(0, 80)}`);
+  // tc prints each priority's classifier once without options, then each of its filters.
+  return raw
+    .filter((f) => f.options !== undefined && (f.chain ?? 0) === 0)
+    .map((f) => ({
+      priority: f.pref ?? 0,
+      handle: f.options?.handle ? Number.parseInt(f.options.handle, 16) : 0,
+      kind: f.kind ?? '',
+      progId: f.options?.prog?.id ?? 0,
+      progName: f.options?.prog?.name ?? '',
+    }));
+}
+
+const hookKey = (h: TcHookRef) => `${h.ifname}/${h.direction}`;
+
+/**
+ * The filters of each hook, in run order, keyed `ifname/direction`. A hook without a clsact
+ * qdisc or filters reads as empty. An interface that vanished meanwhile is left out of the
+ * result (the batch is then read one hook at a time).
+ */
+export async function listTcFilters(hooks: readonly TcHookRef[], netns?: string): Promise<Map<string, TcFilterEntry[]>> {
+  const out = new Map<string, TcFilterEntry[]>();
+  if (hooks.length === 0) return out;
+  const argv = argvIn(netns, ['tc', '-j', '-batch', '-']);
+  const script = hooks.map((h) => `filter show dev ${h.ifname} ${h.direction}\n`).join('');
+  try {
+    const { stdout } = await runWithInput(argv, script);
+    const lines = stdout.split('\n').filter((l) => l.trim() !== '');
+    if (lines.length !== hooks.length) throw new Error(`tc -batch: ${lines.length} answers for ${hooks.length} hooks`);
+    hooks.forEach((h, i) => out.set(hookKey(h), parseTcFilterJson(lines[i] as string)));
+    return out;
+  } catch {
+    // One hook at a time: a missing interface fails alone.
+    for (const h of hooks) {
+      try {
+        const { stdout } = await run(argv[0] as string, [...argv.slice(1, -2), 'filter', 'show', 'dev', h.ifname, h.direction], { timeout: 10_000 });
+        out.set(hookKey(h), parseTcFilterJson(stdout.trim() || '[]'));
+      } catch (err) {
+        if (!/Cannot find device/.test(String((err as { stderr?: string }).stderr ?? ''))) throw err;
+      }
+    }
+    return out;
+  }
+}
+
+/** The filters of one hook, in run order ([] when it has none; throws when the interface is gone). */
+export async function hookFilters(hook: TcHookRef, netns?: string): Promise<TcFilterEntry[]> {
+  const got = (await listTcFilters([hook], netns)).get(hookKey(hook));
+  if (!got) throw new Error(`tc filters of ${hook.ifname} ${hook.direction}: no such interface`);
+  return got;
+}
+
+export const tcHookKey = hookKey;
+
+/** Interface names by ifindex, in this process's (or `netns`'s) network namespace. */
+export async function interfaceNames(netns?: string): Promise<Map<number, string>> {
+  const argv = argvIn(netns, ['ip', '-o', 'link', 'show']);
+  const { stdout } = await run(argv[0] as string, argv.slice(1), { timeout: 10_000 });
+  const names = new Map<number, string>();
+  for (const line of stdout.split('\n')) {
+    const m = /^(\d+):\s+([^:@\s]+)/.exec(line);
+    if (m) names.set(Number(m[1]), m[2] as string);
+  }
+  return names;
+}
+
+function runWithInput(argv: string[], input: string): Promise<{ stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(argv[0] as string, argv.slice(1), { timeout: 10_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(Object.assign(err, { stderr }));
+      else resolve({ stdout });
+    });
+    child.stdin?.end(input);
+  });
+}

@@ -1,0 +1,122 @@
+// The kube-proxy-shaped rule generator (src/testbed/kube-proxy-rules.ts), on the text alone:
+// chain names as kube-proxy hashes them (checked against vectors from kube-proxy's own tests),
+// the KUBE-SERVICES → KUBE-SVC → statistic split → KUBE-SEP chain with its marks, NodePorts,
+// external IPs, source ranges, the filter table's rejects and drops, affinity.
+import t from 'tap';
+import { base32Std, endpointChain, kubeProxyRules, portProtoHash, probability } from '../../src/testbed/kube-proxy-rules.js';
+import { compute, ep, node, NODE, service, slice } from '../model/builders.js';
+
+const lines = (text: string) => text.split('\n');
+const rulesOf = (text: string, chain: string) => lines(text).filter((l) => l.startsWith(`-A ${chain} `));
+
+t.test('names: base32 and sha256 exactly as kube-proxy', async (t) => {
+  t.equal(base32Std(Buffer.from('foobar')), 'MZXW6YTBOI======', 'RFC 4648 test vector');
+  t.equal(base32Std(Buffer.from('f')), 'MY======');
+  // From pkg/proxy/iptables/proxier_test.go: ns1/svc1:p80 over TCP, endpoint 10.180.0.1:80.
+  t.equal(`KUBE-SVC-${portProtoHash('ns1/svc1:p80', 'TCP')}`, 'KUBE-SVC-XPGD46QRK7WJZT7O');
+  t.equal(endpointChain('ns1/svc1:p80', 'TCP', '10.180.0.1:80'), 'KUBE-SEP-SXIVWICOYRO3J4NJ');
+  t.equal(probability(3), '0.3333333333');
+  t.equal(probability(2), '0.5000000000');
+});
+
+t.test('a ClusterIP service with three endpoints', async (t) => {
+  const r = compute({
+    services: [service('web', { clusterIP: '10.96.0.10' })],
+    slices: [slice('web', [ep('10.244.1.3', { node: NODE }), ep('10.244.1.1', { node: NODE }), ep('10.244.2.2', { node: 'other' })])],
+  });
+  const k = kubeProxyRules(r.state, { clusterCidr: '10.244.0.0/16' });
+  const names = k.chains.get('default/web:http/TCP/IPv4');
+  t.ok(names, 'chains recorded by service port key');
+  const svc = `KUBE-SVC-${portProtoHash('default/web:http', 'TCP')}`;
+  t.equal(names?.svc, svc);
+  t.match(k.nat, /^\*nat\n/);
+  t.match(k.nat, /\nCOMMIT\n$/);
+  t.ok(k.nat.includes(`:${svc} - [0:0]`), 'the chain is declared');
+  t.same(rulesOf(k.nat, 'KUBE-SERVICES'), [
+    `-A KUBE-SERVICES -m comment --comment "default/web:http cluster IP" -m tcp -p tcp -d 10.96.0.10/32 --dport 80 -j ${svc}`,
+    '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS',
+  ]);
+  const eps = ['10.244.1.1:8080', '10.244.1.3:8080', '10.244.2.2:8080'];
+  const seps = eps.map((e) => endpointChain('default/web:http', 'TCP', e));
+  t.same(names?.seps, seps, 'one KUBE-SEP per endpoint, in the model\'s (sorted) order');
+  t.same(rulesOf(k.nat, svc), [
+    `-A ${svc} -m comment --comment "default/web:http cluster IP" -m tcp -p tcp -d 10.96.0.10/32 --dport 80 ! -s 10.244.0.0/16 -j KUBE-MARK-MASQ`,
+    `-A ${svc} -m comment --comment "default/web:http -> 10.244.1.1:8080" -m statistic --mode random --probability 0.3333333333 -j ${seps[0]}`,
+    `-A ${svc} -m comment --comment "default/web:http -> 10.244.1.3:8080" -m statistic --mode random --probability 0.5000000000 -j ${seps[1]}`,
+    `-A ${svc} -m comment --comment "default/web:http -> 10.244.2.2:8080" -j ${seps[2]}`,
+  ], 'masquerade mark for non-pod sources, then 1/(n-i) splits, the last unconditional');
+  t.same(rulesOf(k.nat, seps[0] as string), [
+    `-A ${seps[0]} -m comment --comment "default/web:http" -s 10.244.1.1/32 -j KUBE-MARK-MASQ`,
+    `-A ${seps[0]} -m comment --comment "default/web:http" -m tcp -p tcp -j DNAT --to-destination 10.244.1.1:8080`,
+  ], 'hairpin mark, then DNAT');
+  t.same(rulesOf(k.nat, 'KUBE-POSTROUTING'), [
+    '-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN',
+    '-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000',
+    '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully',
+  ]);
+  t.same(rulesOf(k.nat, 'KUBE-MARK-MASQ'), ['-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000']);
+  t.same(rulesOf(k.filter, 'KUBE-SERVICES'), [], 'nothing rejected');
+  t.equal(k.text, k.filter + k.nat);
+  t.equal(k.rules.nat, lines(k.nat).filter((l) => l.startsWith('-A ')).length);
+});
+
+t.test('NodePort, external IP and LoadBalancer with source ranges go through KUBE-EXT', async (t) => {
+  const r = compute({
+    services: [service('lb', {
+      type: 'LoadBalancer', clusterIP: '10.96.0.20', externalIPs: ['198.51.100.7'], loadBalancerSourceRanges: ['203.0.113.0/24'],
+      ports: [{ name: 'http', port: 80, nodePort: 30080, protocol: 'TCP' }],
+    }, { status: { loadBalancer: { ingress: [{ ip: '192.0.2.50' }] } } })],
+    slices: [slice('lb', [ep('10.244.1.1', { node: NODE })])],
+  });
+  const k = kubeProxyRules(r.state, { clusterCidr: '10.244.0.0/16' });
+  const h = portProtoHash('default/lb:http', 'TCP');
+  t.same(rulesOf(k.nat, 'KUBE-NODEPORTS'), [`-A KUBE-NODEPORTS -m comment --comment "default/lb:http" -m tcp -p tcp --dport 30080 -j KUBE-EXT-${h}`]);
+  t.same(rulesOf(k.nat, `KUBE-EXT-${h}`), [
+    `-A KUBE-EXT-${h} -m comment --comment "masquerade traffic for default/lb:http external destinations" -j KUBE-MARK-MASQ`,
+    `-A KUBE-EXT-${h} -j KUBE-SVC-${h}`,
+  ]);
+  const services = rulesOf(k.nat, 'KUBE-SERVICES');
+  t.ok(services.includes(`-A KUBE-SERVICES -m comment --comment "default/lb:http external IP" -m tcp -p tcp -d 198.51.100.7/32 --dport 80 -j KUBE-EXT-${h}`));
+  t.ok(services.includes(`-A KUBE-SERVICES -m comment --comment "default/lb:http loadbalancer IP" -m tcp -p tcp -d 192.0.2.50/32 --dport 80 -j KUBE-FW-${h}`));
+  t.same(rulesOf(k.nat, `KUBE-FW-${h}`), [`-A KUBE-FW-${h} -m comment --comment "default/lb:http loadbalancer IP" -s 203.0.113.0/24 -j KUBE-EXT-${h}`]);
+  t.same(rulesOf(k.filter, 'KUBE-PROXY-FIREWALL'), [
+    `-A KUBE-PROXY-FIREWALL -m comment --comment "default/lb:http traffic not accepted by KUBE-FW-${h}" -m tcp -p tcp -d 192.0.2.50/32 --dport 80 -j DROP`,
+  ]);
+  t.match(services.at(-1), /KUBE-NODEPORTS$/, 'the NodePort jump stays last');
+});
+
+t.test('no endpoints: rejects in the filter table; Local policies without local endpoints drop', async (t) => {
+  const r = compute({
+    services: [
+      service('empty', { type: 'NodePort', clusterIP: '10.96.0.30', ports: [{ name: 'http', port: 80, nodePort: 30030, protocol: 'TCP' }] }),
+      service('remote', { type: 'NodePort', clusterIP: '10.96.0.31', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, nodePort: 30031, protocol: 'TCP' }] }),
+    ],
+    slices: [slice('remote', [ep('10.244.2.2', { node: 'other' })])],
+    nodes: [node(NODE, ['192.168.0.10'])],
+  });
+  const k = kubeProxyRules(r.state);
+  t.same(rulesOf(k.filter, 'KUBE-SERVICES').filter((l) => l.includes('default/')), [
+    '-A KUBE-SERVICES -m comment --comment "default/empty:http has no endpoints" -m tcp -p tcp -d 10.96.0.30/32 --dport 80 -j REJECT',
+  ]);
+  t.same(rulesOf(k.filter, 'KUBE-EXTERNAL-SERVICES'), [
+    '-A KUBE-EXTERNAL-SERVICES -m comment --comment "default/empty:http has no endpoints" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 30030 -j REJECT',
+    '-A KUBE-EXTERNAL-SERVICES -m comment --comment "default/remote:http has no local endpoints" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 30031 -j DROP',
+  ]);
+  t.notOk(k.nat.includes('default/empty'), 'no nat rules for a service without endpoints');
+  t.ok(rulesOf(k.nat, 'KUBE-SERVICES').some((l) => l.includes('default/remote:http cluster IP')), 'the ClusterIP of the Local service still serves from the cluster set');
+  t.same(rulesOf(k.filter, 'KUBE-FORWARD')[0], '-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP');
+});
+
+t.test('ClientIP affinity: recent-module checks before the split, --set at DNAT', async (t) => {
+  const r = compute({
+    services: [service('sticky', { clusterIP: '10.96.0.40', sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 600 } } })],
+    slices: [slice('sticky', [ep('10.244.1.1', { node: NODE }), ep('10.244.1.2', { node: NODE })])],
+  });
+  const k = kubeProxyRules(r.state);
+  const h = portProtoHash('default/sticky:http', 'TCP');
+  const [sep1] = k.chains.get('default/sticky:http/TCP/IPv4')?.seps ?? [];
+  const svc = rulesOf(k.nat, `KUBE-SVC-${h}`);
+  t.equal(svc.length, 4, 'two affinity checks, two splits (no masquerade rule without a cluster CIDR)');
+  t.equal(svc[0], `-A KUBE-SVC-${h} -m comment --comment "default/sticky:http -> 10.244.1.1:8080" -m recent --name ${sep1} --rcheck --seconds 600 --reap -j ${sep1}`);
+  t.match(rulesOf(k.nat, sep1 as string)[1], /-m recent --name KUBE-SEP-\S+ --set -m tcp -p tcp -j DNAT --to-destination 10.244.1.1:8080$/);
+});
