@@ -102,7 +102,7 @@ for cmd in sluice-agent:agent sluicectl:sluicectl; do
   chmod 0755 "$app/usr/local/bin/${cmd%%:*}"
 done
 cp "$runtime_tar" "$work/image.tar"
-tar -rf "$work/image.tar" -C "$app" --owner=0 --group=0 ./app ./usr/local/bin
+tar -rf "$work/image.tar" -C "$app" --owner=0 --group=0 ./app ./usr/local/bin/sluice-agent ./usr/local/bin/sluicectl
 podman import --quiet \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'ENV MALLOC_ARENA_MAX=1' \
