@@ -129,6 +129,7 @@ for (const [overlay, platform] of Object.entries(PLATFORMS)) {
       t.same((pod.volumes ?? []).filter((v) => v.hostPath).map((v) => v.hostPath!.path).sort(), [...ALLOWED_HOST_PATHS].sort());
       imageChecks(t, [...pod.containers, ...(pod.initContainers ?? [])]);
       t.equal(pod.hostNetwork, true, 'host network: the agent reaches the API server without Service translation');
+      t.equal((pod as PodSpec & { dnsPolicy?: string }).dnsPolicy, 'Default', "the node's resolver: the API server's name resolves without the kube-dns ClusterIP");
     });
 
     await t.test('the agent: flags and settings the agent accepts, the platform interfaces', async (t) => {
