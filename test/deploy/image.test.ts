@@ -36,7 +36,7 @@ t.test('the image runs the agent against the API server at its real address', as
     const version = await run([...PODMAN, 'run', '--rm', ...LIMITS, '--network', 'none', IMAGE, '--version']);
     t.equal(version.stdout.trim(), VERSION, 'sluice-agent is the entrypoint');
     const tools = await run([...PODMAN, 'run', '--rm', ...LIMITS, '--network', 'none', '--entrypoint', 'sh', IMAGE, '-c',
-      'command -v sluice-agent sluicectl node nsenter mount ip && node --version && ls /app/dist/bpf']);
+      'for c in sluice-agent sluicectl node nsenter mount ip; do command -v $c || echo "missing $c"; done; node --version; ls /app/dist/bpf']);
     t.match(tools.stdout, /\/usr\/local\/bin\/sluice-agent\n\/usr\/local\/bin\/sluicectl\n.*node\n.*nsenter\n.*mount\n.*ip\nv20\./);
     t.match(tools.stdout, /connect\.bpf\.o/);
     t.match(tools.stdout, /tc\.bpf\.o/);
