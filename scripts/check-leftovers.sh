@@ -18,6 +18,10 @@ if [ -n "$cg2" ]; then
     [ -n "$root" ] && report "programs on the root cgroup $cg2: $root"
   fi
 fi
+# Podman containers the image test runs are named slt-<prefix>-*.
+if command -v podman >/dev/null; then
+  for c in $(podman ps -a --format '{{.Names}}' 2>/dev/null | grep '^slt-'); do report "podman container $c"; done
+fi
 for f in /run/sluice-testbed/runs/*; do [ -e "$f" ] && report "test bed lease $f"; done
 [ "$found" -eq 0 ] && echo "no leftovers"
 exit "$found"

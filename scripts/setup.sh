@@ -4,11 +4,17 @@
 set -euo pipefail
 
 pkgs=(clang llvm clang-format libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3
-      iproute2 bpftool iptables iperf3 procps util-linux openssl)
+      iproute2 bpftool iptables iperf3 procps util-linux openssl
+      # the container image (npm run image, test/deploy): root filesystems from Debian packages,
+      # podman to import and run them (runc: crun refuses hybrid cgroup layouts)
+      mmdebstrap podman runc)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# kubectl renders the kustomize manifests (test/agent/daemonset.test.ts). Debian's
+# kubernetes-client unless a kubectl (e.g. a cloud SDK's) is already there.
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -134,11 +134,16 @@ static __always_inline int sl_reject_udp4(struct __sk_buff *skb, const struct sl
 		struct sl_icmphdr icmp;
 		__u8 quote[SL_ICMP_QUOTE_MAX];
 	} msg;
-	__u32 quote_len = pkt->ip_hlen + 8;
+	/* clang 19 (Debian 13, the image's build stage) knows ip_hlen <= 60 and drops the upper
+	 * bound below, or checks a zero-extended __u32 copy; either way the verifier, which sees up
+	 * to 252, rejects the load ("invalid write to stack ... size=260"). A 64-bit length hidden
+	 * from the optimizer by an empty asm keeps the compare, on the register passed. */
+	__u64 quote_len = pkt->ip_hlen + 8;
 	__u32 msg_len;
 	struct iphdr ip;
 
 	__builtin_memset(&msg, 0, sizeof(msg));
+	asm volatile("" : "+r"(quote_len));
 	if (quote_len < sizeof(struct iphdr) + 8 || quote_len > SL_ICMP_QUOTE_MAX)
 		return TC_ACT_SHOT; /* also gives the verifier its bounds */
 	if (bpf_skb_load_bytes(skb, pkt->l3_off, msg.quote, quote_len) < 0)

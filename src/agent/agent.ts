@@ -10,7 +10,7 @@ import { IncrementalModel } from '../model/incremental.js';
 import type { ModelConfig } from '../model/types.js';
 import { ObjectStore } from '../k8s/store.js';
 import type { Source } from '../k8s/store.js';
-import { KubernetesSource, loadKubeConfig } from '../k8s/informers.js';
+import { KubernetesSource, loadKubeConfig, reachesApiServerThroughClusterIp } from '../k8s/informers.js';
 import { ManifestSource } from '../k8s/manifests.js';
 import { ServiceTableWriter } from '../dataplane/writer.js';
 import { createLogging } from '../log/logger.js';
@@ -52,8 +52,13 @@ function makeSource(cfg: AgentConfig, store: ObjectStore, logging: Logging): Sou
   if (cfg.manifestsDir) {
     return new ManifestSource({ dir: cfg.manifestsDir, store, logger: logging.component('manifests') });
   }
+  const kubeConfig = loadKubeConfig(cfg.kubeconfig, cfg.k8sApiServer);
+  if (reachesApiServerThroughClusterIp(kubeConfig, cfg.k8sApiServer)) {
+    logging.component('k8s').warn({ server: kubeConfig.getCurrentCluster()?.server },
+      'reaching the API server through its ClusterIP: a node without kube-proxy cannot start this way; set --k8s-api-server (SLUICE_K8S_API_SERVER) to its real address');
+  }
   return new KubernetesSource({
-    kubeConfig: loadKubeConfig(cfg.kubeconfig),
+    kubeConfig,
     store,
     logger: logging.component('k8s'),
     serviceProxyName: cfg.serviceProxyName,

@@ -14,6 +14,12 @@ export interface AgentConfig {
   nodeName: string;
   /** Path to a kubeconfig; '' = in-cluster or default lookup. */
   kubeconfig: string;
+  /**
+   * The API server's own address as a URL (https://HOST:PORT), used instead of the kubeconfig's or
+   * the in-cluster KUBERNETES_SERVICE_HOST, a ClusterIP that only Sluice itself translates on a
+   * node without kube-proxy ('' = no override).
+   */
+  k8sApiServer: string;
   /** Read objects from this directory instead of the API server ('' = use the API server). */
   manifestsDir: string;
   pinDir: string;
@@ -95,6 +101,26 @@ function absolutePath(flag: string, value: string): string {
   return value;
 }
 
+/**
+ * An API server address: https://HOST[:PORT], http://HOST[:PORT] (test servers) or HOST[:PORT]
+ * (https). HOST is a DNS name or an IP ([...] for IPv6); the port defaults to 443. Returns the URL
+ * the client uses, without a trailing slash.
+ */
+export function apiServerUrl(flag: string, value: string): string {
+  const bad = () => new ConfigError(`${flag}: "${value}" is not an API server address like https://HOST:PORT, HOST:PORT or HOST (e.g. the EKS cluster endpoint or the AKS FQDN)`);
+  const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `https://${value}`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw bad();
+  }
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.hostname === '' || url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) throw bad();
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (!isIP(host) && !/^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(host)) throw bad();
+  return `${url.protocol}//${url.host}`;
+}
+
 function nonEmpty(flag: string, value: string): string {
   if (value.trim() === '') throw new ConfigError(`${flag}: must not be empty`);
   return value;
@@ -103,6 +129,11 @@ function nonEmpty(flag: string, value: string): string {
 const FLAGS: Record<string, FlagSpec> = {
   '--node-name': { env: 'NODE_NAME', help: 'this node\'s name (default: hostname)', parse: (v, c, f) => void (c.nodeName = nonEmpty(f, v)) },
   '--kubeconfig': { env: 'KUBECONFIG', help: 'kubeconfig file (default: in-cluster, else ~/.kube/config)', parse: (v, c) => void (c.kubeconfig = v) },
+  '--k8s-api-server': {
+    env: 'SLUICE_K8S_API_SERVER',
+    help: 'the API server\'s real address (https://HOST:PORT), not its ClusterIP: needed where nothing but Sluice translates ClusterIPs',
+    parse: (v, c, f) => void (c.k8sApiServer = apiServerUrl(f, v)),
+  },
   '--manifests': { env: 'SLUICE_MANIFESTS', help: 'read Services/EndpointSlices/Nodes from this directory instead of the API server', parse: (v, c, f) => void (c.manifestsDir = nonEmpty(f, v)) },
   '--pin-dir': { env: 'SLUICE_PIN_DIR', help: 'bpffs directory for pinned maps and links (default /sys/fs/bpf/sluice)', parse: (v, c, f) => void (c.pinDir = nonEmpty(f, v)) },
   '--cgroup': { env: 'SLUICE_CGROUP', help: 'cgroup v2 directory for connect-time load balancing (default: the cgroup2 root)', parse: (v, c, f) => void (c.cgroupPath = nonEmpty(f, v)) },
@@ -171,6 +202,7 @@ export function defaultConfig(): AgentConfig {
     command: 'run',
     nodeName: hostname(),
     kubeconfig: '',
+    k8sApiServer: '',
     manifestsDir: '',
     pinDir: '/sys/fs/bpf/sluice',
     cgroupPath: '',

@@ -39,12 +39,21 @@ const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/tok
  * Loads credentials: the given kubeconfig file; else in-cluster (service account) when running
  * in a pod; else $KUBECONFIG or ~/.kube/config. Refuses client-node's silent fallback to
  * http://localhost:8080, which would only produce confusing connection errors later.
+ *
+ * `apiServer` (a URL, --k8s-api-server) replaces the current cluster's server, keeping its CA and
+ * credentials. In a pod the in-cluster server is KUBERNETES_SERVICE_HOST, the `kubernetes`
+ * Service's ClusterIP: on a node without kube-proxy only Sluice translates it, so a starting agent
+ * could reach the API server only through the maps it has yet to (re)program. The real address
+ * goes nowhere near them: it is no Service frontend, so the connect-time hook passes it unchanged,
+ * and the agent's traffic leaves through the host's own interfaces, not a pod veth with the TC
+ * programs. The API server's certificate must name that address (use the DNS name: the EKS
+ * endpoint, the AKS FQDN).
  */
-export function loadKubeConfig(path: string): KubeConfig {
+export function loadKubeConfig(path: string, apiServer = ''): KubeConfig {
   const kc = new KubeConfig();
   if (path !== '') {
     kc.loadFromFile(path);
-  } else if (process.env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) {
+  } else if ((process.env.KUBERNETES_SERVICE_HOST || apiServer) && existsSync(SERVICE_ACCOUNT_TOKEN)) {
     kc.loadFromCluster();
   } else {
     kc.loadFromDefault();
@@ -52,10 +61,34 @@ export function loadKubeConfig(path: string): KubeConfig {
       throw new Error('no Kubernetes credentials: not in a pod, no $KUBECONFIG, no ~/.kube/config (use --kubeconfig or --manifests)');
     }
   }
-  if (!kc.getCurrentCluster()) {
+  const current = kc.getCurrentCluster();
+  if (!current) {
     throw new Error(`kubeconfig ${path || '(default)'}: current context "${kc.getCurrentContext()}" names no cluster`);
   }
+  if (apiServer !== '') {
+    kc.loadFromOptions({
+      clusters: kc.clusters.map((c) => (c.name === current.name ? { ...c, server: apiServer } : c)),
+      contexts: kc.contexts,
+      users: kc.users,
+      currentContext: kc.currentContext,
+    });
+  }
   return kc;
+}
+
+/**
+ * Whether the API server is reached through the in-cluster ClusterIP (KUBERNETES_SERVICE_HOST)
+ * with no override: the agent then depends on that ClusterIP being translated (by kube-proxy, or
+ * by its own maps from an earlier run), which deadlocks a node without kube-proxy.
+ */
+export function reachesApiServerThroughClusterIp(kc: KubeConfig, apiServer: string): boolean {
+  const host = process.env.KUBERNETES_SERVICE_HOST;
+  if (apiServer !== '' || !host) return false;
+  try {
+    return new URL(kc.getCurrentCluster()?.server ?? '').hostname.replace(/^\[|\]$/g, '') === host;
+  } catch {
+    return false;
+  }
 }
 
 export interface KubernetesSourceOptions {

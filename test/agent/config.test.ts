@@ -77,3 +77,18 @@ t.test('checkConfigPaths: the paths flags name must exist, named by flag and var
   t.doesNotThrow(() => checkConfigPaths(cfg(['--manifests', '/m', '--cgroup', '/cg/pods']), probe(['/m', '/cg/pods'])));
   t.throws(() => checkConfigPaths(cfg(['--manifests', '/m', '--cgroup', '/tmp']), probe(['/m', '/tmp'])), /--cgroup .*"\/tmp" is not a cgroup v2 directory/);
 });
+
+t.test('--k8s-api-server / SLUICE_K8S_API_SERVER: the API server real address, as a URL', async (t) => {
+  const url = (v: string) => parseConfig(['--k8s-api-server', v], {}).k8sApiServer;
+  t.equal(parseConfig([], {}).k8sApiServer, '', 'no override by default');
+  t.equal(url('https://ABCDEF0123.gr7.eu-west-1.eks.amazonaws.com'), 'https://abcdef0123.gr7.eu-west-1.eks.amazonaws.com', 'the EKS endpoint as given by describe-cluster');
+  t.equal(url('myaks-dns-1a2b3c4d.hcp.westeurope.azmk8s.io:443'), 'https://myaks-dns-1a2b3c4d.hcp.westeurope.azmk8s.io', 'the AKS FQDN, https by default');
+  t.equal(url('10.0.0.5:6443'), 'https://10.0.0.5:6443');
+  t.equal(url('https://[fd00::5]:6443/'), 'https://[fd00::5]:6443');
+  t.equal(url('http://127.0.0.1:8080'), 'http://127.0.0.1:8080');
+  t.equal(parseConfig([], { SLUICE_K8S_API_SERVER: 'api.example:6443' }).k8sApiServer, 'https://api.example:6443', 'from the environment (the ConfigMap)');
+  for (const bad of ['https://api server', 'ftp://api.example', 'https://api.example:99999', 'https://user:pw@api.example', 'https://api.example/path', 'https://-bad-.example', '10.96.0.1:x']) {
+    t.throws(() => parseConfig(['--k8s-api-server', bad], {}), new RegExp(`^--k8s-api-server: "${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}" is not an API server address`), bad);
+  }
+  t.throws(() => parseConfig([], { SLUICE_K8S_API_SERVER: 'no such:host' }), /^environment SLUICE_K8S_API_SERVER: --k8s-api-server: "no such:host"/);
+});

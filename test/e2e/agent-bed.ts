@@ -156,6 +156,10 @@ export class FakeApiControl {
   private stderr = '';
   private exited: string | undefined;
   kubeconfig = '';
+  /** The server's URL, bearer token and (with TLS) CA certificate. */
+  url = '';
+  token = '';
+  ca: string | null = null;
 
   private constructor(private readonly child: ChildProcess) {
     child.stderr?.on('data', (c: Buffer) => { this.stderr += c.toString(); });
@@ -166,8 +170,10 @@ export class FakeApiControl {
     });
   }
 
-  static async start(run: TestbedRun, ns: string): Promise<FakeApiControl> {
-    const child = spawnInNetns(ns, nodeArgv(FAKE_API_CHILD), { stdio: ['pipe', 'pipe', 'pipe'] });
+  /** `host`: listen there instead of 127.0.0.1 (an address of `ns`); `tls`: serve HTTPS. */
+  static async start(run: TestbedRun, ns: string, opts: { host?: string; tls?: boolean } = {}): Promise<FakeApiControl> {
+    const env = { ...process.env, SLUICE_FAKE_API_HOST: opts.host ?? '', SLUICE_FAKE_API_TLS: opts.tls ? '1' : '' };
+    const child = spawnInNetns(ns, nodeArgv(FAKE_API_CHILD), { stdio: ['pipe', 'pipe', 'pipe'], env });
     const api = new FakeApiControl(child);
     // Graceful first (the child removes its kubeconfig directory), then SIGKILL.
     run.cleanup.add('fake API server', async () => {
@@ -178,11 +184,12 @@ export class FakeApiControl {
       await gone;
       clearTimeout(timer);
     });
-    const ready = await new Promise<{ kubeconfig: string }>((resolve, reject) => {
+    type Ready = { kubeconfig: string; url: string; token: string; ca: string | null };
+    const ready = await new Promise<Ready>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`fake API server not ready in 20 s${api.stderr ? ': ' + api.stderr : ''}`)), 20_000);
       let first = true;
       createInterface({ input: child.stdout! }).on('line', (line) => {
-        let msg: { ready?: boolean; kubeconfig?: string; id?: number; result?: unknown; error?: string };
+        let msg: { ready?: boolean; kubeconfig?: string; url?: string; token?: string; ca?: string | null; id?: number; result?: unknown; error?: string };
         try {
           msg = JSON.parse(line) as typeof msg;
         } catch {
@@ -191,7 +198,7 @@ export class FakeApiControl {
         if (first && msg.ready) {
           first = false;
           clearTimeout(timer);
-          resolve({ kubeconfig: msg.kubeconfig ?? '' });
+          resolve({ kubeconfig: msg.kubeconfig ?? '', url: msg.url ?? '', token: msg.token ?? '', ca: msg.ca ?? null });
           return;
         }
         const p = api.pending.get(msg.id ?? -1);
@@ -206,6 +213,9 @@ export class FakeApiControl {
       });
     });
     api.kubeconfig = ready.kubeconfig;
+    api.url = ready.url;
+    api.token = ready.token;
+    api.ca = ready.ca;
     return api;
   }
 
@@ -308,6 +318,12 @@ export interface AgentBedOptions {
   source: 'api' | 'manifests';
   /** Where TC-path clients run: the `client` pod outside its cgroup (default), or pod `client-tc`. */
   tcFrom?: 'client' | 'client-tc';
+  /**
+   * Source 'api' only: the fake API server serves HTTPS at this address alone, an extra local
+   * address of the node namespace (a "node address", as the API server's real address is to an
+   * agent), not at 127.0.0.1.
+   */
+  apiAddress?: string;
 }
 
 export type Path = 'connect-time' | 'tc';
@@ -538,6 +554,13 @@ export async function createAgentBed(t: Test, opts: AgentBedOptions): Promise<Ag
     if (existsSync(pinDir)) await bed.runCleanupCommand();
   });
   await Promise.all(WEB_PODS.map((name) => startEchoServer(run, { name, ns: web[name].ns, tcp: [ECHO_TCP], udp: [ECHO_UDP] })));
-  if (opts.source === 'api') bed.api = await FakeApiControl.start(run, topo.nodeNs);
+  if (opts.source === 'api' && opts.apiAddress) {
+    // On the node's loopback device (this kernel has no dummy links): a local address that is
+    // neither 127.0.0.1 nor a ClusterIP.
+    await runCommand(['ip', '-n', topo.nodeNs, 'addr', 'add', `${opts.apiAddress}/32`, 'dev', 'lo']);
+    bed.api = await FakeApiControl.start(run, topo.nodeNs, { host: opts.apiAddress, tls: true });
+  } else if (opts.source === 'api') {
+    bed.api = await FakeApiControl.start(run, topo.nodeNs);
+  }
   return bed;
 }

@@ -4,12 +4,15 @@
 // (api-control.ts) through netnsArgv + nodeArgv (tap's TypeScript loader).
 //
 // Protocol, one JSON object per line:
-//   stdout, once:  {"ready":true,"kubeconfig":PATH,"url":URL,"token":T}
+//   stdout, once:  {"ready":true,"kubeconfig":PATH,"url":URL,"token":T,"ca":PEM|null}
+// Environment: SLUICE_FAKE_API_HOST=IP listens there instead of 127.0.0.1; SLUICE_FAKE_API_TLS=1
+// serves HTTPS with a throwaway CA (its certificate names that IP).
 //   stdin:         {"id":N,"method":M,"args":[...]}     M one of METHODS below
 //   stdout:        {"id":N,"result":R}  or  {"id":N,"error":"message"}
 // End of stdin closes the server (removing its kubeconfig directory) and exits 0.
 import { createInterface } from 'node:readline';
 import { FakeApiServer } from '../helpers/fake-apiserver.js';
+import { makeTestTls } from '../helpers/test-tls.js';
 
 /** The controls a test may call; anything else is refused. */
 const METHODS = [
@@ -21,8 +24,10 @@ type Method = (typeof METHODS)[number];
 
 const write = (msg: unknown) => process.stdout.write(JSON.stringify(msg) + '\n');
 
-const fake = await FakeApiServer.start({ bookmarkIntervalMs: 1000 });
-write({ ready: true, kubeconfig: fake.kubeconfigPath, url: fake.url, token: fake.token });
+const host = process.env.SLUICE_FAKE_API_HOST || '127.0.0.1';
+const tls = process.env.SLUICE_FAKE_API_TLS === '1' ? makeTestTls(host) : undefined;
+const fake = await FakeApiServer.start({ bookmarkIntervalMs: 1000, host, ...(tls ? { tls } : {}) });
+write({ ready: true, kubeconfig: fake.kubeconfigPath, url: fake.url, token: fake.token, ca: tls?.ca ?? null });
 
 let closing: Promise<void> | undefined;
 const close = () => {

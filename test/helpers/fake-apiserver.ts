@@ -1,4 +1,4 @@
-// A fake Kubernetes API server on node:http (127.0.0.1, random port) speaking the real list/watch
+// A fake Kubernetes API server on node:http (127.0.0.1 or a given address, random port) speaking the real list/watch
 // protocol to the real @kubernetes/client-node: Services, EndpointSlices and Nodes, label
 // selectors, chunked lists, watch streams with bookmarks, 410 Gone, and controls for tests to
 // inject faults (dropped or silent watches, slow responses, failing lists). It runs in the test
@@ -23,6 +23,8 @@ export interface FakeApiServerOptions {
   bookmarkIntervalMs?: number;
   /** Serve HTTPS with this key and certificate (PEM); the kubeconfig then trusts `ca`, not everything. */
   tls?: { key: string; cert: string; ca: string };
+  /** IPv4 address to listen on (default 127.0.0.1); the certificate must name it. */
+  host?: string;
 }
 
 export interface RequestRecord {
@@ -56,9 +58,11 @@ export class FakeApiServer {
   private bookmarkIntervalMs: number;
   private closeWatchesAtOnce = false;
   private readonly tls: FakeApiServerOptions['tls'];
+  private readonly host: string;
 
   private constructor(opts: FakeApiServerOptions) {
     this.tls = opts.tls;
+    this.host = opts.host ?? '127.0.0.1';
     this.state = new FakeState(opts.historyLimit ?? 1000);
     this.bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 0;
     this.dir = mkdtempSync(join(tmpdir(), 'sluice-fake-apiserver-'));
@@ -75,14 +79,14 @@ export class FakeApiServer {
       });
     };
     fake.server = opts.tls ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, onRequest) : http.createServer(onRequest);
-    await new Promise<void>((resolve) => fake.server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => fake.server.listen(0, fake.host, resolve));
     fake.port = (fake.server.address() as { port: number }).port;
     writeFileSync(fake.kubeconfigPath, fake.kubeconfigYaml(), { mode: 0o600 });
     return fake;
   }
 
   get url(): string {
-    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'https' : 'http'}://${this.host}:${this.port}`;
   }
 
   get resourceVersion(): string {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ObjectStore } from '../../src/k8s/store.js';
-import { KubernetesSource, loadKubeConfig, proxyLabelSelector } from '../../src/k8s/informers.js';
+import { KubernetesSource, loadKubeConfig, proxyLabelSelector, reachesApiServerThroughClusterIp } from '../../src/k8s/informers.js';
 import { createSource, ManifestSource } from '../../src/k8s/index.js';
 import type { ReflectorTiming } from '../../src/k8s/reflector.js';
 import { startFakeApiServer } from '../helpers/fake-apiserver.js';
@@ -162,6 +162,26 @@ t.test('loadKubeConfig: a file, a broken file, and no credentials anywhere', asy
   t.throws(() => loadKubeConfig(''), /no Kubernetes credentials/);
   process.env.KUBECONFIG = fake.kubeconfigPath;
   t.equal(loadKubeConfig('').getCurrentCluster()?.server, fake.url, '$KUBECONFIG is used');
+});
+
+t.test('loadKubeConfig with an API server address: the server is replaced, CA and credentials kept', async (t) => {
+  const fake = await startFakeApiServer();
+  t.teardown(() => fake.close());
+  const plain = loadKubeConfig(fake.kubeconfigPath);
+  const kc = loadKubeConfig(fake.kubeconfigPath, 'https://api.example:6443');
+  t.equal(kc.getCurrentCluster()?.server, 'https://api.example:6443');
+  t.same({ ...kc.getCurrentCluster(), server: '' }, { ...plain.getCurrentCluster(), server: '' }, 'the rest of the cluster entry (TLS settings) is the same');
+  t.same(kc.getCurrentUser(), plain.getCurrentUser(), 'the same credentials');
+  const saved = process.env.KUBERNETES_SERVICE_HOST;
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.KUBERNETES_SERVICE_HOST;
+    else process.env.KUBERNETES_SERVICE_HOST = saved;
+  });
+  process.env.KUBERNETES_SERVICE_HOST = new URL(fake.url).hostname;
+  t.ok(reachesApiServerThroughClusterIp(plain, ''), 'the server is KUBERNETES_SERVICE_HOST and nothing overrides it');
+  t.notOk(reachesApiServerThroughClusterIp(kc, 'https://api.example:6443'), 'overridden');
+  process.env.KUBERNETES_SERVICE_HOST = '10.96.0.1';
+  t.notOk(reachesApiServerThroughClusterIp(plain, ''), 'a kubeconfig naming another server');
 });
 
 t.test('createSource picks the manifest directory or the API server from the settings', async (t) => {
