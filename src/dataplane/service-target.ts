@@ -3,7 +3,7 @@
 // the field and the value instead of a codec exception deep inside a batch write.
 import { isIpv4Text } from '../bpf/ip-bytes.js';
 import type { BackendValue4, FrontendKey4 } from '../bpf/sluice-structs.js';
-import { BE_F, IPPROTO, SVC_F, SVC_NAME_LEN } from '../bpf/sluice-structs.js';
+import { BE_F, IPPROTO, SCOPE, SVC_F, SVC_NAME_LEN } from '../bpf/sluice-structs.js';
 import { flatText } from '../model/flat-text.js';
 import type { BackendList } from '../model/backend-list.js';
 import type { DesiredServicePort, FrontendKind } from '../model/types.js';
@@ -118,7 +118,7 @@ export function serviceTarget(port: DesiredServicePort, opts: TargetOptions = {}
       addr: checkIPv4(svc, () => `frontends[${i}].ip`, f.ip),
       port: checkPort(svc, () => `frontends[${i}].port`, f.port),
       proto,
-      scope: 0,
+      scope: SCOPE.ANY,
     };
     const flags =
       base |
