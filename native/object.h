@@ -35,6 +35,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value Map(const Napi::CallbackInfo& info);
   Napi::Value Program(const Napi::CallbackInfo& info);
   Napi::Value BtfStruct(const Napi::CallbackInfo& info);
+  Napi::Value MapBtfLayout(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   // The libbpf object, or throws (closed: EBADF, loading: EBUSY).
