@@ -8,7 +8,6 @@ namespace {
 
 Napi::Value StructOfType(Napi::Env env, const struct btf* btf, const struct btf_type* type,
                          const std::string& name) {
-
   Napi::Object out = Napi::Object::New(env);
   out.Set("name", name);
   out.Set("size", type->size);

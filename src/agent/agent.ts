@@ -177,6 +177,8 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     onRemoved: (iface) => datapath.forgetInterface(iface),
   });
   await watcher.start();
+  // Upgrade hook: every program now runs from the new objects; old maps of another layout go.
+  datapath.finishUpgrade();
   const attachLog = logging.component('datapath');
   const refreshAttachHealth = async () => {
     let programs = await datapath.verify().catch(() => datapath.attachments());

@@ -26,9 +26,16 @@ type KeyOf<T> = T extends Table<infer K, unknown> ? K : never;
 type ValueOf<T> = T extends Table<unknown, infer V> ? V : never;
 export type TableSpecs = { [R in TableRole]: TableSpec<KeyOf<ServiceTables[R]>, ValueOf<ServiceTables[R]>> };
 
-export function tableSpecs(cpus: number): TableSpecs {
+/**
+ * Struct codecs by C struct name that replace the declared ones: the layouts the loaded object's
+ * BTF gives (src/bpf/btf-codec.ts), when it grew members this build's codecs do not declare.
+ */
+export type StructLayouts = ReadonlyMap<string, Codec<never>>;
+
+export function tableSpecs(cpus: number, layouts?: StructLayouts): TableSpecs {
+  const follow = <T>(c: Codec<T>): Codec<T> => (layouts?.get(c.name) as Codec<T> | undefined) ?? c;
   const spec = <K, V>(role: TableRole, kind: TableKind, key: Codec<K>, value: Codec<V>, max: number): TableSpec<K, V> => ({
-    role, name: MAP_NAMES[role], kind, key, value, defaultMaxEntries: max,
+    role, name: MAP_NAMES[role], kind, key: follow(key), value: follow(value), defaultMaxEntries: max,
   });
   return {
     frontends: spec('frontends', 'hash', frontendKey4, serviceValue, 65536),
@@ -37,7 +44,7 @@ export function tableSpecs(cpus: number): TableSpecs {
     affinity: spec('affinity', 'lru', affinityKey4, affinityValue4, 65536),
     sockRevnat: spec('sockRevnat', 'lru', sockRevnatKey4, sockRevnatValue4, 262144),
     svcMeta: spec('svcMeta', 'array', u32Key, svcMeta, 65536),
-    counters: spec('counters', 'array', u32Key, perCpuCodec(svcCounters, cpus), 65536),
+    counters: spec('counters', 'array', u32Key, perCpuCodec(follow(svcCounters), cpus), 65536),
     dropCounters: spec('dropCounters', 'array', u32Key, perCpuCodec(u64Value, cpus), 16),
     vips: spec('vips', 'hash', vipKey4, vipValue, 65536),
   };
