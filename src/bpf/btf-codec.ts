@@ -6,11 +6,13 @@
 // the element size is BTF's. What it cannot follow is a member it knows that BTF lacks or sized
 // differently: that is a real drift, and it fails loudly naming the member.
 // The exact check (verifyCodecAgainstBtf) still guards the build in test/datapath/btf-contract.
-import type { StructCodec } from './codec.js';
+import type { FieldType, StructCodec } from './codec.js';
 import { verifyCodecAgainstBtf } from './codec.js';
 import type { BtfStruct } from './native.js';
 
 type AnyStructCodec = StructCodec<Record<string, never>>;
+/** Any struct codec (the declared ones of sluice-structs.ts). */
+export type SomeStructCodec = StructCodec<Record<string, FieldType<unknown>>>;
 
 export interface FollowedCodec<C> {
   codec: C;
@@ -24,7 +26,7 @@ function isPadding(codec: AnyStructCodec, name: string): boolean {
 }
 
 /** `codec` itself when BTF agrees exactly; otherwise a codec over BTF's layout (see above). */
-export function codecFollowingBtf<C extends StructCodec<never>>(codec: C, btf: BtfStruct | null): FollowedCodec<C> {
+export function codecFollowingBtf<C extends SomeStructCodec>(codec: C, btf: BtfStruct | null): FollowedCodec<C> {
   let exact: Error;
   try {
     verifyCodecAgainstBtf(codec as unknown as AnyStructCodec, btf);
@@ -40,7 +42,7 @@ export function codecFollowingBtf<C extends StructCodec<never>>(codec: C, btf: B
   }
 }
 
-function followLayout<C extends StructCodec<never>>(codec: C, btf: BtfStruct): FollowedCodec<C> {
+function followLayout<C extends SomeStructCodec>(codec: C, btf: BtfStruct): FollowedCodec<C> {
   const base = codec as unknown as AnyStructCodec;
   const sorted = [...btf.members].sort((a, b) => a.offset - b.offset);
   for (let i = 1; i < sorted.length; i++) {
@@ -88,10 +90,10 @@ function followLayout<C extends StructCodec<never>>(codec: C, btf: BtfStruct): F
 
 /** Codecs by struct name, each following the BTF `structOf` gives for it. */
 export function codecsFollowingBtf(
-  codecs: readonly StructCodec<never>[],
+  codecs: readonly SomeStructCodec[],
   structOf: (name: string) => BtfStruct | null,
-): { layouts: Map<string, StructCodec<never>>; unknownMembers: Record<string, string[]> } {
-  const layouts = new Map<string, StructCodec<never>>();
+): { layouts: Map<string, SomeStructCodec>; unknownMembers: Record<string, string[]> } {
+  const layouts = new Map<string, SomeStructCodec>();
   const unknownMembers: Record<string, string[]> = {};
   for (const c of codecs) {
     const { codec, unknownMembers: extra } = codecFollowingBtf(c, structOf(c.name));

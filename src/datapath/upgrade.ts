@@ -5,7 +5,6 @@
 // attached (cgroup links updated, TC filters replaced).
 import type { Logger } from 'pino';
 import { codecsFollowingBtf } from '../bpf/btf-codec.js';
-import type { StructCodec } from '../bpf/codec.js';
 import type { NativeAddon, NativeObject } from '../bpf/native.js';
 import { allStructCodecs } from '../bpf/sluice-structs.js';
 import type { StructLayouts } from '../dataplane/table-specs.js';
@@ -24,7 +23,7 @@ export class DatapathUpgrade {
 
   /** For openBpfObject's `beforeLoad`: codecs against the object's BTF, then the pinned maps. */
   readonly beforeLoad = (obj: NativeObject): void => {
-    const { layouts, unknownMembers } = codecsFollowingBtf(allStructCodecs as unknown as StructCodec<never>[], (n) => obj.btfStruct(n));
+    const { layouts, unknownMembers } = codecsFollowingBtf(allStructCodecs, (n) => obj.btfStruct(n));
     if (this.first) {
       this.layouts = layouts;
       this.first = false;

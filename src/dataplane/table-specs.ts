@@ -30,7 +30,7 @@ export type TableSpecs = { [R in TableRole]: TableSpec<KeyOf<ServiceTables[R]>, 
  * Struct codecs by C struct name that replace the declared ones: the layouts the loaded object's
  * BTF gives (src/bpf/btf-codec.ts), when it grew members this build's codecs do not declare.
  */
-export type StructLayouts = ReadonlyMap<string, Codec<never>>;
+export type StructLayouts = ReadonlyMap<string, Codec<unknown>>;
 
 export function tableSpecs(cpus: number, layouts?: StructLayouts): TableSpecs {
   const follow = <T>(c: Codec<T>): Codec<T> => (layouts?.get(c.name) as Codec<T> | undefined) ?? c;
