@@ -235,29 +235,46 @@ export class MapMigration {
    * are freed when the last old program holding them goes.
    */
   finish(obj: NativeObject): MapCarryReport[] {
+    const out = this.catchUp(obj);
+    for (const name of [...this.setAside.keys(), ...this.resumed]) {
+      const aside = this.pin(name) + ASIDE_SUFFIX;
+      if (existsSync(aside)) unlinkSync(aside);
+    }
+    if (this.pending) this.opts.logger?.info({ maps: [...this.setAside.keys(), ...this.resumed], lastPass: out }, 'upgrade finished: old maps unpinned');
+    this.setAside.clear();
+    this.resumed.clear();
+    return out;
+  }
+
+  /**
+   * Copies the entries the old programs created since the carry-over into the new maps (only
+   * keys the new maps lack). Run right before the TC programs are switched too: a flow the old
+   * program opened meanwhile must be known to the new one before its next packet (a reply the
+   * new program cannot reverse-translate resets the connection).
+   */
+  catchUp(obj: NativeObject): MapCarryReport[] {
     const out: MapCarryReport[] = [];
     for (const name of [...this.setAside.keys(), ...this.resumed]) {
       const plan = this.plans.get(name);
       const aside = this.pin(name) + ASIDE_SUFFIX;
       if (plan && existsSync(aside)) {
         const old = this.opts.native.openPinnedMap(aside);
-        if (PROGRAM_WRITTEN.has(old.info.type)) {
-          const fresh = obj.map(name);
-          const report: MapCarryReport = { map: name, reasons: ['entries made by the old programs during the switch'], carried: 0, notCarried: 0, droppedMembers: [], addedMembers: [] };
-          try {
-            this.copy(old, fresh, plan, true, report);
-          } finally {
-            fresh.close();
+        try {
+          if (PROGRAM_WRITTEN.has(old.info.type)) {
+            const fresh = obj.map(name);
+            const report: MapCarryReport = { map: name, reasons: ['entries made by the old programs during the switch'], carried: 0, notCarried: 0, droppedMembers: [], addedMembers: [] };
+            try {
+              this.copy(old, fresh, plan, true, report);
+            } finally {
+              fresh.close();
+            }
+            out.push(report);
           }
-          out.push(report);
+        } finally {
+          old.close();
         }
-        old.close();
       }
-      if (existsSync(aside)) unlinkSync(aside);
     }
-    if (this.pending) this.opts.logger?.info({ maps: [...this.setAside.keys(), ...this.resumed], lastPass: out }, 'upgrade finished: old maps unpinned');
-    this.setAside.clear();
-    this.resumed.clear();
     return out;
   }
 }

@@ -50,6 +50,11 @@ export class DatapathUpgrade {
     return this.migration.pending;
   }
 
+  /** Before switching programs: what the old programs created since the carry-over. */
+  catchUp(obj: NativeObject): MapCarryReport[] {
+    return this.migration.catchUp(obj);
+  }
+
   /** Every program now uses the new maps: last copy of what the old programs made, old pins go. */
   finish(obj: NativeObject): MapCarryReport[] {
     return this.migration.finish(obj);

@@ -7,6 +7,7 @@
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { argv, exit, stdin, stdout } from 'node:process';
+import { clearTimeout, setTimeout } from 'node:timers';
 
 const [host, portText, countText, intervalText] = argv.slice(2);
 const port = Number(portText);
