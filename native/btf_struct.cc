@@ -13,12 +13,8 @@ const struct btf_type* FindType(const struct btf* btf, const std::string& name, 
   return id < 0 ? nullptr : btf__type_by_id(btf, static_cast<__u32>(id));
 }
 
-}  // namespace
-
-Napi::Value BtfStructValue(Napi::Env env, const struct btf* btf, const std::string& name) {
-  const struct btf_type* type = FindType(btf, name, BTF_KIND_STRUCT);
-  if (!type) return env.Null();
-
+Napi::Value StructOfType(Napi::Env env, const struct btf* btf, const struct btf_type* type,
+                         const std::string& name) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("name", name);
   out.Set("size", type->size);
@@ -36,6 +32,32 @@ Napi::Value BtfStructValue(Napi::Env env, const struct btf* btf, const std::stri
     members.Set(i, entry);
   }
   out.Set("members", members);
+  return out;
+}
+
+}  // namespace
+
+Napi::Value BtfStructValue(Napi::Env env, const struct btf* btf, const std::string& name) {
+  const struct btf_type* type = FindType(btf, name, BTF_KIND_STRUCT);
+  if (!type) return env.Null();
+  return StructOfType(env, btf, type, name);
+}
+
+Napi::Value BtfTypeValue(Napi::Env env, const struct btf* btf, __u32 type_id) {
+  if (!btf || type_id == 0) return env.Null();
+  __s32 resolved = btf__resolve_type(btf, type_id);  // through typedefs and modifiers
+  if (resolved < 0) return env.Null();
+  const struct btf_type* type = btf__type_by_id(btf, static_cast<__u32>(resolved));
+  if (!type) return env.Null();
+  const char* type_name = btf__name_by_offset(btf, type->name_off);
+  std::string name = type_name ? type_name : "";
+  if (btf_is_struct(type)) return StructOfType(env, btf, type, name);
+  __s64 size = btf__resolve_size(btf, static_cast<__u32>(resolved));
+  if (size < 0) throw NativeError(env, "btf__resolve_size", name, static_cast<int>(-size));
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("name", name);
+  out.Set("size", Napi::Number::New(env, static_cast<double>(size)));
+  out.Set("members", Napi::Array::New(env));
   return out;
 }
 

@@ -16,6 +16,10 @@ Napi::Value BtfStructValue(Napi::Env env, const struct btf* btf, const std::stri
 
 // { name, values: { NAME: number } } or null when the BTF has no enum of that name.
 Napi::Value BtfEnumValue(Napi::Env env, const struct btf* btf, const std::string& name);
+// The type `type_id` (typedefs and modifiers resolved) in the same shape: a struct with its
+// members, any other type with its name, its size and no members; null for id 0 or no BTF.
+// Map key/value layouts, for translating a pinned map's entries (src/datapath/map-migration.ts).
+Napi::Value BtfTypeValue(Napi::Env env, const struct btf* btf, __u32 type_id);
 
 }  // namespace sluice
 

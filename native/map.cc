@@ -11,6 +11,7 @@
 
 #include "addon.h"
 #include "args.h"
+#include "btf_struct.h"
 #include "errors.h"
 #include "fd_util.h"
 
@@ -51,6 +52,7 @@ Napi::Function BpfMap::Define(Napi::Env env) {
                          InstanceMethod<&BpfMap::Pin>("pin"),
                          InstanceMethod<&BpfMap::Unpin>("unpin"),
                          InstanceMethod<&BpfMap::Close>("close"),
+                         InstanceMethod<&BpfMap::BtfLayout>("btfLayout"),
                      });
 }
 
@@ -209,6 +211,33 @@ Napi::Value BpfMap::Close(const Napi::CallbackInfo& info) {
   if (spec_.fd >= 0) close(spec_.fd);
   spec_.fd = -1;
   return info.Env().Undefined();
+}
+
+// The key and value types of the map as the kernel holds them: the BTF the map was created
+// with (bpf_map_info.btf_id, loaded with btf__load_from_kernel_by_id) — the layout of a map
+// pinned by an older agent, whatever this agent's object says. Null when the map has no BTF.
+Napi::Value BpfMap::BtfLayout(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* call = "bpf_obj_get_info_by_fd";
+  int fd = Fd(env, call);
+  struct bpf_map_info kinfo;
+  memset(&kinfo, 0, sizeof(kinfo));
+  __u32 len = sizeof(kinfo);
+  int err = bpf_obj_get_info_by_fd(fd, &kinfo, &len);
+  if (err) throw NativeError(env, call, spec_.name, -err);
+  if (kinfo.btf_id == 0) return env.Null();
+  struct btf* btf = btf__load_from_kernel_by_id(kinfo.btf_id);
+  if (!btf) throw NativeError(env, "btf__load_from_kernel_by_id", spec_.name, errno);
+  Napi::Object out = Napi::Object::New(env);
+  try {
+    out.Set("key", BtfTypeValue(env, btf, kinfo.btf_key_type_id));
+    out.Set("value", BtfTypeValue(env, btf, kinfo.btf_value_type_id));
+  } catch (...) {
+    btf__free(btf);
+    throw;
+  }
+  btf__free(btf);
+  return out;
 }
 
 Napi::Value OpenPinnedMap(const Napi::CallbackInfo& info) {

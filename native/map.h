@@ -49,6 +49,7 @@ class BpfMap : public Napi::ObjectWrap<BpfMap> {
   Napi::Value Pin(const Napi::CallbackInfo& info);
   Napi::Value Unpin(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value BtfLayout(const Napi::CallbackInfo& info);
 
   // The fd, or throws EBADF when the handle was closed.
   int Fd(Napi::Env env, const char* call) const;

@@ -49,6 +49,7 @@ Napi::Function BpfObject::Define(Napi::Env env) {
                          InstanceMethod<&BpfObject::Program>("program"),
                          InstanceMethod<&BpfObject::BtfStruct>("btfStruct"),
                          InstanceMethod<&BpfObject::BtfEnum>("btfEnum"),
+                         InstanceMethod<&BpfObject::MapBtfLayout>("mapBtfLayout"),
                          InstanceMethod<&BpfObject::Close>("close"),
                      });
 }
@@ -237,6 +238,23 @@ Napi::Value BpfObject::BtfEnum(const Napi::CallbackInfo& info) {
   std::string name = StringArg(info, 0, "btfEnum", "name");
   bpf_object* obj = Usable(env, "btfEnum");
   return BtfEnumValue(env, bpf_object__btf(obj), name);
+}
+
+// A map's key and value types in the object's BTF; usable before load (libbpf reads them from
+// the map definition at open).
+Napi::Value BpfObject::MapBtfLayout(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* call = "mapBtfLayout";
+  std::string name = StringArg(info, 0, call, "name");
+  bpf_object* obj = Usable(env, call);
+  bpf_map* map = bpf_object__find_map_by_name(obj, name.c_str());
+  if (!map) throw UsageError(env, call, "no map '" + name + "' in " + path_, ENOENT);
+  const struct btf* btf = bpf_object__btf(obj);
+  if (!btf) return env.Null();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("key", BtfTypeValue(env, btf, bpf_map__btf_key_type_id(map)));
+  out.Set("value", BtfTypeValue(env, btf, bpf_map__btf_value_type_id(map)));
+  return out;
 }
 
 Napi::Value BpfObject::Close(const Napi::CallbackInfo& info) {

@@ -36,6 +36,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value Program(const Napi::CallbackInfo& info);
   Napi::Value BtfStruct(const Napi::CallbackInfo& info);
   Napi::Value BtfEnum(const Napi::CallbackInfo& info);
+  Napi::Value MapBtfLayout(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   // The libbpf object, or throws (closed: EBADF, loading: EBUSY).

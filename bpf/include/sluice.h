@@ -118,8 +118,19 @@ struct sl_ct_value4 {
 	__u32 svc_id;	    /* owning service port, for dumps and per-service flushes */
 	__u32 flags;	    /* SL_CT_F_* */
 	__u32 pad;
+#ifdef SL_UPGRADE_TEST_LAYOUT
+	/*
+	 * Test builds only (bpf/Makefile's upgrade-test objects): a member the regular build lacks,
+	 * so test/upgrade can run an agent over maps of another layout. Never set in a release.
+	 */
+	__u64 upgrade_test;
+#endif
 };
+#ifdef SL_UPGRADE_TEST_LAYOUT
+_Static_assert(sizeof(struct sl_ct_value4) == 48, "sl_ct_value4 size (upgrade test layout)");
+#else
 _Static_assert(sizeof(struct sl_ct_value4) == 40, "sl_ct_value4 size");
+#endif
 
 /* ClientIP session affinity: sl_affinity4, an LRU hash. */
 struct sl_affinity_key4 {

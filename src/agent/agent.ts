@@ -202,6 +202,8 @@ async function attachDatapath(ctx: AgentContext, datapath: AgentDatapath): Promi
     onRemoved: (iface) => datapath.forgetInterface(iface),
   });
   await watcher.start();
+  // Upgrade hook: every program now runs from the new objects; old maps of another layout go.
+  datapath.finishUpgrade();
   return watcher;
 }
 

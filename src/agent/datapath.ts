@@ -41,6 +41,11 @@ export interface AgentDatapath {
    * place, and fresh cgroup links (a detached link's pin is replaced). Returns what it repaired.
    */
   repair(): Promise<ProgramAttachment[]>;
+  /**
+   * Upgrade hook: once the programs are attached everywhere, finishes a migration of pinned maps
+   * to a new layout or size (src/datapath/map-migration.ts); nothing to do otherwise.
+   */
+  finishUpgrade(): void;
   /** Closes our handles. Pinned links and TC filters stay: the dataplane keeps working. */
   close(): void;
 }
@@ -153,6 +158,10 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
         if (ifindex !== undefined) await self.attachInterface({ name, ifindex });
       }
       return gone;
+    },
+    finishUpgrade: () => {
+      const lastPass = dp.finishUpgrade();
+      if (dp.upgradeReports.length > 0) logger.info({ carried: dp.upgradeReports, lastPass }, 'upgrade: programs switched to the new maps, old map pins removed');
     },
     close: () => dp.close(),
   };

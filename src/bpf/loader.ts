@@ -31,6 +31,11 @@ export interface OpenBpfObjectOptions {
   logger?: Logger;
   /** The addon (default: the compiled one). */
   addon?: NativeAddon;
+  /**
+   * Runs on the opened object after rodata and map sizes are set, just before load: checks of
+   * the object's BTF and its maps against what is pinned (src/datapath/map-migration.ts).
+   */
+  beforeLoad?: (obj: NativeObject) => void;
 }
 
 /** Forwards the libbpf messages collected so far to logger (or drops them when there is none). */
@@ -90,6 +95,7 @@ export async function openBpfObject(path: string, opts: OpenBpfObjectOptions = {
       obj.setRodata(name, encodeRodataValue(variable, value));
     }
     for (const [mapName, entries] of Object.entries(opts.maxEntries ?? {})) obj.setMaxEntries(mapName, entries);
+    opts.beforeLoad?.(obj);
     await obj.load();
     drainLibbpfLog(addon, log);
     return obj;

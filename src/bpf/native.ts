@@ -71,6 +71,15 @@ export interface BtfEnum {
   values: Record<string, number>;
 }
 
+/**
+ * A map's key and value types from BTF. A struct lists its members; any other type (a __u32
+ * key, a __u64 value) has its name, its size and no members.
+ */
+export interface BtfMapLayout {
+  key: BtfStruct | null;
+  value: BtfStruct | null;
+}
+
 export interface TestRunOptions {
   /** Packet bytes (data_in). */
   data?: Buffer;
@@ -158,6 +167,11 @@ export interface NativeMap {
   pin(path: string): void;
   unpin(path: string): void;
   close(): void;
+  /**
+   * The key and value types the map was created with, from the kernel's copy of its BTF
+   * (bpf_map_info.btf_id): a pinned map's own layout, whichever agent made it. Null without BTF.
+   */
+  btfLayout(): BtfMapLayout | null;
 }
 
 export interface NativeProgram {
@@ -226,6 +240,8 @@ export interface NativeObject {
   btfStruct(name: string): BtfStruct | null;
   /** An enum from the object's BTF, or null when absent. */
   btfEnum(name: string): BtfEnum | null;
+  /** A map's key and value types in the object's BTF (before or after load). */
+  mapBtfLayout(mapName: string): BtfMapLayout | null;
   close(): void;
 }
 

@@ -3,13 +3,13 @@
 // sets the tunables before load (conntrack timeouts, connect-time protocols, map sizes), checks
 // every struct codec against each object's BTF, and attaches the programs (see attach.ts).
 // Optionally loads the UDP socket sweep (sockdestroy.bpf.o, see socket-sweep.ts) over the same maps.
-import { existsSync, mkdirSync, statfsSync } from 'node:fs';
+import { mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadNative, fromPackageRoot } from '../bpf/native.js';
 import type { NativeAddon, NativeObject } from '../bpf/native.js';
 import { openBpfObject } from '../bpf/loader.js';
-import { allConstantMirrors, allStructCodecs, CTLB } from '../bpf/sluice-structs.js';
+import { allConstantMirrors, CTLB } from '../bpf/sluice-structs.js';
 import type { CgroupAttachReport, TcTarget } from './attach.js';
 import { attachCgroupLinks, attachTcFilters, CONNECT_PROGRAMS, detachCgroupLinks, detachTcFilters, TC_PROGRAMS } from './attach.js';
 import { tablesFromObject } from '../dataplane/native-tables.js';
@@ -17,6 +17,9 @@ import type { ServiceTables } from '../dataplane/tables.js';
 import { checkTableSpecs, SIZABLE_MAP_NAMES, tableSpecs } from '../dataplane/table-specs.js';
 import type { NamespaceSources } from './socket-sweep.js';
 import { SOCKDESTROY_OBJECT, UdpSocketSweeper } from './socket-sweep.js';
+// Upgrade hooks (map layout/size changes): see upgrade.ts and map-migration.ts.
+import { DatapathUpgrade } from './upgrade.js';
+import type { MapCarryReport } from './map-migration.js';
 
 export type ConnectTimeMode = 'tcp' | 'tcp-udp' | 'disabled';
 
@@ -98,30 +101,6 @@ function preparePinDir(pinDir: string): void {
   }
 }
 
-/**
- * Maps already pinned with another size or layout make libbpf refuse the load with a bare
- * EINVAL: say which map differs and what to do instead.
- */
-function checkPinnedMaps(native: NativeAddon, pinDir: string, max: Partial<Record<string, number>>): void {
-  for (const spec of Object.values(tableSpecs(1))) {
-    const path = join(pinDir, spec.name);
-    if (!existsSync(path)) continue;
-    const map = native.openPinnedMap(path);
-    try {
-      const want = max[spec.name] ?? spec.defaultMaxEntries;
-      const { maxEntries, keySize } = map.info;
-      if (maxEntries !== want || keySize !== spec.key.size) {
-        throw new Error(
-          `datapath: pinned map ${path} has max_entries ${maxEntries} and ${keySize}-byte keys; this agent wants ${want} and ${spec.key.size}. ` +
-            'A pinned map cannot be resized: run `sluice-agent cleanup` (drops conntrack and affinity) or keep the old size',
-        );
-      }
-    } finally {
-      map.close();
-    }
-  }
-}
-
 export class Datapath {
   /** The service maps, through the tc object's handles. */
   readonly tables: ServiceTables;
@@ -140,8 +119,9 @@ export class Datapath {
     private readonly connect: NativeObject | null,
     /** The UDP socket sweep, when asked for (check `available`). */
     readonly udpSocketSweeper: UdpSocketSweeper | null,
+    private readonly upgrade: DatapathUpgrade,
   ) {
-    this.tables = tablesFromObject(tc, native.numPossibleCpus());
+    this.tables = tablesFromObject(tc, native.numPossibleCpus(), upgrade.layouts);
     if (udpSocketSweeper?.available) this.udpSocketSweep = () => void udpSocketSweeper.sweep();
   }
 
@@ -151,18 +131,25 @@ export class Datapath {
     const dir = opts.objectDir ?? fromPackageRoot('dist', 'bpf');
     preparePinDir(opts.pinDir);
     const maxEntries: Record<string, number> = { ...opts.maxEntries };
-    checkPinnedMaps(native, opts.pinDir, maxEntries);
+    const upgrade = new DatapathUpgrade({ native, pinDir: opts.pinDir, ...(opts.logger ? { logger: opts.logger } : {}) });
     const common = {
-      pinRoot: opts.pinDir, maxEntries, codecs: allStructCodecs, constants: allConstantMirrors, addon: native, ...(opts.logger ? { logger: opts.logger } : {}),
+      pinRoot: opts.pinDir, maxEntries, beforeLoad: upgrade.beforeLoad, constants: allConstantMirrors, addon: native, ...(opts.logger ? { logger: opts.logger } : {}),
     };
 
     const rodata: Record<string, bigint> = {};
     for (const [name, sec] of Object.entries(opts.ctTimeoutsSec ?? {})) {
       rodata[CT_TUNABLES[name as keyof CtTimeoutsSec]] = BigInt(Math.round(sec * 1e9));
     }
-    const tc = await openBpfObject(join(dir, 'tc.bpf.o'), { ...common, rodata });
+    let tc: NativeObject;
+    try {
+      tc = await openBpfObject(join(dir, 'tc.bpf.o'), { ...common, rodata });
+    } catch (err) {
+      upgrade.restore();
+      throw err;
+    }
     let connect: NativeObject | null = null;
     try {
+      upgrade.afterLoad(tc);
       requirePrograms(tc, Object.values(TC_PROGRAMS));
       checkTableSpecs(tc, maxEntries);
       if (opts.connectTimeLb !== 'disabled') {
@@ -181,10 +168,11 @@ export class Datapath {
           ...(opts.logger ? { logger: opts.logger } : {}),
         })
         : null;
-      return new Datapath(native, opts.pinDir, opts.connectTimeLb, tc, connect, sweeper);
+      return new Datapath(native, opts.pinDir, opts.connectTimeLb, tc, connect, sweeper, upgrade);
     } catch (err) {
       connect?.close();
       tc.close();
+      upgrade.restore();
       throw err;
     }
   }
@@ -211,6 +199,8 @@ export class Datapath {
    * namespace of this process, or of `target.netns` when given.
    */
   async attachTc(target: TcTarget): Promise<Record<'ingress' | 'egress', number>> {
+    // Upgrade hook: flows the old programs opened since the carry-over, before the switch.
+    if (this.upgrade.pending) this.upgrade.catchUp(this.tc);
     return attachTcFilters(this.native, target, {
       ingress: this.tc.program(TC_PROGRAMS.ingress),
       egress: this.tc.program(TC_PROGRAMS.egress),
@@ -219,6 +209,20 @@ export class Datapath {
 
   async detachTc(target: TcTarget): Promise<number> {
     return detachTcFilters(this.native, target);
+  }
+
+  /**
+   * After an upgrade over maps of another layout or size (see map-migration.ts): call once every
+   * program is attached (attachConnectTime, attachTc on each interface). Copies what the old
+   * programs created meanwhile and removes the old maps' pins. Nothing to do otherwise.
+   */
+  finishUpgrade(): MapCarryReport[] {
+    return this.upgrade.finish(this.tc);
+  }
+
+  /** Maps carried over to a new layout or size at load (empty when none needed it). */
+  get upgradeReports(): readonly MapCarryReport[] {
+    return this.upgrade.reports;
   }
 
   /** Program ids, for status and tests. */

@@ -7,7 +7,7 @@ import { isBatchUnsupported } from '../bpf/errors.js';
 import type { NativeAddon, NativeMap } from '../bpf/native.js';
 import type { BatchOutcome, RawMatch, ServiceTables, Table, TableRole } from './tables.js';
 import { errorCode, MAP_NAMES } from './tables.js';
-import type { TableSpec } from './table-specs.js';
+import type { StructLayouts, TableSpec } from './table-specs.js';
 import { isZero, nonZeroSlots, tableSpecs } from './table-specs.js';
 
 const everything: RawMatch = () => true;
@@ -156,8 +156,8 @@ export class NativeTable<K, V> implements Table<K, V> {
   }
 }
 
-function buildTables(mapOf: (name: string) => NativeMap, cpus: number): ServiceTables {
-  const specs = tableSpecs(cpus);
+function buildTables(mapOf: (name: string) => NativeMap, cpus: number, layouts?: StructLayouts): ServiceTables {
+  const specs = tableSpecs(cpus, layouts);
   const open = <R extends TableRole>(role: R) => new NativeTable(mapOf(MAP_NAMES[role]), specs[role]);
   return {
     frontends: open('frontends'),
@@ -172,9 +172,12 @@ function buildTables(mapOf: (name: string) => NativeMap, cpus: number): ServiceT
   } as ServiceTables;
 }
 
-/** Tables over the maps of a loaded object (the handles stay owned by the object). */
-export function tablesFromObject(obj: { map(name: string): NativeMap }, cpus: number): ServiceTables {
-  return buildTables((name) => obj.map(name), cpus);
+/**
+ * Tables over the maps of a loaded object (the handles stay owned by the object); `layouts`: the
+ * struct codecs following the object's BTF where it differs from the declared ones.
+ */
+export function tablesFromObject(obj: { map(name: string): NativeMap }, cpus: number, layouts?: StructLayouts): ServiceTables {
+  return buildTables((name) => obj.map(name), cpus, layouts);
 }
 
 /** Tables over the maps pinned under pinDir (sluicectl with the agent down, restart tests). */

@@ -32,13 +32,20 @@ type ValueOf<T> = T extends Table<unknown, infer V> ? V : never;
 export type TableSpecs = { [R in TableRole]: TableSpec<KeyOf<ServiceTables[R]>, ValueOf<ServiceTables[R]>> };
 
 /**
+ * Struct codecs by C struct name that replace the declared ones: the layouts the loaded object's
+ * BTF gives (src/bpf/btf-codec.ts), when it grew members this build's codecs do not declare.
+ */
+export type StructLayouts = ReadonlyMap<string, Codec<unknown>>;
+
+/**
  * Every table: its map, layout, default capacity, and whether and why it may be sized. The one
  * place that says which maps are sizable; the map names are MAP_NAMES (tables.ts), and both are
  * checked against each loaded object (checkTableSpecs).
  */
-export function tableSpecs(cpus: number): TableSpecs {
+export function tableSpecs(cpus: number, layouts?: StructLayouts): TableSpecs {
+  const follow = <T>(c: Codec<T>): Codec<T> => (layouts?.get(c.name) as Codec<T> | undefined) ?? c;
   const spec = <K, V>(role: TableRole, kind: TableKind, key: Codec<K>, value: Codec<V>, max: number, sizable: string | false): TableSpec<K, V> => ({
-    role, name: MAP_NAMES[role], kind, key, value, defaultMaxEntries: max, sizable,
+    role, name: MAP_NAMES[role], kind, key: follow(key), value: follow(value), defaultMaxEntries: max, sizable,
   });
   const bySvcId = 'indexed by svc_id: one slot per Service port; sl_svc_counters and sl_svc_meta must be sized alike';
   return {
@@ -50,7 +57,7 @@ export function tableSpecs(cpus: number): TableSpecs {
     sockRevnat: spec('sockRevnat', 'lru', sockRevnatKey4, sockRevnatValue4, MAP_CAPACITY.SOCK_REVNAT,
       'one entry per socket balanced at connect time: grows with connections'),
     svcMeta: spec('svcMeta', 'array', u32Key, svcMeta, MAP_CAPACITY.SVC_IDS, bySvcId),
-    counters: spec('counters', 'array', u32Key, perCpuCodec(svcCounters, cpus), MAP_CAPACITY.SVC_IDS, bySvcId),
+    counters: spec('counters', 'array', u32Key, perCpuCodec(follow(svcCounters), cpus), MAP_CAPACITY.SVC_IDS, bySvcId),
     dropCounters: spec('dropCounters', 'array', u32Key, perCpuCodec(u64Value, cpus), DROP_REASON_MAX, false),
     vips: spec('vips', 'hash', vipKey4, vipValue, MAP_CAPACITY.VIPS, 'one entry per ClusterIP'),
   };

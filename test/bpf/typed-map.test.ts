@@ -80,6 +80,7 @@ function withoutBatch(map: NativeMap, calls: string[]): NativeMap {
     pin: (p) => map.pin(p),
     unpin: (p) => map.unpin(p),
     close: () => map.close(),
+    btfLayout: () => map.btfLayout(),
   };
 }
 

@@ -158,10 +158,18 @@ t.test('load, attach, restart, clean up', async (t) => {
     t.same(readdirSync(sub), [], 'nothing pinned');
   });
 
-  await t.test('a pinned map of another size is refused with a clear error', async (t) => {
+  await t.test('a pinned map of another size is rebuilt at the new size, its entries carried (test/upgrade has the rest)', async (t) => {
     const dp = await Datapath.load(opts);
+    const key = { saddr: '10.0.0.1', daddr: '10.96.0.1', sport: 40000, dport: 80, proto: 6 };
+    const value = { created_ns: 1n, last_seen_ns: 2n, nat_addr: '10.0.1.1', nat_port: 8080, type: 1, state: 2, nat_saddr: '0.0.0.0', svc_id: 3, flags: 0 };
+    dp.tables.ct.set(key, value);
     dp.close();
-    await t.rejects(Datapath.load({ ...opts, maxEntries: { ...opts.maxEntries, sl_ct4: 8192 } }),
-      /pinned map .*sl_ct4 has max_entries 4096.*wants 8192.*sluice-agent cleanup/);
+    const bigger = await Datapath.load({ ...opts, maxEntries: { ...opts.maxEntries, sl_ct4: 8192 } });
+    t.teardown(() => bigger.close());
+    t.equal(bigger.tables.ct.maxEntries, 8192, 'the new map has the new size');
+    t.same(bigger.tables.ct.get(key), value, 'the conntrack entry was carried over');
+    t.same(bigger.upgradeReports.map((r) => [r.map, r.carried]), [['sl_ct4', 1]], 'only sl_ct4 was rebuilt');
+    bigger.finishUpgrade();
+    t.notOk(existsSync(join(pinDir, 'sl_ct4__upgrading')), 'the old pin is gone after finishUpgrade');
   });
 });
