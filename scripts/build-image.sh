@@ -58,7 +58,8 @@ rootfs() {
 runtime_tar=$(rootfs runtime "${runtime_pkgs[@]}")
 builder_tar=$(rootfs builder "${builder_pkgs[@]}")
 
-inputs_hash=$( (cd "$root" && echo "$runtime_tar $builder_tar" && git ls-files -s -- "${inputs[@]}" && git diff HEAD -- "${inputs[@]}" && git ls-files -o --exclude-standard -- "${inputs[@]}" | xargs -r sha256sum) | sha256sum | cut -c1-16)
+# By content (tracked and untracked files alike), so a commit of the same files changes nothing.
+inputs_hash=$( (cd "$root" && echo "$runtime_tar $builder_tar" && git ls-files -co --exclude-standard -- "${inputs[@]}" | LC_ALL=C sort | xargs -r sha256sum) | sha256sum | cut -c1-16)
 if [ "$(podman image inspect "$image" --format '{{index .Labels "io.sluice.inputs"}}' 2>/dev/null || true)" = "$inputs_hash" ]; then
   log "$image is up to date (inputs $inputs_hash)"
   exit 0
@@ -76,7 +77,8 @@ mkdir -p "$bdir/src"
 cp -a "$root/node_modules" "$bdir/src/node_modules"
 log "building the agent, the addon and the BPF objects in debian $suite"
 # A private mount namespace: /proc for the chroot vanishes with it.
-unshare --mount --propagation private --fork -- sh -ec '
+# The chroot has none of the host's CA bundles.
+env -u NODE_EXTRA_CA_CERTS unshare --mount --propagation private --fork -- sh -ec '
   mount -t proc proc "$1/proc"
   chroot "$1" sh -ec "
     cd /src

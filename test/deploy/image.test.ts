@@ -89,7 +89,7 @@ t.test('the image runs the agent against the API server at its real address', as
     expectServed(t, await bed.traffic('connect-time', VIP, 80, 10), ['web-a', 'web-b'], 'connect-time, programmed by the container');
     const inside = await run([...PODMAN, 'exec', name, 'sluicectl', '--socket', '/run/sluice/admin.sock', '--pin-dir', bed.pinDir, 'services', '-o', 'json']);
     const svc = (JSON.parse(inside.stdout) as ServicesView).services.find((s) => s.key === portKey('web', 'http'));
-    t.same(svc?.backends.map((b) => b.ip).sort(), ['10.244.0.11', '10.244.0.12'], 'sluicectl in the container: web → web-a, web-b');
+    t.same(svc?.backends.filter((b) => b.set === 'cluster').map((b) => b.ip).sort(), ['10.244.0.11', '10.244.0.12'], 'sluicectl in the container: web → web-a, web-b');
     t.ok(svc?.frontends.some((f) => f.ip === VIP && f.port === 80), 'and its ClusterIP frontend');
   });
 });
