@@ -69,9 +69,9 @@ t.test('kube-proxy-shaped rules serve a ClusterIP in a sandboxed node', async (t
 
   // A real node routes the service range somewhere (its default route), so a VIP nothing
   // DNATs reaches FORWARD, where the filter table rejects it. The sandbox node has no way out:
-  // a dummy device inside it stands for that route.
-  await ipIn(topo.nodeNs, ['link', 'add', 'svcroute0', 'type', 'dummy']);
-  await ipIn(topo.nodeNs, ['link', 'set', 'svcroute0', 'up']);
+  // a veth pair with both ends inside it stands for that route.
+  await ipIn(topo.nodeNs, ['link', 'add', 'svcroute0', 'type', 'veth', 'peer', 'name', 'svcroute1']);
+  for (const dev of ['svcroute0', 'svcroute1']) await ipIn(topo.nodeNs, ['link', 'set', dev, 'up']);
   await ipIn(topo.nodeNs, ['route', 'add', '10.96.0.0/12', 'dev', 'svcroute0']);
   const refused = await runEchoClient({ ns: client.ns, proto: 'tcp', host: EMPTY_VIP, port: 80, count: 3, timeoutMs: 3000 });
   t.ok(refused.every((a) => !a.ok && a.error?.code === 'ECONNREFUSED'), 'a service without endpoints is refused (filter KUBE-SERVICES REJECT)', { errors: refused.map((a) => a.error) });
