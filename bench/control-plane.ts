@@ -28,6 +28,7 @@ import { nodeAddressLookup } from '../src/agent/node-address.js';
 import { MALLOC_ARENAS } from '../src/agent/process-memory.js';
 import { Reconciler } from '../src/agent/reconciler.js';
 import { MemoryReleaseScheduler, RELEASE_IDLE_MS } from '../src/agent/memory-release.js';
+import { loadMemoryAddon } from '../src/agent/process-memory.js';
 import { openBpfObject } from '../src/bpf/loader.js';
 import { fromPackageRoot, loadNative } from '../src/bpf/native.js';
 import { allStructCodecs, IPPROTO } from '../src/bpf/sluice-structs.js';
@@ -334,7 +335,7 @@ function pipeline(store: ObjectStore, writer: ServiceTableWriter, logger: Logger
   // interval); the cold start's memory samples wait for it (released()).
   const memory = new MemoryReleaseScheduler({
     release: () => {
-      loadNative().releaseMemory();
+      loadMemoryAddon().releaseMemory();
       const w = releaseWaiter;
       releaseWaiter = undefined;
       w?.();
