@@ -28,6 +28,7 @@ import { nodeAddressLookup } from '../src/agent/node-address.js';
 import { MALLOC_ARENAS } from '../src/agent/process-memory.js';
 import { Reconciler } from '../src/agent/reconciler.js';
 import { MemoryReleaseScheduler, RELEASE_IDLE_MS } from '../src/agent/memory-release.js';
+import { loadMemoryAddon } from '../src/agent/process-memory.js';
 import { openBpfObject } from '../src/bpf/loader.js';
 import { fromPackageRoot, loadNative } from '../src/bpf/native.js';
 import { allStructCodecs, IPPROTO } from '../src/bpf/sluice-structs.js';
@@ -334,7 +335,7 @@ function pipeline(store: ObjectStore, writer: ServiceTableWriter, logger: Logger
   // interval); the cold start's memory samples wait for it (released()).
   const memory = new MemoryReleaseScheduler({
     release: () => {
-      loadNative().releaseMemory();
+      loadMemoryAddon().releaseMemory();
       const w = releaseWaiter;
       releaseWaiter = undefined;
       w?.();
@@ -762,7 +763,7 @@ async function main(argv: string[]): Promise<void> {
     const { limitMallocArenas } = await import('../src/agent/process-memory.js');
     if (!limitMallocArenas()) throw new Error('control-plane bench: glibc refused to limit malloc arenas');
     const { registerLeanClient } = await import('../src/k8s/lean-client.js');
-    if (!registerLeanClient()) throw new Error('control-plane bench: dist/src/k8s/lean-client-hooks.js is missing (npm run build)');
+    registerLeanClient(); // throws, naming what is missing or differs
     await import('../src/agent/agent.js');
     const get = (flag: string) => argv[argv.indexOf(flag) + 1] ?? '';
     const m = await measureControlPlane({

@@ -10,7 +10,6 @@
 #include "link.h"
 #include "log.h"
 #include "map.h"
-#include "memory.h"
 #include "object.h"
 #include "program.h"
 #include "promise_worker.h"
@@ -53,9 +52,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcDetach", Napi::Function::New<RejectOnThrow<TcDetach>>(env, "tcDetach"));
   exports.Set("tcQuery", Napi::Function::New<RejectOnThrow<TcQuery>>(env, "tcQuery"));
   exports.Set("drainLog", Napi::Function::New<DrainLog>(env, "drainLog"));
-  exports.Set("releaseMemory", Napi::Function::New<ReleaseMemory>(env, "releaseMemory"));
-  exports.Set("limitMallocArenas",
-              Napi::Function::New<LimitMallocArenas>(env, "limitMallocArenas"));
   return exports;
 }
 

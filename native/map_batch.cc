@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstring>
 #include <cerrno>
-#include <malloc.h>
 
 #include <vector>
 
@@ -87,12 +86,8 @@ Napi::Value BpfMap::LookupBatch(const Napi::CallbackInfo& info) {
   out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), total * key_size));
   out.Set("values", Napi::Buffer<uint8_t>::Copy(env, values.data(), total * value_size));
   out.Set("count", Napi::Number::New(env, static_cast<double>(total)));
-  // The copies now live in JS Buffers; give the large scratch blocks back to the system (glibc
-  // would otherwise keep them: resident for the agent's whole life).
-  const bool large = values.capacity() + keys.capacity() > (1u << 20);
-  std::vector<uint8_t>().swap(keys);
-  std::vector<uint8_t>().swap(values);
-  if (large) malloc_trim(0);
+  // The copies now live in JS Buffers; the scratch vectors are freed here. Whether glibc gives
+  // large blocks back to the system is the process's memory policy (native/memory.cc).
   return out;
 }
 

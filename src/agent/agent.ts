@@ -28,6 +28,7 @@ import type { MetricsServer } from '../metrics/server.js';
 import type { AgentConfig } from './config.js';
 import { InterfaceWatcher } from './interfaces.js';
 import { MemoryReleaseScheduler } from './memory-release.js';
+import { loadMemoryAddon } from './process-memory.js';
 import { Reconciler } from './reconciler.js';
 import { HealthCheckServers } from './health-check-servers.js';
 import type { SyncReport } from './reconciler.js';
@@ -162,7 +163,7 @@ function startSyncing(ctx: AgentContext, store: ObjectStore, writer: ServiceTabl
   });
   // Without a hint (a full sync, or after a failure) the index is rebuilt from the whole state.
   const healthCheckIndex = new HealthCheckIndex();
-  const memory = new MemoryReleaseScheduler({ release: () => loadNative().releaseMemory(), logger: logging.component('reconciler') });
+  const memory = new MemoryReleaseScheduler({ release: () => loadMemoryAddon().releaseMemory(), logger: logging.component('reconciler') });
   const report = syncReporter(ctx, status);
   const reconciler = new Reconciler({
     source: store,

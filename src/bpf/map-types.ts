@@ -75,11 +75,6 @@ export function isPerCpuMapType(type: number): boolean {
   return PER_CPU.has(type);
 }
 
-/** Whether elements of this map type can be deleted (arrays' slots always exist). */
-export function isDeletableMapType(type: number): boolean {
-  return type !== MapType.ARRAY && type !== MapType.PERCPU_ARRAY;
-}
-
 function nameOf(table: Record<string, number>, value: number): string {
   for (const [name, v] of Object.entries(table)) if (v === value) return name;
   return `UNKNOWN(${value})`;
@@ -90,7 +85,3 @@ export function mapTypeName(type: number): string {
   return nameOf(MapType, type);
 }
 
-/** 'SCHED_CLS' for 3, 'UNKNOWN(99)' for values we do not know. */
-export function progTypeName(type: number): string {
-  return nameOf(ProgType, type);
-}

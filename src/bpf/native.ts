@@ -273,18 +273,6 @@ export interface NativeAddon {
   tcQuery(spec: TcFilterId): Promise<number | null>;
   /** Takes the libbpf messages collected since the last call. */
   drainLog(): LogLine[];
-  /**
-   * A full compacting V8 collection that uncommits the freed heap, then malloc_trim: gives a
-   * burst's memory back to the OS at once (the agent calls it after full syncs). Blocks the
-   * thread for the collection (~100 ms at 10,000 Services). True when malloc_trim released memory.
-   */
-  releaseMemory(): boolean;
-  /**
-   * mallopt(M_ARENA_MAX, count): at most `count` glibc malloc arenas from now on. glibc gives each
-   * thread that allocates its own arena (up to 8 per CPU), and each keeps what it once held.
-   * True when glibc took it. Throws on a count that is not a whole number from 1 to 1024.
-   */
-  limitMallocArenas(count: number): boolean;
 }
 
 function packageRoot(): string {

@@ -40,7 +40,13 @@ export async function main(argv: string[]): Promise<number> {
     log.debug({ err }, 'malloc arenas not limited');
   }
   // Before the agent's modules: client-node then loads without its generated API (~40 MB less).
-  registerLeanClient();
+  // A client-node the hook does not apply to stops the start here, naming what differs.
+  try {
+    registerLeanClient();
+  } catch (err) {
+    log.fatal({ err }, (err as Error).message);
+    return 1;
+  }
   const { fatal, startAgent } = await import('../agent/agent.js');
   if (cfg.command === 'cleanup') {
     try {

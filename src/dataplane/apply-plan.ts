@@ -47,7 +47,6 @@ export interface PlanProblem {
 export interface Plan {
   changes: ServiceChange[];
   errors: PlanProblem[];
-  warnings: string[];
   /** Service ports of a family the maps do not hold yet (IPv6). */
   unsupported: number;
   /** Per planned service-port key: `${ip}|${port}` → frontend kind (dumps, ClusterIP listing). */
@@ -148,7 +147,7 @@ function emptyChange(key: string, svcId: number, action: ChangeAction): ServiceC
 export function planApply(desired: DesiredState, ctx: PlanContext, only?: ReadonlySet<string>): Plan {
   const { mirror } = ctx;
   const keep = new Set<string>();
-  const plan: Plan = { changes: [], errors: [], warnings: [], unsupported: 0, kinds: new Map(), keep, planned: new Set() };
+  const plan: Plan = { changes: [], errors: [], unsupported: 0, kinds: new Map(), keep, planned: new Set() };
   const byKey = (a: [string, unknown], b: [string, unknown]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
   let current: Map<string, ProgrammedService>;
   let wanted: Array<[string, DesiredServicePort]>;
@@ -195,14 +194,26 @@ export function planApply(desired: DesiredState, ctx: PlanContext, only?: Readon
       keep.add(key);
       continue;
     }
+    // Which Service keeps a contested frontend is settled once, in the model
+    // (src/model/conflicts.ts): a desired state that still holds a frontend twice is invalid
+    // input here, and the port that repeats it is kept as it is programmed.
+    const taken = [...t.frontends].find(([id]) => {
+      const owner = claims.get(id) ?? heldElsewhere(id);
+      return owner !== undefined && owner !== key;
+    });
+    if (taken) {
+      const [id, fe] = taken;
+      const owner = claims.get(id) ?? heldElsewhere(id);
+      plan.errors.push({
+        key,
+        message: `service port ${key}: frontend ${fe.key.addr}:${fe.key.port}/${port.protocol} is also a frontend of ${owner} ` +
+          '(the desired state must hold each frontend once: the model settles conflicts); kept as programmed',
+      });
+      keep.add(key);
+      continue;
+    }
     const kinds: Array<[string, FrontendKind]> = [];
     for (const [id, fe] of t.frontends) {
-      const owner = claims.get(id) ?? heldElsewhere(id);
-      if (owner !== undefined && owner !== key) {
-        plan.warnings.push(`frontend ${fe.key.addr}:${fe.key.port}/${port.protocol} of ${key} is already used by ${owner}; not programmed for ${key}`);
-        t.frontends.delete(id);
-        continue;
-      }
       claims.set(id, key);
       kinds.push([`${fe.key.addr}|${fe.key.port}`, fe.kind]);
     }

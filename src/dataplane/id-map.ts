@@ -7,8 +7,12 @@ import { DenseIdStore, VALUE_SLOT, type SlotCodec } from './dense-ids.js';
 const DENSE_IDS = 1 << 17;
 
 export class IdMap<V> extends DenseIdStore<V> implements Iterable<[number, V]> {
-  constructor() {
-    super(VALUE_SLOT as SlotCodec<V>, DENSE_IDS);
+  protected get codec(): SlotCodec<V> {
+    return VALUE_SLOT as SlotCodec<V>;
+  }
+
+  protected get denseLimit(): number {
+    return DENSE_IDS;
   }
 
   /** Ascending ids. */

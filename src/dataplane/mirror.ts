@@ -32,8 +32,16 @@ export interface ProgrammedService {
  * can be: the writer deletes it) goes to a Map.
  */
 export class BlockEntries extends DenseIdStore<BackendValue4> {
-  constructor() {
-    super(PACKED_BACKEND, DENSE_ORDINALS, sameBackend);
+  protected get codec(): SlotCodec<BackendValue4> {
+    return PACKED_BACKEND;
+  }
+
+  protected get denseLimit(): number {
+    return DENSE_ORDINALS;
+  }
+
+  protected override sameValue(a: BackendValue4, b: BackendValue4): boolean {
+    return sameBackend(a, b);
   }
 
   /** Ordinals present, ascending. */

@@ -124,7 +124,6 @@ export class ServiceTableWriter {
     const vips = this.updateKinds(mirror, plan, only !== undefined);
     res.errors.push(...plan.errors);
     res.services.failed += plan.errors.length;
-    res.notes.push(...plan.warnings);
     res.services.unsupportedFamily = plan.unsupported;
     if (plan.unsupported > 0) res.notes.push(`${plan.unsupported} IPv6 service port(s) skipped: unsupported family (IPv4 only for now)`);
 

@@ -1,6 +1,6 @@
 // The model with memory, for the reconciler. `full()` computes exactly what computeDesiredState
-// computes and keeps, per Service, its parsed form and its drafted ports, and per EndpointSlice
-// its parsed form; `update()` then recomputes only the Services that changed themselves or
+// computes and keeps, per Service, its drafted ports and their owner (not the parsed Service),
+// and per EndpointSlice the object it parsed from (parsed again when needed); `update()` then recomputes only the Services that changed themselves or
 // through one of their slices, so an endpoint change costs one Service's model, not the
 // cluster's. Frontend conflicts across Services are settled again only when a recomputed
 // Service's claims (addresses, ports, age) changed. Same results as computeDesiredState for the
@@ -55,14 +55,17 @@ interface SliceEntry {
 }
 
 interface ServiceEntry {
-  /** The Service's age and error report; null when it was skipped or did not parse. */
-  parsed: DraftOwner | null;
+  /** The drafts' owner (the Service's age and error report); null when it was skipped or did not parse. */
+  owner: DraftOwner | null;
   /** Frontends before conflicts are settled. */
   drafts: PortDraft[];
   /** Parse and draft errors. */
   errors: ModelError[];
-  /** Age and every port's claims (equal claims settle conflicts the same way); built on first use. */
-  claims?: string;
+  /**
+   * Age and every port's claims in one string: equal signatures settle conflicts the same way.
+   * Built on first use.
+   */
+  claimsSignature?: string;
   /**
    * Per draft, the ip|port|protocol of each frontend (what conflicts are about); a draft's only
    * claim is kept bare, not in an array of one (56 bytes each, kept for every service port).
@@ -94,13 +97,13 @@ function identityKey(raw: unknown): string | null {
 }
 
 /** An entry's claims signature, built once when an update first compares it ('' for none). */
-function claimsOfEntry(entry: ServiceEntry | undefined): string {
+function claimsSignatureOfEntry(entry: ServiceEntry | undefined): string {
   if (!entry) return '';
-  entry.claims ??= claimsOf(entry.parsed, entry.drafts);
-  return entry.claims;
+  entry.claimsSignature ??= claimsSignatureOf(entry.owner, entry.drafts);
+  return entry.claimsSignature;
 }
 
-function claimsOf(service: DraftOwner | null, drafts: readonly PortDraft[]): string {
+function claimsSignatureOf(service: DraftOwner | null, drafts: readonly PortDraft[]): string {
   if (!service) return '';
   // Kind and field too: a conflict's message names them.
   const ports = drafts.map((d) => `${d.port.key}=${d.frontends.map((f) => `${f.kind}|${f.ip}|${f.port}|${f.field}`).join(',')}`);
@@ -225,7 +228,7 @@ export class IncrementalModel {
       if (raw !== undefined) this.addService(raw, 0, key, false);
       else this.lastGoodService.delete(key);
       const now = this.services.get(key);
-      if (claimsOfEntry(old) !== claimsOfEntry(now)) claimsMoved = true;
+      if (claimsSignatureOfEntry(old) !== claimsSignatureOfEntry(now)) claimsMoved = true;
       if (old?.errors.length || now?.errors.length || this.conflictErrors.has(key)) errorsTouched = true;
     }
     if (claimsMoved) {
@@ -291,27 +294,27 @@ export class IncrementalModel {
     return guarded([], 'EndpointSlice', source, null, () => parseEndpointSlice(source, 0, []))?.slice ?? null;
   }
 
-  /** Parses and drafts a Service into this.services; returns its key when it was taken. */
+  /** Parses and drafts a Service into this.services (full(): duplicates and nameless ones only report). */
   private addService(raw: unknown, index: number, key: string | null, fromList: boolean): void {
     const ctx = this.ctx as Context;
     const errors: ModelError[] = [];
     let parsed = guarded(errors, 'Service', raw, null, () => parseService(raw, index, ctx.config, errors));
     const good = key === null ? undefined : this.lastGoodService.get(key);
-    if (key !== null && errors.length === 0 && !(fromList && this.services.get(key)?.parsed)) this.lastGoodService.set(key, raw);
-    else if (this.keepLastGood && key !== null && good !== undefined && good !== raw && !(fromList && this.services.get(key)?.parsed)) {
+    if (key !== null && errors.length === 0 && !(fromList && this.services.get(key)?.owner)) this.lastGoodService.set(key, raw);
+    else if (this.keepLastGood && key !== null && good !== undefined && good !== raw && !(fromList && this.services.get(key)?.owner)) {
       // This version has errors of its own: the last clean one stays, the errors are reported
       // (the kept version's own later errors, drafting and conflicts, go to the same list).
       parsed = guarded(errors, 'Service', good, null, () => parseService(good, index, ctx.config, []));
       parsed?.report.redirect(errors);
       errors.push(lastGoodNote('Service', key));
     }
-    if (key === null || (fromList && this.services.get(key)?.parsed && parsed)) {
+    if (key === null || (fromList && this.services.get(key)?.owner && parsed)) {
       parsed?.report.error('metadata.name', parsed.name, 'is a duplicate; skipped');
       this.fixedErrors.push(...errors);
       return;
     }
     const previous = this.services.get(key);
-    if (previous?.parsed && !parsed) {
+    if (previous?.owner && !parsed) {
       this.fixedErrors.push(...errors);
       return;
     }
@@ -325,7 +328,7 @@ export class IncrementalModel {
     const claimKeys = drafts.map((d) => oneOrMany(d.frontends.map((f) => claimKey(f.ip, f.port, d.port.protocol))));
     // The drafts' owner, shared; the ParsedService itself is not kept (see DraftOwner).
     const owner = parsed ? (drafts[0]?.service ?? { createdAtMs: parsed.createdAtMs, report: parsed.report }) : null;
-    this.services.set(key, { parsed: owner, drafts, errors, claimKeys });
+    this.services.set(key, { owner, drafts, errors, claimKeys });
   }
 
   /**
@@ -342,7 +345,7 @@ export class IncrementalModel {
     const contested: PortDraft[] = [];
     const settled = new Map<string, SourcedFrontend[]>();
     for (const [key, entry] of this.services) {
-      if (!entry.parsed) continue;
+      if (!entry.owner) continue;
       let errors: ModelError[] | undefined;
       entry.drafts.forEach((d, i) => {
         if (!listOf(entry.claimKeys[i]).some((c) => (claimants.get(c) ?? 0) > 1)) {
@@ -351,7 +354,7 @@ export class IncrementalModel {
         }
         if (!errors) {
           errors = [];
-          entry.parsed?.report.redirect(errors);
+          entry.owner?.report.redirect(errors);
           this.conflictErrors.set(key, errors);
         }
         contested.push({ ...d, frontends: [...d.frontends] });
@@ -395,10 +398,10 @@ export class IncrementalModel {
   private replacePorts(serviceKey: string): string[] {
     const old = listOf(this.portsOf.get(serviceKey));
     const entry = this.services.get(serviceKey);
-    const drafts = entry?.parsed ? entry.drafts : [];
-    if (!entry?.parsed) this.conflictErrors.delete(serviceKey);
+    const drafts = entry?.owner ? entry.drafts : [];
+    if (!entry?.owner) this.conflictErrors.delete(serviceKey);
     // Conflict errors of this Service stay valid (same claims); later ones would go to its errors.
-    else entry.parsed.report.redirect(this.conflictErrors.get(serviceKey) ?? []);
+    else entry.owner.report.redirect(this.conflictErrors.get(serviceKey) ?? []);
     const keys = drafts.map((d) => d.port.key);
     // Deleting a key that is set again would move it to the end: only the gone ones go.
     for (const key of old) if (!keys.includes(key)) this.ports.delete(key);

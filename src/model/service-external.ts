@@ -76,10 +76,6 @@ export function parseSourceRanges(r: ObjectReport, spec: unknown): ParsedCidr[] 
   return broken ? 'broken' : out;
 }
 
-export function ofFamily<T extends { ip: ParsedIp }>(items: readonly T[], family: IpFamily): T[] {
-  return items.filter((item) => item.ip.family === family);
-}
-
 /**
  * The source ranges of one family, and whether its LoadBalancer VIPs may be programmed. When
  * the Service restricts sources but names none of this family, or a range is invalid, the VIPs

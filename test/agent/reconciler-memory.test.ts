@@ -8,8 +8,7 @@ import pino from 'pino';
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { Reconciler } from '../../src/agent/reconciler.js';
 import { MemoryReleaseScheduler, RELEASE_MEMORY_INTERVAL_MS } from '../../src/agent/memory-release.js';
-import { loadNative } from '../../src/bpf/native.js';
-import { limitMallocArenas, MALLOC_ARENAS } from '../../src/agent/process-memory.js';
+import { limitMallocArenas, loadMemoryAddon, MALLOC_ARENAS, MMAP_BLOCKS_FROM } from '../../src/agent/process-memory.js';
 import { ObjectStore } from '../../src/k8s/store.js';
 import { IncrementalModel } from '../../src/model/incremental.js';
 
@@ -160,7 +159,7 @@ t.test('while changes never stop, memory is released at the busy interval, not a
 });
 
 t.test('the addon gives a dropped heap back to the OS', async (t) => {
-  const native = loadNative();
+  const native = loadMemoryAddon();
   let garbage: Array<{ i: number; s: string }> | null = [];
   for (let i = 0; i < 1_500_000; i++) garbage.push({ i, s: `item-${i}` });
   t.equal(garbage.length, 1_500_000);
@@ -173,10 +172,13 @@ t.test('the addon gives a dropped heap back to the OS', async (t) => {
 
 t.test('the agent limits the C heap to MALLOC_ARENAS arenas; the addon refuses a bad count by name', async (t) => {
   t.ok(limitMallocArenas(), 'glibc took the limit');
-  const native = loadNative();
+  const native = loadMemoryAddon();
   for (const bad of [0, 1.5, 2000]) t.throws(() => native.limitMallocArenas(bad), { name: 'RangeError', message: /whole number from 1 to 1024/ }, `count ${bad}`);
   t.throws(() => native.limitMallocArenas('2' as unknown as number), { name: 'TypeError', message: /must be a number/ });
   let asked = 0;
-  t.ok(limitMallocArenas({ limitMallocArenas: (n) => ((asked = n), true) }));
+  let mmapFrom = 0;
+  t.ok(limitMallocArenas({ limitMallocArenas: (n) => ((asked = n), true), mmapLargeBlocks: (b) => ((mmapFrom = b), true) }));
   t.equal(asked, MALLOC_ARENAS, 'asks for MALLOC_ARENAS');
+  t.equal(mmapFrom, MMAP_BLOCKS_FROM, 'and maps large blocks apart');
+  t.throws(() => native.mmapLargeBlocks(100), { name: 'RangeError', message: /from 4096 to 33554432/ });
 });

@@ -85,16 +85,17 @@ t.test('the writer programs flags as the target says; IPv6 ports are skipped wit
   t.equal(tables.frontends.size, 4);
 });
 
-t.test('an address claimed by two service ports goes to the first; the other is noted', async (t) => {
+t.test('a desired state holding an address twice is refused for the second port (the model settles conflicts)', async (t) => {
   const tables = new MemoryServiceTables();
   const writer = new ServiceTableWriter({ tables });
   const a = svcPort({ name: 'a', vip: '10.96.0.10' });
   const b = svcPort({ name: 'b', vip: '10.96.0.10' });
   const res = writer.apply(desired(b, a));
-  t.same(res.errors, []);
-  t.match(res.notes, [/10\.96\.0\.10:80\/TCP of default\/b:\/TCP\/IPv4 is already used by default\/a:\/TCP\/IPv4/]);
+  t.match(res.errors, [{ key: b.key, message: /service port default\/b:\/TCP\/IPv4: frontend 10\.96\.0\.10:80\/TCP is also a frontend of default\/a:\/TCP\/IPv4 .*kept as programmed/ }]);
+  t.equal(tables.frontends.size, 1, 'only the first port is programmed');
   t.equal(tables.frontends.entries()[0]?.[1].svc_id, writer.serviceId(a.key));
   t.equal(writer.frontendKind(a.key, '10.96.0.10', 80), 'ClusterIP');
+  t.equal(writer.serviceId(b.key), undefined, 'nothing of the second');
 });
 
 t.test('frontend kinds: a lone ClusterIP is its bare ip|port, anything else a Map; both read the same', async (t) => {
