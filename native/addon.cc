@@ -12,6 +12,7 @@
 #include "map.h"
 #include "memory.h"
 #include "object.h"
+#include "probe.h"
 #include "program.h"
 #include "promise_worker.h"
 #include "tc.h"
@@ -52,6 +53,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcAttach", Napi::Function::New<RejectOnThrow<TcAttach>>(env, "tcAttach"));
   exports.Set("tcDetach", Napi::Function::New<RejectOnThrow<TcDetach>>(env, "tcDetach"));
   exports.Set("tcQuery", Napi::Function::New<RejectOnThrow<TcQuery>>(env, "tcQuery"));
+  exports.Set("probeBpfProgType", Napi::Function::New<ProbeBpfProgType>(env, "probeBpfProgType"));
+  exports.Set("probeBpfHelper", Napi::Function::New<ProbeBpfHelper>(env, "probeBpfHelper"));
   exports.Set("drainLog", Napi::Function::New<DrainLog>(env, "drainLog"));
   exports.Set("releaseMemory", Napi::Function::New<ReleaseMemory>(env, "releaseMemory"));
   exports.Set("limitMallocArenas",

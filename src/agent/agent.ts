@@ -95,6 +95,7 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
   const datapath = await openAgentDatapath(cfg, logging.component('datapath'));
   health.setProgramsLoaded(true);
   metrics.setBuildInfo(sluiceVersion(), datapath.libbpfVersion);
+  metrics.setKernelFeatures(datapath.kernelFeatures.features);
 
   const writer = new ServiceTableWriter({
     tables: datapath.tables,
@@ -209,6 +210,7 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
       startedAt: startedAt.toISOString(),
       config: { ...publicConfig(cfg), logLevel: logging.level },
       programs: datapath.attachments(),
+      kernel: datapath.kernelFeatures,
       sync: {
         state: syncState === 'waiting-for-sources' && store.isSynced() ? 'syncing' : syncState,
         sourcesSynced: store.isSynced(),
