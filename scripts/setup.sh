@@ -4,7 +4,9 @@
 set -euo pipefail
 
 pkgs=(clang llvm clang-format libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3
-      iproute2 bpftool iptables iperf3 procps util-linux openssl)
+      iproute2 bpftool iptables iperf3 procps util-linux openssl
+      # the kernel matrix (test/kernels, docs/kernels.md): boots Debian's kernels under TCG
+      qemu-system-x86 kmod cpio xz-utils zstd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -179,11 +179,17 @@ const BOOKKEEPING = /^(processed \d+ insns|verification time|stack depth|mark_pr
 
 /**
  * One line saying why an object did not load: the error, plus the verifier's verdict (the last
- * line of its log that is not bookkeeping), e.g. "invalid func unknown#187".
+ * line of its log that is not bookkeeping), e.g. "invalid func unknown#187", or else libbpf's
+ * last warning (openBpfObject attaches them to the error as `libbpfWarnings`).
  */
-export function loadErrorSummary(err: unknown): string {
+export function loadErrorSummary(err: unknown, libbpfWarnings: readonly string[] = (err as { libbpfWarnings?: string[] } | null)?.libbpfWarnings ?? []): string {
   const message = err instanceof Error ? err.message : String(err);
-  if (!isNativeError(err) || !err.verifierLog) return message;
+  if (!isNativeError(err) || !err.verifierLog) {
+    // No verifier log: libbpf refused before the kernel saw a program (a missing kfunc or BTF
+    // type); its last warning says which.
+    const last = libbpfWarnings.map((l) => l.trim()).filter(Boolean).at(-1);
+    return last ? `${message}: libbpf says "${last}"` : message;
+  }
   const lines = err.verifierLog.split('\n').map((l) => l.trim()).filter((l) => l && !BOOKKEEPING.test(l));
   const verdict = lines.at(-1);
   return verdict ? `${message}${err.program ? ` (program ${err.program})` : ''}: verifier says "${verdict}"` : message;

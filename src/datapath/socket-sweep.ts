@@ -187,7 +187,7 @@ export class UdpSocketSweeper {
         },
         `UDP socket sweep disabled: ${why}. Connected UDP sockets balanced to a removed backend keep sending there until the application reopens them`,
       );
-      return new UdpSocketSweeper(opts, null, null, `${why}: ${loadErrorSummary(err)}`);
+      return new UdpSocketSweeper(opts, null, null, `${why}: ${loadErrorSummary(err, lines.filter((l) => l.level === 'warn').map((l) => l.message))}`);
     }
   }
 

@@ -63,6 +63,8 @@ export interface GuestResult {
 const AGENT_JS = fromPackageRoot('dist', 'src', 'cli', 'agent.js');
 const SLUICECTL_JS = fromPackageRoot('dist', 'src', 'cli', 'sluicectl.js');
 const CLIENT_IP = '10.244.0.10';
+/** Under TCG (and a loaded host) a node process takes seconds to start: waits are generous. */
+const SLOW_MS = 60_000;
 
 function summarize(attempts: EchoAttempt[]): AttemptSummary {
   const okOnes = attempts.filter((a) => a.ok);
@@ -150,7 +152,7 @@ async function agentScenario(result: GuestResult): Promise<void> {
     run.cleanup.add('work dir', () => rm(work, { recursive: true, force: true }));
     await mkdir(join(work, 'manifests'));
     await writeFile(join(work, 'manifests', 'matrix.yaml'), manifests());
-    for (const pod of [webA, webB]) await startEchoServer(run, { name: pod.name, ns: pod.ns, tcp: [8080] });
+    for (const pod of [webA, webB]) await startEchoServer(run, { name: pod.name, ns: pod.ns, tcp: [8080], readyTimeoutMs: SLOW_MS });
     const socket = join(work, 'admin.sock');
     const [cmd, ...args] = netnsArgv(topo.nodeNs, [
       process.execPath, AGENT_JS, '--node-name', 'matrix-node', '--manifests', join(work, 'manifests'), '--pin-dir', pinDir,
@@ -170,7 +172,7 @@ async function agentScenario(result: GuestResult): Promise<void> {
     result.agent.kernel = status.kernel;
     result.agent.statusText = (await runCommand([process.execPath, SLUICECTL_JS, '--socket', socket, 'status'], { timeoutMs: 30_000 })).stdout;
     const echo = (host: string, inCgroup: boolean, count: number) =>
-      runEchoClient({ ns: client.ns, ...(inCgroup ? { cgroup } : {}), proto: 'tcp', host, port: 80, count, timeoutMs: 3000 });
+      runEchoClient({ ns: client.ns, ...(inCgroup ? { cgroup } : {}), proto: 'tcp', host, port: 80, count, timeoutMs: 3000, startupMs: SLOW_MS });
     result.agent.connectTime = summarize(await echo(VIP, true, 4));
     result.agent.tc = summarize(await echo(VIP, false, 4));
     result.agent.noEndpointsConnectTime = summarize(await echo(VIP_NO_ENDPOINTS, true, 1));
