@@ -102,7 +102,13 @@ function ask(fn: () => boolean): ProbeAnswer {
   }
 }
 
-/** Runs libbpf's probes for every program type and helper the objects need. Never throws. */
+/**
+ * Runs libbpf's probes for every program type and helper the objects need. Never throws.
+ * libbpf 1.1 answers "no" when the verifier does not know the helper id ("invalid func") or
+ * refuses it for the program type in the older wording ("unknown func"): exact on the old
+ * kernels where it matters (5.10 lacks set_retval, 187, altogether); on newer kernels a helper
+ * refused for a program type may read as "yes", which the load result then corrects.
+ */
 export function probeKernel(native: NativeAddon): KernelProbes {
   const progTypes = {} as Record<ProbedProgType, ProbeAnswer>;
   for (const [name, type] of Object.entries(PROG_TYPES)) progTypes[name as ProbedProgType] = ask(() => native.probeBpfProgType(type));

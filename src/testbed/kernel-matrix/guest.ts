@@ -16,6 +16,7 @@ import { openBpfObject } from '../../bpf/loader.js';
 import { fromPackageRoot, loadNative } from '../../bpf/native.js';
 import { loadErrorSummary, probeKernel } from '../../datapath/kernel-features.js';
 import type { KernelProbes } from '../../datapath/kernel-features.js';
+import { adminRequest } from '../../admin/client.js';
 import type { StatusView } from '../../admin/types.js';
 import { createCgroup } from '../cgroup.js';
 import { runEchoClient, startEchoServer } from '../echo.js';
@@ -125,15 +126,9 @@ async function waitForSync(socket: string, exited: () => boolean, timeoutMs: num
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (exited()) throw new Error('sluice-agent exited before it synced');
-    const res = await runCommand([process.execPath, SLUICECTL_JS, '--socket', socket, 'status', '-o', 'json'], { allowFailure: true, timeoutMs: 30_000 });
-    if (res.code === 0) {
-      try {
-        const status = JSON.parse(res.stdout) as StatusView;
-        if (status.sync.state === 'synced') return status;
-      } catch {
-        // not ready yet
-      }
-    }
+    // The admin API in-process (what sluicectl asks): a node process per poll is seconds under TCG.
+    const status = await adminRequest<StatusView>({ socketPath: socket, method: 'GET', path: '/v1/status', timeoutMs: 20_000 }).catch(() => null);
+    if (status?.sync.state === 'synced') return status;
     await new Promise((r) => setTimeout(r, 500));
   }
   throw new Error(`sluice-agent did not sync within ${timeoutMs} ms`);
@@ -167,10 +162,10 @@ async function agentScenario(result: GuestResult): Promise<void> {
     agent.stdout.on('data', keep);
     agent.stderr.on('data', keep);
     run.cleanup.add('sluice-agent', () => killAndWait(agent));
-    const status = await waitForSync(socket, () => exited, 90_000);
+    const status = await waitForSync(socket, () => exited, 3 * SLOW_MS);
     result.agent.synced = true;
     result.agent.kernel = status.kernel;
-    result.agent.statusText = (await runCommand([process.execPath, SLUICECTL_JS, '--socket', socket, 'status'], { timeoutMs: 30_000 })).stdout;
+    result.agent.statusText = (await runCommand([process.execPath, SLUICECTL_JS, '--socket', socket, 'status'], { timeoutMs: SLOW_MS })).stdout;
     const echo = (host: string, inCgroup: boolean, count: number) =>
       runEchoClient({ ns: client.ns, ...(inCgroup ? { cgroup } : {}), proto: 'tcp', host, port: 80, count, timeoutMs: 3000, startupMs: SLOW_MS });
     result.agent.connectTime = summarize(await echo(VIP, true, 4));
