@@ -4,8 +4,6 @@
 // connect.bpf.o the kernel rejects: it loads anyway, with connect-time load balancing off and
 // the verifier's verdict as the reason (the VM matrix, test/kernels, proves it on real kernels).
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { openBpfObject } from '../../src/bpf/loader.js';
@@ -18,6 +16,7 @@ import type { KernelProbes } from '../../src/datapath/kernel-features.js';
 import { createCgroup } from '../../src/testbed/cgroup.js';
 import { TestbedRun } from '../../src/testbed/run.js';
 import { requirePrivileges } from '../helpers/privileges.js';
+import { objectDirWithRejectedConnect, UNKNOWN_HELPER } from '../helpers/broken-object.js';
 
 const BPF = (name: string) => fromPackageRoot('dist', 'bpf', name);
 
@@ -103,40 +102,15 @@ t.test("libbpf's probes on this kernel", async (t) => {
   t.throws(() => native.probeBpfHelper(-1, 1), /progType must be a non-negative integer/);
 });
 
-/** The object with every `call <helper>` (187, else 1) turned into a call of helper UNKNOWN_HELPER. */
-const UNKNOWN_HELPER = 0x7ffffff0;
-function withUnknownHelper(elf: Buffer): Buffer {
-  const out = Buffer.from(elf);
-  for (const helper of [SET_RETVAL.id, 1]) {
-    // BPF_JMP|BPF_CALL (0x85), no registers, offset 0, imm = helper id (little-endian).
-    const call = Buffer.from([0x85, 0, 0, 0, helper, 0, 0, 0]);
-    let n = 0;
-    for (let at = out.indexOf(call); at >= 0; at = out.indexOf(call, at + 8)) {
-      if (at % 8 !== 0) continue; // instructions are 8-byte aligned in their section
-      out.writeInt32LE(UNKNOWN_HELPER, at + 4);
-      n++;
-    }
-    if (n > 0) return out;
-  }
-  throw new Error('connect.bpf.o has no helper call to patch');
-}
-
 t.test('a rejected connect.bpf.o turns connect-time load balancing off, the rest loads', async (t) => {
   if (!(await requirePrivileges(t))) return;
   const run = await TestbedRun.start();
   t.teardown(() => run.destroy());
   const pinDir = join(await run.pinDir(), 'sluice');
   const cg = await createCgroup(await run.cgroup(), 'pods');
-  // The object dir of a kernel that rejects connect.bpf.o: a program the verifier refuses.
-  const objects = mkdtempSync(join(tmpdir(), 'sluice-kf-'));
-  t.teardown(() => rmSync(objects, { recursive: true, force: true }));
-  copyFileSync(BPF('tc.bpf.o'), join(objects, 'tc.bpf.o'));
-  copyFileSync(BPF('sockdestroy.bpf.o'), join(objects, 'sockdestroy.bpf.o'));
-  // connect.bpf.o as a kernel without one of its helpers sees it: the helper id of its calls to
-  // bpf_set_retval (or, failing that, bpf_map_lookup_elem) made unknown. Same BTF, maps and
-  // programs; the verifier refuses it as 5.10 refuses today's object.
-  writeFileSync(join(objects, 'connect.bpf.o'), withUnknownHelper(readFileSync(BPF('connect.bpf.o'))));
-  const dp = await Datapath.load({ pinDir, connectTimeLb: 'tcp-udp', objectDir: objects, udpSocketSweep: { namespaces: () => [] } });
+  const objects = objectDirWithRejectedConnect();
+  t.teardown(objects.remove);
+  const dp = await Datapath.load({ pinDir, connectTimeLb: 'tcp-udp', objectDir: objects.dir, udpSocketSweep: { namespaces: () => [] } });
   t.teardown(() => dp.close());
   t.equal(dp.connectTimeAvailable, false, 'no connect-time programs');
   t.same(stateOf(dp.kernelFeatures), { 'tc-datapath': 'on', 'connect-time-lb': 'off', 'connect-econnrefused': 'off', 'udp-socket-sweep': 'on' });
