@@ -19,7 +19,7 @@ import { assertBuilt } from '../e2e/agent-bed.js';
 const CI = process.env.CI === 'true';
 const suites = (process.env.SLUICE_MATRIX_SUITES ?? DEFAULT_SUITES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
 /** Per kernel: boot, agent start under TCG, a dozen node processes. Generous for a loaded CI. */
-const BOOT_TIMEOUT_MS = 8 * 60_000;
+const BOOT_TIMEOUT_MS = 12 * 60_000;
 
 t.setTimeout(suites.length * (BOOT_TIMEOUT_MS + 90_000) + 15 * 60_000);
 

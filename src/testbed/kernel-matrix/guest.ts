@@ -65,7 +65,7 @@ const AGENT_JS = fromPackageRoot('dist', 'src', 'cli', 'agent.js');
 const SLUICECTL_JS = fromPackageRoot('dist', 'src', 'cli', 'sluicectl.js');
 const CLIENT_IP = '10.244.0.10';
 /** Under TCG (and a loaded host) a node process takes seconds to start: waits are generous. */
-const SLOW_MS = 60_000;
+const SLOW_MS = 120_000;
 
 function summarize(attempts: EchoAttempt[]): AttemptSummary {
   const okOnes = attempts.filter((a) => a.ok);
@@ -137,6 +137,7 @@ async function waitForSync(socket: string, exited: () => boolean, timeoutMs: num
 async function agentScenario(result: GuestResult): Promise<void> {
   const run = await TestbedRun.start();
   const logs = result.agent.logs;
+  const recent: string[] = [];
   try {
     const topo = await createTopology(run, { pods: ['client', 'web-a', 'web-b'] });
     const [client, webA, webB] = topo.pods;
@@ -157,12 +158,18 @@ async function agentScenario(result: GuestResult): Promise<void> {
     let exited = false;
     agent.once('exit', () => { exited = true; });
     const keep = (chunk: Buffer) => {
-      for (const line of chunk.toString().split('\n')) if (/"level":(40|50|60)/.test(line) || (line.trim() && !line.startsWith('{'))) logs.push(line.slice(0, 2000));
+      // Warnings and errors all kept; other lines only the last few (what it was doing when stuck).
+      for (const line of chunk.toString().split('\n')) {
+        if (!line.trim()) continue;
+        if (/"level":(40|50|60)/.test(line) || !line.startsWith('{')) logs.push(line.slice(0, 2000));
+        else recent.push(line.slice(0, 500));
+        if (recent.length > 10) recent.shift();
+      }
     };
     agent.stdout.on('data', keep);
     agent.stderr.on('data', keep);
     run.cleanup.add('sluice-agent', () => killAndWait(agent));
-    const status = await waitForSync(socket, () => exited, 3 * SLOW_MS);
+    const status = await waitForSync(socket, () => exited, 5 * 60_000);
     result.agent.synced = true;
     result.agent.kernel = status.kernel;
     result.agent.statusText = (await runCommand([process.execPath, SLUICECTL_JS, '--socket', socket, 'status'], { timeoutMs: SLOW_MS })).stdout;
@@ -174,6 +181,7 @@ async function agentScenario(result: GuestResult): Promise<void> {
     result.agent.noEndpointsTc = summarize(await echo(VIP_NO_ENDPOINTS, false, 1));
   } catch (err) {
     result.agent.error = (err as Error).message;
+    logs.push(...recent);
   } finally {
     await run.destroy();
   }
