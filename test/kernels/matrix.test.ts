@@ -19,7 +19,7 @@ import { assertBuilt } from '../e2e/agent-bed.js';
 const CI = process.env.CI === 'true';
 const suites = (process.env.SLUICE_MATRIX_SUITES ?? DEFAULT_SUITES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
 /** Per kernel: boot, agent start under TCG, a dozen node processes. Generous for a loaded CI. */
-const BOOT_TIMEOUT_MS = 12 * 60_000;
+const BOOT_TIMEOUT_MS = 10 * 60_000;
 
 t.setTimeout(suites.length * (BOOT_TIMEOUT_MS + 90_000) + 15 * 60_000);
 
@@ -49,6 +49,9 @@ function checkKernel(tt: Test, boot: BootResult): void {
   }
   const v = kernelVersion(r.release);
   tt.equal(r.release, kernel.release, 'the VM ran the kernel asked for');
+  // For the CI log: what each object and feature came to on this kernel, and why.
+  for (const [name, o] of Object.entries(r.objects)) tt.comment(`${name}: ${o.loaded ? 'loaded' : `rejected: ${o.error}`}`);
+  for (const f of r.agent.kernel?.features ?? []) tt.comment(`feature ${f.name}: ${f.state}${f.reason ? ` (${f.reason})` : ''}`);
   const why = (name: string) => r.objects[name]?.error ?? '';
   // Objects: tc and connect must load everywhere (connect.bpf.o falls back to EPERM without
   // bpf_set_retval); the socket sweep only where bpf_sock_destroy exists.
