@@ -67,6 +67,8 @@ CONF
   mv "$dir/root.new" "$dir/root"
   echo "$release" >"$dir/release"
   unset APT_CONFIG
+  # The package lists (~100 MB a suite) are only needed to download: the extracted tree is the cache.
+  rm -rf "$dir/apt/state/lists" "$dir/apt/cache"
   echo "$suite $release $dir/root"
 }
 
