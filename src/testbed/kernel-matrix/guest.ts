@@ -78,23 +78,30 @@ function summarize(attempts: EchoAttempt[]): AttemptSummary {
   };
 }
 
-/** Loads each object on its own, over a scratch pin directory, and keeps the verdict. */
-async function loadEachObject(pinRoot: string): Promise<GuestResult['objects']> {
+/** Loads each object on its own, over a scratch pin directory of a test bed run, and keeps the verdict. */
+async function loadEachObject(): Promise<GuestResult['objects']> {
   const native = loadNative();
   const out: GuestResult['objects'] = {};
-  for (const name of OBJECTS) {
-    const dir = join(pinRoot, name.replace(/\W/g, '_'));
-    await mkdir(dir, { recursive: true });
-    try {
-      const obj = await openBpfObject(fromPackageRoot('dist', 'bpf', name), { pinRoot: dir, addon: native });
-      obj.close();
-      out[name] = { loaded: true };
-    } catch (err) {
-      out[name] = { loaded: false, error: loadErrorSummary(err) };
-    }
-    await rm(dir, { recursive: true, force: true });
+  const run = await TestbedRun.start();
+  try {
+    for (const name of OBJECTS) out[name] = await loadOne(native, join(await run.pinDir(), name.replace(/\W/g, '_')), name);
+  } finally {
+    await run.destroy();
   }
   return out;
+}
+
+async function loadOne(native: ReturnType<typeof loadNative>, dir: string, name: string): Promise<GuestResult['objects'][string]> {
+  await mkdir(dir, { recursive: true });
+  try {
+    const obj = await openBpfObject(fromPackageRoot('dist', 'bpf', name), { pinRoot: dir, addon: native });
+    obj.close();
+    return { loaded: true };
+  } catch (err) {
+    return { loaded: false, error: loadErrorSummary(err) };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 function manifests(): string {
@@ -190,12 +197,7 @@ async function agentScenario(result: GuestResult): Promise<void> {
 export async function runGuestCheck(): Promise<GuestResult> {
   const start = Date.now();
   const result: GuestResult = { release: release(), objects: {}, probes: { error: 'not run' }, agent: { synced: false, logs: [] }, durationMs: 0 };
-  const scratch = await mkdtemp('/sys/fs/bpf/sluice-matrix-');
-  try {
-    result.objects = await loadEachObject(scratch);
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
+  result.objects = await loadEachObject();
   try {
     result.probes = probeKernel(loadNative());
   } catch (err) {
