@@ -11,6 +11,7 @@
 #include "log.h"
 #include "map.h"
 #include "object.h"
+#include "probe.h"
 #include "program.h"
 #include "promise_worker.h"
 #include "tc.h"
@@ -51,6 +52,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcAttach", Napi::Function::New<RejectOnThrow<TcAttach>>(env, "tcAttach"));
   exports.Set("tcDetach", Napi::Function::New<RejectOnThrow<TcDetach>>(env, "tcDetach"));
   exports.Set("tcQuery", Napi::Function::New<RejectOnThrow<TcQuery>>(env, "tcQuery"));
+  exports.Set("probeBpfProgType", Napi::Function::New<ProbeBpfProgType>(env, "probeBpfProgType"));
+  exports.Set("probeBpfHelper", Napi::Function::New<ProbeBpfHelper>(env, "probeBpfHelper"));
   exports.Set("drainLog", Napi::Function::New<DrainLog>(env, "drainLog"));
   return exports;
 }

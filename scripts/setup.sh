@@ -7,7 +7,10 @@ pkgs=(clang llvm clang-format libbpf-dev libelf-dev zlib1g-dev pkg-config make g
       iproute2 bpftool iptables iperf3 procps util-linux openssl
       # the container image (npm run image, test/deploy): root filesystems from Debian packages,
       # podman to import and run them (runc: crun refuses hybrid cgroup layouts)
-      mmdebstrap podman runc)
+      mmdebstrap podman runc
+
+      # the kernel matrix (test/kernels, docs/kernels.md): boots Debian's kernels under TCG
+      qemu-system-x86 kmod cpio xz-utils zstd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -62,6 +62,26 @@ export interface StatusView {
   sync: SyncStatus;
   /** Recent errors, newest last. */
   errors: StatusError[];
+  /** What the running kernel gives the datapath (absent when the agent is down). */
+  kernel?: KernelFeaturesView;
+}
+
+/** One datapath feature on this kernel (docs/kernels.md): on, off (kernel lacks it) or disabled. */
+export interface KernelFeatureView {
+  name: string;
+  state: 'on' | 'off' | 'disabled';
+  what: string;
+  /** Oldest Linux version that has it. */
+  since: string;
+  /** What happens without it. */
+  without: string;
+  /** Why it is off or disabled. */
+  reason?: string;
+}
+
+export interface KernelFeaturesView {
+  release: string;
+  features: KernelFeatureView[];
 }
 
 /** Frontend kinds; 'External' when the maps only say "external" (agent down). */

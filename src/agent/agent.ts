@@ -258,6 +258,7 @@ async function startServers(ctx: AgentContext, p: ServerParts): Promise<{ admin:
       startedAt: startedAt.toISOString(),
       config: { ...publicConfig(cfg), logLevel: logging.level },
       programs: datapath.attachments(),
+      kernel: datapath.kernelFeatures,
       sync: {
         state: status.state === 'waiting-for-sources' && store.isSynced() ? 'syncing' : status.state,
         sourcesSynced: store.isSynced(),
@@ -312,6 +313,7 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
   const datapath = await openAgentDatapath(cfg, logging.component('datapath'));
   health.setProgramsLoaded(true);
   metrics.setBuildInfo(sluiceVersion(), datapath.libbpfVersion);
+  metrics.setKernelFeatures(datapath.kernelFeatures.features);
 
   const writer = openWriter(ctx, datapath, store);
   const status: SyncStatus = { state: 'waiting-for-sources' };

@@ -14,6 +14,7 @@ import { Datapath } from '../datapath/datapath.js';
 import { cgroupLinkPin, cleanupDatapath, CONNECT_PROGRAMS, describeFilter, sluicePlace, TC_PROGRAMS } from '../datapath/attach.js';
 import { listTcFilters, tcHookKey } from '../datapath/tc-filters.js';
 import type { CleanupReport } from '../datapath/attach.js';
+import type { KernelFeatures } from '../datapath/kernel-features.js';
 import type { ServiceTables } from '../dataplane/tables.js';
 import { MAP_NAMES } from '../dataplane/tables.js';
 import type { ProgramAttachment } from '../admin/types.js';
@@ -24,6 +25,8 @@ import type { WorkloadInterface } from './interfaces.js';
 export interface AgentDatapath {
   readonly tables: ServiceTables;
   readonly libbpfVersion: string;
+  /** What the running kernel gives the datapath (docs/kernels.md). */
+  readonly kernelFeatures: KernelFeatures;
   readonly udpSocketSweep?: () => void;
   /** Attaches (or swaps in) the connect-time programs; removes them when the mode is disabled. */
   attachConnectTime(): Promise<void>;
@@ -71,12 +74,20 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
   const self: AgentDatapath = {
     tables: dp.tables,
     libbpfVersion: native.libbpfVersion(),
+    kernelFeatures: dp.kernelFeatures,
     ...(dp.udpSocketSweep ? { udpSocketSweep: dp.udpSocketSweep } : {}),
     async attachConnectTime() {
       cgroupAttachments.length = 0;
       if (cfg.connectTimeLb === 'disabled') {
         const { detached } = dp.attachConnectTime(cgroup);
         logger.info({ cgroup, detached }, 'connect-time load balancing disabled: services are translated by the TC programs only');
+        return;
+      }
+      if (!dp.connectTimeAvailable) {
+        // The kernel rejected connect.bpf.o (logged with the verifier's reason at load): links a
+        // previous agent left would run programs over maps we may change, so they go too.
+        const { detached } = dp.attachConnectTime(cgroup);
+        logger.warn({ cgroup, detached }, 'connect-time load balancing unavailable on this kernel: services are translated by the TC programs only');
         return;
       }
       if (!cfg.cgroupPath) logger.info({ cgroup }, 'attaching connect-time programs to the cgroup2 root (node-wide)');

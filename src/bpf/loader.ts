@@ -100,7 +100,11 @@ export async function openBpfObject(path: string, opts: OpenBpfObjectOptions = {
     drainLibbpfLog(addon, log);
     return obj;
   } catch (err) {
-    drainLibbpfLog(addon, log);
+    // libbpf's warnings say why when the kernel never saw a program (a missing kfunc, BTF type
+    // or map feature): logged, and kept on the error for callers that report it.
+    const lines = addon.drainLog();
+    if (log) logLibbpfLines({ drainLog: () => lines }, log);
+    if (err instanceof Error) Object.assign(err, { libbpfWarnings: lines.filter((l) => l.level === 'warn').map((l) => String(l.message).trimEnd()) });
     if (isNativeError(err) && err.verifierLog) {
       log?.error({ program: err.program, verifierLog: err.verifierLog }, 'verifier rejected a program');
     }

@@ -271,6 +271,16 @@ export interface NativeAddon {
   tcDetach(spec: TcFilterId): Promise<void>;
   /** The program id behind a filter, or null when there is none. */
   tcQuery(spec: TcFilterId): Promise<number | null>;
+  /**
+   * libbpf_probe_bpf_prog_type: whether the kernel loads a program of this type (enum
+   * bpf_prog_type value). Throws when libbpf cannot tell (e.g. EPERM).
+   */
+  probeBpfProgType(progType: number): boolean;
+  /**
+   * libbpf_probe_bpf_helper: whether a program of `progType` may call helper `helperId` (enum
+   * bpf_func_id value) on this kernel. Throws when libbpf cannot tell.
+   */
+  probeBpfHelper(progType: number, helperId: number): boolean;
   /** Takes the libbpf messages collected since the last call. */
   drainLog(): LogLine[];
 }

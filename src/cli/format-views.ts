@@ -38,6 +38,12 @@ export function formatStatus(s: StatusView): string {
     ? renderTable([col('program'), col('hook'), col('target'), col('direction'), col('progId', true), col('attached'), col('error')],
       s.programs.map((p) => [p.program, p.hook, p.target, p.direction ?? '-', p.progId, p.attached, p.error ?? '']))
     : '(none known)\n');
+  if (s.kernel) {
+    out += '\n' + section(`KERNEL FEATURES (Linux ${s.kernel.release})`, renderTable(
+      [col('feature'), col('state'), col('since'), col('without it')],
+      s.kernel.features.map((f) => [f.name, f.state, f.since, f.state === 'on' ? '' : `${f.without}${f.reason ? ` (${f.reason})` : ''}`]),
+    ));
+  }
   out += '\n' + section('ERRORS', s.errors.length
     ? renderTable([col('at'), col('component'), col('object'), col('message')],
       s.errors.map((e) => [e.at, e.component, e.object ?? '-', e.message]))

@@ -3,6 +3,8 @@
 // sets the tunables before load (conntrack timeouts, connect-time protocols, map sizes), checks
 // every struct codec against each object's BTF, and attaches the programs (see attach.ts).
 // Optionally loads the UDP socket sweep (sockdestroy.bpf.o, see socket-sweep.ts) over the same maps.
+// Only tc.bpf.o must load: connect.bpf.o and sockdestroy.bpf.o are optional features, turned off
+// (and reported) when the running kernel rejects them (kernel-features.ts, docs/kernels.md).
 import { mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -14,12 +16,14 @@ import type { CgroupAttachReport, TcTarget } from './attach.js';
 import { attachCgroupLinks, attachTcFilters, CONNECT_PROGRAMS, detachCgroupLinks, detachTcFilters, TC_PROGRAMS } from './attach.js';
 import { tablesFromObject } from '../dataplane/native-tables.js';
 import type { ServiceTables } from '../dataplane/tables.js';
-import { checkTableSpecs, SIZABLE_MAP_NAMES, tableSpecs } from '../dataplane/table-specs.js';
+import { checkTableSpecs, SIZABLE_MAP_NAMES } from '../dataplane/table-specs.js';
 import type { NamespaceSources } from './socket-sweep.js';
 import { SOCKDESTROY_OBJECT, UdpSocketSweeper } from './socket-sweep.js';
 // Upgrade hooks (map layout/size changes): see upgrade.ts and map-migration.ts.
 import { DatapathUpgrade } from './upgrade.js';
 import type { MapCarryReport } from './map-migration.js';
+import type { KernelFeatures } from './kernel-features.js';
+import { kernelFeatures, loadOptional, logKernelFeatures, probeKernel } from './kernel-features.js';
 
 export type ConnectTimeMode = 'tcp' | 'tcp-udp' | 'disabled';
 
@@ -120,6 +124,8 @@ export class Datapath {
     /** The UDP socket sweep, when asked for (check `available`). */
     readonly udpSocketSweeper: UdpSocketSweeper | null,
     private readonly upgrade: DatapathUpgrade,
+    /** Which features this kernel gives (docs/kernels.md): tc-datapath is always on here. */
+    readonly kernelFeatures: KernelFeatures,
   ) {
     this.tables = tablesFromObject(tc, native.numPossibleCpus(), upgrade.layouts);
     if (udpSocketSweeper?.available) this.udpSocketSweep = () => void udpSocketSweeper.sweep();
@@ -140,6 +146,7 @@ export class Datapath {
     for (const [name, sec] of Object.entries(opts.ctTimeoutsSec ?? {})) {
       rodata[CT_TUNABLES[name as keyof CtTimeoutsSec]] = BigInt(Math.round(sec * 1e9));
     }
+    const probes = probeKernel(native);
     let tc: NativeObject;
     try {
       tc = await openBpfObject(join(dir, 'tc.bpf.o'), { ...common, rodata });
@@ -147,16 +154,24 @@ export class Datapath {
       upgrade.restore();
       throw err;
     }
-    let connect: NativeObject | null = null;
     try {
       upgrade.afterLoad(tc);
       requirePrograms(tc, Object.values(TC_PROGRAMS));
       checkTableSpecs(tc, maxEntries);
-      if (opts.connectTimeLb !== 'disabled') {
-        const protocols = opts.connectTimeLb === 'tcp' ? CTLB.TCP : CTLB.TCP | CTLB.UDP;
-        connect = await openBpfObject(join(dir, 'connect.bpf.o'), { ...common, rodata: { sl_ctlb_protocols: protocols } });
-        requirePrograms(connect, CONNECT_PROGRAMS);
-      }
+      // Optional objects: one the kernel rejects turns its feature off (kernel-features.ts).
+      const protocols = opts.connectTimeLb === 'tcp' ? CTLB.TCP : CTLB.TCP | CTLB.UDP;
+      const connectLoad = opts.connectTimeLb === 'disabled'
+        ? { value: null, outcome: { loaded: false, skipped: 'disabled' } as const }
+        : await loadOptional('connect-time-lb', async () => {
+          const obj = await openBpfObject(join(dir, 'connect.bpf.o'), { ...common, rodata: { sl_ctlb_protocols: protocols } });
+          try {
+            requirePrograms(obj, CONNECT_PROGRAMS);
+          } catch (err) {
+            obj.close();
+            throw err;
+          }
+          return obj;
+        }, opts.logger);
       const sweep = opts.udpSocketSweep;
       const sweeper = sweep
         ? await UdpSocketSweeper.load({
@@ -168,19 +183,30 @@ export class Datapath {
           ...(opts.logger ? { logger: opts.logger } : {}),
         })
         : null;
-      return new Datapath(native, opts.pinDir, opts.connectTimeLb, tc, connect, sweeper, upgrade);
+      const features = kernelFeatures({
+        probes,
+        tc: { loaded: true },
+        connect: connectLoad.outcome,
+        udpSocketSweep: !sweeper ? { loaded: false, skipped: 'disabled' } : sweeper.available ? { loaded: true } : { loaded: false, error: sweeper.loadError ?? 'not loaded' },
+      });
+      if (opts.logger) logKernelFeatures(opts.logger, features);
+      return new Datapath(native, opts.pinDir, opts.connectTimeLb, tc, connectLoad.value, sweeper, upgrade, features);
     } catch (err) {
-      connect?.close();
       tc.close();
       upgrade.restore();
       throw err;
     }
   }
 
+  /** False when connect-time load balancing is disabled or its object did not load on this kernel. */
+  get connectTimeAvailable(): boolean {
+    return this.connect !== null;
+  }
+
   /**
    * Connect-time load balancing on a cgroup (v2 directory): the four sock_addr programs as pinned
-   * links, updated in place when a previous agent left them. In 'disabled' mode any links a
-   * previous agent left on this cgroup are removed instead.
+   * links, updated in place when a previous agent left them. In 'disabled' mode, or when the
+   * kernel rejected connect.bpf.o, any links a previous agent left on this cgroup are removed.
    */
   attachConnectTime(cgroupPath: string): CgroupAttachReport & { detached: number } {
     if (!this.connect) return { updated: [], created: [], detached: detachCgroupLinks(this.native, this.pinDir, cgroupPath) };

@@ -17,6 +17,7 @@ import { drainLibbpfLog, libbpfLogger } from '../bpf/loader.js';
 import type { NativeAddon, NativeObject, NativeProgram } from '../bpf/native.js';
 import { fromPackageRoot, loadNative } from '../bpf/native.js';
 import { isNativeError } from '../bpf/errors.js';
+import { loadErrorSummary } from './kernel-features.js';
 
 export const SOCKDESTROY_OBJECT = 'sockdestroy.bpf.o';
 export const SOCKDESTROY_PROGRAM = 'sl_sock_destroy_udp4';
@@ -146,6 +147,8 @@ export class UdpSocketSweeper {
     private readonly opts: UdpSocketSweeperOptions,
     private readonly obj: NativeObject | null,
     private readonly prog: NativeProgram | null,
+    /** Why the object did not load (for the kernel feature report), when it did not. */
+    readonly loadError?: string,
   ) {}
 
   /**
@@ -184,7 +187,7 @@ export class UdpSocketSweeper {
         },
         `UDP socket sweep disabled: ${why}. Connected UDP sockets balanced to a removed backend keep sending there until the application reopens them`,
       );
-      return new UdpSocketSweeper(opts, null, null);
+      return new UdpSocketSweeper(opts, null, null, `${why}: ${loadErrorSummary(err, lines.filter((l) => l.level === 'warn').map((l) => l.message))}`);
     }
   }
 

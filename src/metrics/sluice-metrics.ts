@@ -45,6 +45,7 @@ export class SluiceMetrics {
   readonly errors: Counter<'component'>;
   readonly modelErrors: Gauge;
   readonly programsAttached: Gauge<'hook'>;
+  readonly kernelFeature: Gauge<'feature'>;
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
@@ -77,6 +78,9 @@ export class SluiceMetrics {
     this.errors = r.counter({ name: 'sluice_errors_total', help: 'Errors handled by the agent, by component.', labelNames: ['component'] });
     this.modelErrors = r.gauge({ name: 'sluice_model_errors', help: 'Kubernetes objects currently rejected as malformed (others still apply).' });
     this.programsAttached = r.gauge({ name: 'sluice_programs_attached', help: 'BPF program attachments in place, by hook (cgroup, tc).', labelNames: ['hook'] });
+    this.kernelFeature = r.gauge({
+      name: 'sluice_kernel_feature', help: '1 when the datapath feature is in use on this kernel, 0 when the kernel lacks it or it is disabled (docs/kernels.md).', labelNames: ['feature'],
+    });
   }
 
   setBuildInfo(version: string, libbpf: string): void {
@@ -153,6 +157,11 @@ export class SluiceMetrics {
 
   setProgramsAttached(hook: 'cgroup' | 'tc', count: number): void {
     this.programsAttached.set({ hook }, count);
+  }
+
+  setKernelFeatures(features: readonly { name: string; state: string }[]): void {
+    this.kernelFeature.reset();
+    for (const f of features) this.kernelFeature.set({ feature: f.name }, f.state === 'on' ? 1 : 0);
   }
 }
 

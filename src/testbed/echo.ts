@@ -33,6 +33,8 @@ export interface EchoServerOptions extends Placement {
   tcp?: number[];
   udp?: number[];
   host?: string;
+  /** How long to wait for it to listen (default 10 s; an emulated VM needs longer). */
+  readyTimeoutMs?: number;
 }
 
 export interface EchoServer {
@@ -71,7 +73,7 @@ export async function startEchoServer(run: TestbedRun, opts: EchoServerOptions):
   const argv = nodeArgv(testbedScript('echo-server.mjs'), args);
   const child = opts.cgroup ? spawnInCgroup(opts.cgroup, argv, opts.ns) : spawnInNetns(opts.ns, argv);
   const release = run.cleanup.add(`echo server ${opts.name}`, () => killAndWait(child));
-  await waitForReady(child, `echo server ${opts.name} in ${opts.ns}`, 10_000);
+  await waitForReady(child, `echo server ${opts.name} in ${opts.ns}`, opts.readyTimeoutMs ?? 10_000);
   return { child, stop: release };
 }
 
@@ -83,6 +85,8 @@ export interface EchoClientOptions extends Placement {
   connected?: boolean;
   timeoutMs?: number;
   message?: string;
+  /** Extra time for the client process itself to start (default 10 s; an emulated VM needs longer). */
+  startupMs?: number;
 }
 
 export interface Endpoint {
@@ -114,6 +118,6 @@ export async function runEchoClient(opts: EchoClientOptions): Promise<EchoAttemp
   if (opts.message !== undefined) args.push('--message', opts.message);
   const inner = nodeArgv(testbedScript('echo-client.mjs'), args);
   const argv = opts.cgroup ? cgroupArgv(opts.cgroup, inner, opts.ns) : netnsArgv(opts.ns, inner);
-  const { stdout } = await run(argv, { timeoutMs: 10_000 + count * (timeoutMs + 1000) });
+  const { stdout } = await run(argv, { timeoutMs: (opts.startupMs ?? 10_000) + count * (timeoutMs + 1000) });
   return stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as EchoAttempt);
 }

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { renderKeyValues, renderTable } from '../../src/cli/format-table.js';
-import { formatServices, headerOf } from '../../src/cli/format-views.js';
+import { formatServices, formatStatus, headerOf } from '../../src/cli/format-views.js';
+import type { StatusView } from '../../src/admin/types.js';
 import { parseTable } from './table-parse.js';
 
 t.test('tables: aligned columns, numbers right-aligned, no trailing blanks', async (t) => {
@@ -36,4 +37,21 @@ t.test('a service with IPv6 frontends and no backends', async (t) => {
   });
   t.match(text, /^default\/v6:\/TCP\/IPv6 +9 +3 +0 +0 +- +\[fd00::10\]:80 +ClusterIP +\(none\)$/m);
   t.match(text, /^1 service ports$/m);
+});
+
+t.test('status: the kernel features section says what is off and what happens instead', async (t) => {
+  const status: StatusView = {
+    version: '0.1.0', agentRunning: true, nodeName: 'n', startedAt: '', pinDir: '/sys/fs/bpf/sluice', config: {}, programs: [], errors: [],
+    sync: { state: 'synced', sourcesSynced: true, lastSyncAt: null, lastSyncDurationMs: null, syncCount: 1, servicePortsProgrammed: 0 },
+    kernel: {
+      release: '5.15.0-1079-azure',
+      features: [
+        { name: 'tc-datapath', state: 'on', what: 'TC', since: '5.10', without: 'nothing works' },
+        { name: 'connect-econnrefused', state: 'off', what: 'ECONNREFUSED', since: '5.18', without: 'EPERM instead', reason: 'no bpf_set_retval' },
+      ],
+    },
+  };
+  const text = formatStatus(status);
+  t.match(text, /KERNEL FEATURES \(Linux 5\.15\.0-1079-azure\)\nFEATURE +STATE +SINCE +WITHOUT IT\ntc-datapath +on +5\.10\nconnect-econnrefused +off +5\.18 +EPERM instead \(no bpf_set_retval\)\n/);
+  t.notMatch(formatStatus({ ...status, kernel: undefined } as StatusView), /KERNEL FEATURES/, 'absent when the agent is down');
 });

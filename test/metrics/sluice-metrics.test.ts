@@ -37,6 +37,7 @@ t.test('the metric set: every family is sluice_-prefixed, typed and documented',
     sluice_errors_total: 'counter',
     sluice_model_errors: 'gauge',
     sluice_programs_attached: 'gauge',
+    sluice_kernel_feature: 'gauge',
   };
   t.same(Object.fromEntries([...fams.values()].map((f) => [f.name, f.type])), expected);
   for (const f of fams.values()) t.ok(f.help.length > 10, `${f.name} has help`);
@@ -61,6 +62,7 @@ t.test('typed updates land in the exposition', async (t) => {
   m.error('dataplane');
   m.setModelErrors(2);
   m.setProgramsAttached('tc', 4);
+  m.setKernelFeatures([{ name: 'tc-datapath', state: 'on' }, { name: 'connect-econnrefused', state: 'off' }, { name: 'udp-socket-sweep', state: 'disabled' }]);
 
   const f = parsePrometheus(m.registry.expose());
   t.equal(sampleValue(f, 'sluice_build_info', { version: '0.1.0', libbpf: '1.1.0' }), 1);
@@ -91,6 +93,9 @@ t.test('typed updates land in the exposition', async (t) => {
   t.equal(sampleValue(f, 'sluice_errors_total', { component: 'dataplane' }), 1);
   t.equal(sampleValue(f, 'sluice_model_errors'), 2);
   t.equal(sampleValue(f, 'sluice_programs_attached', { hook: 'tc' }), 4);
+  t.equal(sampleValue(f, 'sluice_kernel_feature', { feature: 'tc-datapath' }), 1, 'a feature in use');
+  t.equal(sampleValue(f, 'sluice_kernel_feature', { feature: 'connect-econnrefused' }), 0, 'one the kernel lacks');
+  t.equal(sampleValue(f, 'sluice_kernel_feature', { feature: 'udp-socket-sweep' }), 0, 'one disabled');
 });
 
 t.test('per-service counters follow the datapath: totals move, deleted services disappear', async (t) => {
