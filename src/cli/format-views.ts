@@ -31,6 +31,7 @@ export function formatStatus(s: StatusView): string {
     ['nodeName', s.nodeName],
     ['startedAt', s.startedAt],
     ['pinDir', s.pinDir],
+    ...(s.kernel ? [['kernel', s.kernel.release] as [string, Cell]] : []),
   ];
   flatten('sync', s.sync, pairs);
   let out = renderKeyValues(pairs);
@@ -39,7 +40,7 @@ export function formatStatus(s: StatusView): string {
       s.programs.map((p) => [p.program, p.hook, p.target, p.direction ?? '-', p.progId, p.attached, p.error ?? '']))
     : '(none known)\n');
   if (s.kernel) {
-    out += '\n' + section(`KERNEL FEATURES (Linux ${s.kernel.release})`, renderTable(
+    out += '\n' + section('KERNEL FEATURES', renderTable(
       [col('feature'), col('state'), col('since'), col('without it')],
       s.kernel.features.map((f) => [f.name, f.state, f.since, f.state === 'on' ? '' : `${f.without}${f.reason ? ` (${f.reason})` : ''}`]),
     ));

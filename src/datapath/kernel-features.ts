@@ -193,7 +193,8 @@ export function loadErrorSummary(err: unknown, libbpfWarnings: readonly string[]
   if (!isNativeError(err) || !err.verifierLog) {
     // No verifier log: libbpf refused before the kernel saw a program (a missing kfunc or BTF
     // type); its last warning says which.
-    const last = libbpfWarnings.map((l) => l.trim()).filter(Boolean).at(-1);
+    // Its closing "failed to load object" says nothing: the line before it does.
+    const last = libbpfWarnings.map((l) => l.trim()).filter((l) => l && !/failed to load (object|BPF skeleton)/.test(l)).at(-1);
     return last ? `${message}: libbpf says "${last}"` : message;
   }
   const lines = err.verifierLog.split('\n').map((l) => l.trim()).filter((l) => l && !BOOKKEEPING.test(l));

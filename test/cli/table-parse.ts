@@ -32,7 +32,7 @@ export function sections(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   let current = '';
   for (const line of text.split('\n')) {
-    if (/^[A-Z]+$/.test(line)) {
+    if (/^[A-Z]+( [A-Z]+)*$/.test(line)) {
       current = line;
       out[current] = '';
     } else if (current) out[current] += line + '\n';

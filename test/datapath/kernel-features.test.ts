@@ -68,7 +68,9 @@ t.test('the report, for kernels of each shape', async (t) => {
 
 t.test('load error summaries', async (t) => {
   t.equal(loadErrorSummary(new Error('boom')), 'boom', 'a plain error');
-  t.equal(loadErrorSummary(Object.assign(new Error('bpf_object__load(x): Invalid argument'), { libbpfWarnings: ['libbpf: a', "libbpf: extern (func ksym) 'bpf_sock_destroy': not found in kernel BTF\n"] })),
+  t.equal(loadErrorSummary(Object.assign(new Error('bpf_object__load(x): Invalid argument'), {
+    libbpfWarnings: ['libbpf: a', "libbpf: extern (func ksym) 'bpf_sock_destroy': not found in kernel BTF\n", "libbpf: failed to load object 'x'\n"],
+  })),
     'bpf_object__load(x): Invalid argument: libbpf says "libbpf: extern (func ksym) \'bpf_sock_destroy\': not found in kernel BTF"', "libbpf's last warning");
   if (!(await requirePrivileges(t))) return;
   const err = await openBpfObject(BPF('test/reject.bpf.o')).then(() => null, (e: unknown) => e);

@@ -258,10 +258,10 @@ t.test('sluicectl against a running agent, then with the agent stopped', async (
       version: VERSION, agentRunning: 'yes', nodeName: 'e2e-node', startedAt: json.startedAt, pinDir: bed.pinDir,
       'sync.state': json.sync.state, 'sync.sourcesSynced': 'yes', 'sync.lastSyncAt': cell(json.sync.lastSyncAt),
       'sync.lastSyncDurationMs': cell(json.sync.lastSyncDurationMs), 'sync.syncCount': cell(json.sync.syncCount),
-      'sync.servicePortsProgrammed': '4',
+      'sync.servicePortsProgrammed': '4', kernel: json.kernel?.release,
     }, 'status head = JSON');
     const sec = sections('PROGRAMS\n' + rest);
-    t.strictSame(Object.keys(sec), ['PROGRAMS', 'ERRORS', 'CONFIG'], 'sections');
+    t.strictSame(Object.keys(sec), ['PROGRAMS', 'KERNEL FEATURES', 'ERRORS', 'CONFIG'], 'sections');
     const programs = parseTable(sec.PROGRAMS ?? '');
     t.strictSame(programs.headers, ['PROGRAM', 'HOOK', 'TARGET', 'DIRECTION', 'PROG_ID', 'ATTACHED', 'ERROR']);
     t.strictSame(programs.rows, json.programs.map((p) => ({

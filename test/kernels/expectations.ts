@@ -43,7 +43,7 @@ export function checkKernel(tt: Test, boot: BootResult): void {
   tt.equal(featureState(r, 'connect-time-lb'), 'on', 'status: connect-time-lb on');
   tt.equal(featureState(r, 'connect-econnrefused'), v >= 518 ? 'on' : 'off', 'status: connect-econnrefused as the kernel allows (5.18)');
   tt.equal(featureState(r, 'udp-socket-sweep'), v >= 605 ? 'on' : 'off', 'status: udp-socket-sweep as the kernel allows (6.5)');
-  tt.match(r.agent.statusText ?? '', /KERNEL FEATURES \(Linux /, 'sluicectl status prints the kernel features');
+  tt.match(r.agent.statusText ?? '', /\nkernel: +\S+\n[\s\S]*KERNEL FEATURES\n/, 'sluicectl status prints the kernel features');
   for (const f of r.agent.kernel?.features ?? []) {
     if (f.state === 'off') tt.match(r.agent.statusText ?? '', new RegExp(`${f.name}\\s+off\\s+${f.since.replace('.', '\\.')}`), `sluicectl status says ${f.name} is off (needs ${f.since})`);
   }
