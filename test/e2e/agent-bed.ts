@@ -53,7 +53,7 @@ export const DEMO_JS = fromPackageRoot('dist', 'src', 'demo', 'demo.js');
 const BUILT = [
   AGENT_JS, SLUICECTL_JS, DEMO_JS,
   fromPackageRoot('dist', 'bpf', 'connect.bpf.o'), fromPackageRoot('dist', 'bpf', 'tc.bpf.o'),
-  fromPackageRoot('build', 'Release', 'sluice_native.node'),
+  fromPackageRoot('build', 'Release', 'sluice_native.node'), fromPackageRoot('build', 'Release', 'sluice_memory.node'),
 ];
 const FAKE_API_CHILD = join(fileURLToPath(new URL('.', import.meta.url)), 'fake-apiserver-child.ts');
 
