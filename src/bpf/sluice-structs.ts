@@ -1,6 +1,6 @@
 // Codecs for the structs in bpf/include/sluice.h. The header is the truth: `allStructCodecs`
 // is verified against the compiled objects' BTF at load (src/bpf) and in tests.
-import { be16, cstring, defineStruct, ipv4, pad, scalar, u32, u64, u8 } from './codec.js';
+import { be16, cstring, defineStruct, ipv4, pad, scalar, u16, u32, u64, u8 } from './codec.js';
 
 
 export const frontendKey4 = defineStruct('sl_frontend_key4', {
@@ -53,7 +53,8 @@ export const ctValue4 = defineStruct('sl_ct_value4', {
   nat_saddr: ipv4,
   svc_id: u32,
   flags: u32,
-  pad: pad(4, 4),
+  nat_sport: be16,
+  pad: pad(2, 2),
 });
 export type CtValue4 = ReturnType<typeof ctValue4.decode>;
 
@@ -98,6 +99,15 @@ export type VipKey4 = ReturnType<typeof vipKey4.decode>;
 export const vipValue = defineStruct('sl_vip_value', { flags: u32 });
 export type VipValue = ReturnType<typeof vipValue.decode>;
 
+export const srcRangeKey4 = defineStruct('sl_src_range_key4', { prefixlen: u32, svc_id: u32, addr: ipv4 });
+export type SrcRangeKey4 = ReturnType<typeof srcRangeKey4.decode>;
+
+export const srcRangeValue = defineStruct('sl_src_range_value', { flags: u32 });
+export type SrcRangeValue = ReturnType<typeof srcRangeValue.decode>;
+
+export const nodeConfig4 = defineStruct('sl_node_config4', { snat_addr: ipv4, snat_port_min: u16, snat_port_max: u16 });
+export type NodeConfig4 = ReturnType<typeof nodeConfig4.decode>;
+
 export const svcMeta = defineStruct('sl_svc_meta', { name: cstring(192) });
 export type SvcMeta = ReturnType<typeof svcMeta.decode>;
 
@@ -109,6 +119,7 @@ export const u64Value = scalar('__u64', u64);
 export const allStructCodecs = [
   frontendKey4, serviceValue, backendKey, backendValue4, ctKey4, ctValue4, affinityKey4,
   affinityValue4, sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, vipKey4, vipValue,
+  srcRangeKey4, srcRangeValue, nodeConfig4,
 ] as const;
 
 // Constants mirrored from sluice.h. test/datapath verifies them against the object where BTF
@@ -122,15 +133,19 @@ export const SVC_F = {
   DSR: 1 << 5,
   MAGLEV: 1 << 6,
 } as const;
+/** sl_service_value.flags bits 8-9: the frontend's kind (enum sl_frontend_kind). */
+export const SVC_F_KIND_SHIFT = 8;
+export const FRONTEND_KIND = { ClusterIP: 0, NodePort: 1, ExternalIP: 2, LoadBalancer: 3 } as const;
+export const FRONTEND_KIND_NAMES = ['ClusterIP', 'NodePort', 'ExternalIP', 'LoadBalancer'] as const;
 export const VIP_F = { REJECT_UNKNOWN: 1 << 0 } as const;
 export const BE_F = { LOCAL: 1 << 0, TERMINATING: 1 << 1 } as const;
 export const CT_TYPE = { FORWARD: 1, REVERSE: 2 } as const;
 export const CT_STATE = { NEW: 0, SYN_SENT: 1, ESTABLISHED: 2, FIN: 3, CLOSED: 4 } as const;
-export const CT_F = { HAIRPIN: 1 << 0 } as const;
+export const CT_F = { HAIRPIN: 1 << 0, EXTERNAL: 1 << 1, SNAT: 1 << 2 } as const;
 export const CTLB = { TCP: 1 << 0, UDP: 1 << 1 } as const;
 export const IPPROTO = { TCP: 6, UDP: 17, SCTP: 132, ICMP: 1 } as const;
 export const DROP_REASONS = [
   'none', 'no_backend', 'no_local_backend', 'backend_missing', 'ct_full', 'csum', 'malformed', 'src_range',
-  'unknown_port',
+  'unknown_port', 'snat_ports', 'no_route', 'ttl',
 ] as const;
 export const DROP_REASON_MAX = 16;
