@@ -114,6 +114,8 @@ export interface NatFrontendEntry extends HostPort {
   backendId: number;
   count: number;
   localCount: number;
+  /** The frontend's kind (flags bits 8-9): ClusterIP, NodePort, ExternalIP, LoadBalancer. */
+  kind: string;
   flags: string[];
   affinityTimeoutSec: number;
   /** Service key from sl_svc_meta ('' when unnamed). */

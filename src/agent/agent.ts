@@ -31,6 +31,9 @@ import { Reconciler } from './reconciler.js';
 import { HealthCheckServers } from './health-check-servers.js';
 import type { SyncReport } from './reconciler.js';
 import { openAgentDatapath } from './datapath.js';
+import { localPortRange, nodePortCandidates, readHostAddresses, snatAddress, snatRangeProblem, writeNodeConfig } from './host-addresses.js';
+import { nodeIPv4 } from './node-address.js';
+import { SourceRangeWriter } from '../dataplane/source-ranges.js';
 import type { AgentDatapath } from './datapath.js';
 
 const MAX_STATUS_ERRORS = 50;
@@ -43,8 +46,11 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-function modelConfig(cfg: AgentConfig): ModelConfig {
-  return { families: ['IPv4'], nodePortAddresses: cfg.nodePortAddresses, serviceProxyName: cfg.serviceProxyName };
+function modelConfig(cfg: AgentConfig, hostAddresses?: string[]): ModelConfig {
+  return {
+    families: ['IPv4'], nodePortAddresses: cfg.nodePortAddresses, serviceProxyName: cfg.serviceProxyName,
+    ...(hostAddresses ? { hostAddresses } : {}),
+  };
 }
 
 function makeSource(cfg: AgentConfig, store: ObjectStore, logging: Logging): Source & { errors?: () => { message: string; object?: string }[] } {
@@ -111,6 +117,40 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
   }
   let syncState: SyncState = 'waiting-for-sources';
 
+  // External traffic (host-facing interfaces): NodePort addresses from the host's interfaces,
+  // the SNAT address and port range in sl_node_config, loadBalancerSourceRanges in their map.
+  const external = cfg.hostInterfacePatterns.length > 0;
+  const hostLog = logging.component('external');
+  let hostAddresses: string[] | undefined;
+  let snatAddr: string | undefined;
+  const sourceRanges = external ? new SourceRangeWriter(datapath.map('sl_src_ranges4'), (key) => writer.serviceId(key)) : undefined;
+  const refreshHost = async (): Promise<boolean> => {
+    if (!external) return false;
+    let addrs;
+    try {
+      addrs = await readHostAddresses();
+    } catch (err) {
+      recordError('external', `reading the host's addresses failed: ${(err as Error).message}`);
+      return false;
+    }
+    const snat = snatAddress(addrs, cfg.hostInterfacePatterns, nodeIPv4(store.get('Node', cfg.nodeName)));
+    if (snat !== snatAddr) {
+      snatAddr = snat;
+      writeNodeConfig(datapath.map('sl_node_config'), snat, cfg.snatPortRange);
+      hostLog.info({ snatAddress: snat ?? null, snatPorts: `${cfg.snatPortRange.min}-${cfg.snatPortRange.max}` }, 'SNAT source for external flows to remote backends');
+    }
+    const candidates = nodePortCandidates(addrs);
+    if (hostAddresses && candidates.join(',') === hostAddresses.join(',')) return false;
+    hostAddresses = candidates;
+    hostLog.info({ addresses: candidates }, 'host addresses for NodePorts');
+    return true;
+  };
+  if (external) {
+    await refreshHost();
+    const problem = snatRangeProblem(cfg.snatPortRange, await localPortRange());
+    if (problem) recordError('external', problem);
+  }
+
   const syncLog = logging.component('reconciler');
   const onSync = (report: SyncReport) => {
     health.syncEnded();
@@ -150,6 +190,7 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     sink: {
       apply: (state, hint) => {
         const outcome = writer.apply(state, hint);
+        for (const e of sourceRanges?.apply(state).errors ?? []) recordError('dataplane', e);
         void healthChecks.update(healthCheckIndex.services(state, hint?.changed));
         return outcome;
       },
@@ -157,7 +198,7 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     },
     model: new IncrementalModel(),
     nodeName: cfg.nodeName,
-    modelConfig: modelConfig(cfg),
+    modelConfig: modelConfig(cfg, hostAddresses),
     minSyncPeriodMs: cfg.minSyncPeriodMs,
     fullResyncPeriodMs: cfg.fullResyncPeriodMs,
     logger: logging.component('reconciler'),
@@ -177,6 +218,31 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     onRemoved: (iface) => datapath.forgetInterface(iface),
   });
   await watcher.start();
+  // The node's host-facing interfaces (eth*, ens*, ...) get the external-traffic programs; one
+  // appearing or going may move the NodePort addresses and the SNAT source.
+  const onHostChange = async () => {
+    if (await refreshHost()) reconciler.setModelConfig(modelConfig(cfg, hostAddresses));
+  };
+  const hostWatcher = external ? new InterfaceWatcher({
+    patterns: cfg.hostInterfacePatterns,
+    logger: logging.component('host-interfaces'),
+    onAdded: async (iface) => {
+      await datapath.attachHostInterface(iface).catch((err: unknown) => {
+        recordError('tc-attach', `attaching the external-traffic programs to ${iface.name} failed: ${(err as Error).message}`, iface.name);
+        throw err;
+      });
+      await onHostChange();
+    },
+    onRemoved: async (iface) => {
+      datapath.forgetInterface(iface);
+      await onHostChange();
+    },
+  }) : undefined;
+  await hostWatcher?.start();
+  // Addresses can change without a link event: looked at again with the attachments.
+  store.onChange((change) => {
+    if (change.kind === 'Node') void onHostChange();
+  });
   const attachLog = logging.component('datapath');
   const refreshAttachHealth = async () => {
     let programs = await datapath.verify().catch(() => datapath.attachments());
@@ -198,7 +264,10 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     metrics.setProgramsAttached('tc', programs.filter((p) => p.hook === 'tc' && p.attached).length);
   };
   await refreshAttachHealth();
-  const attachTimer = setInterval(() => void refreshAttachHealth(), 5000);
+  const attachTimer = setInterval(() => {
+    void refreshAttachHealth();
+    void onHostChange();
+  }, 5000);
   attachTimer.unref();
 
   const backend = new MapsAdminBackend({
@@ -250,6 +319,7 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
       stopHeartbeat();
       stopLibbpfPump();
       watcher.stop();
+      hostWatcher?.stop();
       await reconciler.stop();
       await healthChecks.stop();
       await source.stop();

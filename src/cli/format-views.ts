@@ -78,9 +78,9 @@ export function formatServices(v: ServicesView): string {
 
 export function formatNat(v: NatView): string {
   const fe = renderTable(
-    [col('frontend'), col('protocol'), col('svcId', true), col('backendId', true), col('count', true), col('localCount', true),
+    [col('frontend'), col('protocol'), col('kind'), col('svcId', true), col('backendId', true), col('count', true), col('localCount', true),
       col('flags'), col('affinityTimeoutSec', true), col('service')],
-    v.frontends.map((f) => [formatHostPort(f), f.protocol, f.svcId, f.backendId, f.count, f.localCount, list(f.flags),
+    v.frontends.map((f) => [formatHostPort(f), f.protocol, f.kind, f.svcId, f.backendId, f.count, f.localCount, list(f.flags),
       f.affinityTimeoutSec, f.service]),
   );
   const be = renderTable(

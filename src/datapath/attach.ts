@@ -16,6 +16,8 @@ import type { NativeAddon, NativeProgram, TcDirection } from '../bpf/native.js';
 export const CONNECT_PROGRAMS = ['sl_connect4', 'sl_sendmsg4', 'sl_recvmsg4', 'sl_getpeername4'] as const;
 /** The TC programs of tc.bpf.o by hook: what the pod sends (ingress of its host veth), what it receives. */
 export const TC_PROGRAMS: Readonly<Record<TcDirection, string>> = { ingress: 'sl_tc_from_pod', egress: 'sl_tc_to_pod' };
+/** The TC programs of host.bpf.o for the node's host-facing interfaces (external traffic). */
+export const HOST_TC_PROGRAMS: Readonly<Record<TcDirection, string>> = { ingress: 'sl_host_ingress', egress: 'sl_host_egress' };
 /** The tc filter Sluice owns on every workload interface ("S1" and a low priority: runs first). */
 export const SLUICE_TC_HANDLE = 0x5c1;
 export const SLUICE_TC_PRIORITY = 1;

@@ -7,11 +7,11 @@ import { existsSync, mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadNative, fromPackageRoot } from '../bpf/native.js';
-import type { NativeAddon, NativeObject } from '../bpf/native.js';
+import type { NativeAddon, NativeMap, NativeObject } from '../bpf/native.js';
 import { openBpfObject } from '../bpf/loader.js';
 import { allStructCodecs, CTLB } from '../bpf/sluice-structs.js';
 import type { CgroupAttachReport, TcTarget } from './attach.js';
-import { attachCgroupLinks, attachTcFilters, CONNECT_PROGRAMS, detachCgroupLinks, detachTcFilters, TC_PROGRAMS } from './attach.js';
+import { attachCgroupLinks, attachTcFilters, CONNECT_PROGRAMS, detachCgroupLinks, detachTcFilters, HOST_TC_PROGRAMS, TC_PROGRAMS } from './attach.js';
 import { tablesFromObject } from '../dataplane/native-tables.js';
 import type { ServiceTables } from '../dataplane/tables.js';
 import { tableSpecs } from '../dataplane/table-specs.js';
@@ -56,6 +56,8 @@ export interface DatapathOptions {
    * kernel without bpf_sock_destroy (< 6.5) gets a warning and no sweep.
    */
   udpSocketSweep?: boolean | (NamespaceSources & { namespaces?: () => Iterable<string> });
+  /** Load host.bpf.o (external traffic on the node's host-facing interfaces) over the same maps. */
+  hostPrograms?: boolean;
   native?: NativeAddon;
   logger?: Logger;
 }
@@ -140,6 +142,7 @@ export class Datapath {
     private readonly connect: NativeObject | null,
     /** The UDP socket sweep, when asked for (check `available`). */
     readonly udpSocketSweeper: UdpSocketSweeper | null,
+    private readonly host: NativeObject | null = null,
   ) {
     this.tables = tablesFromObject(tc, native.numPossibleCpus());
     if (udpSocketSweeper?.available) this.udpSocketSweep = () => void udpSocketSweeper.sweep();
@@ -160,8 +163,13 @@ export class Datapath {
     }
     const tc = await openBpfObject(join(dir, 'tc.bpf.o'), { ...common, rodata });
     let connect: NativeObject | null = null;
+    let host: NativeObject | null = null;
     try {
       requirePrograms(tc, Object.values(TC_PROGRAMS));
+      if (opts.hostPrograms) {
+        host = await openBpfObject(join(dir, 'host.bpf.o'), { ...common, rodata });
+        requirePrograms(host, Object.values(HOST_TC_PROGRAMS));
+      }
       if (opts.connectTimeLb !== 'disabled') {
         const protocols = opts.connectTimeLb === 'tcp' ? CTLB.TCP : CTLB.TCP | CTLB.UDP;
         connect = await openBpfObject(join(dir, 'connect.bpf.o'), { ...common, rodata: { sl_ctlb_protocols: protocols } });
@@ -178,8 +186,9 @@ export class Datapath {
           ...(opts.logger ? { logger: opts.logger } : {}),
         })
         : null;
-      return new Datapath(native, opts.pinDir, opts.connectTimeLb, tc, connect, sweeper);
+      return new Datapath(native, opts.pinDir, opts.connectTimeLb, tc, connect, sweeper, host);
     } catch (err) {
+      host?.close();
       connect?.close();
       tc.close();
       throw err;
@@ -214,6 +223,24 @@ export class Datapath {
     });
   }
 
+  /**
+   * The external-traffic programs on a host-facing interface (eth0, ens5, ...): sl_host_ingress
+   * and sl_host_egress, with Sluice's handle and priority, replaced in place. Needs hostPrograms.
+   */
+  async attachHostTc(target: TcTarget): Promise<Record<'ingress' | 'egress', number>> {
+    const host = this.host;
+    if (!host) throw new Error('datapath: host programs were not loaded (hostPrograms: false)');
+    return attachTcFilters(this.native, target, {
+      ingress: host.program(HOST_TC_PROGRAMS.ingress),
+      egress: host.program(HOST_TC_PROGRAMS.egress),
+    });
+  }
+
+  /** A map of the shared set by name, through the tc object's handle (e.g. sl_node_config). */
+  map(name: string): NativeMap {
+    return this.tc.map(name);
+  }
+
   async detachTc(target: TcTarget): Promise<number> {
     return detachTcFilters(this.native, target);
   }
@@ -221,7 +248,7 @@ export class Datapath {
   /** Program ids, for status and tests. */
   programIds(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const obj of [this.tc, this.connect]) for (const p of obj?.programs() ?? []) out[p.name] = p.id;
+    for (const obj of [this.tc, this.connect, this.host]) for (const p of obj?.programs() ?? []) out[p.name] = p.id;
     const sweeper = this.udpSocketSweeper?.programInfo();
     if (sweeper) out[sweeper.name] = sweeper.id;
     return out;
@@ -233,6 +260,7 @@ export class Datapath {
    */
   close(): void {
     this.udpSocketSweeper?.close();
+    this.host?.close();
     this.connect?.close();
     this.tc.close();
   }
