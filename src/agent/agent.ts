@@ -31,7 +31,7 @@ import { Reconciler } from './reconciler.js';
 import { HealthCheckServers } from './health-check-servers.js';
 import type { SyncReport } from './reconciler.js';
 import { openAgentDatapath } from './datapath.js';
-import { localPortRange, nodePortCandidates, readHostAddresses, snatAddress, snatRangeProblem, writeNodeConfig } from './host-addresses.js';
+import { localPortRange, nodePortCandidates, readExternalCounters, readHostAddresses, snatAddress, snatRangeProblem, writeNodeConfig } from './host-addresses.js';
 import { nodeIPv4 } from './node-address.js';
 import { SourceRangeWriter } from '../dataplane/source-ranges.js';
 import type { AgentDatapath } from './datapath.js';
@@ -295,6 +295,7 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
     frontendKind: (key, ip, port) => writer.frontendKind(key, ip, port),
     setLogLevel: (level) => logging.setLevel(level),
     flushConntrack: (ids) => writer.flushConntrackIds([...ids]),
+    ...(external ? { externalCounters: () => readExternalCounters(datapath.map('sl_ext_counters'), loadNative().numPossibleCpus()) } : {}),
   });
   const admin: AdminServer = await startAdminServer({ socketPath: cfg.adminSocket, backend, logger: logging.component('admin') });
   let metricsServer: MetricsServer | undefined;

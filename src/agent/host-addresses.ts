@@ -8,7 +8,9 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { u32Key, nodeConfig4 } from '../bpf/sluice-structs.js';
+import { FRONTEND_KIND_NAMES, nodeConfig4, svcCounters, u32Key } from '../bpf/sluice-structs.js';
+import { decodePerCpu } from '../bpf/codec.js';
+import type { ExternalCounterView } from '../admin/types.js';
 import type { NativeMap } from '../bpf/native.js';
 import { interfaceMatcher } from './interfaces.js';
 
@@ -71,4 +73,19 @@ export async function localPortRange(): Promise<PortRange> {
 /** Writes sl_node_config (one slot): the SNAT address ('0.0.0.0' = none) and port range. */
 export function writeNodeConfig(map: NativeMap, address: string | undefined, range: PortRange): void {
   map.update(u32Key.encode(0), nodeConfig4.encode({ snat_addr: address ?? '0.0.0.0', snat_port_min: range.min, snat_port_max: range.max }));
+}
+
+/** sl_ext_counters (per-CPU, by frontend kind) summed over CPUs, for counters views and metrics. */
+export function readExternalCounters(map: NativeMap, cpus: number): ExternalCounterView[] {
+  return FRONTEND_KIND_NAMES.map((kind, i) => {
+    const buf = map.lookup(u32Key.encode(i));
+    const sum = { packets: 0n, bytes: 0n, connections: 0n, rejected: 0n };
+    for (const c of buf ? decodePerCpu(svcCounters, buf, cpus) : []) {
+      sum.packets += c.packets;
+      sum.bytes += c.bytes;
+      sum.connections += c.connections;
+      sum.rejected += c.rejected;
+    }
+    return { kind, packets: Number(sum.packets), bytes: Number(sum.bytes), connections: Number(sum.connections), refused: Number(sum.rejected) };
+  });
 }

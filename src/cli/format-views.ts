@@ -112,7 +112,13 @@ export function formatCounters(v: CountersView): string {
     v.services.map((s) => [s.service, s.svcId, s.packets, s.bytes, s.connections, s.rejected]),
   );
   const drops = renderTable([col('reason'), col('code', true), col('packets', true)], v.drops.map((d) => [d.reason, d.code, d.packets]));
-  return section('SERVICES', svc) + '\n' + section('DROPS', drops);
+  const external = v.external
+    ? '\n' + section('EXTERNAL', renderTable(
+      [col('kind'), col('packets', true), col('bytes', true), col('connections', true), col('refused', true)],
+      v.external.map((e) => [e.kind, e.packets, e.bytes, e.connections, e.refused]),
+    ))
+    : '';
+  return section('SERVICES', svc) + '\n' + section('DROPS', drops) + external;
 }
 
 export function formatMaps(v: MapsView): string {

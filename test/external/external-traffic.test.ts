@@ -207,6 +207,15 @@ t.test('external traffic on a two-node cluster', async (t) => {
     for (const program of ['sl_host_ingress', 'sl_host_egress']) {
       t.ok(st.programs.some((p) => p.program === program && p.target === 'eth0' && p.attached), `${program} on eth0`);
     }
+    const counters = await agentA.ctl<{ external?: { kind: string; connections: number; refused: number }[] }>(['counters']);
+    const byKind = new Map((counters.external ?? []).map((c) => [c.kind, c]));
+    // Node A balanced: NodePorts 30011, 30012 (the node's own connects are connect-time, not here);
+    // ExternalIP once; LoadBalancer: LB_IP and the allowed range; refused: 30014 (no local), 30017
+    // (no endpoint), the range outside.
+    t.ok((byKind.get('NodePort')?.connections ?? 0) >= 2, `NodePort connections counted (${JSON.stringify(byKind.get('NodePort'))})`);
+    t.ok((byKind.get('ExternalIP')?.connections ?? 0) >= 1, 'ExternalIP connections counted');
+    t.ok((byKind.get('LoadBalancer')?.connections ?? 0) >= 2, 'LoadBalancer connections counted');
+    t.ok((byKind.get('NodePort')?.refused ?? 0) >= 2 && (byKind.get('LoadBalancer')?.refused ?? 0) >= 1, 'refusals counted by kind');
     t.ok(agentB.logs.some((l) => l.msg === 'SNAT source for external flows to remote backends' && l.snatAddress === nodeB.ip), 'node B SNATs to its own address');
   });
 });
