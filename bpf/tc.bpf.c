@@ -7,7 +7,8 @@
  *    - a tracked flow (FORWARD entry): DNAT to its backend, even if the backend has since left
  *      the service (finishing connections keep their endpoint);
  *    - a hairpin reply (REVERSE entry flagged hairpin): the pod answering itself through the
- *      service, rewritten to frontend -> pod;
+ *      service, rewritten to frontend -> pod; hairpinned packets are sent straight back out of
+ *      the pod's interface (sl_tc_hairpin_out);
  *    - otherwise, to a frontend: select a backend, create the flow's entries, DNAT; no usable
  *      backend: TCP RST / ICMP port unreachable back to the pod, or a counted drop for a Local
  *      policy without local backends (as kube-proxy);
