@@ -42,14 +42,14 @@ export interface FlowCleanupRow {
 function flow(i: number): [CtKey4, CtValue4] {
   return [
     { saddr: `10.2.${(i >> 8) & 255}.${i & 255}`, daddr: `10.96.${(i >> 16) & 255}.${(i >> 8) & 127}`, sport: 1024 + (i % 60000), dport: 53, proto: i % 4 === 0 ? IPPROTO.UDP : IPPROTO.TCP },
-    { created_ns: 1n, last_seen_ns: 2n, nat_addr: `10.1.${(i >> 8) & 255}.${i % 200}`, nat_port: 8053, type: CT_TYPE.FORWARD, state: 0, nat_saddr: '0.0.0.0', svc_id: 1 + (i % 500), flags: 0 },
+    { created_ns: 1n, last_seen_ns: 2n, nat_addr: `10.1.${(i >> 8) & 255}.${i % 200}`, nat_port: 8053, type: CT_TYPE.FORWARD, state: 0, nat_saddr: '0.0.0.0', svc_id: 1 + (i % 500), flags: 0, nat_sport: 0 },
   ];
 }
 
 /** A UDP flow to GONE and its REVERSE twin, as sl_ct_create4 writes them. */
 function plantedFlow(i: number): Array<[CtKey4, CtValue4]> {
   const client = `10.3.0.${i + 1}`;
-  const base = { created_ns: 1n, last_seen_ns: 2n, state: 0, nat_saddr: '0.0.0.0', svc_id: GONE.svcId, flags: 0 };
+  const base = { created_ns: 1n, last_seen_ns: 2n, state: 0, nat_saddr: '0.0.0.0', svc_id: GONE.svcId, flags: 0, nat_sport: 0 };
   return [
     [{ saddr: client, daddr: '10.96.250.1', sport: 40000 + i, dport: 53, proto: IPPROTO.UDP }, { ...base, nat_addr: GONE.addr, nat_port: GONE.port, type: CT_TYPE.FORWARD }],
     [{ saddr: GONE.addr, daddr: client, sport: GONE.port, dport: 40000 + i, proto: IPPROTO.UDP }, { ...base, nat_addr: '10.96.250.1', nat_port: 53, type: CT_TYPE.REVERSE }],

@@ -86,7 +86,7 @@ function mirrorReverseEntries(obj: NativeObject): void {
     ct.update(ctKey4.encode({ saddr: from, daddr: CLIENT, sport: 80, dport: 40000, proto: IPPROTO.TCP }), ctValue4.encode({
       // last_seen far in the future of boot time: never expires during the run.
       created_ns: 0n, last_seen_ns: 1n << 62n, nat_addr: to, nat_port: 80, type: CT_TYPE.REVERSE, state: 2,
-      nat_saddr: '0.0.0.0', svc_id: 1, flags: 0,
+      nat_saddr: '0.0.0.0', svc_id: 1, flags: 0, nat_sport: 0,
     }));
   }
 }

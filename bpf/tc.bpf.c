@@ -7,7 +7,8 @@
  *    - a tracked flow (FORWARD entry): DNAT to its backend, even if the backend has since left
  *      the service (finishing connections keep their endpoint);
  *    - a hairpin reply (REVERSE entry flagged hairpin): the pod answering itself through the
- *      service, rewritten to frontend -> pod;
+ *      service, rewritten to frontend -> pod; hairpinned packets are sent straight back out of
+ *      the pod's interface (sl_tc_hairpin_out);
  *    - otherwise, to a frontend: select a backend, create the flow's entries, DNAT; no usable
  *      backend: TCP RST / ICMP port unreachable back to the pod, or a counted drop for a Local
  *      policy without local backends (as kube-proxy);
@@ -27,6 +28,7 @@
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include "sluice.h"
@@ -53,6 +55,27 @@ static __always_inline int sl_tc_rewrite_failed(void)
 	return TC_ACT_SHOT;
 }
 
+/*
+ * A hairpinned packet (the pod reaching itself through its service) goes straight back out of the
+ * pod's interface, Ethernet addresses swapped: its source is now the frontend, which for a
+ * NodePort, ExternalIP or LoadBalancer IP is one of the node's own addresses, and the kernel's
+ * input path would drop it as a martian.
+ */
+static __always_inline int sl_tc_hairpin_out(struct __sk_buff *skb)
+{
+	struct ethhdr eth;
+	__u8 mac[ETH_ALEN];
+
+	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
+		return TC_ACT_SHOT;
+	__builtin_memcpy(mac, eth.h_dest, ETH_ALEN);
+	__builtin_memcpy(eth.h_dest, eth.h_source, ETH_ALEN);
+	__builtin_memcpy(eth.h_source, mac, ETH_ALEN);
+	if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) < 0)
+		return TC_ACT_SHOT;
+	return bpf_redirect(skb->ifindex, 0);
+}
+
 /* A packet of a tracked flow in the client's direction: to the flow's backend. */
 static __always_inline int sl_tc_forward(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
 					 const struct sl_ct_key4 *key, struct sl_ct_value4 *ct,
@@ -67,9 +90,11 @@ static __always_inline int sl_tc_forward(struct __sk_buff *skb, const struct sl_
 	sl_count_service(svc_id, skb->len, false, false);
 	if (sl_nat_dst4(skb, pkt, backend_addr, backend_port) < 0)
 		return sl_tc_rewrite_failed();
-	if (hairpin_saddr && sl_nat_src4(skb, pkt, hairpin_saddr, pkt->sport) < 0)
+	if (!hairpin_saddr)
+		return SL_TC_PASS;
+	if (sl_nat_src4(skb, pkt, hairpin_saddr, pkt->sport) < 0)
 		return sl_tc_rewrite_failed();
-	return SL_TC_PASS;
+	return sl_tc_hairpin_out(skb);
 }
 
 /*
@@ -88,7 +113,7 @@ static __always_inline int sl_tc_hairpin_reply(struct __sk_buff *skb, const stru
 		return sl_tc_rewrite_failed();
 	if (sl_nat_dst4(skb, pkt, key->saddr, pkt->dport) < 0)
 		return sl_tc_rewrite_failed();
-	return SL_TC_PASS;
+	return sl_tc_hairpin_out(skb);
 }
 
 /* No usable backend: reject (RST / ICMP) when the service has none, drop for a Local policy. */
@@ -125,9 +150,11 @@ static __always_inline int sl_tc_new_flow(struct __sk_buff *skb, const struct sl
 	sl_count_service(svc_id, skb->len, true, false);
 	if (sl_nat_dst4(skb, pkt, be.addr, be.port) < 0)
 		return sl_tc_rewrite_failed();
-	if (hairpin && sl_nat_src4(skb, pkt, pkt->daddr, pkt->sport) < 0)
+	if (!hairpin)
+		return SL_TC_PASS;
+	if (sl_nat_src4(skb, pkt, pkt->daddr, pkt->sport) < 0)
 		return sl_tc_rewrite_failed();
-	return SL_TC_PASS;
+	return sl_tc_hairpin_out(skb);
 }
 
 /*

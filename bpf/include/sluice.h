@@ -36,6 +36,18 @@ enum sl_svc_flags {
 	SL_SVC_F_SRC_RANGES = 1U << 4,	   /* loadBalancerSourceRanges apply (sl_src_ranges4) */
 	SL_SVC_F_DSR = 1U << 5,		   /* reply directly from the backend's node (later) */
 	SL_SVC_F_MAGLEV = 1U << 6,	   /* select with the Maglev table (later) */
+	/* Bits 8-9: the frontend's kind (enum sl_frontend_kind), for the per-kind counters. */
+	SL_SVC_F_KIND_SHIFT = 8,
+	SL_SVC_F_KIND_MASK = 3U << 8,
+};
+
+/* What a frontend is: sl_service_value.flags bits 8-9 and the index of sl_ext_counters. */
+enum sl_frontend_kind {
+	SL_KIND_CLUSTER_IP = 0,
+	SL_KIND_NODE_PORT = 1,
+	SL_KIND_EXTERNAL_IP = 2,
+	SL_KIND_LOAD_BALANCER = 3,
+	SL_KIND_MAX = 4,
 };
 
 /*
@@ -104,8 +116,18 @@ enum sl_ct_state {
 
 /* Conntrack flags (sl_ct_value4.flags). */
 enum sl_ct_flags {
-	SL_CT_F_HAIRPIN = 1U << 0, /* client is its own backend: source rewritten too */
+	SL_CT_F_HAIRPIN = 1U << 0,  /* client is its own backend: source rewritten too */
+	SL_CT_F_EXTERNAL = 1U << 1, /* created by the host-interface program (host.bpf.c) */
+	SL_CT_F_SNAT = 1U << 2,	    /* external flow to a remote backend: source rewritten */
 };
+
+/*
+ * nat_saddr/nat_sport, by entry:
+ *  - FORWARD, hairpin: the source address written (the frontend), port unchanged;
+ *  - FORWARD, SNAT: the source written, this node's address and the allocated SNAT port;
+ *  - REVERSE, hairpin: the frontend (the reply's destination as the pod sees it);
+ *  - REVERSE, SNAT: the client's address and port, the reply's destination restored.
+ */
 
 struct sl_ct_value4 {
 	__u64 created_ns;   /* bpf_ktime_get_ns() at creation */
@@ -114,10 +136,11 @@ struct sl_ct_value4 {
 	__be16 nat_port;    /* FORWARD: backend port; REVERSE: frontend port (network order) */
 	__u8 type;	    /* SL_CT_FORWARD / SL_CT_REVERSE */
 	__u8 state;	    /* SL_CT_STATE_* */
-	__be32 nat_saddr;   /* hairpin: the source address written (0 = source untouched) */
+	__be32 nat_saddr;   /* see above; 0 = source untouched */
 	__u32 svc_id;	    /* owning service port, for dumps and per-service flushes */
 	__u32 flags;	    /* SL_CT_F_* */
-	__u32 pad;
+	__be16 nat_sport;   /* see above (network order) */
+	__u16 pad;
 #ifdef SL_UPGRADE_TEST_LAYOUT
 	/*
 	 * Test builds only (bpf/Makefile's upgrade-test objects): a member the regular build lacks,
@@ -227,6 +250,9 @@ enum sl_drop_reason {
 	SL_DROP_MALFORMED = 6,	      /* truncated or unparsable headers */
 	SL_DROP_SRC_RANGE = 7,	      /* source not in loadBalancerSourceRanges */
 	SL_DROP_UNKNOWN_PORT = 8,     /* to a ClusterIP on a port it does not serve: refused */
+	SL_DROP_SNAT_PORTS = 9,	      /* no free SNAT port for a remote backend (or no address) */
+	SL_DROP_NO_ROUTE = 10,	      /* a translated packet has no route out (fib lookup) */
+	SL_DROP_TTL = 11,	      /* a forwarded packet's TTL ran out */
 	SL_DROP_REASON_MAX = 16,
 };
 
@@ -239,6 +265,37 @@ struct sl_svc_meta {
 				     */
 };
 _Static_assert(sizeof(struct sl_svc_meta) == 192, "sl_svc_meta size");
+
+/*
+ * loadBalancerSourceRanges: sl_src_ranges4, one LPM trie for every service. The key is the
+ * service port's svc_id (always matched in full) then the client address; prefixlen counts both,
+ * so a /24 range is prefixlen 32 + 24. A service flagged SL_SVC_F_SRC_RANGES accepts a new
+ * external flow only from a source found here.
+ */
+struct sl_src_range_key4 {
+	__u32 prefixlen; /* 32 + the CIDR's prefix length */
+	__u32 svc_id;	 /* always matched in full, so its byte order does not matter */
+	__be32 addr;
+};
+_Static_assert(sizeof(struct sl_src_range_key4) == 12, "sl_src_range_key4 size");
+
+struct sl_src_range_value {
+	__u32 flags; /* reserved, 0 */
+};
+_Static_assert(sizeof(struct sl_src_range_value) == 4, "sl_src_range_value size");
+
+/*
+ * This node, for the host-interface program: sl_node_config, an array of one. External flows to a
+ * remote backend leave with snat_addr as source and a port from [snat_port_min, snat_port_max],
+ * a range outside the node's ip_local_port_range so no connection of the node's own can hold the
+ * same tuple (docs/external-traffic.md). snat_addr 0: no SNAT, such flows are dropped.
+ */
+struct sl_node_config4 {
+	__be32 snat_addr;
+	__u16 snat_port_min; /* host order */
+	__u16 snat_port_max; /* host order, inclusive */
+};
+_Static_assert(sizeof(struct sl_node_config4) == 8, "sl_node_config4 size");
 
 /* Connect-time load balancing protocols (the sl_ctlb_protocols tunable). */
 enum sl_ctlb_protocols {
@@ -258,6 +315,7 @@ enum sl_map_capacity {
 	SL_MAX_SOCK_REVNAT = 262144,
 	SL_MAX_SVC_IDS = 65536,
 	SL_MAX_VIPS = 65536,
+	SL_MAX_SRC_RANGES = 16384,
 };
 
 /*
@@ -269,6 +327,7 @@ enum sl_map_capacity {
 struct sl_btf_constants {
 	enum sl_scope scope;
 	enum sl_svc_flags svc_flags;
+	enum sl_frontend_kind frontend_kind;
 	enum sl_be_flags be_flags;
 	enum sl_ct_type ct_type;
 	enum sl_ct_state ct_state;

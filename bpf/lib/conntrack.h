@@ -95,18 +95,19 @@ static __always_inline struct sl_ct_value4 *sl_ct_twin4(const struct sl_ct_key4 
 							const struct sl_ct_value4 *val)
 {
 	bool hairpin = val->flags & SL_CT_F_HAIRPIN;
+	bool snat = val->flags & SL_CT_F_SNAT;
 	struct sl_ct_key4 twin = {.proto = key->proto};
 	struct sl_ct_value4 *tv;
 
 	if (val->type == SL_CT_FORWARD) {
 		twin.saddr = val->nat_addr;
-		twin.daddr = hairpin ? val->nat_saddr : key->saddr;
+		twin.daddr = hairpin || snat ? val->nat_saddr : key->saddr;
 		twin.sport = val->nat_port;
-		twin.dport = key->sport;
+		twin.dport = snat ? val->nat_sport : key->sport;
 	} else {
-		twin.saddr = hairpin ? key->saddr : key->daddr;
+		twin.saddr = hairpin ? key->saddr : snat ? val->nat_saddr : key->daddr;
 		twin.daddr = val->nat_addr;
-		twin.sport = key->dport;
+		twin.sport = snat ? val->nat_sport : key->dport;
 		twin.dport = val->nat_port;
 	}
 	tv = bpf_map_lookup_elem(&sl_ct4, &twin);
@@ -238,6 +239,58 @@ static __always_inline int sl_ct_create4(const struct sl_ct_key4 *fwd,
 		return -SL_DROP_CT_FULL;
 	val.nat_addr = be->addr;
 	val.nat_port = be->port;
+	val.type = SL_CT_FORWARD;
+	if (bpf_map_update_elem(&sl_ct4, fwd, &val, BPF_ANY) < 0) {
+		bpf_map_delete_elem(&sl_ct4, &rev);
+		return -SL_DROP_CT_FULL;
+	}
+	return 0;
+}
+
+/*
+ * Creates both entries of an external flow (host.bpf.c) from the client's tuple fwd to backend
+ * be, flagged SL_CT_F_EXTERNAL. snat_addr 0: DNAT only, the backend sees the client. Otherwise
+ * the source is rewritten to snat_addr:snat_port and the REVERSE entry (backend -> snat_addr:
+ * snat_port) keeps the client to restore; it is inserted with BPF_NOEXIST so an allocated SNAT
+ * tuple is never taken from a live flow: -EEXIST tells the caller to try another port. Returns 0,
+ * -EEXIST or -SL_DROP_CT_FULL.
+ */
+static __always_inline int sl_ct_create_external4(const struct sl_ct_key4 *fwd,
+						  const struct sl_backend_value4 *be, __u32 svc_id,
+						  __be32 snat_addr, __be16 snat_port,
+						  __u8 tcp_flags, __u64 now)
+{
+	bool snat = snat_addr != 0;
+	struct sl_ct_key4 rev = {
+		.saddr = be->addr,
+		.daddr = snat ? snat_addr : fwd->saddr,
+		.sport = be->port,
+		.dport = snat ? snat_port : fwd->sport,
+		.proto = fwd->proto,
+	};
+	struct sl_ct_value4 val = {
+		.created_ns = now,
+		.last_seen_ns = now,
+		.nat_addr = fwd->daddr,
+		.nat_port = fwd->dport,
+		.type = SL_CT_REVERSE,
+		.state = sl_ct_next_state(fwd->proto, SL_CT_STATE_NEW, tcp_flags, false),
+		.nat_saddr = snat ? fwd->saddr : 0,
+		.nat_sport = snat ? fwd->sport : 0,
+		.svc_id = svc_id,
+		.flags = SL_CT_F_EXTERNAL | (snat ? SL_CT_F_SNAT : 0),
+	};
+	int ret;
+
+	ret = bpf_map_update_elem(&sl_ct4, &rev, &val, snat ? BPF_NOEXIST : BPF_ANY);
+	if (ret == -17 /* EEXIST */)
+		return ret;
+	if (ret < 0)
+		return -SL_DROP_CT_FULL;
+	val.nat_addr = be->addr;
+	val.nat_port = be->port;
+	val.nat_saddr = snat_addr;
+	val.nat_sport = snat ? snat_port : 0;
 	val.type = SL_CT_FORWARD;
 	if (bpf_map_update_elem(&sl_ct4, fwd, &val, BPF_ANY) < 0) {
 		bpf_map_delete_elem(&sl_ct4, &rev);

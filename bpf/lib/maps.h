@@ -91,6 +91,31 @@ struct {
 	__type(value, struct sl_sock_udp4);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_sock_udp4 SEC(".maps");
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SL_MAX_SRC_RANGES);
+	__type(key, struct sl_src_range_key4);
+	__type(value, struct sl_src_range_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_src_ranges4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sl_node_config4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_node_config SEC(".maps");
+
+/* External (host-interface) traffic by frontend kind: per-CPU, indexed by enum sl_frontend_kind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SL_KIND_MAX);
+	__type(key, __u32);
+	__type(value, struct sl_svc_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_ext_counters SEC(".maps");
 
 /* Not read by the programs: names for dumps while the agent is down. */
 struct {

@@ -1,6 +1,6 @@
 // Decoded map entries → the admin API's views. Pure functions: the live agent and the
 // pinned-map reader build identical answers from the same bytes.
-import { BE_F, CT_F, CT_STATE, CT_TYPE, DROP_REASONS, IPPROTO, SVC_F } from '../bpf/sluice-structs.js';
+import { BE_F, CT_F, CT_STATE, CT_TYPE, DROP_REASONS, FRONTEND_KIND_NAMES, IPPROTO, SVC_F, SVC_F_KIND_SHIFT } from '../bpf/sluice-structs.js';
 import type {
   AffinityKey4, AffinityValue4, BackendKey, BackendValue4, CtKey4, CtValue4, FrontendKey4, ServiceValue, SvcCounters,
 } from '../bpf/sluice-structs.js';
@@ -32,7 +32,7 @@ const BE_FLAG_NAMES: [number, string][] = [
   [BE_F.LOCAL, 'local'],
   [BE_F.TERMINATING, 'terminating'],
 ];
-const CT_FLAG_NAMES: [number, string][] = [[CT_F.HAIRPIN, 'hairpin']];
+const CT_FLAG_NAMES: [number, string][] = [[CT_F.HAIRPIN, 'hairpin'], [CT_F.EXTERNAL, 'external'], [CT_F.SNAT, 'snat']];
 
 /** Flag names for the bits set; unknown bits appear as 'bit-N' so nothing is hidden. */
 export function flagNames(bits: number, names: [number, string][]): string[] {
@@ -69,7 +69,8 @@ export function buildNatView(
     backendId: value.backend_id,
     count: value.count,
     localCount: value.local_count,
-    flags: flagNames(value.flags, SVC_FLAG_NAMES),
+    kind: FRONTEND_KIND_NAMES[(value.flags >>> SVC_F_KIND_SHIFT) & 3] as string,
+    flags: flagNames(value.flags & ~(3 << SVC_F_KIND_SHIFT), SVC_FLAG_NAMES),
     affinityTimeoutSec: value.affinity_timeout_s,
     service: nameOf(names, value.svc_id),
   }));

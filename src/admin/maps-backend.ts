@@ -15,7 +15,7 @@ import {
 } from './map-views.js';
 import { AdminError } from './types.js';
 import type {
-  AdminBackend, AffinityView, ConntrackView, CountersView, FlushResult, FrontendKindView, LogLevelResult, MapsView,
+  AdminBackend, AffinityView, ConntrackView, CountersView, ExternalCounterView, FlushResult, FrontendKindView, LogLevelResult, MapsView,
   NatView, ServiceRef, ServicesView, StatusView,
 } from './types.js';
 
@@ -58,6 +58,8 @@ export interface MapsBackendOptions {
   flushConntrack?: (svcIds: ReadonlySet<number>, ref: ServiceRef) => number;
   /** CLOCK_MONOTONIC now, in ns (tests inject). */
   nowNs?: () => bigint;
+  /** External-traffic counters by frontend kind (sl_ext_counters), when the host programs run. */
+  externalCounters?: () => ExternalCounterView[];
 }
 
 const READ_ONLY = 'the agent is not running: sluicectl reads the pinned maps read-only; start the agent to change anything';
@@ -145,7 +147,9 @@ export class MapsAdminBackend implements AdminBackend {
     }
     const drops: bigint[] = [];
     for (const [reason, perCpu] of this.tables.dropCounters.entries()) drops[reason] = perCpu.reduce((a, c) => a + c, 0n);
-    return buildCountersView(perService, Array.from({ length: Math.max(drops.length, DROP_REASONS.length) }, (_, i) => drops[i] ?? 0n), this.names(ids));
+    const view = buildCountersView(perService, Array.from({ length: Math.max(drops.length, DROP_REASONS.length) }, (_, i) => drops[i] ?? 0n), this.names(ids));
+    const external = this.opts.externalCounters?.();
+    return external ? { ...view, external } : view;
   }
 
   maps(): MapsView {

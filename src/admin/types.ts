@@ -134,6 +134,8 @@ export interface NatFrontendEntry extends HostPort {
   backendId: number;
   count: number;
   localCount: number;
+  /** The frontend's kind (flags bits 8-9): ClusterIP, NodePort, ExternalIP, LoadBalancer. */
+  kind: string;
   flags: string[];
   affinityTimeoutSec: number;
   /** Service key from sl_svc_meta ('' when unnamed). */
@@ -212,8 +214,21 @@ export interface DropCounterView {
   packets: number;
 }
 
+/** External traffic (host interfaces) by frontend kind: sl_ext_counters. */
+export interface ExternalCounterView {
+  kind: string;
+  /** Packets and bytes of new flows. */
+  packets: number;
+  bytes: number;
+  connections: number;
+  /** Refused: no backend (rejected), no local backend or outside the source ranges (dropped). */
+  refused: number;
+}
+
 export interface CountersView {
   services: ServiceCountersView[];
+  /** Present when the agent runs the external-traffic programs. */
+  external?: ExternalCounterView[];
   /** Every known drop reason, zeros included, so scripts see a stable set. */
   drops: DropCounterView[];
 }

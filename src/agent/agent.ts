@@ -33,6 +33,7 @@ import { Reconciler } from './reconciler.js';
 import { HealthCheckServers } from './health-check-servers.js';
 import type { SyncReport } from './reconciler.js';
 import { openAgentDatapath } from './datapath.js';
+import { ExternalTraffic } from './external.js';
 import type { AgentDatapath } from './datapath.js';
 
 const MAX_STATUS_ERRORS = 50;
@@ -45,8 +46,11 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-function modelConfig(cfg: AgentConfig): ModelConfig {
-  return { families: ['IPv4'], nodePortAddresses: cfg.nodePortAddresses, serviceProxyName: cfg.serviceProxyName };
+function modelConfig(cfg: AgentConfig, hostAddresses?: string[]): ModelConfig {
+  return {
+    families: ['IPv4'], nodePortAddresses: cfg.nodePortAddresses, serviceProxyName: cfg.serviceProxyName,
+    ...(hostAddresses ? { hostAddresses } : {}),
+  };
 }
 
 function makeSource(cfg: AgentConfig, store: ObjectStore, logging: Logging): Source & { errors?: () => { message: string; object?: string }[] } {
@@ -154,7 +158,7 @@ function syncReporter(ctx: AgentContext, status: SyncStatus): (report: SyncRepor
  * (updated after each apply, so a node answers 200 only once its local endpoints are programmed)
  * and the memory release its sync reports drive.
  */
-function startSyncing(ctx: AgentContext, store: ObjectStore, writer: ServiceTableWriter, status: SyncStatus) {
+function startSyncing(ctx: AgentContext, store: ObjectStore, writer: ServiceTableWriter, status: SyncStatus, external: ExternalTraffic | null) {
   const { cfg, logging, health } = ctx;
   const healthChecks = new HealthCheckServers({
     logger: logging.component('health-check'),
@@ -170,6 +174,7 @@ function startSyncing(ctx: AgentContext, store: ObjectStore, writer: ServiceTabl
     sink: {
       apply: (state, hint) => {
         const outcome = writer.apply(state, hint);
+        external?.applySourceRanges(state);
         void healthChecks.update(healthCheckIndex.services(state, hint?.changed));
         return outcome;
       },
@@ -177,7 +182,7 @@ function startSyncing(ctx: AgentContext, store: ObjectStore, writer: ServiceTabl
     },
     model: new IncrementalModel(),
     nodeName: cfg.nodeName,
-    modelConfig: modelConfig(cfg),
+    modelConfig: modelConfig(cfg, external?.hostAddresses),
     minSyncPeriodMs: cfg.minSyncPeriodMs,
     fullResyncPeriodMs: cfg.fullResyncPeriodMs,
     logger: logging.component('reconciler'),
@@ -191,7 +196,7 @@ function startSyncing(ctx: AgentContext, store: ObjectStore, writer: ServiceTabl
 }
 
 /** TC on the interfaces that match (as they come and go), the connect-time programs on the cgroup. */
-async function attachDatapath(ctx: AgentContext, datapath: AgentDatapath): Promise<InterfaceWatcher> {
+async function attachDatapath(ctx: AgentContext, datapath: AgentDatapath, external: ExternalTraffic | null, reconciler: Reconciler): Promise<InterfaceWatcher> {
   await datapath.attachConnectTime();
   const watcher = new InterfaceWatcher({
     patterns: ctx.cfg.interfacePatterns,
@@ -203,13 +208,16 @@ async function attachDatapath(ctx: AgentContext, datapath: AgentDatapath): Promi
     onRemoved: (iface) => datapath.forgetInterface(iface),
   });
   await watcher.start();
+  // The host-facing interfaces get the external-traffic programs; one appearing or going may move
+  // the NodePort addresses and the SNAT source.
+  await external?.start(() => reconciler.setModelConfig(modelConfig(ctx.cfg, external.hostAddresses)));
   // Upgrade hook: every program now runs from the new objects; old maps of another layout go.
   datapath.finishUpgrade();
   return watcher;
 }
 
 /** Checks every 5 s that the programs are still attached; repairs and records what was detached. */
-async function watchAttachments(ctx: AgentContext, datapath: AgentDatapath): Promise<NodeJS.Timeout> {
+async function watchAttachments(ctx: AgentContext, datapath: AgentDatapath, external: ExternalTraffic | null): Promise<NodeJS.Timeout> {
   const { health, metrics } = ctx;
   const attachLog = ctx.logging.component('datapath');
   const refreshAttachHealth = async () => {
@@ -232,7 +240,10 @@ async function watchAttachments(ctx: AgentContext, datapath: AgentDatapath): Pro
     metrics.setProgramsAttached('tc', programs.filter((p) => p.hook === 'tc' && p.attached).length);
   };
   await refreshAttachHealth();
-  const attachTimer = setInterval(() => void refreshAttachHealth(), 5000);
+  const attachTimer = setInterval(() => {
+    void refreshAttachHealth();
+    void external?.onHostChange();
+  }, 5000);
   attachTimer.unref();
   return attachTimer;
 }
@@ -244,12 +255,13 @@ interface ServerParts {
   writer: ServiceTableWriter;
   reconciler: Reconciler;
   status: SyncStatus;
+  external: ExternalTraffic | null;
 }
 
 /** The admin socket (status, maps, log level, conntrack flush) and, when configured, the metrics server. */
 async function startServers(ctx: AgentContext, p: ServerParts): Promise<{ admin: AdminServer; metricsServer: MetricsServer | undefined }> {
   const { cfg, logging, metrics, startedAt, errors } = ctx;
-  const { datapath, store, source, writer, reconciler, status } = p;
+  const { datapath, store, source, writer, reconciler, status, external } = p;
   const backend = new MapsAdminBackend({
     tables: datapath.tables,
     pinDir: cfg.pinDir,
@@ -276,6 +288,7 @@ async function startServers(ctx: AgentContext, p: ServerParts): Promise<{ admin:
     frontendKind: (key, ip, port) => writer.frontendKind(key, ip, port),
     setLogLevel: (level) => logging.setLevel(level),
     flushConntrack: (ids) => writer.flushConntrackIds([...ids]),
+    ...(external ? { externalCounters: () => external.externalCounters() } : {}),
   });
   const admin: AdminServer = await startAdminServer({ socketPath: cfg.adminSocket, backend, logger: logging.component('admin') });
   let metricsServer: MetricsServer | undefined;
@@ -316,11 +329,15 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
   metrics.setKernelFeatures(datapath.kernelFeatures.features);
 
   const writer = openWriter(ctx, datapath, store);
+  const external = await ExternalTraffic.open({
+    cfg, datapath, store, writer, logger: logging.component('external'), interfaceLogger: logging.component('host-interfaces'),
+    recordError: ctx.recordError,
+  });
   const status: SyncStatus = { state: 'waiting-for-sources' };
-  const { reconciler, healthChecks, memory } = startSyncing(ctx, store, writer, status);
-  const watcher = await attachDatapath(ctx, datapath);
-  const attachTimer = await watchAttachments(ctx, datapath);
-  const { admin, metricsServer } = await startServers(ctx, { datapath, store, source, writer, reconciler, status });
+  const { reconciler, healthChecks, memory } = startSyncing(ctx, store, writer, status, external);
+  const watcher = await attachDatapath(ctx, datapath, external, reconciler);
+  const attachTimer = await watchAttachments(ctx, datapath, external);
+  const { admin, metricsServer } = await startServers(ctx, { datapath, store, source, writer, reconciler, status, external });
 
   await source.start();
   reconciler.start();
@@ -334,6 +351,7 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
       stopHeartbeat();
       stopLibbpfPump();
       watcher.stop();
+      external?.stop();
       await reconciler.stop();
       memory.stop();
       await healthChecks.stop();

@@ -27,6 +27,10 @@ export interface AgentConfig {
   cgroupPath: string;
   /** Glob patterns of workload (pod) interfaces that get the TC programs. */
   interfacePatterns: string[];
+  /** Glob patterns of host-facing interfaces that get the external-traffic programs ([] = none). */
+  hostInterfacePatterns: string[];
+  /** Source ports for SNATed external flows: outside ip_local_port_range (docs/external-traffic.md). */
+  snatPortRange: { min: number; max: number };
   connectTimeLb: ConnectTimeMode;
   logLevel: LogLevel;
   /** Coalescing window for bursts of changes. */
@@ -126,6 +130,15 @@ function nonEmpty(flag: string, value: string): string {
   return value;
 }
 
+/** Comma-separated interface-name globs, each checked. */
+function interfaceGlobs(flag: string, value: string): string[] {
+  const patterns = value.split(',').map((p) => p.trim()).filter(Boolean);
+  for (const p of patterns) {
+    if (!/^[A-Za-z0-9_.*?-]{1,15}$/.test(p)) throw new ConfigError(`${flag}: "${p}" is not an interface name glob (letters, digits, - _ . * ?; at most 15 characters)`);
+  }
+  return patterns;
+}
+
 const FLAGS: Record<string, FlagSpec> = {
   '--node-name': { env: 'NODE_NAME', help: 'this node\'s name (default: hostname)', parse: (v, c, f) => void (c.nodeName = nonEmpty(f, v)) },
   '--kubeconfig': { env: 'KUBECONFIG', help: 'kubeconfig file (default: in-cluster, else ~/.kube/config)', parse: (v, c) => void (c.kubeconfig = v) },
@@ -141,12 +154,26 @@ const FLAGS: Record<string, FlagSpec> = {
     env: 'SLUICE_INTERFACES',
     help: 'comma-separated globs of workload interfaces (default eni*,azv*,veth*,cali*,lxc*)',
     parse(v, c, f) {
-      const patterns = v.split(',').map((p) => p.trim()).filter(Boolean);
-      for (const p of patterns) {
-        if (!/^[A-Za-z0-9_.*?-]{1,15}$/.test(p)) throw new ConfigError(`${f}: "${p}" is not an interface name glob (letters, digits, - _ . * ?; at most 15 characters)`);
-      }
+      const patterns = interfaceGlobs(f, v);
       if (patterns.length === 0) throw new ConfigError(`${f}: needs at least one pattern`);
       c.interfacePatterns = patterns;
+    },
+  },
+  '--host-interfaces': {
+    env: 'SLUICE_HOST_INTERFACES',
+    help: 'comma-separated globs of host-facing interfaces for NodePort/LoadBalancer/ExternalIP traffic (default eth*,ens*,enp*,eno*,bond*; "none" disables)',
+    parse: (v, c, f) => void (c.hostInterfacePatterns = v === 'none' ? [] : interfaceGlobs(f, v)),
+  },
+  '--snat-port-range': {
+    env: 'SLUICE_SNAT_PORT_RANGE',
+    help: 'source ports of external flows SNATed to remote backends, MIN-MAX, outside net.ipv4.ip_local_port_range (default 61000-65535)',
+    parse(v, c, f) {
+      const m = /^(\d+)-(\d+)$/.exec(v);
+      if (!m) throw new ConfigError(`${f}: "${v}" is not a port range MIN-MAX`);
+      const min = intIn(f, m[1]!, 1024, 65535);
+      const max = intIn(f, m[2]!, 1024, 65535);
+      if (max < min) throw new ConfigError(`${f}: "${v}": MAX is below MIN`);
+      c.snatPortRange = { min, max };
     },
   },
   '--connect-time-lb': {
@@ -207,6 +234,8 @@ export function defaultConfig(): AgentConfig {
     pinDir: '/sys/fs/bpf/sluice',
     cgroupPath: '',
     interfacePatterns: ['eni*', 'azv*', 'veth*', 'cali*', 'lxc*'],
+    hostInterfacePatterns: ['eth*', 'ens*', 'enp*', 'eno*', 'bond*'],
+    snatPortRange: { min: 61000, max: 65535 },
     connectTimeLb: 'tcp-udp',
     logLevel: 'info',
     minSyncPeriodMs: 50,

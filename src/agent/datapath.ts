@@ -9,11 +9,11 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadNative } from '../bpf/native.js';
-import type { NativeAddon } from '../bpf/native.js';
+import type { NativeAddon, NativeMap } from '../bpf/native.js';
 import { Datapath } from '../datapath/datapath.js';
-import { cgroupLinkPin, cleanupDatapath, CONNECT_PROGRAMS, describeFilter, sluicePlace, TC_PROGRAMS } from '../datapath/attach.js';
+import { cgroupLinkPin, cleanupDatapath, CONNECT_PROGRAMS, describeFilter, HOST_TC_PROGRAMS, sluicePlace, TC_PROGRAMS } from '../datapath/attach.js';
 import { listTcFilters, tcHookKey } from '../datapath/tc-filters.js';
-import type { CleanupReport } from '../datapath/attach.js';
+import type { CleanupReport, TcTarget } from '../datapath/attach.js';
 import type { KernelFeatures } from '../datapath/kernel-features.js';
 import type { ServiceTables } from '../dataplane/tables.js';
 import { MAP_NAMES } from '../dataplane/tables.js';
@@ -32,6 +32,10 @@ export interface AgentDatapath {
   attachConnectTime(): Promise<void>;
   attachInterface(iface: WorkloadInterface): Promise<void>;
   forgetInterface(iface: WorkloadInterface): void;
+  /** The external-traffic programs (host.bpf.o) on a host-facing interface; forget as above. */
+  attachHostInterface(iface: WorkloadInterface): Promise<void>;
+  /** A shared map by name (sl_node_config, sl_src_ranges4, sl_ext_counters). */
+  map(name: string): NativeMap;
   attachments(): ProgramAttachment[];
   /**
    * Asks the kernel again whether each attachment is in place (the TC filter with Sluice's handle
@@ -62,6 +66,8 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
     native,
     // Connected UDP sockets balanced at connect time are closed when their backend goes.
     udpSocketSweep: cfg.connectTimeLb === 'tcp-udp',
+    // External traffic: only when some host-facing interface is to get the programs.
+    hostPrograms: cfg.hostInterfacePatterns.length > 0,
     ...(cfg.bpfObjectDir ? { objectDir: cfg.bpfObjectDir } : {}),
   });
   const cgroup = cfg.cgroupPath || cgroup2Mount();
@@ -70,6 +76,26 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
   const tcAttachments = new Map<string, ProgramAttachment[]>();
   const ifindexes = new Map<string, number>();
   const attachments = () => [...cgroupAttachments, ...[...tcAttachments.values()].flat()];
+
+  const attachTc = async (
+    { name, ifindex }: WorkloadInterface,
+    programs: Readonly<Record<'ingress' | 'egress', string>>,
+    attach: (target: TcTarget) => Promise<Record<'ingress' | 'egress', number>>,
+  ): Promise<void> => {
+    ifindexes.set(name, ifindex);
+    try {
+      const ids = await attach({ ifindex, ifname: name });
+      tcAttachments.set(name, (['ingress', 'egress'] as const).map((direction) => ({
+        program: programs[direction], hook: 'tc', target: name, direction, progId: ids[direction], attached: true,
+      })));
+    } catch (err) {
+      // Recorded, so status and health show it; the interface watcher retries.
+      tcAttachments.set(name, (['ingress', 'egress'] as const).map((direction) => ({
+        program: programs[direction], hook: 'tc', target: name, direction, progId: 0, attached: false, error: (err as Error).message,
+      })));
+      throw err;
+    }
+  };
 
   const self: AgentDatapath = {
     tables: dp.tables,
@@ -104,21 +130,9 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
         throw err;
       }
     },
-    async attachInterface({ name, ifindex }) {
-      ifindexes.set(name, ifindex);
-      try {
-        const ids = await dp.attachTc({ ifindex, ifname: name });
-        tcAttachments.set(name, (['ingress', 'egress'] as const).map((direction) => ({
-          program: TC_PROGRAMS[direction], hook: 'tc', target: name, direction, progId: ids[direction], attached: true,
-        })));
-      } catch (err) {
-        // Recorded, so status and health show it; the interface watcher retries.
-        tcAttachments.set(name, (['ingress', 'egress'] as const).map((direction) => ({
-          program: TC_PROGRAMS[direction], hook: 'tc', target: name, direction, progId: 0, attached: false, error: (err as Error).message,
-        })));
-        throw err;
-      }
-    },
+    attachInterface: (iface) => attachTc(iface, TC_PROGRAMS, (target) => dp.attachTc(target)),
+    attachHostInterface: (iface) => attachTc(iface, HOST_TC_PROGRAMS, (target) => dp.attachHostTc(target)),
+    map: (name) => dp.map(name),
     forgetInterface: ({ name }) => {
       tcAttachments.delete(name);
       ifindexes.delete(name);
@@ -164,9 +178,13 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
         for (const a of brokenLinks) rmSync(cgroupLinkPin(cfg.pinDir, cgroup, a.program), { force: true });
         await self.attachConnectTime();
       }
-      for (const name of new Set(gone.filter((a) => a.hook === 'tc').map((a) => a.target))) {
+      const hostPrograms = new Set(Object.values(HOST_TC_PROGRAMS));
+      const targets = new Map(gone.filter((x) => x.hook === 'tc').map((x) => [x.target, hostPrograms.has(x.program)]));
+      for (const [name, host] of targets) {
         const ifindex = ifindexes.get(name);
-        if (ifindex !== undefined) await self.attachInterface({ name, ifindex });
+        if (ifindex === undefined) continue;
+        if (host) await self.attachHostInterface({ name, ifindex });
+        else await self.attachInterface({ name, ifindex });
       }
       return gone;
     },

@@ -151,6 +151,16 @@ export class Reconciler {
     await this.running;
   }
 
+  /**
+   * A new model configuration (e.g. the host's addresses changed, moving the NodePort
+   * frontends): every Service is recomputed by the next sync.
+   */
+  setModelConfig(config: ModelConfig): void {
+    this.opts.modelConfig = config;
+    this.needFull = true;
+    this.schedule(false);
+  }
+
   /** True once a sync has programmed a complete (all sources synced) view. */
   get synced(): boolean {
     return this.syncCount > 0;

@@ -1,6 +1,6 @@
 // Codecs for the structs in bpf/include/sluice.h. The header is the truth: `allStructCodecs`
 // is verified against the compiled objects' BTF at load (src/bpf) and in tests.
-import { be16, cstring, defineStruct, ipv4, pad, scalar, u32, u64, u8 } from './codec.js';
+import { be16, cstring, defineStruct, ipv4, pad, scalar, u16, u32, u64, u8 } from './codec.js';
 import type { ConstantMirror } from './constants.js';
 import { mirrorEnum } from './constants.js';
 
@@ -15,17 +15,23 @@ export const SVC_F_CONSTANTS = mirrorEnum('sl_svc_flags', 'SL_SVC_F_', {
   SRC_RANGES: 1 << 4,
   DSR: 1 << 5,
   MAGLEV: 1 << 6,
+  /* sl_service_value.flags bits 8-9: the frontend's kind (enum sl_frontend_kind). */
+  KIND_SHIFT: 8,
+  KIND_MASK: 3 << 8,
+});
+export const FRONTEND_KIND_CONSTANTS = mirrorEnum('sl_frontend_kind', 'SL_KIND_', {
+  CLUSTER_IP: 0, NODE_PORT: 1, EXTERNAL_IP: 2, LOAD_BALANCER: 3, MAX: 4,
 });
 export const BE_F_CONSTANTS = mirrorEnum('sl_be_flags', 'SL_BE_F_', { LOCAL: 1 << 0, TERMINATING: 1 << 1 });
 export const CT_TYPE_CONSTANTS = mirrorEnum('sl_ct_type', 'SL_CT_', { FORWARD: 1, REVERSE: 2 });
 export const CT_STATE_CONSTANTS = mirrorEnum('sl_ct_state', 'SL_CT_STATE_', { NEW: 0, SYN_SENT: 1, ESTABLISHED: 2, FIN: 3, CLOSED: 4 });
-export const CT_F_CONSTANTS = mirrorEnum('sl_ct_flags', 'SL_CT_F_', { HAIRPIN: 1 << 0 });
+export const CT_F_CONSTANTS = mirrorEnum('sl_ct_flags', 'SL_CT_F_', { HAIRPIN: 1 << 0, EXTERNAL: 1 << 1, SNAT: 1 << 2 });
 export const VIP_F_CONSTANTS = mirrorEnum('sl_vip_flags', 'SL_VIP_F_', { REJECT_UNKNOWN: 1 << 0 });
 export const CTLB_CONSTANTS = mirrorEnum('sl_ctlb_protocols', 'SL_CTLB_', { TCP: 1 << 0, UDP: 1 << 1 });
 /** Drop reasons: the index of a reason's slot in sl_drop_counters; REASON_MAX slots in all. */
 export const DROP_CONSTANTS = mirrorEnum('sl_drop_reason', 'SL_DROP_', {
   NONE: 0, NO_BACKEND: 1, NO_LOCAL_BACKEND: 2, BACKEND_MISSING: 3, CT_FULL: 4, CSUM: 5, MALFORMED: 6, SRC_RANGE: 7,
-  UNKNOWN_PORT: 8, REASON_MAX: 16,
+  UNKNOWN_PORT: 8, SNAT_PORTS: 9, NO_ROUTE: 10, TTL: 11, REASON_MAX: 16,
 });
 export const SVC_META_CONSTANTS = mirrorEnum('sl_svc_meta_sizes', 'SL_', { SVC_NAME_LEN: 192 });
 /** The map capacities compiled into the objects (lib/maps.h); see src/dataplane/table-specs.ts. */
@@ -37,16 +43,26 @@ export const MAP_CAPACITY_CONSTANTS = mirrorEnum('sl_map_capacity', 'SL_MAX_', {
   SOCK_REVNAT: 262144,
   SVC_IDS: 65536,
   VIPS: 65536,
+  SRC_RANGES: 16384,
 });
 
 /** Every mirrored enum, for BTF verification. */
 export const allConstantMirrors: readonly ConstantMirror[] = [
-  SCOPE_CONSTANTS, SVC_F_CONSTANTS, BE_F_CONSTANTS, CT_TYPE_CONSTANTS, CT_STATE_CONSTANTS, CT_F_CONSTANTS, VIP_F_CONSTANTS,
+  SCOPE_CONSTANTS, SVC_F_CONSTANTS, FRONTEND_KIND_CONSTANTS, BE_F_CONSTANTS, CT_TYPE_CONSTANTS, CT_STATE_CONSTANTS, CT_F_CONSTANTS, VIP_F_CONSTANTS,
   CTLB_CONSTANTS, DROP_CONSTANTS, SVC_META_CONSTANTS, MAP_CAPACITY_CONSTANTS,
 ];
 
 export const SCOPE = SCOPE_CONSTANTS.values;
 export const SVC_F = SVC_F_CONSTANTS.values;
+export const SVC_F_KIND_SHIFT = SVC_F.KIND_SHIFT;
+/** Frontend kinds by the model's name: the value in sl_service_value.flags bits 8-9 and the sl_ext_counters index. */
+export const FRONTEND_KIND = {
+  ClusterIP: FRONTEND_KIND_CONSTANTS.values.CLUSTER_IP,
+  NodePort: FRONTEND_KIND_CONSTANTS.values.NODE_PORT,
+  ExternalIP: FRONTEND_KIND_CONSTANTS.values.EXTERNAL_IP,
+  LoadBalancer: FRONTEND_KIND_CONSTANTS.values.LOAD_BALANCER,
+} as const;
+export const FRONTEND_KIND_NAMES = ['ClusterIP', 'NodePort', 'ExternalIP', 'LoadBalancer'] as const;
 export const VIP_F = VIP_F_CONSTANTS.values;
 export const BE_F = BE_F_CONSTANTS.values;
 export const CT_TYPE = CT_TYPE_CONSTANTS.values;
@@ -121,7 +137,8 @@ export const ctValue4 = defineStruct('sl_ct_value4', {
   nat_saddr: ipv4,
   svc_id: u32,
   flags: u32,
-  pad: pad(4, 4),
+  nat_sport: be16,
+  pad: pad(2, 2),
 });
 export type CtValue4 = ReturnType<typeof ctValue4.decode>;
 
@@ -166,6 +183,15 @@ export type VipKey4 = ReturnType<typeof vipKey4.decode>;
 export const vipValue = defineStruct('sl_vip_value', { flags: u32 });
 export type VipValue = ReturnType<typeof vipValue.decode>;
 
+export const srcRangeKey4 = defineStruct('sl_src_range_key4', { prefixlen: u32, svc_id: u32, addr: ipv4 });
+export type SrcRangeKey4 = ReturnType<typeof srcRangeKey4.decode>;
+
+export const srcRangeValue = defineStruct('sl_src_range_value', { flags: u32 });
+export type SrcRangeValue = ReturnType<typeof srcRangeValue.decode>;
+
+export const nodeConfig4 = defineStruct('sl_node_config4', { snat_addr: ipv4, snat_port_min: u16, snat_port_max: u16 });
+export type NodeConfig4 = ReturnType<typeof nodeConfig4.decode>;
+
 export const svcMeta = defineStruct('sl_svc_meta', { name: cstring(SVC_NAME_LEN) });
 export type SvcMeta = ReturnType<typeof svcMeta.decode>;
 
@@ -177,5 +203,6 @@ export const u64Value = scalar('__u64', u64);
 export const allStructCodecs = [
   frontendKey4, serviceValue, backendKey, backendValue4, ctKey4, ctValue4, affinityKey4,
   affinityValue4, sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, vipKey4, vipValue,
+  srcRangeKey4, srcRangeValue, nodeConfig4,
 ] as const;
 

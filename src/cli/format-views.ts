@@ -85,9 +85,9 @@ export function formatServices(v: ServicesView): string {
 
 export function formatNat(v: NatView): string {
   const fe = renderTable(
-    [col('frontend'), col('protocol'), col('svcId', true), col('backendId', true), col('count', true), col('localCount', true),
+    [col('frontend'), col('protocol'), col('kind'), col('svcId', true), col('backendId', true), col('count', true), col('localCount', true),
       col('flags'), col('affinityTimeoutSec', true), col('service')],
-    v.frontends.map((f) => [formatHostPort(f), f.protocol, f.svcId, f.backendId, f.count, f.localCount, list(f.flags),
+    v.frontends.map((f) => [formatHostPort(f), f.protocol, f.kind, f.svcId, f.backendId, f.count, f.localCount, list(f.flags),
       f.affinityTimeoutSec, f.service]),
   );
   const be = renderTable(
@@ -119,7 +119,13 @@ export function formatCounters(v: CountersView): string {
     v.services.map((s) => [s.service, s.svcId, s.packets, s.bytes, s.connections, s.rejected]),
   );
   const drops = renderTable([col('reason'), col('code', true), col('packets', true)], v.drops.map((d) => [d.reason, d.code, d.packets]));
-  return section('SERVICES', svc) + '\n' + section('DROPS', drops);
+  const external = v.external
+    ? '\n' + section('EXTERNAL', renderTable(
+      [col('kind'), col('packets', true), col('bytes', true), col('connections', true), col('refused', true)],
+      v.external.map((e) => [e.kind, e.packets, e.bytes, e.connections, e.refused]),
+    ))
+    : '';
+  return section('SERVICES', svc) + '\n' + section('DROPS', drops) + external;
 }
 
 export function formatMaps(v: MapsView): string {

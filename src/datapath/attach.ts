@@ -21,6 +21,8 @@ import { hookFilters, interfaceNames, listTcFilters, tcHookKey, type TcFilterEnt
 export const CONNECT_PROGRAMS = ['sl_connect4', 'sl_sendmsg4', 'sl_recvmsg4', 'sl_getpeername4'] as const;
 /** The TC programs of tc.bpf.o by hook: what the pod sends (ingress of its host veth), what it receives. */
 export const TC_PROGRAMS: Readonly<Record<TcDirection, string>> = { ingress: 'sl_tc_from_pod', egress: 'sl_tc_to_pod' };
+/** The TC programs of host.bpf.o for the node's host-facing interfaces (external traffic). */
+export const HOST_TC_PROGRAMS: Readonly<Record<TcDirection, string>> = { ingress: 'sl_host_ingress', egress: 'sl_host_egress' };
 /** The tc filter handles Sluice owns on every workload interface ("S1", "S2"): one in use, the other to re-insert at the head. */
 export const SLUICE_TC_HANDLES = [0x5c1, 0x5c2] as const;
 /** The first handle: where a first attach goes. */
@@ -31,7 +33,7 @@ export const SLUICE_TC_PRIORITY = 1;
 /** Whether `f` on the `direction` hook is Sluice's: one of its handles at its priority running its program. */
 export function isSluiceFilter(f: TcFilterEntry, direction: TcDirection): boolean {
   return f.priority === SLUICE_TC_PRIORITY && (SLUICE_TC_HANDLES as readonly number[]).includes(f.handle) &&
-    f.kind === 'bpf' && f.progName === TC_PROGRAMS[direction];
+    f.kind === 'bpf' && (f.progName === TC_PROGRAMS[direction] || f.progName === HOST_TC_PROGRAMS[direction]);
 }
 
 /** How Sluice stands on one hook: its filters, and the foreign filters that run before the first of them. */

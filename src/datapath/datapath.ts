@@ -9,11 +9,11 @@ import { mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadNative, fromPackageRoot } from '../bpf/native.js';
-import type { NativeAddon, NativeObject } from '../bpf/native.js';
+import type { NativeAddon, NativeMap, NativeObject } from '../bpf/native.js';
 import { openBpfObject } from '../bpf/loader.js';
 import { allConstantMirrors, CTLB } from '../bpf/sluice-structs.js';
 import type { CgroupAttachReport, TcTarget } from './attach.js';
-import { attachCgroupLinks, attachTcFilters, CONNECT_PROGRAMS, detachCgroupLinks, detachTcFilters, TC_PROGRAMS } from './attach.js';
+import { attachCgroupLinks, attachTcFilters, CONNECT_PROGRAMS, detachCgroupLinks, detachTcFilters, HOST_TC_PROGRAMS, TC_PROGRAMS } from './attach.js';
 import { tablesFromObject } from '../dataplane/native-tables.js';
 import type { ServiceTables } from '../dataplane/tables.js';
 import { checkTableSpecs, SIZABLE_MAP_NAMES } from '../dataplane/table-specs.js';
@@ -63,6 +63,8 @@ export interface DatapathOptions {
    * kernel without bpf_sock_destroy (< 6.5) gets a warning and no sweep.
    */
   udpSocketSweep?: boolean | (NamespaceSources & { namespaces?: () => Iterable<string> });
+  /** Load host.bpf.o (external traffic on the node's host-facing interfaces) over the same maps. */
+  hostPrograms?: boolean;
   native?: NativeAddon;
   logger?: Logger;
 }
@@ -126,6 +128,7 @@ export class Datapath {
     private readonly upgrade: DatapathUpgrade,
     /** Which features this kernel gives (docs/kernels.md): tc-datapath is always on here. */
     readonly kernelFeatures: KernelFeatures,
+    private readonly host: NativeObject | null = null,
   ) {
     this.tables = tablesFromObject(tc, native.numPossibleCpus(), upgrade.layouts);
     if (udpSocketSweeper?.available) this.udpSocketSweep = () => void udpSocketSweeper.sweep();
@@ -148,6 +151,7 @@ export class Datapath {
     }
     const probes = probeKernel(native);
     let tc: NativeObject;
+    let host: NativeObject | null = null;
     try {
       tc = await openBpfObject(join(dir, 'tc.bpf.o'), { ...common, rodata });
     } catch (err) {
@@ -158,6 +162,10 @@ export class Datapath {
       upgrade.afterLoad(tc);
       requirePrograms(tc, Object.values(TC_PROGRAMS));
       checkTableSpecs(tc, maxEntries);
+      if (opts.hostPrograms) {
+        host = await openBpfObject(join(dir, 'host.bpf.o'), { ...common, rodata });
+        requirePrograms(host, Object.values(HOST_TC_PROGRAMS));
+      }
       // Optional objects: one the kernel rejects turns its feature off (kernel-features.ts).
       const protocols = opts.connectTimeLb === 'tcp' ? CTLB.TCP : CTLB.TCP | CTLB.UDP;
       const connectLoad = opts.connectTimeLb === 'disabled'
@@ -190,8 +198,9 @@ export class Datapath {
         udpSocketSweep: !sweeper ? { loaded: false, skipped: 'disabled' } : sweeper.available ? { loaded: true } : { loaded: false, error: sweeper.loadError ?? 'not loaded' },
       });
       if (opts.logger) logKernelFeatures(opts.logger, features);
-      return new Datapath(native, opts.pinDir, opts.connectTimeLb, tc, connectLoad.value, sweeper, upgrade, features);
+      return new Datapath(native, opts.pinDir, opts.connectTimeLb, tc, connectLoad.value, sweeper, upgrade, features, host);
     } catch (err) {
+      host?.close();
       tc.close();
       upgrade.restore();
       throw err;
@@ -233,6 +242,24 @@ export class Datapath {
     });
   }
 
+  /**
+   * The external-traffic programs on a host-facing interface (eth0, ens5, ...): sl_host_ingress
+   * and sl_host_egress, with Sluice's handle and priority, replaced in place. Needs hostPrograms.
+   */
+  async attachHostTc(target: TcTarget): Promise<Record<'ingress' | 'egress', number>> {
+    const host = this.host;
+    if (!host) throw new Error('datapath: host programs were not loaded (hostPrograms: false)');
+    return attachTcFilters(this.native, target, {
+      ingress: host.program(HOST_TC_PROGRAMS.ingress),
+      egress: host.program(HOST_TC_PROGRAMS.egress),
+    });
+  }
+
+  /** A map of the shared set by name, through the tc object's handle (e.g. sl_node_config). */
+  map(name: string): NativeMap {
+    return this.tc.map(name);
+  }
+
   async detachTc(target: TcTarget): Promise<number> {
     return detachTcFilters(this.native, target);
   }
@@ -254,7 +281,7 @@ export class Datapath {
   /** Program ids, for status and tests. */
   programIds(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const obj of [this.tc, this.connect]) for (const p of obj?.programs() ?? []) out[p.name] = p.id;
+    for (const obj of [this.tc, this.connect, this.host]) for (const p of obj?.programs() ?? []) out[p.name] = p.id;
     const sweeper = this.udpSocketSweeper?.programInfo();
     if (sweeper) out[sweeper.name] = sweeper.id;
     return out;
@@ -266,6 +293,7 @@ export class Datapath {
    */
   close(): void {
     this.udpSocketSweeper?.close();
+    this.host?.close();
     this.connect?.close();
     this.tc.close();
   }

@@ -75,7 +75,11 @@ function ctId(k: CtKey4): string {
 /** The key of a FORWARD entry's REVERSE twin (bpf/lib/conntrack.h, sl_ct_create4). */
 export function reverseKeyOf(fwd: CtKey4, val: CtValue4): CtKey4 {
   const hairpin = (val.flags & CT_F.HAIRPIN) !== 0;
-  return { saddr: val.nat_addr, daddr: hairpin ? val.nat_saddr : fwd.saddr, sport: val.nat_port, dport: fwd.sport, proto: fwd.proto };
+  const snat = (val.flags & CT_F.SNAT) !== 0;
+  return {
+    saddr: val.nat_addr, daddr: hairpin || snat ? val.nat_saddr : fwd.saddr,
+    sport: val.nat_port, dport: snat ? val.nat_sport : fwd.sport, proto: fwd.proto,
+  };
 }
 
 export interface FlowCleanupHooks {

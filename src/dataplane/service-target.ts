@@ -3,7 +3,9 @@
 // the field and the value instead of a codec exception deep inside a batch write.
 import { isIpv4Text } from '../bpf/ip-bytes.js';
 import type { BackendValue4, FrontendKey4 } from '../bpf/sluice-structs.js';
-import { BE_F, IPPROTO, SCOPE, SVC_F, SVC_NAME_LEN } from '../bpf/sluice-structs.js';
+import { BE_F, FRONTEND_KIND, IPPROTO, SCOPE, SVC_F, SVC_F_KIND_SHIFT, SVC_NAME_LEN } from '../bpf/sluice-structs.js';
+
+const SVC_F_KIND_MASK = SVC_F.KIND_MASK;
 import { flatText } from '../model/flat-text.js';
 import type { BackendList } from '../model/backend-list.js';
 import type { DesiredServicePort, FrontendKind } from '../model/types.js';
@@ -126,8 +128,11 @@ export function serviceTarget(port: DesiredServicePort, opts: TargetOptions = {}
       (f.kind === 'LoadBalancer' && sourceRanges ? SVC_F.SRC_RANGES : 0);
     const id = frontendId(key);
     const seen = frontends.get(id);
-    // The same address:port listed twice (an external IP that is also the LB VIP): one entry.
-    frontends.set(id, seen ? { ...seen, flags: seen.flags | flags } : { key, kind: f.kind, flags });
+    // The same address:port listed twice (an external IP that is also the LB VIP): one entry,
+    // counted under the kind listed first.
+    frontends.set(id, seen
+      ? { ...seen, flags: seen.flags | (flags & ~SVC_F_KIND_MASK) }
+      : { key, kind: f.kind, flags: flags | (FRONTEND_KIND[f.kind] << SVC_F_KIND_SHIFT) });
   });
 
   const count = port.clusterBackends.length;

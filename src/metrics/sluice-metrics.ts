@@ -2,7 +2,7 @@
 // feeds it from the reconciler's sync reports, the watchers, and — at scrape time, through a
 // registry collector — from the same counter and map-fill views the admin API serves, so
 // /metrics and sluicectl always agree.
-import type { AdminBackend, DropCounterView, MapFillView, ServiceCountersView } from '../admin/types.js';
+import type { AdminBackend, DropCounterView, ExternalCounterView, MapFillView, ServiceCountersView } from '../admin/types.js';
 import { Registry } from './registry.js';
 import type { Counter, Gauge, Histogram } from './registry.js';
 
@@ -38,6 +38,7 @@ export class SluiceMetrics {
   readonly serviceConnections: Counter<ServiceLabel>;
   readonly serviceRejected: Counter<ServiceLabel>;
   readonly drops: Counter<'reason'>;
+  readonly external: Record<'packets' | 'bytes' | 'connections' | 'refused', Counter<'kind'>>;
   readonly apiObjects: Gauge<'resource'>;
   readonly watchRestarts: Counter<'resource'>;
   readonly relists: Counter<'resource'>;
@@ -69,6 +70,12 @@ export class SluiceMetrics {
     this.serviceConnections = svc('connections', 'New connections or flows balanced for each service port (both paths).');
     this.serviceRejected = svc('rejected', 'Connections refused for each service port because no backend was usable.');
     this.drops = r.counter({ name: 'sluice_drops_total', help: 'Packets dropped by the datapath, by reason.', labelNames: ['reason'] });
+    this.external = {
+      packets: r.counter({ name: 'sluice_external_packets_total', help: 'New external flows\' first packets on the host interfaces, by frontend kind.', labelNames: ['kind'] }),
+      bytes: r.counter({ name: 'sluice_external_bytes_total', help: 'Bytes of those packets, by frontend kind.', labelNames: ['kind'] }),
+      connections: r.counter({ name: 'sluice_external_connections_total', help: 'External flows balanced on the host interfaces, by frontend kind.', labelNames: ['kind'] }),
+      refused: r.counter({ name: 'sluice_external_refused_total', help: 'External flows refused (no backend, no local backend, source range), by frontend kind.', labelNames: ['kind'] }),
+    };
     this.apiObjects = r.gauge({ name: 'sluice_api_objects', help: 'Kubernetes objects held in the agent\'s cache, by resource.', labelNames: ['resource'] });
     this.watchRestarts = r.counter({
       name: 'sluice_api_watch_restarts_total', help: 'Watches restarted for any reason but a stop (idle, 410 gone, error, server close), by resource.', labelNames: ['resource'],
@@ -137,6 +144,13 @@ export class SluiceMetrics {
     for (const d of drops) this.drops.setTotal({ reason: d.reason }, d.packets);
   }
 
+  /** sl_ext_counters, labelled by frontend kind. */
+  setExternalCounters(counters: readonly ExternalCounterView[]): void {
+    for (const c of counters) {
+      for (const name of ['packets', 'bytes', 'connections', 'refused'] as const) this.external[name].setTotal({ kind: c.kind }, c[name]);
+    }
+  }
+
   /** The object store's per-kind totals (ObjectStore.stats()), e.g. at scrape time. */
   setSourceStats(stats: Readonly<Record<string, { objects: number; watchRestarts: number; relists: number; errors: number }>>): void {
     for (const [resource, st] of Object.entries(stats)) {
@@ -175,6 +189,7 @@ export function collectFromDataplane(metrics: SluiceMetrics, source: Pick<AdminB
     const counters = await source.counters();
     metrics.setServiceCounters(counters.services);
     metrics.setDrops(counters.drops);
+    if (counters.external) metrics.setExternalCounters(counters.external);
     metrics.setMapFill((await source.maps()).maps);
   });
 }

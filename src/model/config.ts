@@ -1,5 +1,5 @@
 // ModelConfig checked the same way as Kubernetes objects: the model never throws on bad input.
-import { parseCidr, type ParsedCidr } from './ip.js';
+import { parseCidr, parseIp, type ParsedCidr, type ParsedIp } from './ip.js';
 import type { IpFamily, ModelConfig, ModelError } from './types.js';
 import { BAD, get, ObjectReport, optArray, optString } from './validate.js';
 
@@ -8,6 +8,8 @@ export interface CheckedConfig {
   families: IpFamily[];
   /** null = the default: every node address except loopback. */
   nodePortCidrs: ParsedCidr[] | null;
+  /** The host's own interface addresses for NodePorts; null = use the Node object's addresses. */
+  hostAddresses: ParsedIp[] | null;
   serviceProxyName: string;
 }
 
@@ -38,6 +40,21 @@ export function checkConfig(config: ModelConfig | unknown, sink: ModelError[]): 
     });
   }
 
+  let hostAddresses: ParsedIp[] | null = null;
+  const hostList = optArray(r, get(config, 'hostAddresses'), 'hostAddresses');
+  if (hostList !== BAD && hostList !== undefined) {
+    hostAddresses = [];
+    const seen = new Set<string>();
+    hostList.forEach((text, i) => {
+      const ip = parseIp(text);
+      if (!ip) r.error(`hostAddresses[${i}]`, text, 'is not a valid IP address');
+      else if (!seen.has(ip.canonical)) {
+        seen.add(ip.canonical);
+        hostAddresses?.push(ip);
+      }
+    });
+  }
+
   const name = optString(r, get(config, 'serviceProxyName'), 'serviceProxyName');
-  return { families, nodePortCidrs, serviceProxyName: name === BAD || name === undefined ? '' : name };
+  return { families, nodePortCidrs, hostAddresses, serviceProxyName: name === BAD || name === undefined ? '' : name };
 }

@@ -46,7 +46,7 @@ export function draftServicePorts(service: ParsedService, ctx: DraftContext): Po
   for (const family of ctx.config.families) {
     // One view per family: a Service without a cluster IP in this family is not in this view.
     if (!service.clusterIps[family]) continue;
-    const nodeAddresses = nodePortAddresses(ctx.node, family, ctx.config.nodePortCidrs);
+    const nodeAddresses = nodePortAddresses(ctx.node, family, ctx.config.nodePortCidrs, ctx.config.hostAddresses);
     const sourceRanges = sourceRangesForFamily(service.sourceRanges, family);
     const hasVipOfFamily = service.loadBalancerIngress.some((e) => e.ip.family === family);
     if (!sourceRanges.allowed && hasVipOfFamily && Array.isArray(service.sourceRanges)) {

@@ -29,9 +29,13 @@ function frontend(kind: FrontendKind, ip: ParsedIp, port: number, field: string)
 /**
  * Node addresses that get NodePort frontends: those inside config.nodePortAddresses when it is
  * set, else all of them except loopback (a NodePort on 127.0.0.1 must be asked for explicitly).
+ * The candidates are the host's own interface addresses when the agent supplies them (as
+ * kube-proxy does), else the Node object's InternalIP/ExternalIP addresses.
  */
-export function nodePortAddresses(node: OwnNode, family: IpFamily, cidrs: readonly ParsedCidr[] | null): ParsedIp[] {
-  return node.addresses.filter(
+export function nodePortAddresses(
+  node: OwnNode, family: IpFamily, cidrs: readonly ParsedCidr[] | null, hostAddresses: readonly ParsedIp[] | null = null,
+): ParsedIp[] {
+  return (hostAddresses ?? node.addresses).filter(
     (ip) => ip.family === family && (cidrs === null ? !isLoopback(ip) : cidrs.some((c) => cidrContains(c, ip))),
   );
 }

@@ -91,8 +91,14 @@ export interface DesiredState {
 export interface ModelConfig {
   /** IP families this node proxies (a view per family). */
   families: IpFamily[];
-  /** CIDRs whose node addresses get NodePort frontends; empty = the node's InternalIP/ExternalIP. */
+  /** CIDRs whose node addresses get NodePort frontends; empty = every node address but loopback. */
   nodePortAddresses: string[];
+  /**
+   * The addresses on this node's own interfaces, as kube-proxy picks NodePort addresses: when
+   * given, NodePort frontends are made on these (filtered by nodePortAddresses) instead of the
+   * Node object's InternalIP/ExternalIP addresses.
+   */
+  hostAddresses?: string[];
   /**
    * This proxy's service.kubernetes.io/service-proxy-name. '' = the default proxy: it takes
    * Services WITHOUT that label. A named proxy takes only Services labelled with its name.

@@ -80,10 +80,10 @@ export class FakeBackend implements AdminBackend {
   natDump(): NatView {
     return {
       frontends: [
-        { ip: '10.96.0.10', port: 80, protocol: 'TCP', scope: 0, svcId: 1, backendId: 10, count: 2, localCount: 1, flags: ['affinity'], affinityTimeoutSec: 10800, service: WEB },
-        { ip: '192.168.1.5', port: 30080, protocol: 'TCP', scope: 0, svcId: 1, backendId: 10, count: 2, localCount: 1, flags: ['affinity', 'external'], affinityTimeoutSec: 10800, service: WEB },
-        { ip: '10.96.0.53', port: 53, protocol: 'TCP', scope: 0, svcId: 3, backendId: 12, count: 0, localCount: 0, flags: [], affinityTimeoutSec: 0, service: DNS_TCP },
-        { ip: '10.96.0.53', port: 53, protocol: 'UDP', scope: 0, svcId: 2, backendId: 11, count: 1, localCount: 0, flags: [], affinityTimeoutSec: 0, service: DNS_UDP },
+        { ip: '10.96.0.10', port: 80, protocol: 'TCP', kind: 'ClusterIP', scope: 0, svcId: 1, backendId: 10, count: 2, localCount: 1, flags: ['affinity'], affinityTimeoutSec: 10800, service: WEB },
+        { ip: '192.168.1.5', port: 30080, protocol: 'TCP', kind: 'NodePort', scope: 0, svcId: 1, backendId: 10, count: 2, localCount: 1, flags: ['affinity', 'external'], affinityTimeoutSec: 10800, service: WEB },
+        { ip: '10.96.0.53', port: 53, protocol: 'TCP', kind: 'ClusterIP', scope: 0, svcId: 3, backendId: 12, count: 0, localCount: 0, flags: [], affinityTimeoutSec: 0, service: DNS_TCP },
+        { ip: '10.96.0.53', port: 53, protocol: 'UDP', kind: 'ClusterIP', scope: 0, svcId: 2, backendId: 11, count: 1, localCount: 0, flags: [], affinityTimeoutSec: 0, service: DNS_UDP },
       ],
       backends: [
         { backendId: 10, ordinal: 0, ip: '10.244.1.5', port: 8080, nodeIp: '192.168.1.5', flags: ['local'] },

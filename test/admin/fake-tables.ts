@@ -42,7 +42,7 @@ export function scenarioTables(now: bigint = NOW_NS): MemoryServiceTables {
   const ct = (key: CtKey4, value: Partial<CtValue4>): void =>
     t.ct.set(key, {
       created_ns: secondsAgo(30), last_seen_ns: secondsAgo(2), nat_addr: '0.0.0.0', nat_port: 0, type: CT_TYPE.FORWARD,
-      state: CT_STATE.ESTABLISHED, nat_saddr: '0.0.0.0', svc_id: 1, flags: 0, ...value,
+      state: CT_STATE.ESTABLISHED, nat_saddr: '0.0.0.0', svc_id: 1, flags: 0, nat_sport: 0, ...value,
     });
   ct({ saddr: '10.244.1.20', daddr: '10.96.0.10', sport: 40000, dport: 80, proto: IPPROTO.TCP }, { nat_addr: '10.244.2.7', nat_port: 8080 });
   ct({ saddr: '10.244.2.7', daddr: '10.244.1.20', sport: 8080, dport: 40000, proto: IPPROTO.TCP },

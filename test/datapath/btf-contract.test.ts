@@ -21,7 +21,7 @@ t.test('every codec matches the BTF of tc.bpf.o, and a drifted one is caught', a
   // The conntrack value as it would be if someone swapped two members in one place only.
   const drifted = defineStruct('sl_ct_value4', {
     created_ns: u64, last_seen_ns: u64, nat_addr: ipv4, nat_port: be16, state: u8, type: u8,
-    nat_saddr: ipv4, svc_id: u32, flags: u32, pad: pad(4, 4),
+    nat_saddr: ipv4, svc_id: u32, flags: u32, nat_sport: be16, pad: pad(2, 2),
   });
   t.throws(() => verifyCodecAgainstBtf(drifted, dp.obj.btfStruct('sl_ct_value4')),
     /codec sl_ct_value4 disagrees.*member #4 is type in C but state in the codec/);

@@ -3,7 +3,7 @@
 // and the pod's answer (to VIP:client-port) is turned back into VIP:port -> pod:client-port.
 import t from 'tap';
 import { CT_F, CT_TYPE, IPPROTO } from '../../src/bpf/sluice-structs.js';
-import { buildFrame, checksumProblems, TCP_FLAGS } from '../../src/packet/index.js';
+import { buildFrame, checksumProblems, DEFAULT_DST_MAC, DEFAULT_SRC_MAC, TCP_FLAGS } from '../../src/packet/index.js';
 import { loadDatapath, PROG, TC_ACT, tupleKey } from './harness.js';
 
 const VIP = '10.96.0.50';
@@ -18,7 +18,8 @@ t.test('TCP hairpin: both directions are translated, checksums valid', async (t)
   const out = dp.run(PROG.FROM_POD, buildFrame({
     ip: { src: POD, dst: VIP }, tcp: { sport: 45000, dport: 80, flags: TCP_FLAGS.SYN, seq: 1 },
   }));
-  t.equal(out.retval, TC_ACT.UNSPEC);
+  t.equal(out.retval, TC_ACT.REDIRECT, 'sent straight back out of the pod\'s interface (a NodePort frontend is a local address: the input path would drop it)');
+  t.same([out.parsed.eth.src, out.parsed.eth.dst], [DEFAULT_DST_MAC, DEFAULT_SRC_MAC], 'Ethernet addresses swapped');
   t.match(out.parsed.ip, { src: VIP, dst: POD }, 'source rewritten to the VIP, destination to the pod');
   t.match(out.parsed.tcp, { sport: 45000, dport: 8080 });
   t.same(checksumProblems(out.parsed), []);
@@ -35,7 +36,7 @@ t.test('TCP hairpin: both directions are translated, checksums valid', async (t)
   const reply = dp.run(PROG.FROM_POD, buildFrame({
     ip: { src: POD, dst: VIP }, tcp: { sport: 8080, dport: 45000, flags: TCP_FLAGS.SYN | TCP_FLAGS.ACK, seq: 900, ack: 2 },
   }));
-  t.equal(reply.retval, TC_ACT.UNSPEC);
+  t.equal(reply.retval, TC_ACT.REDIRECT, 'the reply goes straight back too');
   t.match(reply.parsed.ip, { src: VIP, dst: POD }, 'reply: from the VIP to the pod');
   t.match(reply.parsed.tcp, { sport: 80, dport: 45000, seq: 900, ack: 2 }, 'reply: from the service port to the client port');
   t.same(checksumProblems(reply.parsed), []);

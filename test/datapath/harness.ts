@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import type { Test } from 'tap';
 import { allStructCodecs, backendKey, backendValue4, ctKey4, ctValue4, affinityKey4, affinityValue4,
   frontendKey4, serviceValue, svcCounters, u32Key, u64Value, vipKey4, vipValue, type CtKey4, type CtValue4,
-  type AffinityValue4, type SvcCounters, DROP_REASONS, type DropReasonName } from '../../src/bpf/sluice-structs.js';
+  type AffinityValue4, type SvcCounters, DROP_REASONS, type DropReasonName, nodeConfig4, srcRangeKey4, srcRangeValue } from '../../src/bpf/sluice-structs.js';
 import { decodePerCpu, verifyCodecAgainstBtf } from '../../src/bpf/codec.js';
 import { fromPackageRoot, loadNative, type NativeAddon, type NativeObject } from '../../src/bpf/native.js';
 import { parseFrame, type ParsedFrame } from '../../src/packet/index.js';
@@ -15,9 +15,13 @@ import { requirePrivileges } from '../helpers/privileges.js';
 
 /** The object under test; SLUICE_TEST_TC_OBJECT points elsewhere (e.g. a mutated build). */
 export const TC_OBJECT = process.env.SLUICE_TEST_TC_OBJECT ?? fromPackageRoot('dist', 'bpf', 'tc.bpf.o');
-/** BPF_PROG_TEST_RUN reports the verdict as a u32: TC_ACT_UNSPEC (-1, "next filter") is 0xffffffff. */
+/** The host-interface object (bpf/host.bpf.c): external traffic. */
+export const HOST_OBJECT = process.env.SLUICE_TEST_HOST_OBJECT ?? fromPackageRoot('dist', 'bpf', 'host.bpf.o');
+/** UNSPEC (-1) reads back as the u32 retval 0xffffffff. */
 export const TC_ACT = { UNSPEC: 0xffffffff, OK: 0, SHOT: 2, REDIRECT: 7 } as const;
-export const PROG = { FROM_POD: 'sl_tc_from_pod', TO_POD: 'sl_tc_to_pod' } as const;
+export const PROG = {
+  FROM_POD: 'sl_tc_from_pod', TO_POD: 'sl_tc_to_pod', HOST_INGRESS: 'sl_host_ingress', HOST_EGRESS: 'sl_host_egress',
+} as const;
 export type ProgName = (typeof PROG)[keyof typeof PROG];
 
 export interface BackendSpec {
@@ -66,6 +70,12 @@ export interface Datapath {
   setAffinity(svcId: number, client: string, value: AffinityValue4): void;
   /** Per-service counters summed over CPUs. */
   svcCounters(svcId: number): SvcCounters;
+  /** Per-frontend-kind counters of the host programs (sl_ext_counters), summed over CPUs. */
+  extCounters(kind: number): SvcCounters;
+  /** sl_node_config: the SNAT address and port range. */
+  setNodeConfig(snatAddr: string, portMin: number, portMax: number): void;
+  /** Allows `cidr` (a.b.c.d/len) for svcId in sl_src_ranges4. */
+  addSrcRange(svcId: number, cidr: string): void;
   /** A drop counter summed over CPUs. */
   drops(reason: DropReason): bigint;
 }
@@ -73,16 +83,19 @@ export interface Datapath {
 export interface DatapathOptions {
   /** `const volatile` tunables to set before load, as u64 values. */
   rodataU64?: Record<string, bigint>;
+  /** The object to load (default TC_OBJECT; HOST_OBJECT for the host-interface programs). */
+  object?: string;
 }
 
 /** Opens and loads tc.bpf.o for test t, or returns null when t was skipped (no privileges). */
 export async function loadDatapath(t: Test, opts: DatapathOptions = {}): Promise<Datapath | null> {
   if (!(await requirePrivileges(t))) return null;
-  if (!existsSync(TC_OBJECT)) throw new Error(`${TC_OBJECT} is missing: run \`npm run build:bpf\``);
+  const object = opts.object ?? TC_OBJECT;
+  if (!existsSync(object)) throw new Error(`${object} is missing: run \`npm run build:bpf\``);
   const addon = loadNative();
   const pinDir = await createRunPinDir(newRunPrefix());
   t.teardown(() => removePinDir(pinDir));
-  const obj = addon.openObject(TC_OBJECT, { pinRoot: pinDir });
+  const obj = addon.openObject(object, { pinRoot: pinDir });
   t.teardown(() => obj.close());
   for (const codec of allStructCodecs) verifyCodecAgainstBtf(codec, obj.btfStruct(codec.name));
   for (const [name, value] of Object.entries(opts.rodataU64 ?? {})) {
@@ -100,6 +113,18 @@ export async function loadDatapath(t: Test, opts: DatapathOptions = {}): Promise
   const counters = obj.map('sl_svc_counters');
   const drops = obj.map('sl_drop_counters');
   const vips = obj.map('sl_vips4');
+  const extCounters = obj.map('sl_ext_counters');
+  const nodeConfig = obj.map('sl_node_config');
+  const srcRanges = obj.map('sl_src_ranges4');
+  const sumCounters = (buf: Buffer | null, what: string): SvcCounters => {
+    if (!buf) throw new Error(`${what}: no slot`);
+    return decodePerCpu(svcCounters, buf, cpus).reduce((a, c) => ({
+      packets: a.packets + c.packets,
+      bytes: a.bytes + c.bytes,
+      connections: a.connections + c.connections,
+      rejected: a.rejected + c.rejected,
+    }));
+  };
 
   return {
     addon,
@@ -147,15 +172,14 @@ export async function loadDatapath(t: Test, opts: DatapathOptions = {}): Promise
     setAffinity(svcId, client, value) {
       affinity.update(affinityKey4.encode({ svc_id: svcId, client_addr: client }), affinityValue4.encode(value));
     },
-    svcCounters(svcId) {
-      const buf = counters.lookup(u32Key.encode(svcId));
-      if (!buf) throw new Error(`sl_svc_counters: no slot for svc_id ${svcId}`);
-      return decodePerCpu(svcCounters, buf, cpus).reduce((a, c) => ({
-        packets: a.packets + c.packets,
-        bytes: a.bytes + c.bytes,
-        connections: a.connections + c.connections,
-        rejected: a.rejected + c.rejected,
-      }));
+    svcCounters: (svcId) => sumCounters(counters.lookup(u32Key.encode(svcId)), `sl_svc_counters[${svcId}]`),
+    extCounters: (kind) => sumCounters(extCounters.lookup(u32Key.encode(kind)), `sl_ext_counters[${kind}]`),
+    setNodeConfig(snatAddr, portMin, portMax) {
+      nodeConfig.update(u32Key.encode(0), nodeConfig4.encode({ snat_addr: snatAddr, snat_port_min: portMin, snat_port_max: portMax }));
+    },
+    addSrcRange(svcId, cidr) {
+      const [addr, len] = cidr.split('/');
+      srcRanges.update(srcRangeKey4.encode({ prefixlen: 32 + Number(len), svc_id: svcId, addr: addr as string }), srcRangeValue.encode({ flags: 0 }));
     },
     drops(reason) {
       const buf = drops.lookup(u32Key.encode(DROP_REASONS.indexOf(reason)));

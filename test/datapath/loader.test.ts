@@ -161,7 +161,7 @@ t.test('load, attach, restart, clean up', async (t) => {
   await t.test('a pinned map of another size is rebuilt at the new size, its entries carried (test/upgrade has the rest)', async (t) => {
     const dp = await Datapath.load(opts);
     const key = { saddr: '10.0.0.1', daddr: '10.96.0.1', sport: 40000, dport: 80, proto: 6 };
-    const value = { created_ns: 1n, last_seen_ns: 2n, nat_addr: '10.0.1.1', nat_port: 8080, type: 1, state: 2, nat_saddr: '0.0.0.0', svc_id: 3, flags: 0 };
+    const value = { created_ns: 1n, last_seen_ns: 2n, nat_addr: '10.0.1.1', nat_port: 8080, type: 1, state: 2, nat_saddr: '0.0.0.0', svc_id: 3, flags: 0, nat_sport: 0 };
     dp.tables.ct.set(key, value);
     dp.close();
     const bigger = await Datapath.load({ ...opts, maxEntries: { ...opts.maxEntries, sl_ct4: 8192 } });

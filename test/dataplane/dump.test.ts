@@ -31,7 +31,7 @@ t.test('conntrack with age, idle time, state and service key', async (t) => {
   const { tables, id } = setup();
   tables.ct.set({ saddr: '10.0.0.5', daddr: '10.96.0.10', sport: 40000, dport: 80, proto: IPPROTO.TCP }, {
     created_ns: 1_000_000_000n, last_seen_ns: 9_000_000_000n, nat_addr: '10.1.0.1', nat_port: 8080, type: CT_TYPE.FORWARD,
-    state: CT_STATE.ESTABLISHED, nat_saddr: '0.0.0.0', svc_id: id, flags: 0,
+    state: CT_STATE.ESTABLISHED, nat_saddr: '0.0.0.0', svc_id: id, flags: 0, nat_sport: 0,
   });
   const [e] = dumpConntrack(tables, { nowNs: 11_000_000_000n });
   t.match(e, { type: 'forward', state: 'established', service: web.key, natAddr: '10.1.0.1', natPort: 8080, ageSec: 10, idleSec: 2, hairpin: false });

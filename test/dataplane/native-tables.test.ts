@@ -111,7 +111,7 @@ t.test('the writer on real pinned maps', async (t) => {
     // Plant a UDP flow to backend 10.1.0.1 as the TC program would, then remove that backend.
     const svcId = writer.serviceId(udp.key) as number;
     const ct = pinned.tables.ct;
-    const base = { created_ns: 1n, last_seen_ns: 1n, state: 0, nat_saddr: '0.0.0.0', svc_id: svcId, flags: 0 };
+    const base = { created_ns: 1n, last_seen_ns: 1n, state: 0, nat_saddr: '0.0.0.0', svc_id: svcId, flags: 0, nat_sport: 0 };
     ct.set({ saddr: '10.1.0.1', daddr: '10.0.0.5', sport: 53, dport: 40000, proto: IPPROTO.UDP }, { ...base, nat_addr: '10.96.10.10', nat_port: 53, type: 2 });
     ct.set({ saddr: '10.0.0.5', daddr: '10.96.10.10', sport: 40000, dport: 53, proto: IPPROTO.UDP }, { ...base, nat_addr: '10.1.0.1', nat_port: 53, type: 1 });
     state.services.set(udp.key, { ...udp, clusterBackends: BackendList.of([backend('10.1.0.2', 53)]) });

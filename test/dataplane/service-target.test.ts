@@ -1,7 +1,7 @@
 // DesiredServicePort → map entries: flags per frontend kind, the block layout (Cluster set, then
 // Local set), backend flags, and clear errors for values the maps cannot hold.
 import t from 'tap';
-import { BE_F, IPPROTO, SVC_F } from '../../src/bpf/sluice-structs.js';
+import { BE_F, FRONTEND_KIND, IPPROTO, SVC_F, SVC_F_KIND_SHIFT } from '../../src/bpf/sluice-structs.js';
 import { MemoryServiceTables } from '../../src/dataplane/memory-tables.js';
 import { frontendKinds, kindAt, kindEntries } from '../../src/dataplane/apply-plan.js';
 import { serviceTarget } from '../../src/dataplane/service-target.js';
@@ -25,12 +25,13 @@ t.test('flags per frontend kind', async (t) => {
   const target = serviceTarget(allKinds);
   const flags = Object.fromEntries([...target.frontends.values()].map((f) => [f.kind, f.flags]));
   const base = SVC_F.EXTERNAL_LOCAL | SVC_F.AFFINITY;
+  const kind = (k: keyof typeof FRONTEND_KIND) => FRONTEND_KIND[k] << SVC_F_KIND_SHIFT;
   t.same(flags, {
     ClusterIP: base,
-    NodePort: base | SVC_F.EXTERNAL,
-    ExternalIP: base | SVC_F.EXTERNAL,
-    LoadBalancer: base | SVC_F.EXTERNAL | SVC_F.SRC_RANGES,
-  }, 'source ranges only on LoadBalancer VIPs');
+    NodePort: base | SVC_F.EXTERNAL | kind('NodePort'),
+    ExternalIP: base | SVC_F.EXTERNAL | kind('ExternalIP'),
+    LoadBalancer: base | SVC_F.EXTERNAL | SVC_F.SRC_RANGES | kind('LoadBalancer'),
+  }, 'source ranges only on LoadBalancer VIPs; each frontend carries its kind (bits 8-9)');
   t.equal(target.affinityTimeoutSec, 300);
   t.equal(target.proto, IPPROTO.TCP);
   t.equal(serviceTarget(svcPort({ protocol: 'UDP' })).proto, IPPROTO.UDP);
@@ -54,11 +55,11 @@ t.test('block layout and backend flags', async (t) => {
   ]);
 });
 
-t.test('the same address listed twice is one frontend with both kinds\' flags', async (t) => {
+t.test('the same address listed twice is one frontend with both kinds\' flags, counted under the first kind', async (t) => {
   const port = svcPort({ frontends: [{ kind: 'ExternalIP', ip: '192.0.2.7', port: 80 }, { kind: 'LoadBalancer', ip: '192.0.2.7', port: 80 }], sourceRanges: ['0.0.0.0/0'] });
   const target = serviceTarget(port);
   t.equal(target.frontends.size, 1);
-  t.equal([...target.frontends.values()][0]?.flags, SVC_F.EXTERNAL | SVC_F.SRC_RANGES);
+  t.equal([...target.frontends.values()][0]?.flags, SVC_F.EXTERNAL | SVC_F.SRC_RANGES | (FRONTEND_KIND.ExternalIP << SVC_F_KIND_SHIFT));
 });
 
 t.test('bad values are errors naming the service port, field and value', async (t) => {
@@ -81,7 +82,7 @@ t.test('the writer programs flags as the target says; IPv6 ports are skipped wit
   t.equal(res.services.unsupportedFamily, 1);
   t.match(res.notes, [/1 IPv6 service port\(s\) skipped: unsupported family/]);
   const nodePort = tables.frontends.get({ addr: '192.168.1.5', port: 30080, proto: IPPROTO.TCP, scope: 0 });
-  t.match(nodePort, { flags: SVC_F.EXTERNAL_LOCAL | SVC_F.AFFINITY | SVC_F.EXTERNAL, affinity_timeout_s: 300, count: 2 });
+  t.match(nodePort, { flags: SVC_F.EXTERNAL_LOCAL | SVC_F.AFFINITY | SVC_F.EXTERNAL | (FRONTEND_KIND.NodePort << SVC_F_KIND_SHIFT), affinity_timeout_s: 300, count: 2 });
   t.equal(tables.frontends.size, 4);
 });
 

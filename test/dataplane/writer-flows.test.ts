@@ -14,7 +14,7 @@ const tcpSvc = (...last: number[]) => svcPort({ name: 'web', protocol: 'TCP', vi
 
 /** Plants a flow client → vip:vport balanced to be:bport, as sl_ct_create4 writes it. */
 function plantFlow(tables: MemoryServiceTables, svcId: number, proto: number, client: string, cport: number, vip: string, vport: number, be: string, bport: number, hairpin = false) {
-  const base = { created_ns: 1n, last_seen_ns: 2n, state: 0, svc_id: svcId, flags: hairpin ? CT_F.HAIRPIN : 0, nat_saddr: hairpin ? vip : '0.0.0.0' };
+  const base = { created_ns: 1n, last_seen_ns: 2n, state: 0, svc_id: svcId, flags: hairpin ? CT_F.HAIRPIN : 0, nat_saddr: hairpin ? vip : '0.0.0.0', nat_sport: 0 };
   tables.ct.set({ saddr: be, daddr: hairpin ? vip : client, sport: bport, dport: cport, proto }, { ...base, nat_addr: vip, nat_port: vport, type: CT_TYPE.REVERSE });
   tables.ct.set({ saddr: client, daddr: vip, sport: cport, dport: vport, proto }, { ...base, nat_addr: be, nat_port: bport, type: CT_TYPE.FORWARD });
 }

@@ -104,7 +104,8 @@ function expectedService(raw: RawMaps, s: SvcSpec): ServiceView {
 function expectedNat(raw: RawMaps): NatView {
   const frontends = raw.frontends.map((f) => ({
     ip: f.ip, port: f.port, protocol: PROTO_NAMES[f.proto] ?? `proto-${f.proto}`, scope: f.scope, svcId: f.svcId, backendId: f.backendId,
-    count: f.count, localCount: f.localCount, flags: bitNames(f.flags, SVC_FLAG_BITS), affinityTimeoutSec: f.affinityTimeoutSec,
+    count: f.count, localCount: f.localCount, kind: ['ClusterIP', 'NodePort', 'ExternalIP', 'LoadBalancer'][(f.flags >> 8) & 3] as string,
+    flags: bitNames(f.flags & ~0x300, SVC_FLAG_BITS), affinityTimeoutSec: f.affinityTimeoutSec,
     service: raw.names.get(f.svcId) ?? `svc#${f.svcId}`,
   })).sort((a, b) => a.service.localeCompare(b.service) || byHostPort(a, b) || a.protocol.localeCompare(b.protocol));
   const backends = raw.backends.map((b) => ({
@@ -177,9 +178,9 @@ function natTables(t: Test, table: string, json: NatView, what: string): void {
   const sec = sections(table);
   t.strictSame(Object.keys(sec), ['FRONTENDS', 'BACKENDS'], `${what}: two sections`);
   const fe = parseTable(sec.FRONTENDS ?? '');
-  t.strictSame(fe.headers, ['FRONTEND', 'PROTOCOL', 'SVC_ID', 'BACKEND_ID', 'COUNT', 'LOCAL_COUNT', 'FLAGS', 'AFFINITY_TIMEOUT_SEC', 'SERVICE'], `${what}: frontend columns`);
+  t.strictSame(fe.headers, ['FRONTEND', 'PROTOCOL', 'KIND', 'SVC_ID', 'BACKEND_ID', 'COUNT', 'LOCAL_COUNT', 'FLAGS', 'AFFINITY_TIMEOUT_SEC', 'SERVICE'], `${what}: frontend columns`);
   t.strictSame(fe.rows, json.frontends.map((f) => ({
-    FRONTEND: hostPort(f), PROTOCOL: f.protocol, SVC_ID: cell(f.svcId), BACKEND_ID: cell(f.backendId), COUNT: cell(f.count),
+    FRONTEND: hostPort(f), PROTOCOL: f.protocol, KIND: f.kind, SVC_ID: cell(f.svcId), BACKEND_ID: cell(f.backendId), COUNT: cell(f.count),
     LOCAL_COUNT: cell(f.localCount), FLAGS: flagList(f.flags), AFFINITY_TIMEOUT_SEC: cell(f.affinityTimeoutSec), SERVICE: f.service,
   })), `${what}: frontend rows = JSON`);
   const be = parseTable(sec.BACKENDS ?? '');

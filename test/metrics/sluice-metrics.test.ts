@@ -30,6 +30,10 @@ t.test('the metric set: every family is sluice_-prefixed, typed and documented',
     sluice_service_connections_total: 'counter',
     sluice_service_rejected_total: 'counter',
     sluice_drops_total: 'counter',
+    sluice_external_packets_total: 'counter',
+    sluice_external_bytes_total: 'counter',
+    sluice_external_connections_total: 'counter',
+    sluice_external_refused_total: 'counter',
     sluice_api_objects: 'gauge',
     sluice_api_watch_restarts_total: 'counter',
     sluice_api_relists_total: 'counter',
@@ -85,6 +89,10 @@ t.test('typed updates land in the exposition', async (t) => {
   t.equal(sampleValue(f, 'sluice_service_packets_total', { namespace: 'kube-system', name: 'dns', port: '', protocol: 'UDP', family: 'IPv4' }), 5);
   t.equal(sampleValue(f, 'sluice_drops_total', { reason: 'no_backend' }), 7);
   t.equal(sampleValue(f, 'sluice_drops_total', { reason: 'malformed' }), 0);
+  m.setExternalCounters([{ kind: 'NodePort', packets: 5, bytes: 300, connections: 4, refused: 1 }, { kind: 'LoadBalancer', packets: 0, bytes: 0, connections: 0, refused: 2 }]);
+  const g = parsePrometheus(m.registry.expose());
+  t.equal(sampleValue(g, 'sluice_external_connections_total', { kind: 'NodePort' }), 4, 'external counters labelled by kind');
+  t.equal(sampleValue(g, 'sluice_external_refused_total', { kind: 'LoadBalancer' }), 2);
   t.equal(sampleValue(f, 'sluice_api_objects', { resource: 'Service' }), 12);
   t.equal(sampleValue(f, 'sluice_api_watch_restarts_total', { resource: 'Service' }), 2);
   t.equal(sampleValue(f, 'sluice_api_relists_total', { resource: 'Service' }), 3);

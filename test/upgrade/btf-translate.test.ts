@@ -12,7 +12,7 @@ const member = (name: string, offset: number, size: number) => ({ name, offset, 
 const CT_OLD: BtfStruct = {
   name: 'sl_ct_value4', size: 40,
   members: [member('created_ns', 0, 8), member('last_seen_ns', 8, 8), member('nat_addr', 16, 4), member('nat_port', 20, 2), member('type', 22, 1),
-    member('state', 23, 1), member('nat_saddr', 24, 4), member('svc_id', 28, 4), member('flags', 32, 4), member('pad', 36, 4)],
+    member('state', 23, 1), member('nat_saddr', 24, 4), member('svc_id', 28, 4), member('flags', 32, 4), member('nat_sport', 36, 2), member('pad', 38, 2)],
 };
 /** ... and as the SL_UPGRADE_TEST_LAYOUT build does: one __u64 more at the end. */
 const CT_NEW: BtfStruct = { ...CT_OLD, size: 48, members: [...CT_OLD.members, member('upgrade_test', 40, 8)] };
@@ -20,18 +20,18 @@ const CT_NEW: BtfStruct = { ...CT_OLD, size: 48, members: [...CT_OLD.members, me
 const CT_MOVED: BtfStruct = {
   name: 'sl_ct_value4', size: 48,
   members: [member('svc_id', 0, 4), member('zone', 4, 4), member('created_ns', 8, 8), member('last_seen_ns', 16, 8), member('nat_addr', 24, 4),
-    member('nat_port', 28, 2), member('type', 30, 1), member('state', 31, 1), member('nat_saddr', 32, 4), member('flags', 36, 4), member('pad', 40, 8)],
+    member('nat_port', 28, 2), member('type', 30, 1), member('state', 31, 1), member('nat_saddr', 32, 4), member('flags', 36, 4), member('nat_sport', 40, 2), member('pad', 42, 6)],
 };
 const U32: BtfStruct = { name: '__u32', size: 4, members: [] };
 
-const ctValue = { created_ns: 11n, last_seen_ns: 22n, nat_addr: '10.0.1.2', nat_port: 8080, type: 1, state: 2, nat_saddr: '10.0.0.9', svc_id: 7, flags: 1 };
+const ctValue = { created_ns: 11n, last_seen_ns: 22n, nat_addr: '10.0.1.2', nat_port: 8080, type: 1, state: 2, nat_saddr: '10.0.0.9', svc_id: 7, flags: 1, nat_sport: 0 };
 
 t.test('appending a member: everything is copied at the same offsets, the new member is zero', async (t) => {
   const plan = planTypeTranslation('ct value', CT_OLD, CT_NEW);
   t.equal(plan.identity, false);
   t.same(plan.added, ['upgrade_test']);
   t.same(plan.dropped, []);
-  t.equal(plan.copies.length, 9, 'nine data members (padding is never copied)');
+  t.equal(plan.copies.length, 10, 'ten data members (padding is never copied)');
   const map = planMapTranslation('sl_ct4', { key: U32, value: CT_OLD }, { key: U32, value: CT_NEW }, false, 1);
   const keys = Buffer.from([1, 0, 0, 0, 2, 0, 0, 0]);
   const values = Buffer.concat([ctValue4.encode(ctValue), ctValue4.encode({ ...ctValue, svc_id: 8 })]);

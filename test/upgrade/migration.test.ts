@@ -20,7 +20,7 @@ const NEWER = fromPackageRoot('dist', 'bpf', 'upgrade-test');
 
 const ct = (n: number) => ({
   key: { saddr: `10.0.0.${n}`, daddr: '10.96.0.1', sport: 40000 + n, dport: 80, proto: 6 },
-  value: { created_ns: BigInt(n), last_seen_ns: BigInt(n * 10), nat_addr: '10.0.1.1', nat_port: 8080, type: 1, state: 2, nat_saddr: '0.0.0.0', svc_id: 3, flags: 0 },
+  value: { created_ns: BigInt(n), last_seen_ns: BigInt(n * 10), nat_addr: '10.0.1.1', nat_port: 8080, type: 1, state: 2, nat_saddr: '0.0.0.0', svc_id: 3, flags: 0, nat_sport: 0 },
 });
 
 t.test('upgrade to another conntrack layout and back', async (t) => {

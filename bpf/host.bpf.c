@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * External traffic: both programs attach to the clsact hooks of the node's host-facing
+ * interfaces (eth0, ens5, ...), in the node's network namespace. They translate what reaches the
+ * node from outside for a NodePort (on the node's addresses), an ExternalIP or a LoadBalancer
+ * ingress IP: frontends flagged SL_SVC_F_EXTERNAL. ClusterIPs are left to the pod interfaces and
+ * connect-time programs. Flows live in the same conntrack map as pod traffic (sl_ct4), their
+ * entries flagged SL_CT_F_EXTERNAL so each program handles only its own.
+ *
+ *  sl_host_ingress (what arrives from the network)
+ *    - a new flow to an external frontend: source ranges checked (drop), a backend selected
+ *      (externalTrafficPolicy: the Local set for eTP=Local; none there -> drop, none at all ->
+ *      TCP RST / ICMP port unreachable back out, as kube-proxy);
+ *      a backend on this node: DNAT only, the pod sees the client's address and port, the
+ *      kernel routes it to the pod; on another node: DNAT and SNAT to this node's address and a
+ *      reserved port (snat.h), then sent straight out (fib.h: its source is now ours);
+ *    - later packets of such a flow (FORWARD entry): the same rewrite;
+ *    - the reply of an SNATed flow (REVERSE entry flagged SNAT): back to frontend -> client and
+ *      sent out;
+ *    - ICMP errors about external flows: translated to what the backend (or its node) sent;
+ *    - anything else: TC_ACT_UNSPEC, untouched (pod traffic's entries are the pod programs').
+ *  sl_host_egress (what leaves towards the network)
+ *    - a local backend's reply to an external client (REVERSE entry, DNAT only): source back to
+ *      the frontend; ICMP errors the pod sends about the flow quote the frontend.
+ *
+ * Not handled yet (see docs/external-traffic.md): SCTP, fragments, IPv6; Tunnel/DSR forwarding
+ * (SL_SVC_F_DSR and backend node_addr are reserved for it).
+ */
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
+#include "maps.h"
+#include "lb.h"
+#include "parse.h"
+#include "nat.h"
+#include "conntrack.h"
+#include "reject.h"
+#include "icmp.h"
+#include "src_ranges.h"
+#include "snat.h"
+#include "fib.h"
+
+static __always_inline int sl_host_rewrite_failed(void)
+{
+	sl_count_drop(SL_DROP_CSUM);
+	return TC_ACT_SHOT;
+}
+
+/* Per-kind counters (sl_ext_counters), by the frontend's kind bits. */
+static __always_inline void sl_count_kind(__u32 svc_flags, __u64 bytes, bool new_flow, bool refused)
+{
+	__u32 kind = (svc_flags & SL_SVC_F_KIND_MASK) >> SL_SVC_F_KIND_SHIFT;
+	struct sl_svc_counters *c = bpf_map_lookup_elem(&sl_ext_counters, &kind);
+
+	if (!c)
+		return;
+	if (refused) {
+		c->rejected += 1;
+		return;
+	}
+	c->packets += 1;
+	c->bytes += bytes;
+	if (new_flow)
+		c->connections += 1;
+}
+
+/*
+ * Rewrites a client's packet to backend_addr:backend_port and, for SNAT, its source to
+ * snat_addr:snat_port, then sends it on: a DNAT-only packet to the kernel (which routes it to the
+ * local pod), an SNATed one straight out (fib.h).
+ */
+static __always_inline int sl_host_to_backend(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					      __be32 backend_addr, __be16 backend_port,
+					      __be32 snat_addr, __be16 snat_port)
+{
+	if (sl_nat_dst4(skb, pkt, backend_addr, backend_port) < 0)
+		return sl_host_rewrite_failed();
+	if (!snat_addr)
+		return TC_ACT_OK;
+	if (sl_nat_src4(skb, pkt, snat_addr, snat_port) < 0)
+		return sl_host_rewrite_failed();
+	return sl_fib_redirect4(skb, pkt->l3_off, snat_addr, backend_addr);
+}
+
+/* A packet of a tracked external flow from its client. */
+static __always_inline int sl_host_forward(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					   const struct sl_ct_key4 *key, struct sl_ct_value4 *ct,
+					   __u64 now)
+{
+	__be32 backend_addr = ct->nat_addr, snat_addr = 0;
+	__be16 backend_port = ct->nat_port, snat_port = 0;
+
+	if (ct->flags & SL_CT_F_SNAT) {
+		snat_addr = ct->nat_saddr;
+		snat_port = ct->nat_sport;
+	}
+	sl_ct_update4(key, ct, pkt->tcp_flags, now);
+	sl_count_service(ct->svc_id, skb->len, false, false);
+	return sl_host_to_backend(skb, pkt, backend_addr, backend_port, snat_addr, snat_port);
+}
+
+/* A remote backend's reply to an SNATed flow: backend -> node:sport becomes frontend -> client. */
+static __always_inline int sl_host_snat_reply(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					      const struct sl_ct_key4 *key, struct sl_ct_value4 *ct,
+					      __u64 now)
+{
+	__be32 frontend_addr = ct->nat_addr, client_addr = ct->nat_saddr;
+	__be16 frontend_port = ct->nat_port, client_port = ct->nat_sport;
+
+	sl_ct_update4(key, ct, pkt->tcp_flags, now);
+	if (sl_nat_src4(skb, pkt, frontend_addr, frontend_port) < 0)
+		return sl_host_rewrite_failed();
+	if (sl_nat_dst4(skb, pkt, client_addr, client_port) < 0)
+		return sl_host_rewrite_failed();
+	return sl_fib_redirect4(skb, pkt->l3_off, frontend_addr, client_addr);
+}
+
+/* No usable backend: reject when the service has none, drop for eTP=Local (kube-proxy). */
+static __always_inline int sl_host_refuse(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					  const struct sl_service_value *svc, int reason)
+{
+	sl_count_drop(reason);
+	sl_count_service(svc->svc_id, 0, false, true);
+	sl_count_kind(svc->flags, 0, false, true);
+	if (reason == SL_DROP_NO_BACKEND)
+		return sl_reject4(skb, pkt);
+	return TC_ACT_SHOT;
+}
+
+/* The first packet of an external flow to a frontend. */
+static __always_inline int sl_host_new_flow(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					    const struct sl_ct_key4 *key,
+					    const struct sl_service_value *svc)
+{
+	struct sl_backend_value4 be;
+	__be32 snat_addr = 0;
+	__be16 snat_port = 0;
+	__u64 now;
+	int ret;
+
+	if (!sl_src_range_allows4(svc, pkt->saddr)) {
+		sl_count_drop(SL_DROP_SRC_RANGE);
+		sl_count_kind(svc->flags, 0, false, true);
+		return TC_ACT_SHOT;
+	}
+	ret = sl_select_backend4(svc, pkt->saddr, true, &be);
+	if (ret < 0)
+		return sl_host_refuse(skb, pkt, svc, -ret);
+	now = bpf_ktime_get_ns();
+	if (be.flags & SL_BE_F_LOCAL)
+		ret = sl_ct_create_external4(key, &be, svc->svc_id, 0, 0, pkt->tcp_flags, now);
+	else
+		ret = sl_snat_create4(key, &be, svc->svc_id, pkt->tcp_flags, now, &snat_addr,
+				      &snat_port);
+	if (ret < 0) {
+		sl_count_drop(-ret);
+		return TC_ACT_SHOT;
+	}
+	sl_count_service(svc->svc_id, skb->len, true, false);
+	sl_count_kind(svc->flags, skb->len, true, false);
+	return sl_host_to_backend(skb, pkt, be.addr, be.port, snat_addr, snat_port);
+}
+
+/*
+ * An ICMP error arriving from the network about an external flow (icmp.h):
+ *  - quoting frontend:fport -> client:cport (a reply this node sent, e.g. fragmentation needed
+ *    from a router on the client's path): its FORWARD entry (the mirror key) gives the backend,
+ *    the quote's source becomes backend:bport and, for SNAT, its destination this node's
+ *    node:sport, so the error reaches the backend's stack;
+ *  - quoting node:sport -> backend:bport (an SNATed request, reported by the backend's side): its
+ *    REVERSE entry gives the frontend and the client; the error goes to the client quoting
+ *    client:cport -> frontend:fport.
+ * DNAT-only errors are routed to the pod by the kernel; SNAT ones are sent out directly.
+ */
+static __always_inline int sl_host_icmp_in(struct __sk_buff *skb)
+{
+	struct sl_icmp_err4 e;
+	struct sl_ct_value4 *ct;
+	struct sl_ct_key4 key = {};
+	__be32 to_addr;
+	__be16 a_port, b_port;
+	__be32 a_addr, b_addr;
+	bool fwd;
+
+	if (sl_parse_icmp_err4(skb, &e) != SL_PARSE_OK)
+		return TC_ACT_UNSPEC;
+	key.saddr = e.in_daddr;
+	key.daddr = e.in_saddr;
+	key.sport = e.in_dport;
+	key.dport = e.in_sport;
+	key.proto = e.in_proto;
+	ct = bpf_map_lookup_elem(&sl_ct4, &key);
+	if (!ct || !(ct->flags & SL_CT_F_EXTERNAL))
+		return TC_ACT_UNSPEC;
+	fwd = ct->type == SL_CT_FORWARD;
+	if (!fwd && !(ct->flags & SL_CT_F_SNAT))
+		return TC_ACT_UNSPEC; /* a local backend's flow: errors come from the pod side */
+	a_addr = ct->nat_addr;
+	a_port = ct->nat_port;
+	b_addr = ct->nat_saddr;
+	b_port = ct->nat_sport;
+	/* FORWARD: the quoted source becomes the backend; REVERSE: the destination the frontend. */
+	if (sl_icmp_err_nat4(skb, &e, !fwd, a_addr, a_port) < 0)
+		return sl_host_rewrite_failed();
+	if (!(ct->flags & SL_CT_F_SNAT))
+		return TC_ACT_OK;
+	/* FORWARD: the quoted destination becomes node:sport; REVERSE: the source the client. */
+	if (sl_icmp_err_nat4(skb, &e, fwd, b_addr, b_port) < 0)
+		return sl_host_rewrite_failed();
+	to_addr = fwd ? a_addr : b_addr;
+	return sl_fib_redirect4(skb, e.l3_off, fwd ? e.saddr : a_addr, to_addr);
+}
+
+/*
+ * An ICMP error a local backend sends about an external flow, quoting client:cport ->
+ * backend:bport: the REVERSE entry (mirror key) gives the frontend the client knows.
+ */
+static __always_inline int sl_host_icmp_out(struct __sk_buff *skb)
+{
+	struct sl_icmp_err4 e;
+	struct sl_ct_value4 *ct;
+	struct sl_ct_key4 key = {};
+
+	if (sl_parse_icmp_err4(skb, &e) != SL_PARSE_OK)
+		return TC_ACT_UNSPEC;
+	key.saddr = e.in_daddr;
+	key.daddr = e.in_saddr;
+	key.sport = e.in_dport;
+	key.dport = e.in_sport;
+	key.proto = e.in_proto;
+	ct = bpf_map_lookup_elem(&sl_ct4, &key);
+	if (!ct || ct->type != SL_CT_REVERSE || (ct->flags & (SL_CT_F_SNAT | SL_CT_F_HAIRPIN)) ||
+	    !(ct->flags & SL_CT_F_EXTERNAL))
+		return TC_ACT_UNSPEC;
+	if (sl_icmp_err_nat4(skb, &e, true, ct->nat_addr, ct->nat_port) < 0)
+		return sl_host_rewrite_failed();
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int sl_host_ingress(struct __sk_buff *skb)
+{
+	struct sl_service_value *svc;
+	struct sl_ct_value4 *ct;
+	struct sl_ct_key4 key;
+	struct sl_pkt4 pkt;
+	__u64 now = 0;
+	int ret;
+
+	ret = sl_parse4(skb, &pkt);
+	if (ret == SL_PARSE_SKIP)
+		return sl_host_icmp_in(skb);
+	if (ret != SL_PARSE_OK)
+		return TC_ACT_UNSPEC;
+	sl_ct_key_from_pkt4(&pkt, &key);
+	ct = sl_ct_lookup4(&key, pkt.tcp_flags, &now);
+	if (ct && (ct->flags & SL_CT_F_EXTERNAL)) {
+		if (ct->type == SL_CT_FORWARD)
+			return sl_host_forward(skb, &pkt, &key, ct, now);
+		if (ct->flags & SL_CT_F_SNAT)
+			return sl_host_snat_reply(skb, &pkt, &key, ct, now);
+		return TC_ACT_UNSPEC;
+	}
+	if (ct)
+		return TC_ACT_UNSPEC; /* a pod flow's reply from another node: the pod programs' */
+	svc = sl_lookup_frontend4(pkt.daddr, pkt.dport, pkt.proto);
+	if (!svc || !(svc->flags & SL_SVC_F_EXTERNAL))
+		return TC_ACT_UNSPEC;
+	return sl_host_new_flow(skb, &pkt, &key, svc);
+}
+
+SEC("tc")
+int sl_host_egress(struct __sk_buff *skb)
+{
+	struct sl_ct_value4 *ct;
+	struct sl_ct_key4 key;
+	struct sl_pkt4 pkt;
+	__be32 frontend_addr;
+	__be16 frontend_port;
+	__u64 now = 0;
+	int ret;
+
+	ret = sl_parse4(skb, &pkt);
+	if (ret == SL_PARSE_SKIP)
+		return sl_host_icmp_out(skb);
+	if (ret != SL_PARSE_OK)
+		return TC_ACT_UNSPEC;
+	sl_ct_key_from_pkt4(&pkt, &key);
+	ct = sl_ct_lookup4(&key, pkt.tcp_flags, &now);
+	if (!ct || ct->type != SL_CT_REVERSE || !(ct->flags & SL_CT_F_EXTERNAL) ||
+	    (ct->flags & SL_CT_F_SNAT))
+		return TC_ACT_UNSPEC;
+	frontend_addr = ct->nat_addr;
+	frontend_port = ct->nat_port;
+	sl_ct_update4(&key, ct, pkt.tcp_flags, now);
+	if (sl_nat_src4(skb, &pkt, frontend_addr, frontend_port) < 0)
+		return sl_host_rewrite_failed();
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

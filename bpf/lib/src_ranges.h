@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * loadBalancerSourceRanges (sl_src_ranges4, see sluice.h): a service flagged SL_SVC_F_SRC_RANGES
+ * takes new external flows only from sources inside one of its ranges; others are dropped (not
+ * rejected), as kube-proxy's KUBE-FW chain does.
+ */
+#ifndef SL_LIB_SRC_RANGES_H
+#define SL_LIB_SRC_RANGES_H
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
+#include "maps.h"
+
+/* Prefix length of a full key: svc_id (32 bits) and the address (32 bits). */
+#define SL_SRC_RANGE_FULL_PREFIX 64
+
+static __always_inline bool sl_src_range_allows4(const struct sl_service_value *svc, __be32 saddr)
+{
+	struct sl_src_range_key4 key = {
+		.prefixlen = SL_SRC_RANGE_FULL_PREFIX,
+		.svc_id = svc->svc_id,
+		.addr = saddr,
+	};
+
+	if (!(svc->flags & SL_SVC_F_SRC_RANGES))
+		return true;
+	return bpf_map_lookup_elem(&sl_src_ranges4, &key) != NULL;
+}
+
+#endif /* SL_LIB_SRC_RANGES_H */

@@ -1,0 +1,118 @@
+// The agent's external-traffic phase (docs/external-traffic.md): the node's host-facing
+// interfaces (eth*, ens*, ...) get host.bpf.o's programs as they come and go; NodePort addresses
+// come from the host's interface addresses; the SNAT source and port range are written to
+// sl_node_config; loadBalancerSourceRanges to their map after each apply.
+import type { Logger } from 'pino';
+import type { DesiredState } from '../model/types.js';
+import type { ObjectStore } from '../k8s/store.js';
+import type { ServiceTableWriter } from '../dataplane/writer.js';
+import { SourceRangeWriter } from '../dataplane/source-ranges.js';
+import { loadNative } from '../bpf/native.js';
+import type { AgentConfig } from './config.js';
+import type { AgentDatapath } from './datapath.js';
+import { InterfaceWatcher } from './interfaces.js';
+import { localPortRange, nodePortCandidates, readExternalCounters, readHostAddresses, snatAddress, snatRangeProblem, writeNodeConfig } from './host-addresses.js';
+import { nodeIPv4 } from './node-address.js';
+
+export interface ExternalTrafficOptions {
+  cfg: AgentConfig;
+  datapath: AgentDatapath;
+  store: ObjectStore;
+  writer: ServiceTableWriter;
+  logger: Logger;
+  interfaceLogger: Logger;
+  recordError(component: string, message: string, object?: string): void;
+}
+
+export class ExternalTraffic {
+  /** The host's addresses NodePorts listen on (undefined until first read). */
+  hostAddresses: string[] | undefined;
+  private snatAddr: string | undefined;
+  private readonly sourceRanges: SourceRangeWriter;
+  private hostWatcher: InterfaceWatcher | undefined;
+
+  private constructor(private readonly o: ExternalTrafficOptions) {
+    this.sourceRanges = new SourceRangeWriter(o.datapath.map('sl_src_ranges4'), (key) => o.writer.serviceId(key));
+  }
+
+  /** Null when no host interface patterns are configured (`--host-interfaces none`). */
+  static async open(o: ExternalTrafficOptions): Promise<ExternalTraffic | null> {
+    if (o.cfg.hostInterfacePatterns.length === 0) return null;
+    const ext = new ExternalTraffic(o);
+    await ext.refreshHost();
+    const problem = snatRangeProblem(o.cfg.snatPortRange, await localPortRange());
+    if (problem) o.recordError('external', problem);
+    return ext;
+  }
+
+  /** After each apply: the services' source ranges; errors go to the error list. */
+  applySourceRanges(state: DesiredState): void {
+    for (const e of this.sourceRanges.apply(state).errors) this.o.recordError('dataplane', e);
+  }
+
+  /**
+   * Attaches to the host interfaces (and ones that appear later) and watches the node's
+   * addresses; `onAddressesChanged` runs when the NodePort addresses moved.
+   */
+  async start(onAddressesChanged: () => void): Promise<void> {
+    const { datapath, cfg, store } = this.o;
+    const onHostChange = async () => {
+      if (await this.refreshHost()) onAddressesChanged();
+    };
+    this.onHostChange = onHostChange;
+    this.hostWatcher = new InterfaceWatcher({
+      patterns: cfg.hostInterfacePatterns,
+      logger: this.o.interfaceLogger,
+      onAdded: async (iface) => {
+        await datapath.attachHostInterface(iface).catch((err: unknown) => {
+          this.o.recordError('tc-attach', `attaching the external-traffic programs to ${iface.name} failed: ${(err as Error).message}`, iface.name);
+          throw err;
+        });
+        await onHostChange();
+      },
+      onRemoved: async (iface) => {
+        datapath.forgetInterface(iface);
+        await onHostChange();
+      },
+    });
+    await this.hostWatcher.start();
+    // Addresses can change without a link event: looked at again on Node changes and periodically.
+    store.onChange((change) => {
+      if (change.kind === 'Node') void onHostChange();
+    });
+  }
+
+  /** Looks at the host's addresses again (the agent's periodic check calls it). */
+  onHostChange: () => Promise<void> = async () => {};
+
+  externalCounters() {
+    return readExternalCounters(this.o.datapath.map('sl_ext_counters'), loadNative().numPossibleCpus());
+  }
+
+  stop(): void {
+    this.hostWatcher?.stop();
+  }
+
+  /** Re-reads the host's addresses; true when the NodePort addresses changed. */
+  private async refreshHost(): Promise<boolean> {
+    const { cfg, store, datapath, logger } = this.o;
+    let addrs;
+    try {
+      addrs = await readHostAddresses();
+    } catch (err) {
+      this.o.recordError('external', `reading the host's addresses failed: ${(err as Error).message}`);
+      return false;
+    }
+    const snat = snatAddress(addrs, cfg.hostInterfacePatterns, nodeIPv4(store.get('Node', cfg.nodeName)));
+    if (snat !== this.snatAddr) {
+      this.snatAddr = snat;
+      writeNodeConfig(datapath.map('sl_node_config'), snat, cfg.snatPortRange);
+      logger.info({ snatAddress: snat ?? null, snatPorts: `${cfg.snatPortRange.min}-${cfg.snatPortRange.max}` }, 'SNAT source for external flows to remote backends');
+    }
+    const candidates = nodePortCandidates(addrs);
+    if (this.hostAddresses && candidates.join(',') === this.hostAddresses.join(',')) return false;
+    this.hostAddresses = candidates;
+    logger.info({ addresses: candidates }, 'host addresses for NodePorts');
+    return true;
+  }
+}

@@ -1,0 +1,91 @@
+// The node's own addresses and its SNAT configuration, for external traffic (bpf/host.bpf.c):
+// - NodePort addresses are chosen as kube-proxy does, from the addresses on the host's own
+//   interfaces (filtered by --node-port-addresses in the model), not from the Node object;
+// - external flows to a remote backend are SNATed to one node address (the Node's InternalIP
+//   when it sits on a host-facing interface, else the first address of one) and a port from
+//   --snat-port-range, which must lie outside net.ipv4.ip_local_port_range so no connection of
+//   the node's own can hold the same tuple (checked here, reported when it does not).
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { FRONTEND_KIND_NAMES, nodeConfig4, svcCounters, u32Key } from '../bpf/sluice-structs.js';
+import { decodePerCpu } from '../bpf/codec.js';
+import type { ExternalCounterView } from '../admin/types.js';
+import type { NativeMap } from '../bpf/native.js';
+import { interfaceMatcher } from './interfaces.js';
+
+const execFileP = promisify(execFile);
+
+export interface HostAddress {
+  ifname: string;
+  address: string;
+}
+
+/** Parses `ip -o -4 addr show` lines: "2: eth0    inet 192.0.2.1/24 brd ... scope global eth0". */
+export function parseIpAddrShow(text: string): HostAddress[] {
+  const out: HostAddress[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\d+:\s+(\S+?)(?:@\S+)?\s+inet\s+(\d+\.\d+\.\d+\.\d+)\//.exec(line);
+    if (m) out.push({ ifname: m[1] as string, address: m[2] as string });
+  }
+  return out;
+}
+
+/** The IPv4 addresses of every interface of this network namespace. */
+export async function readHostAddresses(): Promise<HostAddress[]> {
+  const { stdout } = await execFileP('ip', ['-o', '-4', 'addr', 'show'], { timeout: 10_000 });
+  return parseIpAddrShow(stdout);
+}
+
+/** Addresses for NodePorts: every interface's but loopback's (the model filters by CIDR). */
+export function nodePortCandidates(addrs: readonly HostAddress[]): string[] {
+  return [...new Set(addrs.filter((a) => a.ifname !== 'lo' && !a.address.startsWith('127.')).map((a) => a.address))].sort();
+}
+
+/**
+ * The SNAT source address: the Node's own address (InternalIP) when a host-facing interface
+ * carries it, else the first address on a host-facing interface; undefined when there is none.
+ */
+export function snatAddress(addrs: readonly HostAddress[], hostPatterns: readonly string[], nodeIp: string | undefined): string | undefined {
+  const matches = interfaceMatcher([...hostPatterns]);
+  const onHost = addrs.filter((a) => matches(a.ifname));
+  return onHost.find((a) => a.address === nodeIp)?.address ?? onHost[0]?.address;
+}
+
+export interface PortRange {
+  min: number;
+  max: number;
+}
+
+/** Why `snat` is unsafe next to the node's ephemeral port range, or undefined when it is fine. */
+export function snatRangeProblem(snat: PortRange, local: PortRange): string | undefined {
+  if (snat.max < local.min || snat.min > local.max) return undefined;
+  return `the SNAT port range ${snat.min}-${snat.max} overlaps net.ipv4.ip_local_port_range ${local.min}-${local.max}: ` +
+    'an SNATed flow could take a tuple a connection of the node holds; move one of them (--snat-port-range)';
+}
+
+/** net.ipv4.ip_local_port_range of this namespace. */
+export async function localPortRange(): Promise<PortRange> {
+  const [min, max] = (await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')).trim().split(/\s+/).map(Number);
+  return { min: min ?? 32768, max: max ?? 60999 };
+}
+
+/** Writes sl_node_config (one slot): the SNAT address ('0.0.0.0' = none) and port range. */
+export function writeNodeConfig(map: NativeMap, address: string | undefined, range: PortRange): void {
+  map.update(u32Key.encode(0), nodeConfig4.encode({ snat_addr: address ?? '0.0.0.0', snat_port_min: range.min, snat_port_max: range.max }));
+}
+
+/** sl_ext_counters (per-CPU, by frontend kind) summed over CPUs, for counters views and metrics. */
+export function readExternalCounters(map: NativeMap, cpus: number): ExternalCounterView[] {
+  return FRONTEND_KIND_NAMES.map((kind, i) => {
+    const buf = map.lookup(u32Key.encode(i));
+    const sum = { packets: 0n, bytes: 0n, connections: 0n, rejected: 0n };
+    for (const c of buf ? decodePerCpu(svcCounters, buf, cpus) : []) {
+      sum.packets += c.packets;
+      sum.bytes += c.bytes;
+      sum.connections += c.connections;
+      sum.rejected += c.rejected;
+    }
+    return { kind, packets: Number(sum.packets), bytes: Number(sum.bytes), connections: Number(sum.connections), refused: Number(sum.rejected) };
+  });
+}

@@ -1,0 +1,122 @@
+// One real sluice-agent per node of a createCluster() sandbox, each with its own pin directory,
+// cgroup (connect-time programs) and admin socket, all reading one shared manifest directory
+// (the "API server" of the sandbox cluster). The agent runs inside its node's namespace with
+// netnsArgv (bpffs and cgroup2 stay visible), its TC programs go on that node's pod veths and on
+// its fabric uplink (eth0) only. At cleanup: agent killed, `sluice-agent cleanup` run for its
+// node, then the run removes namespaces, cgroups and pins.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fromPackageRoot } from '../bpf/native.js';
+import { createCgroup } from './cgroup.js';
+import type { ClusterNode } from './cluster.js';
+import { NODE_UPLINK } from './cluster.js';
+import { run as runCommand } from './exec.js';
+import { netnsArgv } from './netns.js';
+import type { TestbedRun } from './run.js';
+
+export const AGENT_JS = fromPackageRoot('dist', 'src', 'cli', 'agent.js');
+export const SLUICECTL_JS = fromPackageRoot('dist', 'src', 'cli', 'sluicectl.js');
+
+export type AgentLog = { level?: number | string; msg?: string } & Record<string, unknown>;
+
+export class NodeAgent {
+  readonly logs: AgentLog[] = [];
+  stderr = '';
+  child: ChildProcess | undefined;
+
+  constructor(
+    readonly run: TestbedRun,
+    readonly node: ClusterNode,
+    readonly pinDir: string,
+    /** cgroup with this node's connect-time programs (the node's "own processes" run here). */
+    readonly cgroup: string,
+    readonly socket: string,
+    readonly manifestsDir: string,
+  ) {}
+
+  flags(): string[] {
+    return [
+      '--node-name', this.node.name, '--manifests', this.manifestsDir, '--pin-dir', this.pinDir, '--cgroup', this.cgroup,
+      '--interfaces', `veth${this.run.prefix}*`, '--host-interfaces', NODE_UPLINK, '--admin-socket', this.socket,
+      '--metrics-address', 'off', '--min-sync-period', '20ms', '--log-level', 'info',
+    ];
+  }
+
+  /** Starts (or restarts) the agent; resolves once it logs that it runs. */
+  async start(extra: string[] = []): Promise<void> {
+    const [cmd, ...args] = netnsArgv(this.node.ns, [process.execPath, AGENT_JS, ...this.flags(), ...extra]) as [string, ...string[]];
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SLUICE_LOG_LEVEL: '' } });
+    this.child = child;
+    this.run.own(child, `sluice-agent ${this.node.name} ${child.pid}`);
+    child.stderr?.on('data', (c: Buffer) => { this.stderr += c.toString(); });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`agent ${this.node.name} not running after 30 s:\n${this.tail()}`)), 30_000);
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        try {
+          const l = JSON.parse(line) as AgentLog;
+          this.logs.push(l);
+          if (l.msg === 'sluice-agent running') {
+            clearTimeout(timer);
+            resolve();
+          }
+        } catch {
+          // not a log line
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`agent ${this.node.name} exited (${code}):\n${this.tail()}`));
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await gone;
+  }
+
+  tail(n = 15): string {
+    return [...this.logs.slice(-n).map((l) => JSON.stringify(l)), this.stderr.trim()].filter(Boolean).join('\n');
+  }
+
+  /** `sluicectl ARGS -o json` against this node's agent. */
+  async ctl<T>(args: string[]): Promise<T> {
+    const r = await runCommand([process.execPath, SLUICECTL_JS, '--socket', this.socket, '--pin-dir', this.pinDir, ...args, '-o', 'json'], {
+      allowFailure: true, timeoutMs: 20_000,
+    });
+    if (r.code !== 0) throw new Error(`sluicectl ${args.join(' ')} (${this.node.name}) exited ${r.code}: ${r.stderr.trim()}`);
+    return JSON.parse(r.stdout) as T;
+  }
+}
+
+/** One agent per node (not started). `work` is a scratch directory of the run. */
+export async function clusterAgents(run: TestbedRun, nodes: readonly ClusterNode[], work: string, manifestsDir: string): Promise<NodeAgent[]> {
+  const pinRoot = await run.pinDir();
+  const cgRoot = await run.cgroup();
+  const agents: NodeAgent[] = [];
+  for (const node of nodes) {
+    const agent = new NodeAgent(run, node, join(pinRoot, node.name), await createCgroup(cgRoot, node.name), join(work, `${node.name}.sock`), manifestsDir);
+    // LIFO: runs after the agent (registered later, by start) is killed.
+    run.cleanup.add(`sluice-agent cleanup ${node.name}`, async () => {
+      if (!existsSync(agent.pinDir)) return;
+      await runCommand(netnsArgv(node.ns, [process.execPath, AGENT_JS, 'cleanup', '--pin-dir', agent.pinDir, '--cgroup', agent.cgroup,
+        '--interfaces', `veth${run.prefix}*`, '--host-interfaces', NODE_UPLINK, '--log-level', 'warn']), { allowFailure: true, timeoutMs: 30_000 });
+    });
+    agents.push(agent);
+  }
+  return agents;
+}
+
+/** Writes a manifest file atomically (hidden temp file renamed; the source ignores dot files). */
+export async function writeManifest(dir: string, file: string, objects: unknown[]): Promise<void> {
+  const tmp = join(dir, `.${file}.tmp`);
+  await writeFile(tmp, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
+  await rename(tmp, join(dir, file));
+}

@@ -1,0 +1,130 @@
+// The multi-node sandbox: several "node" namespaces and external client namespaces on one shared
+// L2 fabric (a bridge that lives in a namespace of its own, never in the root namespace), pods
+// behind each node. For external-traffic tests (NodePort, LoadBalancer, ExternalIP), the next
+// issues' tunnel/DSR modes and benchmarks.
+//
+//   client (192.168.50.100) ─┐                         ┌─ nodes[0] (192.168.50.2, eth0) ── pods 10.244.1.10…
+//                            ├─ fabric: bridge br0 ────┤
+//                            │                         └─ nodes[1] (192.168.50.3, eth0) ── pods 10.244.2.10…
+//
+// Every node forwards (ip_forward=1, rp_filter off) and routes the other nodes' pod CIDRs via
+// their fabric address, as a flat-routed cluster network does. Clients reach the fabric /24 and
+// any extra prefixes given (LoadBalancer / external IPs) via a chosen node, as a cloud load
+// balancer or a router would send them. Nothing routes out of the sandbox.
+import { addAddress, addRoute, addVethPair, ipIn, linkUp, setSysctl } from './netns.js';
+import { hostIfname } from './names.js';
+import type { TestbedRun } from './run.js';
+
+export const FABRIC_CIDR = '192.168.50.0/24';
+export const NODE_UPLINK = 'eth0';
+
+export interface ClusterPod {
+  name: string;
+  ns: string;
+  ip: string;
+  /** Host-side veth in its node's namespace. */
+  hostIfname: string;
+}
+
+export interface ClusterNode {
+  /** e.g. node-a */
+  name: string;
+  ns: string;
+  /** Its address on the fabric (its InternalIP). */
+  ip: string;
+  podCidr: string;
+  /** The node's address on every pod veth. */
+  podGateway: string;
+  pods: ClusterPod[];
+}
+
+export interface ClusterClient {
+  name: string;
+  ns: string;
+  ip: string;
+}
+
+export interface Cluster {
+  fabricNs: string;
+  nodes: ClusterNode[];
+  clients: ClusterClient[];
+}
+
+export interface ClusterOptions {
+  /** Pod names per node, e.g. [['web-a0'], ['web-b0']]: one entry per node (at most 8 nodes). */
+  nodes: string[][];
+  /** External client namespaces (default 1). */
+  clients?: number;
+  /** Prefixes the clients route to a node (index): LoadBalancer and external IPs. */
+  clientRoutes?: { cidr: string; node: number }[];
+}
+
+const NODE_NAMES = 'abcdefgh';
+
+/** Builds the cluster inside `run` (its namespaces are removed by the run's cleanup). */
+export async function createCluster(run: TestbedRun, opts: ClusterOptions): Promise<Cluster> {
+  if (opts.nodes.length < 1 || opts.nodes.length > NODE_NAMES.length) throw new Error(`testbed: cluster wants 1-${NODE_NAMES.length} nodes, not ${opts.nodes.length}`);
+  const fabricNs = await run.netns('fabric');
+  await ipIn(fabricNs, ['link', 'add', 'name', 'br0', 'type', 'bridge']);
+  await linkUp(fabricNs, 'br0');
+  let port = 0;
+  // One end in `ns` named `ifname`, the other a bridge port in the fabric.
+  const plug = async (ns: string, ifname: string, cidr: string) => {
+    const fabricEnd = hostIfname(run.prefix, 'f', port++);
+    await addVethPair({ ns: fabricNs, name: fabricEnd, peerNs: ns, peerName: ifname });
+    await ipIn(fabricNs, ['link', 'set', 'dev', fabricEnd, 'master', 'br0']);
+    await linkUp(fabricNs, fabricEnd);
+    await addAddress(ns, ifname, cidr);
+    await linkUp(ns, ifname);
+  };
+
+  const nodes: ClusterNode[] = [];
+  for (const [i, podNames] of opts.nodes.entries()) {
+    const letter = NODE_NAMES[i] as string;
+    const ns = await run.netns(`node${letter}`);
+    const node: ClusterNode = {
+      name: `node-${letter}`, ns, ip: `192.168.50.${2 + i}`, podCidr: `10.244.${1 + i}.0/24`, podGateway: `10.244.${1 + i}.1`, pods: [],
+    };
+    await setSysctl(ns, 'net.ipv4.ip_forward', '1');
+    await setSysctl(ns, 'net.ipv4.conf.all.rp_filter', '0');
+    await setSysctl(ns, 'net.ipv4.conf.default.rp_filter', '0');
+    await linkUp(ns, 'lo');
+    await plug(ns, NODE_UPLINK, `${node.ip}/24`);
+    for (const [n, name] of podNames.entries()) {
+      const podNs = await run.netns(`${letter}-${name}`);
+      const ip = `10.244.${1 + i}.${10 + n}`;
+      const host = hostIfname(run.prefix, letter, n);
+      await addVethPair({ ns, name: host, peerNs: podNs, peerName: 'eth0' });
+      await addAddress(ns, host, `${node.podGateway}/32`);
+      await linkUp(ns, host);
+      await addRoute(ns, { to: `${ip}/32`, dev: host, scope: 'link', src: node.podGateway });
+      await addAddress(podNs, 'eth0', `${ip}/32`);
+      await linkUp(podNs, 'eth0');
+      await linkUp(podNs, 'lo');
+      await addRoute(podNs, { to: `${node.podGateway}/32`, dev: 'eth0', scope: 'link' });
+      await addRoute(podNs, { to: 'default', via: node.podGateway, dev: 'eth0' });
+      node.pods.push({ name, ns: podNs, ip, hostIfname: host });
+    }
+    nodes.push(node);
+  }
+  for (const node of nodes) {
+    for (const other of nodes) {
+      if (other !== node) await addRoute(node.ns, { to: other.podCidr, via: other.ip, dev: NODE_UPLINK });
+    }
+  }
+
+  const clients: ClusterClient[] = [];
+  for (let i = 0; i < (opts.clients ?? 1); i++) {
+    const ns = await run.netns(`client${i}`);
+    const client = { name: `client${i}`, ns, ip: `192.168.50.${100 + i}` };
+    await linkUp(ns, 'lo');
+    await plug(ns, 'eth0', `${client.ip}/24`);
+    for (const r of opts.clientRoutes ?? []) {
+      const via = nodes[r.node];
+      if (!via) throw new Error(`testbed: client route ${r.cidr} via node ${r.node}: no such node`);
+      await addRoute(ns, { to: r.cidr, via: via.ip, dev: 'eth0' });
+    }
+    clients.push(client);
+  }
+  return { fabricNs, nodes, clients };
+}
