@@ -7,8 +7,8 @@ import { MemoryServiceTables } from '../../src/dataplane/memory-tables.js';
 import { ServiceTableWriter } from '../../src/dataplane/writer.js';
 import { backend, desired, manyServices, replayViolations, servicesView, snapshot, svcPort } from './helpers.js';
 
-const A = svcPort({ name: 'a', vip: '10.96.0.10', backends: [backend('10.1.0.1'), backend('10.1.0.2')], affinity: 30 });
-const B = svcPort({ name: 'b', vip: '10.96.0.11', protocol: 'UDP', backends: [backend('10.2.0.1', 53)] });
+const A = svcPort({ name: 'a', vip: '10.97.0.10', backends: [backend('10.1.0.1'), backend('10.1.0.2')], affinity: 30 });
+const B = svcPort({ name: 'b', vip: '10.97.0.11', protocol: 'UDP', backends: [backend('10.2.0.1', 53)] });
 
 t.test('a new writer on the same maps performs zero writes for unchanged state', async (t) => {
   const tables = new MemoryServiceTables();
@@ -36,7 +36,7 @@ t.test('ids and blocks written by an earlier agent are adopted; new ids never co
   tables.svcMeta.set(42, { name: A.key });
   tables.backends.set({ backend_id: 1000, ordinal: 0 }, { addr: '10.1.0.1', port: 8080, flags: 0, node_addr: '0.0.0.0' });
   tables.backends.set({ backend_id: 1000, ordinal: 1 }, { addr: '10.1.0.2', port: 8080, flags: 0, node_addr: '0.0.0.0' });
-  tables.frontends.set({ addr: '10.96.0.10', port: 80, proto: 6, scope: 0 }, { svc_id: 42, backend_id: 1000, count: 2, local_count: 0, flags: 4, affinity_timeout_s: 30 });
+  tables.frontends.set({ addr: '10.97.0.10', port: 80, proto: 6, scope: 0 }, { svc_id: 42, backend_id: 1000, count: 2, local_count: 0, flags: 4, affinity_timeout_s: 30 });
   tables.resetLog();
 
   const writer = new ServiceTableWriter({ tables });
@@ -45,11 +45,11 @@ t.test('ids and blocks written by an earlier agent are adopted; new ids never co
   t.match(res.services, { unchanged: 1, added: 1 });
   t.equal(writer.serviceId(A.key), 42);
   t.equal(writer.serviceId(B.key), 43, 'the next id after the highest adopted one');
-  t.notOk(tables.log.some((o) => o.map === 'sl_frontends4' && (o.key as { addr: string }).addr === '10.96.0.10'), 'a not rewritten');
+  t.notOk(tables.log.some((o) => o.map === 'sl_frontends4' && (o.key as { addr: string }).addr === '10.97.0.10'), 'a not rewritten');
 
-  const changed = svcPort({ name: 'a', vip: '10.96.0.10', backends: [backend('10.1.0.3')], affinity: 30 });
+  const changed = svcPort({ name: 'a', vip: '10.97.0.10', backends: [backend('10.1.0.3')], affinity: 30 });
   res = writer.apply(desired(changed, B));
-  const value = tables.frontends.get({ addr: '10.96.0.10', port: 80, proto: 6, scope: 0 });
+  const value = tables.frontends.get({ addr: '10.97.0.10', port: 80, proto: 6, scope: 0 });
   t.equal(value?.svc_id, 42, 'svc_id stays');
   t.ok((value?.backend_id ?? 0) > 1000, `fresh block id ${value?.backend_id} after the adopted 1000`);
   t.notOk(tables.backends.entries().some(([k]) => k.backend_id === 1000), 'adopted block deleted after the switch');
@@ -59,10 +59,10 @@ t.test('resync() repairs drift the mirror cannot see', async (t) => {
   const tables = new MemoryServiceTables();
   const writer = new ServiceTableWriter({ tables });
   writer.apply(desired(A, B));
-  const fe = tables.frontends.get({ addr: '10.96.0.10', port: 80, proto: 6, scope: 0 });
+  const fe = tables.frontends.get({ addr: '10.97.0.10', port: 80, proto: 6, scope: 0 });
   // Someone else deletes a slot of a live block and a frontend.
   tables.backends.delete({ backend_id: fe?.backend_id ?? 0, ordinal: 1 });
-  tables.frontends.delete({ addr: '10.96.0.11', port: 80, proto: 17, scope: 0 });
+  tables.frontends.delete({ addr: '10.97.0.11', port: 80, proto: 17, scope: 0 });
 
   let res = writer.apply(desired(A, B));
   t.equal(res.ops.writes, 0, 'without a resync the writer trusts its mirror');
@@ -82,7 +82,7 @@ t.test('a service a crashed writer left half-switched is made whole', async (t) 
   const tables = new MemoryServiceTables();
   const two = svcPort({
     name: 'a', backends: [backend('10.1.0.1'), backend('10.1.0.2')],
-    frontends: [{ kind: 'ClusterIP', ip: '10.96.0.10', port: 80 }, { kind: 'ExternalIP', ip: '192.0.2.10', port: 80 }],
+    frontends: [{ kind: 'ClusterIP', ip: '10.97.0.10', port: 80 }, { kind: 'ExternalIP', ip: '192.0.2.10', port: 80 }],
   });
   const writer = new ServiceTableWriter({ tables });
   writer.apply(desired(two));

@@ -93,7 +93,7 @@ t.test('per-CPU values: every CPU slot translated at the 8-byte stride', async (
 
 t.test('layout differences name both layouts; identical ones none', async (t) => {
   t.same(layoutDifferences('value', CT_OLD, CT_OLD), []);
-  t.match(layoutDifferences('value', CT_OLD, CT_NEW)[0], /value: sl_ct_value4 \{.*pad@36:4\} 40B -> sl_ct_value4 \{.*upgrade_test@40:8\} 48B/);
+  t.match(layoutDifferences('value', CT_OLD, CT_NEW)[0], /value: sl_ct_value4 \{.*pad@38:2\} 40B -> sl_ct_value4 \{.*upgrade_test@40:8\} 48B/);
 });
 
 t.test('a codec follows an object that grew members; a real drift still fails', async (t) => {
