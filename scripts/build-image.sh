@@ -96,7 +96,7 @@ cp "$root/package.json" "$root/package-lock.json" "$app/app/"
 cp -a "$bdir/src/dist/src" "$app/app/dist/src"
 mkdir -p "$app/app/dist/bpf"
 cp "$bdir/src/dist/bpf/"*.bpf.o "$app/app/dist/bpf/"
-cp "$bdir/src/build/Release/sluice_native.node" "$app/app/build/Release/"
+cp "$bdir/src/build/Release/sluice_native.node" "$bdir/src/build/Release/sluice_memory.node" "$app/app/build/Release/"
 cp -a "$root/node_modules" "$app/app/node_modules"
 (cd "$app/app" && npm prune --omit=dev --offline --no-audit --no-fund --ignore-scripts >/dev/null 2>&1)
 for cmd in sluice-agent:agent sluicectl:sluicectl; do
