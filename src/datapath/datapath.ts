@@ -162,10 +162,21 @@ export class Datapath {
       upgrade.afterLoad(tc);
       requirePrograms(tc, Object.values(TC_PROGRAMS));
       checkTableSpecs(tc, maxEntries);
-      if (opts.hostPrograms) {
-        host = await openBpfObject(join(dir, 'host.bpf.o'), { ...common, rodata });
-        requirePrograms(host, Object.values(HOST_TC_PROGRAMS));
-      }
+      // host.bpf.o (external traffic) is optional too: without it, pods and the node still reach
+      // every Service; only traffic from outside the node goes untranslated.
+      const hostLoad = !opts.hostPrograms
+        ? { value: null, outcome: { loaded: false, skipped: 'disabled' } as const }
+        : await loadOptional('external-traffic', async () => {
+          const obj = await openBpfObject(join(dir, 'host.bpf.o'), { ...common, rodata });
+          try {
+            requirePrograms(obj, Object.values(HOST_TC_PROGRAMS));
+          } catch (err) {
+            obj.close();
+            throw err;
+          }
+          return obj;
+        }, opts.logger);
+      host = hostLoad.value;
       // Optional objects: one the kernel rejects turns its feature off (kernel-features.ts).
       const protocols = opts.connectTimeLb === 'tcp' ? CTLB.TCP : CTLB.TCP | CTLB.UDP;
       const connectLoad = opts.connectTimeLb === 'disabled'
@@ -195,6 +206,7 @@ export class Datapath {
         probes,
         tc: { loaded: true },
         connect: connectLoad.outcome,
+        external: hostLoad.outcome,
         udpSocketSweep: !sweeper ? { loaded: false, skipped: 'disabled' } : sweeper.available ? { loaded: true } : { loaded: false, error: sweeper.loadError ?? 'not loaded' },
       });
       if (opts.logger) logKernelFeatures(opts.logger, features);

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { isNativeError } from '../bpf/errors.js';
 import type { NativeAddon } from '../bpf/native.js';
 
-export const FEATURE_NAMES = ['tc-datapath', 'connect-time-lb', 'connect-econnrefused', 'udp-socket-sweep'] as const;
+export const FEATURE_NAMES = ['tc-datapath', 'connect-time-lb', 'connect-econnrefused', 'udp-socket-sweep', 'external-traffic'] as const;
 export type FeatureName = (typeof FEATURE_NAMES)[number];
 
 /** on: in use; off: this kernel cannot (reason says why); disabled: configuration turned it off. */
@@ -45,6 +45,11 @@ export const FEATURES: Record<FeatureName, FeatureInfo> = {
     what: 'connected UDP sockets balanced to a removed backend are closed (sockdestroy.bpf.o, bpf_sock_destroy kfunc)',
     since: '6.5',
     without: 'such sockets keep sending to the removed backend until the application reopens them',
+  },
+  'external-traffic': {
+    what: 'NodePort, LoadBalancer and ExternalIP traffic from outside the node (host.bpf.o on the host interfaces)',
+    since: '5.10',
+    without: 'traffic from outside the node is not translated (pods and the node itself still reach every Service)',
   },
 };
 
@@ -161,6 +166,8 @@ export function kernelFeatures(input: {
   tc: ObjectOutcome;
   connect: ObjectOutcome;
   udpSocketSweep: ObjectOutcome;
+  /** host.bpf.o (default: not asked for, e.g. `--host-interfaces none`). */
+  external?: ObjectOutcome;
 }): KernelFeatures {
   const { probes } = input;
   const connect = fromOutcome('connect-time-lb', input.connect, missingFor(probes, 'connect'));
@@ -177,6 +184,7 @@ export function kernelFeatures(input: {
       connect,
       refused,
       fromOutcome('udp-socket-sweep', input.udpSocketSweep, ''),
+      fromOutcome('external-traffic', input.external ?? { loaded: false, skipped: 'disabled' }, ''),
     ],
   };
 }

@@ -32,18 +32,18 @@ const stateOf = (kf: ReturnType<typeof kernelFeatures>) => Object.fromEntries(kf
 
 t.test('the report, for kernels of each shape', async (t) => {
   const loaded = { loaded: true } as const;
-  const full = kernelFeatures({ release: '6.12.0', probes: probesWithout(), tc: loaded, connect: loaded, udpSocketSweep: loaded });
+  const full = kernelFeatures({ release: '6.12.0', probes: probesWithout(), tc: loaded, connect: loaded, udpSocketSweep: loaded, external: loaded });
   t.same(full.features.map((f) => f.name), [...FEATURE_NAMES], 'every feature, in table order');
-  t.same(stateOf(full), { 'tc-datapath': 'on', 'connect-time-lb': 'on', 'connect-econnrefused': 'on', 'udp-socket-sweep': 'on' }, '6.12: everything on');
+  t.same(stateOf(full), { 'tc-datapath': 'on', 'connect-time-lb': 'on', 'connect-econnrefused': 'on', 'udp-socket-sweep': 'on', 'external-traffic': 'on' }, '6.12: everything on');
 
   const sweepError = 'this kernel has no bpf_sock_destroy kfunc (needs Linux 6.5 or newer)';
   const v61 = kernelFeatures({ release: '6.1.0', probes: probesWithout(), tc: loaded, connect: loaded, udpSocketSweep: { loaded: false, error: sweepError } });
-  t.same(stateOf(v61), { 'tc-datapath': 'on', 'connect-time-lb': 'on', 'connect-econnrefused': 'on', 'udp-socket-sweep': 'off' }, '6.1: no socket sweep');
+  t.same(stateOf(v61), { 'tc-datapath': 'on', 'connect-time-lb': 'on', 'connect-econnrefused': 'on', 'udp-socket-sweep': 'off', 'external-traffic': 'disabled' }, '6.1: no socket sweep');
   t.equal(v61.features.find((f) => f.name === 'udp-socket-sweep')?.reason, sweepError, 'the sweep says why');
 
   // 5.10 once connect.bpf.o falls back to EPERM: connect-time on, ECONNREFUSED off.
   const v510 = kernelFeatures({ release: '5.10.0', probes: probesWithout('set_retval'), tc: loaded, connect: loaded, udpSocketSweep: { loaded: false, error: sweepError } });
-  t.same(stateOf(v510), { 'tc-datapath': 'on', 'connect-time-lb': 'on', 'connect-econnrefused': 'off', 'udp-socket-sweep': 'off' }, '5.10: EPERM instead of ECONNREFUSED');
+  t.same(stateOf(v510), { 'tc-datapath': 'on', 'connect-time-lb': 'on', 'connect-econnrefused': 'off', 'udp-socket-sweep': 'off', 'external-traffic': 'disabled' }, '5.10: EPERM instead of ECONNREFUSED');
   const refused = v510.features.find((f) => f.name === 'connect-econnrefused');
   t.match(refused, { since: '5.18', without: /EPERM/, reason: /no bpf_set_retval/ }, 'says what happens instead, and why');
 
@@ -52,7 +52,7 @@ t.test('the report, for kernels of each shape', async (t) => {
     release: '5.10.0', probes: probesWithout('set_retval'), tc: loaded,
     connect: { loaded: false, error: 'verifier says "invalid func unknown#187"' }, udpSocketSweep: { loaded: false, skipped: 'disabled' },
   });
-  t.same(stateOf(rejected), { 'tc-datapath': 'on', 'connect-time-lb': 'off', 'connect-econnrefused': 'off', 'udp-socket-sweep': 'disabled' });
+  t.same(stateOf(rejected), { 'tc-datapath': 'on', 'connect-time-lb': 'off', 'connect-econnrefused': 'off', 'udp-socket-sweep': 'disabled', 'external-traffic': 'disabled' });
   t.match(rejected.features.find((f) => f.name === 'connect-time-lb')?.reason, /invalid func unknown#187/, 'the verifier verdict is the reason');
 
   // A kernel without a helper connect.bpf.o needs: the probe names it next to the load error.
@@ -60,7 +60,7 @@ t.test('the report, for kernels of each shape', async (t) => {
   t.match(old.features.find((f) => f.name === 'connect-time-lb')?.reason, /lacks bpf_get_netns_cookie for cgroup_sock_addr programs; EINVAL/);
 
   const disabled = kernelFeatures({ probes: probesWithout(), tc: loaded, connect: { loaded: false, skipped: 'disabled' }, udpSocketSweep: { loaded: false, skipped: 'disabled' } });
-  t.same(stateOf(disabled), { 'tc-datapath': 'on', 'connect-time-lb': 'disabled', 'connect-econnrefused': 'disabled', 'udp-socket-sweep': 'disabled' }, 'configuration, not the kernel');
+  t.same(stateOf(disabled), { 'tc-datapath': 'on', 'connect-time-lb': 'disabled', 'connect-econnrefused': 'disabled', 'udp-socket-sweep': 'disabled', 'external-traffic': 'disabled' }, 'configuration, not the kernel');
 
   const unknown = kernelFeatures({ probes: { ...probesWithout(), helpers: { 'cgroup_sock_addr/set_retval': { error: 'EPERM' } } }, tc: loaded, connect: loaded, udpSocketSweep: loaded });
   t.match(unknown.features.find((f) => f.name === 'connect-econnrefused'), { state: 'off', reason: /could not probe bpf_set_retval: EPERM/ }, 'a probe that cannot answer is not a yes');
@@ -115,7 +115,7 @@ t.test('a rejected connect.bpf.o turns connect-time load balancing off, the rest
   const dp = await Datapath.load({ pinDir, connectTimeLb: 'tcp-udp', objectDir: objects.dir, udpSocketSweep: { namespaces: () => [] } });
   t.teardown(() => dp.close());
   t.equal(dp.connectTimeAvailable, false, 'no connect-time programs');
-  t.same(stateOf(dp.kernelFeatures), { 'tc-datapath': 'on', 'connect-time-lb': 'off', 'connect-econnrefused': 'off', 'udp-socket-sweep': 'on' });
+  t.same(stateOf(dp.kernelFeatures), { 'tc-datapath': 'on', 'connect-time-lb': 'off', 'connect-econnrefused': 'off', 'udp-socket-sweep': 'on', 'external-traffic': 'disabled' });
   t.match(dp.kernelFeatures.features.find((f) => f.name === 'connect-time-lb')?.reason, new RegExp(`verifier says "invalid func unknown#${UNKNOWN_HELPER}"`), 'with the verifier verdict');
   t.ok(dp.programIds().sl_tc_from_pod, 'the TC programs are loaded');
   t.same(dp.attachConnectTime(cg), { updated: [], created: [], detached: 0 }, 'nothing attached to the cgroup');
