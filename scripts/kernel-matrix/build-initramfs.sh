@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the initramfs of the kernel matrix for one kernel: a small root of the host's own tools
-# (node, ip, bpftool, util-linux's nsenter/unshare/mount, procps' sysctl, kmod's insmod, with the
+# (node, ip, tc (the agent reads the TC hooks back with it), bpftool, util-linux's nsenter/unshare/mount, procps' sysctl, kmod's insmod, with the
 # libraries ldd names), the project as the agent needs it (dist/, build/Release, package.json,
 # src/testbed's .mjs children and the production node_modules from package-lock.json), the
 # kernel's modules for the datapath with their dependencies, and init.sh as /init. No compression:
@@ -37,7 +37,7 @@ if [ ! -s "$common" ]; then
   mkdir -p "$root"/{usr/bin,usr/sbin,usr/lib,usr/lib64,proc,sys,dev,tmp,run,root,etc,matrix,sluice}
   ln -s usr/bin "$root/bin"; ln -s usr/sbin "$root/sbin"; ln -s usr/lib "$root/lib"; ln -s usr/lib64 "$root/lib64"
   tools=()
-  for t in sh dash mount umount mountpoint nsenter unshare ip sysctl insmod node bpftool cat mkdir ls sleep uname rm; do
+  for t in sh dash mount umount mountpoint nsenter unshare ip tc sysctl insmod node bpftool cat mkdir ls sleep uname rm; do
     p=$(command -v "$t") || fail "host has no $t (run scripts/setup.sh)"
     tools+=("$(readlink -f "$p")")
     [ "$(readlink -f "$p")" = "$p" ] || { mkdir -p "$root$(dirname "$p")"; ln -sf "$(readlink -f "$p")" "$root$p"; }
