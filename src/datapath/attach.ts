@@ -175,14 +175,16 @@ export async function attachTcFilters(
   await native.tcHookCreate(target.ifindex, target.netns ? { netns: target.netns } : {});
   const ifname = await ifnameOf(target);
   const ids = { ingress: 0, egress: 0 };
+  // Both hooks are read first, then switched back to back: while one hook runs the new program
+  // and the other the old one, a flow opened by one is not found by the other (an upgrade over
+  // maps of a new layout, docs/upgrades.md), so that window is kept to two netlink calls.
+  const plans = [];
   for (const direction of ['egress', 'ingress'] as const) {
     const filters = await hookFilters({ ifname, direction }, target.netns);
     const { ours, ahead } = sluicePlace(filters, direction);
-    const progFd = programs[direction].info.fd;
     const front = ours[0];
     if (front && ahead.length === 0) {
-      ids[direction] = (await native.tcAttach({ ...filterAt(target, direction, front.handle), progFd, replace: true })).progId;
-      for (const extra of ours.slice(1)) await native.tcDetach(filterAt(target, direction, extra.handle));
+      plans.push({ direction, handle: front.handle, replace: true, remove: ours.slice(1) });
       continue;
     }
     const taken = new Set(filters.filter((f) => f.priority === SLUICE_TC_PRIORITY).map((f) => f.handle));
@@ -193,8 +195,13 @@ export async function attachTcFilters(
         (squatters.length ? '; a foreign filter uses a Sluice handle and is left alone' : ''));
     }
     // A new filter at an existing priority goes to the head of its list: in front of `ahead`.
-    ids[direction] = (await native.tcAttach({ ...filterAt(target, direction, free), progFd, replace: false })).progId;
-    for (const old of ours) await native.tcDetach(filterAt(target, direction, old.handle));
+    plans.push({ direction, handle: free, replace: false, remove: ours });
+  }
+  for (const { direction, handle, replace } of plans) {
+    ids[direction] = (await native.tcAttach({ ...filterAt(target, direction, handle), progFd: programs[direction].info.fd, replace })).progId;
+  }
+  for (const { direction, remove } of plans) {
+    for (const old of remove) await native.tcDetach(filterAt(target, direction, old.handle));
   }
   return ids;
 }

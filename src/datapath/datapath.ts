@@ -246,12 +246,15 @@ export class Datapath {
    * namespace of this process, or of `target.netns` when given.
    */
   async attachTc(target: TcTarget): Promise<Record<'ingress' | 'egress', number>> {
-    // Upgrade hook: flows the old programs opened since the carry-over, before the switch.
+    // Upgrade hook: flows the old programs opened since the carry-over, before the switch, and
+    // again right after it (a flow opened by an old program in the last instant).
     if (this.upgrade.pending) this.upgrade.catchUp(this.tc);
-    return attachTcFilters(this.native, target, {
+    const ids = await attachTcFilters(this.native, target, {
       ingress: this.tc.program(TC_PROGRAMS.ingress),
       egress: this.tc.program(TC_PROGRAMS.egress),
     });
+    if (this.upgrade.pending) this.upgrade.catchUp(this.tc);
+    return ids;
   }
 
   /**
