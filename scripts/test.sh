@@ -18,30 +18,23 @@ stage() { # name, command...: a stage counts as one test
 }
 stage typecheck npm run --silent typecheck
 stage lint npm run --silent lint
+# Runs an npm script quietly; on failure shows the last 40 lines of its output.
+quiet_npm() {
+  local out
+  out=$(mktemp)
+  if npm run --silent "$1" >"$out" 2>&1; then rm -f "$out"; return 0; fi
+  tail -40 "$out"
+  rm -f "$out"
+  return 1
+}
 # The README's other command, as a newcomer runs it (it installs and builds what is missing, and
 # rebuilds): before the tap suite, so no test uses the addon while it is rebuilt. Its output is
 # asserted by test/e2e/demo.test.ts; here it must simply work from this clone.
-demo_readme() {
-  local out
-  out=$(mktemp)
-  if npm run --silent demo >"$out" 2>&1; then rm -f "$out"; return 0; fi
-  tail -40 "$out"
-  rm -f "$out"
-  return 1
-}
-stage "npm run demo" demo_readme
+stage "npm run demo" quiet_npm demo
 # The container image (test/deploy/image.test.ts runs it): built before the tap suite, whose
 # per-file timeout a first build on a fresh machine (two Debian root filesystems) could exceed.
 # Cached in /var/cache/sluice-image; a no-op when its inputs are unchanged.
-image_build() {
-  local out
-  out=$(mktemp)
-  if npm run --silent image >"$out" 2>&1; then rm -f "$out"; return 0; fi
-  tail -40 "$out"
-  rm -f "$out"
-  return 1
-}
-stage "npm run image" image_build
+stage "npm run image" quiet_npm image
 
 log=$(mktemp)
 npx tap --reporter=tap "$@" 2>&1 | tee "$log"
