@@ -16,7 +16,9 @@
  *    - a TCP segment to a frontend that is no SYN and no tracked flow's: passes untouched
  *      (a connection kube-proxy translated, see docs/coexistence.md);
  *    - anything else passes untouched (a SYN to a non-frontend first drops a finished service
- *      flow whose backend tuple it reuses, see sl_ct_forget_finished4).
+ *      flow whose backend tuple it reuses, see sl_ct_forget_finished4);
+ *    - a SYN reusing the tuple of a finished flow first drops that flow's entries, whoever
+ *      translates the new connection (sl_tc_forget_reused4).
  *  sl_tc_to_pod (egress: what is delivered to the pod)
  *    - a reply of a tracked flow (REVERSE entry): source backend -> frontend.
  *
@@ -177,6 +179,38 @@ static __always_inline int sl_tc_not_frontend(struct __sk_buff *skb, const struc
 }
 
 /*
+ * A client's SYN on the tuple of a finished flow (FIN or RST seen, or expired; sl_ct_lookup4
+ * then answered NULL): that flow is over, and its two entries go before anything else happens.
+ * Left in place, its FORWARD entry would still match every later segment of the new connection
+ * (they carry no SYN) whenever Sluice does not translate the SYN itself: the frontend is gone
+ * (`sluice-agent cleanup` empties the maps before detaching, the Service was deleted) and
+ * kube-proxy's DNAT carries the connection. The handshake's ACK would then be sent to the old
+ * flow's backend, which resets the connection. When Sluice does translate the SYN, the new
+ * flow's entries replace these anyway (minus the old REVERSE entry, which this also removes).
+ */
+static __always_inline void sl_tc_forget_reused4(const struct sl_ct_key4 *key)
+{
+	struct sl_ct_value4 *val = bpf_map_lookup_elem(&sl_ct4, key);
+
+	if (!val || val->type != SL_CT_FORWARD)
+		return;
+	/* Its REVERSE twin, only while it still translates back to this tuple (sl_ct_twin4). */
+	if (sl_ct_twin4(key, val)) {
+		bool snat = val->flags & SL_CT_F_SNAT;
+		struct sl_ct_key4 twin = {
+			.saddr = val->nat_addr,
+			.daddr = (val->flags & SL_CT_F_HAIRPIN) || snat ? val->nat_saddr : key->saddr,
+			.sport = val->nat_port,
+			.dport = snat ? val->nat_sport : key->sport,
+			.proto = key->proto,
+		};
+
+		bpf_map_delete_elem(&sl_ct4, &twin);
+	}
+	bpf_map_delete_elem(&sl_ct4, key);
+}
+
+/*
  * An ICMP error about a translated flow (icmp.h). The entry keyed by the quoted packet's mirror
  * image is the flow's: towards the pod, the quote is pod:cport -> backend:bport (what the pod
  * sent, as a router or the backend saw it) and its REVERSE entry gives the frontend, which the
@@ -230,6 +264,8 @@ int sl_tc_from_pod(struct __sk_buff *skb)
 		/* A local backend answering: reverse-NATed at the client's sl_tc_to_pod. */
 		return SL_TC_PASS;
 	}
+	if (sl_tcp_is_open(pkt.proto, pkt.tcp_flags))
+		sl_tc_forget_reused4(&key);
 	svc = sl_lookup_frontend4(pkt.daddr, pkt.dport, pkt.proto);
 	if (!svc)
 		return sl_tc_not_frontend(skb, &pkt, &key, &now);
