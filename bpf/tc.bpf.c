@@ -196,10 +196,11 @@ static __always_inline void sl_tc_forget_reused4(const struct sl_ct_key4 *key)
 		return;
 	/* Its REVERSE twin, only while it still translates back to this tuple (sl_ct_twin4). */
 	if (sl_ct_twin4(key, val)) {
+		bool hairpin = val->flags & SL_CT_F_HAIRPIN;
 		bool snat = val->flags & SL_CT_F_SNAT;
 		struct sl_ct_key4 twin = {
 			.saddr = val->nat_addr,
-			.daddr = (val->flags & SL_CT_F_HAIRPIN) || snat ? val->nat_saddr : key->saddr,
+			.daddr = hairpin || snat ? val->nat_saddr : key->saddr,
 			.sport = val->nat_port,
 			.dport = snat ? val->nat_sport : key->sport,
 			.proto = key->proto,

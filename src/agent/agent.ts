@@ -33,6 +33,7 @@ import { Reconciler } from './reconciler.js';
 import { HealthCheckServers } from './health-check-servers.js';
 import type { SyncReport } from './reconciler.js';
 import { openAgentDatapath } from './datapath.js';
+import { checkTcBinary } from '../datapath/tc-filters.js';
 import { ExternalTraffic } from './external.js';
 import type { AgentDatapath } from './datapath.js';
 
@@ -318,6 +319,13 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
   let source: ReturnType<typeof makeSource>;
   try {
     source = makeSource(cfg, store, logging);
+    // iproute2's tc reads the TC hooks back (src/datapath/tc-filters.ts): without it no TC
+    // filter is attached or checked, and pods whose traffic needs the TC path go untranslated.
+    // The agent refuses to start, before anything is pinned or attached: the reason is then the
+    // pod's last log line and its CrashLoopBackOff, where an operator looks first (a running
+    // agent with a failing /healthz would be restarted by the liveness probe all the same, only
+    // later and with the reason buried). A dataplane a previous agent left keeps serving.
+    await checkTcBinary();
   } catch (err) {
     stopLibbpfPump();
     stopHeartbeat();

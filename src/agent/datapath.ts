@@ -12,7 +12,7 @@ import { loadNative } from '../bpf/native.js';
 import type { NativeAddon, NativeMap } from '../bpf/native.js';
 import { Datapath } from '../datapath/datapath.js';
 import { cgroupLinkPin, cleanupDatapath, CONNECT_PROGRAMS, describeFilter, HOST_TC_PROGRAMS, sluicePlace, TC_PROGRAMS } from '../datapath/attach.js';
-import { listTcFilters, tcHookKey } from '../datapath/tc-filters.js';
+import { checkTcBinary, listTcFilters, tcHookKey } from '../datapath/tc-filters.js';
 import type { CleanupReport, TcTarget } from '../datapath/attach.js';
 import type { KernelFeatures } from '../datapath/kernel-features.js';
 import type { ServiceTables } from '../dataplane/tables.js';
@@ -231,6 +231,9 @@ function cgroupLinkProblem(native: NativeAddon, pinDir: string, cgroup: string, 
  * Safe to run when nothing is there.
  */
 export async function cleanupAgentDatapath(cfg: AgentConfig, logger: Logger, native: NativeAddon = loadNative()): Promise<CleanupReport> {
+  // Without tc, Sluice's filters cannot be found: refuse before anything is emptied or detached
+  // rather than leave them attached behind a cleanup that looked successful.
+  await checkTcBinary();
   const emptied = stopNewTranslations(native, cfg.pinDir, logger);
   if (emptied > 0 && cfg.cleanupDrainMs > 0) {
     logger.info({ frontends: emptied, drainMs: cfg.cleanupDrainMs }, 'new connections now bypass Sluice; letting tracked flows finish');

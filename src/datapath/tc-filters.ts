@@ -34,6 +34,50 @@ interface RawFilter {
 
 const argvIn = (netns: string | undefined, argv: string[]) => (netns ? ['nsenter', `--net=${netns}`, ...argv] : argv);
 
+/** What the agent needs iproute2's tc for: said in every error about it. */
+export const TC_NEEDED_FOR = 'Sluice reads its TC filters back with it (which filter runs first on each pod interface, whether Sluice\'s is still attached, which ones `sluice-agent cleanup` removes)';
+
+/** tc could not be run, or answered something other than a filter listing. */
+export class TcUnavailableError extends Error {
+  constructor(detail: string) {
+    super(`the tc binary (iproute2) is not usable: ${detail}. ${TC_NEEDED_FOR}; install iproute2 (the Sluice image ships it) or put a tc with JSON output (-j) on PATH`);
+    this.name = 'TcUnavailableError';
+  }
+}
+
+/** A spawn failure of tc itself (not on PATH, not executable) as a TcUnavailableError; anything else unchanged. */
+function tcSpawnError(err: unknown): unknown {
+  const code = (err as { code?: unknown }).code;
+  const path = (err as { path?: unknown }).path;
+  if ((code === 'ENOENT' || code === 'EACCES') && (path === 'tc' || path === 'nsenter')) {
+    return new TcUnavailableError(`${path === 'tc' ? 'tc' : 'nsenter'} cannot be run (${code}${path === 'tc' ? `, PATH=${process.env.PATH ?? ''}` : ''})`);
+  }
+  return err;
+}
+
+/**
+ * Start-up check (the agent and `sluice-agent cleanup` refuse to start without it): tc runs and
+ * lists a hook as JSON. Reads the filters of `lo`'s ingress hook (an empty list without clsact),
+ * which every namespace has; changes nothing.
+ */
+export async function checkTcBinary(netns?: string): Promise<void> {
+  const argv = argvIn(netns, ['tc', '-j', 'filter', 'show', 'dev', 'lo', 'ingress']);
+  let stdout: string;
+  try {
+    ({ stdout } = await run(argv[0] as string, argv.slice(1), { timeout: 10_000 }));
+  } catch (err) {
+    const spawn = tcSpawnError(err);
+    if (spawn !== err) throw spawn;
+    const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
+    throw new TcUnavailableError(`\`${argv.join(' ')}\` failed (${stderr || (err as Error).message})`);
+  }
+  try {
+    parseTcFilterJson(stdout.trim() || '[]');
+  } catch (err) {
+    throw new TcUnavailableError(`\`${argv.join(' ')}\` printed no JSON filter list (${(err as Error).message})`);
+  }
+}
+
 /** Parses one `tc -j filter show` array: the filters of chain 0, in run order. */
 export function parseTcFilterJson(text: string): TcFilterEntry[] {
   const raw = JSON.parse(text) as RawFilter[];
@@ -75,7 +119,7 @@ export async function listTcFilters(hooks: readonly TcHookRef[], netns?: string)
         const { stdout } = await run(argv[0] as string, [...argv.slice(1, -2), 'filter', 'show', 'dev', h.ifname, h.direction], { timeout: 10_000 });
         out.set(hookKey(h), parseTcFilterJson(stdout.trim() || '[]'));
       } catch (err) {
-        if (!/Cannot find device/.test(String((err as { stderr?: string }).stderr ?? ''))) throw err;
+        if (!/Cannot find device/.test(String((err as { stderr?: string }).stderr ?? ''))) throw tcSpawnError(err);
       }
     }
     return out;

@@ -2,14 +2,18 @@
 // the node's cgroup, no Sluice TC filter on any interface of the node, no pins — a foreign
 // filter on the same hooks is untouched, and kube-proxy-shaped rules serve the service again
 // (from a client balanced at connect time before, and from one translated on its veth before).
+// Without a usable iproute2 `tc` (Sluice reads its TC filters back with it), the cleanup and the
+// agent refuse to start, say why, and touch nothing.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import t from 'tap';
 import { loadNative } from '../../src/bpf/native.js';
 import { isSluiceFilter } from '../../src/datapath/attach.js';
 import { interfaceNames, listTcFilters } from '../../src/datapath/tc-filters.js';
 import { computeDesiredState } from '../../src/model/desired-state.js';
 import type { ModelInput } from '../../src/model/types.js';
+import { run as runCommand } from '../../src/testbed/exec.js';
 import { chainPackets, iptablesRestore } from '../../src/testbed/iptables.js';
 import { kubeProxyRules } from '../../src/testbed/kube-proxy-rules.js';
 import { netnsPath } from '../../src/testbed/netns.js';
@@ -18,6 +22,27 @@ import { attachNeighbour } from './policy-neighbour.js';
 
 const VIP = '10.96.0.76';
 const PORTS = [{ name: 'http', port: 80 }];
+
+/**
+ * A PATH directory holding every command of this PATH except tc (the test bed's netns wrapper
+ * needs nsenter, sh, mount...), plus `fakeTc` as tc when given.
+ */
+function pathWithoutTc(dir: string, fakeTc?: string): string {
+  mkdirSync(dir, { recursive: true });
+  const seen = new Set(['tc']);
+  for (const from of (process.env.PATH ?? '').split(delimiter).filter((d) => d && existsSync(d))) {
+    for (const name of readdirSync(from)) {
+      if (seen.has(name)) continue;
+      seen.add(name);
+      symlinkSync(join(from, name), join(dir, name));
+    }
+  }
+  if (fakeTc) {
+    writeFileSync(join(dir, 'tc'), fakeTc);
+    chmodSync(join(dir, 'tc'), 0o755);
+  }
+  return dir;
+}
 
 const cgroupPrograms = (cg: string) =>
   JSON.parse(execFileSync('bpftool', ['-j', 'cgroup', 'show', cg], { encoding: 'utf8' }).trim() || '[]') as { name: string }[];
@@ -51,6 +76,22 @@ t.test('sluice-agent cleanup leaves nothing of Sluice and hands the service back
 
   await agent.kill('SIGTERM');
   t.equal(cgroupPrograms(bed.clientCgroup).length, 4, 'an ordinary stop keeps the dataplane (links stay)');
+
+  // No tc on PATH: the cleanup could not find Sluice's filters, so it refuses before emptying
+  // or detaching anything (the dataplane keeps serving, the operator reads why).
+  const noTc = pathWithoutTc(join(bed.work, 'path-no-tc'));
+  const refused = await runCommand(bed.agentArgv(['cleanup', '--pin-dir', bed.pinDir, '--cgroup', bed.clientCgroup, '--interfaces', bed.ifacePattern]), {
+    allowFailure: true, timeoutMs: 60_000, env: { PATH: noTc },
+  });
+  t.equal(refused.code, 1, 'cleanup without tc exits 1', { stdout: refused.stdout.slice(-2000), stderr: refused.stderr.slice(-2000) });
+  const said = refused.stdout + refused.stderr;
+  t.match(said, /the tc binary \(iproute2\) is not usable: tc cannot be run \(ENOENT/, 'it names the binary and why it failed');
+  t.match(said, /Sluice reads its TC filters back with it/, 'and what it is needed for');
+  t.equal(cgroupPrograms(bed.clientCgroup).length, 4, 'nothing detached');
+  t.ok(existsSync(bed.pinDir), 'nothing unpinned');
+  const served = await bed.bothPaths(VIP, 80, 4, 3000);
+  t.equal(summarize([...served['connect-time'], ...served.tc]).failed, 0, 'and Sluice still serves both paths');
+
   const r = await bed.runCleanupCommand();
   t.equal(r.code, 0, 'sluice-agent cleanup exits 0', { stderr: r.stderr.slice(-2000) });
 
@@ -73,4 +114,18 @@ t.test('sluice-agent cleanup leaves nothing of Sluice and hands the service back
 
   const again = await bed.runCleanupCommand();
   t.equal(again.code, 0, 'cleanup again, with nothing left: still exits 0');
+
+  // The agent without tc (missing, or one that cannot list filters as JSON, like an old
+  // iproute2): it refuses to start, naming the binary, before pinning or attaching anything.
+  const brokenTc = pathWithoutTc(join(bed.work, 'path-broken-tc'), '#!/bin/sh\necho \'Option "-j" is unknown, try "tc -help".\' >&2\nexit 255\n');
+  for (const [what, PATH, cause] of [['no tc on PATH', noTc, /tc cannot be run \(ENOENT/], ['a tc without JSON output', brokenTc, /failed \(Option \\?"-j\\?" is unknown/]] as const) {
+    const started = await runCommand(bed.agentArgv(bed.agentFlags()), { allowFailure: true, timeoutMs: 90_000, env: { PATH, SLUICE_LOG_LEVEL: '' } });
+    const out = started.stdout + started.stderr;
+    t.equal(started.code, 1, `${what}: the agent refuses to start (exit 1)`, { out: out.slice(-2000) });
+    t.match(out, /the tc binary \(iproute2\) is not usable/, `${what}: it names the binary`);
+    t.match(out, cause, `${what}: and the cause`);
+    t.match(out, /install iproute2/, `${what}: and the remedy`);
+    t.notOk(existsSync(bed.pinDir), `${what}: nothing pinned`);
+    t.same(cgroupPrograms(bed.clientCgroup), [], `${what}: nothing attached`);
+  }
 });
