@@ -4,8 +4,10 @@
 // each dataplane must give. A row whose kube-proxy outcome differs says why (docs/external-traffic.md,
 // "Parity with kube-proxy"); every other row must come out the same on both.
 import type { Cluster } from '../../src/testbed/cluster.js';
-import { runEchoClient } from '../../src/testbed/echo.js';
+import { createCgroup } from '../../src/testbed/cgroup.js';
+import type { TestbedRun } from '../../src/testbed/run.js';
 import type { ModelInput } from '../../src/model/types.js';
+import { TrafficClient } from '../traffic/traffic-client.js';
 
 export const NS = 'ext';
 export const ECHO = 8080;
@@ -165,26 +167,59 @@ export interface Observed {
 /** How long a probe waits for an answer: a drop shows as a timeout. */
 export const PROBE_TIMEOUT_MS = 1500;
 
+/** One long-lived client process per origin (starting a process per probe costs seconds on a busy machine). */
+export type Probers = Record<Scenario['from'], TrafficClient>;
+
+/** Starts the probing clients: in the client, in node A (inside `nodeACgroup`: its agent's), in pod A. */
+export async function startProbers(run: TestbedRun, c: Cluster, nodeACgroup: string): Promise<Probers> {
+  const [nodeA] = c.nodes as [Cluster['nodes'][0]];
+  const client = c.clients[0] as Cluster['clients'][0];
+  const podA = nodeA.pods[0] as Cluster['nodes'][0]['pods'][0];
+  // The client and the pod run in a cgroup of their own, without connect-time programs: their
+  // traffic meets the node as packets.
+  const plain = await createCgroup(await run.cgroup(), 'probes');
+  return {
+    client: await TrafficClient.start(run, client.ns, plain),
+    nodeA: await TrafficClient.start(run, nodeA.ns, nodeACgroup),
+    podA: await TrafficClient.start(run, podA.ns, plain),
+  };
+}
+
 /** Runs one scenario's probe on the bed and classifies what happened. */
-export async function observe(c: Cluster, s: Scenario, nodeACgroup?: string): Promise<Observed> {
+export async function observe(c: Cluster, s: Scenario, probers: Probers): Promise<Observed> {
   const [nodeA, nodeB] = c.nodes as [Cluster['nodes'][0], Cluster['nodes'][0]];
   const client = c.clients[0] as Cluster['clients'][0];
   const podA = nodeA.pods[0] as Cluster['nodes'][0]['pods'][0];
   const host = s.to === 'nodeA' ? nodeA.ip : s.to === 'nodeB' ? nodeB.ip : s.to;
-  const ns = s.from === 'client' ? client.ns : s.from === 'nodeA' ? nodeA.ns : podA.ns;
-  const cgroup = s.from === 'nodeA' ? nodeACgroup : undefined;
-  const [a] = await runEchoClient({ ns, ...(cgroup ? { cgroup } : {}), proto: 'tcp', host, port: s.port, timeoutMs: PROBE_TIMEOUT_MS });
-  if (!a) throw new Error(`${s.name}: the echo client printed nothing`);
+  const [a] = await probers[s.from].tcp({ host, port: s.port, timeoutMs: PROBE_TIMEOUT_MS });
+  if (!a) throw new Error(`${s.name}: the client answered nothing`);
   if (a.ok) {
     const roles: Record<string, Role> = { [client.ip]: 'client', [nodeA.ip]: 'nodeA', [nodeA.podGateway]: 'nodeA-gateway', [podA.ip]: 'podA' };
     const pods: Record<string, Place> = { [podA.name]: 'A', [nodeB.pods[0]?.name ?? '']: 'B' };
-    const seen = a.seenPeer?.address ?? '';
-    return { result: 'served', pod: pods[a.pod ?? ''] ?? a.pod, seen: roles[seen] ?? seen, ms: a.ms };
+    const seen = (a.peer ?? '').replace(/:\d+$/, '');
+    return { result: 'served', pod: pods[a.backend ?? ''] ?? a.backend, seen: roles[seen] ?? seen, ms: a.ms };
   }
-  const code = a.error?.code ?? 'EUNKNOWN';
+  const code = a.code ?? 'EUNKNOWN';
   // A refusal must come at once (an RST or ICMP unreachable), a drop shows as the timeout.
   const result = code === 'ECONNREFUSED' && a.ms < PROBE_TIMEOUT_MS - 500 ? 'refused' : code === 'ETIMEDOUT' ? 'dropped' : 'error';
   return { result, code, ms: a.ms };
+}
+
+/**
+ * Every scenario's probe, in table order. The refusals go first, alone: the kernel rate-limits
+ * the ICMP errors it sends to one host (net.ipv4.icmp_ratelimit), and iptables' REJECT is such an
+ * error, so one sent while node A answers the client's other flows with ICMP redirects (they
+ * leave by the interface they came in on) can be suppressed, turning the refusal into a timeout.
+ * The rest run all at once (they are independent: one service or address each).
+ */
+export async function observeAll(c: Cluster, scenarios: readonly Scenario[], probers: Probers): Promise<Observed[]> {
+  const out: Observed[] = new Array(scenarios.length);
+  const refusals = [...scenarios.keys()].filter((i) => scenarios[i]?.expect.result === 'refused');
+  for (const i of refusals) out[i] = await observe(c, scenarios[i] as Scenario, probers);
+  await Promise.all([...scenarios.keys()].filter((i) => !refusals.includes(i)).map(async (i) => {
+    out[i] = await observe(c, scenarios[i] as Scenario, probers);
+  }));
+  return out;
 }
 
 /** Whether an observation is the expected outcome (`seen` only checked when the row names it). */

@@ -16,12 +16,12 @@ import { createCluster } from '../../src/testbed/cluster.js';
 import { clusterAgents, writeManifest } from '../../src/testbed/cluster-agent.js';
 import type { NodeAgent } from '../../src/testbed/cluster-agent.js';
 import { startEchoServer } from '../../src/testbed/echo.js';
-import { chainPackets, iptablesRestore, iptablesSave } from '../../src/testbed/iptables.js';
+import { chainCounters, chainPackets, iptablesRestore, iptablesSave } from '../../src/testbed/iptables.js';
 import { kubeProxyRules } from '../../src/testbed/kube-proxy-rules.js';
 import { ipIn } from '../../src/testbed/netns.js';
 import { requirePrivileges } from '../helpers/privileges.js';
 import {
-  CLIENT_IP, CLIENT_ROUTES, clusterObjects, describe, matches, modelInput, observe, POD_CIDR, SCENARIOS,
+  CLIENT_IP, CLIENT_ROUTES, clusterObjects, NS, describe, matches, modelInput, observeAll, POD_CIDR, startProbers, SCENARIOS,
 } from './external-scenarios.js';
 import type { Observed } from './external-scenarios.js';
 
@@ -48,6 +48,7 @@ t.test('external traffic: kube-proxy-shaped iptables and Sluice give the same ou
   await writeManifest(manifests, 'cluster.json', objects);
   const agents = await clusterAgents(run, c.nodes, work, manifests);
   const [agentA] = agents as [NodeAgent, NodeAgent];
+  const probers = await startProbers(run, c, agentA.cgroup);
 
   // kube-proxy: each node's rules from the same objects, as that node's kube-proxy would write them.
   const kubeProxy = new Map<string, Observed>();
@@ -59,11 +60,24 @@ t.test('external traffic: kube-proxy-shaped iptables and Sluice give the same ou
   }
   const setupDone = Date.now();
   await t.test('kube-proxy-shaped iptables rules, no agent', async (t) => {
-    for (const s of SCENARIOS) {
-      const o = await observe(c, s, agentA.cgroup);
+    const observed = await observeAll(c, SCENARIOS, probers);
+    for (const [i, s] of SCENARIOS.entries()) {
+      const o = observed[i] as Observed;
       kubeProxy.set(s.name, o);
       const want = s.kubeProxy?.expect ?? s.expect;
       t.ok(matches(o, want), `${s.name}: ${describe(o)}`, { want: describe(want), observed: o });
+    }
+    // The refusals are kube-proxy's own rules at work (a drop would look the same if node A
+    // just had nowhere to route the packet): each rule counted the probe's packets.
+    const [nodeA] = c.nodes as [(typeof c.nodes)[0]];
+    const filterA = await iptablesSave(nodeA.ns, 'filter');
+    for (const [chain, needle] of [
+      ['KUBE-EXTERNAL-SERVICES', `${NS}/etp-local:http has no local endpoints`],
+      ['KUBE-EXTERNAL-SERVICES', `${NS}/empty:http has no endpoints`],
+      ['KUBE-PROXY-FIREWALL', `${NS}/ranges-no:http traffic not accepted`],
+    ] as const) {
+      const rule = chainCounters(filterA, chain).find((r) => r.rule.includes(needle));
+      t.ok(rule && rule.packets > 0, `node A's ${chain} rule "${needle}" counted the probe (${rule?.packets ?? 'no such rule'})`);
     }
     let translated = 0;
     for (const { ns, chain } of extChains) {
@@ -88,8 +102,9 @@ t.test('external traffic: kube-proxy-shaped iptables and Sluice give the same ou
   }
   const agentsUp = Date.now();
   await t.test('Sluice, no iptables rules', async (t) => {
-    for (const s of SCENARIOS) {
-      const o = await observe(c, s, agentA.cgroup);
+    const observed = await observeAll(c, SCENARIOS, probers);
+    for (const [i, s] of SCENARIOS.entries()) {
+      const o = observed[i] as Observed;
       t.ok(matches(o, s.expect), `${s.name}: ${describe(o)}`, { want: describe(s.expect), observed: o });
       const k = kubeProxy.get(s.name);
       if (!k) continue;
