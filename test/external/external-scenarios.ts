@@ -207,9 +207,9 @@ export async function observe(c: Cluster, s: Scenario, probers: Probers): Promis
 
 /**
  * Every scenario's probe, in table order. The refusals go first, alone: the kernel rate-limits
- * the ICMP errors it sends to one host (net.ipv4.icmp_ratelimit), and iptables' REJECT is such an
- * error, so one sent while node A answers the client's other flows with ICMP redirects (they
- * leave by the interface they came in on) can be suppressed, turning the refusal into a timeout.
+ * the ICMP errors it sends to one host (net.ipv4.icmp_ratelimit) and iptables' REJECT is one;
+ * probed together with the rest, kube-proxy's refusal came as a timeout (most likely suppressed
+ * behind node A's ICMP redirects to the client, whose packets it forwards back out of eth0).
  * The rest run all at once (they are independent: one service or address each).
  */
 export async function observeAll(c: Cluster, scenarios: readonly Scenario[], probers: Probers): Promise<Observed[]> {
