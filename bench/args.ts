@@ -2,7 +2,7 @@
 // Flags win over environment variables, which win over the defaults (--quick picks smaller ones).
 import { parseArgs } from 'node:util';
 
-export const BENCH_NAMES = ['control-plane', 'agent', 'tc-datapath', 'iptables', 'flows'] as const;
+export const BENCH_NAMES = ['control-plane', 'agent', 'tc-datapath', 'iptables', 'flows', 'nodeport'] as const;
 export type BenchName = (typeof BENCH_NAMES)[number];
 
 export interface BenchOptions {
@@ -17,6 +17,10 @@ export interface BenchOptions {
   tcServices: number[];
   /** Service counts of the iptables-restore scaling series (the full size comes from control-plane). */
   iptablesServices: number[];
+  /** Service counts of the NodePort bench. */
+  nodeportServices: number[];
+  /** Interleaved rounds of the NodePort bench (figures are medians over them). */
+  nodeportRounds: number;
   /** Measure the control plane in this process instead of a fresh child (RSS then includes the harness). */
   inProcess: boolean;
   /** Skip the iptables-restore comparison inside the control-plane bench. */
@@ -35,6 +39,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --tc-repeat N       test-run repeat of the TC bench (default 100000, quick 10000)
   --tc-services LIST  service counts of the TC bench (default 1,1000,10000,100000; quick 1,1000,10000)
   --iptables-services LIST  extra sizes of the iptables-restore series (default 1000,2500,5000; quick 100,500)
+  --nodeport-services LIST  service counts of the NodePort bench (default 1,1000,10000; quick 1,1000)
+  --nodeport-rounds N interleaved rounds of the NodePort bench (default 5, quick 3)
   --in-process        measure the control plane in this process (RSS then includes the harness)
   --no-iptables       control-plane bench without the iptables-restore comparison
   -h, --help          this text
@@ -76,6 +82,8 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
         'tc-repeat': { type: 'string' },
         'tc-services': { type: 'string' },
         'iptables-services': { type: 'string' },
+        'nodeport-services': { type: 'string' },
+        'nodeport-rounds': { type: 'string' },
         'in-process': { type: 'boolean' },
         'no-iptables': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -105,6 +113,8 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
     tcServices: parsed['tc-services'] === undefined ? (quick ? [1, 1_000, 10_000] : [1, 1_000, 10_000, 100_000]) : intList('--tc-services', parsed['tc-services']),
     iptablesServices: parsed['iptables-services'] === undefined ? (quick ? [100, 500] : [1_000, 2_500, 5_000])
       : intList('--iptables-services', parsed['iptables-services']),
+    nodeportServices: parsed['nodeport-services'] === undefined ? (quick ? [1, 1_000] : [1, 1_000, 10_000]) : intList('--nodeport-services', parsed['nodeport-services']),
+    nodeportRounds: parsed['nodeport-rounds'] === undefined ? (quick ? 3 : 5) : positiveInt('--nodeport-rounds', parsed['nodeport-rounds'], 100),
     inProcess: parsed['in-process'] ?? false,
     noIptables: parsed['no-iptables'] ?? false,
     help: parsed.help ?? false,

@@ -12,7 +12,9 @@
 //  - tc-datapath:   bench/tc-datapath.ts (ns/packet of the TC programs against a no-op program);
 //  - iptables:      iptables-restore of kube-proxy-shaped rulesets at smaller sizes too, to show
 //    how it grows (bench/iptables-restore.ts);
-//  - flows:         bench/flow-cleanup.ts (removing a backend beside a full conntrack table).
+//  - flows:         bench/flow-cleanup.ts (removing a backend beside a full conntrack table);
+//  - nodeport:      bench/nodeport.ts (NodePort connection latency and conn/s from an external
+//    client, backend on the node and on another, Sluice against kube-proxy-shaped iptables).
 // Each writes .bench-results/<name>.json; the summary goes to .bench-results/summary.json.
 import { release } from 'node:os';
 import { loadNative } from '../src/bpf/native.js';
@@ -25,6 +27,8 @@ import { formatAgentScale, measureAgentScale } from './agent-scale.js';
 import { formatFlowCleanup, measureFlowCleanup } from './flow-cleanup.js';
 import type { IptablesResult } from './iptables-restore.js';
 import { measureIptablesRestore } from './iptables-restore.js';
+import type { NodePortResult } from './nodeport.js';
+import { formatNodePort, runNodePortBench } from './nodeport.js';
 import { benchEnvironment, ms, writeResult } from './stats.js';
 import type { TcBenchRow } from './tc-datapath.js';
 import { formatTable, runTcDatapathBench } from './tc-datapath.js';
@@ -72,7 +76,8 @@ function formatIptables(rows: IptablesResult[]): string {
   ].join('\n');
 }
 
-function summary(cp: ControlPlaneResult | undefined, agent: AgentScaleResult | undefined, tc: TcBenchRow[] | undefined, ipt: IptablesResult[] | undefined, outcomes: Outcome[]): string {
+function summary(cp: ControlPlaneResult | undefined, agent: AgentScaleResult | undefined, tc: TcBenchRow[] | undefined, ipt: IptablesResult[] | undefined,
+  np: NodePortResult | undefined, outcomes: Outcome[]): string {
   const lines: string[] = [];
   const goal = (label: string, value: string, target: string, met: boolean) =>
     lines.push(`${label.padEnd(44)}${value.padStart(12)}   goal ${target.padEnd(10)} ${met ? 'met' : 'MISSED'}`);
@@ -105,6 +110,16 @@ function summary(cp: ControlPlaneResult | undefined, agent: AgentScaleResult | u
     const a = ipt[0] as IptablesResult;
     const b = ipt[ipt.length - 1] as IptablesResult;
     lines.push(`${`iptables-restore, ${a.services} → ${b.services} services`.padEnd(44)}${`${(a.restoreMs / 1000).toFixed(2)} → ${(b.restoreMs / 1000).toFixed(2)} s`.padStart(12)}`);
+  }
+  if (np) {
+    for (const backend of ['local', 'remote'] as const) {
+      const rows = np.rows.filter((r) => r.backend === backend);
+      const hi = Math.max(...rows.map((r) => r.services));
+      const at = (dp: string) => rows.find((r) => r.dataplane === dp && r.services === hi);
+      const s = at('sluice');
+      const k = at('kube-proxy');
+      if (s && k) lines.push(`${`NodePort ${backend} p50, ${hi} svc: sluice/kube-proxy`.padEnd(44)}${`${s.latencyP50Ms.toFixed(2)} / ${k.latencyP50Ms.toFixed(2)} ms`.padStart(16)}`);
+    }
   }
   for (const o of outcomes) lines.push(`${`${o.name}`.padEnd(44)}${`${o.seconds.toFixed(0)} s`.padStart(12)}   ${o.ok ? 'ok' : `FAILED: ${o.error ?? ''}`}`);
   return lines.join('\n');
@@ -170,8 +185,23 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
     });
   }
 
+  let np: NodePortResult | undefined;
+  if (o.only.includes('nodeport')) {
+    header(`nodeport: external client → NodePort, Sluice vs kube-proxy iptables, ${o.nodeportServices.join(', ')} services`);
+    await timed('nodeport', outcomes, async () => {
+      np = await runNodePortBench({
+        services: o.nodeportServices, rounds: o.nodeportRounds, latencyConnections: o.quick ? 100 : 200, rateSeconds: o.quick ? 1 : 2, rateWorkers: 4,
+        progress: (line) => console.log(line),
+      });
+      console.log(formatNodePort(np));
+      console.log(`wrote ${await writeResult('nodeport', { ...np, environment })}`);
+      const bad = np.rows.filter((r) => r.failures + r.misrouted > 0);
+      if (bad.length > 0) throw new Error(`failed or misrouted connections: ${bad.map((r) => `${r.dataplane}/${r.backend}/${r.services}: ${r.failures} failed, ${r.misrouted} misrouted`).join('; ')}`);
+    });
+  }
+
   header('summary');
-  console.log(summary(cp, agent, tc, ipt, outcomes));
+  console.log(summary(cp, agent, tc, ipt, np, outcomes));
   const path = await writeResult('summary', {
     environment, options: o, outcomes,
     controlPlane: cp ? { coldStartMs: cp.coldStart.totalMs, changeP50Ms: cp.changes.latencyMs.p50, changeP99Ms: cp.changes.latencyMs.p99,
@@ -179,6 +209,7 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
       iptablesRestoreMs: cp.iptables?.restoreMs ?? null, goals: cp.goals, met: cp.met } : null,
     tcDatapath: tc ?? null,
     iptables: ipt ?? null,
+    nodeport: np?.rows ?? null,
   });
   console.log(`wrote ${path}`);
   // Missed goals are results, not failures; a bench that could not run is a failure.

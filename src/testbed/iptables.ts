@@ -15,9 +15,12 @@ function inNetns(ns: string, argv: string[]): string[] {
   return ['nsenter', `--net=${netnsPath(ns)}`, '--', ...argv];
 }
 
-/** Loads `text` (iptables-restore input) into `ns` without flushing what is there. Resolves with the time it took (ms). */
-export function iptablesRestore(ns: string, text: string, backend: IptablesBackend = 'nft'): Promise<number> {
-  const [file, ...args] = inNetns(ns, [tool(backend, 'restore'), '--noflush']);
+/**
+ * Loads `text` (iptables-restore input) into `ns` without flushing what is there (with `flush`:
+ * replacing the tables `text` names, their chains included). Resolves with the time it took (ms).
+ */
+export function iptablesRestore(ns: string, text: string, backend: IptablesBackend = 'nft', opts: { flush?: boolean } = {}): Promise<number> {
+  const [file, ...args] = inNetns(ns, [tool(backend, 'restore'), ...(opts.flush ? [] : ['--noflush'])]);
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn(file as string, args, { stdio: ['pipe', 'ignore', 'pipe'] });

@@ -11,13 +11,18 @@
 //          KUBE-SVC-<h>: the masquerade mark for traffic from outside the cluster CIDR, then one
 //          rule per endpoint, `-m statistic --mode random --probability 1/(n-i)` (none on the
 //          last) → KUBE-SEP-<e>: the hairpin mark (source = the endpoint itself), then DNAT.
-//          KUBE-EXT-<h>: mark for masquerade → KUBE-SVC-<h> (externalTrafficPolicy Cluster), or
-//          pod and node traffic short-circuited to KUBE-SVC-<h> and the rest → KUBE-SVL-<h>.
+//          KUBE-EXT-<h> (whenever the service has endpoints anywhere): mark for masquerade →
+//          KUBE-SVC-<h> (externalTrafficPolicy Cluster), or pod and node traffic short-circuited
+//          to KUBE-SVC-<h> and the rest → KUBE-SVL-<h> (only when there is a local endpoint;
+//          else it falls through untranslated to the filter table's DROP).
+//          KUBE-FW-<h>: listed sources → KUBE-EXT-<h>; the rest fall through to
+//          KUBE-PROXY-FIREWALL's DROP.
 //          POSTROUTING → KUBE-POSTROUTING: MASQUERADE what carries the mark.
 //   filter KUBE-SERVICES rejects ClusterIPs without endpoints; KUBE-EXTERNAL-SERVICES rejects
 //          the external frontends of services without endpoints (drops them when only local
 //          endpoints are missing under externalTrafficPolicy Local); KUBE-PROXY-FIREWALL drops
-//          what a source range refused; KUBE-FORWARD accepts marked and established traffic.
+//          what a source range refused; KUBE-FORWARD accepts marked and established traffic;
+//          KUBE-NODEPORTS accepts healthCheckNodePorts.
 // Chain names are kube-proxy's: base32(sha256("ns/name:port" + protocol)) [first 16], and for
 // an endpoint base32(sha256("ns/name:port" + protocol + "ip:port")) [first 16].
 // Applied with iptables-restore --noflush inside a network namespace the test made, never the
@@ -32,6 +37,11 @@ export interface KubeProxyRulesOptions {
   clusterCidr?: string;
   /** kube-proxy's --masquerade-all. */
   masqueradeAll?: boolean;
+  /**
+   * The node's own address (kube-proxy's nodeIP): a loadBalancerSourceRanges entry containing it
+   * also admits traffic whose source is the LoadBalancer IP (the node reaching a VIP it holds).
+   */
+  nodeIp?: string;
 }
 
 export interface KubeProxyRules {
@@ -90,6 +100,10 @@ class Table {
     for (const c of builtins) this.known.add(c);
   }
 
+  has(name: string): boolean {
+    return this.known.has(name);
+  }
+
   chain(name: string): string {
     if (!this.known.has(name)) {
       this.known.add(name);
@@ -105,6 +119,15 @@ class Table {
   text(): string {
     return [`*${this.name}`, ...this.chains, ...this.rules, 'COMMIT', ''].join('\n');
   }
+}
+
+/** Whether IPv4 `cidr` (a.b.c.d/n) contains `ip`. */
+function cidrContains(cidr: string, ip: string): boolean {
+  const [base, len] = cidr.split('/') as [string, string | undefined];
+  const bits = Number(len ?? 32);
+  const n = (a: string) => a.split('.').reduce((v, o) => (v << 8) | Number(o), 0) >>> 0;
+  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+  return ((n(base) ^ n(ip)) & mask) === 0;
 }
 
 const comment = (s: string) => ['-m', 'comment', '--comment', `"${s}"`];
@@ -141,6 +164,7 @@ export function kubeProxyRules(state: DesiredState, opts: KubeProxyRulesOptions 
   filter.add('KUBE-FORWARD', ...comment('kubernetes forwarding conntrack rule'), '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT');
 
   const nodePortRules: string[][] = [];
+  const healthPorts = new Set<number>();
   for (const sp of state.services.values()) {
     if (sp.family !== 'IPv4') continue;
     const spn = servicePortName(sp);
@@ -151,7 +175,15 @@ export function kubeProxyRules(state: DesiredState, opts: KubeProxyRulesOptions 
     const cluster = sp.clusterBackends.toArray();
     const local = sp.localBackends.toArray();
     const external = sp.frontends.filter((f) => f.kind !== 'ClusterIP');
-    const externalChain = sp.externalLocal ? (local.length > 0 ? names.ext : undefined) : cluster.length > 0 ? names.ext : undefined;
+    // kube-proxy's hasEndpoints / hasExternalEndpoints: the external frontends jump to KUBE-EXT
+    // whenever the service has endpoints anywhere (its pod and node short-circuits still apply
+    // under a Local policy); the filter table drops or rejects what the policy has no endpoint
+    // for, and what KUBE-EXT did not translate reaches it.
+    const hasEndpoints = cluster.length > 0;
+    const hasExternalEndpoints = sp.externalLocal ? local.length > 0 : hasEndpoints;
+    const externalChain = hasEndpoints && external.length > 0 ? names.ext : undefined;
+    const externalFilter = hasExternalEndpoints ? undefined : hasEndpoints ? 'DROP' : 'REJECT';
+    const externalFilterComment = `${spn} has no ${hasEndpoints ? 'local ' : ''}endpoints`;
     const internalSet = sp.internalLocal ? local : cluster;
 
     // Endpoint chains, shared by KUBE-SVC and KUBE-SVL.
@@ -198,7 +230,7 @@ export function kubeProxyRules(state: DesiredState, opts: KubeProxyRulesOptions 
         if (opts.clusterCidr) nat.add(names.ext, ...comment(`pod traffic for ${spn} external destinations`), '-s', opts.clusterCidr, '-j', names.svc);
         nat.add(names.ext, ...comment(`masquerade LOCAL traffic for ${spn} external destinations`), '-m', 'addrtype', '--src-type', 'LOCAL', '-j', 'KUBE-MARK-MASQ');
         nat.add(names.ext, ...comment(`route LOCAL traffic for ${spn} external destinations`), '-m', 'addrtype', '--src-type', 'LOCAL', '-j', names.svc);
-        nat.add(names.ext, '-j', names.svl);
+        if (hasExternalEndpoints) nat.add(names.ext, '-j', names.svl);
       } else {
         nat.add(names.ext, ...comment(`masquerade traffic for ${spn} external destinations`), '-j', 'KUBE-MARK-MASQ');
         nat.add(names.ext, '-j', names.svc);
@@ -221,21 +253,32 @@ export function kubeProxyRules(state: DesiredState, opts: KubeProxyRulesOptions 
       if (externalChain) {
         const ranges = f.kind === 'LoadBalancer' ? sp.loadBalancerSourceRanges : [];
         if (ranges.length > 0) {
-          nat.chain(names.fw);
+          // KUBE-FW: listed sources go on to KUBE-EXT; the rest leave the chain untranslated and
+          // meet KUBE-PROXY-FIREWALL's DROP in the filter table.
+          if (!nat.has(names.fw)) {
+            nat.chain(names.fw);
+            for (const r of ranges) nat.add(names.fw, ...comment(`${spn} ${label}`), '-s', r, '-j', names.ext);
+            if (opts.nodeIp && ranges.some((r) => cidrContains(r, opts.nodeIp as string))) {
+              for (const lb of sp.frontends.filter((x) => x.kind === 'LoadBalancer')) nat.add(names.fw, ...comment(`${spn} ${label}`), '-s', `${lb.ip}/32`, '-j', names.ext);
+            }
+          }
           nat.add('KUBE-SERVICES', ...comment(`${spn} ${label}`), ...dst, '-j', names.fw);
-          for (const r of ranges) nat.add(names.fw, ...comment(`${spn} ${label}`), '-s', r, '-j', names.ext);
           filter.add('KUBE-PROXY-FIREWALL', ...comment(`${spn} traffic not accepted by ${names.fw}`), ...dst, '-j', 'DROP');
         } else {
           nat.add('KUBE-SERVICES', ...comment(`${spn} ${label}`), ...dst, '-j', names.ext);
         }
-      } else {
-        filter.add('KUBE-EXTERNAL-SERVICES', ...comment(`${spn} has no ${noneAnywhere ? '' : 'local '}endpoints`), ...dst, '-j', noneAnywhere ? 'REJECT' : 'DROP');
       }
+      if (externalFilter) filter.add('KUBE-EXTERNAL-SERVICES', ...comment(externalFilterComment), ...dst, '-j', externalFilter);
     }
     for (const port of [...new Set(external.filter((f) => f.kind === 'NodePort').map((f) => f.port))]) {
       const dport = [...p, '--dport', String(port)];
       if (externalChain) nodePortRules.push(['KUBE-NODEPORTS', ...comment(spn), ...dport, '-j', names.ext]);
-      else filter.add('KUBE-EXTERNAL-SERVICES', ...comment(`${spn} has no ${noneAnywhere ? '' : 'local '}endpoints`), '-m', 'addrtype', '--dst-type', 'LOCAL', ...dport, '-j', noneAnywhere ? 'REJECT' : 'DROP');
+      if (externalFilter) filter.add('KUBE-EXTERNAL-SERVICES', ...comment(externalFilterComment), '-m', 'addrtype', '--dst-type', 'LOCAL', ...dport, '-j', externalFilter);
+    }
+    // The healthCheckNodePort is served by kube-proxy itself: its filter rule only accepts it.
+    if (sp.healthCheckNodePort > 0 && !healthPorts.has(sp.healthCheckNodePort)) {
+      healthPorts.add(sp.healthCheckNodePort);
+      filter.add('KUBE-NODEPORTS', ...comment(`${spn} health check node port`), '-m', 'tcp', '-p', 'tcp', '--dport', String(sp.healthCheckNodePort), '-j', 'ACCEPT');
     }
   }
   for (const [chain, ...args] of nodePortRules) nat.add(chain as string, ...args);

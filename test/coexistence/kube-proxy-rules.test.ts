@@ -120,3 +120,50 @@ t.test('ClientIP affinity: recent-module checks before the split, --set at DNAT'
   t.equal(svc[0], `-A KUBE-SVC-${h} -m comment --comment "default/sticky:http -> 10.244.1.1:8080" -m recent --name ${sep1} --rcheck --seconds 600 --reap -j ${sep1}`);
   t.match(rulesOf(k.nat, sep1 as string)[1], /-m recent --name KUBE-SEP-\S+ --set -m tcp -p tcp -j DNAT --to-destination 10.244.1.1:8080$/);
 });
+
+t.test('externalTrafficPolicy Local: KUBE-EXT short-circuits pods and the node even without a local endpoint', async (t) => {
+  const ports = [{ name: 'http', port: 80, nodePort: 30050, protocol: 'TCP' }];
+  const r = compute({
+    services: [
+      service('far', { type: 'LoadBalancer', clusterIP: '10.96.0.50', externalTrafficPolicy: 'Local', healthCheckNodePort: 32050, ports },
+        { status: { loadBalancer: { ingress: [{ ip: '192.0.2.60' }] } } }),
+      service('near', { type: 'NodePort', clusterIP: '10.96.0.51', externalTrafficPolicy: 'Local', ports: [{ ...ports[0], nodePort: 30051 }] }),
+    ],
+    slices: [slice('far', [ep('10.244.2.2', { node: 'other' })]), slice('near', [ep('10.244.1.5', { node: NODE })])],
+    nodes: [node(NODE, ['192.168.0.10'])],
+  });
+  const k = kubeProxyRules(r.state, { clusterCidr: '10.244.0.0/16' });
+  const far = portProtoHash('default/far:http', 'TCP');
+  const near = portProtoHash('default/near:http', 'TCP');
+  t.same(rulesOf(k.nat, `KUBE-EXT-${far}`), [
+    `-A KUBE-EXT-${far} -m comment --comment "pod traffic for default/far:http external destinations" -s 10.244.0.0/16 -j KUBE-SVC-${far}`,
+    `-A KUBE-EXT-${far} -m comment --comment "masquerade LOCAL traffic for default/far:http external destinations" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ`,
+    `-A KUBE-EXT-${far} -m comment --comment "route LOCAL traffic for default/far:http external destinations" -m addrtype --src-type LOCAL -j KUBE-SVC-${far}`,
+  ], 'no local endpoint: the short-circuits only, no jump to a KUBE-SVL');
+  t.notOk(k.nat.includes(`KUBE-SVL-${far}`), 'no KUBE-SVL chain without local endpoints');
+  t.ok(rulesOf(k.nat, 'KUBE-NODEPORTS').includes(`-A KUBE-NODEPORTS -m comment --comment "default/far:http" -m tcp -p tcp --dport 30050 -j KUBE-EXT-${far}`),
+    'the NodePort still jumps to KUBE-EXT (pods and the node are served from the cluster set)');
+  t.ok(rulesOf(k.nat, 'KUBE-SERVICES').some((l) => l.includes('-d 192.0.2.60/32') && l.endsWith(`-j KUBE-EXT-${far}`)), 'so does the LoadBalancer IP');
+  t.same(rulesOf(k.filter, 'KUBE-EXTERNAL-SERVICES'), [
+    '-A KUBE-EXTERNAL-SERVICES -m comment --comment "default/far:http has no local endpoints" -m tcp -p tcp -d 192.0.2.60/32 --dport 80 -j DROP',
+    '-A KUBE-EXTERNAL-SERVICES -m comment --comment "default/far:http has no local endpoints" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 30050 -j DROP',
+  ], 'and what KUBE-EXT did not translate is dropped in the filter table');
+  t.same(rulesOf(k.filter, 'KUBE-NODEPORTS'), [
+    '-A KUBE-NODEPORTS -m comment --comment "default/far:http health check node port" -m tcp -p tcp --dport 32050 -j ACCEPT',
+  ], 'the healthCheckNodePort is accepted');
+  t.equal(rulesOf(k.nat, `KUBE-EXT-${near}`).at(-1), `-A KUBE-EXT-${near} -j KUBE-SVL-${near}`, 'with a local endpoint the rest goes to KUBE-SVL');
+});
+
+t.test('loadBalancerSourceRanges containing the node admit the LoadBalancer IP as a source', async (t) => {
+  const r = compute({
+    services: [service('lb', {
+      type: 'LoadBalancer', clusterIP: '10.96.0.60', loadBalancerSourceRanges: ['192.168.0.0/24'], ports: [{ name: 'http', port: 80, nodePort: 30060, protocol: 'TCP' }],
+    }, { status: { loadBalancer: { ingress: [{ ip: '192.0.2.70' }] } } })],
+    slices: [slice('lb', [ep('10.244.1.1', { node: NODE })])],
+  });
+  const h = portProtoHash('default/lb:http', 'TCP');
+  const inside = kubeProxyRules(r.state, { nodeIp: '192.168.0.10' });
+  t.same(rulesOf(inside.nat, `KUBE-FW-${h}`).map((l) => l.replace(/.*(-s \S+ -j \S+)$/, '$1')), [`-s 192.168.0.0/24 -j KUBE-EXT-${h}`, `-s 192.0.2.70/32 -j KUBE-EXT-${h}`]);
+  const outside = kubeProxyRules(r.state, { nodeIp: '10.1.1.1' });
+  t.equal(rulesOf(outside.nat, `KUBE-FW-${h}`).length, 1, 'a node outside the ranges: the ranges only');
+});

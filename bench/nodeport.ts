@@ -1,0 +1,260 @@
+// NodePort from outside the node, Sluice against kube-proxy-shaped iptables (issue 14):
+// connection latency (p50/p99) and connections per second from an external client to node A's
+// NodePort, with the backend on node A (DNAT) and on node B (SNAT, forwarded), at several
+// service counts, in one run.
+//
+//   npm run bench -- --only nodeport [--quick] [--nodeport-services 1,1000,10000] [--nodeport-rounds 5]
+//
+// Two identical two-node beds (src/testbed/cluster.ts), alive side by side: one runs a
+// sluice-agent per node, the other has kube-proxy's rules for the same objects in both nodes'
+// tables (src/testbed/kube-proxy-rules.ts, iptables-legacy by default, SLUICE_IPTABLES_RESTORE=
+// iptables-nft-restore for nft) and no agent. Rounds interleave the beds (the order alternates)
+// and the figures are medians over rounds: the machine is shared and noisy.
+//
+// Services: at scale N, the two measured NodePort services plus N-1 ClusterIP services of one
+// endpoint each (N+1 in all; at scale 1 the measured two alone).
+// The fillers are what kube-proxy makes a NodePort packet walk past (its KUBE-NODEPORTS jump is
+// the last rule of KUBE-SERVICES, after every ClusterIP); a NodePort range of 2768 ports could not
+// hold 10k NodePort services anyway. Only a flow's first packet walks the nat rules (conntrack
+// carries the rest), so the latency of a new connection is what grows.
+//
+// One connection = connect, read the echo server's one-line answer, close (test/traffic/client.mjs,
+// a long-lived client in the client namespace). Latency: `latencyConnections` one after the other.
+// Rate: `rateWorkers` loops opening connections back to back for `rateSeconds`.
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { computeDesiredState } from '../src/model/desired-state.js';
+import type { ModelInput } from '../src/model/types.js';
+import { createCgroup } from '../src/testbed/cgroup.js';
+import { createCluster } from '../src/testbed/cluster.js';
+import type { Cluster } from '../src/testbed/cluster.js';
+import { clusterAgents, writeManifest } from '../src/testbed/cluster-agent.js';
+import type { NodeAgent } from '../src/testbed/cluster-agent.js';
+import { startEchoServer } from '../src/testbed/echo.js';
+import { iptablesRestore } from '../src/testbed/iptables.js';
+import type { IptablesBackend } from '../src/testbed/iptables.js';
+import { kubeProxyRules } from '../src/testbed/kube-proxy-rules.js';
+import { TestbedRun } from '../src/testbed/run.js';
+import { TrafficClient } from '../test/traffic/traffic-client.js';
+import { distribution } from './stats.js';
+
+export type Dataplane = 'sluice' | 'kube-proxy';
+export type BackendPlace = 'local' | 'remote';
+
+export interface NodePortOptions {
+  /** Scales N: the two measured NodePort services and N-1 ClusterIP fillers. */
+  services: number[];
+  rounds: number;
+  latencyConnections: number;
+  rateSeconds: number;
+  rateWorkers: number;
+  progress?: (line: string) => void;
+}
+
+export interface NodePortRow {
+  dataplane: Dataplane;
+  backend: BackendPlace;
+  services: number;
+  /** Medians over rounds of each round's p50 / p99 (ms). */
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  /** Median over rounds of connections per second. */
+  connPerSec: number;
+  /** Failed connections over all rounds (latency and rate). */
+  failures: number;
+  /** Connections answered by the wrong pod (must be 0). */
+  misrouted: number;
+  perRound: { p50: number; p99: number; connPerSec: number }[];
+}
+
+export interface NodePortResult {
+  bench: 'nodeport';
+  options: Omit<NodePortOptions, 'progress'>;
+  iptablesBackend: IptablesBackend;
+  rows: NodePortRow[];
+}
+
+const NS = 'bench';
+const ECHO = 8080;
+const POD_CIDR = '10.244.0.0/16';
+const MEASURED = [
+  { name: 'np-local', nodePort: 30011, clusterIP: '10.96.0.11', place: 'local' as const },
+  { name: 'np-remote', nodePort: 30012, clusterIP: '10.96.0.12', place: 'remote' as const },
+];
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const median = (xs: number[]) => distribution(xs).p50;
+
+function objects(c: Cluster, services: number): unknown[] {
+  const [nodeA, nodeB] = c.nodes as [Cluster['nodes'][0], Cluster['nodes'][0]];
+  const out: unknown[] = c.nodes.map((n) => ({
+    apiVersion: 'v1', kind: 'Node', metadata: { name: n.name },
+    status: { addresses: [{ type: 'InternalIP', address: n.ip }, { type: 'Hostname', address: n.name }] },
+  }));
+  const svc = (name: string, clusterIP: string, endpoint: { ip: string; node: string }, nodePort?: number) => {
+    out.push({
+      apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: NS },
+      spec: {
+        type: nodePort ? 'NodePort' : 'ClusterIP', clusterIP, clusterIPs: [clusterIP], ipFamilies: ['IPv4'],
+        ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: ECHO, ...(nodePort ? { nodePort } : {}) }],
+      },
+    });
+    out.push({
+      apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+      metadata: { name: `${name}-1`, namespace: NS, labels: { 'kubernetes.io/service-name': name } },
+      addressType: 'IPv4', ports: [{ name: 'http', port: ECHO, protocol: 'TCP' }],
+      endpoints: [{ addresses: [endpoint.ip], nodeName: endpoint.node, conditions: { ready: true, serving: true, terminating: false } }],
+    });
+  };
+  for (const m of MEASURED) {
+    const node = m.place === 'local' ? nodeA : nodeB;
+    svc(m.name, m.clusterIP, { ip: (node.pods[0] as { ip: string }).ip, node: node.name }, m.nodePort);
+  }
+  // Fillers: ClusterIPs in 10.97.0.0/16 and on, endpoints (never contacted) in 10.128.0.0/9.
+  for (let i = 1; i < services; i++) {
+    svc(`filler-${i}`, `10.${97 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, { ip: `10.${128 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, node: nodeB.name });
+  }
+  return out;
+}
+
+function modelInput(objs: unknown[], nodeName: string): ModelInput {
+  const of = (kind: string) => objs.filter((o) => (o as { kind: string }).kind === kind);
+  return {
+    services: of('Service') as ModelInput['services'], endpointSlices: of('EndpointSlice') as ModelInput['endpointSlices'],
+    nodes: of('Node') as ModelInput['nodes'], nodeName, config: { families: ['IPv4'], nodePortAddresses: [], serviceProxyName: '' },
+  };
+}
+
+interface Bed {
+  dataplane: Dataplane;
+  run: TestbedRun;
+  cluster: Cluster;
+  client: TrafficClient;
+  /** Programs the bed for `services` services (the objects of `objects()`). */
+  apply(services: number): Promise<void>;
+}
+
+async function createBed(dataplane: Dataplane, backend: IptablesBackend): Promise<Bed> {
+  const run = await TestbedRun.start();
+  try {
+    const cluster = await createCluster(run, { nodes: [['web-a0'], ['web-b0']], clients: 1 });
+    for (const node of cluster.nodes) for (const p of node.pods) await startEchoServer(run, { name: p.name, ns: p.ns, tcp: [ECHO] });
+    const client = await TrafficClient.start(run, (cluster.clients[0] as Cluster['clients'][0]).ns, await createCgroup(await run.cgroup(), 'client'));
+    if (dataplane === 'kube-proxy') {
+      return {
+        dataplane, run, cluster, client,
+        apply: async (services) => {
+          const objs = objects(cluster, services);
+          for (const node of cluster.nodes) {
+            const rules = kubeProxyRules(computeDesiredState(modelInput(objs, node.name)).state, { clusterCidr: POD_CIDR, nodeIp: node.ip });
+            await iptablesRestore(node.ns, rules.text, backend, { flush: true });
+          }
+        },
+      };
+    }
+    const work = await mkdtemp(join(tmpdir(), 'sluice-bench-np-'));
+    run.cleanup.add(`work dir ${work}`, () => rm(work, { recursive: true, force: true }));
+    const manifests = join(work, 'manifests');
+    await mkdir(manifests);
+    await writeManifest(manifests, 'cluster.json', objects(cluster, 1));
+    const agents = await clusterAgents(run, cluster.nodes, work, manifests);
+    await Promise.all(agents.map((a) => a.start()));
+    return {
+      dataplane, run, cluster, client,
+      apply: async (services) => {
+        await writeManifest(manifests, 'cluster.json', objects(cluster, services));
+        for (const a of agents) await waitProgrammed(a, services + 1); // + the measured second service
+      },
+    };
+  } catch (err) {
+    await run.destroy();
+    throw err;
+  }
+}
+
+async function waitProgrammed(agent: NodeAgent, servicePorts: number): Promise<void> {
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    const st = await agent.ctl<{ sync: { state: string; servicePortsProgrammed: number } }>(['status']).catch(() => undefined);
+    if (st?.sync.state === 'synced' && st.sync.servicePortsProgrammed === servicePorts) return;
+    if (Date.now() > deadline) throw new Error(`${agent.node.name}: ${servicePorts} service ports not programmed after 300 s (${JSON.stringify(st?.sync)}):\n${agent.tail()}`);
+    await pause(250);
+  }
+}
+
+interface RoundSample { p50: number; p99: number; connPerSec: number; failures: number; misrouted: number }
+
+async function measure(bed: Bed, place: BackendPlace, o: NodePortOptions): Promise<RoundSample> {
+  const nodeA = bed.cluster.nodes[0] as Cluster['nodes'][0];
+  const m = MEASURED.find((x) => x.place === place) as (typeof MEASURED)[0];
+  const want = ((place === 'local' ? nodeA : bed.cluster.nodes[1]) as Cluster['nodes'][0]).pods[0]?.name;
+  const target = { host: nodeA.ip, port: m.nodePort, timeoutMs: 3000 };
+  const attempts = await bed.client.tcp(target, o.latencyConnections);
+  const ok = attempts.filter((a) => a.ok);
+  const d = distribution(ok.map((a) => a.ms));
+  await bed.client.startLoop('rate', target, { proto: 'tcp', workers: o.rateWorkers, gapMs: 0 });
+  await pause(o.rateSeconds * 1000);
+  const loop = await bed.client.stopLoop('rate');
+  return {
+    p50: d.p50, p99: d.p99, connPerSec: (loop.attempts - loop.failures) / o.rateSeconds,
+    failures: attempts.length - ok.length + loop.failures,
+    misrouted: ok.filter((a) => a.backend !== want).length + Object.entries(loop.backends).filter(([b]) => b !== want).reduce((n, [, v]) => n + v, 0),
+  };
+}
+
+/** Runs the whole NodePort bench (needs root and a built tree). */
+export async function runNodePortBench(o: NodePortOptions): Promise<NodePortResult> {
+  const say = o.progress ?? (() => undefined);
+  const backend: IptablesBackend = process.env['SLUICE_IPTABLES_RESTORE'] === 'iptables-nft-restore' ? 'nft' : 'legacy';
+  const beds: Bed[] = [];
+  const rows: NodePortRow[] = [];
+  try {
+    beds.push(await createBed('sluice', backend));
+    beds.push(await createBed('kube-proxy', backend));
+    for (const services of o.services) {
+      const t0 = performance.now();
+      for (const bed of beds) await bed.apply(services);
+      say(`${services} services: both beds programmed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      const samples = new Map<string, RoundSample[]>();
+      for (let r = 0; r < o.rounds; r++) {
+        // Alternate which bed goes first, and the path order, so neither always meets the same noise.
+        const order = r % 2 === 0 ? beds : [...beds].reverse();
+        for (const bed of order) {
+          for (const place of (r % 2 === 0 ? ['local', 'remote'] : ['remote', 'local']) as BackendPlace[]) {
+            const s = await measure(bed, place, o);
+            const key = `${bed.dataplane}/${place}`;
+            samples.set(key, [...(samples.get(key) ?? []), s]);
+          }
+        }
+        say(`${services} services: round ${r + 1}/${o.rounds} done`);
+      }
+      for (const bed of beds) {
+        for (const place of ['local', 'remote'] as BackendPlace[]) {
+          const s = samples.get(`${bed.dataplane}/${place}`) ?? [];
+          rows.push({
+            dataplane: bed.dataplane, backend: place, services,
+            latencyP50Ms: median(s.map((x) => x.p50)), latencyP99Ms: median(s.map((x) => x.p99)), connPerSec: median(s.map((x) => x.connPerSec)),
+            failures: s.reduce((n, x) => n + x.failures, 0), misrouted: s.reduce((n, x) => n + x.misrouted, 0),
+            perRound: s.map(({ p50, p99, connPerSec }) => ({ p50, p99, connPerSec })),
+          });
+        }
+      }
+    }
+  } finally {
+    for (const bed of beds) await bed.run.destroy();
+  }
+  const { progress: _progress, ...options } = o;
+  return { bench: 'nodeport', options, iptablesBackend: backend, rows };
+}
+
+export function formatNodePort(r: NodePortResult): string {
+  const head = `${'services'.padStart(8)}  ${'backend'.padEnd(7)}  ${'dataplane'.padEnd(10)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'conn/s'.padStart(7)} ${'failed'.padStart(6)}`;
+  return [
+    `NodePort from an external client to node A, medians of ${r.options.rounds} interleaved rounds ` +
+      `(${r.options.latencyConnections} sequential connections for latency, ${r.options.rateWorkers} workers × ${r.options.rateSeconds} s for rate; iptables-${r.iptablesBackend})`,
+    head,
+    ...r.rows.map((x) => [String(x.services).padStart(8), ` ${x.backend.padEnd(7)}`, ` ${x.dataplane.padEnd(10)}`, x.latencyP50Ms.toFixed(3).padStart(7),
+      x.latencyP99Ms.toFixed(3).padStart(7), x.connPerSec.toFixed(0).padStart(7), String(x.failures + x.misrouted).padStart(6)].join(' ')),
+  ].join('\n');
+}
