@@ -74,12 +74,27 @@ export class NodeAgent {
     });
   }
 
-  async stop(): Promise<void> {
+  /** Stops the agent (SIGTERM: an ordinary stop, the dataplane stays; SIGKILL: a crash, the same). */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const gone = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
+    child.kill(signal);
     await gone;
+  }
+
+  /**
+   * Resolves with the first log line from index `from` on (`this.logs.length` before the action
+   * it should follow) that matches; rejects after `timeoutMs`.
+   */
+  async waitForLog(match: (l: AgentLog) => boolean, from = 0, timeoutMs = 20_000): Promise<AgentLog> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.logs.slice(from).find(match);
+      if (hit) return hit;
+      if (Date.now() > deadline) throw new Error(`agent ${this.node.name}: no matching log line in ${timeoutMs} ms:\n${this.tail()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   tail(n = 15): string {

@@ -11,6 +11,15 @@
 // their fabric address, as a flat-routed cluster network does. Clients reach the fabric /24 and
 // any extra prefixes given (LoadBalancer / external IPs) via a chosen node, as a cloud load
 // balancer or a router would send them. Nothing routes out of the sandbox.
+//
+// Optionally, clients further away (`routedClients`), behind two routers, with a link between them
+// that can be narrower than the rest (path-MTU tests: the edge router answers a packet too large
+// for it with ICMP "fragmentation needed", while the clients' own links stay at 1500, so they
+// advertise a full-size MSS):
+//
+//   fabric ── edge (192.168.50.254) ══ narrow link 172.16.0.0/30, MTU m ══ access ── far clients 172.16.1.100…
+//
+// Every node routes 172.16.0.0/16 via the edge router.
 import { addAddress, addRoute, addVethPair, ipIn, linkUp, setSysctl } from './netns.js';
 import { hostIfname } from './names.js';
 import type { TestbedRun } from './run.js';
@@ -44,11 +53,26 @@ export interface ClusterClient {
   ip: string;
 }
 
+export interface ClusterRouter {
+  name: string;
+  ns: string;
+  /** Its address on the fabric (edge) or on the narrow link (access). */
+  ip: string;
+}
+
 export interface Cluster {
   fabricNs: string;
   nodes: ClusterNode[];
   clients: ClusterClient[];
+  /** Clients behind the routers (empty unless `routedClients` was given). */
+  routedClients: ClusterClient[];
+  /** The edge and access routers (empty unless `routedClients` was given). */
+  routers: ClusterRouter[];
 }
+
+export const EDGE_ROUTER_IP = '192.168.50.254';
+export const ROUTED_CLIENTS_CIDR = '172.16.0.0/16';
+
 
 export interface ClusterOptions {
   /** Pod names per node, e.g. [['web-a0'], ['web-b0']]: one entry per node (at most 8 nodes). */
@@ -57,6 +81,11 @@ export interface ClusterOptions {
   clients?: number;
   /** Prefixes the clients route to a node (index): LoadBalancer and external IPs. */
   clientRoutes?: { cidr: string; node: number }[];
+  /**
+   * Clients behind two routers (see above), `count` of them; the link between the routers has
+   * MTU `narrowMtu` (default 1500). The edge router routes `clientRoutes` as the clients do.
+   */
+  routedClients?: { count: number; narrowMtu?: number };
 }
 
 const NODE_NAMES = 'abcdefgh';
@@ -126,5 +155,46 @@ export async function createCluster(run: TestbedRun, opts: ClusterOptions): Prom
     }
     clients.push(client);
   }
-  return { fabricNs, nodes, clients };
+
+  const routers: ClusterRouter[] = [];
+  const routedClients: ClusterClient[] = [];
+  if (opts.routedClients && opts.routedClients.count > 0) {
+    const edge = { name: 'edge', ns: await run.netns('edge'), ip: EDGE_ROUTER_IP };
+    const access = { name: 'access', ns: await run.netns('access'), ip: '172.16.0.2' };
+    for (const r of [edge, access]) {
+      await setSysctl(r.ns, 'net.ipv4.ip_forward', '1');
+      await setSysctl(r.ns, 'net.ipv4.conf.all.rp_filter', '0');
+      await setSysctl(r.ns, 'net.ipv4.conf.default.rp_filter', '0');
+      await linkUp(r.ns, 'lo');
+    }
+    await plug(edge.ns, NODE_UPLINK, `${edge.ip}/24`);
+    await addVethPair({ ns: edge.ns, name: 'narrow0', peerNs: access.ns, peerName: 'narrow0' });
+    const mtu = String(opts.routedClients.narrowMtu ?? 1500);
+    for (const [r, cidr] of [[edge, '172.16.0.1/30'], [access, '172.16.0.2/30']] as const) {
+      await ipIn(r.ns, ['link', 'set', 'dev', 'narrow0', 'mtu', mtu]);
+      await addAddress(r.ns, 'narrow0', cidr);
+      await linkUp(r.ns, 'narrow0');
+    }
+    await addRoute(edge.ns, { to: '172.16.1.0/24', via: access.ip, dev: 'narrow0' });
+    for (const r of opts.clientRoutes ?? []) await addRoute(edge.ns, { to: r.cidr, via: nodes[r.node]!.ip, dev: NODE_UPLINK });
+    await addRoute(access.ns, { to: 'default', via: '172.16.0.1', dev: 'narrow0' });
+    for (const node of nodes) await addRoute(node.ns, { to: ROUTED_CLIENTS_CIDR, via: edge.ip, dev: NODE_UPLINK });
+    routers.push(edge, access);
+    for (let i = 0; i < opts.routedClients.count; i++) {
+      const ns = await run.netns(`far${i}`);
+      const client = { name: `far${i}`, ns, ip: `172.16.1.${100 + i}` };
+      const lan = `lan${i}`;
+      await linkUp(ns, 'lo');
+      await addVethPair({ ns: access.ns, name: lan, peerNs: ns, peerName: 'eth0' });
+      if (i === 0) await addAddress(access.ns, lan, '172.16.1.1/24');
+      else await addAddress(access.ns, lan, '172.16.1.1/32');
+      await linkUp(access.ns, lan);
+      if (i > 0) await addRoute(access.ns, { to: `${client.ip}/32`, dev: lan });
+      await addAddress(ns, 'eth0', `${client.ip}/24`);
+      await linkUp(ns, 'eth0');
+      await addRoute(ns, { to: 'default', via: '172.16.1.1', dev: 'eth0' });
+      routedClients.push(client);
+    }
+  }
+  return { fabricNs, nodes, clients, routedClients, routers };
 }

@@ -5,14 +5,21 @@
 //   TCP: on connect, sends {pod, proto, peer, local}; then answers each received line with the
 //        same plus {echo: line}; the connection stays open until the client closes it.
 //   UDP: answers each datagram with {pod, proto, peer, local, echo: payload}.
-// Usage: echo-server.mjs --name NAME [--tcp PORT]... [--udp PORT]... [--host ADDR]
+//   bulk (TCP): a download. The client sends one request line {"bytes":N,"chunk":C,"intervalMs":I};
+//        the server answers {pod, proto:"bulk", peer, local, bytes, sha256} (the SHA-256 of the N
+//        random bytes to come), then the bytes, C at a time (default 64 KiB) every I ms (default
+//        0: as fast as the socket takes them), then closes. A later line "fast" from the client
+//        drops the pause (the test decides when a slow download may finish).
+// Usage: echo-server.mjs --name NAME [--tcp PORT]... [--udp PORT]... [--bulk PORT]... [--host ADDR]
 // Prints {"ready":true,...} on stdout once every socket listens; exits 0 on SIGTERM/SIGINT.
 import { createSocket } from 'node:dgram';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { argv, exit, stderr, stdout } from 'node:process';
+import { clearTimeout, setTimeout } from 'node:timers';
 
 function usage(msg) {
-  stderr.write(`echo-server: ${msg}\nusage: echo-server.mjs --name NAME [--tcp PORT]... [--udp PORT]... [--host ADDR]\n`);
+  stderr.write(`echo-server: ${msg}\nusage: echo-server.mjs --name NAME [--tcp PORT]... [--udp PORT]... [--bulk PORT]... [--host ADDR]\n`);
   exit(2);
 }
 
@@ -22,7 +29,7 @@ function parsePort(flag, v) {
   return n;
 }
 
-const opts = { name: '', host: '0.0.0.0', tcp: [], udp: [] };
+const opts = { name: '', host: '0.0.0.0', tcp: [], udp: [], bulk: [] };
 const args = argv.slice(2);
 for (let i = 0; i < args.length; i++) {
   const flag = args[i];
@@ -32,10 +39,11 @@ for (let i = 0; i < args.length; i++) {
   else if (flag === '--host') opts.host = value;
   else if (flag === '--tcp') opts.tcp.push(parsePort(flag, value));
   else if (flag === '--udp') opts.udp.push(parsePort(flag, value));
+  else if (flag === '--bulk') opts.bulk.push(parsePort(flag, value));
   else usage(`unknown flag ${flag}`);
 }
 if (!opts.name) usage('--name is required');
-if (opts.tcp.length + opts.udp.length === 0) usage('give at least one --tcp or --udp port');
+if (opts.tcp.length + opts.udp.length + opts.bulk.length === 0) usage('give at least one --tcp, --udp or --bulk port');
 
 const reply = (proto, peer, local, extra) =>
   JSON.stringify({ pod: opts.name, proto, peer, local, ...extra }) + '\n';
@@ -64,6 +72,76 @@ function listenTcp(port) {
   });
 }
 
+const MAX_BULK = 256 * 1024 * 1024;
+
+// One download on `sock`, as its request line asks.
+function serveBulk(sock, request, peer, local) {
+  const bytes = Number(request.bytes);
+  const chunk = Number(request.chunk ?? 64 * 1024);
+  let intervalMs = Number(request.intervalMs ?? 0);
+  if (!Number.isInteger(bytes) || bytes < 0 || bytes > MAX_BULK || !Number.isInteger(chunk) || chunk < 1 || !(intervalMs >= 0)) {
+    sock.end(JSON.stringify({ pod: opts.name, proto: 'bulk', error: `bad request ${JSON.stringify(request)}` }) + '\n');
+    return { fast() {} };
+  }
+  const data = randomBytes(bytes);
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  sock.write(reply('bulk', peer, local, { bytes, sha256 }));
+  let off = 0;
+  let timer;
+  const next = () => {
+    timer = undefined;
+    while (off < bytes && !sock.destroyed) {
+      const piece = data.subarray(off, Math.min(bytes, off + chunk));
+      off += piece.length;
+      const more = sock.write(piece);
+      if (off >= bytes) break;
+      if (intervalMs > 0) { timer = setTimeout(next, intervalMs); return; }
+      if (!more) { sock.once('drain', next); return; }
+    }
+    if (off >= bytes) sock.end();
+  };
+  next();
+  return {
+    fast() {
+      intervalMs = 0;
+      if (timer) { clearTimeout(timer); next(); }
+    },
+  };
+}
+
+function listenBulk(port) {
+  return new Promise((resolve, reject) => {
+    const server = createServer((sock) => {
+      const peer = { address: sock.remoteAddress, port: sock.remotePort };
+      const local = { address: sock.localAddress, port: sock.localPort };
+      sock.on('error', () => sock.destroy());
+      let buffered = '';
+      let download;
+      sock.on('data', (c) => {
+        buffered += c.toString('utf8');
+        let nl;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          if (download) {
+            if (line === 'fast') download.fast();
+            continue;
+          }
+          let request;
+          try {
+            request = JSON.parse(line);
+          } catch {
+            request = {};
+          }
+          download = serveBulk(sock, request, peer, local);
+        }
+      });
+    });
+    server.once('error', reject);
+    server.listen({ port, host: opts.host }, () => resolve(server));
+  });
+}
+
 function listenUdp(port) {
   return new Promise((resolve, reject) => {
     const sock = createSocket(opts.host.includes(':') ? 'udp6' : 'udp4');
@@ -78,10 +156,10 @@ function listenUdp(port) {
 }
 
 try {
-  await Promise.all([...opts.tcp.map(listenTcp), ...opts.udp.map(listenUdp)]);
+  await Promise.all([...opts.tcp.map(listenTcp), ...opts.udp.map(listenUdp), ...opts.bulk.map(listenBulk)]);
 } catch (err) {
   stderr.write(`echo-server ${opts.name}: ${err.code ?? ''} ${err.message}\n`);
   exit(1);
 }
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => exit(0));
-stdout.write(JSON.stringify({ ready: true, pod: opts.name, host: opts.host, tcp: opts.tcp, udp: opts.udp }) + '\n');
+stdout.write(JSON.stringify({ ready: true, pod: opts.name, host: opts.host, tcp: opts.tcp, udp: opts.udp, bulk: opts.bulk }) + '\n');

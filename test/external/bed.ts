@@ -1,0 +1,72 @@
+// The two-node external-traffic bed shared by the scenarios of test/external (one bed, one pair
+// of agents per CI run: external-traffic.test.ts builds it and runs every scenario module on it).
+// Manifest helpers: the Node objects of a cluster, and a Service + EndpointSlice per entry.
+import type { Cluster } from '../../src/testbed/cluster.js';
+import type { NodeAgent } from '../../src/testbed/cluster-agent.js';
+
+export const NS = 'ext';
+/** The echo servers' ports in every pod. */
+export const ECHO = 8080;
+export const UDP_ECHO = 5353;
+export const BULK = 9000;
+
+export interface BedPod {
+  pod: string;
+  ip: string;
+  node: string;
+}
+
+export interface Svc {
+  name: string;
+  clusterIP: string;
+  nodePort: number;
+  pods: BedPod[];
+  /** Default TCP, target port ECHO. */
+  protocol?: 'TCP' | 'UDP';
+  targetPort?: number;
+  extra?: Record<string, unknown>;
+  status?: Record<string, unknown>;
+}
+
+export function nodeObjects(c: Cluster): unknown[] {
+  return c.nodes.map((n) => ({
+    apiVersion: 'v1', kind: 'Node', metadata: { name: n.name },
+    status: { addresses: [{ type: 'InternalIP', address: n.ip }, { type: 'Hostname', address: n.name }] },
+  }));
+}
+
+export function serviceObjects(svcs: Svc[]): unknown[] {
+  const out: unknown[] = [];
+  for (const s of svcs) {
+    const protocol = s.protocol ?? 'TCP';
+    const targetPort = s.targetPort ?? ECHO;
+    out.push({
+      apiVersion: 'v1', kind: 'Service', metadata: { name: s.name, namespace: NS },
+      spec: {
+        type: 'NodePort', clusterIP: s.clusterIP, clusterIPs: [s.clusterIP], ipFamilies: ['IPv4'],
+        ports: [{ name: 'http', port: 80, protocol, targetPort, nodePort: s.nodePort }], ...s.extra,
+      },
+      ...(s.status ? { status: s.status } : {}),
+    });
+    out.push({
+      apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+      metadata: { name: `${s.name}-1`, namespace: NS, labels: { 'kubernetes.io/service-name': s.name } },
+      addressType: 'IPv4', ports: [{ name: 'http', port: targetPort, protocol }],
+      endpoints: s.pods.map((p) => ({ addresses: [p.ip], nodeName: p.node, conditions: { ready: true, serving: true, terminating: false } })),
+    });
+  }
+  return out;
+}
+
+/** Waits until every agent reports its sources synced and programmed. */
+export async function waitSynced(agents: readonly NodeAgent[], timeoutMs = 30_000): Promise<void> {
+  for (const a of agents) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const st = await a.ctl<{ sync: { state: string } }>(['status']).catch(() => undefined);
+      if (st?.sync.state === 'synced') break;
+      if (Date.now() > deadline) throw new Error(`${a.node.name} never synced:\n${a.tail()}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}

@@ -1,0 +1,169 @@
+// Transfers through the external-traffic bed (issue 14), run by external-traffic.test.ts on its
+// bed (CI time: no second pair of agents):
+//   - 1 MiB reply through the SNAT path (client -> node A -> backend only on B), intact;
+//   - path-MTU discovery: a client behind a link of MTU 1400 (its own link is 1500, so it
+//     advertises a full-size MSS) downloads through node A from a backend on A (DNAT only) and
+//     on B (SNAT): the edge router's "fragmentation needed" must be translated so the backend
+//     learns the path MTU (a black hole otherwise: the download stalls);
+//   - a UDP NodePort whose backend is replaced (old pod out of the EndpointSlice, new one in,
+//     the old one still running): the next datagrams of the same client socket reach the new
+//     backend, for a backend on A and one on B (SNAT);
+//   - node A's agent killed (SIGKILL) and restarted over its pinned maps during a slow download
+//     through node A to B: the connection continues without a break.
+import type { Test } from 'tap';
+import { ipIn } from '../../src/testbed/netns.js';
+import { writeManifest } from '../../src/testbed/cluster-agent.js';
+import type { AgentLog, NodeAgent } from '../../src/testbed/cluster-agent.js';
+import type { Cluster, ClusterNode, ClusterPod } from '../../src/testbed/cluster.js';
+import { openUdpSession, runDownload, startDownload } from '../../src/testbed/echo.js';
+import type { DownloadResult } from '../../src/testbed/echo.js';
+import type { TestbedRun } from '../../src/testbed/run.js';
+import { BULK, serviceObjects, UDP_ECHO } from './bed.js';
+import type { BedPod, Svc } from './bed.js';
+
+/** What every pod's echo server serves besides TCP echo. */
+export const TRANSFER_ECHO = { udp: [UDP_ECHO], bulk: [BULK] };
+
+const MANIFEST = 'transfer.json';
+const BULK_REMOTE = 30020;
+const BULK_LOCAL = 30021;
+const UDP_LOCAL = 30022;
+const UDP_REMOTE = 30023;
+const MIB = 1024 * 1024;
+
+const bedPod = (n: ClusterNode, i: number): BedPod => {
+  const p = n.pods[i] as ClusterPod;
+  return { pod: p.name, ip: p.ip, node: n.name };
+};
+
+/** The scenarios' Services; `replaced`: the UDP services' backends after the replacement. */
+export function transferServices(c: Cluster, replaced = false): Svc[] {
+  const [a, b] = c.nodes as [ClusterNode, ClusterNode];
+  const udp = replaced ? 1 : 0;
+  return [
+    { name: 'bulk-remote', clusterIP: '10.96.0.20', nodePort: BULK_REMOTE, targetPort: BULK, pods: [bedPod(b, 0)] },
+    { name: 'bulk-local', clusterIP: '10.96.0.21', nodePort: BULK_LOCAL, targetPort: BULK, pods: [bedPod(a, 0)] },
+    { name: 'udp-local', clusterIP: '10.96.0.22', nodePort: UDP_LOCAL, protocol: 'UDP', targetPort: UDP_ECHO, pods: [bedPod(a, udp)] },
+    { name: 'udp-remote', clusterIP: '10.96.0.23', nodePort: UDP_REMOTE, protocol: 'UDP', targetPort: UDP_ECHO, pods: [bedPod(b, udp)] },
+  ];
+}
+
+export interface TransferBed {
+  run: TestbedRun;
+  cluster: Cluster;
+  agents: NodeAgent[];
+  manifests: string;
+}
+
+const checkIntact = (t: Test, r: DownloadResult, bytes: number, what: string) => {
+  t.ok(r.ok, `${what}: completed (${JSON.stringify(r.error ?? null)}, ${r.received} bytes in ${Math.round(r.ms)} ms)`);
+  t.equal(r.bytes, bytes, `${what}: the server sent ${bytes} bytes`);
+  t.equal(r.received, bytes, `${what}: all of them arrived`);
+  t.equal(r.receivedSha256, r.sha256, `${what}: SHA-256 of what arrived = SHA-256 of what was sent`);
+};
+
+/** Path MTU the namespace's kernel holds for `to` (a cached PMTU exception), or undefined. */
+async function cachedMtu(ns: string, to: string): Promise<number | undefined> {
+  const r = await ipIn(ns, ['route', 'get', to]);
+  const m = / mtu (\d+)/.exec(r.stdout);
+  return m ? Number(m[1]) : undefined;
+}
+
+const appliedUpdate = (l: AgentLog) => l.msg === 'applied' && ((l.services as { updated?: number } | undefined)?.updated ?? 0) > 0;
+
+export async function transferScenarios(t: Test, bed: TransferBed): Promise<void> {
+  const { run, cluster: c, agents } = bed;
+  const [nodeA, nodeB] = c.nodes as [ClusterNode, ClusterNode];
+  const [agentA] = agents as [NodeAgent, NodeAgent];
+  const client = c.clients[0]!;
+  const far = c.routedClients[0]!;
+  const [podA0, podA1] = nodeA.pods as [ClusterPod, ClusterPod];
+  const [podB0, podB1] = nodeB.pods as [ClusterPod, ClusterPod];
+
+  await t.test('a 1 MiB reply through the SNAT path arrives intact', async (t) => {
+    const r = await runDownload(run, { ns: client.ns, host: nodeA.ip, port: BULK_REMOTE, bytes: MIB });
+    checkIntact(t, r, MIB, 'client -> node A -> backend on B');
+    t.equal(r.pod, podB0.name, 'served by the backend on B');
+    t.equal(r.seenPeer?.address, nodeA.ip, 'which saw node A (SNAT)');
+    t.same(r.peername, { address: nodeA.ip, port: BULK_REMOTE }, 'the client talked to node A\'s NodePort throughout');
+  });
+
+  await t.test('path-MTU discovery through node A: a client behind a 1400-byte link downloads 1 MiB from a backend on A and on B', async (t) => {
+    for (const [port, pod, what] of [[BULK_LOCAL, podA0, 'backend on A (DNAT only)'], [BULK_REMOTE, podB0, 'backend on B (SNAT)']] as const) {
+      // The backend's kernel caches the path MTU towards the address it talks to: the client
+      // for a DNAT-only flow, node A for an SNATed one.
+      const peer = port === BULK_LOCAL ? far.ip : nodeA.ip;
+      t.equal(await cachedMtu(pod.ns, peer), undefined, `${what}: no path MTU known to ${peer} before`);
+      const r = await runDownload(run, { ns: far.ns, host: nodeA.ip, port, bytes: MIB, idleMs: 8000 });
+      checkIntact(t, r, MIB, what);
+      t.equal(r.pod, pod.name, `${what}: served by ${pod.name}`);
+      t.equal(await cachedMtu(pod.ns, peer), 1400, `${what}: the backend learned the path MTU from the translated ICMP error`);
+    }
+  });
+
+  await t.test('a UDP NodePort whose backend is replaced: the same client socket reaches the new backend, no stale flow', async (t) => {
+    const cases = [
+      { port: UDP_LOCAL, old: podA0, next: podA1, seen: client.ip, what: 'backend on A' },
+      { port: UDP_REMOTE, old: podB0, next: podB1, seen: nodeA.ip, what: 'backend on B (SNAT)' },
+    ];
+    const sessions = await Promise.all(cases.map((k) => openUdpSession(run, { ns: client.ns, host: nodeA.ip, port: k.port })));
+    t.teardown(() => Promise.all(sessions.map((s) => s.close())));
+    for (const [i, k] of cases.entries()) {
+      for (let n = 0; n < 2; n++) {
+        const r = await sessions[i]!.send(`before ${n}`);
+        t.ok(r.ok, `${k.what}: answered before (${JSON.stringify(r.error ?? null)})`);
+        t.equal(r.pod, k.old.name, `${k.what}: by the old backend`);
+        t.equal(r.seenPeer?.address, k.seen, `${k.what}: which saw ${k.seen}`);
+      }
+    }
+    // The old pods keep running: a stale flow would still reach them.
+    const from = agentA.logs.length;
+    await writeManifest(bed.manifests, MANIFEST, serviceObjects(transferServices(c, true)));
+    await agentA.waitForLog(appliedUpdate, from);
+    for (const [i, k] of cases.entries()) {
+      for (let n = 0; n < 3; n++) {
+        const r = await sessions[i]!.send(`after ${n}`);
+        t.ok(r.ok, `${k.what}: datagram ${n} after the change answered (${JSON.stringify(r.error ?? null)})`);
+        t.equal(r.pod, k.next.name, `${k.what}: datagram ${n} after the change reached the new backend`);
+        t.equal(r.seenPeer?.address, k.seen, `${k.what}: which saw ${k.seen}`);
+        t.same(r.recvfrom, { address: nodeA.ip, port: k.port }, `${k.what}: the reply still comes from node A's NodePort`);
+      }
+    }
+  });
+
+  await t.test('node A\'s agent killed and restarted during a slow download through node A to B: no break', async (t) => {
+    // 16 MiB at 16 KiB per 100 ms would take 100 s: it is still running after the restart, then
+    // the test lets the server send the rest at full speed.
+    const bytes = 16 * MIB;
+    const dl = startDownload(run, { ns: client.ns, host: nodeA.ip, port: BULK_REMOTE, bytes, chunk: 16 * 1024, intervalMs: 100, idleMs: 15_000 });
+    const header = await dl.started;
+    t.equal(header.pod, podB0.name, 'the download runs from the backend on B');
+    const progressed = async (past: number) => {
+      const deadline = Date.now() + 10_000;
+      while (dl.received() <= past && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      return dl.received();
+    };
+    let got = await progressed(0);
+    t.ok(got > 0, `data flowing before the restarts (${got} bytes)`);
+    let finished = false;
+    void dl.result.then(() => { finished = true; });
+    // SIGKILL: nothing of the agent's shutdown runs; the new agent starts over the pinned maps
+    // and the programs still attached, as after a crash or an ordinary restart.
+    const started = Date.now();
+    await agentA.stop('SIGKILL');
+    const stopped = Date.now();
+    const before = dl.received();
+    const logFrom = agentA.logs.length;
+    await agentA.start();
+    await agentA.waitForLog((l) => l.msg === 'applied', logFrom);
+    t.comment(`node A's agent: killed in ${stopped - started} ms, running and synced again after ${Date.now() - stopped} ms`);
+    t.notOk(finished, 'the download was still running across the restart');
+    got = await progressed(Math.max(before, got));
+    t.ok(got > before, `data keeps flowing after the restart (${before} -> ${got} bytes)`);
+    t.ok(agentA.logs.slice(logFrom).some((l) => l.msg === 'sluice-agent running'), 'a new agent runs');
+    dl.fast();
+    const r = await dl.result;
+    checkIntact(t, r, bytes, 'the download across the restart');
+    t.equal(r.seenPeer?.address, nodeA.ip, 'SNATed by node A');
+  });
+}
