@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { TcDirection } from '../bpf/native.js';
+import { argvInNetns as argvIn, listLinks } from './links.js';
 
 const run = promisify(execFile);
 
@@ -31,8 +32,6 @@ interface RawFilter {
   chain?: number;
   options?: { handle?: string; prog?: { id?: number; name?: string } };
 }
-
-const argvIn = (netns: string | undefined, argv: string[]) => (netns ? ['nsenter', `--net=${netns}`, ...argv] : argv);
 
 /** Parses one `tc -j filter show` array: the filters of chain 0, in run order. */
 export function parseTcFilterJson(text: string): TcFilterEntry[] {
@@ -91,16 +90,9 @@ export async function hookFilters(hook: TcHookRef, netns?: string): Promise<TcFi
 
 export const tcHookKey = hookKey;
 
-/** Interface names by ifindex, in this process's (or `netns`'s) network namespace. */
+/** Interface names by ifindex, in this process's (or `netns`'s) network namespace (netlink, not sysfs). */
 export async function interfaceNames(netns?: string): Promise<Map<number, string>> {
-  const argv = argvIn(netns, ['ip', '-o', 'link', 'show']);
-  const { stdout } = await run(argv[0] as string, argv.slice(1), { timeout: 10_000 });
-  const names = new Map<number, string>();
-  for (const line of stdout.split('\n')) {
-    const m = /^(\d+):\s+([^:@\s]+)/.exec(line);
-    if (m) names.set(Number(m[1]), m[2] as string);
-  }
-  return names;
+  return new Map((await listLinks(netns)).map((l) => [l.ifindex, l.ifname]));
 }
 
 function runWithInput(argv: string[], input: string): Promise<{ stdout: string }> {
