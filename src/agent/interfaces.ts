@@ -1,11 +1,13 @@
 // Watches the network interfaces of the agent's namespace for workload (pod) interfaces, so the TC
 // programs go on every pod veth, including ones created after start. Events come from
-// `ip -o monitor link`; a periodic rescan of /sys/class/net backs it up (a lost event, or no
-// iproute2), so a missed interface is picked up within one rescan period.
+// `ip -o monitor link`; a periodic rescan backs it up (a lost event), so a missed interface is
+// picked up within one rescan period. Scans list links through netlink (src/datapath/links.ts),
+// never /sys/class/net, which shows the namespace sysfs was mounted in: the agent sees its own
+// namespace's links however it was started.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import { listLinks, type Link } from '../datapath/links.js';
 
 export interface WorkloadInterface {
   name: string;
@@ -18,8 +20,8 @@ export interface InterfaceWatcherOptions {
   onAdded: (iface: WorkloadInterface) => Promise<void> | void;
   onRemoved?: (iface: WorkloadInterface) => Promise<void> | void;
   rescanPeriodMs?: number;
-  /** Directory listing the interfaces (tests point it elsewhere). */
-  sysClassNet?: string;
+  /** Lists the namespace's links (default: netlink, `ip -j link show`; tests pass their own). */
+  listLinks?: () => Promise<Link[]>;
   /** Set false to rely on rescans only. */
   useMonitor?: boolean;
 }
@@ -36,6 +38,8 @@ export class InterfaceWatcher {
   private monitor: ChildProcess | undefined;
   private timer: NodeJS.Timeout | undefined;
   private scanning: Promise<void> = Promise.resolve();
+  /** A scan queued behind the running one and not started yet: later requests join it. */
+  private queued: Promise<void> | undefined;
   private stopped = false;
 
   constructor(private readonly opts: InterfaceWatcherOptions) {
@@ -61,26 +65,29 @@ export class InterfaceWatcher {
     return [...this.known].map(([name, ifindex]) => ({ name, ifindex }));
   }
 
-  /** Serialised: two overlapping scans would attach twice. */
+  /**
+   * Serialised: two overlapping scans would attach twice. A burst of link events costs at most
+   * one scan after the running one (each scan starts a process), and that scan starts after
+   * every request that joined it, so it sees what they saw.
+   */
   rescan(): Promise<void> {
-    this.scanning = this.scanning.then(() => this.scanOnce()).catch((err) => {
+    if (this.queued) return this.queued;
+    const next = this.scanning.then(() => {
+      this.queued = undefined;
+      return this.scanOnce();
+    }).catch((err) => {
       this.opts.logger.error({ err }, 'interface scan failed');
     });
-    return this.scanning;
+    this.queued = next;
+    this.scanning = next;
+    return next;
   }
 
   private async scanOnce(): Promise<void> {
     if (this.stopped) return;
-    const dir = this.opts.sysClassNet ?? '/sys/class/net';
+    const links = await (this.opts.listLinks ?? listLinks)();
     const seen = new Map<string, number>();
-    for (const name of await readdir(dir)) {
-      if (!this.matches(name)) continue;
-      try {
-        seen.set(name, Number((await readFile(`${dir}/${name}/ifindex`, 'utf8')).trim()));
-      } catch {
-        // Vanished between readdir and read: it is gone, treat as not seen.
-      }
-    }
+    for (const { ifname, ifindex } of links) if (this.matches(ifname)) seen.set(ifname, ifindex);
     for (const [name, ifindex] of seen) {
       if (this.known.get(name) === ifindex) continue;
       try {

@@ -64,29 +64,18 @@ function entries(dir: string): string[] {
  */
 export function listNetworkNamespaces(sources: NamespaceSources = {}): NetnsRef[] {
   const procRoot = sources.procRoot ?? '/proc';
-  const out: NetnsRef[] = [];
-  const seen = new Set<string>();
   const own = nsId(OWN_NETNS);
-  if (own !== null) {
-    seen.add(own);
-    out.push({ path: null, id: own });
-  }
   const candidates: string[] = [];
   for (const name of entries(procRoot)) if (/^[0-9]+$/.test(name)) candidates.push(join(procRoot, name, 'ns', 'net'));
   for (const dir of sources.netnsDirs ?? ['/run/netns']) for (const name of entries(dir)) candidates.push(join(dir, name));
-  for (const path of candidates) {
-    const id = nsId(path);
-    if (id === null || seen.has(id)) continue;
-    seen.add(id);
-    out.push({ path, id });
-  }
-  return out;
+  if (own === null) return dedupeNamespaces(candidates);
+  return [{ path: null, id: own }, ...dedupeNamespaces(candidates, [own])];
 }
 
-/** The given namespace files, once each (by inode); files that vanished are left out. */
-export function dedupeNamespaces(paths: Iterable<string>): NetnsRef[] {
+/** The given namespace files, once each (by inode), but those of `exclude`; files that vanished are left out. */
+export function dedupeNamespaces(paths: Iterable<string>, exclude: Iterable<string> = []): NetnsRef[] {
   const out: NetnsRef[] = [];
-  const seen = new Set<string>();
+  const seen = new Set<string>(exclude);
   for (const path of paths) {
     const id = nsId(path);
     if (id === null || seen.has(id)) continue;

@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { TcDirection } from '../bpf/native.js';
+import { argvInNetns as argvIn, listLinks } from './links.js';
 
 const run = promisify(execFile);
 
@@ -31,8 +32,6 @@ interface RawFilter {
   chain?: number;
   options?: { handle?: string; prog?: { id?: number; name?: string } };
 }
-
-const argvIn = (netns: string | undefined, argv: string[]) => (netns ? ['nsenter', `--net=${netns}`, ...argv] : argv);
 
 /** What the agent needs iproute2's tc for: said in every error about it. */
 export const TC_NEEDED_FOR = 'Sluice reads its TC filters back with it (which filter runs first on each pod interface, whether Sluice\'s is still attached, which ones `sluice-agent cleanup` removes)';
@@ -135,16 +134,9 @@ export async function hookFilters(hook: TcHookRef, netns?: string): Promise<TcFi
 
 export const tcHookKey = hookKey;
 
-/** Interface names by ifindex, in this process's (or `netns`'s) network namespace. */
+/** Interface names by ifindex, in this process's (or `netns`'s) network namespace (netlink, not sysfs). */
 export async function interfaceNames(netns?: string): Promise<Map<number, string>> {
-  const argv = argvIn(netns, ['ip', '-o', 'link', 'show']);
-  const { stdout } = await run(argv[0] as string, argv.slice(1), { timeout: 10_000 });
-  const names = new Map<number, string>();
-  for (const line of stdout.split('\n')) {
-    const m = /^(\d+):\s+([^:@\s]+)/.exec(line);
-    if (m) names.set(Number(m[1]), m[2] as string);
-  }
-  return names;
+  return new Map((await listLinks(netns)).map((l) => [l.ifindex, l.ifname]));
 }
 
 function runWithInput(argv: string[], input: string): Promise<{ stdout: string }> {

@@ -139,39 +139,46 @@ function emptyChange(key: string, svcId: number, action: ChangeAction): ServiceC
   };
 }
 
-/**
- * The diff of desired against the maps. `only`: plan just these service-port keys (what the
- * model says changed) and take every other one as unchanged — an endpoint change then costs one
- * service, not all of them. Without it, every desired and programmed key is planned.
- */
-export function planApply(desired: DesiredState, ctx: PlanContext, only?: ReadonlySet<string>): Plan {
-  const { mirror } = ctx;
-  const keep = new Set<string>();
-  const plan: Plan = { changes: [], errors: [], unsupported: 0, kinds: new Map(), keep, planned: new Set() };
-  const byKey = (a: [string, unknown], b: [string, unknown]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
-  let current: Map<string, ProgrammedService>;
-  let wanted: Array<[string, DesiredServicePort]>;
-  if (only) {
-    current = new Map();
-    wanted = [];
-    for (const key of only) {
-      const cur = mirror.service(key);
-      if (cur) current.set(key, cur);
-      const port = desired.services.get(key);
-      if (port) wanted.push([key, port]);
-    }
-    wanted.sort(byKey);
-  } else {
-    current = mirror.services();
-    wanted = [...desired.services];
+/** What one plan covers: the programmed services and the desired ports, both in key order. */
+interface PlanScope {
+  current: Map<string, ProgrammedService>;
+  wanted: Array<[string, DesiredServicePort]>;
+}
+
+/** Frontends claimed in this apply: frontendId → the service key that owns it. */
+type Claims = Map<string, string>;
+
+const byKey = (a: [string, unknown], b: [string, unknown]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
+/** Phase 1: the keys to plan, each with what is programmed and what is desired. */
+function planScope(desired: DesiredState, mirror: Mirror, only: ReadonlySet<string> | undefined): PlanScope {
+  if (!only) {
+    const wanted = [...desired.services];
     // The model hands over key order already; sort only when it did not.
     if (wanted.some((e, i) => i > 0 && byKey(wanted[i - 1] as [string, unknown], e) > 0)) wanted.sort(byKey);
+    return { current: mirror.services(), wanted };
   }
-  for (const key of current.keys()) plan.planned.add(key);
-  for (const [key] of wanted) plan.planned.add(key);
+  const current = new Map<string, ProgrammedService>();
+  const wanted: Array<[string, DesiredServicePort]> = [];
+  for (const key of only) {
+    const cur = mirror.service(key);
+    if (cur) current.set(key, cur);
+    const port = desired.services.get(key);
+    if (port) wanted.push([key, port]);
+  }
+  wanted.sort(byKey);
+  return { current, wanted };
+}
+
+/**
+ * Phase 2: the target of every desired port, and who claims which frontend. A port that cannot
+ * be written (invalid, or repeating a frontend another port holds) is recorded as an error and
+ * kept as it is programmed.
+ */
+function resolveTargets(wanted: PlanScope['wanted'], ctx: PlanContext, only: ReadonlySet<string> | undefined, plan: Plan): { targets: Map<string, ServiceTarget>; claims: Claims } {
+  const { mirror } = ctx;
   const targets = new Map<string, ServiceTarget>();
-  /** frontendId → the service key that owns it in this apply. */
-  const claims = new Map<string, string>();
+  const claims: Claims = new Map();
   /** Whether a frontend is held by a service this plan does not cover (which keeps it). */
   const heldElsewhere = (id: string): string | undefined => {
     if (!only) return undefined;
@@ -179,7 +186,6 @@ export function planApply(desired: DesiredState, ctx: PlanContext, only?: Readon
     const owner = fe && mirror.names.get(fe.value.svc_id);
     return owner !== undefined && !only.has(owner) ? owner : undefined;
   };
-
   for (const [key, port] of wanted) {
     if (port.family !== 'IPv4') {
       plan.unsupported++;
@@ -191,25 +197,25 @@ export function planApply(desired: DesiredState, ctx: PlanContext, only?: Readon
       t = serviceTarget(port, ctx.target);
     } catch (err) {
       plan.errors.push({ key, message: (err as Error).message });
-      keep.add(key);
+      plan.keep.add(key);
       continue;
     }
     // Which Service keeps a contested frontend is settled once, in the model
     // (src/model/conflicts.ts): a desired state that still holds a frontend twice is invalid
     // input here, and the port that repeats it is kept as it is programmed.
+    let owner: string | undefined;
     const taken = [...t.frontends].find(([id]) => {
-      const owner = claims.get(id) ?? heldElsewhere(id);
+      owner = claims.get(id) ?? heldElsewhere(id);
       return owner !== undefined && owner !== key;
     });
     if (taken) {
-      const [id, fe] = taken;
-      const owner = claims.get(id) ?? heldElsewhere(id);
+      const fe = taken[1];
       plan.errors.push({
         key,
         message: `service port ${key}: frontend ${fe.key.addr}:${fe.key.port}/${port.protocol} is also a frontend of ${owner} ` +
           '(the desired state must hold each frontend once: the model settles conflicts); kept as programmed',
       });
-      keep.add(key);
+      plan.keep.add(key);
       continue;
     }
     const kinds: Array<[string, FrontendKind]> = [];
@@ -220,76 +226,107 @@ export function planApply(desired: DesiredState, ctx: PlanContext, only?: Readon
     plan.kinds.set(key, frontendKinds(kinds));
     targets.set(key, t);
   }
+  return { targets, claims };
+}
 
-  for (const [key, t] of targets) {
-    const cur = current.get(key);
-    let svcId = cur?.svcId;
-    const change = emptyChange(key, 0, cur ? 'update' : 'add');
-    if (svcId === undefined) {
-      svcId = ctx.svcIds.allocate();
-      if (svcId === undefined) {
-        plan.errors.push({ key, message: `service port ${key}: no free service id (all ${ctx.svcIds.size} in use)` });
-        continue;
-      }
-      change.newId = true;
-    }
-    change.svcId = svcId;
-    change.writeName = mirror.names.get(svcId) !== key;
-
-    let backendId = t.frontends.size === 0 || t.block.length === 0 ? 0 : reusableBlock(mirror, cur, t);
-    if (backendId === undefined) {
-      backendId = ctx.backendIds.allocate();
-      if (backendId === undefined) {
-        plan.errors.push({ key, message: `service port ${key}: no free backend block id` });
-        continue;
-      }
-      change.block = { backendId, values: t.block };
-    }
-
-    for (const [id, fe] of t.frontends) {
-      const value: ServiceValue = {
-        svc_id: svcId, backend_id: backendId, count: t.count, local_count: t.localCount,
-        flags: fe.flags, affinity_timeout_s: t.affinityTimeoutSec,
-      };
-      const prev = mirror.frontends.get(id);
-      if (prev && sameValue(prev.value, value)) continue;
-      change.frontendSets.push([fe.key, value]);
-      change.previous.set(id, prev);
-    }
-    for (const [id, fe] of cur?.frontends ?? []) {
-      if (t.frontends.has(id) || claims.has(id)) continue;
-      change.frontendDeletes.push(fe.key);
-      change.previous.set(id, fe);
-    }
-    if (cur) {
-      const hadAffinity = [...cur.frontends.values()].some((f) => f.value.affinity_timeout_s > 0);
-      change.flushAffinity = hadAffinity && t.affinityTimeoutSec === 0;
-      if (change.block || t.frontends.size === 0) {
-        // Without a frontend nothing reaches the block any more: every backend has left.
-        const kept = new Set(t.frontends.size === 0 ? [] : t.block.map((b) => endpointId(b.addr, b.port)));
-        for (const [id, ep] of programmedEndpoints(mirror, cur)) {
-          if (!kept.has(id)) change.removedEndpoints.push({ svcId, proto: t.proto, ...ep });
-        }
-      }
-    }
-    const writes = change.writeName || change.block !== null || change.frontendSets.length + change.frontendDeletes.length > 0;
-    if (cur && !writes) change.action = 'unchanged';
-    plan.changes.push(change);
+/**
+ * Phase 3: the ids of an added or updated service port. Returns the backend_id its frontends
+ * point at (0: no backends; the programmed one when the block is unchanged; else a fresh one,
+ * whose block goes in `change.block`), or why there is none.
+ */
+function assignIds(key: string, t: ServiceTarget, cur: ProgrammedService | undefined, ctx: PlanContext, change: ServiceChange): number | PlanProblem {
+  let svcId = cur?.svcId;
+  if (svcId === undefined) {
+    svcId = ctx.svcIds.allocate();
+    if (svcId === undefined) return { key, message: `service port ${key}: no free service id (all ${ctx.svcIds.size} in use)` };
+    change.newId = true;
   }
+  change.svcId = svcId;
+  change.writeName = ctx.mirror.names.get(svcId) !== key;
+  const kept = t.frontends.size === 0 || t.block.length === 0 ? 0 : reusableBlock(ctx.mirror, cur, t);
+  if (kept !== undefined) return kept;
+  const backendId = ctx.backendIds.allocate();
+  if (backendId === undefined) return { key, message: `service port ${key}: no free backend block id` };
+  change.block = { backendId, values: t.block };
+  return backendId;
+}
 
-  for (const [key, cur] of current) {
-    if (targets.has(key) || keep.has(key)) continue;
-    const change = emptyChange(key, cur.svcId, 'remove');
-    const proto = protoOf(cur);
-    for (const [id, fe] of cur.frontends) {
-      if (claims.has(id)) continue; // another service takes this address over in this apply
-      change.frontendDeletes.push(fe.key);
-      change.previous.set(id, fe);
+/** Phase 3: the frontend writes and deletes of an added or updated service port, and what leaves. */
+function diffService(t: ServiceTarget, cur: ProgrammedService | undefined, backendId: number, mirror: Mirror, claims: Claims, change: ServiceChange): void {
+  const { svcId } = change;
+  for (const [id, fe] of t.frontends) {
+    const value: ServiceValue = {
+      svc_id: svcId, backend_id: backendId, count: t.count, local_count: t.localCount,
+      flags: fe.flags, affinity_timeout_s: t.affinityTimeoutSec,
+    };
+    const prev = mirror.frontends.get(id);
+    if (prev && sameValue(prev.value, value)) continue;
+    change.frontendSets.push([fe.key, value]);
+    change.previous.set(id, prev);
+  }
+  if (!cur) return;
+  for (const [id, fe] of cur.frontends) {
+    if (t.frontends.has(id) || claims.has(id)) continue;
+    change.frontendDeletes.push(fe.key);
+    change.previous.set(id, fe);
+  }
+  const hadAffinity = [...cur.frontends.values()].some((f) => f.value.affinity_timeout_s > 0);
+  change.flushAffinity = hadAffinity && t.affinityTimeoutSec === 0;
+  if (change.block || t.frontends.size === 0) {
+    // Without a frontend nothing reaches the block any more: every backend has left.
+    const kept = new Set(t.frontends.size === 0 ? [] : t.block.map((b) => endpointId(b.addr, b.port)));
+    for (const [id, ep] of programmedEndpoints(mirror, cur)) {
+      if (!kept.has(id)) change.removedEndpoints.push({ svcId, proto: t.proto, ...ep });
     }
-    change.deleteName = mirror.names.get(cur.svcId) === key;
-    change.flushAffinity = true;
-    for (const ep of programmedEndpoints(mirror, cur).values()) change.removedEndpoints.push({ svcId: cur.svcId, proto, ...ep });
-    plan.changes.push(change);
+  }
+}
+
+/** Phase 3, whole: the change of one added or updated service port, or an error. */
+function planService(key: string, t: ServiceTarget, cur: ProgrammedService | undefined, ctx: PlanContext, claims: Claims): ServiceChange | PlanProblem {
+  const change = emptyChange(key, 0, cur ? 'update' : 'add');
+  const backendId = assignIds(key, t, cur, ctx, change);
+  if (typeof backendId !== 'number') return backendId;
+  diffService(t, cur, backendId, ctx.mirror, claims, change);
+  const writes = change.writeName || change.block !== null || change.frontendSets.length + change.frontendDeletes.length > 0;
+  if (cur && !writes) change.action = 'unchanged';
+  return change;
+}
+
+/** Phase 4: a programmed service port no longer desired (and not kept) is removed. */
+function planRemoval(key: string, cur: ProgrammedService, mirror: Mirror, claims: Claims): ServiceChange {
+  const change = emptyChange(key, cur.svcId, 'remove');
+  const proto = protoOf(cur);
+  for (const [id, fe] of cur.frontends) {
+    if (claims.has(id)) continue; // another service takes this address over in this apply
+    change.frontendDeletes.push(fe.key);
+    change.previous.set(id, fe);
+  }
+  change.deleteName = mirror.names.get(cur.svcId) === key;
+  change.flushAffinity = true;
+  for (const ep of programmedEndpoints(mirror, cur).values()) change.removedEndpoints.push({ svcId: cur.svcId, proto, ...ep });
+  return change;
+}
+
+/**
+ * The diff of desired against the maps. `only`: plan just these service-port keys (what the
+ * model says changed) and take every other one as unchanged — an endpoint change then costs one
+ * service, not all of them. Without it, every desired and programmed key is planned.
+ * Phases: scope (which keys), targets and frontend claims, the change of each desired port, the
+ * removal of each programmed port no longer desired.
+ */
+export function planApply(desired: DesiredState, ctx: PlanContext, only?: ReadonlySet<string>): Plan {
+  const plan: Plan = { changes: [], errors: [], unsupported: 0, kinds: new Map(), keep: new Set(), planned: new Set() };
+  const { current, wanted } = planScope(desired, ctx.mirror, only);
+  for (const key of current.keys()) plan.planned.add(key);
+  for (const [key] of wanted) plan.planned.add(key);
+  const { targets, claims } = resolveTargets(wanted, ctx, only, plan);
+  for (const [key, t] of targets) {
+    const planned = planService(key, t, current.get(key), ctx, claims);
+    if ('action' in planned) plan.changes.push(planned);
+    else plan.errors.push(planned);
+  }
+  for (const [key, cur] of current) {
+    if (!targets.has(key) && !plan.keep.has(key)) plan.changes.push(planRemoval(key, cur, ctx.mirror, claims));
   }
   return plan;
 }
