@@ -35,7 +35,7 @@ enum sl_svc_flags {
 	SL_SVC_F_EXTERNAL = 1U << 3,	   /* NodePort / ExternalIP / LoadBalancer frontend */
 	SL_SVC_F_SRC_RANGES = 1U << 4,	   /* loadBalancerSourceRanges apply (sl_src_ranges4) */
 	SL_SVC_F_DSR = 1U << 5,		   /* reply directly from the backend's node (later) */
-	SL_SVC_F_MAGLEV = 1U << 6,	   /* reserved: a block's table in sl_maglev4 is the switch */
+	SL_SVC_F_MAGLEV = 1U << 6, /* reserved: a block's table in sl_maglev4 is the switch */
 	/* Bits 8-9: the frontend's kind (enum sl_frontend_kind), for the per-kind counters. */
 	SL_SVC_F_KIND_SHIFT = 8,
 	SL_SVC_F_KIND_MASK = 3U << 8,
@@ -306,9 +306,9 @@ _Static_assert(sizeof(struct sl_node_config4) == 8, "sl_node_config4 size");
  * table (eTP=Local, in-cluster only, not written yet) selects at random.
  */
 enum sl_maglev_sizes {
-	SL_MAGLEV_CHUNK = 256,	     /* slots per map value */
-	SL_MAGLEV_SIZE_MIN = 251,    /* smallest table size user space accepts (a prime) */
-	SL_MAGLEV_SIZE_MAX = 65521,  /* largest: the biggest prime below 2^16 */
+	SL_MAGLEV_CHUNK = 256,	    /* slots per map value */
+	SL_MAGLEV_SIZE_MIN = 251,   /* smallest table size user space accepts (a prime) */
+	SL_MAGLEV_SIZE_MAX = 65521, /* largest: the biggest prime below 2^16 */
 	SL_MAGLEV_SIZE_DEFAULT = 16381,
 };
 
@@ -319,7 +319,7 @@ struct sl_maglev_key {
 _Static_assert(sizeof(struct sl_maglev_key) == 8, "sl_maglev_key size");
 
 struct sl_maglev_chunk {
-	__u32 size;			 /* the whole table's slot count (a prime); the same in every chunk */
+	__u32 size; /* the whole table's slot count (a prime); the same in every chunk */
 	__u16 slot[SL_MAGLEV_CHUNK]; /* Cluster-set ordinal per slot (slots past size: 0) */
 };
 _Static_assert(sizeof(struct sl_maglev_chunk) == 516, "sl_maglev_chunk size");

@@ -29,7 +29,7 @@ t.test("each backend's preference list visits every slot exactly once (size prim
       const { offset, skip } = maglevPreferences(id, size);
       t.ok(offset >= 0 && offset < size && skip >= 1 && skip < size, `${id}: offset ${offset}, skip ${skip}`);
       const seen = new Uint8Array(size);
-      for (let j = 0; j < size; j++) seen[(offset + j * skip) % size]++;
+      for (let j = 0; j < size; j++) seen[(offset + j * skip) % size] = (seen[(offset + j * skip) % size] as number) + 1;
       t.ok(seen.every((c) => c === 1), `${id} @${size}: a permutation`);
     }
   }
