@@ -12,7 +12,9 @@
 //  - tc-datapath:   bench/tc-datapath.ts (ns/packet of the TC programs against a no-op program);
 //  - iptables:      iptables-restore of kube-proxy-shaped rulesets at smaller sizes too, to show
 //    how it grows (bench/iptables-restore.ts);
-//  - flows:         bench/flow-cleanup.ts (removing a backend beside a full conntrack table).
+//  - flows:         bench/flow-cleanup.ts (removing a backend beside a full conntrack table);
+//  - maglev:        bench/maglev.ts (Maglev table build time, flows moved by a backend change at
+//    100 and 1,000 backends, kernel memory per table).
 // Each writes .bench-results/<name>.json; the summary goes to .bench-results/summary.json.
 import { release } from 'node:os';
 import { loadNative } from '../src/bpf/native.js';
@@ -23,6 +25,7 @@ import { checkSanity, formatControlPlane, judgedRss, runControlPlaneBench } from
 import type { AgentScaleResult } from './agent-scale.js';
 import { formatAgentScale, measureAgentScale } from './agent-scale.js';
 import { formatFlowCleanup, measureFlowCleanup } from './flow-cleanup.js';
+import { formatMaglev, measureMaglevMap, measureMaglevTables } from './maglev.js';
 import type { IptablesResult } from './iptables-restore.js';
 import { measureIptablesRestore } from './iptables-restore.js';
 import { benchEnvironment, ms, writeResult } from './stats.js';
@@ -167,6 +170,16 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
       const rows = await measureFlowCleanup();
       console.log(formatFlowCleanup(rows));
       console.log(`wrote ${await writeResult('flows', { bench: 'flows', environment, rows })}`);
+    });
+  }
+
+  if (o.only.includes('maglev')) {
+    header('maglev: table build, flows moved by a backend change, memory per table');
+    await timed('maglev', outcomes, async () => {
+      const rows = measureMaglevTables();
+      const map = await measureMaglevMap();
+      console.log(formatMaglev(rows, map));
+      console.log(`wrote ${await writeResult('maglev', { bench: 'maglev', environment, rows, map })}`);
     });
   }
 
