@@ -272,6 +272,7 @@ async function startServers(ctx: AgentContext, p: ServerParts): Promise<{ admin:
       config: { ...publicConfig(cfg), logLevel: logging.level },
       programs: datapath.attachments(),
       kernel: datapath.kernelFeatures,
+      ...(external ? { maglev: external.maglev.summary() } : {}),
       sync: {
         state: status.state === 'waiting-for-sources' && store.isSynced() ? 'syncing' : status.state,
         sourcesSynced: store.isSynced(),
