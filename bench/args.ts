@@ -2,7 +2,7 @@
 // Flags win over environment variables, which win over the defaults (--quick picks smaller ones).
 import { parseArgs } from 'node:util';
 
-export const BENCH_NAMES = ['control-plane', 'agent', 'tc-datapath', 'iptables', 'flows', 'nodeport'] as const;
+export const BENCH_NAMES = ['control-plane', 'agent', 'tc-datapath', 'iptables', 'flows', 'nodeport', 'maglev'] as const;
 export type BenchName = (typeof BENCH_NAMES)[number];
 
 export interface BenchOptions {

@@ -15,6 +15,8 @@
 //  - flows:         bench/flow-cleanup.ts (removing a backend beside a full conntrack table);
 //  - nodeport:      bench/nodeport.ts (NodePort connection latency and conn/s from an external
 //    client, backend on the node and on another, Sluice against kube-proxy-shaped iptables).
+//  - maglev:        bench/maglev.ts (Maglev table build time, flows moved by a backend change at
+//    100 and 1,000 backends, kernel memory per table).
 // Each writes .bench-results/<name>.json; the summary goes to .bench-results/summary.json.
 import { release } from 'node:os';
 import { loadNative } from '../src/bpf/native.js';
@@ -25,6 +27,7 @@ import { checkSanity, formatControlPlane, judgedRss, runControlPlaneBench } from
 import type { AgentScaleResult } from './agent-scale.js';
 import { formatAgentScale, measureAgentScale } from './agent-scale.js';
 import { formatFlowCleanup, measureFlowCleanup } from './flow-cleanup.js';
+import { formatMaglev, measureMaglevMap, measureMaglevTables } from './maglev.js';
 import type { IptablesResult } from './iptables-restore.js';
 import { measureIptablesRestore } from './iptables-restore.js';
 import type { NodePortResult } from './nodeport.js';
@@ -197,6 +200,16 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
       console.log(`wrote ${await writeResult('nodeport', { ...np, environment })}`);
       const bad = np.rows.filter((r) => r.failures + r.misrouted > 0);
       if (bad.length > 0) throw new Error(`failed or misrouted connections: ${bad.map((r) => `${r.dataplane}/${r.backend}/${r.services}: ${r.failures} failed, ${r.misrouted} misrouted`).join('; ')}`);
+    });
+  }
+
+  if (o.only.includes('maglev')) {
+    header('maglev: table build, flows moved by a backend change, memory per table');
+    await timed('maglev', outcomes, async () => {
+      const rows = measureMaglevTables();
+      const map = await measureMaglevMap();
+      console.log(formatMaglev(rows, map));
+      console.log(`wrote ${await writeResult('maglev', { bench: 'maglev', environment, rows, map })}`);
     });
   }
 

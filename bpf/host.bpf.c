@@ -41,6 +41,7 @@
 #include "src_ranges.h"
 #include "snat.h"
 #include "fib.h"
+#include "maglev.h"
 
 static __always_inline int sl_host_rewrite_failed(void)
 {
@@ -145,7 +146,7 @@ static __always_inline int sl_host_new_flow(struct __sk_buff *skb, const struct 
 		sl_count_kind(svc->flags, 0, false, true);
 		return TC_ACT_SHOT;
 	}
-	ret = sl_select_backend4(svc, pkt->saddr, true, &be);
+	ret = sl_maglev_select_backend4(svc, pkt->saddr, pkt->sport, pkt->proto, &be);
 	if (ret < 0)
 		return sl_host_refuse(skb, pkt, svc, -ret);
 	now = bpf_ktime_get_ns();

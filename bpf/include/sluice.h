@@ -35,7 +35,7 @@ enum sl_svc_flags {
 	SL_SVC_F_EXTERNAL = 1U << 3,	   /* NodePort / ExternalIP / LoadBalancer frontend */
 	SL_SVC_F_SRC_RANGES = 1U << 4,	   /* loadBalancerSourceRanges apply (sl_src_ranges4) */
 	SL_SVC_F_DSR = 1U << 5,		   /* reply directly from the backend's node (later) */
-	SL_SVC_F_MAGLEV = 1U << 6,	   /* select with the Maglev table (later) */
+	SL_SVC_F_MAGLEV = 1U << 6, /* reserved: a block's table in sl_maglev4 is the switch */
 	/* Bits 8-9: the frontend's kind (enum sl_frontend_kind), for the per-kind counters. */
 	SL_SVC_F_KIND_SHIFT = 8,
 	SL_SVC_F_KIND_MASK = 3U << 8,
@@ -297,6 +297,33 @@ struct sl_node_config4 {
 };
 _Static_assert(sizeof(struct sl_node_config4) == 8, "sl_node_config4 size");
 
+/*
+ * Maglev consistent hashing for external flows: sl_maglev4, a hash keyed by the backend block
+ * (sl_service_value.backend_id) and a chunk number. User space (src/dataplane/maglev*.ts) builds a
+ * block's table of `size` slots (a prime) over the backends' identities (address:port, the same on
+ * every node), written as ceil(size / SL_MAGLEV_CHUNK) chunks; each slot holds an ordinal of the
+ * block's Cluster set. A block is immutable under its id, so its table is too. A block without a
+ * table (eTP=Local, in-cluster only, not written yet) selects at random.
+ */
+enum sl_maglev_sizes {
+	SL_MAGLEV_CHUNK = 256,	    /* slots per map value */
+	SL_MAGLEV_SIZE_MIN = 251,   /* smallest table size user space accepts (a prime) */
+	SL_MAGLEV_SIZE_MAX = 65521, /* largest: the biggest prime below 2^16 */
+	SL_MAGLEV_SIZE_DEFAULT = 16381,
+};
+
+struct sl_maglev_key {
+	__u32 backend_id; /* sl_service_value.backend_id */
+	__u32 chunk;	  /* slots [chunk * SL_MAGLEV_CHUNK, (chunk + 1) * SL_MAGLEV_CHUNK) */
+};
+_Static_assert(sizeof(struct sl_maglev_key) == 8, "sl_maglev_key size");
+
+struct sl_maglev_chunk {
+	__u32 size; /* the whole table's slot count (a prime); the same in every chunk */
+	__u16 slot[SL_MAGLEV_CHUNK]; /* Cluster-set ordinal per slot (slots past size: 0) */
+};
+_Static_assert(sizeof(struct sl_maglev_chunk) == 516, "sl_maglev_chunk size");
+
 /* Connect-time load balancing protocols (the sl_ctlb_protocols tunable). */
 enum sl_ctlb_protocols {
 	SL_CTLB_TCP = 1U << 0,
@@ -316,6 +343,7 @@ enum sl_map_capacity {
 	SL_MAX_SVC_IDS = 65536,
 	SL_MAX_VIPS = 65536,
 	SL_MAX_SRC_RANGES = 16384,
+	SL_MAX_MAGLEV_CHUNKS = 65536, /* 1,024 tables of 16,381 slots (64 chunks each) */
 };
 
 /*
@@ -337,6 +365,7 @@ struct sl_btf_constants {
 	enum sl_svc_meta_sizes svc_meta_sizes;
 	enum sl_ctlb_protocols ctlb_protocols;
 	enum sl_map_capacity map_capacity;
+	enum sl_maglev_sizes maglev_sizes;
 };
 
 #endif /* SLUICE_H */

@@ -117,6 +117,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_ext_counters SEC(".maps");
 
+/* Maglev tables of external services, by backend block (struct sl_maglev_chunk, lib/maglev.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SL_MAX_MAGLEV_CHUNKS);
+	__type(key, struct sl_maglev_key);
+	__type(value, struct sl_maglev_chunk);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_maglev4 SEC(".maps");
+
 /* Not read by the programs: names for dumps while the agent is down. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -64,6 +64,18 @@ export interface StatusView {
   errors: StatusError[];
   /** What the running kernel gives the datapath (absent when the agent is down). */
   kernel?: KernelFeaturesView;
+  /** External services' Maglev tables (absent without external traffic or when the agent is down). */
+  maglev?: MaglevView;
+}
+
+/** sl_maglev4: how many tables (one per external service port's backend set) and their size. */
+export interface MaglevView {
+  tables: number;
+  /** Slots per table (--maglev-table-size). */
+  size: number;
+  chunksPerTable: number;
+  /** Bytes of the tables' chunk values (the kernel adds its hash-element overhead). */
+  valueBytes: number;
 }
 
 /** One datapath feature on this kernel (docs/kernels.md): on, off (kernel lacks it) or disabled. */

@@ -176,6 +176,7 @@ function startSyncing(ctx: AgentContext, store: ObjectStore, writer: ServiceTabl
       apply: (state, hint) => {
         const outcome = writer.apply(state, hint);
         external?.applySourceRanges(state);
+        external?.applyMaglev();
         void healthChecks.update(healthCheckIndex.services(state, hint?.changed));
         return outcome;
       },
@@ -272,6 +273,7 @@ async function startServers(ctx: AgentContext, p: ServerParts): Promise<{ admin:
       config: { ...publicConfig(cfg), logLevel: logging.level },
       programs: datapath.attachments(),
       kernel: datapath.kernelFeatures,
+      ...(external ? { maglev: external.maglev.summary() } : {}),
       sync: {
         state: status.state === 'waiting-for-sources' && store.isSynced() ? 'syncing' : status.state,
         sourcesSynced: store.isSynced(),

@@ -4,6 +4,8 @@
 import { statfsSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
+import { MAGLEV } from '../bpf/sluice-structs.js';
+import { maglevSizeProblem } from '../dataplane/maglev-table.js';
 
 export type ConnectTimeMode = 'tcp' | 'tcp-udp' | 'disabled';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -31,6 +33,8 @@ export interface AgentConfig {
   hostInterfacePatterns: string[];
   /** Source ports for SNATed external flows: outside ip_local_port_range (docs/external-traffic.md). */
   snatPortRange: { min: number; max: number };
+  /** Slots of each external service's Maglev table, a prime (docs/external-traffic.md, "Maglev"). */
+  maglevTableSize: number;
   connectTimeLb: ConnectTimeMode;
   logLevel: LogLevel;
   /** Coalescing window for bursts of changes. */
@@ -176,6 +180,15 @@ const FLAGS: Record<string, FlagSpec> = {
       c.snatPortRange = { min, max };
     },
   },
+  '--maglev-table-size': {
+    env: 'SLUICE_MAGLEV_TABLE_SIZE',
+    help: `slots of each external service's Maglev table, a prime from ${MAGLEV.SIZE_MIN} to ${MAGLEV.SIZE_MAX} (default ${MAGLEV.SIZE_DEFAULT}; about 100 x the largest backend set balances within ~1%)`,
+    parse(v, c, f) {
+      const problem = /^\d+$/.test(v) ? maglevSizeProblem(Number(v)) : 'is not a whole number';
+      if (problem) throw new ConfigError(`${f}: "${v}" ${problem}`);
+      c.maglevTableSize = Number(v);
+    },
+  },
   '--connect-time-lb': {
     env: 'SLUICE_CONNECT_TIME_LB',
     help: 'connect-time load balancing: tcp, tcp-udp (default) or disabled',
@@ -236,6 +249,7 @@ export function defaultConfig(): AgentConfig {
     interfacePatterns: ['eni*', 'azv*', 'veth*', 'cali*', 'lxc*'],
     hostInterfacePatterns: ['eth*', 'ens*', 'enp*', 'eno*', 'bond*'],
     snatPortRange: { min: 61000, max: 65535 },
+    maglevTableSize: MAGLEV.SIZE_DEFAULT,
     connectTimeLb: 'tcp-udp',
     logLevel: 'info',
     minSyncPeriodMs: 50,

@@ -7,6 +7,9 @@ import type { DesiredState } from '../model/types.js';
 import type { ObjectStore } from '../k8s/store.js';
 import type { ServiceTableWriter } from '../dataplane/writer.js';
 import { SourceRangeWriter } from '../dataplane/source-ranges.js';
+import { MaglevWriter } from '../dataplane/maglev-writer.js';
+import { NativeTable } from '../dataplane/native-tables.js';
+import { maglevTableSpec } from '../dataplane/table-specs.js';
 import { loadNative } from '../bpf/native.js';
 import type { AgentConfig } from './config.js';
 import type { AgentDatapath } from './datapath.js';
@@ -29,10 +32,13 @@ export class ExternalTraffic {
   hostAddresses: string[] | undefined;
   private snatAddr: string | undefined;
   private readonly sourceRanges: SourceRangeWriter;
+  /** The external services' Maglev tables (sl_maglev4), written after each apply. */
+  readonly maglev: MaglevWriter;
   private hostWatcher: InterfaceWatcher | undefined;
 
   private constructor(private readonly o: ExternalTrafficOptions) {
     this.sourceRanges = new SourceRangeWriter(o.datapath.map('sl_src_ranges4'), (key) => o.writer.serviceId(key));
+    this.maglev = new MaglevWriter(o.datapath.tables, new NativeTable(o.datapath.map('sl_maglev4'), maglevTableSpec()), o.cfg.maglevTableSize);
   }
 
   /** Null when no host interface patterns are configured (`--host-interfaces none`). */
@@ -48,6 +54,14 @@ export class ExternalTraffic {
   /** After each apply: the services' source ranges; errors go to the error list. */
   applySourceRanges(state: DesiredState): void {
     for (const e of this.sourceRanges.apply(state).errors) this.o.recordError('dataplane', e);
+  }
+
+  /** After each apply: the Maglev tables of new external blocks, those of replaced ones deleted. */
+  applyMaglev(): void {
+    const r = this.maglev.apply();
+    for (const e of r.errors) this.o.recordError('dataplane', e);
+    for (const n of r.notes) this.o.logger.warn(n);
+    if (r.built > 0 || r.deleted > 0) this.o.logger.debug({ built: r.built, deleted: r.deleted, tables: r.tables }, 'Maglev tables written');
   }
 
   /**

@@ -110,6 +110,23 @@ export function cstring(size: number): FieldType<string> {
   };
 }
 
+/** A fixed array of __u16 (host order), as a Uint16Array of exactly `length` elements. */
+export function u16Array(length: number): FieldType<Uint16Array> {
+  return {
+    size: length * 2,
+    align: 2,
+    write(buf, off, v) {
+      if (v.length !== length) throw new RangeError(`array of ${v.length} elements does not fit __u16[${length}]`);
+      for (let i = 0; i < length; i++) buf.writeUInt16LE(v[i] as number, off + i * 2);
+    },
+    read(buf, off) {
+      const out = new Uint16Array(length);
+      for (let i = 0; i < length; i++) out[i] = buf.readUInt16LE(off + i * 2);
+      return out;
+    },
+  };
+}
+
 /** Explicit padding bytes (a `__u8 pad[n]` or `__u16 pad` member). Align as the C member does. */
 export function pad(size: number, align = 1): PadType {
   return { size, align, padding: true, write: () => undefined, read: () => undefined };

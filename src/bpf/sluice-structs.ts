@@ -1,6 +1,6 @@
 // Codecs for the structs in bpf/include/sluice.h. The header is the truth: `allStructCodecs`
 // is verified against the compiled objects' BTF at load (src/bpf) and in tests.
-import { be16, cstring, defineStruct, ipv4, pad, scalar, u16, u32, u64, u8 } from './codec.js';
+import { be16, cstring, defineStruct, ipv4, pad, scalar, u16, u16Array, u32, u64, u8 } from './codec.js';
 import type { ConstantMirror } from './constants.js';
 import { mirrorEnum } from './constants.js';
 
@@ -44,12 +44,16 @@ export const MAP_CAPACITY_CONSTANTS = mirrorEnum('sl_map_capacity', 'SL_MAX_', {
   SVC_IDS: 65536,
   VIPS: 65536,
   SRC_RANGES: 16384,
+  MAGLEV_CHUNKS: 65536,
 });
+
+/** Maglev table geometry (sl_maglev4, lib/maglev.h). */
+export const MAGLEV_CONSTANTS = mirrorEnum('sl_maglev_sizes', 'SL_MAGLEV_', { CHUNK: 256, SIZE_MIN: 251, SIZE_MAX: 65521, SIZE_DEFAULT: 16381 });
 
 /** Every mirrored enum, for BTF verification. */
 export const allConstantMirrors: readonly ConstantMirror[] = [
   SCOPE_CONSTANTS, SVC_F_CONSTANTS, FRONTEND_KIND_CONSTANTS, BE_F_CONSTANTS, CT_TYPE_CONSTANTS, CT_STATE_CONSTANTS, CT_F_CONSTANTS, VIP_F_CONSTANTS,
-  CTLB_CONSTANTS, DROP_CONSTANTS, SVC_META_CONSTANTS, MAP_CAPACITY_CONSTANTS,
+  CTLB_CONSTANTS, DROP_CONSTANTS, SVC_META_CONSTANTS, MAP_CAPACITY_CONSTANTS, MAGLEV_CONSTANTS,
 ];
 
 export const SCOPE = SCOPE_CONSTANTS.values;
@@ -70,6 +74,7 @@ export const CT_STATE = CT_STATE_CONSTANTS.values;
 export const CT_F = CT_F_CONSTANTS.values;
 export const CTLB = CTLB_CONSTANTS.values;
 export const MAP_CAPACITY = MAP_CAPACITY_CONSTANTS.values;
+export const MAGLEV = MAGLEV_CONSTANTS.values;
 /** Bytes of sl_svc_meta.name, its NUL included. */
 export const SVC_NAME_LEN = SVC_META_CONSTANTS.values.SVC_NAME_LEN;
 /** Not a sluice.h constant: the IANA protocol numbers the maps carry. */
@@ -195,6 +200,12 @@ export type NodeConfig4 = ReturnType<typeof nodeConfig4.decode>;
 export const svcMeta = defineStruct('sl_svc_meta', { name: cstring(SVC_NAME_LEN) });
 export type SvcMeta = ReturnType<typeof svcMeta.decode>;
 
+/** Maglev tables (sl_maglev4): a chunk of SL_MAGLEV_CHUNK slots of one backend block's table. */
+export const maglevKey = defineStruct('sl_maglev_key', { backend_id: u32, chunk: u32 });
+export type MaglevKey = ReturnType<typeof maglevKey.decode>;
+export const maglevChunk = defineStruct('sl_maglev_chunk', { size: u32, slot: u16Array(MAGLEV_CONSTANTS.values.CHUNK) });
+export type MaglevChunk = ReturnType<typeof maglevChunk.decode>;
+
 /** Array indexes (svc_id, drop reason) and __u64 counters. */
 export const u32Key = scalar('__u32', u32);
 export const u64Value = scalar('__u64', u64);
@@ -203,6 +214,6 @@ export const u64Value = scalar('__u64', u64);
 export const allStructCodecs = [
   frontendKey4, serviceValue, backendKey, backendValue4, ctKey4, ctValue4, affinityKey4,
   affinityValue4, sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, vipKey4, vipValue,
-  srcRangeKey4, srcRangeValue, nodeConfig4,
+  srcRangeKey4, srcRangeValue, nodeConfig4, maglevKey, maglevChunk,
 ] as const;
 

@@ -34,6 +34,7 @@ export function formatStatus(s: StatusView): string {
     ...(s.kernel ? [['kernel', s.kernel.release] as [string, Cell]] : []),
   ];
   flatten('sync', s.sync, pairs);
+  if (s.maglev) flatten('maglev', s.maglev, pairs);
   let out = renderKeyValues(pairs);
   out += '\n' + section('PROGRAMS', s.programs.length
     ? renderTable([col('program'), col('hook'), col('target'), col('direction'), col('progId', true), col('attached'), col('error')],

@@ -3,17 +3,21 @@
 import type { Codec } from '../bpf/codec.js';
 import { perCpuCodec } from '../bpf/per-cpu.js';
 import {
-  affinityKey4, affinityValue4, backendKey, backendValue4, ctKey4, ctValue4, DROP_REASON_MAX, frontendKey4, MAP_CAPACITY,
+  affinityKey4, affinityValue4, backendKey, backendValue4, ctKey4, ctValue4, DROP_REASON_MAX, frontendKey4, maglevChunk, maglevKey, MAP_CAPACITY,
   serviceValue, sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, u32Key, u64Value, vipKey4, vipValue,
 } from '../bpf/sluice-structs.js';
+import type { MaglevChunk, MaglevKey } from '../bpf/sluice-structs.js';
 import type { ServiceTables, Table, TableRole } from './tables.js';
 import { MAP_NAMES } from './tables.js';
 
 /** hash: plain hash map; lru: the kernel evicts when full; array: fixed indexes, zero = empty. */
 export type TableKind = 'hash' | 'lru' | 'array';
 
+/** Tables outside ServiceTables, kept by their own writers (e.g. maglev-writer.ts). */
+export type ExtraTableRole = 'maglev';
+
 export interface TableSpec<K, V> {
-  role: TableRole;
+  role: TableRole | ExtraTableRole;
   name: string;
   kind: TableKind;
   key: Codec<K>;
@@ -63,8 +67,20 @@ export function tableSpecs(cpus: number, layouts?: StructLayouts): TableSpecs {
   };
 }
 
+/**
+ * sl_maglev4 (bpf/lib/maglev.h): the Maglev tables of external services, one per backend block,
+ * each ceil(size / SL_MAGLEV_CHUNK) chunks (64 at the default 16,381 slots). Written by
+ * MaglevWriter (maglev-writer.ts), not part of ServiceTables.
+ */
+export function maglevTableSpec(): TableSpec<MaglevKey, MaglevChunk> {
+  return {
+    role: 'maglev', name: 'sl_maglev4', kind: 'hash', key: maglevKey, value: maglevChunk, defaultMaxEntries: MAP_CAPACITY.MAGLEV_CHUNKS,
+    sizable: 'chunks of the external services\' Maglev tables: services x ceil(table size / 256), a block being replaced included',
+  };
+}
+
 /** Names of the maps user space may size (see TableSpec.sizable). */
-export const SIZABLE_MAP_NAMES: readonly string[] = Object.values(tableSpecs(1)).filter((s) => s.sizable).map((s) => s.name);
+export const SIZABLE_MAP_NAMES: readonly string[] = [...Object.values(tableSpecs(1)), maglevTableSpec()].filter((s) => s.sizable).map((s) => s.name);
 
 /** What checkTableSpecs needs of a loaded (or opened) object. */
 interface ObjectMaps {
@@ -80,7 +96,7 @@ interface ObjectMaps {
 export function checkTableSpecs(obj: ObjectMaps, sized: Readonly<Record<string, number>> = {}): void {
   const maps = new Map(obj.maps().map((m) => [m.name, m]));
   const problems: string[] = [];
-  for (const spec of Object.values(tableSpecs(1))) {
+  for (const spec of [...Object.values(tableSpecs(1)), maglevTableSpec()]) {
     const map = maps.get(spec.name);
     const want = sized[spec.name] ?? spec.defaultMaxEntries;
     if (!map) problems.push(`no map ${spec.name}`);

@@ -1,0 +1,154 @@
+// Writes the Maglev tables of external services to sl_maglev4 (bpf/lib/maglev.h), after each
+// apply of the service tables. Which blocks need one is read from the maps themselves: every
+// backend block a frontend flagged SL_SVC_F_EXTERNAL (and not eTP=Local) points at, over its
+// Cluster set. A block never changes under its id, so its table is built once and deleted when no
+// frontend points at the block any more.
+//
+// Between a frontend's switch to a new block (the writer's commit) and this write, the block has
+// no table and new external flows are balanced at random (lib/maglev.h falls back): one apply
+// long, and ingress nodes apply a change at different moments anyway.
+import type { MaglevChunk, MaglevKey } from '../bpf/sluice-structs.js';
+import { MAGLEV, maglevChunk, serviceValue, SVC_F } from '../bpf/sluice-structs.js';
+import { backendIdentity, buildMaglevTable } from './maglev-table.js';
+import type { ServiceTables, Table } from './tables.js';
+
+export interface MaglevReport {
+  /** Tables in the map after this apply. */
+  tables: number;
+  /** Tables built and written by this apply, and tables deleted. */
+  built: number;
+  deleted: number;
+  /** Blocks left to random selection, with why (more backends than slots, ...). */
+  notes: string[];
+  errors: string[];
+}
+
+/** What a table costs in the map: chunks, and bytes of chunk values. */
+export function maglevChunks(size: number): number {
+  return Math.ceil(size / MAGLEV.CHUNK);
+}
+
+/** The offset of sl_service_value.flags: frontends are filtered on it before decoding. */
+const FLAGS_AT = (serviceValue.members.find((m) => m.name === 'flags') as { offset: number }).offset;
+
+export class MaglevWriter {
+  /** backend_id → chunks of its table in the map. */
+  private readonly present = new Map<number, number>();
+  /** Blocks whose table is in the map but not known to be this size (a previous agent's). */
+  private readonly inherited = new Set<number>();
+  /** Blocks left to random selection (too many backends): not looked at again while wanted. */
+  private readonly random = new Set<number>();
+
+  constructor(
+    private readonly tables: Pick<ServiceTables, 'frontends' | 'backends'>,
+    private readonly map: Table<MaglevKey, MaglevChunk>,
+    /** Slots per table: a prime (maglevSizeProblem). */
+    readonly size: number,
+  ) {
+    // Tables a previous agent left: rebuilt (the size may differ) or deleted by the first apply.
+    for (const [k] of map.entries()) {
+      this.present.set(k.backend_id, Math.max(this.present.get(k.backend_id) ?? 0, k.chunk + 1));
+      this.inherited.add(k.backend_id);
+    }
+  }
+
+  /** backend_id → Cluster-set size, of every block external flows balance with Maglev. */
+  wanted(): Map<number, number> {
+    const want = new Map<number, number>();
+    const externalCluster = (v: Buffer, at: number): boolean => {
+      const flags = v.readUInt32LE(at + FLAGS_AT);
+      return (flags & SVC_F.EXTERNAL) !== 0 && (flags & SVC_F.EXTERNAL_LOCAL) === 0;
+    };
+    for (const [, svc] of this.tables.frontends.filterRaw((_k, _ka, v, va) => externalCluster(v, va))) {
+      if (svc.count > 0 && svc.backend_id !== 0) want.set(svc.backend_id, svc.count);
+    }
+    return want;
+  }
+
+  apply(): MaglevReport {
+    const report: MaglevReport = { tables: 0, built: 0, deleted: 0, notes: [], errors: [] };
+    let want: Map<number, number>;
+    try {
+      want = this.wanted();
+    } catch (err) {
+      report.errors.push(`Maglev: reading the frontends failed: ${(err as Error).message}`);
+      report.tables = this.present.size;
+      return report;
+    }
+    for (const [backendId, count] of want) {
+      if ((this.present.has(backendId) && !this.inherited.has(backendId)) || this.random.has(backendId)) continue;
+      const problem = this.write(backendId, count);
+      if (problem === undefined) report.built++;
+      else if (problem.error) report.errors.push(problem.message);
+      else {
+        this.random.add(backendId);
+        report.notes.push(problem.message);
+      }
+    }
+    for (const backendId of this.random) if (!want.has(backendId)) this.random.delete(backendId);
+    for (const [backendId, chunks] of [...this.present]) {
+      if (want.has(backendId)) continue;
+      const keys = Array.from({ length: chunks }, (_, chunk) => ({ backend_id: backendId, chunk }));
+      const out = this.map.deleteMany(keys);
+      if (out.failures.length > 0) {
+        report.errors.push(`Maglev: deleting the table of backend block ${backendId} failed: ${out.failures[0]?.error.message}; retried next apply`);
+        continue;
+      }
+      this.present.delete(backendId);
+      this.inherited.delete(backendId);
+      report.deleted++;
+    }
+    report.tables = this.present.size;
+    return report;
+  }
+
+  /** Builds and writes the table of one block; a problem when it could not (random selection). */
+  private write(backendId: number, count: number): { error: boolean; message: string } | undefined {
+    const ordinals = new Map<string, number>();
+    for (let ordinal = 0; ordinal < count; ordinal++) {
+      const be = this.tables.backends.get({ backend_id: backendId, ordinal });
+      if (!be) return { error: true, message: `Maglev: backend block ${backendId} has no slot ${ordinal} of ${count}; retried next apply` };
+      const id = backendIdentity(be.addr, be.port);
+      if (!ordinals.has(id)) ordinals.set(id, ordinal);
+    }
+    if (ordinals.size > this.size || count > 0xffff) {
+      this.drop(backendId);
+      return { error: false, message: `Maglev: backend block ${backendId} has ${ordinals.size} backends, more than the table's ${this.size} slots: random selection (raise --maglev-table-size)` };
+    }
+    const identities = [...ordinals.keys()].sort();
+    const table = buildMaglevTable(identities, this.size);
+    const chunks = maglevChunks(this.size);
+    const entries: Array<readonly [MaglevKey, MaglevChunk]> = [];
+    for (let chunk = 0; chunk < chunks; chunk++) {
+      const slot = new Uint16Array(MAGLEV.CHUNK);
+      const end = Math.min(this.size, (chunk + 1) * MAGLEV.CHUNK);
+      for (let s = chunk * MAGLEV.CHUNK; s < end; s++) slot[s - chunk * MAGLEV.CHUNK] = ordinals.get(identities[table[s] as number] as string) as number;
+      entries.push([{ backend_id: backendId, chunk }, { size: this.size, slot }]);
+    }
+    const out = this.map.setMany(entries);
+    if (out.failures.length > 0) {
+      this.drop(backendId);
+      return { error: true, message: `Maglev: writing the table of backend block ${backendId} failed: ${out.failures[0]?.error.message}; random selection, retried next apply` };
+    }
+    // Chunks a previous agent's larger table left past ours.
+    const had = this.present.get(backendId) ?? 0;
+    if (had > chunks) this.map.deleteMany(Array.from({ length: had - chunks }, (_, i) => ({ backend_id: backendId, chunk: chunks + i })));
+    this.present.set(backendId, chunks);
+    this.inherited.delete(backendId);
+    return undefined;
+  }
+
+  /** Removes what a block's table has in the map (a partial write must not be read as a table). */
+  private drop(backendId: number): void {
+    const had = Math.max(this.present.get(backendId) ?? 0, maglevChunks(this.size));
+    this.map.deleteMany(Array.from({ length: had }, (_, chunk) => ({ backend_id: backendId, chunk })));
+    this.present.delete(backendId);
+    this.inherited.delete(backendId);
+  }
+
+  /** For status: how many tables, of what size, and the bytes their chunk values take. */
+  summary(): { tables: number; size: number; chunksPerTable: number; valueBytes: number } {
+    const chunksPerTable = maglevChunks(this.size);
+    return { tables: this.present.size, size: this.size, chunksPerTable, valueBytes: this.present.size * chunksPerTable * maglevChunk.size };
+  }
+}
