@@ -18,7 +18,12 @@
  *    - the reply of an SNATed flow (REVERSE entry flagged SNAT): back to frontend -> client and
  *      sent out;
  *    - ICMP errors about external flows: translated to what the backend (or its node) sent;
- *    - anything else: TC_ACT_UNSPEC, untouched (pod traffic's entries are the pod programs').
+ *    - anything else: untouched (pod traffic's entries are the pod programs').
+ *
+ * Verdicts (verdict.h): a packet translated for the kernel to route on (to a local pod, a local
+ * pod's reply) passes with TC_ACT_UNSPEC like tc.bpf.c's, so filters behind Sluice's on the same
+ * hook (a node firewall) still see it; Sluice ends the chain only for its own verdicts: drops,
+ * rejects, and packets it sends out itself (redirect).
  *  sl_host_egress (what leaves towards the network)
  *    - a local backend's reply to an external client (REVERSE entry, DNAT only): source back to
  *      the frontend; ICMP errors the pod sends about the flow quote the frontend.
@@ -38,15 +43,11 @@
 #include "conntrack.h"
 #include "reject.h"
 #include "icmp.h"
+#include "icmp_flow.h"
+#include "verdict.h"
 #include "src_ranges.h"
 #include "snat.h"
 #include "fib.h"
-
-static __always_inline int sl_host_rewrite_failed(void)
-{
-	sl_count_drop(SL_DROP_CSUM);
-	return TC_ACT_SHOT;
-}
 
 /* Per-kind counters (sl_ext_counters), by the frontend's kind bits. */
 static __always_inline void sl_count_kind(__u32 svc_flags, __u64 bytes, bool new_flow, bool refused)
@@ -76,11 +77,11 @@ static __always_inline int sl_host_to_backend(struct __sk_buff *skb, const struc
 					      __be32 snat_addr, __be16 snat_port)
 {
 	if (sl_nat_dst4(skb, pkt, backend_addr, backend_port) < 0)
-		return sl_host_rewrite_failed();
+		return sl_rewrite_failed();
 	if (!snat_addr)
-		return TC_ACT_OK;
+		return SL_TC_PASS; /* the kernel routes it to the pod */
 	if (sl_nat_src4(skb, pkt, snat_addr, snat_port) < 0)
-		return sl_host_rewrite_failed();
+		return sl_rewrite_failed();
 	return sl_fib_redirect4(skb, pkt->l3_off, snat_addr, backend_addr);
 }
 
@@ -111,9 +112,9 @@ static __always_inline int sl_host_snat_reply(struct __sk_buff *skb, const struc
 
 	sl_ct_update4(key, ct, pkt->tcp_flags, now);
 	if (sl_nat_src4(skb, pkt, frontend_addr, frontend_port) < 0)
-		return sl_host_rewrite_failed();
+		return sl_rewrite_failed();
 	if (sl_nat_dst4(skb, pkt, client_addr, client_port) < 0)
-		return sl_host_rewrite_failed();
+		return sl_rewrite_failed();
 	return sl_fib_redirect4(skb, pkt->l3_off, frontend_addr, client_addr);
 }
 
@@ -177,38 +178,29 @@ static __always_inline int sl_host_new_flow(struct __sk_buff *skb, const struct 
 static __always_inline int sl_host_icmp_in(struct __sk_buff *skb)
 {
 	struct sl_icmp_err4 e;
-	struct sl_ct_value4 *ct;
-	struct sl_ct_key4 key = {};
+	struct sl_ct_value4 *ct = sl_icmp_err_flow4(skb, &e);
 	__be32 to_addr;
 	__be16 a_port, b_port;
 	__be32 a_addr, b_addr;
 	bool fwd;
 
-	if (sl_parse_icmp_err4(skb, &e) != SL_PARSE_OK)
-		return TC_ACT_UNSPEC;
-	key.saddr = e.in_daddr;
-	key.daddr = e.in_saddr;
-	key.sport = e.in_dport;
-	key.dport = e.in_sport;
-	key.proto = e.in_proto;
-	ct = bpf_map_lookup_elem(&sl_ct4, &key);
 	if (!ct || !(ct->flags & SL_CT_F_EXTERNAL))
-		return TC_ACT_UNSPEC;
+		return SL_TC_PASS;
 	fwd = ct->type == SL_CT_FORWARD;
 	if (!fwd && !(ct->flags & SL_CT_F_SNAT))
-		return TC_ACT_UNSPEC; /* a local backend's flow: errors come from the pod side */
+		return SL_TC_PASS; /* a local backend's flow: errors come from the pod side */
 	a_addr = ct->nat_addr;
 	a_port = ct->nat_port;
 	b_addr = ct->nat_saddr;
 	b_port = ct->nat_sport;
 	/* FORWARD: the quoted source becomes the backend; REVERSE: the destination the frontend. */
 	if (sl_icmp_err_nat4(skb, &e, !fwd, a_addr, a_port) < 0)
-		return sl_host_rewrite_failed();
+		return sl_rewrite_failed();
 	if (!(ct->flags & SL_CT_F_SNAT))
-		return TC_ACT_OK;
+		return SL_TC_PASS;
 	/* FORWARD: the quoted destination becomes node:sport; REVERSE: the source the client. */
 	if (sl_icmp_err_nat4(skb, &e, fwd, b_addr, b_port) < 0)
-		return sl_host_rewrite_failed();
+		return sl_rewrite_failed();
 	to_addr = fwd ? a_addr : b_addr;
 	return sl_fib_redirect4(skb, e.l3_off, fwd ? e.saddr : a_addr, to_addr);
 }
@@ -220,23 +212,14 @@ static __always_inline int sl_host_icmp_in(struct __sk_buff *skb)
 static __always_inline int sl_host_icmp_out(struct __sk_buff *skb)
 {
 	struct sl_icmp_err4 e;
-	struct sl_ct_value4 *ct;
-	struct sl_ct_key4 key = {};
+	struct sl_ct_value4 *ct = sl_icmp_err_flow4(skb, &e);
 
-	if (sl_parse_icmp_err4(skb, &e) != SL_PARSE_OK)
-		return TC_ACT_UNSPEC;
-	key.saddr = e.in_daddr;
-	key.daddr = e.in_saddr;
-	key.sport = e.in_dport;
-	key.dport = e.in_sport;
-	key.proto = e.in_proto;
-	ct = bpf_map_lookup_elem(&sl_ct4, &key);
 	if (!ct || ct->type != SL_CT_REVERSE || (ct->flags & (SL_CT_F_SNAT | SL_CT_F_HAIRPIN)) ||
 	    !(ct->flags & SL_CT_F_EXTERNAL))
-		return TC_ACT_UNSPEC;
+		return SL_TC_PASS;
 	if (sl_icmp_err_nat4(skb, &e, true, ct->nat_addr, ct->nat_port) < 0)
-		return sl_host_rewrite_failed();
-	return TC_ACT_OK;
+		return sl_rewrite_failed();
+	return SL_TC_PASS;
 }
 
 SEC("tc")
@@ -249,25 +232,23 @@ int sl_host_ingress(struct __sk_buff *skb)
 	__u64 now = 0;
 	int ret;
 
-	ret = sl_parse4(skb, &pkt);
+	ret = sl_ct_parse_lookup4(skb, &pkt, &key, &ct, &now);
 	if (ret == SL_PARSE_SKIP)
 		return sl_host_icmp_in(skb);
 	if (ret != SL_PARSE_OK)
-		return TC_ACT_UNSPEC;
-	sl_ct_key_from_pkt4(&pkt, &key);
-	ct = sl_ct_lookup4(&key, pkt.tcp_flags, &now);
+		return SL_TC_PASS;
 	if (ct && (ct->flags & SL_CT_F_EXTERNAL)) {
 		if (ct->type == SL_CT_FORWARD)
 			return sl_host_forward(skb, &pkt, &key, ct, now);
 		if (ct->flags & SL_CT_F_SNAT)
 			return sl_host_snat_reply(skb, &pkt, &key, ct, now);
-		return TC_ACT_UNSPEC;
+		return SL_TC_PASS;
 	}
 	if (ct)
-		return TC_ACT_UNSPEC; /* a pod flow's reply from another node: the pod programs' */
+		return SL_TC_PASS; /* a pod flow's reply from another node: the pod programs' */
 	svc = sl_lookup_frontend4(pkt.daddr, pkt.dport, pkt.proto);
 	if (!svc || !(svc->flags & SL_SVC_F_EXTERNAL))
-		return TC_ACT_UNSPEC;
+		return SL_TC_PASS;
 	return sl_host_new_flow(skb, &pkt, &key, svc);
 }
 
@@ -277,27 +258,20 @@ int sl_host_egress(struct __sk_buff *skb)
 	struct sl_ct_value4 *ct;
 	struct sl_ct_key4 key;
 	struct sl_pkt4 pkt;
-	__be32 frontend_addr;
-	__be16 frontend_port;
 	__u64 now = 0;
 	int ret;
 
-	ret = sl_parse4(skb, &pkt);
+	ret = sl_ct_parse_lookup4(skb, &pkt, &key, &ct, &now);
 	if (ret == SL_PARSE_SKIP)
 		return sl_host_icmp_out(skb);
 	if (ret != SL_PARSE_OK)
-		return TC_ACT_UNSPEC;
-	sl_ct_key_from_pkt4(&pkt, &key);
-	ct = sl_ct_lookup4(&key, pkt.tcp_flags, &now);
+		return SL_TC_PASS;
 	if (!ct || ct->type != SL_CT_REVERSE || !(ct->flags & SL_CT_F_EXTERNAL) ||
 	    (ct->flags & SL_CT_F_SNAT))
-		return TC_ACT_UNSPEC;
-	frontend_addr = ct->nat_addr;
-	frontend_port = ct->nat_port;
-	sl_ct_update4(&key, ct, pkt.tcp_flags, now);
-	if (sl_nat_src4(skb, &pkt, frontend_addr, frontend_port) < 0)
-		return sl_host_rewrite_failed();
-	return TC_ACT_OK;
+		return SL_TC_PASS;
+	if (sl_nat_reply4(skb, &pkt, &key, ct, now) < 0)
+		return sl_rewrite_failed();
+	return SL_TC_PASS;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
