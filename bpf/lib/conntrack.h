@@ -318,6 +318,46 @@ static __always_inline int sl_ct_create_external4(const struct sl_ct_key4 *fwd,
 }
 
 /*
+ * Tunnel mode, the ingress node: an external flow from the client's tuple fwd to backend be on
+ * node peer, carried there through the tunnel with the client's address and port untouched.
+ */
+static __always_inline int sl_ct_create_tunnel4(const struct sl_ct_key4 *fwd,
+						const struct sl_backend_value4 *be, __u32 svc_id,
+						__be32 peer, __u8 tcp_flags, __u64 now)
+{
+	struct sl_ct_new4 n = {
+		.src_addr = fwd->saddr,
+		.src_port = fwd->sport,
+		.fwd_saddr = peer,
+		.rev_saddr = peer,
+		.flags = SL_CT_F_EXTERNAL | SL_CT_F_TUNNEL,
+	};
+
+	return sl_ct_create_flow4(fwd, be, svc_id, &n, tcp_flags, now);
+}
+
+/*
+ * Tunnel mode, the backend's node: a flow that arrived tunnelled from node peer (fwd: client ->
+ * backend, as the ingress node translated it). Nothing is translated here (the backend is its own
+ * "frontend"); the entries remember peer, where the replies go back. The service is the ingress
+ * node's business: svc_id 0.
+ */
+static __always_inline int sl_ct_create_decap4(const struct sl_ct_key4 *fwd, __be32 peer,
+					       __u8 tcp_flags, __u64 now)
+{
+	struct sl_backend_value4 be = {.addr = fwd->daddr, .port = fwd->dport};
+	struct sl_ct_new4 n = {
+		.src_addr = fwd->saddr,
+		.src_port = fwd->sport,
+		.fwd_saddr = peer,
+		.rev_saddr = peer,
+		.flags = SL_CT_F_EXTERNAL | SL_CT_F_DECAP,
+	};
+
+	return sl_ct_create_flow4(fwd, &be, 0, &n, tcp_flags, now);
+}
+
+/*
  * The first steps of every TC entry program: parses the frame into *pkt and looks its tuple up
  * (sl_ct_lookup4). Returns the parse result; on SL_PARSE_OK, *key is the packet's tuple and *ct
  * its live entry or NULL.
