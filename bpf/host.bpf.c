@@ -18,7 +18,12 @@
  *    - the reply of an SNATed flow (REVERSE entry flagged SNAT): back to frontend -> client and
  *      sent out;
  *    - ICMP errors about external flows: translated to what the backend (or its node) sent;
- *    - anything else: TC_ACT_UNSPEC, untouched (pod traffic's entries are the pod programs').
+ *    - anything else: untouched (pod traffic's entries are the pod programs').
+ *
+ * Verdicts (verdict.h): a packet translated for the kernel to route on (to a local pod, a local
+ * pod's reply) passes with TC_ACT_UNSPEC like tc.bpf.c's, so filters behind Sluice's on the same
+ * hook (a node firewall) still see it; Sluice ends the chain only for its own verdicts: drops,
+ * rejects, and packets it sends out itself (redirect).
  *  sl_host_egress (what leaves towards the network)
  *    - a local backend's reply to an external client (REVERSE entry, DNAT only): source back to
  *      the frontend; ICMP errors the pod sends about the flow quote the frontend.
@@ -38,16 +43,14 @@
 #include "conntrack.h"
 #include "reject.h"
 #include "icmp.h"
+#include "icmp_flow.h"
+#include "verdict.h"
 #include "src_ranges.h"
 #include "snat.h"
 #include "fib.h"
 #include "maglev.h"
-
-static __always_inline int sl_host_rewrite_failed(void)
-{
-	sl_count_drop(SL_DROP_CSUM);
-	return TC_ACT_SHOT;
-}
+#include "tunnel.h"
+#include "mss.h"
 
 /* Per-kind counters (sl_ext_counters), by the frontend's kind bits. */
 static __always_inline void sl_count_kind(__u32 svc_flags, __u64 bytes, bool new_flow, bool refused)
@@ -68,20 +71,58 @@ static __always_inline void sl_count_kind(__u32 svc_flags, __u64 bytes, bool new
 }
 
 /*
- * Rewrites a client's packet to backend_addr:backend_port and, for SNAT, its source to
- * snat_addr:snat_port, then sends it on: a DNAT-only packet to the kernel (which routes it to the
- * local pod), an SNATed one straight out (fib.h).
+ * Wraps a translated packet (pkt, of the flow whose tuple key is) and sends it to node peer
+ * through the tunnel: its SYN's MSS clamped to what fits once wrapped (mss.h); route_inner: this
+ * node forwards the inner packet as a router would (TTL decremented), which the kernel did
+ * already for a packet leaving through the host interface.
+ */
+static __always_inline int sl_host_tunnel_out(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					      const struct sl_ct_key4 *key, __be32 peer,
+					      bool route_inner)
+{
+	const struct sl_node_config4 *cfg = sl_node_config4();
+	__be32 self;
+
+	if (!cfg || !cfg->snat_addr) {
+		sl_count_drop(SL_DROP_NO_ROUTE);
+		return TC_ACT_SHOT;
+	}
+	self = cfg->snat_addr;
+	if (sl_tcp_clamp_mss4(skb, pkt, sl_tunnel_mss()) < 0)
+		return sl_rewrite_failed();
+	if (sl_tunnel_too_big(skb)) {
+		sl_count_drop(SL_DROP_TUNNEL_MTU);
+		return TC_ACT_SHOT;
+	}
+	if (route_inner && sl_ttl_dec4(skb, pkt->l3_off) < 0) {
+		sl_count_drop(SL_DROP_TTL);
+		return TC_ACT_SHOT;
+	}
+	if (sl_tunnel_encap4(skb, self, peer,
+			     sl_tunnel_sport(key->saddr, key->daddr, key->sport, key->dport)) < 0)
+		return sl_rewrite_failed();
+	return sl_fib_send4(skb, self, peer);
+}
+
+/*
+ * Rewrites a client's packet to backend_addr:backend_port and then: for SNAT (snat_addr set),
+ * its source to snat_addr:snat_port and sends it straight out (fib.h); for Tunnel (peer set),
+ * wraps it for the backend's node; DNAT only, hands it to the kernel, which routes it to the
+ * local pod.
  */
 static __always_inline int sl_host_to_backend(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
-					      __be32 backend_addr, __be16 backend_port,
-					      __be32 snat_addr, __be16 snat_port)
+					      const struct sl_ct_key4 *key, __be32 backend_addr,
+					      __be16 backend_port, __be32 snat_addr,
+					      __be16 snat_port, __be32 peer)
 {
 	if (sl_nat_dst4(skb, pkt, backend_addr, backend_port) < 0)
-		return sl_host_rewrite_failed();
+		return sl_rewrite_failed();
+	if (peer)
+		return sl_host_tunnel_out(skb, pkt, key, peer, true);
 	if (!snat_addr)
-		return TC_ACT_OK;
+		return SL_TC_PASS; /* the kernel routes it to the pod */
 	if (sl_nat_src4(skb, pkt, snat_addr, snat_port) < 0)
-		return sl_host_rewrite_failed();
+		return sl_rewrite_failed();
 	return sl_fib_redirect4(skb, pkt->l3_off, snat_addr, backend_addr);
 }
 
@@ -90,16 +131,19 @@ static __always_inline int sl_host_forward(struct __sk_buff *skb, const struct s
 					   const struct sl_ct_key4 *key, struct sl_ct_value4 *ct,
 					   __u64 now)
 {
-	__be32 backend_addr = ct->nat_addr, snat_addr = 0;
+	__be32 backend_addr = ct->nat_addr, snat_addr = 0, peer = 0;
 	__be16 backend_port = ct->nat_port, snat_port = 0;
 
 	if (ct->flags & SL_CT_F_SNAT) {
 		snat_addr = ct->nat_saddr;
 		snat_port = ct->nat_sport;
 	}
+	if (ct->flags & SL_CT_F_TUNNEL)
+		peer = ct->nat_saddr;
 	sl_ct_update4(key, ct, pkt->tcp_flags, now);
 	sl_count_service(ct->svc_id, skb->len, false, false);
-	return sl_host_to_backend(skb, pkt, backend_addr, backend_port, snat_addr, snat_port);
+	return sl_host_to_backend(skb, pkt, key, backend_addr, backend_port, snat_addr, snat_port,
+				  peer);
 }
 
 /* A remote backend's reply to an SNATed flow: backend -> node:sport becomes frontend -> client. */
@@ -112,9 +156,9 @@ static __always_inline int sl_host_snat_reply(struct __sk_buff *skb, const struc
 
 	sl_ct_update4(key, ct, pkt->tcp_flags, now);
 	if (sl_nat_src4(skb, pkt, frontend_addr, frontend_port) < 0)
-		return sl_host_rewrite_failed();
+		return sl_rewrite_failed();
 	if (sl_nat_dst4(skb, pkt, client_addr, client_port) < 0)
-		return sl_host_rewrite_failed();
+		return sl_rewrite_failed();
 	return sl_fib_redirect4(skb, pkt->l3_off, frontend_addr, client_addr);
 }
 
@@ -130,13 +174,29 @@ static __always_inline int sl_host_refuse(struct __sk_buff *skb, const struct sl
 	return TC_ACT_SHOT;
 }
 
+/*
+ * The node a new flow to remote backend be is tunnelled to (Tunnel mode), or 0: SNAT (SNAT mode,
+ * the backend's node unknown, or no address of our own to send from).
+ */
+static __always_inline __be32 sl_host_tunnel_peer(const struct sl_backend_value4 *be)
+{
+	const struct sl_node_config4 *cfg;
+
+	if (!sl_tunnel_enabled() || !be->node_addr)
+		return 0;
+	cfg = sl_node_config4();
+	if (!cfg || !cfg->snat_addr || cfg->snat_addr == be->node_addr)
+		return 0;
+	return be->node_addr;
+}
+
 /* The first packet of an external flow to a frontend. */
 static __always_inline int sl_host_new_flow(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
 					    const struct sl_ct_key4 *key,
 					    const struct sl_service_value *svc)
 {
 	struct sl_backend_value4 be;
-	__be32 snat_addr = 0;
+	__be32 snat_addr = 0, peer = 0;
 	__be16 snat_port = 0;
 	__u64 now;
 	int ret;
@@ -152,6 +212,8 @@ static __always_inline int sl_host_new_flow(struct __sk_buff *skb, const struct 
 	now = bpf_ktime_get_ns();
 	if (be.flags & SL_BE_F_LOCAL)
 		ret = sl_ct_create_external4(key, &be, svc->svc_id, 0, 0, pkt->tcp_flags, now);
+	else if ((peer = sl_host_tunnel_peer(&be)))
+		ret = sl_ct_create_tunnel4(key, &be, svc->svc_id, peer, pkt->tcp_flags, now);
 	else
 		ret = sl_snat_create4(key, &be, svc->svc_id, pkt->tcp_flags, now, &snat_addr,
 				      &snat_port);
@@ -161,7 +223,7 @@ static __always_inline int sl_host_new_flow(struct __sk_buff *skb, const struct 
 	}
 	sl_count_service(svc->svc_id, skb->len, true, false);
 	sl_count_kind(svc->flags, skb->len, true, false);
-	return sl_host_to_backend(skb, pkt, be.addr, be.port, snat_addr, snat_port);
+	return sl_host_to_backend(skb, pkt, key, be.addr, be.port, snat_addr, snat_port, peer);
 }
 
 /*
@@ -178,38 +240,31 @@ static __always_inline int sl_host_new_flow(struct __sk_buff *skb, const struct 
 static __always_inline int sl_host_icmp_in(struct __sk_buff *skb)
 {
 	struct sl_icmp_err4 e;
-	struct sl_ct_value4 *ct;
-	struct sl_ct_key4 key = {};
+	struct sl_ct_value4 *ct = sl_icmp_err_flow4(skb, &e);
 	__be32 to_addr;
 	__be16 a_port, b_port;
 	__be32 a_addr, b_addr;
 	bool fwd;
 
-	if (sl_parse_icmp_err4(skb, &e) != SL_PARSE_OK)
-		return TC_ACT_UNSPEC;
-	key.saddr = e.in_daddr;
-	key.daddr = e.in_saddr;
-	key.sport = e.in_dport;
-	key.dport = e.in_sport;
-	key.proto = e.in_proto;
-	ct = bpf_map_lookup_elem(&sl_ct4, &key);
-	if (!ct || !(ct->flags & SL_CT_F_EXTERNAL))
-		return TC_ACT_UNSPEC;
+	/* Tunnelled flows' errors are not translated (their TCP segments fit: mss.h). */
+	if (!ct || !(ct->flags & SL_CT_F_EXTERNAL) ||
+	    (ct->flags & (SL_CT_F_TUNNEL | SL_CT_F_DECAP)))
+		return SL_TC_PASS;
 	fwd = ct->type == SL_CT_FORWARD;
 	if (!fwd && !(ct->flags & SL_CT_F_SNAT))
-		return TC_ACT_UNSPEC; /* a local backend's flow: errors come from the pod side */
+		return SL_TC_PASS; /* a local backend's flow: errors come from the pod side */
 	a_addr = ct->nat_addr;
 	a_port = ct->nat_port;
 	b_addr = ct->nat_saddr;
 	b_port = ct->nat_sport;
 	/* FORWARD: the quoted source becomes the backend; REVERSE: the destination the frontend. */
 	if (sl_icmp_err_nat4(skb, &e, !fwd, a_addr, a_port) < 0)
-		return sl_host_rewrite_failed();
+		return sl_rewrite_failed();
 	if (!(ct->flags & SL_CT_F_SNAT))
-		return TC_ACT_OK;
+		return SL_TC_PASS;
 	/* FORWARD: the quoted destination becomes node:sport; REVERSE: the source the client. */
 	if (sl_icmp_err_nat4(skb, &e, fwd, b_addr, b_port) < 0)
-		return sl_host_rewrite_failed();
+		return sl_rewrite_failed();
 	to_addr = fwd ? a_addr : b_addr;
 	return sl_fib_redirect4(skb, e.l3_off, fwd ? e.saddr : a_addr, to_addr);
 }
@@ -221,23 +276,58 @@ static __always_inline int sl_host_icmp_in(struct __sk_buff *skb)
 static __always_inline int sl_host_icmp_out(struct __sk_buff *skb)
 {
 	struct sl_icmp_err4 e;
-	struct sl_ct_value4 *ct;
-	struct sl_ct_key4 key = {};
+	struct sl_ct_value4 *ct = sl_icmp_err_flow4(skb, &e);
 
-	if (sl_parse_icmp_err4(skb, &e) != SL_PARSE_OK)
-		return TC_ACT_UNSPEC;
-	key.saddr = e.in_daddr;
-	key.daddr = e.in_saddr;
-	key.sport = e.in_dport;
-	key.dport = e.in_sport;
-	key.proto = e.in_proto;
-	ct = bpf_map_lookup_elem(&sl_ct4, &key);
-	if (!ct || ct->type != SL_CT_REVERSE || (ct->flags & (SL_CT_F_SNAT | SL_CT_F_HAIRPIN)) ||
-	    !(ct->flags & SL_CT_F_EXTERNAL))
-		return TC_ACT_UNSPEC;
+	if (!ct || ct->type != SL_CT_REVERSE || !(ct->flags & SL_CT_F_EXTERNAL) ||
+	    (ct->flags & (SL_CT_F_SNAT | SL_CT_F_HAIRPIN | SL_CT_F_DECAP)))
+		return SL_TC_PASS;
 	if (sl_icmp_err_nat4(skb, &e, true, ct->nat_addr, ct->nat_port) < 0)
-		return sl_host_rewrite_failed();
-	return TC_ACT_OK;
+		return sl_rewrite_failed();
+	return SL_TC_PASS;
+}
+
+/*
+ * A packet that arrived through the tunnel from node peer, decapsulated (Tunnel mode):
+ *  - the reply of a flow this node tunnelled to a backend (REVERSE, TUNNEL): back to frontend ->
+ *    client and sent out;
+ *  - otherwise a client's packet this node is the backend's node for: its entries (DECAP)
+ *    remember peer, where the replies go back (sl_host_egress); the kernel routes it to the pod,
+ *    which sees the client's address.
+ */
+static __always_inline int sl_host_from_tunnel(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					       const struct sl_ct_key4 *key,
+					       struct sl_ct_value4 *ct, __u64 now, __be32 peer)
+{
+	__be32 frontend_addr, client_addr = key->daddr;
+
+	if (ct && ct->type == SL_CT_REVERSE && (ct->flags & SL_CT_F_TUNNEL)) {
+		frontend_addr = ct->nat_addr;
+		if (sl_nat_reply4(skb, pkt, key, ct, now) < 0)
+			return sl_rewrite_failed();
+		return sl_fib_redirect4(skb, pkt->l3_off, frontend_addr, client_addr);
+	}
+	if (ct && ct->type == SL_CT_FORWARD && (ct->flags & SL_CT_F_DECAP) &&
+	    ct->nat_saddr == peer) {
+		sl_ct_update4(key, ct, pkt->tcp_flags, now);
+		return SL_TC_PASS;
+	}
+	/* New here, or now arriving from another ingress node: (re)created towards peer. */
+	if (sl_ct_create_decap4(key, peer, pkt->tcp_flags, now ? now : bpf_ktime_get_ns()) < 0) {
+		sl_count_drop(SL_DROP_CT_FULL);
+		return TC_ACT_SHOT;
+	}
+	return SL_TC_PASS;
+}
+
+/* A local backend's reply to a flow that came tunnelled from node ct->nat_saddr: wrapped back. */
+static __always_inline int sl_host_tunnel_back(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					       const struct sl_ct_key4 *key,
+					       struct sl_ct_value4 *ct, __u64 now)
+{
+	__be32 peer = ct->nat_saddr;
+
+	sl_ct_update4(key, ct, pkt->tcp_flags, now);
+	return sl_host_tunnel_out(skb, pkt, key, peer, false);
 }
 
 SEC("tc")
@@ -247,28 +337,33 @@ int sl_host_ingress(struct __sk_buff *skb)
 	struct sl_ct_value4 *ct;
 	struct sl_ct_key4 key;
 	struct sl_pkt4 pkt;
+	__be32 peer = 0;
 	__u64 now = 0;
 	int ret;
 
-	ret = sl_parse4(skb, &pkt);
+	if (sl_tunnel_decap4(skb, &peer) == SL_TUNNEL_DROP)
+		return TC_ACT_SHOT;
+	ret = sl_ct_parse_lookup4(skb, &pkt, &key, &ct, &now);
 	if (ret == SL_PARSE_SKIP)
-		return sl_host_icmp_in(skb);
+		return peer ? SL_TC_PASS : sl_host_icmp_in(skb);
 	if (ret != SL_PARSE_OK)
-		return TC_ACT_UNSPEC;
-	sl_ct_key_from_pkt4(&pkt, &key);
-	ct = sl_ct_lookup4(&key, pkt.tcp_flags, &now);
+		return SL_TC_PASS;
+	if (peer)
+		return sl_host_from_tunnel(skb, &pkt, &key, ct, now, peer);
+	if (ct && (ct->flags & SL_CT_F_DECAP))
+		return SL_TC_PASS; /* a tunnelled flow's packet not through the tunnel: not ours */
 	if (ct && (ct->flags & SL_CT_F_EXTERNAL)) {
 		if (ct->type == SL_CT_FORWARD)
 			return sl_host_forward(skb, &pkt, &key, ct, now);
 		if (ct->flags & SL_CT_F_SNAT)
 			return sl_host_snat_reply(skb, &pkt, &key, ct, now);
-		return TC_ACT_UNSPEC;
+		return SL_TC_PASS;
 	}
 	if (ct)
-		return TC_ACT_UNSPEC; /* a pod flow's reply from another node: the pod programs' */
+		return SL_TC_PASS; /* a pod flow's reply from another node: the pod programs' */
 	svc = sl_lookup_frontend4(pkt.daddr, pkt.dport, pkt.proto);
 	if (!svc || !(svc->flags & SL_SVC_F_EXTERNAL))
-		return TC_ACT_UNSPEC;
+		return SL_TC_PASS;
 	return sl_host_new_flow(skb, &pkt, &key, svc);
 }
 
@@ -278,27 +373,22 @@ int sl_host_egress(struct __sk_buff *skb)
 	struct sl_ct_value4 *ct;
 	struct sl_ct_key4 key;
 	struct sl_pkt4 pkt;
-	__be32 frontend_addr;
-	__be16 frontend_port;
 	__u64 now = 0;
 	int ret;
 
-	ret = sl_parse4(skb, &pkt);
+	ret = sl_ct_parse_lookup4(skb, &pkt, &key, &ct, &now);
 	if (ret == SL_PARSE_SKIP)
 		return sl_host_icmp_out(skb);
 	if (ret != SL_PARSE_OK)
-		return TC_ACT_UNSPEC;
-	sl_ct_key_from_pkt4(&pkt, &key);
-	ct = sl_ct_lookup4(&key, pkt.tcp_flags, &now);
+		return SL_TC_PASS;
 	if (!ct || ct->type != SL_CT_REVERSE || !(ct->flags & SL_CT_F_EXTERNAL) ||
 	    (ct->flags & SL_CT_F_SNAT))
-		return TC_ACT_UNSPEC;
-	frontend_addr = ct->nat_addr;
-	frontend_port = ct->nat_port;
-	sl_ct_update4(&key, ct, pkt.tcp_flags, now);
-	if (sl_nat_src4(skb, &pkt, frontend_addr, frontend_port) < 0)
-		return sl_host_rewrite_failed();
-	return TC_ACT_OK;
+		return SL_TC_PASS;
+	if (ct->flags & SL_CT_F_DECAP)
+		return sl_host_tunnel_back(skb, &pkt, &key, ct, now);
+	if (sl_nat_reply4(skb, &pkt, &key, ct, now) < 0)
+		return sl_rewrite_failed();
+	return SL_TC_PASS;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

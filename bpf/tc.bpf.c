@@ -41,21 +41,8 @@
 #include "conntrack.h"
 #include "reject.h"
 #include "icmp.h"
-
-/*
- * Verdicts and neighbours (docs/coexistence.md). Other programs share these hooks (a network
- * policy agent at the same priority, behind Sluice): Sluice only ends the chain where the verdict
- * is its own (a drop, a reject bounced back to the pod). A packet it let through or translated
- * goes on to the next filter with TC_ACT_UNSPEC, and the packet passes when none is left.
- */
-#define SL_TC_PASS TC_ACT_UNSPEC
-
-/* Drops a packet whose rewrite failed half-way: it must not leave with mixed addresses. */
-static __always_inline int sl_tc_rewrite_failed(void)
-{
-	sl_count_drop(SL_DROP_CSUM);
-	return TC_ACT_SHOT;
-}
+#include "icmp_flow.h"
+#include "verdict.h"
 
 /*
  * A hairpinned packet (the pod reaching itself through its service) goes straight back out of the
@@ -91,11 +78,11 @@ static __always_inline int sl_tc_forward(struct __sk_buff *skb, const struct sl_
 	sl_ct_update4(key, ct, pkt->tcp_flags, now);
 	sl_count_service(svc_id, skb->len, false, false);
 	if (sl_nat_dst4(skb, pkt, backend_addr, backend_port) < 0)
-		return sl_tc_rewrite_failed();
+		return sl_rewrite_failed();
 	if (!hairpin_saddr)
 		return SL_TC_PASS;
 	if (sl_nat_src4(skb, pkt, hairpin_saddr, pkt->sport) < 0)
-		return sl_tc_rewrite_failed();
+		return sl_rewrite_failed();
 	return sl_tc_hairpin_out(skb);
 }
 
@@ -112,9 +99,9 @@ static __always_inline int sl_tc_hairpin_reply(struct __sk_buff *skb, const stru
 
 	sl_ct_update4(key, ct, pkt->tcp_flags, now);
 	if (sl_nat_src4(skb, pkt, frontend_addr, frontend_port) < 0)
-		return sl_tc_rewrite_failed();
+		return sl_rewrite_failed();
 	if (sl_nat_dst4(skb, pkt, key->saddr, pkt->dport) < 0)
-		return sl_tc_rewrite_failed();
+		return sl_rewrite_failed();
 	return sl_tc_hairpin_out(skb);
 }
 
@@ -151,11 +138,11 @@ static __always_inline int sl_tc_new_flow(struct __sk_buff *skb, const struct sl
 	}
 	sl_count_service(svc_id, skb->len, true, false);
 	if (sl_nat_dst4(skb, pkt, be.addr, be.port) < 0)
-		return sl_tc_rewrite_failed();
+		return sl_rewrite_failed();
 	if (!hairpin)
 		return SL_TC_PASS;
 	if (sl_nat_src4(skb, pkt, pkt->daddr, pkt->sport) < 0)
-		return sl_tc_rewrite_failed();
+		return sl_rewrite_failed();
 	return sl_tc_hairpin_out(skb);
 }
 
@@ -221,22 +208,13 @@ static __always_inline void sl_tc_forget_reused4(const struct sl_ct_key4 *key)
 static __always_inline int sl_tc_icmp_error(struct __sk_buff *skb, bool to_pod)
 {
 	struct sl_icmp_err4 e;
-	struct sl_ct_value4 *ct;
-	struct sl_ct_key4 key = {};
+	struct sl_ct_value4 *ct = sl_icmp_err_flow4(skb, &e);
 
-	if (sl_parse_icmp_err4(skb, &e) != SL_PARSE_OK)
-		return SL_TC_PASS;
-	key.saddr = e.in_daddr;
-	key.daddr = e.in_saddr;
-	key.sport = e.in_dport;
-	key.dport = e.in_sport;
-	key.proto = e.in_proto;
-	ct = bpf_map_lookup_elem(&sl_ct4, &key);
 	if (!ct || ct->type != (to_pod ? SL_CT_REVERSE : SL_CT_FORWARD) ||
 	    (ct->flags & SL_CT_F_HAIRPIN))
 		return SL_TC_PASS;
 	if (sl_icmp_err_nat4(skb, &e, to_pod, ct->nat_addr, ct->nat_port) < 0)
-		return sl_tc_rewrite_failed();
+		return sl_rewrite_failed();
 	return SL_TC_PASS;
 }
 
@@ -250,13 +228,11 @@ int sl_tc_from_pod(struct __sk_buff *skb)
 	__u64 now = 0;
 	int ret;
 
-	ret = sl_parse4(skb, &pkt);
+	ret = sl_ct_parse_lookup4(skb, &pkt, &key, &ct, &now);
 	if (ret == SL_PARSE_SKIP)
 		return sl_tc_icmp_error(skb, false);
 	if (ret != SL_PARSE_OK)
 		return SL_TC_PASS;
-	sl_ct_key_from_pkt4(&pkt, &key);
-	ct = sl_ct_lookup4(&key, pkt.tcp_flags, &now);
 	if (ct) {
 		if (ct->type == SL_CT_FORWARD)
 			return sl_tc_forward(skb, &pkt, &key, ct, now);
@@ -290,25 +266,18 @@ int sl_tc_to_pod(struct __sk_buff *skb)
 	struct sl_ct_value4 *ct;
 	struct sl_ct_key4 key;
 	struct sl_pkt4 pkt;
-	__be32 frontend_addr;
-	__be16 frontend_port;
 	__u64 now = 0;
 	int ret;
 
-	ret = sl_parse4(skb, &pkt);
+	ret = sl_ct_parse_lookup4(skb, &pkt, &key, &ct, &now);
 	if (ret == SL_PARSE_SKIP)
 		return sl_tc_icmp_error(skb, true);
 	if (ret != SL_PARSE_OK)
 		return SL_TC_PASS;
-	sl_ct_key_from_pkt4(&pkt, &key);
-	ct = sl_ct_lookup4(&key, pkt.tcp_flags, &now);
 	if (!ct || ct->type != SL_CT_REVERSE || (ct->flags & SL_CT_F_HAIRPIN))
 		return SL_TC_PASS;
-	frontend_addr = ct->nat_addr;
-	frontend_port = ct->nat_port;
-	sl_ct_update4(&key, ct, pkt.tcp_flags, now);
-	if (sl_nat_src4(skb, &pkt, frontend_addr, frontend_port) < 0)
-		return sl_tc_rewrite_failed();
+	if (sl_nat_reply4(skb, &pkt, &key, ct, now) < 0)
+		return sl_rewrite_failed();
 	return SL_TC_PASS;
 }
 

@@ -119,6 +119,8 @@ enum sl_ct_flags {
 	SL_CT_F_HAIRPIN = 1U << 0,  /* client is its own backend: source rewritten too */
 	SL_CT_F_EXTERNAL = 1U << 1, /* created by the host-interface program (host.bpf.c) */
 	SL_CT_F_SNAT = 1U << 2,	    /* external flow to a remote backend: source rewritten */
+	SL_CT_F_TUNNEL = 1U << 3,   /* ingress node, Tunnel mode: carried to/from node nat_saddr */
+	SL_CT_F_DECAP = 1U << 4,    /* backend node: arrived tunnelled from node nat_saddr */
 };
 
 /*
@@ -126,7 +128,12 @@ enum sl_ct_flags {
  *  - FORWARD, hairpin: the source address written (the frontend), port unchanged;
  *  - FORWARD, SNAT: the source written, this node's address and the allocated SNAT port;
  *  - REVERSE, hairpin: the frontend (the reply's destination as the pod sees it);
- *  - REVERSE, SNAT: the client's address and port, the reply's destination restored.
+ *  - REVERSE, SNAT: the client's address and port, the reply's destination restored;
+ *  - TUNNEL (both entries, ingress node): nat_saddr is the backend's node, the tunnel's far
+ *    end; the client's address and port are untouched (nat_sport 0);
+ *  - DECAP (both entries, backend node): nat_saddr is the ingress node the flow came from, where
+ *    the replies are tunnelled back; the entries translate nothing (nat_addr:nat_port is the
+ *    backend itself in both).
  */
 
 struct sl_ct_value4 {
@@ -253,6 +260,8 @@ enum sl_drop_reason {
 	SL_DROP_SNAT_PORTS = 9,	      /* no free SNAT port for a remote backend (or no address) */
 	SL_DROP_NO_ROUTE = 10,	      /* a translated packet has no route out (fib lookup) */
 	SL_DROP_TTL = 11,	      /* a forwarded packet's TTL ran out */
+	SL_DROP_TUNNEL_SOURCE = 12,   /* tunnel traffic from an address that is no cluster node */
+	SL_DROP_TUNNEL_MTU = 13,      /* too large to tunnel, and no way to say so (not TCP/DF) */
 	SL_DROP_REASON_MAX = 16,
 };
 
@@ -323,6 +332,36 @@ struct sl_maglev_chunk {
 	__u16 slot[SL_MAGLEV_CHUNK]; /* Cluster-set ordinal per slot (slots past size: 0) */
 };
 _Static_assert(sizeof(struct sl_maglev_chunk) == 516, "sl_maglev_chunk size");
+ * How external flows reach a backend on another node (the sl_external_mode tunable of
+ * host.bpf.c, --external-mode; docs/external-traffic.md).
+ */
+enum sl_external_mode {
+	SL_EXT_MODE_SNAT = 0,	/* kube-proxy's: source rewritten to this node, replies come back */
+	SL_EXT_MODE_TUNNEL = 1, /* the client's packet tunnelled to the backend's node, and back */
+	SL_EXT_MODE_DSR = 2,	/* tunnelled there; the backend's node replies directly (later) */
+};
+
+/*
+ * The tunnel between nodes: the inner IPv4 packet right after an outer IPv4 + UDP header (GUE
+ * variant 1 / FOU, no GUE header), to UDP port sl_tunnel_port. sl_tunnel_nodes4 lists the
+ * cluster's node addresses: the only sources a node decapsulates from.
+ */
+enum sl_tunnel_consts {
+	SL_TUNNEL_PORT_DEFAULT = 6080, /* IANA's GUE port */
+	SL_TUNNEL_OVERHEAD = 28,       /* outer IPv4 (20) + UDP (8) */
+	SL_TUNNEL_TTL = 64,	       /* the outer header's */
+};
+
+/* sl_tunnel_nodes4: a hash of the cluster's node addresses (user space, from Node objects). */
+struct sl_tunnel_node_key4 {
+	__be32 addr;
+};
+_Static_assert(sizeof(struct sl_tunnel_node_key4) == 4, "sl_tunnel_node_key4 size");
+
+struct sl_tunnel_node_value {
+	__u32 flags; /* reserved, 0 */
+};
+_Static_assert(sizeof(struct sl_tunnel_node_value) == 4, "sl_tunnel_node_value size");
 
 /* Connect-time load balancing protocols (the sl_ctlb_protocols tunable). */
 enum sl_ctlb_protocols {
@@ -344,6 +383,7 @@ enum sl_map_capacity {
 	SL_MAX_VIPS = 65536,
 	SL_MAX_SRC_RANGES = 16384,
 	SL_MAX_MAGLEV_CHUNKS = 65536, /* 1,024 tables of 16,381 slots (64 chunks each) */
+	SL_MAX_TUNNEL_NODES = 16384,
 };
 
 /*
@@ -364,6 +404,8 @@ struct sl_btf_constants {
 	enum sl_drop_reason drop_reason;
 	enum sl_svc_meta_sizes svc_meta_sizes;
 	enum sl_ctlb_protocols ctlb_protocols;
+	enum sl_external_mode external_mode;
+	enum sl_tunnel_consts tunnel_consts;
 	enum sl_map_capacity map_capacity;
 	enum sl_maglev_sizes maglev_sizes;
 };

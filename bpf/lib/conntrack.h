@@ -208,19 +208,35 @@ static __always_inline void sl_ct_update4(const struct sl_ct_key4 *key, struct s
 }
 
 /*
- * Creates both entries of a new flow from the client's tuple fwd to backend be. hairpin: the
- * client is the backend, so its source is rewritten to the frontend address as well. The
- * REVERSE entry goes in first so a reply never finds its flow half-created.
+ * What a new flow's two entries hold beyond the client's tuple and the backend (see the
+ * nat_saddr/nat_sport table in sluice.h). The reply's tuple is be -> src_addr:src_port: the
+ * source the forwarded packet carries.
  */
-static __always_inline int sl_ct_create4(const struct sl_ct_key4 *fwd,
-					 const struct sl_backend_value4 *be, __u32 svc_id,
-					 bool hairpin, __u8 tcp_flags, __u64 now)
+struct sl_ct_new4 {
+	__be32 src_addr;  /* the forwarded packet's source: the client, the frontend or this node */
+	__be32 fwd_saddr; /* FORWARD nat_saddr */
+	__be32 rev_saddr; /* REVERSE nat_saddr */
+	__u32 flags;	  /* SL_CT_F_* of both entries */
+	__be16 src_port;
+	__be16 fwd_sport; /* FORWARD nat_sport */
+	__be16 rev_sport; /* REVERSE nat_sport */
+	bool exclusive;	  /* the REVERSE tuple must be free (BPF_NOEXIST): -EEXIST otherwise */
+};
+
+/*
+ * Creates both entries of a new flow from the client's tuple fwd to backend be, as n says. The
+ * REVERSE entry goes in first so a reply never finds its flow half-created. Returns 0, -EEXIST
+ * (n->exclusive and the reply tuple is taken) or -SL_DROP_CT_FULL.
+ */
+static __always_inline int sl_ct_create_flow4(const struct sl_ct_key4 *fwd,
+					      const struct sl_backend_value4 *be, __u32 svc_id,
+					      const struct sl_ct_new4 *n, __u8 tcp_flags, __u64 now)
 {
 	struct sl_ct_key4 rev = {
 		.saddr = be->addr,
-		.daddr = hairpin ? fwd->daddr : fwd->saddr,
+		.daddr = n->src_addr,
 		.sport = be->port,
-		.dport = fwd->sport,
+		.dport = n->src_port,
 		.proto = fwd->proto,
 	};
 	struct sl_ct_value4 val = {
@@ -230,15 +246,22 @@ static __always_inline int sl_ct_create4(const struct sl_ct_key4 *fwd,
 		.nat_port = fwd->dport,
 		.type = SL_CT_REVERSE,
 		.state = sl_ct_next_state(fwd->proto, SL_CT_STATE_NEW, tcp_flags, false),
-		.nat_saddr = hairpin ? fwd->daddr : 0,
+		.nat_saddr = n->rev_saddr,
+		.nat_sport = n->rev_sport,
 		.svc_id = svc_id,
-		.flags = hairpin ? SL_CT_F_HAIRPIN : 0,
+		.flags = n->flags,
 	};
+	int ret;
 
-	if (bpf_map_update_elem(&sl_ct4, &rev, &val, BPF_ANY) < 0)
+	ret = bpf_map_update_elem(&sl_ct4, &rev, &val, n->exclusive ? BPF_NOEXIST : BPF_ANY);
+	if (ret == -17 /* EEXIST */ && n->exclusive)
+		return ret;
+	if (ret < 0)
 		return -SL_DROP_CT_FULL;
 	val.nat_addr = be->addr;
 	val.nat_port = be->port;
+	val.nat_saddr = n->fwd_saddr;
+	val.nat_sport = n->fwd_sport;
 	val.type = SL_CT_FORWARD;
 	if (bpf_map_update_elem(&sl_ct4, fwd, &val, BPF_ANY) < 0) {
 		bpf_map_delete_elem(&sl_ct4, &rev);
@@ -248,12 +271,31 @@ static __always_inline int sl_ct_create4(const struct sl_ct_key4 *fwd,
 }
 
 /*
- * Creates both entries of an external flow (host.bpf.c) from the client's tuple fwd to backend
- * be, flagged SL_CT_F_EXTERNAL. snat_addr 0: DNAT only, the backend sees the client. Otherwise
- * the source is rewritten to snat_addr:snat_port and the REVERSE entry (backend -> snat_addr:
- * snat_port) keeps the client to restore; it is inserted with BPF_NOEXIST so an allocated SNAT
- * tuple is never taken from a live flow: -EEXIST tells the caller to try another port. Returns 0,
- * -EEXIST or -SL_DROP_CT_FULL.
+ * A pod's flow (tc.bpf.c) from the client's tuple fwd to backend be. hairpin: the client is the
+ * backend, so its source is rewritten to the frontend address as well (client port kept).
+ */
+static __always_inline int sl_ct_create4(const struct sl_ct_key4 *fwd,
+					 const struct sl_backend_value4 *be, __u32 svc_id,
+					 bool hairpin, __u8 tcp_flags, __u64 now)
+{
+	struct sl_ct_new4 n = {
+		.src_addr = hairpin ? fwd->daddr : fwd->saddr,
+		.src_port = fwd->sport,
+		.fwd_saddr = hairpin ? fwd->daddr : 0,
+		.rev_saddr = hairpin ? fwd->daddr : 0,
+		.flags = hairpin ? SL_CT_F_HAIRPIN : 0,
+	};
+
+	return sl_ct_create_flow4(fwd, be, svc_id, &n, tcp_flags, now);
+}
+
+/*
+ * An external flow (host.bpf.c) from the client's tuple fwd to backend be, flagged
+ * SL_CT_F_EXTERNAL. snat_addr 0: DNAT only, the backend sees the client. Otherwise the source is
+ * rewritten to snat_addr:snat_port and the REVERSE entry (backend -> snat_addr:snat_port) keeps
+ * the client to restore; it is inserted only if free, so an allocated SNAT tuple is never taken
+ * from a live flow: -EEXIST tells the caller to try another port. Returns 0, -EEXIST or
+ * -SL_DROP_CT_FULL.
  */
 static __always_inline int sl_ct_create_external4(const struct sl_ct_key4 *fwd,
 						  const struct sl_backend_value4 *be, __u32 svc_id,
@@ -261,42 +303,76 @@ static __always_inline int sl_ct_create_external4(const struct sl_ct_key4 *fwd,
 						  __u8 tcp_flags, __u64 now)
 {
 	bool snat = snat_addr != 0;
-	struct sl_ct_key4 rev = {
-		.saddr = be->addr,
-		.daddr = snat ? snat_addr : fwd->saddr,
-		.sport = be->port,
-		.dport = snat ? snat_port : fwd->sport,
-		.proto = fwd->proto,
-	};
-	struct sl_ct_value4 val = {
-		.created_ns = now,
-		.last_seen_ns = now,
-		.nat_addr = fwd->daddr,
-		.nat_port = fwd->dport,
-		.type = SL_CT_REVERSE,
-		.state = sl_ct_next_state(fwd->proto, SL_CT_STATE_NEW, tcp_flags, false),
-		.nat_saddr = snat ? fwd->saddr : 0,
-		.nat_sport = snat ? fwd->sport : 0,
-		.svc_id = svc_id,
+	struct sl_ct_new4 n = {
+		.src_addr = snat ? snat_addr : fwd->saddr,
+		.src_port = snat ? snat_port : fwd->sport,
+		.fwd_saddr = snat_addr,
+		.fwd_sport = snat ? snat_port : 0,
+		.rev_saddr = snat ? fwd->saddr : 0,
+		.rev_sport = snat ? fwd->sport : 0,
 		.flags = SL_CT_F_EXTERNAL | (snat ? SL_CT_F_SNAT : 0),
+		.exclusive = snat,
 	};
-	int ret;
 
-	ret = bpf_map_update_elem(&sl_ct4, &rev, &val, snat ? BPF_NOEXIST : BPF_ANY);
-	if (ret == -17 /* EEXIST */)
+	return sl_ct_create_flow4(fwd, be, svc_id, &n, tcp_flags, now);
+}
+
+/*
+ * Tunnel mode, the ingress node: an external flow from the client's tuple fwd to backend be on
+ * node peer, carried there through the tunnel with the client's address and port untouched.
+ */
+static __always_inline int sl_ct_create_tunnel4(const struct sl_ct_key4 *fwd,
+						const struct sl_backend_value4 *be, __u32 svc_id,
+						__be32 peer, __u8 tcp_flags, __u64 now)
+{
+	struct sl_ct_new4 n = {
+		.src_addr = fwd->saddr,
+		.src_port = fwd->sport,
+		.fwd_saddr = peer,
+		.rev_saddr = peer,
+		.flags = SL_CT_F_EXTERNAL | SL_CT_F_TUNNEL,
+	};
+
+	return sl_ct_create_flow4(fwd, be, svc_id, &n, tcp_flags, now);
+}
+
+/*
+ * Tunnel mode, the backend's node: a flow that arrived tunnelled from node peer (fwd: client ->
+ * backend, as the ingress node translated it). Nothing is translated here (the backend is its own
+ * "frontend"); the entries remember peer, where the replies go back. The service is the ingress
+ * node's business: svc_id 0.
+ */
+static __always_inline int sl_ct_create_decap4(const struct sl_ct_key4 *fwd, __be32 peer,
+					       __u8 tcp_flags, __u64 now)
+{
+	struct sl_backend_value4 be = {.addr = fwd->daddr, .port = fwd->dport};
+	struct sl_ct_new4 n = {
+		.src_addr = fwd->saddr,
+		.src_port = fwd->sport,
+		.fwd_saddr = peer,
+		.rev_saddr = peer,
+		.flags = SL_CT_F_EXTERNAL | SL_CT_F_DECAP,
+	};
+
+	return sl_ct_create_flow4(fwd, &be, 0, &n, tcp_flags, now);
+}
+
+/*
+ * The first steps of every TC entry program: parses the frame into *pkt and looks its tuple up
+ * (sl_ct_lookup4). Returns the parse result; on SL_PARSE_OK, *key is the packet's tuple and *ct
+ * its live entry or NULL.
+ */
+static __always_inline enum sl_parse_result
+sl_ct_parse_lookup4(struct __sk_buff *skb, struct sl_pkt4 *pkt, struct sl_ct_key4 *key,
+		    struct sl_ct_value4 **ct, __u64 *now)
+{
+	enum sl_parse_result ret = sl_parse4(skb, pkt);
+
+	if (ret != SL_PARSE_OK)
 		return ret;
-	if (ret < 0)
-		return -SL_DROP_CT_FULL;
-	val.nat_addr = be->addr;
-	val.nat_port = be->port;
-	val.nat_saddr = snat_addr;
-	val.nat_sport = snat ? snat_port : 0;
-	val.type = SL_CT_FORWARD;
-	if (bpf_map_update_elem(&sl_ct4, fwd, &val, BPF_ANY) < 0) {
-		bpf_map_delete_elem(&sl_ct4, &rev);
-		return -SL_DROP_CT_FULL;
-	}
-	return 0;
+	sl_ct_key_from_pkt4(pkt, key);
+	*ct = sl_ct_lookup4(key, pkt->tcp_flags, now);
+	return SL_PARSE_OK;
 }
 
 #endif /* SL_LIB_CONNTRACK_H */

@@ -43,20 +43,15 @@ static __always_inline int sl_ttl_dec4(struct __sk_buff *skb, __u32 l3_off)
 }
 
 /*
- * Routes the (already translated) IPv4 packet saddr -> daddr out of the node: TTL decremented,
- * Ethernet addresses of the chosen interface and next hop written, redirected to that
- * interface's egress. Returns the TC verdict; a packet with no route is dropped and counted.
+ * Sends the IPv4 packet saddr -> daddr (its TTL already handled) out of the node: Ethernet
+ * addresses of the chosen interface and next hop written, redirected to that interface's egress.
+ * Returns the TC verdict; a packet with no route is dropped and counted.
  */
-static __always_inline int sl_fib_redirect4(struct __sk_buff *skb, __u32 l3_off, __be32 saddr,
-					    __be32 daddr)
+static __always_inline int sl_fib_send4(struct __sk_buff *skb, __be32 saddr, __be32 daddr)
 {
 	struct bpf_fib_lookup p = {};
 	long ret;
 
-	if (sl_ttl_dec4(skb, l3_off) < 0) {
-		sl_count_drop(SL_DROP_TTL);
-		return TC_ACT_SHOT;
-	}
 	p.family = SL_AF_INET;
 	p.ifindex = skb->ifindex;
 	p.ipv4_src = saddr;
@@ -73,6 +68,20 @@ static __always_inline int sl_fib_redirect4(struct __sk_buff *skb, __u32 l3_off,
 	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_source), p.smac, ETH_ALEN, 0) < 0)
 		return TC_ACT_SHOT;
 	return bpf_redirect(p.ifindex, 0);
+}
+
+/*
+ * Routes the (already translated) IPv4 packet saddr -> daddr out of the node, as a router: TTL
+ * decremented (an expired one is dropped and counted), then sl_fib_send4.
+ */
+static __always_inline int sl_fib_redirect4(struct __sk_buff *skb, __u32 l3_off, __be32 saddr,
+					    __be32 daddr)
+{
+	if (sl_ttl_dec4(skb, l3_off) < 0) {
+		sl_count_drop(SL_DROP_TTL);
+		return TC_ACT_SHOT;
+	}
+	return sl_fib_send4(skb, saddr, daddr);
 }
 
 #endif /* SL_LIB_FIB_H */

@@ -108,6 +108,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_node_config SEC(".maps");
 
+/* The cluster's node addresses: the only sources tunnel traffic is decapsulated from. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SL_MAX_TUNNEL_NODES);
+	__type(key, struct sl_tunnel_node_key4);
+	__type(value, struct sl_tunnel_node_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_tunnel_nodes4 SEC(".maps");
+
 /* External (host-interface) traffic by frontend kind: per-CPU, indexed by enum sl_frontend_kind. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

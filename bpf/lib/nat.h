@@ -15,6 +15,7 @@
 #include <bpf/bpf_helpers.h>
 #include "parse.h"
 #include "csum.h"
+#include "conntrack.h"
 
 /* Source port and destination port sit at the same offsets in TCP and UDP. */
 _Static_assert(offsetof(struct tcphdr, source) == offsetof(struct udphdr, source), "sport");
@@ -66,6 +67,21 @@ static __always_inline int sl_nat_src4(struct __sk_buff *skb, const struct sl_pk
 	if (ret < 0)
 		return ret;
 	return sl_nat_port(skb, pkt, offsetof(struct tcphdr, source), pkt->sport, port);
+}
+
+/*
+ * A reply of a tracked flow (REVERSE entry, key its tuple): the entry is refreshed and the
+ * source becomes the frontend the client knows. Returns 0 or a negative errno.
+ */
+static __always_inline int sl_nat_reply4(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					 const struct sl_ct_key4 *key, struct sl_ct_value4 *ct,
+					 __u64 now)
+{
+	__be32 frontend_addr = ct->nat_addr;
+	__be16 frontend_port = ct->nat_port;
+
+	sl_ct_update4(key, ct, pkt->tcp_flags, now);
+	return sl_nat_src4(skb, pkt, frontend_addr, frontend_port);
 }
 
 #endif /* SL_LIB_NAT_H */

@@ -8,6 +8,9 @@ import { MAGLEV } from '../bpf/sluice-structs.js';
 import { maglevSizeProblem } from '../dataplane/maglev-table.js';
 
 export type ConnectTimeMode = 'tcp' | 'tcp-udp' | 'disabled';
+/** How external flows reach a backend on another node (docs/external-traffic.md, "Modes"). */
+export type ExternalMode = 'SNAT' | 'Tunnel' | 'DSR';
+export const EXTERNAL_MODES: readonly ExternalMode[] = ['SNAT', 'Tunnel', 'DSR'];
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -35,6 +38,12 @@ export interface AgentConfig {
   snatPortRange: { min: number; max: number };
   /** Slots of each external service's Maglev table, a prime (docs/external-traffic.md, "Maglev"). */
   maglevTableSize: number;
+  /** External flows to a remote backend: SNAT (kube-proxy's, the default for now) or Tunnel. */
+  externalMode: ExternalMode;
+  /** UDP port of the node-to-node tunnel (Tunnel mode). */
+  tunnelPort: number;
+  /** MTU of the path between nodes: tunnelled SYNs get their MSS clamped to fit it. */
+  tunnelMtu: number;
   connectTimeLb: ConnectTimeMode;
   logLevel: LogLevel;
   /** Coalescing window for bursts of changes. */
@@ -189,6 +198,25 @@ const FLAGS: Record<string, FlagSpec> = {
       c.maglevTableSize = Number(v);
     },
   },
+  '--external-mode': {
+    env: 'SLUICE_EXTERNAL_MODE',
+    help: 'external traffic to a backend on another node: SNAT (default, as kube-proxy: the backend sees this node) or Tunnel (the backend sees the client; UDP --tunnel-port between nodes)',
+    parse(v, c, f) {
+      if (!EXTERNAL_MODES.includes(v as ExternalMode)) throw new ConfigError(`${f}: "${v}" is not one of ${EXTERNAL_MODES.join(', ')}`);
+      if (v === 'DSR') throw new ConfigError(`${f}: "${v}": Direct Server Return is not implemented yet; use SNAT or Tunnel`);
+      c.externalMode = v as ExternalMode;
+    },
+  },
+  '--tunnel-port': {
+    env: 'SLUICE_TUNNEL_PORT',
+    help: 'UDP port of the node-to-node tunnel in Tunnel mode; the same on every node, open between nodes (default 6080, GUE)',
+    parse: (v, c, f) => void (c.tunnelPort = intIn(f, v, 1, 65535)),
+  },
+  '--tunnel-mtu': {
+    env: 'SLUICE_TUNNEL_MTU',
+    help: 'MTU of the network between nodes (e.g. 9001 on AWS); tunnelled TCP gets its MSS clamped to fit (default 1500)',
+    parse: (v, c, f) => void (c.tunnelMtu = intIn(f, v, 576, 65535)),
+  },
   '--connect-time-lb': {
     env: 'SLUICE_CONNECT_TIME_LB',
     help: 'connect-time load balancing: tcp, tcp-udp (default) or disabled',
@@ -250,6 +278,9 @@ export function defaultConfig(): AgentConfig {
     hostInterfacePatterns: ['eth*', 'ens*', 'enp*', 'eno*', 'bond*'],
     snatPortRange: { min: 61000, max: 65535 },
     maglevTableSize: MAGLEV.SIZE_DEFAULT,
+    externalMode: 'SNAT',
+    tunnelPort: 6080,
+    tunnelMtu: 1500,
     connectTimeLb: 'tcp-udp',
     logLevel: 'info',
     minSyncPeriodMs: 50,

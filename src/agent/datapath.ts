@@ -9,6 +9,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadNative } from '../bpf/native.js';
+import { EXTERNAL_MODE } from '../bpf/sluice-structs.js';
 import type { NativeAddon, NativeMap } from '../bpf/native.js';
 import { Datapath } from '../datapath/datapath.js';
 import { cgroupLinkPin, cleanupDatapath, CONNECT_PROGRAMS, describeFilter, HOST_TC_PROGRAMS, sluicePlace, TC_PROGRAMS } from '../datapath/attach.js';
@@ -57,6 +58,12 @@ export interface AgentDatapath {
   close(): void;
 }
 
+/** host.bpf.o's tunables for the external mode (lib/tunnel.h). */
+export function externalModeRodata(cfg: Pick<AgentConfig, 'externalMode' | 'tunnelPort' | 'tunnelMtu'>): Record<string, number> {
+  const mode = { SNAT: EXTERNAL_MODE.SNAT, Tunnel: EXTERNAL_MODE.TUNNEL, DSR: EXTERNAL_MODE.DSR }[cfg.externalMode];
+  return { sl_external_mode: mode, sl_tunnel_port: cfg.tunnelPort, sl_tunnel_mtu: cfg.tunnelMtu };
+}
+
 export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native: NativeAddon = loadNative()): Promise<AgentDatapath> {
   const dp = await Datapath.load({
     pinDir: cfg.pinDir,
@@ -68,6 +75,7 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
     udpSocketSweep: cfg.connectTimeLb === 'tcp-udp',
     // External traffic: only when some host-facing interface is to get the programs.
     hostPrograms: cfg.hostInterfacePatterns.length > 0,
+    hostRodata: externalModeRodata(cfg),
     ...(cfg.bpfObjectDir ? { objectDir: cfg.bpfObjectDir } : {}),
   });
   const cgroup = cfg.cgroupPath || cgroup2Mount();

@@ -16,6 +16,8 @@ import type { AgentDatapath } from './datapath.js';
 import { InterfaceWatcher } from './interfaces.js';
 import { localPortRange, nodePortCandidates, readExternalCounters, readHostAddresses, snatAddress, snatRangeProblem, writeNodeConfig } from './host-addresses.js';
 import { nodeIPv4 } from './node-address.js';
+import { TunnelNodeWriter } from './tunnel-nodes.js';
+import { TUNNEL_NODES_MAP } from '../dataplane/table-specs.js';
 
 export interface ExternalTrafficOptions {
   cfg: AgentConfig;
@@ -35,16 +37,19 @@ export class ExternalTraffic {
   /** The external services' Maglev tables (sl_maglev4), written after each apply. */
   readonly maglev: MaglevWriter;
   private hostWatcher: InterfaceWatcher | undefined;
+  private readonly tunnelNodes: TunnelNodeWriter;
 
   private constructor(private readonly o: ExternalTrafficOptions) {
     this.sourceRanges = new SourceRangeWriter(o.datapath.map('sl_src_ranges4'), (key) => o.writer.serviceId(key));
     this.maglev = new MaglevWriter(o.datapath.tables, new NativeTable(o.datapath.map('sl_maglev4'), maglevTableSpec()), o.cfg.maglevTableSize);
+    this.tunnelNodes = new TunnelNodeWriter(o.datapath.map(TUNNEL_NODES_MAP));
   }
 
   /** Null when no host interface patterns are configured (`--host-interfaces none`). */
   static async open(o: ExternalTrafficOptions): Promise<ExternalTraffic | null> {
     if (o.cfg.hostInterfacePatterns.length === 0) return null;
     const ext = new ExternalTraffic(o);
+    o.logger.info({ mode: o.cfg.externalMode, tunnelPort: o.cfg.tunnelPort, tunnelMtu: o.cfg.tunnelMtu }, 'external traffic to remote backends');
     await ext.refreshHost();
     const problem = snatRangeProblem(o.cfg.snatPortRange, await localPortRange());
     if (problem) o.recordError('external', problem);
@@ -92,8 +97,22 @@ export class ExternalTraffic {
     await this.hostWatcher.start();
     // Addresses can change without a link event: looked at again on Node changes and periodically.
     store.onChange((change) => {
-      if (change.kind === 'Node') void onHostChange();
+      if (change.kind !== 'Node') return;
+      void onHostChange();
+      this.refreshTunnelNodes();
     });
+    this.refreshTunnelNodes();
+  }
+
+  /**
+   * Every Node's address into sl_tunnel_nodes4 (written in every mode: a node switched to
+   * Tunnel finds the set ready).
+   */
+  private refreshTunnelNodes(): void {
+    const { store } = this.o;
+    const report = this.tunnelNodes.apply(store.keys('Node').map((name) => nodeIPv4(store.get('Node', name))));
+    for (const e of report.errors) this.o.recordError('external', e);
+    if (report.added.length || report.removed.length) this.o.logger.info({ added: report.added, removed: report.removed }, 'tunnel peers (cluster node addresses)');
   }
 
   /** Looks at the host's addresses again (the agent's periodic check calls it). */

@@ -25,13 +25,13 @@ export const FRONTEND_KIND_CONSTANTS = mirrorEnum('sl_frontend_kind', 'SL_KIND_'
 export const BE_F_CONSTANTS = mirrorEnum('sl_be_flags', 'SL_BE_F_', { LOCAL: 1 << 0, TERMINATING: 1 << 1 });
 export const CT_TYPE_CONSTANTS = mirrorEnum('sl_ct_type', 'SL_CT_', { FORWARD: 1, REVERSE: 2 });
 export const CT_STATE_CONSTANTS = mirrorEnum('sl_ct_state', 'SL_CT_STATE_', { NEW: 0, SYN_SENT: 1, ESTABLISHED: 2, FIN: 3, CLOSED: 4 });
-export const CT_F_CONSTANTS = mirrorEnum('sl_ct_flags', 'SL_CT_F_', { HAIRPIN: 1 << 0, EXTERNAL: 1 << 1, SNAT: 1 << 2 });
+export const CT_F_CONSTANTS = mirrorEnum('sl_ct_flags', 'SL_CT_F_', { HAIRPIN: 1 << 0, EXTERNAL: 1 << 1, SNAT: 1 << 2, TUNNEL: 1 << 3, DECAP: 1 << 4 });
 export const VIP_F_CONSTANTS = mirrorEnum('sl_vip_flags', 'SL_VIP_F_', { REJECT_UNKNOWN: 1 << 0 });
 export const CTLB_CONSTANTS = mirrorEnum('sl_ctlb_protocols', 'SL_CTLB_', { TCP: 1 << 0, UDP: 1 << 1 });
 /** Drop reasons: the index of a reason's slot in sl_drop_counters; REASON_MAX slots in all. */
 export const DROP_CONSTANTS = mirrorEnum('sl_drop_reason', 'SL_DROP_', {
   NONE: 0, NO_BACKEND: 1, NO_LOCAL_BACKEND: 2, BACKEND_MISSING: 3, CT_FULL: 4, CSUM: 5, MALFORMED: 6, SRC_RANGE: 7,
-  UNKNOWN_PORT: 8, SNAT_PORTS: 9, NO_ROUTE: 10, TTL: 11, REASON_MAX: 16,
+  UNKNOWN_PORT: 8, SNAT_PORTS: 9, NO_ROUTE: 10, TTL: 11, TUNNEL_SOURCE: 12, TUNNEL_MTU: 13, REASON_MAX: 16,
 });
 export const SVC_META_CONSTANTS = mirrorEnum('sl_svc_meta_sizes', 'SL_', { SVC_NAME_LEN: 192 });
 /** The map capacities compiled into the objects (lib/maps.h); see src/dataplane/table-specs.ts. */
@@ -45,7 +45,12 @@ export const MAP_CAPACITY_CONSTANTS = mirrorEnum('sl_map_capacity', 'SL_MAX_', {
   VIPS: 65536,
   SRC_RANGES: 16384,
   MAGLEV_CHUNKS: 65536,
+  TUNNEL_NODES: 16384,
 });
+/** --external-mode: how external flows reach a backend on another node (host.bpf.c's sl_external_mode). */
+export const EXTERNAL_MODE_CONSTANTS = mirrorEnum('sl_external_mode', 'SL_EXT_MODE_', { SNAT: 0, TUNNEL: 1, DSR: 2 });
+/** The node-to-node tunnel (GUE variant 1: IPv4 in UDP). */
+export const TUNNEL_CONSTANTS = mirrorEnum('sl_tunnel_consts', 'SL_TUNNEL_', { PORT_DEFAULT: 6080, OVERHEAD: 28, TTL: 64 });
 
 /** Maglev table geometry (sl_maglev4, lib/maglev.h). */
 export const MAGLEV_CONSTANTS = mirrorEnum('sl_maglev_sizes', 'SL_MAGLEV_', { CHUNK: 256, SIZE_MIN: 251, SIZE_MAX: 65521, SIZE_DEFAULT: 16381 });
@@ -53,7 +58,7 @@ export const MAGLEV_CONSTANTS = mirrorEnum('sl_maglev_sizes', 'SL_MAGLEV_', { CH
 /** Every mirrored enum, for BTF verification. */
 export const allConstantMirrors: readonly ConstantMirror[] = [
   SCOPE_CONSTANTS, SVC_F_CONSTANTS, FRONTEND_KIND_CONSTANTS, BE_F_CONSTANTS, CT_TYPE_CONSTANTS, CT_STATE_CONSTANTS, CT_F_CONSTANTS, VIP_F_CONSTANTS,
-  CTLB_CONSTANTS, DROP_CONSTANTS, SVC_META_CONSTANTS, MAP_CAPACITY_CONSTANTS, MAGLEV_CONSTANTS,
+  CTLB_CONSTANTS, DROP_CONSTANTS, SVC_META_CONSTANTS, MAP_CAPACITY_CONSTANTS, MAGLEV_CONSTANTS, EXTERNAL_MODE_CONSTANTS, TUNNEL_CONSTANTS,
 ];
 
 export const SCOPE = SCOPE_CONSTANTS.values;
@@ -75,6 +80,8 @@ export const CT_F = CT_F_CONSTANTS.values;
 export const CTLB = CTLB_CONSTANTS.values;
 export const MAP_CAPACITY = MAP_CAPACITY_CONSTANTS.values;
 export const MAGLEV = MAGLEV_CONSTANTS.values;
+export const EXTERNAL_MODE = EXTERNAL_MODE_CONSTANTS.values;
+export const TUNNEL = TUNNEL_CONSTANTS.values;
 /** Bytes of sl_svc_meta.name, its NUL included. */
 export const SVC_NAME_LEN = SVC_META_CONSTANTS.values.SVC_NAME_LEN;
 /** Not a sluice.h constant: the IANA protocol numbers the maps carry. */
@@ -211,9 +218,12 @@ export const u32Key = scalar('__u32', u32);
 export const u64Value = scalar('__u64', u64);
 
 /** Every struct codec, for BTF verification. */
+export const tunnelNodeKey4 = defineStruct('sl_tunnel_node_key4', { addr: ipv4 });
+export const tunnelNodeValue = defineStruct('sl_tunnel_node_value', { flags: u32 });
+
 export const allStructCodecs = [
   frontendKey4, serviceValue, backendKey, backendValue4, ctKey4, ctValue4, affinityKey4,
   affinityValue4, sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, vipKey4, vipValue,
-  srcRangeKey4, srcRangeValue, nodeConfig4, maglevKey, maglevChunk,
+  srcRangeKey4, srcRangeValue, nodeConfig4, maglevKey, maglevChunk, tunnelNodeKey4, tunnelNodeValue,
 ] as const;
 

@@ -65,6 +65,8 @@ export interface DatapathOptions {
   udpSocketSweep?: boolean | (NamespaceSources & { namespaces?: () => Iterable<string> });
   /** Load host.bpf.o (external traffic on the node's host-facing interfaces) over the same maps. */
   hostPrograms?: boolean;
+  /** host.bpf.o's own tunables (lib/tunnel.h: sl_external_mode, sl_tunnel_port, sl_tunnel_mtu). */
+  hostRodata?: Readonly<Record<string, number>>;
   native?: NativeAddon;
   logger?: Logger;
 }
@@ -167,7 +169,7 @@ export class Datapath {
       const hostLoad = !opts.hostPrograms
         ? { value: null, outcome: { loaded: false, skipped: 'disabled' } as const }
         : await loadOptional('external-traffic', async () => {
-          const obj = await openBpfObject(join(dir, 'host.bpf.o'), { ...common, rodata });
+          const obj = await openBpfObject(join(dir, 'host.bpf.o'), { ...common, rodata: { ...rodata, ...opts.hostRodata } });
           try {
             requirePrograms(obj, Object.values(HOST_TC_PROGRAMS));
           } catch (err) {

@@ -132,3 +132,11 @@ export function nonZeroSlots(buf: Buffer, count: number, size: number): number[]
   }
   return out;
 }
+
+/**
+ * sl_tunnel_nodes4 (host.bpf.o only, not a service table): the cluster's node addresses, the only
+ * sources tunnel traffic is decapsulated from (src/agent/tunnel-nodes.ts). Its capacity is the
+ * compiled SL_MAX_TUNNEL_NODES.
+ */
+export const TUNNEL_NODES_MAP = 'sl_tunnel_nodes4';
+export const TUNNEL_NODES_MAX = MAP_CAPACITY.TUNNEL_NODES;

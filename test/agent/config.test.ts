@@ -57,7 +57,21 @@ const bad: [string[], Record<string, string>, RegExp][] = [
   [['--full-resync-period', '0s'], {}, /--full-resync-period: "0s" is too short \(at least 1s\)/],
   [['--ct-timeout-udp', '0s'], {}, /--ct-timeout-udp: "0s" is too short/],
   [['--service-proxy-name', 'not a label!'], {}, /--service-proxy-name: "not a label!" is not a Kubernetes label value/],
+  [['--external-mode', 'tunnel'], {}, /--external-mode: "tunnel" is not one of SNAT, Tunnel, DSR/],
+  [[], { SLUICE_EXTERNAL_MODE: 'IPIP' }, /environment SLUICE_EXTERNAL_MODE: --external-mode: "IPIP" is not one of SNAT, Tunnel, DSR/],
+  [['--external-mode', 'DSR'], {}, /--external-mode: "DSR": Direct Server Return is not implemented yet/],
+  [['--tunnel-port', '0'], {}, /--tunnel-port: "0" is not a whole number from 1 to 65535/],
+  [['--tunnel-mtu', '100'], {}, /--tunnel-mtu: "100" is not a whole number from 576 to 65535/],
 ];
+
+t.test('external mode: SNAT by default; Tunnel by flag or environment, with its port and MTU', async (t) => {
+  const d = parseConfig(['--node-name', 'n1'], {});
+  t.same([d.externalMode, d.tunnelPort, d.tunnelMtu], ['SNAT', 6080, 1500]);
+  const c = parseConfig(['--node-name', 'n1', '--tunnel-port', '8472', '--tunnel-mtu', '9001'], { SLUICE_EXTERNAL_MODE: 'Tunnel' });
+  t.same([c.externalMode, c.tunnelPort, c.tunnelMtu], ['Tunnel', 8472, 9001]);
+  const { externalModeRodata } = await import('../../src/agent/datapath.js');
+  t.same(externalModeRodata(c), { sl_external_mode: 1, sl_tunnel_port: 8472, sl_tunnel_mtu: 9001 });
+});
 for (const [argv, env, message] of bad) {
   t.test(`rejects ${JSON.stringify(argv)} ${JSON.stringify(env)}`, async (t) => {
     t.throws(() => parseConfig(argv, env), { name: 'ConfigError', message });

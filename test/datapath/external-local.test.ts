@@ -30,7 +30,7 @@ t.test('NodePort, local backend: DNAT only, the pod sees the client; the reply l
 
   const syn = synSpec(NODE, 30080);
   const out = dp.run(PROG.HOST_INGRESS, buildFrame(syn));
-  t.equal(out.retval, TC_ACT.OK, 'handed to the kernel, which routes it to the pod');
+  t.equal(out.retval, TC_ACT.UNSPEC, 'handed to the kernel, which routes it to the pod');
   t.same(out.data, buildFrame({ ...syn, ip: { ...syn.ip, dst: POD.addr }, tcp: { ...syn.tcp!, dport: POD.port } }),
     'exactly the SYN the client sent, to pod:8080 (TTL untouched: the kernel forwards it)');
   t.same(checksumProblems(out.parsed), []);
@@ -44,7 +44,7 @@ t.test('NodePort, local backend: DNAT only, the pod sees the client; the reply l
   // The pod's SYN-ACK leaving through the host interface.
   const synAck: FrameSpec = { ip: { src: POD.addr, dst: CLIENT, id: 9, ttl: 63 }, tcp: { sport: POD.port, dport: 40001, flags: TCP_FLAGS.SYN | TCP_FLAGS.ACK, seq: 7000, ack: 1001 } };
   const back = dp.run(PROG.HOST_EGRESS, buildFrame(synAck));
-  t.equal(back.retval, TC_ACT.OK);
+  t.equal(back.retval, TC_ACT.UNSPEC);
   t.same(back.data, buildFrame({ ...synAck, ip: { ...synAck.ip, src: NODE }, tcp: { ...synAck.tcp!, sport: 30080 } }),
     'the reply comes from node:30080, nothing else changed');
   t.equal(dp.ct(fwdKey)?.state, CT_STATE.ESTABLISHED, 'the SYN-ACK established the flow');

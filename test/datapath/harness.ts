@@ -5,7 +5,8 @@ import { existsSync } from 'node:fs';
 import type { Test } from 'tap';
 import { allStructCodecs, backendKey, backendValue4, ctKey4, ctValue4, affinityKey4, affinityValue4,
   frontendKey4, serviceValue, svcCounters, u32Key, u64Value, vipKey4, vipValue, type CtKey4, type CtValue4,
-  type AffinityValue4, type SvcCounters, DROP_REASONS, type DropReasonName, nodeConfig4, srcRangeKey4, srcRangeValue } from '../../src/bpf/sluice-structs.js';
+  type AffinityValue4, type SvcCounters, DROP_REASONS, type DropReasonName, nodeConfig4, srcRangeKey4, srcRangeValue, tunnelNodeKey4, tunnelNodeValue } from '../../src/bpf/sluice-structs.js';
+import { encodeRodataValue } from '../../src/bpf/loader.js';
 import { decodePerCpu, verifyCodecAgainstBtf } from '../../src/bpf/codec.js';
 import { fromPackageRoot, loadNative, type NativeAddon, type NativeObject } from '../../src/bpf/native.js';
 import { parseFrame, type ParsedFrame } from '../../src/packet/index.js';
@@ -74,6 +75,8 @@ export interface Datapath {
   extCounters(kind: number): SvcCounters;
   /** sl_node_config: the SNAT address and port range. */
   setNodeConfig(snatAddr: string, portMin: number, portMax: number): void;
+  /** Lists a cluster node's address in sl_tunnel_nodes4 (tunnel traffic accepted from it). */
+  addTunnelNode(addr: string): void;
   /** Allows `cidr` (a.b.c.d/len) for svcId in sl_src_ranges4. */
   addSrcRange(svcId: number, cidr: string): void;
   /** A drop counter summed over CPUs. */
@@ -83,6 +86,8 @@ export interface Datapath {
 export interface DatapathOptions {
   /** `const volatile` tunables to set before load, as u64 values. */
   rodataU64?: Record<string, bigint>;
+  /** `const volatile` tunables of any integer size (encoded by the variable's size). */
+  rodata?: Record<string, number>;
   /** The object to load (default TC_OBJECT; HOST_OBJECT for the host-interface programs). */
   object?: string;
 }
@@ -103,6 +108,12 @@ export async function loadDatapath(t: Test, opts: DatapathOptions = {}): Promise
     buf.writeBigUInt64LE(value);
     obj.setRodata(name, buf);
   }
+  const variables = new Map(obj.rodataVariables().map((v) => [v.name, v]));
+  for (const [name, value] of Object.entries(opts.rodata ?? {})) {
+    const variable = variables.get(name);
+    if (!variable) throw new Error(`${object}: no const volatile ${name}`);
+    obj.setRodata(name, encodeRodataValue(variable, value));
+  }
   await obj.load();
 
   const cpus = addon.numPossibleCpus();
@@ -116,6 +127,7 @@ export async function loadDatapath(t: Test, opts: DatapathOptions = {}): Promise
   const extCounters = obj.map('sl_ext_counters');
   const nodeConfig = obj.map('sl_node_config');
   const srcRanges = obj.map('sl_src_ranges4');
+  const tunnelNodes = obj.map('sl_tunnel_nodes4');
   const sumCounters = (buf: Buffer | null, what: string): SvcCounters => {
     if (!buf) throw new Error(`${what}: no slot`);
     return decodePerCpu(svcCounters, buf, cpus).reduce((a, c) => ({
@@ -176,6 +188,9 @@ export async function loadDatapath(t: Test, opts: DatapathOptions = {}): Promise
     extCounters: (kind) => sumCounters(extCounters.lookup(u32Key.encode(kind)), `sl_ext_counters[${kind}]`),
     setNodeConfig(snatAddr, portMin, portMax) {
       nodeConfig.update(u32Key.encode(0), nodeConfig4.encode({ snat_addr: snatAddr, snat_port_min: portMin, snat_port_max: portMax }));
+    },
+    addTunnelNode(addr) {
+      tunnelNodes.update(tunnelNodeKey4.encode({ addr }), tunnelNodeValue.encode({ flags: 0 }));
     },
     addSrcRange(svcId, cidr) {
       const [addr, len] = cidr.split('/');
