@@ -332,6 +332,8 @@ struct sl_maglev_chunk {
 	__u16 slot[SL_MAGLEV_CHUNK]; /* Cluster-set ordinal per slot (slots past size: 0) */
 };
 _Static_assert(sizeof(struct sl_maglev_chunk) == 516, "sl_maglev_chunk size");
+
+/*
  * How external flows reach a backend on another node (the sl_external_mode tunable of
  * host.bpf.c, --external-mode; docs/external-traffic.md).
  */
