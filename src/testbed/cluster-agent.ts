@@ -118,11 +118,12 @@ export async function clusterAgents(run: TestbedRun, nodes: readonly ClusterNode
   const agents: NodeAgent[] = [];
   for (const node of nodes) {
     const agent = new NodeAgent(run, node, join(pinRoot, node.name), await createCgroup(cgRoot, node.name), join(work, `${node.name}.sock`), manifestsDir);
-    // LIFO: runs after the agent (registered later, by start) is killed.
+    // LIFO: runs after the agent (registered later, by start) is killed. No drain: the bed's
+    // traffic is over, and two 5 s waits would only lengthen every run.
     run.cleanup.add(`sluice-agent cleanup ${node.name}`, async () => {
       if (!existsSync(agent.pinDir)) return;
       await runCommand(netnsArgv(node.ns, [process.execPath, AGENT_JS, 'cleanup', '--pin-dir', agent.pinDir, '--cgroup', agent.cgroup,
-        '--interfaces', `veth${run.prefix}*`, '--host-interfaces', NODE_UPLINK, '--log-level', 'warn']), { allowFailure: true, timeoutMs: 30_000 });
+        '--interfaces', `veth${run.prefix}*`, '--host-interfaces', NODE_UPLINK, '--cleanup-drain', '0s', '--log-level', 'warn']), { allowFailure: true, timeoutMs: 30_000 });
     });
     agents.push(agent);
   }
