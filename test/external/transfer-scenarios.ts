@@ -164,7 +164,7 @@ export async function transferScenarios(t: Test, bed: TransferBed): Promise<void
       return dl.received();
     };
     let got = await progressed(0);
-    t.ok(got > 0, `data flowing before the restarts (${got} bytes)`);
+    t.ok(got > 0, `data flowing before the restart (${got} bytes)`);
     let finished = false;
     void dl.result.then(() => { finished = true; });
     // SIGKILL: nothing of the agent's shutdown runs; the new agent starts over the pinned maps
