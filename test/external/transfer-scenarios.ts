@@ -103,13 +103,15 @@ export async function transferScenarios(t: Test, bed: TransferBed): Promise<void
       { port: BULK_LOCAL, pod: podA0, peer: far.ip, what: 'backend on A (DNAT only)' },
       { port: BULK_REMOTE, pod: podB0, peer: nodeA.ip, what: 'backend on B (SNAT)' },
     ];
-    for (const k of cases) t.equal(await cachedMtu(k.pod.ns, k.peer), undefined, `${k.what}: no path MTU known to ${k.peer} before`);
+    const mtus = () => Promise.all(cases.map((k) => cachedMtu(k.pod.ns, k.peer)));
+    for (const [i, mtu] of (await mtus()).entries()) t.equal(mtu, undefined, `${cases[i]!.what}: no path MTU known to ${cases[i]!.peer} before`);
     const results = await Promise.all(cases.map((k) => runDownload(run, { ns: far.ns, host: nodeA.ip, port: k.port, bytes: MIB, idleMs: 8000 })));
+    const after = await mtus();
     for (const [i, k] of cases.entries()) {
       const r = results[i] as DownloadResult;
       checkIntact(t, r, MIB, k.what);
       t.equal(r.pod, k.pod.name, `${k.what}: served by ${k.pod.name}`);
-      t.equal(await cachedMtu(k.pod.ns, k.peer), 1400, `${k.what}: the backend learned the path MTU from the translated ICMP error`);
+      t.equal(after[i], 1400, `${k.what}: the backend learned the path MTU from the translated ICMP error`);
     }
   });
 
