@@ -46,15 +46,18 @@ export class NodeAgent {
     ];
   }
 
-  /** Starts (or restarts) the agent; resolves once it logs that it runs. */
-  async start(extra: string[] = []): Promise<void> {
+  /**
+   * Starts (or restarts) the agent; resolves once it logs that it runs. The wait is generous: on
+   * a CI machine shared by parallel test files, Node's start-up alone can take many seconds.
+   */
+  async start(extra: string[] = [], timeoutMs = 60_000): Promise<void> {
     const [cmd, ...args] = netnsArgv(this.node.ns, [process.execPath, AGENT_JS, ...this.flags(), ...extra]) as [string, ...string[]];
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SLUICE_LOG_LEVEL: '' } });
     this.child = child;
     this.run.own(child, `sluice-agent ${this.node.name} ${child.pid}`);
     child.stderr?.on('data', (c: Buffer) => { this.stderr += c.toString(); });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`agent ${this.node.name} not running after 30 s:\n${this.tail()}`)), 30_000);
+      const timer = setTimeout(() => reject(new Error(`agent ${this.node.name} not running after ${timeoutMs / 1000} s:\n${this.tail()}`)), timeoutMs);
       createInterface({ input: child.stdout! }).on('line', (line) => {
         try {
           const l = JSON.parse(line) as AgentLog;
@@ -87,7 +90,7 @@ export class NodeAgent {
    * Resolves with the first log line from index `from` on (`this.logs.length` before the action
    * it should follow) that matches; rejects after `timeoutMs`.
    */
-  async waitForLog(match: (l: AgentLog) => boolean, from = 0, timeoutMs = 20_000): Promise<AgentLog> {
+  async waitForLog(match: (l: AgentLog) => boolean, from = 0, timeoutMs = 30_000): Promise<AgentLog> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const hit = this.logs.slice(from).find(match);
@@ -118,11 +121,12 @@ export async function clusterAgents(run: TestbedRun, nodes: readonly ClusterNode
   const agents: NodeAgent[] = [];
   for (const node of nodes) {
     const agent = new NodeAgent(run, node, join(pinRoot, node.name), await createCgroup(cgRoot, node.name), join(work, `${node.name}.sock`), manifestsDir);
-    // LIFO: runs after the agent (registered later, by start) is killed.
+    // LIFO: runs after the agent (registered later, by start) is killed. No drain: the bed's
+    // traffic is over, and two 5 s waits would only lengthen every run.
     run.cleanup.add(`sluice-agent cleanup ${node.name}`, async () => {
       if (!existsSync(agent.pinDir)) return;
       await runCommand(netnsArgv(node.ns, [process.execPath, AGENT_JS, 'cleanup', '--pin-dir', agent.pinDir, '--cgroup', agent.cgroup,
-        '--interfaces', `veth${run.prefix}*`, '--host-interfaces', NODE_UPLINK, '--log-level', 'warn']), { allowFailure: true, timeoutMs: 30_000 });
+        '--interfaces', `veth${run.prefix}*`, '--host-interfaces', NODE_UPLINK, '--cleanup-drain', '0s', '--log-level', 'warn']), { allowFailure: true, timeoutMs: 30_000 });
     });
     agents.push(agent);
   }

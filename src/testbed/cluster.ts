@@ -73,7 +73,6 @@ export interface Cluster {
 export const EDGE_ROUTER_IP = '192.168.50.254';
 export const ROUTED_CLIENTS_CIDR = '172.16.0.0/16';
 
-
 export interface ClusterOptions {
   /** Pod names per node, e.g. [['web-a0'], ['web-b0']]: one entry per node (at most 8 nodes). */
   nodes: string[][];
@@ -90,7 +89,11 @@ export interface ClusterOptions {
 
 const NODE_NAMES = 'abcdefgh';
 
-/** Builds the cluster inside `run` (its namespaces are removed by the run's cleanup). */
+/**
+ * Builds the cluster inside `run` (its namespaces are removed by the run's cleanup). Nodes, pods,
+ * clients and routers are built concurrently: every address is known up front, and each
+ * namespace's own steps stay in order (a loaded CI machine pays for every `ip` process).
+ */
 export async function createCluster(run: TestbedRun, opts: ClusterOptions): Promise<Cluster> {
   if (opts.nodes.length < 1 || opts.nodes.length > NODE_NAMES.length) throw new Error(`testbed: cluster wants 1-${NODE_NAMES.length} nodes, not ${opts.nodes.length}`);
   const fabricNs = await run.netns('fabric');
@@ -106,95 +109,120 @@ export async function createCluster(run: TestbedRun, opts: ClusterOptions): Prom
     await addAddress(ns, ifname, cidr);
     await linkUp(ns, ifname);
   };
-
-  const nodes: ClusterNode[] = [];
-  for (const [i, podNames] of opts.nodes.entries()) {
-    const letter = NODE_NAMES[i] as string;
-    const ns = await run.netns(`node${letter}`);
-    const node: ClusterNode = {
-      name: `node-${letter}`, ns, ip: `192.168.50.${2 + i}`, podCidr: `10.244.${1 + i}.0/24`, podGateway: `10.244.${1 + i}.1`, pods: [],
-    };
+  const routed = opts.routedClients && opts.routedClients.count > 0 ? opts.routedClients : undefined;
+  const nodeIps = opts.nodes.map((_, i) => `192.168.50.${2 + i}`);
+  const nodeIp = (i: number, what: string) => {
+    const ip = nodeIps[i];
+    if (!ip) throw new Error(`testbed: ${what} via node ${i}: no such node`);
+    return ip;
+  };
+  const podCidrs = opts.nodes.map((_, i) => `10.244.${1 + i}.0/24`);
+  const router = async (name: string) => {
+    const ns = await run.netns(name);
     await setSysctl(ns, 'net.ipv4.ip_forward', '1');
     await setSysctl(ns, 'net.ipv4.conf.all.rp_filter', '0');
     await setSysctl(ns, 'net.ipv4.conf.default.rp_filter', '0');
     await linkUp(ns, 'lo');
-    await plug(ns, NODE_UPLINK, `${node.ip}/24`);
-    for (const [n, name] of podNames.entries()) {
-      const podNs = await run.netns(`${letter}-${name}`);
-      const ip = `10.244.${1 + i}.${10 + n}`;
-      const host = hostIfname(run.prefix, letter, n);
-      await addVethPair({ ns, name: host, peerNs: podNs, peerName: 'eth0' });
-      await addAddress(ns, host, `${node.podGateway}/32`);
-      await linkUp(ns, host);
-      await addRoute(ns, { to: `${ip}/32`, dev: host, scope: 'link', src: node.podGateway });
-      await addAddress(podNs, 'eth0', `${ip}/32`);
-      await linkUp(podNs, 'eth0');
-      await linkUp(podNs, 'lo');
-      await addRoute(podNs, { to: `${node.podGateway}/32`, dev: 'eth0', scope: 'link' });
-      await addRoute(podNs, { to: 'default', via: node.podGateway, dev: 'eth0' });
-      node.pods.push({ name, ns: podNs, ip, hostIfname: host });
-    }
-    nodes.push(node);
-  }
-  for (const node of nodes) {
-    for (const other of nodes) {
-      if (other !== node) await addRoute(node.ns, { to: other.podCidr, via: other.ip, dev: NODE_UPLINK });
-    }
-  }
+    return ns;
+  };
 
-  const clients: ClusterClient[] = [];
-  for (let i = 0; i < (opts.clients ?? 1); i++) {
+  const buildPod = async (node: ClusterNode, letter: string, i: number, n: number, name: string): Promise<ClusterPod> => {
+    const podNs = await run.netns(`${letter}-${name}`);
+    const ip = `10.244.${1 + i}.${10 + n}`;
+    const host = hostIfname(run.prefix, letter, n);
+    await addVethPair({ ns: node.ns, name: host, peerNs: podNs, peerName: 'eth0' });
+    await Promise.all([
+      (async () => {
+        await addAddress(node.ns, host, `${node.podGateway}/32`);
+        await linkUp(node.ns, host);
+        await addRoute(node.ns, { to: `${ip}/32`, dev: host, scope: 'link', src: node.podGateway });
+      })(),
+      (async () => {
+        await addAddress(podNs, 'eth0', `${ip}/32`);
+        await linkUp(podNs, 'eth0');
+        await linkUp(podNs, 'lo');
+        await addRoute(podNs, { to: `${node.podGateway}/32`, dev: 'eth0', scope: 'link' });
+        await addRoute(podNs, { to: 'default', via: node.podGateway, dev: 'eth0' });
+      })(),
+    ]);
+    return { name, ns: podNs, ip, hostIfname: host };
+  };
+
+  const buildNode = async (i: number, podNames: string[]): Promise<ClusterNode> => {
+    const letter = NODE_NAMES[i] as string;
+    const ns = await router(`node${letter}`);
+    const node: ClusterNode = {
+      name: `node-${letter}`, ns, ip: nodeIp(i, 'node'), podCidr: podCidrs[i] as string, podGateway: `10.244.${1 + i}.1`, pods: [],
+    };
+    const pods = Promise.all(podNames.map((name, n) => buildPod(node, letter, i, n, name)));
+    await plug(ns, NODE_UPLINK, `${node.ip}/24`);
+    for (const [j, cidr] of podCidrs.entries()) {
+      if (j !== i) await addRoute(ns, { to: cidr, via: nodeIp(j, 'pod route'), dev: NODE_UPLINK });
+    }
+    if (routed) await addRoute(ns, { to: ROUTED_CLIENTS_CIDR, via: EDGE_ROUTER_IP, dev: NODE_UPLINK });
+    node.pods.push(...(await pods));
+    return node;
+  };
+
+  const buildClient = async (i: number): Promise<ClusterClient> => {
     const ns = await run.netns(`client${i}`);
     const client = { name: `client${i}`, ns, ip: `192.168.50.${100 + i}` };
     await linkUp(ns, 'lo');
     await plug(ns, 'eth0', `${client.ip}/24`);
-    for (const r of opts.clientRoutes ?? []) {
-      const via = nodes[r.node];
-      if (!via) throw new Error(`testbed: client route ${r.cidr} via node ${r.node}: no such node`);
-      await addRoute(ns, { to: r.cidr, via: via.ip, dev: 'eth0' });
-    }
-    clients.push(client);
-  }
+    for (const r of opts.clientRoutes ?? []) await addRoute(ns, { to: r.cidr, via: nodeIp(r.node, `client route ${r.cidr}`), dev: 'eth0' });
+    return client;
+  };
 
-  const routers: ClusterRouter[] = [];
-  const routedClients: ClusterClient[] = [];
-  if (opts.routedClients && opts.routedClients.count > 0) {
-    const edge = { name: 'edge', ns: await run.netns('edge'), ip: EDGE_ROUTER_IP };
-    const access = { name: 'access', ns: await run.netns('access'), ip: '172.16.0.2' };
-    for (const r of [edge, access]) {
-      await setSysctl(r.ns, 'net.ipv4.ip_forward', '1');
-      await setSysctl(r.ns, 'net.ipv4.conf.all.rp_filter', '0');
-      await setSysctl(r.ns, 'net.ipv4.conf.default.rp_filter', '0');
-      await linkUp(r.ns, 'lo');
-    }
+  const buildEdge = async (): Promise<ClusterRouter> => {
+    const edge = { name: 'edge', ns: await router('edge'), ip: EDGE_ROUTER_IP };
     await plug(edge.ns, NODE_UPLINK, `${edge.ip}/24`);
-    await addVethPair({ ns: edge.ns, name: 'narrow0', peerNs: access.ns, peerName: 'narrow0' });
-    const mtu = String(opts.routedClients.narrowMtu ?? 1500);
-    for (const [r, cidr] of [[edge, '172.16.0.1/30'], [access, '172.16.0.2/30']] as const) {
-      await ipIn(r.ns, ['link', 'set', 'dev', 'narrow0', 'mtu', mtu]);
-      await addAddress(r.ns, 'narrow0', cidr);
-      await linkUp(r.ns, 'narrow0');
-    }
-    await addRoute(edge.ns, { to: '172.16.1.0/24', via: access.ip, dev: 'narrow0' });
-    for (const r of opts.clientRoutes ?? []) await addRoute(edge.ns, { to: r.cidr, via: nodes[r.node]!.ip, dev: NODE_UPLINK });
-    await addRoute(access.ns, { to: 'default', via: '172.16.0.1', dev: 'narrow0' });
-    for (const node of nodes) await addRoute(node.ns, { to: ROUTED_CLIENTS_CIDR, via: edge.ip, dev: NODE_UPLINK });
-    routers.push(edge, access);
-    for (let i = 0; i < opts.routedClients.count; i++) {
+    for (const r of opts.clientRoutes ?? []) await addRoute(edge.ns, { to: r.cidr, via: nodeIp(r.node, `client route ${r.cidr}`), dev: NODE_UPLINK });
+    return edge;
+  };
+
+  // The access router and its clients; the narrow link to the edge is made once both exist.
+  const buildAccess = async (count: number): Promise<[ClusterRouter, ClusterClient[]]> => {
+    const access = { name: 'access', ns: await router('access'), ip: '172.16.0.2' };
+    const clients: ClusterClient[] = [];
+    for (let i = 0; i < count; i++) {
       const ns = await run.netns(`far${i}`);
       const client = { name: `far${i}`, ns, ip: `172.16.1.${100 + i}` };
       const lan = `lan${i}`;
       await linkUp(ns, 'lo');
       await addVethPair({ ns: access.ns, name: lan, peerNs: ns, peerName: 'eth0' });
-      if (i === 0) await addAddress(access.ns, lan, '172.16.1.1/24');
-      else await addAddress(access.ns, lan, '172.16.1.1/32');
+      // The first LAN link carries the /24; the others reach their client by a host route.
+      await addAddress(access.ns, lan, i === 0 ? '172.16.1.1/24' : '172.16.1.1/32');
       await linkUp(access.ns, lan);
       if (i > 0) await addRoute(access.ns, { to: `${client.ip}/32`, dev: lan });
       await addAddress(ns, 'eth0', `${client.ip}/24`);
       await linkUp(ns, 'eth0');
       await addRoute(ns, { to: 'default', via: '172.16.1.1', dev: 'eth0' });
-      routedClients.push(client);
+      clients.push(client);
     }
+    return [access, clients];
+  };
+
+  const [nodes, clients, edgeAndAccess] = await Promise.all([
+    Promise.all(opts.nodes.map((podNames, i) => buildNode(i, podNames))),
+    Promise.all(Array.from({ length: opts.clients ?? 1 }, (_, i) => buildClient(i))),
+    routed ? Promise.all([buildEdge(), buildAccess(routed.count)]) : undefined,
+  ]);
+
+  const routers: ClusterRouter[] = [];
+  const routedClients: ClusterClient[] = [];
+  if (routed && edgeAndAccess) {
+    const [edge, [access, far]] = edgeAndAccess;
+    await addVethPair({ ns: edge.ns, name: 'narrow0', peerNs: access.ns, peerName: 'narrow0' });
+    const mtu = String(routed.narrowMtu ?? 1500);
+    await Promise.all(([[edge, '172.16.0.1/30'], [access, '172.16.0.2/30']] as const).map(async ([r, cidr]) => {
+      await ipIn(r.ns, ['link', 'set', 'dev', 'narrow0', 'mtu', mtu]);
+      await addAddress(r.ns, 'narrow0', cidr);
+      await linkUp(r.ns, 'narrow0');
+    }));
+    await addRoute(edge.ns, { to: '172.16.1.0/24', via: access.ip, dev: 'narrow0' });
+    await addRoute(access.ns, { to: 'default', via: '172.16.0.1', dev: 'narrow0' });
+    routers.push(edge, access);
+    routedClients.push(...far);
   }
   return { fabricNs, nodes, clients, routedClients, routers };
 }

@@ -69,3 +69,22 @@ t.test('remote backend (SNAT): fragmentation needed about a reply goes to the ba
     'to the backend, quoting its own segment to node:61000 (TTL decremented)');
   t.same(checksumProblems(out.parsed), []);
 });
+
+t.test('remote backend (SNAT): the backend\'s port unreachable about an SNATed datagram reaches the client quoting client -> frontend', async (t) => {
+  const dp = await loadDatapath(t, { object: HOST_OBJECT });
+  if (!dp) return;
+  dp.setNodeConfig(NODE, 61000, 61000); // one port: the SNAT tuple is known
+  dp.addService({ vip: NODE, port: 30053, proto: IPPROTO.UDP, svcId: 4, backendId: 40, cluster: [{ ...REMOTE, port: 5353 }], flags: SVC_F.EXTERNAL });
+  const sent: FrameSpec = { ip: { src: CLIENT, dst: NODE, id: 3, ttl: 60 }, udp: { sport: 5000, dport: 30053 }, payload: Buffer.from('query') };
+  const delivered = dp.run(PROG.HOST_INGRESS, buildFrame(sent));
+  t.match(delivered.parsed.udp, { sport: 61000, dport: 5353 }, 'control: SNATed to node:61000 -> backend:5353');
+  // Nothing listens on the backend: its kernel answers node:61000 about the datagram it got.
+  const err = buildFrame({ ip: { src: REMOTE.addr, dst: NODE, ttl: 63 }, icmp: { type: ICMP_TYPE.DEST_UNREACH, code: ICMP_UNREACH_CODE.PORT }, payload: delivered.data.subarray(ETH_HLEN) });
+  const out = dp.run(PROG.HOST_INGRESS, err);
+  t.ok(out.retval === TC_ACT.REDIRECT || out.retval === TC_ACT.SHOT, 'sent on directly (or no route in this namespace)');
+  // The quote is the datagram as the client sent it, but for the TTL the node decremented.
+  const asQuoted: FrameSpec = { ...sent, ip: { ...sent.ip, ttl: 59 } };
+  t.same(out.data.subarray(L2), buildFrame({ ip: { src: NODE, dst: CLIENT, ttl: 62 }, icmp: { type: ICMP_TYPE.DEST_UNREACH, code: ICMP_UNREACH_CODE.PORT }, payload: ipPacket(asQuoted) }).subarray(L2),
+    'from node:30053 to the client, quoting client:5000 -> node:30053 (TTL decremented)');
+  t.same(checksumProblems(out.parsed), []);
+});

@@ -5,9 +5,13 @@
 //     advertises a full-size MSS) downloads through node A from a backend on A (DNAT only) and
 //     on B (SNAT): the edge router's "fragmentation needed" must be translated so the backend
 //     learns the path MTU (a black hole otherwise: the download stalls);
+//   - the other direction of ICMP: the backend on B answers an SNATed datagram to a closed port
+//     with "port unreachable" to node A, which must reach the client about ITS datagram (the
+//     client's connected socket sees ECONNREFUSED at once instead of waiting for a timeout);
 //   - a UDP NodePort whose backend is replaced (old pod out of the EndpointSlice, new one in,
 //     the old one still running): the next datagrams of the same client socket reach the new
-//     backend, for a backend on A and one on B (SNAT);
+//     backend; a backend on A replaced by one on B (a DNAT-only flow's successor is SNATed) and
+//     one on B by one on A (the SNATed flow and its twin go);
 //   - node A's agent killed (SIGKILL) and restarted over its pinned maps during a slow download
 //     through node A to B: the connection continues without a break.
 import type { Test } from 'tap';
@@ -15,7 +19,7 @@ import { ipIn } from '../../src/testbed/netns.js';
 import { writeManifest } from '../../src/testbed/cluster-agent.js';
 import type { AgentLog, NodeAgent } from '../../src/testbed/cluster-agent.js';
 import type { Cluster, ClusterNode, ClusterPod } from '../../src/testbed/cluster.js';
-import { openUdpSession, runDownload, startDownload } from '../../src/testbed/echo.js';
+import { openUdpSession, runDownload, runEchoClient, startDownload } from '../../src/testbed/echo.js';
 import type { DownloadResult } from '../../src/testbed/echo.js';
 import type { TestbedRun } from '../../src/testbed/run.js';
 import { BULK, serviceObjects, UDP_ECHO } from './bed.js';
@@ -27,8 +31,11 @@ export const TRANSFER_ECHO = { udp: [UDP_ECHO], bulk: [BULK] };
 const MANIFEST = 'transfer.json';
 const BULK_REMOTE = 30020;
 const BULK_LOCAL = 30021;
-const UDP_LOCAL = 30022;
-const UDP_REMOTE = 30023;
+const UDP_A_TO_B = 30022;
+const UDP_B_TO_A = 30023;
+const UDP_CLOSED = 30024;
+/** A port nothing listens on in the pods. */
+const CLOSED_PORT = 5399;
 const MIB = 1024 * 1024;
 
 const bedPod = (n: ClusterNode, i: number): BedPod => {
@@ -39,12 +46,13 @@ const bedPod = (n: ClusterNode, i: number): BedPod => {
 /** The scenarios' Services; `replaced`: the UDP services' backends after the replacement. */
 export function transferServices(c: Cluster, replaced = false): Svc[] {
   const [a, b] = c.nodes as [ClusterNode, ClusterNode];
-  const udp = replaced ? 1 : 0;
+  const [onA, onB] = [bedPod(a, 0), bedPod(b, 0)];
   return [
-    { name: 'bulk-remote', clusterIP: '10.96.0.20', nodePort: BULK_REMOTE, targetPort: BULK, pods: [bedPod(b, 0)] },
-    { name: 'bulk-local', clusterIP: '10.96.0.21', nodePort: BULK_LOCAL, targetPort: BULK, pods: [bedPod(a, 0)] },
-    { name: 'udp-local', clusterIP: '10.96.0.22', nodePort: UDP_LOCAL, protocol: 'UDP', targetPort: UDP_ECHO, pods: [bedPod(a, udp)] },
-    { name: 'udp-remote', clusterIP: '10.96.0.23', nodePort: UDP_REMOTE, protocol: 'UDP', targetPort: UDP_ECHO, pods: [bedPod(b, udp)] },
+    { name: 'bulk-remote', clusterIP: '10.96.0.20', nodePort: BULK_REMOTE, targetPort: BULK, pods: [onB] },
+    { name: 'bulk-local', clusterIP: '10.96.0.21', nodePort: BULK_LOCAL, targetPort: BULK, pods: [onA] },
+    { name: 'udp-a-to-b', clusterIP: '10.96.0.22', nodePort: UDP_A_TO_B, protocol: 'UDP', targetPort: UDP_ECHO, pods: [replaced ? onB : onA] },
+    { name: 'udp-b-to-a', clusterIP: '10.96.0.23', nodePort: UDP_B_TO_A, protocol: 'UDP', targetPort: UDP_ECHO, pods: [replaced ? onA : onB] },
+    { name: 'udp-closed', clusterIP: '10.96.0.24', nodePort: UDP_CLOSED, protocol: 'UDP', targetPort: CLOSED_PORT, pods: [onB] },
   ];
 }
 
@@ -77,8 +85,8 @@ export async function transferScenarios(t: Test, bed: TransferBed): Promise<void
   const [agentA] = agents as [NodeAgent, NodeAgent];
   const client = c.clients[0]!;
   const far = c.routedClients[0]!;
-  const [podA0, podA1] = nodeA.pods as [ClusterPod, ClusterPod];
-  const [podB0, podB1] = nodeB.pods as [ClusterPod, ClusterPod];
+  const podA0 = nodeA.pods[0] as ClusterPod;
+  const podB0 = nodeB.pods[0] as ClusterPod;
 
   await t.test('a 1 MiB reply through the SNAT path arrives intact', async (t) => {
     const r = await runDownload(run, { ns: client.ns, host: nodeA.ip, port: BULK_REMOTE, bytes: MIB });
@@ -89,22 +97,36 @@ export async function transferScenarios(t: Test, bed: TransferBed): Promise<void
   });
 
   await t.test('path-MTU discovery through node A: a client behind a 1400-byte link downloads 1 MiB from a backend on A and on B', async (t) => {
-    for (const [port, pod, what] of [[BULK_LOCAL, podA0, 'backend on A (DNAT only)'], [BULK_REMOTE, podB0, 'backend on B (SNAT)']] as const) {
-      // The backend's kernel caches the path MTU towards the address it talks to: the client
-      // for a DNAT-only flow, node A for an SNATed one.
-      const peer = port === BULK_LOCAL ? far.ip : nodeA.ip;
-      t.equal(await cachedMtu(pod.ns, peer), undefined, `${what}: no path MTU known to ${peer} before`);
-      const r = await runDownload(run, { ns: far.ns, host: nodeA.ip, port, bytes: MIB, idleMs: 8000 });
-      checkIntact(t, r, MIB, what);
-      t.equal(r.pod, pod.name, `${what}: served by ${pod.name}`);
-      t.equal(await cachedMtu(pod.ns, peer), 1400, `${what}: the backend learned the path MTU from the translated ICMP error`);
+    // The backend's kernel caches the path MTU towards the address it talks to: the client for
+    // a DNAT-only flow, node A for an SNATed one. Both downloads run at once.
+    const cases = [
+      { port: BULK_LOCAL, pod: podA0, peer: far.ip, what: 'backend on A (DNAT only)' },
+      { port: BULK_REMOTE, pod: podB0, peer: nodeA.ip, what: 'backend on B (SNAT)' },
+    ];
+    const mtus = () => Promise.all(cases.map((k) => cachedMtu(k.pod.ns, k.peer)));
+    for (const [i, mtu] of (await mtus()).entries()) t.equal(mtu, undefined, `${cases[i]!.what}: no path MTU known to ${cases[i]!.peer} before`);
+    const results = await Promise.all(cases.map((k) => runDownload(run, { ns: far.ns, host: nodeA.ip, port: k.port, bytes: MIB, idleMs: 8000 })));
+    const after = await mtus();
+    for (const [i, k] of cases.entries()) {
+      const r = results[i] as DownloadResult;
+      checkIntact(t, r, MIB, k.what);
+      t.equal(r.pod, k.pod.name, `${k.what}: served by ${k.pod.name}`);
+      t.equal(after[i], 1400, `${k.what}: the backend learned the path MTU from the translated ICMP error`);
     }
+  });
+
+  await t.test('the backend on B\'s port unreachable about an SNATed datagram reaches the client: ECONNREFUSED at once', async (t) => {
+    const [r] = await runEchoClient({ ns: client.ns, proto: 'udp', host: nodeA.ip, port: UDP_CLOSED, connected: true, timeoutMs: 3000 });
+    t.equal(r?.error?.code, 'ECONNREFUSED', `refused (${JSON.stringify(r?.error ?? null)})`);
+    // The attempt's own duration, measured by the client: an untranslated error would leave it
+    // waiting for the timeout.
+    t.ok((r?.ms ?? Infinity) < 2500, `at once (${r?.ms} ms)`);
   });
 
   await t.test('a UDP NodePort whose backend is replaced: the same client socket reaches the new backend, no stale flow', async (t) => {
     const cases = [
-      { port: UDP_LOCAL, old: podA0, next: podA1, seen: client.ip, what: 'backend on A' },
-      { port: UDP_REMOTE, old: podB0, next: podB1, seen: nodeA.ip, what: 'backend on B (SNAT)' },
+      { port: UDP_A_TO_B, old: podA0, oldSeen: client.ip, next: podB0, seen: nodeA.ip, what: 'backend on A replaced by one on B' },
+      { port: UDP_B_TO_A, old: podB0, oldSeen: nodeA.ip, next: podA0, seen: client.ip, what: 'backend on B replaced by one on A' },
     ];
     const sessions = await Promise.all(cases.map((k) => openUdpSession(run, { ns: client.ns, host: nodeA.ip, port: k.port })));
     t.teardown(() => Promise.all(sessions.map((s) => s.close())));
@@ -113,7 +135,7 @@ export async function transferScenarios(t: Test, bed: TransferBed): Promise<void
         const r = await sessions[i]!.send(`before ${n}`);
         t.ok(r.ok, `${k.what}: answered before (${JSON.stringify(r.error ?? null)})`);
         t.equal(r.pod, k.old.name, `${k.what}: by the old backend`);
-        t.equal(r.seenPeer?.address, k.seen, `${k.what}: which saw ${k.seen}`);
+        t.equal(r.seenPeer?.address, k.oldSeen, `${k.what}: which saw ${k.oldSeen}`);
       }
     }
     // The old pods keep running: a stale flow would still reach them.
@@ -144,7 +166,7 @@ export async function transferScenarios(t: Test, bed: TransferBed): Promise<void
       return dl.received();
     };
     let got = await progressed(0);
-    t.ok(got > 0, `data flowing before the restarts (${got} bytes)`);
+    t.ok(got > 0, `data flowing before the restart (${got} bytes)`);
     let finished = false;
     void dl.result.then(() => { finished = true; });
     // SIGKILL: nothing of the agent's shutdown runs; the new agent starts over the pinned maps
