@@ -46,10 +46,9 @@ export class TcUnavailableError extends Error {
 
 /** A spawn failure of tc itself (not on PATH, not executable) as a TcUnavailableError; anything else unchanged. */
 function tcSpawnError(err: unknown): unknown {
-  const code = (err as { code?: unknown }).code;
-  const path = (err as { path?: unknown }).path;
-  if ((code === 'ENOENT' || code === 'EACCES') && (path === 'tc' || path === 'nsenter')) {
-    return new TcUnavailableError(`${path === 'tc' ? 'tc' : 'nsenter'} cannot be run (${code}${path === 'tc' ? `, PATH=${process.env.PATH ?? ''}` : ''})`);
+  const { code, path } = err as { code?: unknown; path?: unknown };
+  if ((code === 'ENOENT' || code === 'EACCES') && path === 'tc') {
+    return new TcUnavailableError(`tc cannot be run (${code}, PATH=${process.env.PATH ?? ''})`);
   }
   return err;
 }

@@ -6,11 +6,14 @@
 //   start sluice-agent → connections go through Sluice (KUBE-SVC counters stop, Sluice counts);
 //   sluice-agent cleanup → kube-proxy's rules serve again (counters rise again).
 // Zero failed connections across both switches, and kube-proxy's rules are never touched.
+// (Client ports come round again within seconds at this rate: a new connection on the tuple of a
+// flow Sluice closed is what made this test flaky, see docs/coexistence.md.)
 import t from 'tap';
 import type { CountersView } from '../../src/admin/types.js';
 import { computeDesiredState } from '../../src/model/desired-state.js';
 import type { ModelInput } from '../../src/model/types.js';
 import { createCgroup } from '../../src/testbed/cgroup.js';
+import { run as runCommand } from '../../src/testbed/exec.js';
 import { chainPackets, iptablesRestore, iptablesSave } from '../../src/testbed/iptables.js';
 import { kubeProxyRules } from '../../src/testbed/kube-proxy-rules.js';
 import { TrafficClient } from '../traffic/traffic-client.js';
@@ -80,7 +83,11 @@ t.test('Sluice beside kube-proxy: in, out, zero failed connections', async (t) =
 
   // Uninstall: the agent stops, `sluice-agent cleanup` removes Sluice; kube-proxy serves again.
   await agent.kill('SIGTERM');
-  const r = await bed.runCleanupCommand();
+  // The bed's runCleanupCommand allows 30 s; on a loaded CI machine the cleanup's process start
+  // plus its 5 s drain took longer (the agent's own start took 35 s in that run).
+  const r = await runCommand(bed.agentArgv(['cleanup', '--pin-dir', bed.pinDir, '--cgroup', bed.clientCgroup, '--interfaces', bed.ifacePattern, '--log-level', 'info']), {
+    allowFailure: true, timeoutMs: 120_000,
+  });
   t.equal(r.code, 0, 'sluice-agent cleanup succeeds', { stderr: r.stderr.slice(-2000) });
   const u0 = await kubeProxyServed();
   await pause(1500);
