@@ -2,6 +2,7 @@
 // mirror of the maps before anything is written. Pure apart from handing out ids.
 import type { BackendValue4, FrontendKey4, ServiceValue } from '../bpf/sluice-structs.js';
 import { IPPROTO, VIP_F } from '../bpf/sluice-structs.js';
+import { flatText, type FlatText } from '../model/flat-text.js';
 import type { DesiredServicePort, DesiredState, FrontendKind } from '../model/types.js';
 import type { IdAllocator } from './id-allocator.js';
 import type { Mirror, MirrorFrontend, ProgrammedService } from './mirror.js';
@@ -33,7 +34,7 @@ export interface ServiceChange {
   frontendSets: Array<[FrontendKey4, ServiceValue]>;
   frontendDeletes: FrontendKey4[];
   /** What each frontend this change touches held before (undefined: absent), for rollback. */
-  previous: Map<string, MirrorFrontend | undefined>;
+  previous: Map<FlatText, MirrorFrontend | undefined>;
   removedEndpoints: RemovedEndpoint[];
   /** Drop every affinity entry of the service (removed, or affinity switched off). */
   flushAffinity: boolean;
@@ -62,9 +63,14 @@ export interface Plan {
  * a ClusterIP: that is stored as its bare `ip|port` string (a Map per port cost ~3 MB at 12,700
  * ports); anything else as a Map.
  */
-export type FrontendKinds = string | ReadonlyMap<string, FrontendKind>;
+export type FrontendKinds = FlatText | ReadonlyMap<string, FrontendKind>;
 
-export function frontendKinds(entries: ReadonlyArray<readonly [string, FrontendKind]>): FrontendKinds {
+/** The `${ip}|${port}` a FrontendKinds is keyed by (kept: built flat). */
+export function frontendAddrKey(addr: string, port: number): FlatText {
+  return flatText(addr, '|', port);
+}
+
+export function frontendKinds(entries: ReadonlyArray<readonly [FlatText, FrontendKind]>): FrontendKinds {
   const only = entries.length === 1 ? entries[0] : undefined;
   return only && only[1] === 'ClusterIP' ? only[0] : new Map(entries);
 }
@@ -146,7 +152,7 @@ interface PlanScope {
 }
 
 /** Frontends claimed in this apply: frontendId → the service key that owns it. */
-type Claims = Map<string, string>;
+type Claims = Map<FlatText, string>;
 
 const byKey = (a: [string, unknown], b: [string, unknown]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
 
@@ -180,7 +186,7 @@ function resolveTargets(wanted: PlanScope['wanted'], ctx: PlanContext, only: Rea
   const targets = new Map<string, ServiceTarget>();
   const claims: Claims = new Map();
   /** Whether a frontend is held by a service this plan does not cover (which keeps it). */
-  const heldElsewhere = (id: string): string | undefined => {
+  const heldElsewhere = (id: FlatText): string | undefined => {
     if (!only) return undefined;
     const fe = mirror.frontends.get(id);
     const owner = fe && mirror.names.get(fe.value.svc_id);
@@ -218,10 +224,10 @@ function resolveTargets(wanted: PlanScope['wanted'], ctx: PlanContext, only: Rea
       plan.keep.add(key);
       continue;
     }
-    const kinds: Array<[string, FrontendKind]> = [];
+    const kinds: Array<[FlatText, FrontendKind]> = [];
     for (const [id, fe] of t.frontends) {
       claims.set(id, key);
-      kinds.push([`${fe.key.addr}|${fe.key.port}`, fe.kind]);
+      kinds.push([frontendAddrKey(fe.key.addr, fe.key.port), fe.kind]);
     }
     plan.kinds.set(key, frontendKinds(kinds));
     targets.set(key, t);

@@ -2,6 +2,7 @@
 // Read from the pinned maps at start (so a restarted agent re-adopts ids and blocks) and on
 // resync; afterwards kept in step with every successful write, so a diff never reads the kernel.
 import type { BackendValue4, FrontendKey4, ServiceValue, VipValue } from '../bpf/sluice-structs.js';
+import type { FlatText } from '../model/flat-text.js';
 import { MultiIndex } from '../model/one-or-many.js';
 import { DenseIdStore, type SlotCodec } from './dense-ids.js';
 import { IdMap } from './id-map.js';
@@ -10,7 +11,7 @@ import type { ServiceTables } from './tables.js';
 
 export interface MirrorFrontend {
   /** frontendId(key). */
-  id: string;
+  id: FlatText;
   key: FrontendKey4;
   value: ServiceValue;
 }
@@ -20,7 +21,7 @@ export interface ProgrammedService {
   key: string;
   svcId: number;
   /** Its frontends (by frontendId). */
-  frontends: Map<string, MirrorFrontend>;
+  frontends: Map<FlatText, MirrorFrontend>;
 }
 
 /**
@@ -87,7 +88,7 @@ const frontendGroups = () => new MultiIndex<number, MirrorFrontend>({ store: new
 export const unnamedKey = (svcId: number): string => `#unnamed-svc-${svcId}`;
 
 export class Mirror {
-  readonly frontends = new Map<string, MirrorFrontend>();
+  readonly frontends = new Map<FlatText, MirrorFrontend>();
   /** backend_id → ordinal → value. */
   readonly blocks = new IdMap<BlockEntries>();
   /** svc_id → service-port key (sl_svc_meta). Written through setName/deleteName only. */
@@ -127,7 +128,7 @@ export class Mirror {
     this.frontends.delete(id);
   }
 
-  private unindex(id: string): void {
+  private unindex(id: FlatText): void {
     const prev = this.frontends.get(id);
     if (!prev) return;
     this.bySvcId.delete(prev.value.svc_id, prev);
@@ -200,7 +201,7 @@ export class Mirror {
     const byKey = new Map<string, ProgrammedService>();
     for (const [svcId, key] of [...this.names].sort((a, b) => a[0] - b[0])) {
       if (byKey.has(key)) continue;
-      const svc = { key, svcId, frontends: new Map<string, MirrorFrontend>() };
+      const svc = { key, svcId, frontends: new Map<FlatText, MirrorFrontend>() };
       byId.set(svcId, svc);
       byKey.set(key, svc);
     }

@@ -6,7 +6,7 @@ import type { BackendValue4, FrontendKey4 } from '../bpf/sluice-structs.js';
 import { BE_F, FRONTEND_KIND, IPPROTO, SCOPE, SVC_F, SVC_F_KIND_SHIFT, SVC_NAME_LEN } from '../bpf/sluice-structs.js';
 
 const SVC_F_KIND_MASK = SVC_F.KIND_MASK;
-import { flatText } from '../model/flat-text.js';
+import { flatText, type FlatText } from '../model/flat-text.js';
 import type { BackendList } from '../model/backend-list.js';
 import type { DesiredServicePort, FrontendKind } from '../model/types.js';
 
@@ -25,7 +25,7 @@ export interface ServiceTarget {
   key: string;
   proto: number;
   /** By frontendId(). */
-  frontends: Map<string, FrontendTarget>;
+  frontends: Map<FlatText, FrontendTarget>;
   /** The block: ordinals [0, count) the Cluster set, then the Local set. */
   block: BackendValue4[];
   count: number;
@@ -46,7 +46,7 @@ export class DesiredPortError extends Error {
 }
 
 /** The identity of a frontend key, for maps keyed by it. */
-export function frontendId(k: FrontendKey4): string {
+export function frontendId(k: FrontendKey4): FlatText {
   return flatText(k.addr, ':', k.port, '/', k.proto, '/', k.scope);
 }
 
@@ -113,7 +113,7 @@ export function serviceTarget(port: DesiredServicePort, opts: TargetOptions = {}
     (timeout > 0 ? SVC_F.AFFINITY : 0);
   const sourceRanges = port.loadBalancerSourceRanges.length > 0;
 
-  const frontends = new Map<string, FrontendTarget>();
+  const frontends = new Map<FlatText, FrontendTarget>();
   port.frontends.forEach((f, i) => {
     if (!KINDS.has(f.kind)) throw new DesiredPortError(svc, `frontends[${i}].kind`, f.kind, 'is not a frontend kind');
     const key: FrontendKey4 = {

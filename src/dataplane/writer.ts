@@ -10,9 +10,10 @@
 import type { Logger } from 'pino';
 import { MultiIndex } from '../model/one-or-many.js';
 import type { BackendKey, BackendValue4 } from '../bpf/sluice-structs.js';
+import type { FlatText } from '../model/flat-text.js';
 import type { DesiredState, FrontendKind } from '../model/types.js';
 import type { ChangeAction, RemovedEndpoint, ServiceChange } from './apply-plan.js';
-import { frontendKinds, kindAt, kindEntries, planApply, VIP_VALUE } from './apply-plan.js';
+import { frontendAddrKey, frontendKinds, kindAt, kindEntries, planApply, VIP_VALUE } from './apply-plan.js';
 import type { FrontendKinds, Plan } from './apply-plan.js';
 import { cleanUpFlows, flushServiceConntrack } from './flow-cleanup.js';
 import { IdAllocator } from './id-allocator.js';
@@ -213,10 +214,10 @@ export class ServiceTableWriter {
   }
 
   /** Phase 2: frontend values, one atomic update each; then removed frontends. */
-  private commit(mirror: Mirror, changes: ServiceChange[], res: ApplyResult, fail: FailFn, live: (c: ServiceChange) => boolean): Map<ServiceChange, string[]> {
+  private commit(mirror: Mirror, changes: ServiceChange[], res: ApplyResult, fail: FailFn, live: (c: ServiceChange) => boolean): Map<ServiceChange, FlatText[]> {
     const t = this.tables.frontends;
-    const applied = new Map<ServiceChange, string[]>();
-    const note = (c: ServiceChange, id: string): void => {
+    const applied = new Map<ServiceChange, FlatText[]>();
+    const note = (c: ServiceChange, id: FlatText): void => {
       const list = applied.get(c);
       if (list) list.push(id);
       else applied.set(c, [id]);
@@ -313,7 +314,7 @@ export class ServiceTableWriter {
   }
 
   /** Puts back what a failed service's commit changed. Returns a note when it could not. */
-  private rollback(mirror: Mirror, c: ServiceChange, touched: string[]): string | undefined {
+  private rollback(mirror: Mirror, c: ServiceChange, touched: FlatText[]): string | undefined {
     const t = this.tables.frontends;
     const problems: string[] = [];
     for (const id of touched) {
@@ -430,7 +431,7 @@ function touchedBlocks(changes: readonly ServiceChange[]): Set<number> {
 function keptKinds(mirror: Mirror, key: string): FrontendKinds | undefined {
   const svc = mirror.service(key);
   if (!svc) return undefined;
-  const kinds: Array<[string, FrontendKind]> = [];
-  for (const fe of svc.frontends.values()) if (mirror.vips.has(fe.key.addr)) kinds.push([`${fe.key.addr}|${fe.key.port}`, 'ClusterIP']);
+  const kinds: Array<[FlatText, FrontendKind]> = [];
+  for (const fe of svc.frontends.values()) if (mirror.vips.has(fe.key.addr)) kinds.push([frontendAddrKey(fe.key.addr, fe.key.port), 'ClusterIP']);
   return frontendKinds(kinds);
 }

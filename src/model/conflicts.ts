@@ -2,10 +2,10 @@
 // it. The API server prevents most collisions (cluster IPs, node ports are allocated) but not
 // externalIPs (any user can name any address, CVE-2020-8554) and not manifest files.
 import type { PortDraft } from './desired-port.js';
-import { flatText } from './flat-text.js';
+import { exact, flatText, type FlatText } from './flat-text.js';
 
 /** What two frontends must not share: `ip|port|protocol` (kept per draft by the incremental model). */
-export function claimKey(ip: string, port: number, protocol: string): string {
+export function claimKey(ip: string, port: number, protocol: string): FlatText {
   return flatText(ip, '|', port, '|', protocol);
 }
 
@@ -20,7 +20,7 @@ export function dropConflictingFrontends(drafts: readonly PortDraft[]): void {
   );
   const owners = new Map<string, string>();
   for (const draft of order) {
-    draft.frontends = draft.frontends.filter((f) => {
+    draft.frontends = exact(draft.frontends.filter((f) => {
       const claim = claimKey(f.ip, f.port, draft.port.protocol);
       const owner = owners.get(claim);
       if (owner === undefined) {
@@ -33,6 +33,6 @@ export function dropConflictingFrontends(drafts: readonly PortDraft[]): void {
         `${f.kind} frontend ${f.ip}:${f.port}/${draft.port.protocol} is already used by ${owner}; not programmed for ${draft.port.key}`,
       );
       return false;
-    });
+    }));
   }
 }

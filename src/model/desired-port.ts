@@ -9,7 +9,7 @@ import { NO_RANGES, sourceRangesForFamily } from './service-external.js';
 import type { ParsedService } from './service-parse.js';
 import type { ObjectReport } from './validate.js';
 import type { DesiredServicePort } from './types.js';
-import { exact, flatText } from './flat-text.js';
+import { exact, flatText, type Exact, type FlatText } from './flat-text.js';
 
 /**
  * What settling conflicts needs of a draft's Service: its age and where its errors go. Not the
@@ -24,7 +24,7 @@ export interface DraftOwner {
 /** A DesiredServicePort before frontend conflicts across Services are settled. */
 export interface PortDraft {
   port: DesiredServicePort;
-  frontends: SourcedFrontend[];
+  frontends: Exact<SourcedFrontend>;
   service: DraftOwner;
 }
 
@@ -35,11 +35,11 @@ export interface DraftContext {
   slicesByService: ReadonlyMap<string, ParsedSlice[]>;
 }
 
-export function servicePortKey(namespace: string, name: string, portName: string, protocol: string, family: string): string {
+export function servicePortKey(namespace: string, name: string, portName: string, protocol: string, family: string): FlatText {
   return flatText(namespace, '/', name, ':', portName, '/', protocol, '/', family);
 }
 
-export function draftServicePorts(service: ParsedService, ctx: DraftContext): PortDraft[] {
+export function draftServicePorts(service: ParsedService, ctx: DraftContext): Exact<PortDraft> {
   const drafts: PortDraft[] = [];
   const owner: DraftOwner = { createdAtMs: service.createdAtMs, report: service.report };
   const slices = ctx.slicesByService.get(`${service.namespace}/${service.name}`) ?? [];

@@ -3,6 +3,7 @@
 import { checkConfig, type CheckedConfig } from './config.js';
 import { dropConflictingFrontends } from './conflicts.js';
 import { draftServicePorts, type PortDraft } from './desired-port.js';
+import { NO_ITEMS } from './flat-text.js';
 import { indexEndpointSlices } from './endpoint-slices.js';
 import { toFrontend } from './frontends.js';
 import { readOwnNode } from './node.js';
@@ -51,7 +52,7 @@ export function computeDesiredState(input: ModelInput): ModelResult {
   const ctx = { config, node, nodeName, slicesByService };
   const drafts: PortDraft[] = [];
   for (const service of services) {
-    drafts.push(...guarded(errors, 'Service', { metadata: service }, [], () => draftServicePorts(service, ctx)));
+    drafts.push(...guarded(errors, 'Service', { metadata: service }, NO_ITEMS, () => draftServicePorts(service, ctx)));
   }
   dropConflictingFrontends(drafts);
   drafts.sort((a, b) => compareText(a.port.key, b.port.key));

@@ -4,7 +4,7 @@ import { cidrContains, isLoopback, type ParsedCidr, type ParsedIp } from './ip.j
 import type { OwnNode } from './node.js';
 import type { ParsedService } from './service-parse.js';
 import type { ParsedServicePort } from './service-ports.js';
-import { exact, flatText } from './flat-text.js';
+import { exact, flatText, type Exact } from './flat-text.js';
 import type { Frontend, FrontendKind, IpFamily } from './types.js';
 
 /** A Frontend plus where it came from (for conflict reports) and its sort key. */
@@ -55,7 +55,7 @@ export interface FrontendInputs {
  * ip:port claimed twice (e.g. an address both in externalIPs and in the load balancer status)
  * is kept once, under the earlier kind: LoadBalancer before ExternalIP keeps the source ranges.
  */
-export function frontendsFor(inputs: FrontendInputs): SourcedFrontend[] {
+export function frontendsFor(inputs: FrontendInputs): Exact<SourcedFrontend> {
   const { service, port, family } = inputs;
   const out: SourcedFrontend[] = [];
   const clusterIp = service.clusterIps[family];

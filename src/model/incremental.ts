@@ -16,7 +16,7 @@
 import { checkConfig, type CheckedConfig } from './config.js';
 import { claimKey, dropConflictingFrontends } from './conflicts.js';
 import { draftServicePorts, type DraftOwner, type PortDraft } from './desired-port.js';
-import { flatText } from './flat-text.js';
+import { exact, flatText, NO_ITEMS, type Exact, type FlatText } from './flat-text.js';
 import { parseEndpointSlice, type ParsedSlice } from './endpoint-slices.js';
 import { toFrontend, type SourcedFrontend } from './frontends.js';
 import { readOwnNode, type OwnNode } from './node.js';
@@ -58,7 +58,7 @@ interface ServiceEntry {
   /** The drafts' owner (the Service's age and error report); null when it was skipped or did not parse. */
   owner: DraftOwner | null;
   /** Frontends before conflicts are settled. */
-  drafts: PortDraft[];
+  drafts: Exact<PortDraft>;
   /** Parse and draft errors. */
   errors: ModelError[];
   /**
@@ -70,7 +70,7 @@ interface ServiceEntry {
    * Per draft, the ip|port|protocol of each frontend (what conflicts are about); a draft's only
    * claim is kept bare, not in an array of one (56 bytes each, kept for every service port).
    */
-  claimKeys: Array<OneOrMany<string> | undefined>;
+  claimKeys: Array<OneOrMany<FlatText> | undefined>;
 }
 
 interface Context {
@@ -319,11 +319,11 @@ export class IncrementalModel {
       return;
     }
     if (previous) this.fixedErrors.push(...previous.errors);
-    let drafts: PortDraft[] = [];
+    let drafts: Exact<PortDraft> = NO_ITEMS;
     if (parsed) {
       const slices = this.slicesOf.values(key).map((k) => this.parsedSlice(k)).filter((s): s is ParsedSlice => !!s).sort(byName);
       const draftCtx = { ...ctx, slicesByService: new Map([[key, slices]]) };
-      drafts = guarded(errors, 'Service', { metadata: parsed }, [], () => draftServicePorts(parsed, draftCtx));
+      drafts = guarded(errors, 'Service', { metadata: parsed }, NO_ITEMS, () => draftServicePorts(parsed, draftCtx));
     }
     const claimKeys = drafts.map((d) => oneOrMany(d.frontends.map((f) => claimKey(f.ip, f.port, d.port.protocol))));
     // The drafts' owner, shared; the ParsedService itself is not kept (see DraftOwner).
@@ -343,7 +343,7 @@ export class IncrementalModel {
     const claimants = new Map<string, number>();
     for (const entry of this.services.values()) for (const claims of entry.claimKeys) for (const c of listOf(claims)) claimants.set(c, (claimants.get(c) ?? 0) + 1);
     const contested: PortDraft[] = [];
-    const settled = new Map<string, SourcedFrontend[]>();
+    const settled = new Map<string, Exact<SourcedFrontend>>();
     for (const [key, entry] of this.services) {
       if (!entry.owner) continue;
       let errors: ModelError[] | undefined;
@@ -357,7 +357,7 @@ export class IncrementalModel {
           entry.owner?.report.redirect(errors);
           this.conflictErrors.set(key, errors);
         }
-        contested.push({ ...d, frontends: [...d.frontends] });
+        contested.push({ ...d, frontends: exact(d.frontends) });
       });
     }
     dropConflictingFrontends(contested);

@@ -5,7 +5,7 @@ import { NO_IPS, parseExternalIps, parseLoadBalancerIngress, parseSourceRanges, 
 import { labelsSelectService, specHasVirtualIp } from './service-filter.js';
 import { parseServiceOptions, type ServiceOptions } from './service-options.js';
 import { parseServicePorts, type ParsedServicePort } from './service-ports.js';
-import { flatText } from './flat-text.js';
+import { flatText, type Exact } from './flat-text.js';
 import type { IpFamily, ModelError } from './types.js';
 import { BAD, get, openObject, optArray, optEnum, optLabels, optRecord, optString, type ObjectReport } from './validate.js';
 
@@ -24,7 +24,7 @@ export interface ParsedService extends ServiceOptions {
    * not a Map: kept for every Service, a Map of one entry cost ~270 bytes.
    */
   clusterIps: ClusterIps;
-  ports: ParsedServicePort[];
+  ports: Exact<ParsedServicePort>;
   externalIps: readonly LocatedIp[];
   loadBalancerIngress: readonly LocatedIp[];
   /** null = unrestricted; 'broken' = an invalid entry, so no LoadBalancer VIP at all. */

@@ -1,6 +1,6 @@
 // spec.ports of a Service: each port is checked on its own; a bad port is reported and skipped,
 // the Service's other ports are still programmed.
-import { exact } from './flat-text.js';
+import { exact, NO_ITEMS, type Exact } from './flat-text.js';
 import type { L4Protocol } from './types.js';
 import { BAD, get, optEnum, optInt, optString, optArray, type ObjectReport } from './validate.js';
 
@@ -52,9 +52,9 @@ function parseServicePort(
  * The valid ports of a Service. Two ports with the same name and protocol would be the same
  * DesiredServicePort: the later one is reported and skipped.
  */
-export function parseServicePorts(r: ObjectReport, spec: unknown, nodePortsAllowed: boolean): ParsedServicePort[] {
+export function parseServicePorts(r: ObjectReport, spec: unknown, nodePortsAllowed: boolean): Exact<ParsedServicePort> {
   const list = optArray(r, get(spec, 'ports'), 'spec.ports');
-  if (list === BAD || list === undefined) return [];
+  if (list === BAD || list === undefined) return NO_ITEMS;
   const ports: ParsedServicePort[] = [];
   const seen = new Map<string, number>();
   list.forEach((raw, index) => {

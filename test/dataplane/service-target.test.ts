@@ -3,7 +3,7 @@
 import t from 'tap';
 import { BE_F, FRONTEND_KIND, IPPROTO, SVC_F, SVC_F_KIND_SHIFT } from '../../src/bpf/sluice-structs.js';
 import { MemoryServiceTables } from '../../src/dataplane/memory-tables.js';
-import { frontendKinds, kindAt, kindEntries } from '../../src/dataplane/apply-plan.js';
+import { frontendAddrKey, frontendKinds, kindAt, kindEntries } from '../../src/dataplane/apply-plan.js';
 import { serviceTarget } from '../../src/dataplane/service-target.js';
 import { ServiceTableWriter } from '../../src/dataplane/writer.js';
 import { backend, desired, svcPort } from './helpers.js';
@@ -100,15 +100,15 @@ t.test('a desired state holding an address twice is refused for the second port 
 });
 
 t.test('frontend kinds: a lone ClusterIP is its bare ip|port, anything else a Map; both read the same', async (t) => {
-  const lone = frontendKinds([['10.96.0.1|80', 'ClusterIP']]);
+  const lone = frontendKinds([[frontendAddrKey('10.96.0.1', 80), 'ClusterIP']]);
   t.equal(lone, '10.96.0.1|80', 'stored bare');
   t.equal(kindAt(lone, '10.96.0.1|80'), 'ClusterIP');
   t.equal(kindAt(lone, '10.96.0.1|81'), undefined);
   t.same([...kindEntries(lone)], [['10.96.0.1|80', 'ClusterIP']]);
-  const nodePort = frontendKinds([['192.0.2.1|30080', 'NodePort']]);
+  const nodePort = frontendKinds([[frontendAddrKey('192.0.2.1', 30080), 'NodePort']]);
   t.ok(nodePort instanceof Map, 'a lone NodePort keeps its kind in a Map');
   t.equal(kindAt(nodePort, '192.0.2.1|30080'), 'NodePort');
-  const several = frontendKinds([['10.96.0.1|80', 'ClusterIP'], ['203.0.113.7|80', 'LoadBalancer']]);
+  const several = frontendKinds([[frontendAddrKey('10.96.0.1', 80), 'ClusterIP'], [frontendAddrKey('203.0.113.7', 80), 'LoadBalancer']]);
   t.same([...kindEntries(several)], [['10.96.0.1|80', 'ClusterIP'], ['203.0.113.7|80', 'LoadBalancer']]);
   t.equal(kindAt(several, '203.0.113.7|80'), 'LoadBalancer');
   t.same([...kindEntries(frontendKinds([]))], []);
