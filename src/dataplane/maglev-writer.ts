@@ -65,8 +65,22 @@ export class MaglevWriter {
     return want;
   }
 
-  apply(): MaglevReport {
-    const report: MaglevReport = { tables: 0, built: 0, deleted: 0, notes: [], errors: [] };
+  /** True until an apply ended without errors: the next one must look at the maps again. */
+  private dirty = true;
+
+  /**
+   * Brings the tables in line with the frontends. `changed: false` (the service apply changed no
+   * service port) skips the frontends read unless a previous apply left something to retry.
+   */
+  apply(opts: { changed?: boolean } = {}): MaglevReport {
+    const report: MaglevReport = { tables: this.present.size, built: 0, deleted: 0, notes: [], errors: [] };
+    if (opts.changed === false && !this.dirty) return report;
+    const done = this.reconcile(report);
+    this.dirty = report.errors.length > 0;
+    return done;
+  }
+
+  private reconcile(report: MaglevReport): MaglevReport {
     let want: Map<number, number>;
     try {
       want = this.wanted();
