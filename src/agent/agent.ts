@@ -176,7 +176,7 @@ function startSyncing(ctx: AgentContext, store: ObjectStore, writer: ServiceTabl
       apply: (state, hint) => {
         const outcome = writer.apply(state, hint);
         external?.applySourceRanges(state);
-        external?.applyMaglev();
+        external?.applyMaglev(outcome);
         void healthChecks.update(healthCheckIndex.services(state, hint?.changed));
         return outcome;
       },

@@ -61,9 +61,13 @@ export class ExternalTraffic {
     for (const e of this.sourceRanges.apply(state).errors) this.o.recordError('dataplane', e);
   }
 
-  /** After each apply: the Maglev tables of new external blocks, those of replaced ones deleted. */
-  applyMaglev(): void {
-    const r = this.maglev.apply();
+  /**
+   * After each apply: the Maglev tables of new external blocks, those of replaced ones deleted
+   * (skipped when the apply changed no service port and nothing waits for a retry).
+   */
+  applyMaglev(result?: { services: { added: number; updated: number; removed: number } }): void {
+    const changed = result === undefined || result.services.added + result.services.updated + result.services.removed > 0;
+    const r = this.maglev.apply({ changed });
     for (const e of r.errors) this.o.recordError('dataplane', e);
     for (const n of r.notes) this.o.logger.warn(n);
     if (r.built > 0 || r.deleted > 0) this.o.logger.debug({ built: r.built, deleted: r.deleted, tables: r.tables }, 'Maglev tables written');

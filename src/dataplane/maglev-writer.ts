@@ -34,10 +34,12 @@ const FLAGS_AT = (serviceValue.members.find((m) => m.name === 'flags') as { offs
 export class MaglevWriter {
   /** backend_id → chunks of its table in the map. */
   private readonly present = new Map<number, number>();
-  /** Blocks whose table is in the map but not known to be this size (a previous agent's). */
+  /** Blocks whose table is in the map but not known to be current (a previous agent's, a failed delete's). */
   private readonly inherited = new Set<number>();
   /** Blocks left to random selection (too many backends): not looked at again while wanted. */
   private readonly random = new Set<number>();
+  /** True until an apply ended without errors: the next one must look at the maps again. */
+  private dirty = true;
 
   constructor(
     private readonly tables: Pick<ServiceTables, 'frontends' | 'backends'>,
@@ -65,8 +67,19 @@ export class MaglevWriter {
     return want;
   }
 
-  apply(): MaglevReport {
-    const report: MaglevReport = { tables: 0, built: 0, deleted: 0, notes: [], errors: [] };
+  /**
+   * Brings the tables in line with the frontends. `changed: false` (the service apply changed no
+   * service port) skips the frontends read unless a previous apply left something to retry.
+   */
+  apply(opts: { changed?: boolean } = {}): MaglevReport {
+    const report: MaglevReport = { tables: this.present.size, built: 0, deleted: 0, notes: [], errors: [] };
+    if (opts.changed === false && !this.dirty) return report;
+    const done = this.reconcile(report);
+    this.dirty = report.errors.length > 0;
+    return done;
+  }
+
+  private reconcile(report: MaglevReport): MaglevReport {
     let want: Map<number, number>;
     try {
       want = this.wanted();
@@ -92,6 +105,8 @@ export class MaglevWriter {
       const out = this.map.deleteMany(keys);
       if (out.failures.length > 0) {
         report.errors.push(`Maglev: deleting the table of backend block ${backendId} failed: ${out.failures[0]?.error.message}; retried next apply`);
+        // Should the id be reused for another set before the retry, the table is rebuilt, not kept.
+        this.inherited.add(backendId);
         continue;
       }
       this.present.delete(backendId);

@@ -132,3 +132,23 @@ t.test('a failed write leaves no partial table and is retried', async (t) => {
   const again = mw.apply();
   t.same({ built: again.built, errors: again.errors }, { built: 1, errors: [] });
 });
+
+t.test('an apply that changed no service port skips the frontends read, unless a retry is due', async (t) => {
+  const n = node();
+  n.writer.apply(desired(external('web', web)));
+  const mw = new MaglevWriter(n.tables, n.maglevMap, SIZE);
+  t.equal(mw.apply({ changed: false }).built, 1, 'the first apply always looks');
+  n.writer.apply(desired(external('web', web.slice(2))));
+  n.tables.resetLog();
+  const skipped = mw.apply({ changed: false });
+  t.same({ built: skipped.built, tables: skipped.tables }, { built: 0, tables: 1 });
+  t.equal(n.tables.calls.get('sl_frontends4.filterRaw') ?? 0, 0, 'the frontends were not read');
+  t.equal(mw.apply({ changed: true }).built, 1, 'a change is looked at');
+  t.equal(n.tables.calls.get('sl_frontends4.filterRaw'), 1, '... with one read of the frontends');
+  // A failed write is retried even by an apply that changed nothing.
+  n.writer.apply(desired(external('web', web)));
+  const undo = n.tables.failWhen({ map: 'sl_maglev4', op: 'set', code: 'ENOMEM', times: 1 });
+  t.equal(mw.apply().errors.length, 1);
+  undo();
+  t.equal(mw.apply({ changed: false }).built, 1);
+});
