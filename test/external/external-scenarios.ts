@@ -164,8 +164,12 @@ export interface Observed {
   ms: number;
 }
 
-/** How long a probe waits for an answer: a drop shows as a timeout. */
-export const PROBE_TIMEOUT_MS = 1500;
+/** How long a probe expecting a drop waits: the drop shows as this timeout. */
+export const DROP_TIMEOUT_MS = 1500;
+/** How long a probe expecting an answer or a refusal waits (a busy machine can be slow to answer). */
+export const ANSWER_TIMEOUT_MS = 5000;
+/** A refusal must come sooner than this: at once, not after a SYN retransmission. */
+export const REFUSED_WITHIN_MS = 1000;
 
 /** One long-lived client process per origin (starting a process per probe costs seconds on a busy machine). */
 export type Probers = Record<Scenario['from'], TrafficClient>;
@@ -191,7 +195,8 @@ export async function observe(c: Cluster, s: Scenario, probers: Probers): Promis
   const client = c.clients[0] as Cluster['clients'][0];
   const podA = nodeA.pods[0] as Cluster['nodes'][0]['pods'][0];
   const host = s.to === 'nodeA' ? nodeA.ip : s.to === 'nodeB' ? nodeB.ip : s.to;
-  const [a] = await probers[s.from].tcp({ host, port: s.port, timeoutMs: PROBE_TIMEOUT_MS });
+  const timeoutMs = s.expect.result === 'dropped' ? DROP_TIMEOUT_MS : ANSWER_TIMEOUT_MS;
+  const [a] = await probers[s.from].tcp({ host, port: s.port, timeoutMs });
   if (!a) throw new Error(`${s.name}: the client answered nothing`);
   if (a.ok) {
     const roles: Record<string, Role> = { [client.ip]: 'client', [nodeA.ip]: 'nodeA', [nodeA.podGateway]: 'nodeA-gateway', [podA.ip]: 'podA' };
@@ -201,7 +206,7 @@ export async function observe(c: Cluster, s: Scenario, probers: Probers): Promis
   }
   const code = a.code ?? 'EUNKNOWN';
   // A refusal must come at once (an RST or ICMP unreachable), a drop shows as the timeout.
-  const result = code === 'ECONNREFUSED' && a.ms < PROBE_TIMEOUT_MS - 500 ? 'refused' : code === 'ETIMEDOUT' ? 'dropped' : 'error';
+  const result = code === 'ECONNREFUSED' && a.ms < REFUSED_WITHIN_MS ? 'refused' : code === 'ETIMEDOUT' ? 'dropped' : 'error';
   return { result, code, ms: a.ms };
 }
 
