@@ -24,46 +24,11 @@ import type { EchoAttempt } from '../../src/testbed/echo.js';
 import { netnsArgv } from '../../src/testbed/netns.js';
 import { run as runCommand } from '../../src/testbed/exec.js';
 import { requirePrivileges } from '../helpers/privileges.js';
+import { ECHO, objects, waitSynced } from './bed.js';
 
-const NS = 'ext';
-const ECHO = 8080;
 const LB_IP = '203.0.113.10';
 const EXTERNAL_IP = '198.51.100.10';
 const HC_PORT = 32100;
-
-interface Svc {
-  name: string;
-  clusterIP: string;
-  nodePort: number;
-  pods: { pod: string; ip: string; node: string }[];
-  extra?: Record<string, unknown>;
-  status?: Record<string, unknown>;
-}
-
-function objects(c: Cluster, svcs: Svc[]): unknown[] {
-  const nodes = c.nodes.map((n) => ({
-    apiVersion: 'v1', kind: 'Node', metadata: { name: n.name },
-    status: { addresses: [{ type: 'InternalIP', address: n.ip }, { type: 'Hostname', address: n.name }] },
-  }));
-  const out: unknown[] = [...nodes];
-  for (const s of svcs) {
-    out.push({
-      apiVersion: 'v1', kind: 'Service', metadata: { name: s.name, namespace: NS },
-      spec: {
-        type: 'NodePort', clusterIP: s.clusterIP, clusterIPs: [s.clusterIP], ipFamilies: ['IPv4'],
-        ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: ECHO, nodePort: s.nodePort }], ...s.extra,
-      },
-      ...(s.status ? { status: s.status } : {}),
-    });
-    out.push({
-      apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
-      metadata: { name: `${s.name}-1`, namespace: NS, labels: { 'kubernetes.io/service-name': s.name } },
-      addressType: 'IPv4', ports: [{ name: 'http', port: ECHO, protocol: 'TCP' }],
-      endpoints: s.pods.map((p) => ({ addresses: [p.ip], nodeName: p.node, conditions: { ready: true, serving: true, terminating: false } })),
-    });
-  }
-  return out;
-}
 
 /** HTTP status of GET http://host:port/ from the client namespace (curl; 0 when no answer). */
 async function httpStatus(ns: string, host: string, port: number): Promise<number> {
@@ -121,16 +86,7 @@ t.test('external traffic on a two-node cluster', async (t) => {
   const agents = await clusterAgents(run, c.nodes, work, manifests);
   const [agentA, agentB] = agents as [NodeAgent, NodeAgent];
   await Promise.all(agents.map((a) => a.start()));
-  // Both synced, node A with its NodePorts on its fabric address.
-  for (const a of agents) {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const st = await a.ctl<{ sync: { state: string } }>(['status']).catch(() => undefined);
-      if (st?.sync.state === 'synced') break;
-      if (Date.now() > deadline) throw new Error(`${a.node.name} never synced:\n${a.tail()}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  await waitSynced(agents);
 
   const tcp = (host: string, port: number, timeoutMs = 2000, extra: { ns?: string; cgroup?: string } = {}) =>
     runEchoClient({ ns: extra.ns ?? client.ns, ...(extra.cgroup ? { cgroup: extra.cgroup } : {}), proto: 'tcp', host, port, timeoutMs });
@@ -185,10 +141,11 @@ t.test('external traffic on a two-node cluster', async (t) => {
   });
 
   await t.test('a service without endpoints is refused at once', async (t) => {
-    const started = Date.now();
     const r = one(await tcp(nodeA.ip, 30017, 3000));
     t.equal(r.error?.code, 'ECONNREFUSED');
-    t.ok(Date.now() - started < 2500, 'at once, not after a timeout');
+    // The connect attempt itself (the client's own clock): the client process's start-up, which
+    // took 3 s on a loaded machine, is no part of the refusal.
+    t.ok(r.ms < 900, `at once, before a SYN retransmit (${r.ms} ms)`);
   });
 
   await t.test('node A\'s own processes reach NodePorts through the connect-time programs', async (t) => {
