@@ -297,7 +297,8 @@ _Static_assert(sizeof(struct sl_src_range_value) == 4, "sl_src_range_value size"
  * This node, for the host-interface program: sl_node_config, an array of one. External flows to a
  * remote backend leave with snat_addr as source and a port from [snat_port_min, snat_port_max],
  * a range outside the node's ip_local_port_range so no connection of the node's own can hold the
- * same tuple (docs/external-traffic.md). snat_addr 0: no SNAT, such flows are dropped.
+ * same tuple (docs/external-traffic.md). snat_addr 0: no SNAT, such flows are dropped. In Tunnel
+ * mode snat_addr is also this node's end of the tunnel (the outer source).
  */
 struct sl_node_config4 {
 	__be32 snat_addr;

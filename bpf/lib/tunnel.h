@@ -121,8 +121,9 @@ static __always_inline bool sl_tunnel_too_big(struct __sk_buff *skb)
 /*
  * Unwraps tunnel traffic arriving at the host interface: IPv4 (no options) + UDP to
  * sl_tunnel_port from a cluster node, followed by an IPv4 header. *peer receives the sending
- * node. Only while tunnelling is on (all nodes run the same mode): in SNAT mode the port is
- * nobody's business of Sluice.
+ * node. In every mode: the mode decides what this node sends, but while a cluster switches modes
+ * (a rolling restart) a node still in SNAT mode must take what a node already in Tunnel mode
+ * sends it.
  */
 static __always_inline enum sl_tunnel_result sl_tunnel_decap4(struct __sk_buff *skb, __be32 *peer)
 {
@@ -131,8 +132,6 @@ static __always_inline enum sl_tunnel_result sl_tunnel_decap4(struct __sk_buff *
 	__be16 proto;
 	__u8 inner_v;
 
-	if (!sl_tunnel_enabled())
-		return SL_TUNNEL_NONE;
 	if (bpf_skb_load_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto)) < 0 ||
 	    proto != bpf_htons(ETH_P_IP))
 		return SL_TUNNEL_NONE;

@@ -88,7 +88,7 @@ t.test('counters are summed over CPUs; drops list every reason', async (t) => {
   t.match(c.services[0], { namespace: 'default', name: 'web', portName: 'http', protocol: 'TCP', family: 'IPv4' });
   t.same(c.drops.map((d) => [d.reason, d.packets]), [
     ['no_backend', 7], ['no_local_backend', 0], ['backend_missing', 0], ['ct_full', 0], ['csum', 0], ['malformed', 1], ['src_range', 0],
-    ['unknown_port', 0], ['snat_ports', 0], ['no_route', 0], ['ttl', 0],
+    ['unknown_port', 0], ['snat_ports', 0], ['no_route', 0], ['ttl', 0], ['tunnel_source', 0], ['tunnel_mtu', 0],
   ]);
 });
 

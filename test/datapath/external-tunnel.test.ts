@@ -153,11 +153,13 @@ t.test('tunnel traffic from an address that is no cluster node is dropped and co
   // From a node it passes (the same bytes, another outer source).
   t.equal(b.run(PROG.HOST_INGRESS, wrapped(NODE_A, NODE_B, 50000, inner, false)).retval, TC_ACT.UNSPEC);
 
-  // In SNAT mode the port is nobody's business of Sluice: untouched.
+  // In SNAT mode too: a node must take what a node already switched to Tunnel sends it (a
+  // rolling restart), and refuse strangers the same way.
   const snat = await tunnelNode(t, NODE_B, NODE_A, EXTERNAL_MODE.SNAT);
   if (!snat) return;
-  const passed = snat.run(PROG.HOST_INGRESS, forged);
-  t.same([passed.retval, passed.data], [TC_ACT.UNSPEC, forged]);
+  t.same([snat.run(PROG.HOST_INGRESS, forged).retval, snat.drops('tunnel_source')], [TC_ACT.SHOT, 1n], 'SNAT mode: a stranger refused');
+  const fromNode = snat.run(PROG.HOST_INGRESS, wrapped(NODE_A, NODE_B, 50000, inner, false));
+  t.same([fromNode.retval, fromNode.parsed.ip?.src, fromNode.parsed.ip?.dst], [TC_ACT.UNSPEC, CLIENT, REMOTE.addr], 'SNAT mode: a node\'s tunnel traffic unwrapped');
 });
 
 t.test('SNAT mode: a remote backend is still SNATed (the default stays kube-proxy\'s)', async (t) => {

@@ -123,7 +123,7 @@ export const BE_FLAG_BITS: readonly [number, string][] = [[1, 'local'], [2, 'ter
 export const CT_STATE_NAMES = ['NEW', 'SYN_SENT', 'ESTABLISHED', 'FIN', 'CLOSED'] as const;
 export const CT_FORWARD = 1;
 export const CT_REVERSE = 2;
-export const DROP_REASON_NAMES = ['none', 'no_backend', 'no_local_backend', 'backend_missing', 'ct_full', 'csum', 'malformed', 'src_range', 'unknown_port', 'snat_ports', 'no_route', 'ttl'] as const;
+export const DROP_REASON_NAMES = ['none', 'no_backend', 'no_local_backend', 'backend_missing', 'ct_full', 'csum', 'malformed', 'src_range', 'unknown_port', 'snat_ports', 'no_route', 'ttl', 'tunnel_source', 'tunnel_mtu'] as const;
 export const PROTO_NAMES: Record<number, string> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
 export const bitNames = (bits: number, names: readonly [number, string][]): string[] => names.filter(([b]) => bits & b).map(([, n]) => n);
 

@@ -137,7 +137,7 @@ t.test('metrics and health against a running agent', async (t) => {
     }
     t.equal(sampleValue(fam, 'sluice_model_errors'), 0);
     t.strictSame((fam.get('sluice_drops_total')?.samples ?? []).map((s) => s.labels.reason).sort(),
-      ['backend_missing', 'csum', 'ct_full', 'malformed', 'no_backend', 'no_local_backend', 'no_route', 'snat_ports', 'src_range', 'ttl', 'unknown_port'],
+      ['backend_missing', 'csum', 'ct_full', 'malformed', 'no_backend', 'no_local_backend', 'no_route', 'snat_ports', 'src_range', 'ttl', 'tunnel_mtu', 'tunnel_source', 'unknown_port'],
       'every drop reason exported');
     for (const name of ['packets', 'bytes', 'connections', 'rejected']) {
       t.equal(sampleValue(fam, `sluice_service_${name}_total`, WEB), 0, `sluice_service_${name}_total for web, 0 before traffic`);

@@ -16,6 +16,14 @@ export interface BedPod {
   node: string;
 }
 
+export interface SvcPort {
+  name: string;
+  port: number;
+  protocol: 'TCP' | 'UDP';
+  targetPort: number;
+  nodePort: number;
+}
+
 export interface Svc {
   name: string;
   clusterIP: string;
@@ -24,6 +32,8 @@ export interface Svc {
   /** Default TCP, target port ECHO. */
   protocol?: 'TCP' | 'UDP';
   targetPort?: number;
+  /** Several ports (then protocol, targetPort and nodePort are not read). */
+  ports?: SvcPort[];
   extra?: Record<string, unknown>;
   status?: Record<string, unknown>;
 }
@@ -38,24 +48,28 @@ export function nodeObjects(c: Cluster): unknown[] {
 export function serviceObjects(svcs: Svc[]): unknown[] {
   const out: unknown[] = [];
   for (const s of svcs) {
-    const protocol = s.protocol ?? 'TCP';
-    const targetPort = s.targetPort ?? ECHO;
+    const ports = s.ports ?? [{ name: 'http', port: 80, protocol: s.protocol ?? 'TCP', targetPort: s.targetPort ?? ECHO, nodePort: s.nodePort }];
     out.push({
       apiVersion: 'v1', kind: 'Service', metadata: { name: s.name, namespace: NS },
       spec: {
         type: 'NodePort', clusterIP: s.clusterIP, clusterIPs: [s.clusterIP], ipFamilies: ['IPv4'],
-        ports: [{ name: 'http', port: 80, protocol, targetPort, nodePort: s.nodePort }], ...s.extra,
+        ports, ...s.extra,
       },
       ...(s.status ? { status: s.status } : {}),
     });
     out.push({
       apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
       metadata: { name: `${s.name}-1`, namespace: NS, labels: { 'kubernetes.io/service-name': s.name } },
-      addressType: 'IPv4', ports: [{ name: 'http', port: targetPort, protocol }],
+      addressType: 'IPv4', ports: ports.map((p) => ({ name: p.name, port: p.targetPort, protocol: p.protocol })),
       endpoints: s.pods.map((p) => ({ addresses: [p.ip], nodeName: p.node, conditions: { ready: true, serving: true, terminating: false } })),
     });
   }
   return out;
+}
+
+/** The Node objects and a Service + EndpointSlice per svc. */
+export function objects(c: Cluster, svcs: Svc[]): unknown[] {
+  return [...nodeObjects(c), ...serviceObjects(svcs)];
 }
 
 /** Waits until every agent reports its sources synced and programmed. */

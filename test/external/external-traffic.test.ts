@@ -156,8 +156,9 @@ t.test('external traffic on a two-node cluster', async (t) => {
   await t.test('a service without endpoints is refused at once', async (t) => {
     const r = one(await tcp(nodeA.ip, 30017, 3000));
     t.equal(r.error?.code, 'ECONNREFUSED');
-    // The attempt's own duration (the client's process start-up under load is not the datapath's).
-    t.ok(r.ms < 2500, `at once, not after a timeout (${r.ms} ms)`);
+    // The connect attempt itself (the client's own clock): the client process's start-up, which
+    // took 3 s on a loaded machine, is no part of the refusal.
+    t.ok(r.ms < 900, `at once, before a SYN retransmit (${r.ms} ms)`);
   });
 
   await t.test('node A\'s own processes reach NodePorts through the connect-time programs', async (t) => {
