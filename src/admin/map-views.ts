@@ -32,7 +32,7 @@ const BE_FLAG_NAMES: [number, string][] = [
   [BE_F.LOCAL, 'local'],
   [BE_F.TERMINATING, 'terminating'],
 ];
-const CT_FLAG_NAMES: [number, string][] = [[CT_F.HAIRPIN, 'hairpin'], [CT_F.EXTERNAL, 'external'], [CT_F.SNAT, 'snat']];
+const CT_FLAG_NAMES: [number, string][] = [[CT_F.HAIRPIN, 'hairpin'], [CT_F.EXTERNAL, 'external'], [CT_F.SNAT, 'snat'], [CT_F.FIN_SEEN, 'fin-seen']];
 
 /** Flag names for the bits set; unknown bits appear as 'bit-N' so nothing is hidden. */
 export function flagNames(bits: number, names: [number, string][]): string[] {
