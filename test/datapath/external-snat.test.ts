@@ -143,7 +143,7 @@ t.test('a finished flow\'s port is taken back at once (RST, or a FIN each way); 
   if (!dp) return;
   const ports = [43000, 43001, 43002, 43003].map((c) => open(dp, c));
   t.same([...ports].sort(), [PORT_MIN, PORT_MIN + 1, PORT_MIN + 2, PORT_MIN + 3], 'four established flows hold the four ports');
-  const [bothFin, rst, halfClosed, live] = ports as number[];
+  const [bothFin = 0, rst = 0, halfClosed = 0, live = 0] = ports as number[];
 
   dp.run(PROG.HOST_INGRESS, fromClient(43000, TCP_FLAGS.FIN | TCP_FLAGS.ACK));
   dp.run(PROG.HOST_INGRESS, fromBackend(bothFin, TCP_FLAGS.FIN | TCP_FLAGS.ACK));
