@@ -218,3 +218,17 @@ t.test('UDP: an expired flow\'s port is reused; a flow idle in one direction onl
   t.equal(dp.drops('snat_ports'), drops + 1n);
   holds(t, dp, 45001, ports[1] ?? 0, IPPROTO.UDP, 'idle one way: ');
 });
+
+t.test('TCP: an established flow idle past its timeout both ways gives its port to a new flow', async (t) => {
+  const dp = await snatNode(t, TINY_MAX);
+  if (!dp) return;
+  const ports = [46000, 46001, 46002, 46003].map((c) => open(dp, c)) as number[];
+  t.equal(new Set(ports).size, 4, 'four established flows hold the four ports');
+  const hour = 3601n * 1_000_000_000n; // the established timeout is 1 h
+  age(dp, fwdOf(46002), hour);
+  age(dp, tupleKey(REMOTE.addr, NODE, REMOTE.port, ports[2] ?? 0, IPPROTO.TCP), hour);
+  t.equal(open(dp, 46100), ports[2], 'the expired flow\'s port is taken');
+  t.equal(dp.ct(fwdOf(46002)), null, 'its FORWARD entry is gone');
+  holds(t, dp, 46100, ports[2] ?? 0);
+  [0, 1, 3].forEach((i) => holds(t, dp, 46000 + i, ports[i] ?? 0, IPPROTO.TCP, 'live: '));
+});
