@@ -135,20 +135,9 @@ interface Bed {
   client: TrafficClient;
   /** Programs the bed for `services` services (the objects of `objects()`). */
   apply(services: number): Promise<void>;
-  /** Before each measurement of a path: frees Sluice's SNAT ports (see SNAT_FLUSH). */
-  beforeMeasure(place: BackendPlace): Promise<void>;
   /** Sluice's `snat_ports` drops on node A so far (0 for kube-proxy). */
   snatPortDrops(): Promise<number>;
 }
-
-// SNAT_FLUSH: Sluice takes SNAT ports from 4536 per backend endpoint, and a closed flow's
-// conntrack entry keeps its port — for the FIN timeout (30 s) and, once expired, until the LRU
-// map evicts the entry (docs/external-traffic.md, "SNAT ports"). Thousands of connections to the
-// one remote backend per round would use them all up, and the rest of the run would measure
-// drops (`snat_ports`): the first run of this bench did. So the Sluice bed's remote-path flows
-// are flushed before each measurement (`sluicectl ct flush`), and the drops are still counted:
-// the bench reports them, it does not hide them.
-const SNAT_FLUSH = true;
 
 async function createBed(dataplane: Dataplane, backend: IptablesBackend): Promise<Bed> {
   const run = await TestbedRun.start();
@@ -160,7 +149,6 @@ async function createBed(dataplane: Dataplane, backend: IptablesBackend): Promis
     if (dataplane === 'kube-proxy') {
       return {
         dataplane, run, cluster, client,
-        beforeMeasure: async () => undefined,
         snatPortDrops: async () => 0,
         apply: async (services) => {
           const objs = objects(cluster, services);
@@ -184,9 +172,6 @@ async function createBed(dataplane: Dataplane, backend: IptablesBackend): Promis
       apply: async (services) => {
         await writeManifest(manifests, 'cluster.json', objects(cluster, services));
         for (const a of agents) await waitProgrammed(a, services + 1); // + the measured second service
-      },
-      beforeMeasure: async (place) => {
-        if (SNAT_FLUSH && place === 'remote') await agentA.ctl(['ct', 'flush', '--service', `${NS}/np-remote`, '--timeout', '18000']);
       },
       snatPortDrops: async () => {
         const c = await agentA.ctl<{ drops: { reason: string; packets: number }[] }>(['counters', '--timeout', '18000']);
@@ -216,11 +201,9 @@ async function measure(bed: Bed, place: BackendPlace, o: NodePortOptions): Promi
   const m = MEASURED.find((x) => x.place === place) as (typeof MEASURED)[0];
   const want = ((place === 'local' ? nodeA : bed.cluster.nodes[1]) as Cluster['nodes'][0]).pods[0]?.name;
   const target = { host: nodeA.ip, port: m.nodePort, timeoutMs: 3000 };
-  await bed.beforeMeasure(place);
   const attempts = await bed.client.tcp(target, o.latencyConnections);
   const ok = attempts.filter((a) => a.ok);
   const d = distribution(ok.map((a) => a.ms));
-  await bed.beforeMeasure(place);
   await bed.client.startLoop('rate', target, { proto: 'tcp', workers: o.rateWorkers, gapMs: 0 });
   await pause(o.rateSeconds * 1000);
   const loop = await bed.client.stopLoop('rate');

@@ -121,6 +121,8 @@ enum sl_ct_flags {
 	SL_CT_F_SNAT = 1U << 2,	    /* external flow to a remote backend: source rewritten */
 	SL_CT_F_TUNNEL = 1U << 3,   /* ingress node, Tunnel mode: carried to/from node nat_saddr */
 	SL_CT_F_DECAP = 1U << 4,    /* backend node: arrived tunnelled from node nat_saddr */
+	/* TCP: this entry's direction sent a FIN (both entries flagged: the flow is over) */
+	SL_CT_F_FIN_SEEN = 1U << 7,
 };
 
 /*

@@ -188,6 +188,52 @@ static __always_inline void sl_ct_forget_finished4(const struct sl_ct_key4 *fwd,
 	bpf_map_delete_elem(&sl_ct4, &rev);
 }
 
+/*
+ * Whether the SNAT flow holding tuple key (its REVERSE entry val: backend -> node:port) is over,
+ * so its port may go to a new flow: an RST seen, a FIN seen in both directions (each entry flags
+ * the FIN its own direction sent: one FIN is a half-close, the other side may still send), or
+ * both entries expired (an entry idle in one direction only is still alive). Nothing but a SNAT
+ * flow's REVERSE entry is ever reclaimed.
+ */
+static __always_inline bool sl_ct_snat_over4(const struct sl_ct_key4 *key,
+					     const struct sl_ct_value4 *val, __u64 now)
+{
+	struct sl_ct_value4 *tv;
+
+	if (val->type != SL_CT_REVERSE || !(val->flags & SL_CT_F_SNAT))
+		return false;
+	if (val->state == SL_CT_STATE_CLOSED)
+		return true;
+	tv = sl_ct_twin4(key, val);
+	if (tv && (val->flags & tv->flags & SL_CT_F_FIN_SEEN))
+		return true;
+	return sl_ct_expired(val, key->proto, now) && (!tv || sl_ct_expired(tv, key->proto, now));
+}
+
+/*
+ * Frees SNAT tuple key for a new flow if the flow holding it is over (sl_ct_snat_over4): both
+ * its entries are deleted. Returns true when the tuple is free.
+ */
+static __always_inline bool sl_ct_snat_reclaim4(const struct sl_ct_key4 *key, __u64 now)
+{
+	struct sl_ct_value4 *val = bpf_map_lookup_elem(&sl_ct4, key);
+	struct sl_ct_key4 fwd = {.proto = key->proto};
+
+	if (!val)
+		return true;
+	if (!sl_ct_snat_over4(key, val, now))
+		return false;
+	if (sl_ct_twin4(key, val)) {
+		fwd.saddr = val->nat_saddr; /* the client */
+		fwd.daddr = val->nat_addr;  /* the frontend */
+		fwd.sport = val->nat_sport;
+		fwd.dport = val->nat_port;
+		bpf_map_delete_elem(&sl_ct4, &fwd);
+	}
+	bpf_map_delete_elem(&sl_ct4, key);
+	return true;
+}
+
 /* Refreshes the entry for a packet and moves the TCP state of both entries. */
 static __always_inline void sl_ct_update4(const struct sl_ct_key4 *key, struct sl_ct_value4 *val,
 					  __u8 tcp_flags, __u64 now)
@@ -197,6 +243,8 @@ static __always_inline void sl_ct_update4(const struct sl_ct_key4 *key, struct s
 	struct sl_ct_value4 *tv;
 
 	val->last_seen_ns = now;
+	if (key->proto == IPPROTO_TCP && (tcp_flags & SL_TCP_FLAG_FIN))
+		val->flags |= SL_CT_F_FIN_SEEN; /* per direction: see sl_ct_snat_reclaim4 */
 	if (next == val->state)
 		return;
 	tv = sl_ct_twin4(key, val);

@@ -25,7 +25,7 @@ export const FRONTEND_KIND_CONSTANTS = mirrorEnum('sl_frontend_kind', 'SL_KIND_'
 export const BE_F_CONSTANTS = mirrorEnum('sl_be_flags', 'SL_BE_F_', { LOCAL: 1 << 0, TERMINATING: 1 << 1 });
 export const CT_TYPE_CONSTANTS = mirrorEnum('sl_ct_type', 'SL_CT_', { FORWARD: 1, REVERSE: 2 });
 export const CT_STATE_CONSTANTS = mirrorEnum('sl_ct_state', 'SL_CT_STATE_', { NEW: 0, SYN_SENT: 1, ESTABLISHED: 2, FIN: 3, CLOSED: 4 });
-export const CT_F_CONSTANTS = mirrorEnum('sl_ct_flags', 'SL_CT_F_', { HAIRPIN: 1 << 0, EXTERNAL: 1 << 1, SNAT: 1 << 2, TUNNEL: 1 << 3, DECAP: 1 << 4 });
+export const CT_F_CONSTANTS = mirrorEnum('sl_ct_flags', 'SL_CT_F_', { HAIRPIN: 1 << 0, EXTERNAL: 1 << 1, SNAT: 1 << 2, TUNNEL: 1 << 3, DECAP: 1 << 4, FIN_SEEN: 1 << 7 });
 export const VIP_F_CONSTANTS = mirrorEnum('sl_vip_flags', 'SL_VIP_F_', { REJECT_UNKNOWN: 1 << 0 });
 export const CTLB_CONSTANTS = mirrorEnum('sl_ctlb_protocols', 'SL_CTLB_', { TCP: 1 << 0, UDP: 1 << 1 });
 /** Drop reasons: the index of a reason's slot in sl_drop_counters; REASON_MAX slots in all. */

@@ -102,3 +102,133 @@ t.test('without a configured SNAT address, a remote backend\'s flow is dropped a
   t.equal(dp.drops('snat_ports'), 1n);
   t.equal(dp.ctCount(), 0);
 });
+
+// Port reuse (lib/snat.h, conntrack.h sl_ct_snat_over4): a range of four ports, which the
+// allocator sweeps whole (no larger than its tries), so every outcome below is deterministic.
+const TINY_MAX = PORT_MIN + 3;
+const fwdOf = (cport: number, proto: number = IPPROTO.TCP, dport = 30080) => tupleKey(CLIENT, NODE, cport, dport, proto);
+const fromClient = (cport: number, flags: number): Buffer =>
+  buildFrame({ ip: { src: CLIENT, dst: NODE }, tcp: { sport: cport, dport: 30080, flags, seq: 2000, ack: 9001 } });
+const fromBackend = (snatPort: number, flags: number): Buffer =>
+  buildFrame({ ip: { src: REMOTE.addr, dst: NODE }, tcp: { sport: REMOTE.port, dport: snatPort, flags, seq: 9001, ack: 2000 } });
+
+/** Opens a TCP flow from client port cport (SYN; with established, SYN-ACK and ACK too): its SNAT port, or null (dropped). */
+function open(dp: Datapath, cport: number, established = true): number | null {
+  dp.run(PROG.HOST_INGRESS, buildFrame(syn(cport)));
+  const port = dp.ct(fwdOf(cport))?.nat_sport ?? null;
+  if (port !== null && established) {
+    dp.run(PROG.HOST_INGRESS, fromBackend(port, TCP_FLAGS.SYN | TCP_FLAGS.ACK));
+    dp.run(PROG.HOST_INGRESS, fromClient(cport, TCP_FLAGS.ACK));
+  }
+  return port;
+}
+
+/** The flow from client port cport holds SNAT port `port`: both entries present and pointing at each other. */
+function holds(t: Test, dp: Datapath, cport: number, port: number, proto: number = IPPROTO.TCP, what = ''): void {
+  const dport = proto === IPPROTO.TCP ? 30080 : 30053;
+  t.match(dp.ct(fwdOf(cport, proto, dport)), { type: CT_TYPE.FORWARD, nat_sport: port }, `${what}client port ${cport}: FORWARD entry on SNAT port ${port}`);
+  t.match(dp.ct(tupleKey(REMOTE.addr, NODE, REMOTE.port, port, proto)), { type: CT_TYPE.REVERSE, nat_sport: cport }, `${what}SNAT port ${port}: REVERSE entry of client port ${cport}`);
+}
+
+/** Moves an entry's last packet `ago` nanoseconds into the past. */
+function age(dp: Datapath, key: ReturnType<typeof tupleKey>, ago: bigint): void {
+  const v = dp.ct(key);
+  if (!v) throw new Error('age: no entry');
+  if (v.last_seen_ns <= ago) throw new Error('age: the clock is younger than the timeout');
+  dp.setCt(key, { ...v, last_seen_ns: v.last_seen_ns - ago });
+}
+
+t.test('a finished flow\'s port is taken back at once (RST, or a FIN each way); a half-closed flow keeps its port', async (t) => {
+  const dp = await snatNode(t, TINY_MAX);
+  if (!dp) return;
+  const ports = [43000, 43001, 43002, 43003].map((c) => open(dp, c));
+  t.same([...ports].sort(), [PORT_MIN, PORT_MIN + 1, PORT_MIN + 2, PORT_MIN + 3], 'four established flows hold the four ports');
+  const [bothFin = 0, rst = 0, halfClosed = 0, live = 0] = ports as number[];
+
+  dp.run(PROG.HOST_INGRESS, fromClient(43000, TCP_FLAGS.FIN | TCP_FLAGS.ACK));
+  dp.run(PROG.HOST_INGRESS, fromBackend(bothFin, TCP_FLAGS.FIN | TCP_FLAGS.ACK));
+  t.match(dp.ct(fwdOf(43000)), { state: CT_STATE.FIN, flags: CT_F.EXTERNAL | CT_F.SNAT | CT_F.FIN_SEEN }, 'each entry flags its own direction\'s FIN');
+  dp.run(PROG.HOST_INGRESS, fromBackend(rst, TCP_FLAGS.RST));
+  dp.run(PROG.HOST_INGRESS, fromClient(43002, TCP_FLAGS.FIN | TCP_FLAGS.ACK)); // the backend may still send
+  t.equal(dp.ct(tupleKey(REMOTE.addr, NODE, REMOTE.port, halfClosed, IPPROTO.TCP))?.flags, CT_F.EXTERNAL | CT_F.SNAT, 'half-closed: the backend\'s side sent no FIN');
+
+  const drops = dp.drops('snat_ports');
+  const a = open(dp, 43100, false);
+  const b = open(dp, 43101, false);
+  t.same([a, b].sort(), [bothFin, rst].sort(), 'two new flows take the finished flows\' ports');
+  t.equal(dp.ct(fwdOf(43000)), null, 'the FIN-FIN flow\'s FORWARD entry is gone');
+  t.equal(dp.ct(fwdOf(43001)), null, 'the reset flow\'s FORWARD entry is gone');
+  holds(t, dp, 43100, a ?? 0, IPPROTO.TCP, 'its REVERSE entry replaced: ');
+  holds(t, dp, 43101, b ?? 0, IPPROTO.TCP, 'its REVERSE entry replaced: ');
+
+  const out = dp.run(PROG.HOST_INGRESS, buildFrame(syn(43102)));
+  t.equal(out.retval, TC_ACT.SHOT, 'a third new flow finds only live flows: dropped');
+  t.equal(dp.drops('snat_ports'), drops + 1n, 'counted as snat_ports');
+  t.equal(dp.ct(fwdOf(43102)), null, 'and leaves no entry');
+  holds(t, dp, 43002, halfClosed, IPPROTO.TCP, 'half-closed flow untouched: ');
+  holds(t, dp, 43003, live, IPPROTO.TCP, 'established flow untouched: ');
+  t.equal(dp.ct(fwdOf(43100))?.state, CT_STATE.SYN_SENT, 'a new flow still in its handshake is live too');
+
+  // The backend closes its side as well: now that port is free for the next flow.
+  dp.run(PROG.HOST_INGRESS, fromBackend(halfClosed, TCP_FLAGS.FIN | TCP_FLAGS.ACK));
+  t.equal(open(dp, 43103), halfClosed, 'once both FINs are seen the port goes to a new flow');
+  t.equal(dp.ct(fwdOf(43002)), null, 'and the closed flow\'s entries are gone');
+  holds(t, dp, 43103, halfClosed);
+});
+
+t.test('a range full of live flows drops a new flow (snat_ports) and steals nothing, even from a flow idle one way', async (t) => {
+  const dp = await snatNode(t, TINY_MAX);
+  if (!dp) return;
+  const ports = [44000, 44001, 44002, 44003].map((c) => open(dp, c)) as number[];
+  t.equal(new Set(ports).size, 4, 'four established flows hold the four ports');
+  // One flow's REVERSE entry idle past the established timeout (1 h), its FORWARD entry fresh.
+  const idle = tupleKey(REMOTE.addr, NODE, REMOTE.port, ports[0] ?? 0, IPPROTO.TCP);
+  age(dp, idle, 3601n * 1_000_000_000n);
+  const before = dp.drops('snat_ports');
+  for (const cport of [44100, 44101]) {
+    t.equal(dp.run(PROG.HOST_INGRESS, buildFrame(syn(cport))).retval, TC_ACT.SHOT, `client port ${cport}: dropped`);
+    t.equal(dp.ct(fwdOf(cport)), null, `client port ${cport}: no entry`);
+  }
+  t.equal(dp.drops('snat_ports'), before + 2n, 'both counted as snat_ports');
+  ports.forEach((port, i) => holds(t, dp, 44000 + i, port));
+  t.equal(dp.ctCount(), 8, 'nothing else in the table');
+});
+
+t.test('UDP: an expired flow\'s port is reused; a flow idle in one direction only is not', async (t) => {
+  const dp = await snatNode(t, TINY_MAX);
+  if (!dp) return;
+  dp.addService({ vip: NODE, port: 30053, proto: IPPROTO.UDP, svcId: 4, backendId: 40, cluster: [REMOTE], flags: SVC_F.EXTERNAL });
+  const query = (cport: number): number | null => {
+    dp.run(PROG.HOST_INGRESS, buildFrame({ ip: { src: CLIENT, dst: NODE }, udp: { sport: cport, dport: 30053 }, payload: Buffer.from('q') }));
+    return dp.ct(fwdOf(cport, IPPROTO.UDP, 30053))?.nat_sport ?? null;
+  };
+  const ports = [45000, 45001, 45002, 45003].map(query) as number[];
+  t.same([...ports].sort(), [PORT_MIN, PORT_MIN + 1, PORT_MIN + 2, PORT_MIN + 3], 'four UDP flows hold the four ports');
+  t.equal(query(45100), null, 'a fifth finds none free: dropped');
+
+  const udpTimeout = 61n * 1_000_000_000n; // the UDP timeout is 60 s
+  age(dp, fwdOf(45000, IPPROTO.UDP, 30053), udpTimeout);
+  age(dp, tupleKey(REMOTE.addr, NODE, REMOTE.port, ports[0] ?? 0, IPPROTO.UDP), udpTimeout);
+  age(dp, tupleKey(REMOTE.addr, NODE, REMOTE.port, ports[1] ?? 0, IPPROTO.UDP), udpTimeout); // its client still sends
+  const drops = dp.drops('snat_ports');
+  t.equal(query(45101), ports[0], 'the flow expired both ways gives its port to a new flow');
+  t.equal(dp.ct(fwdOf(45000, IPPROTO.UDP, 30053)), null, 'the expired flow\'s FORWARD entry is gone');
+  holds(t, dp, 45101, ports[0] ?? 0, IPPROTO.UDP);
+  t.equal(query(45102), null, 'the flow idle one way only keeps its port: the next is dropped');
+  t.equal(dp.drops('snat_ports'), drops + 1n);
+  holds(t, dp, 45001, ports[1] ?? 0, IPPROTO.UDP, 'idle one way: ');
+});
+
+t.test('TCP: an established flow idle past its timeout both ways gives its port to a new flow', async (t) => {
+  const dp = await snatNode(t, TINY_MAX);
+  if (!dp) return;
+  const ports = [46000, 46001, 46002, 46003].map((c) => open(dp, c)) as number[];
+  t.equal(new Set(ports).size, 4, 'four established flows hold the four ports');
+  const hour = 3601n * 1_000_000_000n; // the established timeout is 1 h
+  age(dp, fwdOf(46002), hour);
+  age(dp, tupleKey(REMOTE.addr, NODE, REMOTE.port, ports[2] ?? 0, IPPROTO.TCP), hour);
+  t.equal(open(dp, 46100), ports[2], 'the expired flow\'s port is taken');
+  t.equal(dp.ct(fwdOf(46002)), null, 'its FORWARD entry is gone');
+  holds(t, dp, 46100, ports[2] ?? 0);
+  [0, 1, 3].forEach((i) => holds(t, dp, 46000 + i, ports[i] ?? 0, IPPROTO.TCP, 'live: '));
+});
