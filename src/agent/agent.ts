@@ -197,6 +197,22 @@ function startSyncing(ctx: AgentContext, store: ObjectStore, writer: ServiceTabl
   return { reconciler, healthChecks, memory };
 }
 
+/**
+ * On a first install the TC hooks are new: creating an interface's clsact qdisc briefly
+ * deactivates the device, and a SYN or SYN-ACK in flight through kube-proxy then is lost. Its
+ * retransmit (1 s later) must meet kube-proxy again, not a Sluice that has just been programmed
+ * and would pick another backend than the one kube-proxy's conntrack holds (a reset connection:
+ * docs/coexistence.md). So the first apply waits until the new hooks are 2 s old. A restart over
+ * programmed maps finds its hooks in place and does not wait.
+ */
+const NEW_HOOK_SETTLE_MS = 2000;
+async function settleNewHooks(log: { info(o: object, msg: string): void }, attachedAt: number): Promise<void> {
+  const waitMs = attachedAt + NEW_HOOK_SETTLE_MS - Date.now();
+  if (waitMs <= 0) return;
+  log.info({ waitMs }, 'first install: letting in-flight connections settle on the new TC hooks before programming');
+  await new Promise((r) => setTimeout(r, waitMs));
+}
+
 /** TC on the interfaces that match (as they come and go), the connect-time programs on the cgroup. */
 async function attachDatapath(ctx: AgentContext, datapath: AgentDatapath, external: ExternalTraffic | null, reconciler: Reconciler): Promise<InterfaceWatcher> {
   await datapath.attachConnectTime();
@@ -345,11 +361,14 @@ export async function startAgent(cfg: AgentConfig, logging: Logging = createLogg
   });
   const status: SyncStatus = { state: 'waiting-for-sources' };
   const { reconciler, healthChecks, memory } = startSyncing(ctx, store, writer, status, external);
+  const firstInstall = writer.programsNothing();
   const watcher = await attachDatapath(ctx, datapath, external, reconciler);
+  const attachedAt = Date.now();
   const attachTimer = await watchAttachments(ctx, datapath, external);
   const { admin, metricsServer } = await startServers(ctx, { datapath, store, source, writer, reconciler, status, external });
 
   await source.start();
+  if (firstInstall) await settleNewHooks(log, attachedAt);
   reconciler.start();
   log.info({ adminSocket: admin.socketPath, metrics: cfg.metricsAddress || 'off' }, 'sluice-agent running');
 

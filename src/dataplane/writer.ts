@@ -93,6 +93,11 @@ export class ServiceTableWriter {
     this.loaded();
   }
 
+  /** Whether the maps hold no service (a first install, or after `sluice-agent cleanup`). */
+  programsNothing(): boolean {
+    return this.loaded().serviceIds().size === 0;
+  }
+
   private loaded(): Mirror {
     if (!this.mirror) this.resync();
     return this.mirror as Mirror;
