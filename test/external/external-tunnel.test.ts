@@ -21,6 +21,9 @@ import { run as runCommand } from '../../src/testbed/exec.js';
 import { requirePrivileges } from '../helpers/privileges.js';
 import { ECHO, objects, waitSynced } from './bed.js';
 
+// A two-node bed with real agents: on a loaded 2-core machine more than tap's default 300 s.
+t.setTimeout(600_000);
+
 const LB_IP = '203.0.113.10';
 const EXTERNAL_IP = '198.51.100.10';
 const BULK = 9000;

@@ -25,6 +25,9 @@ import {
 } from './external-scenarios.js';
 import type { Observed } from './external-scenarios.js';
 
+// A two-node bed with real agents: on a loaded 2-core machine more than tap's default 300 s.
+t.setTimeout(600_000);
+
 t.test('external traffic: kube-proxy-shaped iptables and Sluice give the same outcomes', async (t) => {
   if (!(await requirePrivileges(t))) return;
   const started = Date.now();
