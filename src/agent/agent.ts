@@ -104,6 +104,8 @@ function agentContext(cfg: AgentConfig, logging: Logging): AgentContext {
 function openWriter(ctx: AgentContext, datapath: AgentDatapath, store: ObjectStore): ServiceTableWriter {
   const writer = new ServiceTableWriter({
     tables: datapath.tables,
+    // IPv6 service ports go to the IPv6 maps, programmed independently of IPv4 (docs/ipv6.md).
+    ...(datapath.tables6 ? { tables6: datapath.tables6 } : {}),
     logger: ctx.logging.component('dataplane'),
     udpSocketSweep: datapath.udpSocketSweep,
     // Each backend records its node's address (for forwarding to remote backends and DSR).
