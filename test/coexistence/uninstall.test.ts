@@ -43,14 +43,14 @@ t.test('sluice-agent cleanup leaves nothing of Sluice and hands the service back
   const agent = bed.startAgent();
   await bed.waitForSynced(90_000);
   await bed.waitFor('TC programs on every pod veth', async () => (await bed.status()).programs.filter((p) => p.hook === 'tc' && p.attached).length >= 10, 60_000);
-  t.equal(cgroupPrograms(bed.clientCgroup).length, 4, 'before: four connect-time programs on the cgroup');
+  t.equal(cgroupPrograms(bed.clientCgroup).length, 8, 'before: eight connect-time programs (both families) on the cgroup');
   const k0 = await chainPackets(bed.topo.nodeNs, 'nat', svcChain);
   const before = await bed.bothPaths(VIP, 80, 6, 3000);
   expectServed(t, [...before['connect-time'], ...before.tc], ['web-a', 'web-b'], 'with Sluice');
   t.equal(await chainPackets(bed.topo.nodeNs, 'nat', svcChain), k0, 'with Sluice, kube-proxy\'s chain saw none of it');
 
   await agent.kill('SIGTERM');
-  t.equal(cgroupPrograms(bed.clientCgroup).length, 4, 'an ordinary stop keeps the dataplane (links stay)');
+  t.equal(cgroupPrograms(bed.clientCgroup).length, 8, 'an ordinary stop keeps the dataplane (links stay)');
   const r = await bed.runCleanupCommand();
   t.equal(r.code, 0, 'sluice-agent cleanup exits 0', { stderr: r.stderr.slice(-2000) });
 

@@ -24,8 +24,12 @@ t.test('a dual-stack Service port is programmed in both families, with ids of on
   t.match(res.services, { added: 2, failed: 0, unsupportedFamily: 0 });
   t.equal(v6.frontends.name, 'sl_frontends6');
 
-  const [[k4, s4]] = v4.frontends.entries() as [[{ addr: string; port: number }, { svc_id: number; backend_id: number; count: number }]];
-  const [[k6, s6]] = v6.frontends.entries() as [[{ addr: string; port: number }, { svc_id: number; backend_id: number; count: number }]];
+  const only = <T>(list: T[]): T => {
+    t.equal(list.length, 1);
+    return list[0] as T;
+  };
+  const [k4, s4] = only(v4.frontends.entries());
+  const [k6, s6] = only(v6.frontends.entries());
   t.match(k4, { addr: '10.96.0.10', port: 80 });
   t.match(k6, { addr: 'fd00:96::10', port: 80 });
   t.not(s4.svc_id, s6.svc_id, 'each family has its own svc_id');
@@ -99,7 +103,8 @@ t.test('a restarted writer adopts both families and hands out no id twice', asyn
 t.test('a UDP backend leaving an IPv6 service takes its IPv6 flows along', async (t) => {
   const { v6, writer } = dualStack();
   writer.apply(desired(web6([backend('fd00:1::1'), backend('fd00:1::2')], 'UDP')));
-  const [[, svc]] = v6.frontends.entries();
+  const svc = v6.frontends.entries()[0]?.[1];
+  if (!svc) return t.fail('no IPv6 frontend');
   const flow = (be: string, sport: number) => {
     const fwd = { saddr: 'fd00:2::5', daddr: 'fd00:96::10', sport, dport: 80, proto: IPPROTO.UDP };
     const common = { created_ns: 1n, last_seen_ns: 1n, state: 0, nat_saddr: '::', svc_id: svc.svc_id, flags: 0, nat_sport: 0 };
