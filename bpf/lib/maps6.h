@@ -72,4 +72,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_sock_udp6 SEC(".maps");
 
+/*
+ * IPv6 packets the TC programs passed untouched because of extension headers (lib/parse6.h):
+ * per-CPU, one slot.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_ipv6_untranslated SEC(".maps");
+
 #endif /* SL_LIB_MAPS6_H */
