@@ -48,7 +48,7 @@ export interface RunningAgent {
 
 function modelConfig(cfg: AgentConfig, hostAddresses?: string[]): ModelConfig {
   return {
-    families: ['IPv4'], nodePortAddresses: cfg.nodePortAddresses, serviceProxyName: cfg.serviceProxyName,
+    families: [...cfg.ipFamilies], nodePortAddresses: cfg.nodePortAddresses, serviceProxyName: cfg.serviceProxyName,
     ...(hostAddresses ? { hostAddresses } : {}),
   };
 }
@@ -266,6 +266,7 @@ async function startServers(ctx: AgentContext, p: ServerParts): Promise<{ admin:
   const { datapath, store, source, writer, reconciler, status, external } = p;
   const backend = new MapsAdminBackend({
     tables: datapath.tables,
+    ...(datapath.tables6 ? { tables6: datapath.tables6 } : {}),
     pinDir: cfg.pinDir,
     status: () => ({
       nodeName: cfg.nodeName,

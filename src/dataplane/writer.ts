@@ -75,7 +75,7 @@ export class ServiceTableWriter {
   private readonly tables: ServiceTables;
   private mirror: Mirror | undefined;
   private readonly svcIds: IdAllocator;
-  private readonly backendIds = new IdAllocator(1, MAX_BACKEND_ID);
+  private readonly backendIds: IdAllocator;
   /** Flow cleanups that failed; retried by the next apply. */
   private pendingFlows: { endpoints: RemovedEndpoint[]; affinitySvcIds: Set<number> } = { endpoints: [], affinitySvcIds: new Set() };
   /** Service-port key → `${ip}|${port}` → frontend kind, as last planned. */
@@ -86,7 +86,7 @@ export class ServiceTableWriter {
   private readonly family: Family;
   /** The IPv6 writer, when this (IPv4) writer was given tables6. */
   private readonly v6: ServiceTableWriter | undefined;
-  /** Ids held by the other family's writer: the two hand out svc_ids from one space. */
+  /** svc_ids held by the other family's writer: the two hand out svc_ids from one space. */
   private readonly otherIds: (id: number) => boolean;
   /** Desired ports neither planned nor in this family's plan, counted unchanged by both writers (merge). */
   private lastUnplanned = 0;
@@ -101,6 +101,10 @@ export class ServiceTableWriter {
     const ids = Math.min(opts.tables.svcMeta.maxEntries, opts.tables.counters.maxEntries);
     this.otherIds = link ? (id) => link.sibling.svcIds.has(id) : (id) => this.v6?.svcIds.has(id) ?? false;
     this.svcIds = new IdAllocator(1, ids - 1, this.otherIds);
+    // Backend block ids are one space too (each family's blocks are in its own map): a dump can
+    // then join both families' frontends and blocks by backend_id.
+    const otherBlocks = link ? (id: number) => link.sibling.backendIds.has(id) : (id: number) => this.v6?.backendIds.has(id) ?? false;
+    this.backendIds = new IdAllocator(1, MAX_BACKEND_ID, otherBlocks);
     this.v6 = !link && opts.tables6 ? new ServiceTableWriter({ ...opts, tables: opts.tables6, tables6: undefined }, { family: 'IPv6', sibling: this }) : undefined;
   }
 
