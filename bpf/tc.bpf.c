@@ -27,6 +27,12 @@
  * quoting frontend -> client (about a reply) to quote backend -> client and go to the backend.
  * SCTP frontends (CRC32c checksum) and fragments (see parse.h) pass untouched for now;
  * connect-time load balancing covers those sockets.
+ *
+ * IPv6 (sl_tc_from_pod6, sl_tc_to_pod6; docs/ipv6.md): TCP and UDP DNAT and its reverse with
+ * conntrack in sl_ct6. Not yet: rejects (a packet to a service without endpoints, or to an
+ * unknown port of an IPv6 ClusterIP, is dropped and counted), hairpin, ICMPv6 errors. ICMPv6,
+ * neighbour discovery included, is never touched; packets with extension headers pass untouched
+ * and are counted (lib/parse6.h).
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
@@ -43,6 +49,10 @@
 #include "icmp.h"
 #include "icmp_flow.h"
 #include "verdict.h"
+#include "lb6.h"
+#include "parse6.h"
+#include "nat6.h"
+#include "conntrack6.h"
 
 /*
  * A hairpinned packet (the pod reaching itself through its service) goes straight back out of the
@@ -218,6 +228,95 @@ static __always_inline int sl_tc_icmp_error(struct __sk_buff *skb, bool to_pod)
 	return SL_TC_PASS;
 }
 
+/* What an IPv6 pod sends: a tracked flow goes to its backend, a new one to a frontend is balanced.
+ */
+static __always_inline int sl_tc_from_pod6(struct __sk_buff *skb)
+{
+	struct sl_backend_value6 be;
+	struct sl_service_value *svc;
+	struct sl_ct_value6 *ct;
+	struct sl_ct_key6 key;
+	struct sl_pkt6 pkt;
+	__be32 addr[4];
+	__be16 port;
+	__u32 svc_id;
+	__u64 now = 0;
+	int ret;
+
+	if (sl_parse6(skb, &pkt) != SL_PARSE_OK)
+		return SL_TC_PASS;
+	sl_ct_key_from_pkt6(&pkt, &key);
+	ct = sl_ct_lookup6(&key, pkt.tcp_flags, &now);
+	if (ct) {
+		/* A local backend answering: reverse-NATed at the client's sl_tc_to_pod. */
+		if (ct->type != SL_CT_FORWARD)
+			return SL_TC_PASS;
+		sl_addr6_copy(addr, ct->nat_addr);
+		port = ct->nat_port;
+		svc_id = ct->svc_id;
+		sl_ct_update6(&key, ct, pkt.tcp_flags, now);
+		sl_count_service(svc_id, skb->len, false, false);
+		if (sl_nat_dst6(skb, &pkt, addr, port) < 0)
+			return sl_tc_rewrite_failed();
+		return SL_TC_PASS;
+	}
+	svc = sl_lookup_frontend6(pkt.daddr, pkt.dport, pkt.proto);
+	if (!svc) {
+		if ((sl_tcp_is_open(pkt.proto, pkt.tcp_flags) || pkt.proto == IPPROTO_UDP) &&
+		    sl_vip_refuses_unknown6(pkt.daddr)) {
+			sl_count_drop(SL_DROP_UNKNOWN_PORT);
+			return TC_ACT_SHOT;
+		}
+		return SL_TC_PASS;
+	}
+	/* As IPv4: a mid-stream segment of a flow someone else translated is left alone. */
+	if (pkt.proto == IPPROTO_TCP && !(pkt.tcp_flags & SL_TCP_FLAG_SYN) &&
+	    (svc->count || svc->local_count))
+		return SL_TC_PASS;
+	if (!now)
+		now = bpf_ktime_get_ns();
+	svc_id = svc->svc_id;
+	ret = sl_select_backend6(svc, pkt.saddr, false, &be);
+	if (ret < 0) {
+		sl_count_drop(-ret);
+		sl_count_service(svc_id, 0, false, true);
+		return TC_ACT_SHOT;
+	}
+	ret = sl_ct_create6(&key, &be, svc_id, pkt.tcp_flags, now);
+	if (ret < 0) {
+		sl_count_drop(-ret);
+		return TC_ACT_SHOT;
+	}
+	sl_count_service(svc_id, skb->len, true, false);
+	if (sl_nat_dst6(skb, &pkt, be.addr, be.port) < 0)
+		return sl_tc_rewrite_failed();
+	return SL_TC_PASS;
+}
+
+/* What an IPv6 pod receives: a reply of a tracked flow comes from the frontend. */
+static __always_inline int sl_tc_to_pod6(struct __sk_buff *skb)
+{
+	struct sl_ct_value6 *ct;
+	struct sl_ct_key6 key;
+	struct sl_pkt6 pkt;
+	__be32 addr[4];
+	__be16 port;
+	__u64 now = 0;
+
+	if (sl_parse6(skb, &pkt) != SL_PARSE_OK)
+		return SL_TC_PASS;
+	sl_ct_key_from_pkt6(&pkt, &key);
+	ct = sl_ct_lookup6(&key, pkt.tcp_flags, &now);
+	if (!ct || ct->type != SL_CT_REVERSE)
+		return SL_TC_PASS;
+	sl_addr6_copy(addr, ct->nat_addr);
+	port = ct->nat_port;
+	sl_ct_update6(&key, ct, pkt.tcp_flags, now);
+	if (sl_nat_src6(skb, &pkt, addr, port) < 0)
+		return sl_tc_rewrite_failed();
+	return SL_TC_PASS;
+}
+
 SEC("tc")
 int sl_tc_from_pod(struct __sk_buff *skb)
 {
@@ -228,6 +327,8 @@ int sl_tc_from_pod(struct __sk_buff *skb)
 	__u64 now = 0;
 	int ret;
 
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return sl_tc_from_pod6(skb);
 	ret = sl_ct_parse_lookup4(skb, &pkt, &key, &ct, &now);
 	if (ret == SL_PARSE_SKIP)
 		return sl_tc_icmp_error(skb, false);
@@ -269,6 +370,8 @@ int sl_tc_to_pod(struct __sk_buff *skb)
 	__u64 now = 0;
 	int ret;
 
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return sl_tc_to_pod6(skb);
 	ret = sl_ct_parse_lookup4(skb, &pkt, &key, &ct, &now);
 	if (ret == SL_PARSE_SKIP)
 		return sl_tc_icmp_error(skb, true);

@@ -239,6 +239,118 @@ struct sl_vip_value {
 };
 _Static_assert(sizeof(struct sl_vip_value) == 4, "sl_vip_value size");
 
+/*
+ * IPv6 twins (docs/ipv6.md). Same members and meaning as the IPv4 structs above, with every
+ * address an IPv6 one: __be32 addr[4], the 16 bytes in network order (the layout of
+ * bpf_sock_addr.user_ip6 and struct in6_addr's s6_addr32). Maps: sl_frontends6, sl_backends6,
+ * sl_ct6, sl_affinity6, sl_sock_revnat6, sl_vips6 and the socket storage sl_sock_udp6
+ * (lib/maps6.h). Service values, backend keys, counters and names are shared by both families:
+ * one svc_id space (each family's service ports have their own ids).
+ */
+struct sl_frontend_key6 {
+	__be32 addr[4]; /* ClusterIP (or external address), network order */
+	__be16 port;	/* network order */
+	__u8 proto;	/* IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP */
+	__u8 scope;	/* SL_SCOPE_*: 0 today */
+};
+_Static_assert(sizeof(struct sl_frontend_key6) == 20, "sl_frontend_key6 size");
+
+struct sl_backend_value6 {
+	__be32 addr[4]; /* endpoint address */
+	__be16 port;	/* endpoint port, network order */
+	__u8 flags;	/* SL_BE_F_* */
+	__u8 pad;
+	__be32 node_addr[4]; /* the endpoint's node (:: = unknown) */
+};
+_Static_assert(sizeof(struct sl_backend_value6) == 36, "sl_backend_value6 size");
+
+struct sl_ct_key6 {
+	__be32 saddr[4]; /* as the packet carries it, before translation */
+	__be32 daddr[4];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct sl_ct_key6) == 40, "sl_ct_key6 size");
+
+/* As sl_ct_value4 (the nat_* members say the same, in IPv6). */
+struct sl_ct_value6 {
+	__u64 created_ns;
+	__u64 last_seen_ns;
+	__be32 nat_addr[4];
+	__be16 nat_port;     /* network order */
+	__u8 type;	     /* SL_CT_FORWARD / SL_CT_REVERSE */
+	__u8 state;	     /* SL_CT_STATE_* */
+	__be32 nat_saddr[4]; /* :: = source untouched */
+	__u32 svc_id;
+	__u32 flags;	  /* SL_CT_F_* */
+	__be16 nat_sport; /* network order */
+	__u16 pad;
+};
+_Static_assert(sizeof(struct sl_ct_value6) == 64, "sl_ct_value6 size");
+
+struct sl_affinity_key6 {
+	__u32 svc_id;
+	__be32 client_addr[4]; /* client source address (connect time: see sl_sock_client_id6) */
+};
+_Static_assert(sizeof(struct sl_affinity_key6) == 20, "sl_affinity_key6 size");
+
+struct sl_affinity_value6 {
+	__u64 last_used_ns;
+	__be32 backend_addr[4];
+	__be16 backend_port; /* network order */
+	__u16 pad;
+	__u32 pad2;
+};
+_Static_assert(sizeof(struct sl_affinity_value6) == 32, "sl_affinity_value6 size");
+
+struct sl_sock_revnat_key6 {
+	__u64 cookie; /* bpf_get_socket_cookie() */
+	__be32 backend_addr[4];
+	__be16 backend_port; /* network order */
+	__u16 pad;
+	__u32 pad2;
+};
+_Static_assert(sizeof(struct sl_sock_revnat_key6) == 32, "sl_sock_revnat_key6 size");
+
+struct sl_sock_revnat_value6 {
+	__be32 frontend_addr[4];
+	__be16 frontend_port; /* network order */
+	__u16 pad;
+	__u32 svc_id;
+};
+_Static_assert(sizeof(struct sl_sock_revnat_value6) == 24, "sl_sock_revnat_value6 size");
+
+/* Private to the connect-time programs, as sl_sock_udp4 (no codec). */
+struct sl_sock_udp6 {
+	__be32 frontend_addr[4];
+	__be16 frontend_port; /* network order */
+	__u16 pad;
+	__u32 backend_id;
+	__u32 ordinal; /* ~0 = unknown */
+	__be32 backend_addr[4];
+	__be16 backend_port; /* network order */
+	__u16 pad2;
+};
+_Static_assert(sizeof(struct sl_sock_udp6) == 48, "sl_sock_udp6 size");
+
+struct sl_vip_key6 {
+	__be32 addr[4]; /* the ClusterIP */
+};
+_Static_assert(sizeof(struct sl_vip_key6) == 16, "sl_vip_key6 size");
+
+/*
+ * Default capacities of the IPv6 LRU maps, which the kernel preallocates: smaller than their IPv4
+ * twins' so a node that proxies IPv4 only does not pay the full size twice. Sizable like them
+ * (src/dataplane/table-specs.ts). The IPv6 hash maps use the IPv4 capacities (not preallocated).
+ */
+enum sl_map_capacity6 {
+	SL_MAX_CT6 = 131072,
+	SL_MAX_AFFINITY6 = 16384,
+	SL_MAX_SOCK_REVNAT6 = 65536,
+};
+
 /* Per-service counters: sl_svc_counters, a per-CPU array indexed by svc_id. */
 struct sl_svc_counters {
 	__u64 packets;	   /* packets translated towards the service (TC path) */
@@ -413,6 +525,7 @@ struct sl_btf_constants {
 	enum sl_tunnel_consts tunnel_consts;
 	enum sl_map_capacity map_capacity;
 	enum sl_maglev_sizes maglev_sizes;
+	enum sl_map_capacity6 map_capacity6;
 };
 
 #endif /* SLUICE_H */

@@ -146,6 +146,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_svc_meta SEC(".maps");
 
+/* The IPv6 twins of the maps above. */
+#include "maps6.h"
+
 /*
  * The anchor that puts every constant enum of sluice.h into this object's BTF (see struct
  * sl_btf_constants). It lives in a section of its own that libbpf skips (only .data, .rodata,

@@ -60,22 +60,19 @@ static __always_inline void sl_sock_revnat_record4(__u64 cookie, const struct sl
 }
 
 /*
- * Rewrites the peer address in ctx (user_ip4/user_port: the peer for getpeername, the source
- * of the datagram for recvmsg) back to the frontend when this socket was balanced to it.
+ * The frontend this socket's peer backend_addr:backend_port stands for (the peer for
+ * getpeername, the source of a datagram for recvmsg), or NULL when it was not balanced to it.
  */
-static __always_inline void sl_sock_revnat_restore4(struct bpf_sock_addr *ctx)
+static __always_inline struct sl_sock_revnat_value4 *
+sl_sock_revnat_lookup4(__u64 cookie, __be32 backend_addr, __be16 backend_port)
 {
 	struct sl_sock_revnat_key4 key = {
-		.cookie = bpf_get_socket_cookie(ctx),
-		.backend_addr = ctx->user_ip4,
-		.backend_port = (__be16)ctx->user_port,
+		.cookie = cookie,
+		.backend_addr = backend_addr,
+		.backend_port = backend_port,
 	};
-	struct sl_sock_revnat_value4 *val = bpf_map_lookup_elem(&sl_sock_revnat4, &key);
 
-	if (!val)
-		return;
-	ctx->user_ip4 = val->frontend_addr;
-	ctx->user_port = (__u32)val->frontend_port;
+	return bpf_map_lookup_elem(&sl_sock_revnat4, &key);
 }
 
 /*

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NativeAddon } from '../bpf/native.js';
 import { openPinnedTables } from '../dataplane/native-tables.js';
-import { MAP_NAMES } from '../dataplane/tables.js';
+import { MAP_NAMES, MAP_NAMES6 } from '../dataplane/tables.js';
 import type { ServiceTables } from '../dataplane/tables.js';
 
 export class PinnedMapsError extends Error {
@@ -18,7 +18,7 @@ export class PinnedMapsError extends Error {
 export function openPinnedMapsForDump(
   native: Pick<NativeAddon, 'openPinnedMap' | 'numPossibleCpus'>,
   pinDir: string,
-): { tables: ServiceTables; close(): void } {
+): { tables: ServiceTables; tables6?: ServiceTables; close(): void } {
   if (!existsSync(pinDir)) {
     throw new PinnedMapsError(`no pinned maps: ${pinDir} does not exist (has the agent ever run on this node?)`);
   }
@@ -26,7 +26,16 @@ export function openPinnedMapsForDump(
   if (missing.length) throw new PinnedMapsError(`maps missing under ${pinDir}: ${missing.join(', ')}`);
   try {
     // Read-only fds: the agent-down view cannot change the dataplane, even by a bug of ours.
-    return openPinnedTables(native, pinDir, { readOnly: true });
+    const v4 = openPinnedTables(native, pinDir, { readOnly: true });
+    // The IPv6 twins, when pinned (an agent older than docs/ipv6.md has none).
+    if (!Object.values(MAP_NAMES6).every((name) => existsSync(join(pinDir, name)))) return v4;
+    try {
+      const v6 = openPinnedTables(native, pinDir, { readOnly: true, family: 'IPv6' });
+      return { tables: v4.tables, tables6: v6.tables, close: () => { v4.close(); v6.close(); } };
+    } catch (err) {
+      v4.close();
+      throw err;
+    }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM') {

@@ -82,7 +82,7 @@ export function buildNatView(
     ordinal: key.ordinal,
     ip: value.addr,
     port: value.port,
-    nodeIp: value.node_addr === '0.0.0.0' ? '' : value.node_addr,
+    nodeIp: value.node_addr === '0.0.0.0' || value.node_addr === '::' ? '' : value.node_addr,
     flags: flagNames(value.flags, BE_FLAG_NAMES),
   }));
   be.sort((a, b) => a.backendId - b.backendId || a.ordinal - b.ordinal);

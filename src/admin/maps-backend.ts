@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fromPackageRoot } from '../bpf/native.js';
 import type { SvcCounters } from '../bpf/sluice-structs.js';
 import { DROP_REASONS } from '../bpf/sluice-structs.js';
-import type { ServiceTables, TableRole } from '../dataplane/tables.js';
+import type { ServiceTables, Table, TableRole } from '../dataplane/tables.js';
 import { TABLE_ROLES } from '../dataplane/tables.js';
 import type { LogLevel } from '../log/logger.js';
 import { formatServiceRef, serviceKeyMatches } from './filters.js';
@@ -48,6 +48,11 @@ const MAP_TYPES: Record<TableRole, string> = {
 
 export interface MapsBackendOptions {
   tables: ServiceTables;
+  /**
+   * The IPv6 twins (docs/ipv6.md): their frontends, blocks, flows and affinity are listed with
+   * IPv4's (both families share the svc_id and backend_id spaces, so the joins hold).
+   */
+  tables6?: ServiceTables;
   pinDir: string;
   /** The agent's status; without it, status says the agent is not running. */
   status?: () => Omit<StatusView, 'version' | 'agentRunning' | 'pinDir'>;
@@ -68,10 +73,18 @@ const ZERO_COUNTERS: SvcCounters = { packets: 0n, bytes: 0n, connections: 0n, re
 export class MapsAdminBackend implements AdminBackend {
   private readonly nowNs: () => bigint;
   private readonly tables: ServiceTables;
+  /** The tables of each family the node has. */
+  private readonly families: readonly ServiceTables[];
 
   constructor(private readonly opts: MapsBackendOptions) {
     this.nowNs = opts.nowNs ?? (() => process.hrtime.bigint());
     this.tables = opts.tables;
+    this.families = opts.tables6 ? [opts.tables, opts.tables6] : [opts.tables];
+  }
+
+  /** The entries of one per-family table, both families' together. */
+  private all<K, V>(pick: (f: ServiceTables) => Table<K, V>): Array<[K, V]> {
+    return this.families.flatMap((f) => pick(f).entries());
   }
 
   /** svc_id → service key for the given ids, from sl_svc_meta. */
@@ -85,7 +98,7 @@ export class MapsAdminBackend implements AdminBackend {
   }
 
   private svcIdsInUse(): Set<number> {
-    return new Set(this.tables.frontends.entries().map(([, v]) => v.svc_id));
+    return new Set(this.all((f) => f.frontends).map(([, v]) => v.svc_id));
   }
 
   status(): StatusView {
@@ -111,8 +124,8 @@ export class MapsAdminBackend implements AdminBackend {
   }
 
   natDump(): NatView {
-    const frontends = this.tables.frontends.entries();
-    const backends = this.tables.backends.entries();
+    const frontends = this.all((f) => f.frontends);
+    const backends = this.all((f) => f.backends);
     return buildNatView(frontends, backends, this.names(frontends.map(([, v]) => v.svc_id)));
   }
 
@@ -121,14 +134,14 @@ export class MapsAdminBackend implements AdminBackend {
   }
 
   conntrack(): ConntrackView {
-    const entries = this.tables.ct.entries();
+    const entries = this.all((f) => f.ct);
     return buildConntrackView(entries, this.names(entries.map(([, v]) => v.svc_id)), this.nowNs());
   }
 
   affinity(): AffinityView {
-    const entries = this.tables.affinity.entries();
+    const entries = this.all((f) => f.affinity);
     const timeouts = new Map<number, number>();
-    for (const [, v] of this.tables.frontends.entries()) timeouts.set(v.svc_id, v.affinity_timeout_s);
+    for (const [, v] of this.all((f) => f.frontends)) timeouts.set(v.svc_id, v.affinity_timeout_s);
     return buildAffinityView(entries, this.names(entries.map(([k]) => k.svc_id)), timeouts, this.nowNs());
   }
 
@@ -153,8 +166,10 @@ export class MapsAdminBackend implements AdminBackend {
   }
 
   maps(): MapsView {
-    const maps = TABLE_ROLES.map((role) => {
-      const table = this.tables[role];
+    const seen = new Set<string>();
+    const tables = this.families.flatMap((f) => TABLE_ROLES.map((role) => ({ role, table: f[role] })))
+      .filter(({ table }) => !seen.has(table.name) && seen.add(table.name));
+    const maps = tables.map(({ role, table }) => {
       // Arrays count their non-empty slots (the dataplane's Table semantics).
       const entries = table.entries().length;
       return { name: table.name, type: MAP_TYPES[role], entries, maxEntries: table.maxEntries, fill: fillRatio(entries, table.maxEntries) };

@@ -49,7 +49,7 @@ export interface RunningAgent {
 
 function modelConfig(cfg: AgentConfig, hostAddresses?: string[]): ModelConfig {
   return {
-    families: ['IPv4'], nodePortAddresses: cfg.nodePortAddresses, serviceProxyName: cfg.serviceProxyName,
+    families: [...cfg.ipFamilies], nodePortAddresses: cfg.nodePortAddresses, serviceProxyName: cfg.serviceProxyName,
     ...(hostAddresses ? { hostAddresses } : {}),
   };
 }
@@ -105,6 +105,8 @@ function agentContext(cfg: AgentConfig, logging: Logging): AgentContext {
 function openWriter(ctx: AgentContext, datapath: AgentDatapath, store: ObjectStore): ServiceTableWriter {
   const writer = new ServiceTableWriter({
     tables: datapath.tables,
+    // IPv6 service ports go to the IPv6 maps, programmed independently of IPv4 (docs/ipv6.md).
+    ...(datapath.tables6 ? { tables6: datapath.tables6 } : {}),
     logger: ctx.logging.component('dataplane'),
     udpSocketSweep: datapath.udpSocketSweep,
     // Each backend records its node's address (for forwarding to remote backends and DSR).
@@ -282,6 +284,7 @@ async function startServers(ctx: AgentContext, p: ServerParts): Promise<{ admin:
   const { datapath, store, source, writer, reconciler, status, external } = p;
   const backend = new MapsAdminBackend({
     tables: datapath.tables,
+    ...(datapath.tables6 ? { tables6: datapath.tables6 } : {}),
     pinDir: cfg.pinDir,
     status: () => ({
       nodeName: cfg.nodeName,

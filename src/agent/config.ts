@@ -55,6 +55,8 @@ export interface AgentConfig {
   metricsAddress: string;
   /** CIDRs whose node addresses get NodePort frontends; empty = node IPs. */
   nodePortAddresses: string[];
+  /** The IP families whose Services are proxied (docs/ipv6.md). */
+  ipFamilies: Array<'IPv4' | 'IPv6'>;
   serviceProxyName: string;
   /** Conntrack timeouts in seconds (Calico defaults). */
   ctTimeouts: { tcpEstablished: number; tcpSynSent: number; tcpFin: number; udp: number };
@@ -257,6 +259,16 @@ const FLAGS: Record<string, FlagSpec> = {
     help: 'comma-separated CIDRs selecting node addresses for NodePorts (default: node IPs)',
     parse: (v, c, f) => void (c.nodePortAddresses = v.split(',').filter(Boolean).map((x) => cidr(f, x.trim()))),
   },
+  '--ip-families': {
+    env: 'SLUICE_IP_FAMILIES',
+    help: 'comma-separated IP families to proxy: IPv4, IPv6 (default both; a family the cluster does not use costs nothing)',
+    parse(v, c, f) {
+      const families = [...new Set(v.split(',').map((x) => x.trim()).filter(Boolean))];
+      const bad = families.find((x) => x !== 'IPv4' && x !== 'IPv6');
+      if (bad !== undefined || families.length === 0) throw new ConfigError(`${f}: "${v}" is not a list of IPv4, IPv6`);
+      c.ipFamilies = families as Array<'IPv4' | 'IPv6'>;
+    },
+  },
   '--service-proxy-name': { env: 'SLUICE_SERVICE_PROXY_NAME', help: 'serve only Services labelled service.kubernetes.io/service-proxy-name=NAME', parse: (v, c, f) => void (c.serviceProxyName = labelValue(f, v)) },
   '--ct-timeout-tcp-established': { help: 'conntrack timeout, established TCP (default 1h)', parse: (v, c, f) => void (c.ctTimeouts.tcpEstablished = durationMs(f, v, 1000) / 1000) },
   '--ct-timeout-tcp-syn': { help: 'conntrack timeout, TCP SYN sent (default 20s)', parse: (v, c, f) => void (c.ctTimeouts.tcpSynSent = durationMs(f, v, 1000) / 1000) },
@@ -288,6 +300,7 @@ export function defaultConfig(): AgentConfig {
     adminSocket: '/run/sluice/admin.sock',
     metricsAddress: '127.0.0.1:9963',
     nodePortAddresses: [],
+    ipFamilies: ['IPv4', 'IPv6'],
     serviceProxyName: '',
     ctTimeouts: { tcpEstablished: 3600, tcpSynSent: 20, tcpFin: 30, udp: 60 },
     bpfObjectDir: '',

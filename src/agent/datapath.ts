@@ -17,7 +17,7 @@ import { checkTcBinary, listTcFilters, tcHookKey } from '../datapath/tc-filters.
 import type { CleanupReport, TcTarget } from '../datapath/attach.js';
 import type { KernelFeatures } from '../datapath/kernel-features.js';
 import type { ServiceTables } from '../dataplane/tables.js';
-import { MAP_NAMES } from '../dataplane/tables.js';
+import { MAP_NAMES, MAP_NAMES6 } from '../dataplane/tables.js';
 import type { ProgramAttachment } from '../admin/types.js';
 import { cgroup2Mount } from '../testbed/cgroup.js';
 import type { AgentConfig } from './config.js';
@@ -25,6 +25,8 @@ import type { WorkloadInterface } from './interfaces.js';
 
 export interface AgentDatapath {
   readonly tables: ServiceTables;
+  /** The IPv6 twins (docs/ipv6.md), when the objects have them. */
+  readonly tables6?: ServiceTables;
   readonly libbpfVersion: string;
   /** What the running kernel gives the datapath (docs/kernels.md). */
   readonly kernelFeatures: KernelFeatures;
@@ -107,6 +109,7 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
 
   const self: AgentDatapath = {
     tables: dp.tables,
+    tables6: dp.tables6,
     libbpfVersion: native.libbpfVersion(),
     kernelFeatures: dp.kernelFeatures,
     ...(dp.udpSocketSweep ? { udpSocketSweep: dp.udpSocketSweep } : {}),
@@ -259,14 +262,15 @@ export async function cleanupAgentDatapath(cfg: AgentConfig, logger: Logger, nat
  */
 function stopNewTranslations(native: NativeAddon, pinDir: string, logger: Logger): number {
   let frontends = 0;
-  for (const name of [MAP_NAMES.vips, MAP_NAMES.frontends]) {
+  const frontendMaps = [MAP_NAMES.frontends, MAP_NAMES6.frontends];
+  for (const name of [MAP_NAMES.vips, MAP_NAMES6.vips, ...frontendMaps]) {
     const pin = join(pinDir, name);
     if (!existsSync(pin)) continue;
     try {
       const map = native.openPinnedMap(pin);
       try {
         for (const key of map.keys()) {
-          if (map.delete(key) && name === MAP_NAMES.frontends) frontends++;
+          if (map.delete(key) && frontendMaps.includes(name)) frontends++;
         }
       } finally {
         map.close();

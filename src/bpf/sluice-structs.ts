@@ -1,6 +1,6 @@
 // Codecs for the structs in bpf/include/sluice.h. The header is the truth: `allStructCodecs`
 // is verified against the compiled objects' BTF at load (src/bpf) and in tests.
-import { be16, cstring, defineStruct, ipv4, pad, scalar, u16, u16Array, u32, u64, u8 } from './codec.js';
+import { be16, cstring, defineStruct, ipv4, ipv6, pad, scalar, u16, u16Array, u32, u64, u8 } from './codec.js';
 import type { ConstantMirror } from './constants.js';
 import { mirrorEnum } from './constants.js';
 
@@ -55,10 +55,14 @@ export const TUNNEL_CONSTANTS = mirrorEnum('sl_tunnel_consts', 'SL_TUNNEL_', { P
 /** Maglev table geometry (sl_maglev4, lib/maglev.h). */
 export const MAGLEV_CONSTANTS = mirrorEnum('sl_maglev_sizes', 'SL_MAGLEV_', { CHUNK: 256, SIZE_MIN: 251, SIZE_MAX: 65521, SIZE_DEFAULT: 16381 });
 
+/** Default capacities of the IPv6 LRU maps (bpf/lib/maps6.h); the IPv6 hash maps use MAP_CAPACITY. */
+export const MAP_CAPACITY6_CONSTANTS = mirrorEnum('sl_map_capacity6', 'SL_MAX_', { CT6: 131072, AFFINITY6: 16384, SOCK_REVNAT6: 65536 });
+
 /** Every mirrored enum, for BTF verification. */
 export const allConstantMirrors: readonly ConstantMirror[] = [
   SCOPE_CONSTANTS, SVC_F_CONSTANTS, FRONTEND_KIND_CONSTANTS, BE_F_CONSTANTS, CT_TYPE_CONSTANTS, CT_STATE_CONSTANTS, CT_F_CONSTANTS, VIP_F_CONSTANTS,
-  CTLB_CONSTANTS, DROP_CONSTANTS, SVC_META_CONSTANTS, MAP_CAPACITY_CONSTANTS, MAGLEV_CONSTANTS, EXTERNAL_MODE_CONSTANTS, TUNNEL_CONSTANTS,
+  CTLB_CONSTANTS, DROP_CONSTANTS, SVC_META_CONSTANTS, MAP_CAPACITY_CONSTANTS, MAP_CAPACITY6_CONSTANTS, MAGLEV_CONSTANTS, EXTERNAL_MODE_CONSTANTS,
+  TUNNEL_CONSTANTS,
 ];
 
 export const SCOPE = SCOPE_CONSTANTS.values;
@@ -82,6 +86,7 @@ export const MAP_CAPACITY = MAP_CAPACITY_CONSTANTS.values;
 export const MAGLEV = MAGLEV_CONSTANTS.values;
 export const EXTERNAL_MODE = EXTERNAL_MODE_CONSTANTS.values;
 export const TUNNEL = TUNNEL_CONSTANTS.values;
+export const MAP_CAPACITY6 = MAP_CAPACITY6_CONSTANTS.values;
 /** Bytes of sl_svc_meta.name, its NUL included. */
 export const SVC_NAME_LEN = SVC_META_CONSTANTS.values.SVC_NAME_LEN;
 /** Not a sluice.h constant: the IANA protocol numbers the maps carry. */
@@ -217,6 +222,34 @@ export type MaglevChunk = ReturnType<typeof maglevChunk.decode>;
 export const u32Key = scalar('__u32', u32);
 export const u64Value = scalar('__u64', u64);
 
+// The IPv6 twins: the same member names as the IPv4 structs, addresses as IPv6 text, so the
+// writer, the mirror and the dumps handle both families with one set of types.
+export const frontendKey6 = defineStruct('sl_frontend_key6', { addr: ipv6, port: be16, proto: u8, scope: u8 });
+export const backendValue6 = defineStruct('sl_backend_value6', { addr: ipv6, port: be16, flags: u8, pad: pad(1), node_addr: ipv6 });
+export const ctKey6 = defineStruct('sl_ct_key6', { saddr: ipv6, daddr: ipv6, sport: be16, dport: be16, proto: u8, pad: pad(3) });
+export const ctValue6 = defineStruct('sl_ct_value6', {
+  created_ns: u64,
+  last_seen_ns: u64,
+  nat_addr: ipv6,
+  nat_port: be16,
+  type: u8,
+  state: u8,
+  nat_saddr: ipv6,
+  svc_id: u32,
+  flags: u32,
+  nat_sport: be16,
+  pad: pad(2, 2),
+});
+export const affinityKey6 = defineStruct('sl_affinity_key6', { svc_id: u32, client_addr: ipv6 });
+export const affinityValue6 = defineStruct('sl_affinity_value6', {
+  last_used_ns: u64, backend_addr: ipv6, backend_port: be16, pad: pad(2, 2), pad2: pad(4, 4),
+});
+export const sockRevnatKey6 = defineStruct('sl_sock_revnat_key6', {
+  cookie: u64, backend_addr: ipv6, backend_port: be16, pad: pad(2, 2), pad2: pad(4, 4),
+});
+export const sockRevnatValue6 = defineStruct('sl_sock_revnat_value6', { frontend_addr: ipv6, frontend_port: be16, pad: pad(2, 2), svc_id: u32 });
+export const vipKey6 = defineStruct('sl_vip_key6', { addr: ipv6 });
+
 /** Every struct codec, for BTF verification. */
 export const tunnelNodeKey4 = defineStruct('sl_tunnel_node_key4', { addr: ipv4 });
 export const tunnelNodeValue = defineStruct('sl_tunnel_node_value', { flags: u32 });
@@ -225,5 +258,6 @@ export const allStructCodecs = [
   frontendKey4, serviceValue, backendKey, backendValue4, ctKey4, ctValue4, affinityKey4,
   affinityValue4, sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, vipKey4, vipValue,
   srcRangeKey4, srcRangeValue, nodeConfig4, maglevKey, maglevChunk, tunnelNodeKey4, tunnelNodeValue,
+  frontendKey6, backendValue6, ctKey6, ctValue6, affinityKey6, affinityValue6, sockRevnatKey6, sockRevnatValue6, vipKey6,
 ] as const;
 

@@ -18,7 +18,9 @@ import type { NativeAddon, NativeProgram, TcDirection } from '../bpf/native.js';
 import { hookFilters, interfaceNames, listTcFilters, tcHookKey, type TcFilterEntry } from './tc-filters.js';
 
 /** The connect-time programs of connect.bpf.o (bpf/connect.bpf.c). */
-export const CONNECT_PROGRAMS = ['sl_connect4', 'sl_sendmsg4', 'sl_recvmsg4', 'sl_getpeername4'] as const;
+export const CONNECT_PROGRAMS = [
+  'sl_connect4', 'sl_sendmsg4', 'sl_recvmsg4', 'sl_getpeername4', 'sl_connect6', 'sl_sendmsg6', 'sl_recvmsg6', 'sl_getpeername6',
+] as const;
 /** The TC programs of tc.bpf.o by hook: what the pod sends (ingress of its host veth), what it receives. */
 export const TC_PROGRAMS: Readonly<Record<TcDirection, string>> = { ingress: 'sl_tc_from_pod', egress: 'sl_tc_to_pod' };
 /** The TC programs of host.bpf.o for the node's host-facing interfaces (external traffic). */

@@ -112,6 +112,8 @@ function preparePinDir(pinDir: string): void {
 export class Datapath {
   /** The service maps, through the tc object's handles. */
   readonly tables: ServiceTables;
+  /** Their IPv6 twins (sl_frontends6, ...; docs/ipv6.md), sharing names and counters. */
+  readonly tables6: ServiceTables;
 
   /**
    * For ServiceTableWriter's `udpSocketSweep`: one sweep over every network namespace. Absent
@@ -133,6 +135,7 @@ export class Datapath {
     private readonly host: NativeObject | null = null,
   ) {
     this.tables = tablesFromObject(tc, native.numPossibleCpus(), upgrade.layouts);
+    this.tables6 = tablesFromObject(tc, native.numPossibleCpus(), upgrade.layouts, 'IPv6');
     if (udpSocketSweeper?.available) this.udpSocketSweep = () => void udpSocketSweeper.sweep();
   }
 

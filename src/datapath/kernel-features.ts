@@ -32,7 +32,7 @@ export const FEATURES: Record<FeatureName, FeatureInfo> = {
     without: 'the agent cannot run: no service is translated',
   },
   'connect-time-lb': {
-    what: 'connect-time load balancing on the cgroup (connect.bpf.o: connect4, sendmsg4, recvmsg4, getpeername4)',
+    what: 'connect-time load balancing on the cgroup (connect.bpf.o: connect, sendmsg, recvmsg and getpeername in both families)',
     since: '5.10',
     without: 'every service connection goes through the TC path (NAT on the pod veth): still served, with per-packet NAT',
   },

@@ -48,7 +48,7 @@ export interface PlanProblem {
 export interface Plan {
   changes: ServiceChange[];
   errors: PlanProblem[];
-  /** Service ports of a family the maps do not hold yet (IPv6). */
+  /** Service ports of a family no writer programs (IPv6 without the IPv6 maps). */
   unsupported: number;
   /** Per planned service-port key: `${ip}|${port}` → frontend kind (dumps, ClusterIP listing). */
   kinds: Map<string, FrontendKinds>;
@@ -92,6 +92,10 @@ export interface PlanContext {
   svcIds: IdAllocator;
   backendIds: IdAllocator;
   target: TargetOptions;
+  /** The family whose maps this plan writes (default IPv4); ports of the other family are skipped. */
+  family?: 'IPv4' | 'IPv6';
+  /** The other family is programmed by a writer of its own: its ports are not counted unsupported. */
+  otherFamilyProgrammed?: boolean;
 }
 
 const PROTO_IN_KEY = /\/(TCP|UDP|SCTP)\/IPv[46]$/;
@@ -193,8 +197,8 @@ function resolveTargets(wanted: PlanScope['wanted'], ctx: PlanContext, only: Rea
     return owner !== undefined && !only.has(owner) ? owner : undefined;
   };
   for (const [key, port] of wanted) {
-    if (port.family !== 'IPv4') {
-      plan.unsupported++;
+    if (port.family !== (ctx.family ?? 'IPv4')) {
+      if (!ctx.otherFamilyProgrammed) plan.unsupported++;
       continue;
     }
     let t: ServiceTarget;

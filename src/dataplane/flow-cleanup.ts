@@ -4,11 +4,15 @@
 // black hole. Those go at once. TCP flows are left to finish on their backend; only their affinity
 // entries go (a new connection must not be steered to a backend that left).
 import type { StructCodec } from '../bpf/codec.js';
-import { ipv4ToNumber, isIpv4Text } from '../bpf/ip-bytes.js';
+import { isIPv6 } from 'node:net';
+import { ipv4ToNumber, ipv6ToBuffer, isIpv4Text } from '../bpf/ip-bytes.js';
 import type { CtKey4, CtValue4 } from '../bpf/sluice-structs.js';
-import { affinityKey4, affinityValue4, CT_F, CT_TYPE, ctKey4, ctValue4, IPPROTO, sockRevnatKey4, sockRevnatValue4 } from '../bpf/sluice-structs.js';
+import {
+  affinityKey4, affinityKey6, affinityValue4, affinityValue6, CT_F, CT_TYPE, ctKey4, ctKey6, ctValue4, ctValue6, IPPROTO,
+  sockRevnatKey4, sockRevnatKey6, sockRevnatValue4, sockRevnatValue6,
+} from '../bpf/sluice-structs.js';
 import type { RemovedEndpoint } from './apply-plan.js';
-import type { RawMatch, ServiceTables } from './tables.js';
+import type { RawMatch, ServiceTables, TableFamily } from './tables.js';
 
 export interface FlowCleanupRequest {
   endpoints: RemovedEndpoint[];
@@ -35,22 +39,42 @@ function offsetOf(codec: { name: string; members: StructCodec<never>["members"] 
   if (!m || m.size !== size) throw new Error(`flow cleanup: ${codec.name}.${name} is not a ${size}-byte member`);
   return m.offset;
 }
-const CT_KEY = { saddr: offsetOf(ctKey4, 'saddr', 4), sport: offsetOf(ctKey4, 'sport', 2), proto: offsetOf(ctKey4, 'proto', 1) };
-const CT_VALUE = { natAddr: offsetOf(ctValue4, 'nat_addr', 4), natPort: offsetOf(ctValue4, 'nat_port', 2), type: offsetOf(ctValue4, 'type', 1), svcId: offsetOf(ctValue4, 'svc_id', 4) };
-const AFFINITY = { svcId: offsetOf(affinityKey4, 'svc_id', 4), addr: offsetOf(affinityValue4, 'backend_addr', 4), port: offsetOf(affinityValue4, 'backend_port', 2) };
-const REVNAT = { addr: offsetOf(sockRevnatKey4, 'backend_addr', 4), port: offsetOf(sockRevnatKey4, 'backend_port', 2), svcId: offsetOf(sockRevnatValue4, 'svc_id', 4) };
+/** The byte offsets the scans read, per family (the IPv6 structs have the same members, 16-byte addresses). */
+function layoutOf(family: TableFamily) {
+  const v6 = family === 'IPv6';
+  const a = v6 ? 16 : 4;
+  const [ck, cv, ak, av, rk, rv] = v6
+    ? [ctKey6, ctValue6, affinityKey6, affinityValue6, sockRevnatKey6, sockRevnatValue6]
+    : [ctKey4, ctValue4, affinityKey4, affinityValue4, sockRevnatKey4, sockRevnatValue4];
+  return {
+    ct: { saddr: offsetOf(ck, 'saddr', a), sport: offsetOf(ck, 'sport', 2), proto: offsetOf(ck, 'proto', 1) },
+    ctValue: { natAddr: offsetOf(cv, 'nat_addr', a), natPort: offsetOf(cv, 'nat_port', 2), type: offsetOf(cv, 'type', 1), svcId: offsetOf(cv, 'svc_id', 4) },
+    affinity: { svcId: offsetOf(ak, 'svc_id', 4), addr: offsetOf(av, 'backend_addr', a), port: offsetOf(av, 'backend_port', 2) },
+    revnat: { addr: offsetOf(rk, 'backend_addr', a), port: offsetOf(rk, 'backend_port', 2), svcId: offsetOf(rv, 'svc_id', 4) },
+  };
+}
+const LAYOUTS = { IPv4: layoutOf('IPv4'), IPv6: layoutOf('IPv6') } as const;
 
 /** addr:port as one number (an IPv4 address is 32 bits, a port 16: exact in a double). */
 const endpointNumber = (addr: number, port: number): number => addr * 65536 + port;
 
-/** Removed endpoints by addr:port, with the svc_ids each left. */
+/** Removed endpoints by addr:port, with the svc_ids each left; an IPv6 one by its 16 bytes as a latin1 string and port. */
 class EndpointIndex {
-  private readonly byEndpoint = new Map<number, Set<number>>();
+  private readonly byEndpoint = new Map<number | string, Set<number>>();
 
-  constructor(endpoints: readonly RemovedEndpoint[]) {
+  constructor(
+    endpoints: readonly RemovedEndpoint[],
+    private readonly family: TableFamily = 'IPv4',
+  ) {
     for (const e of endpoints) {
-      if (!isIpv4Text(e.addr)) continue; // the IPv4 maps hold no other
-      const id = endpointNumber(ipv4ToNumber(e.addr), e.port);
+      let id: number | string;
+      if (family === 'IPv4') {
+        if (!isIpv4Text(e.addr)) continue; // the IPv4 maps hold no other
+        id = endpointNumber(ipv4ToNumber(e.addr), e.port);
+      } else {
+        if (!isIPv6(e.addr)) continue;
+        id = `${ipv6ToBuffer(e.addr).toString('latin1')}|${e.port}`;
+      }
       let svcIds = this.byEndpoint.get(id);
       if (!svcIds) this.byEndpoint.set(id, (svcIds = new Set()));
       svcIds.add(e.svcId);
@@ -61,9 +85,11 @@ class EndpointIndex {
     return this.byEndpoint.size;
   }
 
-  /** Whether svc_id lost the endpoint whose address (u32, network order) and port sit at these offsets. */
+  /** Whether svc_id lost the endpoint whose address (network order) and port sit at these offsets. */
   has(svcId: number, addrBuf: Buffer, addrAt: number, portBuf: Buffer, portAt: number): boolean {
-    const svcIds = this.byEndpoint.get(endpointNumber(addrBuf.readUInt32BE(addrAt), portBuf.readUInt16BE(portAt)));
+    const port = portBuf.readUInt16BE(portAt);
+    const id = this.family === 'IPv4' ? endpointNumber(addrBuf.readUInt32BE(addrAt), port) : `${addrBuf.toString('latin1', addrAt, addrAt + 16)}|${port}`;
+    const svcIds = this.byEndpoint.get(id);
     return svcIds !== undefined && svcIds.has(svcId);
   }
 }
@@ -90,10 +116,11 @@ export interface FlowCleanupHooks {
   beforeSockRevnatDelete?: () => void;
 }
 
-export function cleanUpFlows(tables: ServiceTables, req: FlowCleanupRequest, hooks: FlowCleanupHooks = {}): FlowCleanupResult {
+export function cleanUpFlows(tables: ServiceTables, req: FlowCleanupRequest, hooks: FlowCleanupHooks = {}, family: TableFamily = 'IPv4'): FlowCleanupResult {
   const res: FlowCleanupResult = { ctDeleted: 0, sockRevnatDeleted: 0, affinityDeleted: 0, errors: [], deletes: 0, batchCalls: 0 };
-  const all = new EndpointIndex(req.endpoints);
-  const udp = new EndpointIndex(req.endpoints.filter((e) => e.proto === IPPROTO.UDP));
+  const all = new EndpointIndex(req.endpoints, family);
+  const udp = new EndpointIndex(req.endpoints.filter((e) => e.proto === IPPROTO.UDP), family);
+  const { ct: CT_KEY, ctValue: CT_VALUE, affinity: AFFINITY, revnat: REVNAT } = LAYOUTS[family];
 
   const run = (what: string, fn: () => number): number => {
     try {
@@ -117,11 +144,11 @@ export function cleanUpFlows(tables: ServiceTables, req: FlowCleanupRequest, hoo
       const svcId = k.readUInt32LE(ka + AFFINITY.svcId);
       return req.affinitySvcIds.has(svcId) || all.has(svcId, v, va + AFFINITY.addr, v, va + AFFINITY.port);
     };
-    res.affinityDeleted = run('cleaning sl_affinity4', () => deleteAll(tables.affinity, tables.affinity.filterRaw(affinityMatch).map(([k]) => k)));
+    res.affinityDeleted = run(`cleaning ${tables.affinity.name}`, () => deleteAll(tables.affinity, tables.affinity.filterRaw(affinityMatch).map(([k]) => k)));
   }
   if (udp.size === 0) return res;
 
-  res.ctDeleted = run('cleaning sl_ct4', () => {
+  res.ctDeleted = run(`cleaning ${tables.ct.name}`, () => {
     // FORWARD entries name the backend in their value, REVERSE ones as their source.
     const ctMatch: RawMatch = (k, ka, v, va) => {
       if (k[ka + CT_KEY.proto] !== IPPROTO.UDP) return false;
@@ -147,7 +174,7 @@ export function cleanUpFlows(tables: ServiceTables, req: FlowCleanupRequest, hoo
     res.errors.push(`UDP socket sweep: ${(err as Error).message}`);
   }
   const revnatMatch: RawMatch = (k, ka, v, va) => udp.has(v.readUInt32LE(va + REVNAT.svcId), k, ka + REVNAT.addr, k, ka + REVNAT.port);
-  res.sockRevnatDeleted = run('cleaning sl_sock_revnat4', () => deleteAll(tables.sockRevnat, tables.sockRevnat.filterRaw(revnatMatch).map(([k]) => k)));
+  res.sockRevnatDeleted = run(`cleaning ${tables.sockRevnat.name}`, () => deleteAll(tables.sockRevnat, tables.sockRevnat.filterRaw(revnatMatch).map(([k]) => k)));
   return res;
 }
 

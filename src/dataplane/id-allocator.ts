@@ -8,6 +8,8 @@ export class IdAllocator {
   constructor(
     readonly min: number,
     readonly max: number,
+    /** Ids another allocator of the same space holds (the other family's svc_ids): never handed out. */
+    private readonly takenElsewhere?: (id: number) => boolean,
   ) {
     if (!Number.isInteger(min) || !Number.isInteger(max) || min > max) throw new RangeError(`id range [${min}, ${max}] is empty`);
     this.cursor = min;
@@ -38,7 +40,7 @@ export class IdAllocator {
     for (let i = 0; i < span; i++) {
       const id = this.cursor;
       this.cursor = id >= this.max ? this.min : id + 1;
-      if (!this.used.has(id)) {
+      if (!this.used.has(id) && !this.takenElsewhere?.(id)) {
         this.used.add(id);
         return id;
       }

@@ -4,6 +4,8 @@
 // appended to an operation log that tests replay to check what a BPF program could have seen
 // between any two writes. Failures are injected per map/operation/element.
 import type { ServiceTables, Table, BatchOutcome, RawMatch, TableRole } from './tables.js';
+import type { SvcCounters, SvcMeta } from '../bpf/sluice-structs.js';
+import type { TableFamily } from './tables.js';
 import { mapError, TABLE_ROLES } from './tables.js';
 import type { TableKind, TableSpec } from './table-specs.js';
 import { isZero, tableSpecs } from './table-specs.js';
@@ -194,6 +196,10 @@ export interface MemoryTablesOptions {
   /** Possible CPUs for the per-CPU tables (default 2). */
   cpus?: number;
   maxEntries?: Partial<Record<TableRole, number>>;
+  /** The IPv6 twins' names and layouts (default IPv4). */
+  family?: TableFamily;
+  /** Tables of the other family whose shared maps (names, counters, drop counters) these use too. */
+  sharing?: MemoryServiceTables;
 }
 
 /** ServiceTables in memory, with the log and failure injection of the whole set. */
@@ -205,23 +211,24 @@ export class MemoryServiceTables implements MemoryTablesOf<ServiceTables> {
   readonly ct;
   readonly affinity;
   readonly sockRevnat;
-  readonly svcMeta;
-  readonly counters;
-  readonly dropCounters;
+  readonly svcMeta: MemoryTable<number, SvcMeta>;
+  readonly counters: MemoryTable<number, SvcCounters[]>;
+  readonly dropCounters: MemoryTable<number, bigint[]>;
   readonly vips;
 
   constructor(opts: MemoryTablesOptions = {}) {
     this.cpus = opts.cpus ?? 2;
-    const specs = tableSpecs(this.cpus);
+    const specs = tableSpecs(this.cpus, undefined, opts.family);
     const max = (role: TableRole): number => opts.maxEntries?.[role] ?? specs[role].defaultMaxEntries;
     this.frontends = new MemoryTable(specs.frontends, max('frontends'), this.journal);
     this.backends = new MemoryTable(specs.backends, max('backends'), this.journal);
     this.ct = new MemoryTable(specs.ct, max('ct'), this.journal);
     this.affinity = new MemoryTable(specs.affinity, max('affinity'), this.journal);
     this.sockRevnat = new MemoryTable(specs.sockRevnat, max('sockRevnat'), this.journal);
-    this.svcMeta = new MemoryTable(specs.svcMeta, max('svcMeta'), this.journal);
-    this.counters = new MemoryTable(specs.counters, max('counters'), this.journal);
-    this.dropCounters = new MemoryTable(specs.dropCounters, max('dropCounters'), this.journal);
+    const shared = opts.sharing;
+    this.svcMeta = shared?.svcMeta ?? new MemoryTable(specs.svcMeta, max('svcMeta'), this.journal);
+    this.counters = shared?.counters ?? new MemoryTable(specs.counters, max('counters'), this.journal);
+    this.dropCounters = shared?.dropCounters ?? new MemoryTable(specs.dropCounters, max('dropCounters'), this.journal);
     this.vips = new MemoryTable(specs.vips, max('vips'), this.journal);
   }
 

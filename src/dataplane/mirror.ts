@@ -84,6 +84,9 @@ const DENSE_ORDINALS = 1 << 16;
 /** group (a svc_id, a backend_id) → its frontends: nearly every group has one (a ClusterIP-only port). */
 const frontendGroups = () => new MultiIndex<number, MirrorFrontend>({ store: new IdMap(), same: (a, b) => a.id === b.id });
 
+/** How an IPv6 service-port key ends (src/model/desired-port.ts, servicePortKey). */
+export const IPV6_KEY_SUFFIX = '/IPv6';
+
 /** Key given to a svc_id that frontends use but sl_svc_meta does not name (it gets removed). */
 export const unnamedKey = (svcId: number): string => `#unnamed-svc-${svcId}`;
 
@@ -103,11 +106,17 @@ export class Mirror {
   /** backend_id → the frontends that read it (count + local_count ordinals each). */
   private readonly byBlock = frontendGroups();
 
-  static read(tables: ServiceTables): Mirror {
+  /**
+   * `family`: whose names to take from sl_svc_meta, which both families share: the IPv6 mirror
+   * takes the keys ending in /IPv6, the IPv4 one every other (so it removes stray names as before).
+   */
+  static read(tables: ServiceTables, family: 'IPv4' | 'IPv6' = 'IPv4'): Mirror {
     const m = new Mirror();
     for (const [key, value] of tables.frontends.entries()) m.setFrontend(key, value);
     for (const [key, value] of tables.backends.entries()) m.setBackend(key.backend_id, key.ordinal, value);
-    for (const [svcId, meta] of tables.svcMeta.entries()) if (meta.name !== '') m.setName(svcId, meta.name);
+    for (const [svcId, meta] of tables.svcMeta.entries()) {
+      if (meta.name !== '' && meta.name.endsWith(IPV6_KEY_SUFFIX) === (family === 'IPv6')) m.setName(svcId, meta.name);
+    }
     for (const [key, value] of tables.vips.entries()) m.vips.set(key.addr, value);
     m.trimBlocks();
     return m;

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { isBatchUnsupported } from '../bpf/errors.js';
 import type { NativeAddon, NativeMap } from '../bpf/native.js';
 import type { BatchOutcome, RawMatch, ServiceTables, Table, TableRole } from './tables.js';
-import { errorCode, MAP_NAMES } from './tables.js';
+import type { TableFamily } from './tables.js';
+import { errorCode, mapNamesOf } from './tables.js';
 import type { StructLayouts, TableSpec } from './table-specs.js';
 import { isZero, nonZeroSlots, tableSpecs } from './table-specs.js';
 
@@ -156,9 +157,10 @@ export class NativeTable<K, V> implements Table<K, V> {
   }
 }
 
-function buildTables(mapOf: (name: string) => NativeMap, cpus: number, layouts?: StructLayouts): ServiceTables {
-  const specs = tableSpecs(cpus, layouts);
-  const open = <R extends TableRole>(role: R) => new NativeTable(mapOf(MAP_NAMES[role]), specs[role]);
+function buildTables(mapOf: (name: string) => NativeMap, cpus: number, layouts?: StructLayouts, family: TableFamily = 'IPv4'): ServiceTables {
+  const specs = tableSpecs(cpus, layouts, family);
+  const names = mapNamesOf(family);
+  const open = <R extends TableRole>(role: R) => new NativeTable(mapOf(names[role]), specs[role]);
   return {
     frontends: open('frontends'),
     backends: open('backends'),
@@ -176,12 +178,12 @@ function buildTables(mapOf: (name: string) => NativeMap, cpus: number, layouts?:
  * Tables over the maps of a loaded object (the handles stay owned by the object); `layouts`: the
  * struct codecs following the object's BTF where it differs from the declared ones.
  */
-export function tablesFromObject(obj: { map(name: string): NativeMap }, cpus: number, layouts?: StructLayouts): ServiceTables {
-  return buildTables((name) => obj.map(name), cpus, layouts);
+export function tablesFromObject(obj: { map(name: string): NativeMap }, cpus: number, layouts?: StructLayouts, family: TableFamily = 'IPv4'): ServiceTables {
+  return buildTables((name) => obj.map(name), cpus, layouts, family);
 }
 
 /** Tables over the maps pinned under pinDir (sluicectl with the agent down, restart tests). */
-export function openPinnedTables(native: Pick<NativeAddon, 'openPinnedMap' | 'numPossibleCpus'>, pinDir: string, opts: { readOnly?: boolean } = {}): {
+export function openPinnedTables(native: Pick<NativeAddon, 'openPinnedMap' | 'numPossibleCpus'>, pinDir: string, opts: { readOnly?: boolean; family?: TableFamily } = {}): {
   tables: ServiceTables;
   close(): void;
 } {
@@ -191,7 +193,7 @@ export function openPinnedTables(native: Pick<NativeAddon, 'openPinnedMap' | 'nu
       const map = native.openPinnedMap(join(pinDir, name), opts);
       opened.push(map);
       return map;
-    }, native.numPossibleCpus());
+    }, native.numPossibleCpus(), undefined, opts.family);
     return { tables, close: () => opened.forEach((m) => m.close()) };
   } catch (err) {
     opened.forEach((m) => m.close());

@@ -1,6 +1,7 @@
 // DesiredServicePort → what its map entries must be (frontend keys with flags, the backend block).
 // Pure; validates the model's output so a bad value becomes an error naming the service port,
 // the field and the value instead of a codec exception deep inside a batch write.
+import { isIPv6 } from 'node:net';
 import { isIpv4Text } from '../bpf/ip-bytes.js';
 import type { BackendValue4, FrontendKey4 } from '../bpf/sluice-structs.js';
 import { BE_F, FRONTEND_KIND, IPPROTO, SCOPE, SVC_F, SVC_F_KIND_SHIFT, SVC_NAME_LEN } from '../bpf/sluice-structs.js';
@@ -76,31 +77,59 @@ function checkIPv4(svc: string, field: () => string, ip: unknown): string {
   return ip;
 }
 
+/** An IPv6 address as the maps take it: plain text, no zone, not IPv4-mapped (the model's canonical form). */
+const isIpv6Text = (ip: unknown): ip is string => typeof ip === 'string' && isIPv6(ip) && !ip.includes('%') && !ip.includes('.');
+
+function checkIPv6(svc: string, field: () => string, ip: unknown): string {
+  if (!isIpv6Text(ip)) throw new DesiredPortError(svc, field(), ip, 'is not an IPv6 address');
+  return ip;
+}
+
+/** The address checks of one family's maps. */
+interface FamilyAddresses {
+  is: (ip: unknown) => ip is string;
+  check: (svc: string, field: () => string, ip: unknown) => string;
+  /** node_addr when the node's address (of this family) is unknown. */
+  unknown: string;
+}
+const FAMILY_ADDRESSES: Record<'IPv4' | 'IPv6', FamilyAddresses> = {
+  IPv4: { is: isIpv4Text, check: checkIPv4, unknown: '0.0.0.0' },
+  IPv6: { is: isIpv6Text, check: checkIPv6, unknown: '::' },
+};
+
 export interface TargetOptions {
-  /** The address of a node by name (backend node_addr); unknown → 0.0.0.0. */
+  /**
+   * The address of a node by name (backend node_addr); one of another family than the service
+   * port's, or unknown → 0.0.0.0 (IPv4) or :: (IPv6).
+   */
   nodeAddress?: (nodeName: string) => string | undefined;
 }
 
-function backendValue(svc: string, set: string, list: BackendList, i: number, opts: TargetOptions): BackendValue4 {
+function backendValue(svc: string, set: string, list: BackendList, i: number, opts: TargetOptions, fam: FamilyAddresses): BackendValue4 {
   const nodeName = list.nodeName(i);
   const nodeAddr = nodeName ? opts.nodeAddress?.(nodeName) : undefined;
   const ip = list.ip(i);
   const port = list.port(i);
   return {
-    addr: isIpv4Text(ip) ? ip : checkIPv4(svc, () => `${set}[${i}].ip`, ip),
+    addr: fam.is(ip) ? ip : fam.check(svc, () => `${set}[${i}].ip`, ip),
     port: isPortNumber(port) ? port : checkPort(svc, () => `${set}[${i}].port`, port),
     flags: (list.local(i) ? BE_F.LOCAL : 0) | (list.terminating(i) ? BE_F.TERMINATING : 0),
-    node_addr: nodeAddr && isIpv4Text(nodeAddr) ? nodeAddr : '0.0.0.0',
+    node_addr: nodeAddr && fam.is(nodeAddr) ? nodeAddr : fam.unknown,
   };
 }
 
-/** The map entries an IPv4 DesiredServicePort needs. Throws DesiredPortError on bad input. */
+/**
+ * The map entries a DesiredServicePort needs, in its family's maps (the IPv6 values have the
+ * IPv4 ones' shapes, addresses as IPv6 text). Throws DesiredPortError on bad input.
+ */
 export function serviceTarget(port: DesiredServicePort, opts: TargetOptions = {}): ServiceTarget {
   const svc = typeof port.key === 'string' ? port.key : String(port.key);
   if (typeof port.key !== 'string' || port.key === '') throw new DesiredPortError(svc, 'key', port.key, 'is not a service-port key');
   if (Buffer.byteLength(port.key, 'utf8') > MAX_KEY_BYTES) {
     throw new DesiredPortError(svc, 'key', port.key, `is longer than ${MAX_KEY_BYTES} bytes (sl_svc_meta.name)`);
   }
+  const fam = port.family === 'IPv6' ? FAMILY_ADDRESSES.IPv6 : port.family === 'IPv4' ? FAMILY_ADDRESSES.IPv4 : undefined;
+  if (!fam) throw new DesiredPortError(svc, 'family', port.family, "is not 'IPv4' or 'IPv6'");
   const proto = PROTOCOLS[port.protocol];
   if (proto === undefined) throw new DesiredPortError(svc, 'protocol', port.protocol, 'is not TCP, UDP or SCTP');
   const timeout = port.affinityTimeoutSec;
@@ -117,7 +146,7 @@ export function serviceTarget(port: DesiredServicePort, opts: TargetOptions = {}
   port.frontends.forEach((f, i) => {
     if (!KINDS.has(f.kind)) throw new DesiredPortError(svc, `frontends[${i}].kind`, f.kind, 'is not a frontend kind');
     const key: FrontendKey4 = {
-      addr: checkIPv4(svc, () => `frontends[${i}].ip`, f.ip),
+      addr: fam.check(svc, () => `frontends[${i}].ip`, f.ip),
       port: checkPort(svc, () => `frontends[${i}].port`, f.port),
       proto,
       scope: SCOPE.ANY,
@@ -138,8 +167,8 @@ export function serviceTarget(port: DesiredServicePort, opts: TargetOptions = {}
   const count = port.clusterBackends.length;
   const localCount = port.localBackends.length;
   const block = new Array<BackendValue4>(count + localCount);
-  for (let i = 0; i < count; i++) block[i] = backendValue(svc, 'clusterBackends', port.clusterBackends, i, opts);
-  for (let i = 0; i < localCount; i++) block[count + i] = backendValue(svc, 'localBackends', port.localBackends, i, opts);
+  for (let i = 0; i < count; i++) block[i] = backendValue(svc, 'clusterBackends', port.clusterBackends, i, opts, fam);
+  for (let i = 0; i < localCount; i++) block[count + i] = backendValue(svc, 'localBackends', port.localBackends, i, opts, fam);
   return {
     key: port.key,
     proto,

@@ -3,12 +3,13 @@
 import type { Codec } from '../bpf/codec.js';
 import { perCpuCodec } from '../bpf/per-cpu.js';
 import {
-  affinityKey4, affinityValue4, backendKey, backendValue4, ctKey4, ctValue4, DROP_REASON_MAX, frontendKey4, maglevChunk, maglevKey, MAP_CAPACITY,
-  serviceValue, sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, u32Key, u64Value, vipKey4, vipValue,
+  affinityKey4, affinityKey6, affinityValue4, affinityValue6, backendKey, backendValue4, backendValue6, ctKey4, ctKey6, ctValue4,
+  ctValue6, DROP_REASON_MAX, frontendKey4, frontendKey6, maglevChunk, maglevKey, MAP_CAPACITY, MAP_CAPACITY6, serviceValue, sockRevnatKey4,
+  sockRevnatKey6, sockRevnatValue4, sockRevnatValue6, svcCounters, svcMeta, u32Key, u64Value, vipKey4, vipKey6, vipValue,
 } from '../bpf/sluice-structs.js';
 import type { MaglevChunk, MaglevKey } from '../bpf/sluice-structs.js';
-import type { ServiceTables, Table, TableRole } from './tables.js';
-import { MAP_NAMES } from './tables.js';
+import type { ServiceTables, Table, TableFamily, TableRole } from './tables.js';
+import { mapNamesOf } from './tables.js';
 
 /** hash: plain hash map; lru: the kernel evicts when full; array: fixed indexes, zero = empty. */
 export type TableKind = 'hash' | 'lru' | 'array';
@@ -46,24 +47,29 @@ export type StructLayouts = ReadonlyMap<string, Codec<unknown>>;
  * place that says which maps are sizable; the map names are MAP_NAMES (tables.ts), and both are
  * checked against each loaded object (checkTableSpecs).
  */
-export function tableSpecs(cpus: number, layouts?: StructLayouts): TableSpecs {
+export function tableSpecs(cpus: number, layouts?: StructLayouts, family: TableFamily = 'IPv4'): TableSpecs {
   const follow = <T>(c: Codec<T>): Codec<T> => (layouts?.get(c.name) as Codec<T> | undefined) ?? c;
+  const names = mapNamesOf(family);
   const spec = <K, V>(role: TableRole, kind: TableKind, key: Codec<K>, value: Codec<V>, max: number, sizable: string | false): TableSpec<K, V> => ({
-    role, name: MAP_NAMES[role], kind, key: follow(key), value: follow(value), defaultMaxEntries: max, sizable,
+    role, name: names[role], kind, key: follow(key), value: follow(value), defaultMaxEntries: max, sizable,
   });
   const bySvcId = 'indexed by svc_id: one slot per Service port; sl_svc_counters and sl_svc_meta must be sized alike';
+  // The IPv6 codecs have the IPv4 ones' JS shapes (addresses as text): one TableSpecs type.
+  const v6 = family === 'IPv6';
   return {
-    frontends: spec('frontends', 'hash', frontendKey4, serviceValue, MAP_CAPACITY.FRONTENDS, 'one entry per frontend (Service port x address)'),
-    backends: spec('backends', 'hash', backendKey, backendValue4, MAP_CAPACITY.BACKENDS,
+    frontends: spec('frontends', 'hash', v6 ? frontendKey6 : frontendKey4, serviceValue, MAP_CAPACITY.FRONTENDS, 'one entry per frontend (Service port x address)'),
+    backends: spec('backends', 'hash', backendKey, v6 ? backendValue6 : backendValue4, MAP_CAPACITY.BACKENDS,
       "one entry per slot of every service's backend block, a block being replaced included"),
-    ct: spec('ct', 'lru', ctKey4, ctValue4, MAP_CAPACITY.CT, 'two entries per flow on the TC path: grows with traffic, not Services'),
-    affinity: spec('affinity', 'lru', affinityKey4, affinityValue4, MAP_CAPACITY.AFFINITY, 'one entry per (Service port, client) with ClientIP affinity'),
-    sockRevnat: spec('sockRevnat', 'lru', sockRevnatKey4, sockRevnatValue4, MAP_CAPACITY.SOCK_REVNAT,
-      'one entry per socket balanced at connect time: grows with connections'),
+    ct: spec('ct', 'lru', v6 ? ctKey6 : ctKey4, v6 ? ctValue6 : ctValue4, v6 ? MAP_CAPACITY6.CT6 : MAP_CAPACITY.CT,
+      'two entries per flow on the TC path: grows with traffic, not Services'),
+    affinity: spec('affinity', 'lru', v6 ? affinityKey6 : affinityKey4, v6 ? affinityValue6 : affinityValue4, v6 ? MAP_CAPACITY6.AFFINITY6 : MAP_CAPACITY.AFFINITY,
+      'one entry per (Service port, client) with ClientIP affinity'),
+    sockRevnat: spec('sockRevnat', 'lru', v6 ? sockRevnatKey6 : sockRevnatKey4, v6 ? sockRevnatValue6 : sockRevnatValue4,
+      v6 ? MAP_CAPACITY6.SOCK_REVNAT6 : MAP_CAPACITY.SOCK_REVNAT, 'one entry per socket balanced at connect time: grows with connections'),
     svcMeta: spec('svcMeta', 'array', u32Key, svcMeta, MAP_CAPACITY.SVC_IDS, bySvcId),
     counters: spec('counters', 'array', u32Key, perCpuCodec(follow(svcCounters), cpus), MAP_CAPACITY.SVC_IDS, bySvcId),
     dropCounters: spec('dropCounters', 'array', u32Key, perCpuCodec(u64Value, cpus), DROP_REASON_MAX, false),
-    vips: spec('vips', 'hash', vipKey4, vipValue, MAP_CAPACITY.VIPS, 'one entry per ClusterIP'),
+    vips: spec('vips', 'hash', v6 ? vipKey6 : vipKey4, vipValue, MAP_CAPACITY.VIPS, 'one entry per ClusterIP'),
   };
 }
 
@@ -79,8 +85,17 @@ export function maglevTableSpec(): TableSpec<MaglevKey, MaglevChunk> {
   };
 }
 
+/** Every table spec of both families and the Maglev tables, each map once (the shared ones are in both). */
+export function allTableSpecs(cpus: number): Array<TableSpec<unknown, unknown>> {
+  const byName = new Map<string, TableSpec<unknown, unknown>>();
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    for (const spec of Object.values(tableSpecs(cpus, undefined, family))) byName.set(spec.name, spec as TableSpec<unknown, unknown>);
+  }
+  return [...byName.values(), maglevTableSpec() as TableSpec<unknown, unknown>];
+}
+
 /** Names of the maps user space may size (see TableSpec.sizable). */
-export const SIZABLE_MAP_NAMES: readonly string[] = [...Object.values(tableSpecs(1)), maglevTableSpec()].filter((s) => s.sizable).map((s) => s.name);
+export const SIZABLE_MAP_NAMES: readonly string[] = allTableSpecs(1).filter((s) => s.sizable).map((s) => s.name);
 
 /** What checkTableSpecs needs of a loaded (or opened) object. */
 interface ObjectMaps {
@@ -96,7 +111,7 @@ interface ObjectMaps {
 export function checkTableSpecs(obj: ObjectMaps, sized: Readonly<Record<string, number>> = {}): void {
   const maps = new Map(obj.maps().map((m) => [m.name, m]));
   const problems: string[] = [];
-  for (const spec of [...Object.values(tableSpecs(1)), maglevTableSpec()]) {
+  for (const spec of allTableSpecs(1)) {
     const map = maps.get(spec.name);
     const want = sized[spec.name] ?? spec.defaultMaxEntries;
     if (!map) problems.push(`no map ${spec.name}`);

@@ -89,6 +89,27 @@ export const MAP_NAMES: Readonly<Record<TableRole, string>> = {
 
 export const TABLE_ROLES = Object.keys(MAP_NAMES) as TableRole[];
 
+/** The address family of a set of tables: the IPv6 twins have the same roles and JS shapes. */
+export type TableFamily = 'IPv4' | 'IPv6';
+
+/**
+ * Pinned map name of each role of the IPv6 tables (bpf/lib/maps6.h). Service names, counters and
+ * drop counters are one set of maps for both families.
+ */
+export const MAP_NAMES6: Readonly<Record<TableRole, string>> = {
+  ...MAP_NAMES,
+  frontends: 'sl_frontends6',
+  backends: 'sl_backends6',
+  ct: 'sl_ct6',
+  affinity: 'sl_affinity6',
+  sockRevnat: 'sl_sock_revnat6',
+  vips: 'sl_vips6',
+};
+
+export function mapNamesOf(family: TableFamily): Readonly<Record<TableRole, string>> {
+  return family === 'IPv6' ? MAP_NAMES6 : MAP_NAMES;
+}
+
 /** An error shaped like the addon's (code, errno, call), for implementations that are not the kernel. */
 export interface MapError extends Error {
   code: string;

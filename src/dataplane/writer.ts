@@ -46,6 +46,13 @@ export interface ApplyResult {
 
 export interface WriterOptions extends TargetOptions {
   tables: ServiceTables;
+  /**
+   * The IPv6 twins of `tables` (tablesFromObject(..., 'IPv6')). Given, IPv6 service ports are
+   * programmed there by a writer of their own, independently of IPv4: a failure in one family's
+   * maps never blocks the other (docs/ipv6.md). Without them IPv6 ports are skipped and counted
+   * as unsupportedFamily.
+   */
+  tables6?: ServiceTables;
   logger?: Logger;
   /** Closes connected UDP sockets balanced to removed backends (run before their rev-NAT entries go). */
   udpSocketSweep?: () => void;
@@ -56,27 +63,66 @@ type FailFn = (c: ServiceChange, map: string, err: Error, stage: string) => void
 /** Backend block ids are u32; 0 means "no block" (a service without backends). */
 const MAX_BACKEND_ID = 0xffffffff;
 
+type Family = 'IPv4' | 'IPv6';
+
+/** What an IPv4 writer tells the IPv6 writer it made (internal: see ServiceTableWriter's constructor). */
+interface FamilyLink {
+  family: 'IPv6';
+  /** The IPv4 writer, whose svc_ids (one space for both families, sl_svc_meta) this one must not reuse. */
+  sibling: ServiceTableWriter;
+}
+
 export class ServiceTableWriter {
   private readonly tables: ServiceTables;
   private mirror: Mirror | undefined;
   private readonly svcIds: IdAllocator;
-  private readonly backendIds = new IdAllocator(1, MAX_BACKEND_ID);
+  private readonly backendIds: IdAllocator;
   /** Flow cleanups that failed; retried by the next apply. */
   private pendingFlows: { endpoints: RemovedEndpoint[]; affinitySvcIds: Set<number> } = { endpoints: [], affinitySvcIds: new Set() };
   /** Service-port key → `${ip}|${port}` → frontend kind, as last planned. */
   private kinds = new Map<string, FrontendKinds>();
   /** ClusterIP → the service-port keys that have it (from `kinds`): an address is listed while any does. */
   private vipUsers = new MultiIndex<string, string>();
+  /** Which family's maps this writer holds. */
+  private readonly family: Family;
+  /** The IPv6 writer, when this (IPv4) writer was given tables6. */
+  private readonly v6: ServiceTableWriter | undefined;
+  /** svc_ids held by the other family's writer: the two hand out svc_ids from one space. */
+  private readonly otherIds: (id: number) => boolean;
+  /** Desired ports neither planned nor in this family's plan, counted unchanged by both writers (merge). */
+  private lastUnplanned = 0;
 
-  constructor(private readonly opts: WriterOptions) {
+  /** `link` is internal: an IPv4 writer given tables6 makes its IPv6 writer with it. */
+  constructor(
+    private readonly opts: WriterOptions,
+    link?: FamilyLink,
+  ) {
     this.tables = opts.tables;
+    this.family = link?.family ?? 'IPv4';
     const ids = Math.min(opts.tables.svcMeta.maxEntries, opts.tables.counters.maxEntries);
-    this.svcIds = new IdAllocator(1, ids - 1);
+    this.otherIds = link ? (id) => link.sibling.svcIds.has(id) : (id) => this.v6?.svcIds.has(id) ?? false;
+    this.svcIds = new IdAllocator(1, ids - 1, this.otherIds);
+    // Backend block ids are one space too (each family's blocks are in its own map): a dump can
+    // then join both families' frontends and blocks by backend_id.
+    const otherBlocks = link ? (id: number) => link.sibling.backendIds.has(id) : (id: number) => this.v6?.backendIds.has(id) ?? false;
+    this.backendIds = new IdAllocator(1, MAX_BACKEND_ID, otherBlocks);
+    this.v6 = !link && opts.tables6 ? new ServiceTableWriter({ ...opts, tables: opts.tables6, tables6: undefined }, { family: 'IPv6', sibling: this }) : undefined;
   }
 
   /** Re-reads the maps: the next apply repairs whatever differs from the desired state. */
   resync(): void {
-    this.mirror = Mirror.read(this.tables);
+    this.resyncFamily();
+    // The IPv6 writer reads too, so that neither hands out an id the other holds. Its failure
+    // does not stop IPv4: its own apply reads again and reports it.
+    try {
+      this.v6?.resyncFamily();
+    } catch {
+      // reported by the IPv6 writer's apply
+    }
+  }
+
+  private resyncFamily(): void {
+    this.mirror = Mirror.read(this.tables, this.family);
     this.kinds = new Map();
     this.vipUsers = new MultiIndex();
     this.svcIds.reset(this.mirror.serviceIds());
@@ -93,9 +139,10 @@ export class ServiceTableWriter {
     this.loaded();
   }
 
-  /** Whether the maps hold no service (a first install, or after `sluice-agent cleanup`). */
+  /** Whether the maps of both families hold no service (a first install, or after `sluice-agent cleanup`). */
   programsNothing(): boolean {
-    return this.loaded().serviceIds().size === 0;
+    if (this.loaded().serviceIds().size > 0) return false;
+    return this.v6 ? this.v6.mirror === undefined || this.v6.mirror.serviceIds().size === 0 : true;
   }
 
   private loaded(): Mirror {
@@ -109,7 +156,15 @@ export class ServiceTableWriter {
    * cost follows the change, not the cluster. Without it, everything is diffed.
    */
   apply(desired: DesiredState, hint?: { changed: ReadonlySet<string> }): ApplyResult {
+    const res = this.applyFamily(desired, hint);
+    if (!this.v6) return res;
+    const res6 = this.v6.applyFamily(desired, hint);
+    return mergeResults(res, res6, this.lastUnplanned);
+  }
+
+  private applyFamily(desired: DesiredState, hint?: { changed: ReadonlySet<string> }): ApplyResult {
     const t0 = performance.now();
+    this.lastUnplanned = 0;
     const res: ApplyResult = {
       services: { added: 0, updated: 0, removed: 0, unchanged: 0, failed: 0, unsupportedFamily: 0 },
       ops: { writes: 0, deletes: 0, calls: 0 },
@@ -122,11 +177,14 @@ export class ServiceTableWriter {
     try {
       mirror = this.loaded();
     } catch (err) {
-      res.errors.push({ code: errorCode(err), message: `reading the service maps failed, nothing written: ${(err as Error).message}` });
+      res.errors.push({ code: errorCode(err), message: `reading the ${this.family === 'IPv6' ? 'IPv6 ' : ''}service maps failed, nothing written: ${(err as Error).message}` });
       return this.finish(res, t0);
     }
     const only = hint && this.kinds.size > 0 ? hint.changed : undefined;
-    const plan = planApply(desired, { mirror, svcIds: this.svcIds, backendIds: this.backendIds, target: this.opts }, only);
+    const plan = planApply(desired, {
+      mirror, svcIds: this.svcIds, backendIds: this.backendIds, target: this.opts, family: this.family,
+      otherFamilyProgrammed: this.family === 'IPv6' || this.v6 !== undefined,
+    }, only);
     const vips = this.updateKinds(mirror, plan, only !== undefined);
     res.errors.push(...plan.errors);
     res.services.failed += plan.errors.length;
@@ -160,7 +218,8 @@ export class ServiceTableWriter {
     res.errors.push(...failed.values());
     if (only) {
       // Ids of what this apply removed go back to the pools; a failed port is planned again next time.
-      res.services.unchanged += desired.services.size - [...plan.planned].filter((k) => desired.services.has(k)).length;
+      this.lastUnplanned = desired.services.size - [...plan.planned].filter((k) => desired.services.has(k)).length;
+      res.services.unchanged += this.lastUnplanned;
       for (const c of plan.changes) if (!mirror.names.has(c.svcId) && !mirror.svcIdInUse(c.svcId)) this.svcIds.free(c.svcId);
       for (const id of touchedBlocks(plan.changes)) if (!mirror.blocks.has(id) && mirror.blockUse(id) === 0) this.backendIds.free(id);
     } else {
@@ -381,7 +440,7 @@ export class ServiceTableWriter {
       if (c.flushAffinity) req.affinitySvcIds.add(c.svcId);
     }
     if (req.endpoints.length === 0 && req.affinitySvcIds.size === 0) return;
-    const flows = cleanUpFlows(t, req, { beforeSockRevnatDelete: this.opts.udpSocketSweep });
+    const flows = cleanUpFlows(t, req, { beforeSockRevnatDelete: this.opts.udpSocketSweep }, this.family);
     res.flows.ctDeleted += flows.ctDeleted;
     res.flows.sockRevnatDeleted += flows.sockRevnatDeleted;
     res.flows.affinityDeleted += flows.affinityDeleted;
@@ -396,30 +455,64 @@ export class ServiceTableWriter {
 
   /** Deletes the conntrack entries of a service port (admin). Returns how many went. */
   flushConntrack(svcKey: string): number {
-    const id = this.serviceId(svcKey);
-    if (id === undefined) throw new Error(`flush conntrack: no programmed service port "${svcKey}"`);
-    return flushServiceConntrack(this.tables, new Set([id]));
+    const own = this.ownId(svcKey);
+    if (own !== undefined) return flushServiceConntrack(this.tables, new Set([own]));
+    const id6 = this.v6?.ownId(svcKey);
+    if (id6 !== undefined && this.v6) return this.v6.flushConntrack(svcKey);
+    throw new Error(`flush conntrack: no programmed service port "${svcKey}"`);
   }
 
   flushConntrackIds(svcIds: readonly number[]): number {
-    return flushServiceConntrack(this.tables, new Set(svcIds));
+    return flushServiceConntrack(this.tables, new Set(svcIds)) + (this.v6?.flushConntrackIds(svcIds) ?? 0);
   }
 
-  /** The svc_id of a programmed service port. */
+  /** The svc_id of a programmed service port (of either family). */
   serviceId(svcKey: string): number | undefined {
+    return this.ownId(svcKey) ?? this.v6?.ownId(svcKey);
+  }
+
+  private ownId(svcKey: string): number | undefined {
     for (const [id, key] of this.loaded().names) if (key === svcKey) return id;
     return undefined;
   }
 
-  /** svc_id → service-port key, as programmed. */
+  /** svc_id → service-port key, as programmed (both families). */
   serviceNames(): ReadonlyMap<number, string> {
-    return new Map(this.loaded().names);
+    const names = new Map(this.loaded().names);
+    if (this.v6) for (const [id, key] of this.v6.serviceNames()) names.set(id, key);
+    return names;
   }
 
   /** The kind of a frontend of the last apply (the maps do not record it). */
   frontendKind(svcKey: string, ip: string, port: number): FrontendKind | undefined {
-    return kindAt(this.kinds.get(svcKey), `${ip}|${port}`);
+    return kindAt(this.kinds.get(svcKey), `${ip}|${port}`) ?? this.v6?.frontendKind(svcKey, ip, port);
   }
+}
+
+/**
+ * One result of the two families' applies. Each writer counted the desired ports no plan covered
+ * (an incremental apply) as unchanged: that number is counted once.
+ */
+function mergeResults(a: ApplyResult, b: ApplyResult, unplanned: number): ApplyResult {
+  return {
+    services: {
+      added: a.services.added + b.services.added,
+      updated: a.services.updated + b.services.updated,
+      removed: a.services.removed + b.services.removed,
+      unchanged: a.services.unchanged + b.services.unchanged - unplanned,
+      failed: a.services.failed + b.services.failed,
+      unsupportedFamily: a.services.unsupportedFamily + b.services.unsupportedFamily,
+    },
+    ops: { writes: a.ops.writes + b.ops.writes, deletes: a.ops.deletes + b.ops.deletes, calls: a.ops.calls + b.ops.calls },
+    flows: {
+      ctDeleted: a.flows.ctDeleted + b.flows.ctDeleted,
+      sockRevnatDeleted: a.flows.sockRevnatDeleted + b.flows.sockRevnatDeleted,
+      affinityDeleted: a.flows.affinityDeleted + b.flows.affinityDeleted,
+    },
+    durationMs: a.durationMs + b.durationMs,
+    errors: [...a.errors, ...b.errors],
+    notes: [...a.notes, ...b.notes],
+  };
 }
 
 /** Backend blocks a plan's changes wrote or left: the ones cleanup must look at. */

@@ -86,9 +86,10 @@ export async function linkUp(ns: string, ifname: string): Promise<void> {
 }
 
 /** Adds an address in CIDR form, e.g. `10.244.0.2/32`. */
-export async function addAddress(ns: string, ifname: string, cidr: string): Promise<void> {
+export async function addAddress(ns: string, ifname: string, cidr: string, opts: { nodad?: boolean } = {}): Promise<void> {
   assertIfname(ifname);
-  await ipIn(ns, ['addr', 'add', cidr, 'dev', ifname]);
+  // nodad: an IPv6 address usable at once, not "tentative" for the second duplicate detection takes.
+  await ipIn(ns, ['addr', 'add', cidr, 'dev', ifname, ...(opts.nodad ? ['nodad'] : [])]);
 }
 
 export interface RouteSpec {

@@ -12,6 +12,8 @@ import type { TestbedRun } from './run.js';
 export const POD_GATEWAY = '10.244.0.1';
 /** The node's address towards the externals: its "node IP" for NodePort tests (TEST-NET-1). */
 export const NODE_IP = '192.0.2.1';
+/** With `ipv6`: the pods' IPv6 gateway, the node's address on each host veth (a ULA prefix). */
+export const POD_GATEWAY6 = 'fd00:10:244::1';
 
 export interface Attachment {
   /** Logical name, e.g. `pod0` or `ext0`. */
@@ -28,6 +30,9 @@ export interface Attachment {
   hostIfindex: number;
   /** Its default gateway (the node's address on hostIfname). */
   gateway: string;
+  /** With TopologyOptions.ipv6: its IPv6 address on eth0 and its IPv6 gateway (dual stack). */
+  ip6?: string;
+  gateway6?: string;
 }
 
 export interface Topology {
@@ -43,6 +48,8 @@ export interface TopologyOptions {
   pods: number | string[];
   /** Number of external client namespaces (ext0, ...). Default 0. */
   externals?: number;
+  /** Pods get an IPv6 address too (fd00:10:244::<10 + n>, gateway POD_GATEWAY6): dual stack. */
+  ipv6?: boolean;
 }
 
 const MAX_ATTACHMENTS = 200;
@@ -63,6 +70,17 @@ async function attach(
   await addRoute(ns, { to: `${gateway}/32`, dev: 'eth0', scope: 'link' });
   await addRoute(ns, { to: 'default', via: gateway, dev: 'eth0' });
   return { name, ns, ip, ifname: 'eth0', hostIfname: host, hostIfindex: await ifindexIn(nodeNs, host), gateway };
+}
+
+/** Gives an attachment an IPv6 address and route, the node a route to it (dual stack). */
+async function addIpv6(nodeNs: string, a: Attachment, ip6: string, gateway6: string): Promise<void> {
+  await addAddress(nodeNs, a.hostIfname, `${gateway6}/128`, { nodad: true });
+  await addRoute(nodeNs, { to: `${ip6}/128`, dev: a.hostIfname, src: gateway6 });
+  await addAddress(a.ns, 'eth0', `${ip6}/128`, { nodad: true });
+  await addRoute(a.ns, { to: `${gateway6}/128`, dev: 'eth0' });
+  await addRoute(a.ns, { to: 'default', via: gateway6, dev: 'eth0' });
+  a.ip6 = ip6;
+  a.gateway6 = gateway6;
 }
 
 /** Builds the sandbox inside `run` (everything is also removed by the run's cleanup). */
@@ -93,8 +111,11 @@ export async function createTopology(run: TestbedRun, opts: TopologyOptions): Pr
     // Source validation differs between hosts' defaults; NAT tests must not depend on it.
     await setSysctl(topo.nodeNs, 'net.ipv4.conf.all.rp_filter', '0');
     await setSysctl(topo.nodeNs, 'net.ipv4.conf.default.rp_filter', '0');
+    if (opts.ipv6) await setSysctl(topo.nodeNs, 'net.ipv6.conf.all.forwarding', '1');
     for (const [i, name] of podNames.entries()) {
-      topo.pods.push(await attach(run, created, topo.nodeNs, name, 'p', i, `10.244.0.${10 + i}`, POD_GATEWAY));
+      const pod = await attach(run, created, topo.nodeNs, name, 'p', i, `10.244.0.${10 + i}`, POD_GATEWAY);
+      if (opts.ipv6) await addIpv6(topo.nodeNs, pod, `fd00:10:244::${(10 + i).toString(16)}`, POD_GATEWAY6);
+      topo.pods.push(pod);
     }
     for (let i = 0; i < externals; i++) {
       topo.externals.push(await attach(run, created, topo.nodeNs, `ext${i}`, 'e', i, `192.0.2.${10 + i}`, NODE_IP));

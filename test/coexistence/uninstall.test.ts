@@ -68,14 +68,14 @@ t.test('sluice-agent cleanup leaves nothing of Sluice and hands the service back
   const agent = bed.startAgent();
   await bed.waitForSynced(90_000);
   await bed.waitFor('TC programs on every pod veth', async () => (await bed.status()).programs.filter((p) => p.hook === 'tc' && p.attached).length >= 10, 60_000);
-  t.equal(cgroupPrograms(bed.clientCgroup).length, 4, 'before: four connect-time programs on the cgroup');
+  t.equal(cgroupPrograms(bed.clientCgroup).length, 8, 'before: eight connect-time programs (both families) on the cgroup');
   const k0 = await chainPackets(bed.topo.nodeNs, 'nat', svcChain);
   const before = await bed.bothPaths(VIP, 80, 6, 3000);
   expectServed(t, [...before['connect-time'], ...before.tc], ['web-a', 'web-b'], 'with Sluice');
   t.equal(await chainPackets(bed.topo.nodeNs, 'nat', svcChain), k0, 'with Sluice, kube-proxy\'s chain saw none of it');
 
   await agent.kill('SIGTERM');
-  t.equal(cgroupPrograms(bed.clientCgroup).length, 4, 'an ordinary stop keeps the dataplane (links stay)');
+  t.equal(cgroupPrograms(bed.clientCgroup).length, 8, 'an ordinary stop keeps the dataplane (links stay)');
 
   // No tc on PATH: the cleanup could not find Sluice's filters, so it refuses before emptying
   // or detaching anything (the dataplane keeps serving, the operator reads why).
@@ -87,7 +87,7 @@ t.test('sluice-agent cleanup leaves nothing of Sluice and hands the service back
   const said = refused.stdout + refused.stderr;
   t.match(said, /the tc binary \(iproute2\) is not usable: tc cannot be run \(ENOENT/, 'it names the binary and why it failed');
   t.match(said, /Sluice reads its TC filters back with it/, 'and what it is needed for');
-  t.equal(cgroupPrograms(bed.clientCgroup).length, 4, 'nothing detached');
+  t.equal(cgroupPrograms(bed.clientCgroup).length, 8, 'nothing detached');
   t.ok(existsSync(bed.pinDir), 'nothing unpinned');
   const served = await bed.bothPaths(VIP, 80, 4, 3000);
   t.equal(summarize([...served['connect-time'], ...served.tc]).failed, 0, 'and Sluice still serves both paths');

@@ -22,11 +22,14 @@ const json = (argv: string[]): unknown => JSON.parse(execFileSync(argv[0] as str
 const cgroupPrograms = (cg: string) =>
   (json(['bpftool', '-j', 'cgroup', 'show', cg]) as { id: number; attach_type: string; name: string }[]).map((p) => `${p.attach_type}:${p.name}:${p.id}`).sort();
 
-/** What cgroupPrograms() shows for the four connect-time programs with these ids. */
+/** What cgroupPrograms() shows for the eight connect-time programs (both families) with these ids. */
 const attached = (ids: Record<string, number>) => [
   `cgroup_inet4_connect:sl_connect4:${ids.sl_connect4}`, `cgroup_inet4_getpeername:sl_getpeername4:${ids.sl_getpeername4}`,
+  `cgroup_inet6_connect:sl_connect6:${ids.sl_connect6}`, `cgroup_inet6_getpeername:sl_getpeername6:${ids.sl_getpeername6}`,
   `cgroup_udp4_recvmsg:sl_recvmsg4:${ids.sl_recvmsg4}`, `cgroup_udp4_sendmsg:sl_sendmsg4:${ids.sl_sendmsg4}`,
+  `cgroup_udp6_recvmsg:sl_recvmsg6:${ids.sl_recvmsg6}`, `cgroup_udp6_sendmsg:sl_sendmsg6:${ids.sl_sendmsg6}`,
 ];
+const ALL_CONNECT = ['sl_connect4', 'sl_sendmsg4', 'sl_recvmsg4', 'sl_getpeername4', 'sl_connect6', 'sl_sendmsg6', 'sl_recvmsg6', 'sl_getpeername6'];
 
 /** The .rodata variables of the object behind a program, by bpftool. */
 function rodataOf(progId: number): Record<string, number> {
@@ -83,17 +86,17 @@ t.test('load, attach, restart, clean up', async (t) => {
 
   await t.test('connect-time programs: pinned links on the test cgroup, updated in place on restart', async (t) => {
     const r1 = first.attachConnectTime(cg);
-    t.same(r1, { updated: [], created: ['sl_connect4', 'sl_sendmsg4', 'sl_recvmsg4', 'sl_getpeername4'], detached: 0 });
+    t.same(r1, { updated: [], created: ALL_CONNECT, detached: 0 });
     t.same(cgroupPrograms(cg), attached(ids1));
     first.close(); // the agent exits: the pinned links keep the programs attached
-    t.equal(cgroupPrograms(cg).length, 4, 'still attached with the agent gone');
+    t.equal(cgroupPrograms(cg).length, 8, 'still attached with the agent gone');
 
     const second = await Datapath.load({ ...opts, connectTimeLb: 'tcp-udp' });
     t.teardown(() => second.close());
     const ids2 = second.programIds();
     t.not(ids2.sl_connect4, ids1.sl_connect4, 'freshly loaded programs');
     t.match(rodataOf(ids2.sl_connect4 as number), { sl_ctlb_protocols: 3 });
-    t.same(second.attachConnectTime(cg), { updated: ['sl_connect4', 'sl_sendmsg4', 'sl_recvmsg4', 'sl_getpeername4'], created: [], detached: 0 });
+    t.same(second.attachConnectTime(cg), { updated: ALL_CONNECT, created: [], detached: 0 });
     t.same(cgroupPrograms(cg), attached(ids2), 'one attachment per hook, now the new programs');
 
     await t.test('TC filters at Sluice\'s handle, replaced in place', async (t) => {
@@ -112,7 +115,7 @@ t.test('load, attach, restart, clean up', async (t) => {
         t.equal(await native.tcQuery({ ifindex, direction: dir, handle: SLUICE_TC_HANDLE, priority: SLUICE_TC_PRIORITY, netns: target.netns }),
           dir === 'ingress' ? ids3.sl_tc_from_pod : ids3.sl_tc_to_pod);
       }
-      t.same(third.attachConnectTime(cg), { updated: [], created: [], detached: 4 }, "'disabled' removes the connect-time links");
+      t.same(third.attachConnectTime(cg), { updated: [], created: [], detached: 8 }, "'disabled' removes the connect-time links");
       t.same(cgroupPrograms(cg), []);
       t.equal(await third.detachTc(target), 2);
       t.equal(await third.detachTc(target), 0, 'idempotent');
@@ -124,7 +127,7 @@ t.test('load, attach, restart, clean up', async (t) => {
       second.close();
       const report = await cleanupDatapath(native, { pinDir, tc: { ifindexes: 'all', netns: target.netns } });
       t.same(report.problems, []);
-      t.match(report, { linksDetached: 4, tcFiltersRemoved: 2 });
+      t.match(report, { linksDetached: 8, tcFiltersRemoved: 2 });
       t.ok(report.pinsRemoved >= 8, `${report.pinsRemoved} map pins removed`);
       t.same(cgroupPrograms(cg), []);
       t.same((json(['tc', '-n', ns, '-j', 'filter', 'show', 'dev', 'vhost0', 'ingress']) as unknown[]), []);

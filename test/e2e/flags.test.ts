@@ -102,7 +102,9 @@ t.test('cleanup removes everything a running agent attached', async (t) => {
   await bed.waitForBackends(portKey('web', 'http'), ['web-a'], 80);
 
   const programs = await cgroupPrograms(bed.clientCgroup);
-  t.same(programs.map((p) => p.split(':')[1]).sort(), ['sl_connect4', 'sl_getpeername4', 'sl_recvmsg4', 'sl_sendmsg4'], 'the agent attached the four connect-time programs to the test cgroup', { programs });
+  t.same(programs.map((p) => p.split(':')[1]).sort(), [
+    'sl_connect4', 'sl_connect6', 'sl_getpeername4', 'sl_getpeername6', 'sl_recvmsg4', 'sl_recvmsg6', 'sl_sendmsg4', 'sl_sendmsg6',
+  ], 'the agent attached the eight connect-time programs (both families) to the test cgroup', { programs });
   const filters = await tcFilters(bed);
   t.equal(filters.length, bed.topo.pods.length * 2, 'and a TC filter on each direction of each of the run\'s veths', { filters });
   t.ok(filters.every((f) => /ingress: .*name sl_tc_from_pod|egress: .*name sl_tc_to_pod/.test(f)), 'Sluice\'s programs, the right one per direction', { filters });
@@ -125,14 +127,14 @@ t.test('cleanup removes everything a running agent attached', async (t) => {
   // A clean stop leaves the dataplane attached and serving (that is the design).
   await agent.kill('SIGTERM');
   t.equal((await agent.exited).code, 0, 'the agent stops cleanly on SIGTERM');
-  t.equal((await cgroupPrograms(bed.clientCgroup)).length, 4, 'programs stay attached after the agent stops');
+  t.equal((await cgroupPrograms(bed.clientCgroup)).length, 8, 'programs stay attached after the agent stops');
   expectServed(t, await bed.traffic('connect-time', VIP, 80, 2), ['web-a'], 'connect-time with the agent stopped');
   expectServed(t, await bed.traffic('tc', VIP, 80, 2), ['web-a'], 'TC path with the agent stopped');
 
   const r = await bed.runCleanupCommand();
   t.equal(r.code, 0, 'sluice-agent cleanup exits 0', { stderr: r.stderr, stdout: r.stdout });
   const report = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => /removed/.test(String(l.msg)));
-  t.match(report, { linksDetached: 4, tcFiltersRemoved: bed.topo.pods.length * 2, problems: [] }, 'and reports what it removed', { stdout: r.stdout });
+  t.match(report, { linksDetached: 8, tcFiltersRemoved: bed.topo.pods.length * 2, problems: [] }, 'and reports what it removed', { stdout: r.stdout });
   t.same(await cgroupPrograms(bed.clientCgroup), [], 'no program left on the test cgroup (bpftool cgroup show)');
   t.same(await tcFilters(bed), [], 'no TC filter left on any veth (tc filter show, in the node namespace)');
   t.same(pins(bed.pinDir), [], 'no pin left', { pins: pins(bed.pinDir) });

@@ -183,9 +183,13 @@ export interface RawMaps {
   entryCounts: Record<string, number>;
 }
 
-export const MAPS = ['sl_frontends4', 'sl_backends4', 'sl_ct4', 'sl_affinity4', 'sl_sock_revnat4', 'sl_svc_meta', 'sl_svc_counters', 'sl_drop_counters', 'sl_vips4'] as const;
+/** The IPv6 twins sluicectl lists too (docs/ipv6.md): counted here, not decoded. */
+const MAPS6 = ['sl_frontends6', 'sl_backends6', 'sl_ct6', 'sl_affinity6', 'sl_sock_revnat6', 'sl_vips6'] as const;
+export const MAPS = [
+  'sl_frontends4', 'sl_backends4', 'sl_ct4', 'sl_affinity4', 'sl_sock_revnat4', 'sl_svc_meta', 'sl_svc_counters', 'sl_drop_counters', 'sl_vips4', ...MAPS6,
+] as const;
 /** Hash maps are dumped whole; the 65536-slot arrays are looked up slot by slot (a dump is ~100 MB of JSON). */
-const DUMPED = ['sl_frontends4', 'sl_backends4', 'sl_ct4', 'sl_affinity4', 'sl_sock_revnat4', 'sl_drop_counters', 'sl_vips4'] as const;
+const DUMPED = ['sl_frontends4', 'sl_backends4', 'sl_ct4', 'sl_affinity4', 'sl_sock_revnat4', 'sl_drop_counters', 'sl_vips4', ...MAPS6] as const;
 
 const nonZero = (bs: Buffer[]): boolean => bs.some((b) => b.some((x) => x !== 0));
 
@@ -262,6 +266,7 @@ export async function readRawMaps(pinDir: string): Promise<RawMaps> {
     sl_svc_counters: counters.size,
     sl_drop_counters: dumps.sl_drop_counters.filter((e) => nonZero(e.values)).length,
     sl_vips4: dumps.sl_vips4.length,
+    ...Object.fromEntries(MAPS6.map((m) => [m, dumps[m].length])),
   };
   const vips = new Map(dumps.sl_vips4.map((e) => [ipv4(e.key, 0), one(e).readUInt32LE(0)] as const));
   return { vips, frontends, backends, ct, affinity, names, counters, drops, entryCounts };

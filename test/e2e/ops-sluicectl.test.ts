@@ -234,10 +234,12 @@ t.test('sluicectl against a running agent, then with the agent stopped', async (
     t.strictSame(json.errors, [], 'no errors');
     t.match(json.config, { nodeName: 'e2e-node', manifestsDir: bed.manifestsDir, pinDir: bed.pinDir, cgroupPath: bed.clientCgroup, adminSocket: bed.socket, interfacePatterns: [bed.ifacePattern], logLevel: 'info' });
 
-    // Programs: 4 connect-time programs on the test cgroup, 2 TC programs on each pod veth,
+    // Programs: 8 connect-time programs (both families) on the test cgroup, 2 TC programs on each pod veth,
     // with the program ids the kernel reports for those hooks.
     const cg = json.programs.filter((p) => p.hook === 'cgroup');
-    t.strictSame(cg.map((p) => p.program).sort(), ['sl_connect4', 'sl_getpeername4', 'sl_recvmsg4', 'sl_sendmsg4'], 'cgroup programs');
+    t.strictSame(cg.map((p) => p.program).sort(), [
+      'sl_connect4', 'sl_connect6', 'sl_getpeername4', 'sl_getpeername6', 'sl_recvmsg4', 'sl_recvmsg6', 'sl_sendmsg4', 'sl_sendmsg6',
+    ], 'cgroup programs');
     t.ok(cg.every((p) => p.target === bed.clientCgroup && p.attached && p.progId > 0), 'cgroup programs attached to the test cgroup only');
     const kernelCg = await kernelCgroupAttachments(bed.clientCgroup);
     t.strictSame(kernelCg.map((k) => k.id).sort(), cg.map((p) => p.progId).sort(), 'cgroup program ids = bpftool cgroup show');

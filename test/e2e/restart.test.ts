@@ -90,7 +90,7 @@ t.test('SIGKILL the agent while clients stream connections, then restart it', as
   const attached = second.find((l) => l.msg === 'connect-time programs attached')[0];
   t.ok(attached, 'the new agent logged its connect-time attachment');
   t.same(attached?.created, [], 'no cgroup link was created anew');
-  t.equal((attached?.updated as unknown[] | undefined)?.length, 4, 'all four cgroup links were updated in place');
+  t.equal((attached?.updated as unknown[] | undefined)?.length, 8, 'all eight cgroup links (both families) were updated in place');
 
   // And the new agent is in charge: a change made now takes effect.
   await bed.writeManifest('other.yaml', [service('other', OTHER_VIP, OTHER), slice('other-1', 'other', ['web-b'], OTHER)]);

@@ -40,6 +40,8 @@ export interface BedOptions {
    * with EPERM (the sl_sock_refuse_no_retval tunable, bpf/lib/sock.h).
    */
   refuseWithoutRetval?: boolean;
+  /** Pods get IPv6 addresses too (dual stack: Attachment.ip6). */
+  ipv6?: boolean;
 }
 
 /** The dataplane's service-table writer; apply throws when it reports any error. */
@@ -57,8 +59,11 @@ export interface Bed {
   pinDir: string;
   /** Whether the writer closes connected UDP sockets of removed backends (udpSocketSweep). */
   sweepsUdpSockets: boolean;
-  /** Starts echo servers (TCP and UDP on `port`) in the named pods, named after the pods. */
-  startBackends(pods: string[], port: number): Promise<Map<string, EchoServer>>;
+  /**
+   * Starts echo servers (TCP and UDP on `port`) in the named pods, named after the pods; on
+   * `host` (default 0.0.0.0; '::' serves both families).
+   */
+  startBackends(pods: string[], port: number, host?: string): Promise<Map<string, EchoServer>>;
 }
 
 export const CONNECT_OBJ = fromPackageRoot('dist', 'bpf', 'connect.bpf.o');
@@ -66,7 +71,9 @@ export const TC_OBJ = fromPackageRoot('dist', 'bpf', 'tc.bpf.o');
 export const SOCKDESTROY_OBJ = fromPackageRoot('dist', 'bpf', 'sockdestroy.bpf.o');
 const ADDON = fromPackageRoot('build', 'Release', 'sluice_native.node');
 
-export const CONNECT_PROGRAMS = ['sl_connect4', 'sl_sendmsg4', 'sl_recvmsg4', 'sl_getpeername4'] as const;
+export const CONNECT_PROGRAMS = [
+  'sl_connect4', 'sl_sendmsg4', 'sl_recvmsg4', 'sl_getpeername4', 'sl_connect6', 'sl_sendmsg6', 'sl_recvmsg6', 'sl_getpeername6',
+] as const;
 
 function u32(v: number): Buffer {
   const b = Buffer.alloc(4);
@@ -140,7 +147,7 @@ export async function createBed(t: Test, opts: BedOptions): Promise<Bed | null> 
   }
   const run = await TestbedRun.start();
   t.teardown(() => run.destroy());
-  const topo = await createTopology(run, { pods: opts.pods });
+  const topo = await createTopology(run, { pods: opts.pods, ipv6: opts.ipv6 ?? false });
   const clientPod = topo.pods[0];
   if (!clientPod) throw new Error('traffic bed: needs at least one pod (the client)');
   const pinDir = await run.pinDir();
@@ -154,8 +161,10 @@ export async function createBed(t: Test, opts: BedOptions): Promise<Bed | null> 
   // exercise its update order and its UDP flow removal, not a test double.
   const pinned = openPinnedTables(loadNative(), pinDir);
   run.cleanup.add('pinned service tables', () => pinned.close());
+  const pinned6 = openPinnedTables(loadNative(), pinDir, { family: 'IPv6' });
+  run.cleanup.add('pinned IPv6 service tables', () => pinned6.close());
   const udpSocketSweep = opts.udpSocketSweep ? await loadUdpSocketSweep(run, pinDir, clientPod.ns) : undefined;
-  const tableWriter = new ServiceTableWriter({ tables: pinned.tables, udpSocketSweep });
+  const tableWriter = new ServiceTableWriter({ tables: pinned.tables, tables6: pinned6.tables, udpSocketSweep });
   const writer: ServiceWriter = {
     apply(desired) {
       const res = tableWriter.apply(desired);
@@ -169,23 +178,27 @@ export async function createBed(t: Test, opts: BedOptions): Promise<Bed | null> 
     if (!p) throw new Error(`traffic bed: no pod named ${name} (have ${topo.pods.map((x) => x.name).join(', ')})`);
     return p;
   };
-  const startBackends = async (pods: string[], port: number) => {
+  const startBackends = async (pods: string[], port: number, host?: string) => {
     const servers = new Map<string, EchoServer>();
     for (const name of pods) {
-      servers.set(name, await startEchoServer(run, { name, ns: pod(name).ns, tcp: [port], udp: [port] }));
+      servers.set(name, await startEchoServer(run, { name, ns: pod(name).ns, tcp: [port], udp: [port], ...(host ? { host } : {}) }));
     }
     return servers;
   };
   return { run, topo, client, clientPod, pod, writer, pinDir, sweepsUdpSockets: udpSocketSweep !== undefined, startBackends };
 }
 
-/** A ready, serving, local endpoint of pod `p` on `port`. */
-export function backendOf(p: Attachment, port: number): Backend {
-  return { ip: p.ip, port, nodeName: 'node', zone: null, local: true, ready: true, serving: true, terminating: false };
+/** A ready, serving, local endpoint of pod `p` on `port` (its IPv6 address with `family` IPv6). */
+export function backendOf(p: Attachment, port: number, family: 'IPv4' | 'IPv6' = 'IPv4'): Backend {
+  const ip = family === 'IPv6' ? p.ip6 : p.ip;
+  if (!ip) throw new Error(`traffic bed: pod ${p.name} has no ${family} address (BedOptions.ipv6)`);
+  return { ip, port, nodeName: 'node', zone: null, local: true, ready: true, serving: true, terminating: false };
 }
 
 export interface ServiceSpec {
   name: string;
+  /** Default IPv4 (the family of vip and the backends). */
+  family?: 'IPv4' | 'IPv6';
   vip: string;
   port: number;
   protocol: L4Protocol;
@@ -196,12 +209,12 @@ export interface ServiceSpec {
 /** A ClusterIP service port as the model would compute it. */
 export function clusterIpService(spec: ServiceSpec): DesiredServicePort {
   return {
-    key: `default/${spec.name}:/${spec.protocol}/IPv4`,
+    key: `default/${spec.name}:/${spec.protocol}/${spec.family ?? 'IPv4'}`,
     namespace: 'default',
     name: spec.name,
     portName: '',
     protocol: spec.protocol,
-    family: 'IPv4',
+    family: spec.family ?? 'IPv4',
     frontends: [{ kind: 'ClusterIP', ip: spec.vip, port: spec.port }],
     clusterBackends: BackendList.of([...spec.backends].sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port))),
     localBackends: BackendList.EMPTY,

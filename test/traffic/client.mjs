@@ -69,8 +69,9 @@ let udpSeq = 0;
 
 /** A UDP socket that pairs each reply with its request by the payload the backend echoes. */
 class UdpFlow {
-  constructor() {
-    this.sock = createSocket('udp4');
+  /** host: the first destination; an IPv6 one (or IPv4-mapped) makes an IPv6 socket. */
+  constructor(host) {
+    this.sock = createSocket(typeof host === 'string' && host.includes(':') ? 'udp6' : 'udp4');
     this.waiters = new Map();
     this.sock.on('message', (msg, rinfo) => {
       let a;
@@ -139,7 +140,7 @@ class UdpFlow {
 
 /** A fresh UDP flow: (connect,) one exchange, close. */
 async function udpOnce(host, port, timeoutMs, connected) {
-  const flow = new UdpFlow();
+  const flow = new UdpFlow(host);
   try {
     if (connected) {
       const start = now();
@@ -161,7 +162,7 @@ async function udpCommand(cmd) {
   const ephemeral = cmd.socket === undefined;
   const results = [];
   if (!flow) {
-    flow = new UdpFlow();
+    flow = new UdpFlow(cmd.host);
     if (!ephemeral) namedFlows.set(cmd.socket, flow);
     if (cmd.connected) {
       const start = now();

@@ -121,7 +121,7 @@ t.test('rolling update to another conntrack layout keeps the node serving', asyn
   const applied = await second.waitForLog(isApplied, 'its first apply');
   t.same(applied.ops, { writes: 0, deletes: 0 }, 'the new agent\'s first apply over unchanged state writes nothing');
   const attached = second.find((l) => l.msg === 'connect-time programs attached')[0];
-  t.equal((attached?.updated as unknown[] | undefined)?.length, 4, 'the four cgroup links were updated in place');
+  t.equal((attached?.updated as unknown[] | undefined)?.length, 8, 'the eight cgroup links (both families) were updated in place');
   const conntrack = await bed.ctl<{ entries?: unknown[] }>(['conntrack']).catch((err: Error) => ({ error: err.message }));
   t.ok(conntrack, 'sluicectl conntrack answers over the new layout', { conntrack });
   await second.kill('SIGTERM');
