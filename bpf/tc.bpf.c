@@ -257,7 +257,7 @@ static __always_inline int sl_tc_from_pod6(struct __sk_buff *skb)
 		sl_ct_update6(&key, ct, pkt.tcp_flags, now);
 		sl_count_service(svc_id, skb->len, false, false);
 		if (sl_nat_dst6(skb, &pkt, addr, port) < 0)
-			return sl_tc_rewrite_failed();
+			return sl_rewrite_failed();
 		return SL_TC_PASS;
 	}
 	svc = sl_lookup_frontend6(pkt.daddr, pkt.dport, pkt.proto);
@@ -289,7 +289,7 @@ static __always_inline int sl_tc_from_pod6(struct __sk_buff *skb)
 	}
 	sl_count_service(svc_id, skb->len, true, false);
 	if (sl_nat_dst6(skb, &pkt, be.addr, be.port) < 0)
-		return sl_tc_rewrite_failed();
+		return sl_rewrite_failed();
 	return SL_TC_PASS;
 }
 
@@ -313,7 +313,7 @@ static __always_inline int sl_tc_to_pod6(struct __sk_buff *skb)
 	port = ct->nat_port;
 	sl_ct_update6(&key, ct, pkt.tcp_flags, now);
 	if (sl_nat_src6(skb, &pkt, addr, port) < 0)
-		return sl_tc_rewrite_failed();
+		return sl_rewrite_failed();
 	return SL_TC_PASS;
 }
 
