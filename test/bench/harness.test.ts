@@ -33,7 +33,7 @@ t.test('percentiles and distributions', async (t) => {
 });
 
 t.test('bench options', async (t) => {
-  t.match(parseBenchOptions([], {}), { services: 10_000, endpoints: 10, changes: 200, quick: false, only: ['control-plane', 'agent', 'tc-datapath', 'iptables', 'flows', 'maglev'] });
+  t.match(parseBenchOptions([], {}), { services: 10_000, endpoints: 10, changes: 200, quick: false, only: ['control-plane', 'agent', 'tc-datapath', 'iptables', 'flows', 'nodeport', 'maglev'] });
   t.match(parseBenchOptions(['--quick'], {}), { services: 1_000, changes: 50, quick: true, tcServices: [1, 1_000, 10_000] });
   t.match(parseBenchOptions(['--services', '300'], { SLUICE_BENCH_SERVICES: '20', SLUICE_BENCH_ENDPOINTS: '3' }), { services: 300, endpoints: 3 },
     'flags win over the environment');
