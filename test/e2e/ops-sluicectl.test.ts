@@ -123,6 +123,9 @@ const ctShape = (e: ConntrackEntryView): CtShape => {
 const ctOrder = (a: CtShape, b: CtShape) =>
   a.service.localeCompare(b.service) || byHostPort(a.client, b.client) || byHostPort(a.backend, b.backend) || a.direction.localeCompare(b.direction);
 
+// The conntrack flags as sluice.h numbers them (written here, not imported: the view is checked).
+const CT_FLAG_BITS: [number, string][] = [[1, 'hairpin'], [2, 'external'], [4, 'snat'], [8, 'tunnel'], [16, 'decap'], [128, 'fin-seen']];
+
 function expectedCt(raw: RawMaps): CtShape[] {
   return raw.ct.map((c) => {
     const forward = c.type === CT_FORWARD;
@@ -139,7 +142,7 @@ function expectedCt(raw: RawMaps): CtShape[] {
       natSource: c.natSaddr === '0.0.0.0' ? '' : c.natSaddr,
       svcId: c.svcId,
       service: raw.names.get(c.svcId) ?? `svc#${c.svcId}`,
-      flags: c.flags & 1 ? ['hairpin'] : [],
+      flags: CT_FLAG_BITS.filter(([bit]) => c.flags & bit).map(([, name]) => name),
     };
   }).sort(ctOrder);
 }
@@ -262,7 +265,9 @@ t.test('sluicectl against a running agent, then with the agent stopped', async (
       'sync.state': json.sync.state, 'sync.sourcesSynced': 'yes', 'sync.lastSyncAt': cell(json.sync.lastSyncAt),
       'sync.lastSyncDurationMs': cell(json.sync.lastSyncDurationMs), 'sync.syncCount': cell(json.sync.syncCount),
       'sync.servicePortsProgrammed': '4', kernel: json.kernel?.release,
+      ...(json.maglev ? Object.fromEntries(Object.entries(json.maglev).map(([k, v]) => [`maglev.${k}`, cell(v)])) : {}),
     }, 'status head = JSON');
+    t.ok(json.maglev, 'the Maglev tables are reported (external traffic runs on this kernel)');
     const sec = sections('PROGRAMS\n' + rest);
     t.strictSame(Object.keys(sec), ['PROGRAMS', 'KERNEL FEATURES', 'ERRORS', 'CONFIG'], 'sections');
     const programs = parseTable(sec.PROGRAMS ?? '');
