@@ -191,21 +191,7 @@ static __always_inline void sl_tc_forget_reused4(const struct sl_ct_key4 *key)
 
 	if (!val || val->type != SL_CT_FORWARD)
 		return;
-	/* Its REVERSE twin, only while it still translates back to this tuple (sl_ct_twin4). */
-	if (sl_ct_twin4(key, val)) {
-		bool hairpin = val->flags & SL_CT_F_HAIRPIN;
-		bool snat = val->flags & SL_CT_F_SNAT;
-		struct sl_ct_key4 twin = {
-			.saddr = val->nat_addr,
-			.daddr = hairpin || snat ? val->nat_saddr : key->saddr,
-			.sport = val->nat_port,
-			.dport = snat ? val->nat_sport : key->sport,
-			.proto = key->proto,
-		};
-
-		bpf_map_delete_elem(&sl_ct4, &twin);
-	}
-	bpf_map_delete_elem(&sl_ct4, key);
+	sl_ct_delete_flow4(key, val);
 }
 
 /*

@@ -90,26 +90,35 @@ static __always_inline bool sl_tcp_is_open(__u8 proto, __u8 flags)
 	       (flags & (SL_TCP_FLAG_SYN | SL_TCP_FLAG_ACK)) == SL_TCP_FLAG_SYN;
 }
 
+/* The key of the other entry of the flow that key/val belongs to. */
+static __always_inline void sl_ct_twin_key4(const struct sl_ct_key4 *key,
+					    const struct sl_ct_value4 *val, struct sl_ct_key4 *twin)
+{
+	bool hairpin = val->flags & SL_CT_F_HAIRPIN;
+	bool snat = val->flags & SL_CT_F_SNAT;
+
+	twin->proto = key->proto;
+	if (val->type == SL_CT_FORWARD) {
+		twin->saddr = val->nat_addr;
+		twin->daddr = hairpin || snat ? val->nat_saddr : key->saddr;
+		twin->sport = val->nat_port;
+		twin->dport = snat ? val->nat_sport : key->sport;
+	} else {
+		twin->saddr = hairpin ? key->saddr : snat ? val->nat_saddr : key->daddr;
+		twin->daddr = val->nat_addr;
+		twin->sport = snat ? val->nat_sport : key->dport;
+		twin->dport = val->nat_port;
+	}
+}
+
 /* The other entry of the flow that key/val belongs to, or NULL when it is gone or unrelated. */
 static __always_inline struct sl_ct_value4 *sl_ct_twin4(const struct sl_ct_key4 *key,
 							const struct sl_ct_value4 *val)
 {
-	bool hairpin = val->flags & SL_CT_F_HAIRPIN;
-	bool snat = val->flags & SL_CT_F_SNAT;
-	struct sl_ct_key4 twin = {.proto = key->proto};
+	struct sl_ct_key4 twin = {};
 	struct sl_ct_value4 *tv;
 
-	if (val->type == SL_CT_FORWARD) {
-		twin.saddr = val->nat_addr;
-		twin.daddr = hairpin || snat ? val->nat_saddr : key->saddr;
-		twin.sport = val->nat_port;
-		twin.dport = snat ? val->nat_sport : key->sport;
-	} else {
-		twin.saddr = hairpin ? key->saddr : snat ? val->nat_saddr : key->daddr;
-		twin.daddr = val->nat_addr;
-		twin.sport = snat ? val->nat_sport : key->dport;
-		twin.dport = val->nat_port;
-	}
+	sl_ct_twin_key4(key, val, &twin);
 	tv = bpf_map_lookup_elem(&sl_ct4, &twin);
 	if (!tv || tv->type == val->type)
 		return NULL;
@@ -148,6 +157,19 @@ static __always_inline struct sl_ct_value4 *sl_ct_lookup4(const struct sl_ct_key
 	return NULL;
 }
 
+/* Deletes a flow: entry key/val and its twin, while the twin still translates back to key. */
+static __always_inline void sl_ct_delete_flow4(const struct sl_ct_key4 *key,
+					       const struct sl_ct_value4 *val)
+{
+	struct sl_ct_key4 twin = {};
+
+	if (sl_ct_twin4(key, val)) {
+		sl_ct_twin_key4(key, val, &twin);
+		bpf_map_delete_elem(&sl_ct4, &twin);
+	}
+	bpf_map_delete_elem(&sl_ct4, key);
+}
+
 /*
  * A client opens a connection straight to an address that is no frontend (fwd: its SYN's tuple).
  * If a finished service flow of the same client port landed on that address:port, its REVERSE
@@ -166,26 +188,13 @@ static __always_inline void sl_ct_forget_finished4(const struct sl_ct_key4 *fwd,
 		.proto = fwd->proto,
 	};
 	struct sl_ct_value4 *val = bpf_map_lookup_elem(&sl_ct4, &rev);
-	struct sl_ct_value4 *tv;
 
 	if (!val || val->type != SL_CT_REVERSE || (val->flags & SL_CT_F_HAIRPIN))
 		return;
 	*now = bpf_ktime_get_ns();
 	if (val->state < SL_CT_STATE_FIN && !sl_ct_expired(val, rev.proto, *now))
 		return;
-	tv = sl_ct_twin4(&rev, val);
-	if (tv) {
-		struct sl_ct_key4 twin = {
-			.saddr = rev.daddr,
-			.daddr = val->nat_addr,
-			.sport = rev.dport,
-			.dport = val->nat_port,
-			.proto = rev.proto,
-		};
-
-		bpf_map_delete_elem(&sl_ct4, &twin);
-	}
-	bpf_map_delete_elem(&sl_ct4, &rev);
+	sl_ct_delete_flow4(&rev, val);
 }
 
 /*
@@ -217,20 +226,12 @@ static __always_inline bool sl_ct_snat_over4(const struct sl_ct_key4 *key,
 static __always_inline bool sl_ct_snat_reclaim4(const struct sl_ct_key4 *key, __u64 now)
 {
 	struct sl_ct_value4 *val = bpf_map_lookup_elem(&sl_ct4, key);
-	struct sl_ct_key4 fwd = {.proto = key->proto};
 
 	if (!val)
 		return true;
 	if (!sl_ct_snat_over4(key, val, now))
 		return false;
-	if (sl_ct_twin4(key, val)) {
-		fwd.saddr = val->nat_saddr; /* the client */
-		fwd.daddr = val->nat_addr;  /* the frontend */
-		fwd.sport = val->nat_sport;
-		fwd.dport = val->nat_port;
-		bpf_map_delete_elem(&sl_ct4, &fwd);
-	}
-	bpf_map_delete_elem(&sl_ct4, key);
+	sl_ct_delete_flow4(key, val);
 	return true;
 }
 
