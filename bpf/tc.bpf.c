@@ -53,6 +53,7 @@
 #include "parse6.h"
 #include "nat6.h"
 #include "conntrack6.h"
+#include "handoff.h"
 
 /*
  * A hairpinned packet (the pod reaching itself through its service) goes straight back out of the
@@ -257,8 +258,10 @@ static __always_inline int sl_tc_from_pod6(struct __sk_buff *skb)
 	}
 	/* As IPv4: a mid-stream segment of a flow someone else translated is left alone. */
 	if (pkt.proto == IPPROTO_TCP && !(pkt.tcp_flags & SL_TCP_FLAG_SYN) &&
-	    (svc->count || svc->local_count))
+	    (svc->count || svc->local_count)) {
+		sl_handoff_to_previous(skb, SL_HANDOFF_INGRESS);
 		return SL_TC_PASS;
+	}
 	if (!now)
 		now = bpf_ktime_get_ns();
 	svc_id = svc->svc_id;
@@ -293,6 +296,8 @@ static __always_inline int sl_tc_to_pod6(struct __sk_buff *skb)
 		return SL_TC_PASS;
 	sl_ct_key_from_pkt6(&pkt, &key);
 	ct = sl_ct_lookup6(&key, pkt.tcp_flags, &now);
+	if (!ct)
+		sl_handoff_to_previous(skb, SL_HANDOFF_EGRESS);
 	if (!ct || ct->type != SL_CT_REVERSE)
 		return SL_TC_PASS;
 	sl_addr6_copy(addr, ct->nat_addr);
@@ -340,8 +345,11 @@ int sl_tc_from_pod(struct __sk_buff *skb)
 	 * (A service without endpoints still refuses it below, as kube-proxy does.)
 	 */
 	if (pkt.proto == IPPROTO_TCP && !(pkt.tcp_flags & SL_TCP_FLAG_SYN) &&
-	    (svc->count || svc->local_count))
+	    (svc->count || svc->local_count)) {
+		/* Or one the previous build opened in the instant of an upgrade's switch. */
+		sl_handoff_to_previous(skb, SL_HANDOFF_INGRESS);
 		return SL_TC_PASS;
+	}
 	if (!now)
 		now = bpf_ktime_get_ns();
 	return sl_tc_new_flow(skb, &pkt, &key, svc, now);
@@ -363,6 +371,9 @@ int sl_tc_to_pod(struct __sk_buff *skb)
 		return sl_tc_icmp_error(skb, true);
 	if (ret != SL_PARSE_OK)
 		return SL_TC_PASS;
+	/* Maybe the reply of a flow the previous build opened in the instant of an upgrade. */
+	if (!ct)
+		sl_handoff_to_previous(skb, SL_HANDOFF_EGRESS);
 	if (!ct || ct->type != SL_CT_REVERSE || (ct->flags & SL_CT_F_HAIRPIN))
 		return SL_TC_PASS;
 	if (sl_nat_reply4(skb, &pkt, &key, ct, now) < 0)

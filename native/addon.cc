@@ -47,6 +47,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openObject", Napi::Function::New<OpenObject>(env, "openObject"));
   exports.Set("openPinnedMap", Napi::Function::New<OpenPinnedMap>(env, "openPinnedMap"));
   exports.Set("openPinnedLink", Napi::Function::New<OpenPinnedLink>(env, "openPinnedLink"));
+  exports.Set("openProgramById", Napi::Function::New<OpenProgramById>(env, "openProgramById"));
   exports.Set("tcHookCreate",
               Napi::Function::New<RejectOnThrow<TcHookCreate>>(env, "tcHookCreate"));
   exports.Set("tcAttach", Napi::Function::New<RejectOnThrow<TcAttach>>(env, "tcAttach"));

@@ -259,4 +259,29 @@ Napi::Value BpfProgram::RunIterator(const Napi::CallbackInfo& info) {
                                      run.out.size());
 }
 
+// bpf_prog_get_fd_by_id: a handle on a program loaded by someone else (a filter's program, read
+// from `tc filter show`), e.g. to hand packets to it through a program array. Not an object's
+// program: testRun works, attachCgroup too; its section is unknown ("").
+Napi::Value OpenProgramById(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t id = IntArg(info, 0, "bpf_prog_get_fd_by_id", "id", 0, UINT32_MAX, 0);
+  if (id == 0) throw UsageError(env, "bpf_prog_get_fd_by_id", "expected a program id (1 or more)");
+  int fd = bpf_prog_get_fd_by_id(static_cast<uint32_t>(id));
+  if (fd < 0) throw NativeError(env, "bpf_prog_get_fd_by_id", std::to_string(id), -fd);
+  struct bpf_prog_info pinfo = {};
+  uint32_t len = sizeof(pinfo);
+  int rc = bpf_obj_get_info_by_fd(fd, &pinfo, &len);
+  if (rc != 0) {
+    int err = -rc;
+    close(fd);
+    throw NativeError(env, "bpf_obj_get_info_by_fd", std::to_string(id), err);
+  }
+  ProgramSpec spec;
+  spec.fd = fd;
+  spec.name = pinfo.name;
+  spec.type = pinfo.type;
+  spec.id = pinfo.id;
+  return BpfProgram::Create(env, spec);
+}
+
 }  // namespace sluice

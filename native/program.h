@@ -43,6 +43,9 @@ class BpfProgram : public Napi::ObjectWrap<BpfProgram> {
   ProgramSpec spec_;
 };
 
+// addon.openProgramById(id): see program.cc.
+Napi::Value OpenProgramById(const Napi::CallbackInfo& info);
+
 }  // namespace sluice
 
 #endif  // SLUICE_NATIVE_PROGRAM_H

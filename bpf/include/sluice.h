@@ -480,6 +480,17 @@ struct sl_tunnel_node_value {
 };
 _Static_assert(sizeof(struct sl_tunnel_node_value) == 4, "sl_tunnel_node_value size");
 
+/*
+ * The upgrade hand-off (lib/handoff.h, docs/upgrades.md): the slots of a TC object's sl_handoff
+ * program array, one per hook. While an upgrade over a conntrack map of another layout switches
+ * programs, each holds the previous build's program of that hook; empty otherwise.
+ */
+enum sl_handoff_slot {
+	SL_HANDOFF_INGRESS = 0,
+	SL_HANDOFF_EGRESS = 1,
+	SL_HANDOFF_SLOTS = 2,
+};
+
 /* Connect-time load balancing protocols (the sl_ctlb_protocols tunable). */
 enum sl_ctlb_protocols {
 	SL_CTLB_TCP = 1U << 0,
@@ -526,6 +537,7 @@ struct sl_btf_constants {
 	enum sl_map_capacity map_capacity;
 	enum sl_maglev_sizes maglev_sizes;
 	enum sl_map_capacity6 map_capacity6;
+	enum sl_handoff_slot handoff_slot;
 };
 
 #endif /* SLUICE_H */

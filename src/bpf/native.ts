@@ -263,6 +263,11 @@ export interface NativeAddon {
   /** `readOnly`: a read-only fd (BPF_F_RDONLY): the kernel refuses writes through it (EPERM). */
   openPinnedMap(path: string, opts?: { readOnly?: boolean }): NativeMap;
   openPinnedLink(path: string): NativeLink;
+  /**
+   * bpf_prog_get_fd_by_id: a handle on a loaded program by its id (e.g. the program behind a tc
+   * filter). Its info.section is ''. Errors: ENOENT (no such program), EPERM.
+   */
+  openProgramById(id: number): NativeProgram;
   /** Creates the clsact qdisc if missing (EEXIST is fine). Runs off the main thread. */
   tcHookCreate(ifindex: number, opts?: TcHookOptions): Promise<void>;
   /** Attaches prog as a direct-action filter; `replace` swaps a filter with the same handle/prio. */

@@ -52,6 +52,9 @@ export const EXTERNAL_MODE_CONSTANTS = mirrorEnum('sl_external_mode', 'SL_EXT_MO
 /** The node-to-node tunnel (GUE variant 1: IPv4 in UDP). */
 export const TUNNEL_CONSTANTS = mirrorEnum('sl_tunnel_consts', 'SL_TUNNEL_', { PORT_DEFAULT: 6080, OVERHEAD: 28, TTL: 64 });
 
+/** The upgrade hand-off's slots (sl_handoff, bpf/lib/handoff.h). */
+export const HANDOFF_CONSTANTS = mirrorEnum('sl_handoff_slot', 'SL_HANDOFF_', { INGRESS: 0, EGRESS: 1, SLOTS: 2 });
+
 /** Maglev table geometry (sl_maglev4, lib/maglev.h). */
 export const MAGLEV_CONSTANTS = mirrorEnum('sl_maglev_sizes', 'SL_MAGLEV_', { CHUNK: 256, SIZE_MIN: 251, SIZE_MAX: 65521, SIZE_DEFAULT: 16381 });
 
@@ -62,7 +65,7 @@ export const MAP_CAPACITY6_CONSTANTS = mirrorEnum('sl_map_capacity6', 'SL_MAX_',
 export const allConstantMirrors: readonly ConstantMirror[] = [
   SCOPE_CONSTANTS, SVC_F_CONSTANTS, FRONTEND_KIND_CONSTANTS, BE_F_CONSTANTS, CT_TYPE_CONSTANTS, CT_STATE_CONSTANTS, CT_F_CONSTANTS, VIP_F_CONSTANTS,
   CTLB_CONSTANTS, DROP_CONSTANTS, SVC_META_CONSTANTS, MAP_CAPACITY_CONSTANTS, MAP_CAPACITY6_CONSTANTS, MAGLEV_CONSTANTS, EXTERNAL_MODE_CONSTANTS,
-  TUNNEL_CONSTANTS,
+  TUNNEL_CONSTANTS, HANDOFF_CONSTANTS,
 ];
 
 export const SCOPE = SCOPE_CONSTANTS.values;
@@ -86,6 +89,7 @@ export const MAP_CAPACITY = MAP_CAPACITY_CONSTANTS.values;
 export const MAGLEV = MAGLEV_CONSTANTS.values;
 export const EXTERNAL_MODE = EXTERNAL_MODE_CONSTANTS.values;
 export const TUNNEL = TUNNEL_CONSTANTS.values;
+export const HANDOFF = HANDOFF_CONSTANTS.values;
 export const MAP_CAPACITY6 = MAP_CAPACITY6_CONSTANTS.values;
 /** Bytes of sl_svc_meta.name, its NUL included. */
 export const SVC_NAME_LEN = SVC_META_CONSTANTS.values.SVC_NAME_LEN;

@@ -173,6 +173,8 @@ export async function attachTcFilters(
   native: Pick<NativeAddon, 'tcHookCreate' | 'tcAttach' | 'tcDetach'>,
   target: TcTarget,
   programs: Readonly<Record<TcDirection, NativeProgram>>,
+  /** Called with the ids of the Sluice programs about to be replaced, right before the switch. */
+  beforeSwitch?: (previous: Partial<Record<TcDirection, number>>) => void,
 ): Promise<Record<TcDirection, number>> {
   await native.tcHookCreate(target.ifindex, target.netns ? { netns: target.netns } : {});
   const ifname = await ifnameOf(target);
@@ -186,7 +188,7 @@ export async function attachTcFilters(
     const { ours, ahead } = sluicePlace(filters, direction);
     const front = ours[0];
     if (front && ahead.length === 0) {
-      plans.push({ direction, handle: front.handle, replace: true, remove: ours.slice(1) });
+      plans.push({ direction, handle: front.handle, replace: true, remove: ours.slice(1), current: front });
       continue;
     }
     const taken = new Set(filters.filter((f) => f.priority === SLUICE_TC_PRIORITY).map((f) => f.handle));
@@ -197,8 +199,14 @@ export async function attachTcFilters(
         (squatters.length ? '; a foreign filter uses a Sluice handle and is left alone' : ''));
     }
     // A new filter at an existing priority goes to the head of its list: in front of `ahead`.
-    plans.push({ direction, handle: free, replace: false, remove: ours });
+    plans.push({ direction, handle: free, replace: false, remove: ours, current: ours[0] });
   }
+  const previous: Partial<Record<TcDirection, number>> = {};
+  for (const { direction, remove, replace, current } of plans) {
+    const id = current?.progId ?? (replace ? 0 : remove[0]?.progId);
+    if (id) previous[direction] = id;
+  }
+  beforeSwitch?.(previous);
   for (const { direction, handle, replace } of plans) {
     ids[direction] = (await native.tcAttach({ ...filterAt(target, direction, handle), progFd: programs[direction].info.fd, replace })).progId;
   }

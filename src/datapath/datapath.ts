@@ -251,12 +251,13 @@ export class Datapath {
    * namespace of this process, or of `target.netns` when given.
    */
   async attachTc(target: TcTarget): Promise<Record<'ingress' | 'egress', number>> {
-    // Upgrade hook: flows the old programs opened since the carry-over, before the switch, and
-    // again right after it (a flow opened by an old program in the last instant).
+    // Upgrade hooks: flows the old programs opened since the carry-over, copied before the switch
+    // and again right after it; in between, packets of a flow the new program cannot find go to
+    // the old one (the hand-off, handoff.ts).
     if (this.upgrade.pending) this.upgrade.catchUp(this.tc);
-    const ids = await attachTcFilters(this.native, target, {
-      ingress: this.tc.program(TC_PROGRAMS.ingress),
-      egress: this.tc.program(TC_PROGRAMS.egress),
+    const programs = { ingress: this.tc.program(TC_PROGRAMS.ingress), egress: this.tc.program(TC_PROGRAMS.egress) };
+    const ids = await attachTcFilters(this.native, target, programs, (previous) => {
+      this.upgrade.handOff(this.tc, previous, { ingress: programs.ingress.info.id, egress: programs.egress.info.id });
     });
     if (this.upgrade.pending) this.upgrade.catchUp(this.tc);
     return ids;
@@ -291,6 +292,11 @@ export class Datapath {
    */
   finishUpgrade(): MapCarryReport[] {
     return this.upgrade.finish(this.tc);
+  }
+
+  /** The previous build's programs taking the packets the new ones cannot place, by hook (handoff.ts). */
+  get handoffSlots(): ReadonlyMap<'ingress' | 'egress', number> {
+    return this.upgrade.handoffSlots;
   }
 
   /** Maps carried over to a new layout or size at load (empty when none needed it). */

@@ -5,20 +5,23 @@
 // attached (cgroup links updated, TC filters replaced).
 import type { Logger } from 'pino';
 import { codecsFollowingBtf } from '../bpf/btf-codec.js';
-import type { NativeAddon, NativeObject } from '../bpf/native.js';
+import type { NativeAddon, NativeObject, TcDirection } from '../bpf/native.js';
 import { allStructCodecs } from '../bpf/sluice-structs.js';
 import type { StructLayouts } from '../dataplane/table-specs.js';
 import type { MapCarryReport } from './map-migration.js';
 import { MapMigration } from './map-migration.js';
+import { UpgradeHandoff } from './handoff.js';
 
 export class DatapathUpgrade {
   private readonly migration: MapMigration;
   /** Codecs following the first object's BTF, where it differs from the declared ones. */
   layouts: StructLayouts = new Map();
   private first = true;
+  private readonly handoff: UpgradeHandoff;
 
-  constructor(private readonly opts: { native: Pick<NativeAddon, 'openPinnedMap' | 'numPossibleCpus'>; pinDir: string; logger?: Logger }) {
+  constructor(private readonly opts: { native: Pick<NativeAddon, 'openPinnedMap' | 'numPossibleCpus' | 'openProgramById'>; pinDir: string; logger?: Logger }) {
     this.migration = new MapMigration(opts);
+    this.handoff = new UpgradeHandoff(opts.native, opts.logger);
   }
 
   /** For openBpfObject's `beforeLoad`: codecs against the object's BTF, then the pinned maps. */
@@ -55,9 +58,28 @@ export class DatapathUpgrade {
     return this.migration.catchUp(obj);
   }
 
-  /** Every program now uses the new maps: last copy of what the old programs made, old pins go. */
+  /**
+   * A TC switch is about to replace `previous` (program ids) by `current` while maps are being
+   * carried: the previous programs take the packets the new ones cannot place (handoff.ts).
+   */
+  handOff(obj: NativeObject, previous: Partial<Record<TcDirection, number>>, current: Record<TcDirection, number>): void {
+    if (this.pending) this.handoff.offer(obj, previous, current);
+  }
+
+  /** The previous programs in the hand-off slots now. */
+  get handoffSlots(): ReadonlyMap<TcDirection, number> {
+    return this.handoff.slots;
+  }
+
+  /**
+   * Every program now uses the new maps: last copy of what the old programs made, old pins go,
+   * then the hand-off ends (the previous programs open no flow after the switch, so the last
+   * copy has every flow they know).
+   */
   finish(obj: NativeObject): MapCarryReport[] {
-    return this.migration.finish(obj);
+    const out = this.migration.finish(obj);
+    this.handoff.clear(obj);
+    return out;
   }
 
   /** What the carry-over did, per map (empty when no map needed it). */

@@ -422,7 +422,7 @@ export class AgentBed {
   }
 
   /** Waits until `sluicectl status` says synced (the agent programmed a complete view). */
-  async waitForSynced(timeoutMs = 30_000): Promise<StatusView> {
+  async waitForSynced(timeoutMs = 90_000): Promise<StatusView> {
     return this.waitFor('sluicectl status: sync.state synced', async () => {
       const s = await this.status();
       return s.agentRunning && s.sync.state === 'synced' ? s : undefined;

@@ -42,7 +42,7 @@ t.test('rolling update to another conntrack layout keeps the node serving', asyn
   await bed.writeManifest('node.yaml', [nodeObject()]);
   await bed.writeManifest('web.yaml', [service('web', VIP, PORTS), slice('web-1', 'web', ['web-a', 'web-b', 'web-c'], PORTS)]);
   const first = bed.startAgent();
-  await bed.waitForSynced();
+  await bed.waitForSynced(120_000); // as generous as for the second start below
   const before = await bed.services();
   const pinned = (name: string) => {
     const m = loadNative().openPinnedMap(join(bed.pinDir, name));
@@ -70,11 +70,10 @@ t.test('rolling update to another conntrack layout keeps the node serving', asyn
   const tc = await TrafficClient.start(bed.run, bed.tcClient.ns, tcCgroup);
   await ct.startLoop('ct-tcp', { host: VIP, port: 80, timeoutMs: 1000 }, { proto: 'tcp', workers: 2, gapMs: 5 });
   await ct.startLoop('ct-udp', { host: VIP, port: 53, timeoutMs: 1000 }, { proto: 'udp', connected: true, workers: 1, gapMs: 10 });
-  // A TC-path connection opened in the instant its interface switches may see its SYN-ACK reach
-  // the new program before its entry is carried over; it completes on the client's SYN
-  // retransmit (1 s later, once the entry is copied): slower, not failed (docs/upgrades.md). The
-  // timeout leaves room for that one retransmit, as any real client's connect timeout does.
-  await tc.startLoop('tc-tcp', { host: VIP, port: 80, timeoutMs: 3000 }, { proto: 'tcp', workers: 2, gapMs: 5 });
+  // The TC-path client has the same 1 s connect timeout: a connection opened by an old program in
+  // the instant its interface switches is carried by the upgrade hand-off (handoff.ts), not by a
+  // SYN retransmit.
+  await tc.startLoop('tc-tcp', { host: VIP, port: 80, timeoutMs: 1000 }, { proto: 'tcp', workers: 2, gapMs: 5 });
   const loops: Promise<LoopStats>[] = [];
   const stopAll = () => {
     if (loops.length === 0) loops.push(ct.stopLoop('ct-tcp'), ct.stopLoop('ct-udp'), tc.stopLoop('tc-tcp'));
@@ -120,6 +119,8 @@ t.test('rolling update to another conntrack layout keeps the node serving', asyn
   t.same(ids(await bed.services()), ids(before), 'service ids and backend blocks re-adopted unchanged');
   const applied = await second.waitForLog(isApplied, 'its first apply');
   t.same(applied.ops, { writes: 0, deletes: 0 }, 'the new agent\'s first apply over unchanged state writes nothing');
+  const handoffs = second.find((l) => /go to the previous one/.test(String(l.msg)));
+  t.same(handoffs.map((l) => l.direction).sort(), ['egress', 'ingress'], 'the TC switch handed packets it could not place to the previous programs until the last copy');
   const attached = second.find((l) => l.msg === 'connect-time programs attached')[0];
   t.equal((attached?.updated as unknown[] | undefined)?.length, 8, 'the eight cgroup links (both families) were updated in place');
   const conntrack = await bed.ctl<{ entries?: unknown[] }>(['conntrack']).catch((err: Error) => ({ error: err.message }));
