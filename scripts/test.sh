@@ -9,6 +9,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund || { echo "0 passed, 1 failed"; exit 1; }
 fi
 npm run build || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+echo "setup, install and build: ${SECONDS} s"
 
 # What an earlier run that was killed left behind (its lease's process is gone): removed, so the
 # leftover check at the end sees only this run's. Live runs (another test on this machine) stay.
@@ -16,9 +17,10 @@ node dist/src/testbed/sweep-main.js || true
 
 passed=0
 failed=0
-stage() { # name, command...: a stage counts as one test
-  local name=$1; shift
+stage() { # name, command...: a stage counts as one test (its time is printed: CI time budget)
+  local name=$1 start=$SECONDS; shift
   if "$@"; then passed=$((passed + 1)); else echo "FAILED: $name"; failed=$((failed + 1)); fi
+  echo "stage $name: $((SECONDS - start)) s (${SECONDS} s since start)"
 }
 stage typecheck npm run --silent typecheck
 stage lint npm run --silent lint
@@ -41,6 +43,7 @@ stage "npm run demo" quiet_npm demo
 stage "npm run image" quiet_npm image
 
 log=$(mktemp)
+tap_start=$SECONDS
 npx tap --reporter=tap "$@" 2>&1 | tee "$log"
 tap_rc=${PIPESTATUS[0]}
 # Count each file's top-level tests and assertions (TAP lines at one level of indentation).
@@ -52,6 +55,7 @@ failed=$((failed + tap_fail))
 if [ "$tap_rc" -ne 0 ] && [ "$tap_fail" -eq 0 ]; then
   failed=$((failed + 1)) # tap failed without a failing test line (coverage floor, crash)
 fi
+echo "stage tap: $((SECONDS - tap_start)) s (${SECONDS} s since start)"
 stage leftovers bash scripts/check-leftovers.sh
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
