@@ -3,9 +3,12 @@
 // for the VIP). Neighbour discovery between the pods and the node crosses the same programs.
 // Also: a service without endpoints and an unknown port refused (TCP RST / ICMPv6 port
 // unreachable from the VIP: ECONNREFUSED, not a timeout), and hairpin (the client pod reaching
-// itself through an IPv6 service).
+// itself through an IPv6 service), and path-MTU discovery across a translated flow (a Packet Too
+// Big from the node about pod -> backend reaches the pod's socket as pod -> VIP).
 import t from 'tap';
 import { loadNative } from '../../src/bpf/native.js';
+import { POD_GATEWAY6 } from '../../src/testbed/topology.js';
+import { ipIn, runInNetns } from '../../src/testbed/netns.js';
 import { CT_TYPE, ctValue6 } from '../../src/bpf/sluice-structs.js';
 import { backendOf, clusterIpService, createBed, desiredState } from './bed.js';
 import type { Attempt } from './traffic-client.js';
@@ -90,5 +93,36 @@ if (bed) {
         t.equal(a.from, `${SELF_VIP6}:${UDP_PORT}`, 'recvfrom() reports the VIP');
       }
     }
+  });
+
+  await t.test('path MTU: a Packet Too Big about pod -> backend reaches the socket as pod -> VIP', async (t) => {
+    // The node's routes to the backends get a locked MTU of 1280: a forwarded segment larger than
+    // that is dropped and answered with a Packet Too Big (the backends' own MSS, from their
+    // 1500-byte interfaces, does not prevent it). Untranslated, it quotes pod -> backend, matches
+    // no socket, and the 20 000-byte line below never arrives (a black hole).
+    for (const name of BACKENDS) {
+      const p = bed.pod(name);
+      await ipIn(bed.topo.nodeNs, ['-6', 'route', 'replace', `${p.ip6}/128`, 'dev', p.hostIfname, 'src', POD_GATEWAY6, 'mtu', 'lock', '1280']);
+    }
+    const script = `
+      const s = require('node:net').connect({ host: '${VIP6}', port: ${TCP_PORT} });
+      const line = 'x'.repeat(20000);
+      let buf = '', greeted = false;
+      const done = (r) => { console.log(JSON.stringify(r)); process.exit(0); };
+      setTimeout(() => done({ ok: false, code: 'ETIMEDOUT' }), 10000);
+      s.on('error', (e) => done({ ok: false, code: e.code }));
+      s.on('data', (d) => {
+        buf += d;
+        for (let nl; (nl = buf.indexOf('\\n')) >= 0; buf = buf.slice(nl + 1)) {
+          const m = JSON.parse(buf.slice(0, nl));
+          if (!greeted) { greeted = true; s.write(line + '\\n'); continue; }
+          done({ ok: m.echo === line, backend: m.pod, echoed: (m.echo || '').length });
+        }
+      });`;
+    const out = await runInNetns(bed.clientPod.ns, [process.execPath, '--input-type=commonjs', '-e', script], { timeoutMs: 20_000 });
+    const r = JSON.parse(out.stdout.trim()) as { ok: boolean; code?: string; backend?: string; echoed?: number };
+    t.ok(r.ok, `the 20 000-byte line crossed the 1280-byte hop and came back: ${out.stdout.trim()}`);
+    const route = await ipIn(bed.clientPod.ns, ['-6', 'route', 'get', VIP6]);
+    t.match(route.stdout, /mtu 1280/, `the pod's kernel learnt the path MTU for the VIP: ${route.stdout.trim()}`);
   });
 }
