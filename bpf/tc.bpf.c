@@ -28,11 +28,14 @@
  * SCTP frontends (CRC32c checksum) and fragments (see parse.h) pass untouched for now;
  * connect-time load balancing covers those sockets.
  *
- * IPv6 (sl_tc_from_pod6, sl_tc_to_pod6; docs/ipv6.md): TCP and UDP DNAT and its reverse with
- * conntrack in sl_ct6. Not yet: rejects (a packet to a service without endpoints, or to an
- * unknown port of an IPv6 ClusterIP, is dropped and counted), hairpin, ICMPv6 errors. ICMPv6,
- * neighbour discovery included, is never touched; packets with extension headers pass untouched
- * and are counted (lib/parse6.h).
+ * IPv6 (sl_tc_from_pod6, sl_tc_to_pod6; docs/ipv6.md): the same branches with conntrack in
+ * sl_ct6 — DNAT and its reverse, hairpin, rejects as TCP RST / ICMPv6 port unreachable
+ * (reject6.h), Local-without-local-endpoints a counted drop, and the ICMPv6 errors about
+ * translated flows (destination unreachable, packet too big, time exceeded: icmp6.h). Every
+ * other ICMPv6 message, neighbour discovery included, is never touched. Not yet: packets with
+ * extension headers (fragments included) pass untouched and are counted (lib/parse6.h); the
+ * finished-flow clean-ups of a reused tuple (sl_tc_forget_reused4, sl_ct_forget_finished4) have
+ * no IPv6 twin yet.
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
