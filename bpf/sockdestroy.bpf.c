@@ -122,7 +122,8 @@ int sl_sock_destroy_udp(struct bpf_iter__udp *ctx)
 		sl_sweep4(skc, skc->skc_daddr, skc->skc_dport);
 		return 0;
 	}
-	if (family != SL_AF_INET6)
+	/* A kernel built without IPv6 has no skc_v6_daddr: the branch is then dead code. */
+	if (family != SL_AF_INET6 || !bpf_core_field_exists(skc->skc_v6_daddr))
 		return 0;
 	addr[0] = skc->skc_v6_daddr.in6_u.u6_addr32[0];
 	addr[1] = skc->skc_v6_daddr.in6_u.u6_addr32[1];
