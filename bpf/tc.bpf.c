@@ -28,11 +28,14 @@
  * SCTP frontends (CRC32c checksum) and fragments (see parse.h) pass untouched for now;
  * connect-time load balancing covers those sockets.
  *
- * IPv6 (sl_tc_from_pod6, sl_tc_to_pod6; docs/ipv6.md): TCP and UDP DNAT and its reverse with
- * conntrack in sl_ct6. Not yet: rejects (a packet to a service without endpoints, or to an
- * unknown port of an IPv6 ClusterIP, is dropped and counted), hairpin, ICMPv6 errors. ICMPv6,
- * neighbour discovery included, is never touched; packets with extension headers pass untouched
- * and are counted (lib/parse6.h).
+ * IPv6 (sl_tc_from_pod6, sl_tc_to_pod6; docs/ipv6.md): the same branches with conntrack in
+ * sl_ct6 — DNAT and its reverse, hairpin, rejects as TCP RST / ICMPv6 port unreachable
+ * (reject6.h), Local-without-local-endpoints a counted drop, and the ICMPv6 errors about
+ * translated flows (destination unreachable, packet too big, time exceeded: icmp6.h). Every
+ * other ICMPv6 message, neighbour discovery included, is never touched. Not yet: packets with
+ * extension headers (fragments included) pass untouched and are counted (lib/parse6.h); the
+ * finished-flow clean-ups of a reused tuple (sl_tc_forget_reused4, sl_ct_forget_finished4) have
+ * no IPv6 twin yet.
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
@@ -53,6 +56,8 @@
 #include "parse6.h"
 #include "nat6.h"
 #include "conntrack6.h"
+#include "reject6.h"
+#include "icmp6.h"
 #include "handoff.h"
 
 /*
@@ -215,47 +220,142 @@ static __always_inline int sl_tc_icmp_error(struct __sk_buff *skb, bool to_pod)
 	return SL_TC_PASS;
 }
 
-/* What an IPv6 pod sends: a tracked flow goes to its backend, a new one to a frontend is balanced.
- */
-static __always_inline int sl_tc_from_pod6(struct __sk_buff *skb)
+/* A packet of a tracked IPv6 flow in the client's direction: to the flow's backend. */
+static __always_inline int sl_tc_forward6(struct __sk_buff *skb, const struct sl_pkt6 *pkt,
+					  const struct sl_ct_key6 *key, struct sl_ct_value6 *ct,
+					  __u64 now)
+{
+	bool hairpin = ct->flags & SL_CT_F_HAIRPIN;
+	__be32 addr[4], saddr[4];
+	__be16 port = ct->nat_port;
+	__u32 svc_id = ct->svc_id;
+
+	sl_addr6_copy(addr, ct->nat_addr);
+	sl_addr6_copy(saddr, ct->nat_saddr);
+	sl_ct_update6(key, ct, pkt->tcp_flags, now);
+	sl_count_service(svc_id, skb->len, false, false);
+	if (sl_nat_dst6(skb, pkt, addr, port) < 0)
+		return sl_rewrite_failed();
+	if (!hairpin)
+		return SL_TC_PASS;
+	if (sl_nat_src6(skb, pkt, saddr, pkt->sport) < 0)
+		return sl_rewrite_failed();
+	return sl_tc_hairpin_out(skb);
+}
+
+/* As sl_tc_hairpin_reply: pod:bport -> frontend:cport becomes frontend:fport -> pod:cport. */
+static __always_inline int sl_tc_hairpin_reply6(struct __sk_buff *skb, const struct sl_pkt6 *pkt,
+						const struct sl_ct_key6 *key,
+						struct sl_ct_value6 *ct, __u64 now)
+{
+	__be32 frontend[4];
+	__be16 frontend_port = ct->nat_port;
+
+	sl_addr6_copy(frontend, ct->nat_addr);
+	sl_ct_update6(key, ct, pkt->tcp_flags, now);
+	if (sl_nat_src6(skb, pkt, frontend, frontend_port) < 0)
+		return sl_rewrite_failed();
+	if (sl_nat_dst6(skb, pkt, key->saddr, pkt->dport) < 0)
+		return sl_rewrite_failed();
+	return sl_tc_hairpin_out(skb);
+}
+
+/* As sl_tc_refuse: TCP RST / ICMPv6 port unreachable, or a counted drop for a Local policy. */
+static __always_inline int sl_tc_refuse6(struct __sk_buff *skb, const struct sl_pkt6 *pkt,
+					 __u32 svc_id, int reason)
+{
+	sl_count_drop(reason);
+	sl_count_service(svc_id, 0, false, true);
+	if (reason == SL_DROP_NO_BACKEND)
+		return sl_reject6(skb, pkt);
+	return TC_ACT_SHOT;
+}
+
+/* The first packet of an IPv6 flow to a frontend (as sl_tc_new_flow). */
+static __always_inline int sl_tc_new_flow6(struct __sk_buff *skb, const struct sl_pkt6 *pkt,
+					   const struct sl_ct_key6 *key,
+					   const struct sl_service_value *svc, __u64 now)
 {
 	struct sl_backend_value6 be;
+	__u32 svc_id = svc->svc_id;
+	bool hairpin;
+	int ret;
+
+	ret = sl_select_backend6(svc, pkt->saddr, false, &be);
+	if (ret < 0)
+		return sl_tc_refuse6(skb, pkt, svc_id, -ret);
+	/* The pod would receive its own address as source and drop it. */
+	hairpin = sl_addr6_eq(be.addr, pkt->saddr);
+	ret = sl_ct_create6(key, &be, svc_id, hairpin, pkt->tcp_flags, now);
+	if (ret < 0) {
+		sl_count_drop(-ret);
+		return TC_ACT_SHOT;
+	}
+	sl_count_service(svc_id, skb->len, true, false);
+	if (sl_nat_dst6(skb, pkt, be.addr, be.port) < 0)
+		return sl_rewrite_failed();
+	if (!hairpin)
+		return SL_TC_PASS;
+	if (sl_nat_src6(skb, pkt, pkt->daddr, pkt->sport) < 0)
+		return sl_rewrite_failed();
+	return sl_tc_hairpin_out(skb);
+}
+
+/* To an IPv6 address:port that is no frontend: as sl_tc_not_frontend, a ClusterIP refuses it. */
+static __always_inline int sl_tc_not_frontend6(struct __sk_buff *skb, const struct sl_pkt6 *pkt)
+{
+	if ((sl_tcp_is_open(pkt->proto, pkt->tcp_flags) || pkt->proto == IPPROTO_UDP) &&
+	    sl_vip_refuses_unknown6(pkt->daddr)) {
+		sl_count_drop(SL_DROP_UNKNOWN_PORT);
+		return sl_reject6(skb, pkt);
+	}
+	return SL_TC_PASS;
+}
+
+/* An ICMPv6 error about a translated flow (icmp6.h): the entries are chosen as sl_tc_icmp_error. */
+static __always_inline int sl_tc_icmp6_error(struct __sk_buff *skb, bool to_pod)
+{
+	struct sl_icmp6_err e;
+	struct sl_ct_value6 *ct = sl_icmp6_err_flow(skb, &e);
+	__be32 addr[4];
+
+	if (!ct || ct->type != (to_pod ? SL_CT_REVERSE : SL_CT_FORWARD) ||
+	    (ct->flags & SL_CT_F_HAIRPIN))
+		return SL_TC_PASS;
+	sl_addr6_copy(addr, ct->nat_addr);
+	if (sl_icmp6_err_nat(skb, &e, to_pod, addr, ct->nat_port) < 0)
+		return sl_rewrite_failed();
+	return SL_TC_PASS;
+}
+
+/* What an IPv6 pod sends: the twin of sl_tc_from_pod, branch for branch. */
+static __always_inline int sl_tc_from_pod6(struct __sk_buff *skb)
+{
 	struct sl_service_value *svc;
 	struct sl_ct_value6 *ct;
 	struct sl_ct_key6 key;
 	struct sl_pkt6 pkt;
-	__be32 addr[4];
-	__be16 port;
-	__u32 svc_id;
 	__u64 now = 0;
 	int ret;
 
-	if (sl_parse6(skb, &pkt) != SL_PARSE_OK)
+	ret = sl_parse6(skb, &pkt);
+	if (ret == SL_PARSE_SKIP)
+		return sl_tc_icmp6_error(skb, false);
+	if (ret != SL_PARSE_OK)
 		return SL_TC_PASS;
 	sl_ct_key_from_pkt6(&pkt, &key);
 	ct = sl_ct_lookup6(&key, pkt.tcp_flags, &now);
 	if (ct) {
+		if (ct->type == SL_CT_FORWARD)
+			return sl_tc_forward6(skb, &pkt, &key, ct, now);
+		if (ct->flags & SL_CT_F_HAIRPIN)
+			return sl_tc_hairpin_reply6(skb, &pkt, &key, ct, now);
 		/* A local backend answering: reverse-NATed at the client's sl_tc_to_pod. */
-		if (ct->type != SL_CT_FORWARD)
-			return SL_TC_PASS;
-		sl_addr6_copy(addr, ct->nat_addr);
-		port = ct->nat_port;
-		svc_id = ct->svc_id;
-		sl_ct_update6(&key, ct, pkt.tcp_flags, now);
-		sl_count_service(svc_id, skb->len, false, false);
-		if (sl_nat_dst6(skb, &pkt, addr, port) < 0)
-			return sl_rewrite_failed();
 		return SL_TC_PASS;
 	}
 	svc = sl_lookup_frontend6(pkt.daddr, pkt.dport, pkt.proto);
-	if (!svc) {
-		if ((sl_tcp_is_open(pkt.proto, pkt.tcp_flags) || pkt.proto == IPPROTO_UDP) &&
-		    sl_vip_refuses_unknown6(pkt.daddr)) {
-			sl_count_drop(SL_DROP_UNKNOWN_PORT);
-			return TC_ACT_SHOT;
-		}
-		return SL_TC_PASS;
-	}
+	if (!svc)
+		return sl_tc_not_frontend6(skb, &pkt);
 	/* As IPv4: a mid-stream segment of a flow someone else translated is left alone. */
 	if (pkt.proto == IPPROTO_TCP && !(pkt.tcp_flags & SL_TCP_FLAG_SYN) &&
 	    (svc->count || svc->local_count)) {
@@ -264,22 +364,7 @@ static __always_inline int sl_tc_from_pod6(struct __sk_buff *skb)
 	}
 	if (!now)
 		now = bpf_ktime_get_ns();
-	svc_id = svc->svc_id;
-	ret = sl_select_backend6(svc, pkt.saddr, false, &be);
-	if (ret < 0) {
-		sl_count_drop(-ret);
-		sl_count_service(svc_id, 0, false, true);
-		return TC_ACT_SHOT;
-	}
-	ret = sl_ct_create6(&key, &be, svc_id, pkt.tcp_flags, now);
-	if (ret < 0) {
-		sl_count_drop(-ret);
-		return TC_ACT_SHOT;
-	}
-	sl_count_service(svc_id, skb->len, true, false);
-	if (sl_nat_dst6(skb, &pkt, be.addr, be.port) < 0)
-		return sl_rewrite_failed();
-	return SL_TC_PASS;
+	return sl_tc_new_flow6(skb, &pkt, &key, svc, now);
 }
 
 /* What an IPv6 pod receives: a reply of a tracked flow comes from the frontend. */
@@ -291,14 +376,18 @@ static __always_inline int sl_tc_to_pod6(struct __sk_buff *skb)
 	__be32 addr[4];
 	__be16 port;
 	__u64 now = 0;
+	int ret;
 
-	if (sl_parse6(skb, &pkt) != SL_PARSE_OK)
+	ret = sl_parse6(skb, &pkt);
+	if (ret == SL_PARSE_SKIP)
+		return sl_tc_icmp6_error(skb, true);
+	if (ret != SL_PARSE_OK)
 		return SL_TC_PASS;
 	sl_ct_key_from_pkt6(&pkt, &key);
 	ct = sl_ct_lookup6(&key, pkt.tcp_flags, &now);
 	if (!ct)
 		sl_handoff_to_previous(skb, SL_HANDOFF_EGRESS);
-	if (!ct || ct->type != SL_CT_REVERSE)
+	if (!ct || ct->type != SL_CT_REVERSE || (ct->flags & SL_CT_F_HAIRPIN))
 		return SL_TC_PASS;
 	sl_addr6_copy(addr, ct->nat_addr);
 	port = ct->nat_port;

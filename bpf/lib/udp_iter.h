@@ -9,6 +9,7 @@
 #define SL_LIB_UDP_ITER_H
 
 #include <linux/types.h>
+#include <linux/in6.h>
 
 struct seq_file;
 
@@ -22,6 +23,7 @@ struct sock_common {
 	unsigned short skc_num; /* local port, host order */
 	unsigned short skc_family;
 	volatile unsigned char skc_state;
+	struct in6_addr skc_v6_daddr; /* AF_INET6; ::ffff:a.b.c.d (and skc_daddr) when v4-mapped */
 } __attribute__((preserve_access_index));
 
 struct sock {

@@ -20,7 +20,7 @@ import { isNativeError } from '../bpf/errors.js';
 import { loadErrorSummary } from './kernel-features.js';
 
 export const SOCKDESTROY_OBJECT = 'sockdestroy.bpf.o';
-export const SOCKDESTROY_PROGRAM = 'sl_sock_destroy_udp4';
+export const SOCKDESTROY_PROGRAM = 'sl_sock_destroy_udp';
 
 /** A network namespace to sweep. */
 export interface NetnsRef {

@@ -163,7 +163,7 @@ t.test('sockdestroy.bpf.o (the UDP socket sweep) loads and runs in a namespace',
   const obj = loadNative().openObject(SOCKDESTROY_OBJ, { pinRoot: await s.run.pinDir() });
   t.teardown(() => obj.close());
   await obj.load();
-  const out = obj.program('sl_sock_destroy_udp4').runIterator({ netns: netnsPath(ns) });
+  const out = obj.program('sl_sock_destroy_udp').runIterator({ netns: netnsPath(ns) });
   t.equal(out.length, 0, 'writes nothing');
   // No sl_sock_revnat4 entry: the connected socket is not ours and stays.
   t.equal(parse(s.prog.runIterator({ netns: netnsPath(ns) })).filter((x) => x.state === TCP_ESTABLISHED).length, 1, 'a connected socket it did not balance is left alone');

@@ -2,40 +2,26 @@
 // backend and the reply's reverse NAT, byte for byte (the program's incremental pseudo-header
 // checksum update must equal a checksum computed from scratch), conntrack in sl_ct6; ICMPv6
 // (neighbour discovery included) and packets with extension headers pass untouched, the latter
-// counted; a service without endpoints and an unknown port of an IPv6 ClusterIP are dropped.
+// counted. Rejects, ICMPv6 errors and hairpin have files of their own (ipv6-reject,
+// ipv6-icmp-errors, ipv6-hairpin).
 import t from 'tap';
 import { decodePerCpu } from '../../src/bpf/codec.js';
-import {
-  backendKey, backendValue6, CT_STATE, CT_TYPE, ctKey6, ctValue6, frontendKey6, IPPROTO, serviceValue, u32Key, u64Value, vipKey6, vipValue,
-} from '../../src/bpf/sluice-structs.js';
+import { CT_STATE, CT_TYPE, IPPROTO, u32Key, u64Value } from '../../src/bpf/sluice-structs.js';
 import { buildFrame6, NEXTHDR, parseFrame6, TCP6_FLAGS } from '../../src/packet/index.js';
 import type { Datapath } from './harness.js';
 import { loadDatapath, PROG, TC_ACT } from './harness.js';
+import { addService6 as addService6To, ct6 } from './harness6.js';
 
 const CLIENT = 'fd00:10:244::a';
 const VIP = 'fd00:96::10';
-const EMPTY_VIP = 'fd00:96::11';
 const BACKENDS = [
   { addr: 'fd00:10:244::1f', port: 8080 },
   { addr: 'fd00:10:244::20', port: 8081 },
 ];
 
 function addService6(dp: Datapath, vip: string, port: number, proto: number, svcId: number, backendId: number, backends: typeof BACKENDS): void {
-  const be = dp.obj.map('sl_backends6');
-  const fe = dp.obj.map('sl_frontends6');
-  backends.forEach((b, ordinal) => {
-    be.update(backendKey.encode({ backend_id: backendId, ordinal }), backendValue6.encode({ addr: b.addr, port: b.port, flags: 0, node_addr: '::' }));
-  });
-  fe.update(frontendKey6.encode({ addr: vip, port, proto, scope: 0 }), serviceValue.encode({
-    svc_id: svcId, backend_id: backends.length ? backendId : 0, count: backends.length, local_count: 0, flags: 0, affinity_timeout_s: 0,
-  }));
-  dp.obj.map('sl_vips6').update(vipKey6.encode({ addr: vip }), vipValue.encode({ flags: 1 }));
+  addService6To(dp, { vip, port, proto, svcId, backendId, cluster: backends });
 }
-
-const ct6 = (dp: Datapath, saddr: string, daddr: string, sport: number, dport: number, proto: number) => {
-  const v = dp.obj.map('sl_ct6').lookup(ctKey6.encode({ saddr, daddr, sport, dport, proto }));
-  return v ? ctValue6.decode(v) : null;
-};
 
 const untranslated = (dp: Datapath): bigint => {
   const buf = dp.obj.map('sl_ipv6_untranslated').lookup(u32Key.encode(0));
@@ -112,23 +98,4 @@ t.test('ICMPv6 and neighbour discovery are never touched; extension headers pass
   }
   t.equal(untranslated(dp), 2n, 'both counted in sl_ipv6_untranslated');
   t.equal(ct6(dp, CLIENT, VIP, 40001, 80, IPPROTO.TCP), null, 'no flow was created for them');
-});
-
-t.test('an IPv6 service without endpoints and an unknown port of an IPv6 ClusterIP are dropped and counted', async (t) => {
-  const dp = await loadDatapath(t);
-  if (!dp) return;
-  addService6(dp, VIP, 80, IPPROTO.TCP, 7, 70, BACKENDS);
-  addService6(dp, EMPTY_VIP, 80, IPPROTO.TCP, 9, 90, []);
-  const empty = dp.run(PROG.FROM_POD, buildFrame6({ src: CLIENT, dst: EMPTY_VIP, tcp: { sport: 40002, dport: 80, flags: TCP6_FLAGS.SYN } }));
-  t.equal(empty.retval, TC_ACT.SHOT);
-  t.equal(dp.drops('no_backend'), 1n);
-  t.equal(dp.svcCounters(9).rejected, 1n);
-  const unknown = dp.run(PROG.FROM_POD, buildFrame6({ src: CLIENT, dst: VIP, tcp: { sport: 40003, dport: 81, flags: TCP6_FLAGS.SYN } }));
-  t.equal(unknown.retval, TC_ACT.SHOT);
-  t.equal(dp.drops('unknown_port'), 1n);
-  // Not a frontend and not a ClusterIP: passes untouched.
-  const other = buildFrame6({ src: CLIENT, dst: 'fd00:10:244::99', tcp: { sport: 40004, dport: 80, flags: TCP6_FLAGS.SYN } });
-  const r = dp.run(PROG.FROM_POD, other);
-  t.equal(r.retval, TC_ACT.UNSPEC);
-  t.same(r.data, other);
 });

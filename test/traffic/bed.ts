@@ -128,7 +128,7 @@ async function loadUdpSocketSweep(run: TestbedRun, pinDir: string, ns: string): 
   const obj = loadNative().openObject(SOCKDESTROY_OBJ, { pinRoot: pinDir });
   run.cleanup.add('sockdestroy.bpf.o', () => obj.close());
   await obj.load();
-  const prog = obj.program('sl_sock_destroy_udp4') as NativeProgram & IteratorRunner;
+  const prog = obj.program('sl_sock_destroy_udp') as NativeProgram & IteratorRunner;
   if (typeof prog.runIterator !== 'function') return undefined;
   const netns = netnsPath(ns);
   return () => {

@@ -1,13 +1,21 @@
 // IPv6 over the TC path with real sockets: no connect-time program, the TC programs on every pod
 // veth, so every success is sl_tc_from_pod6/sl_tc_to_pod6's (the node namespace has no route
 // for the VIP). Neighbour discovery between the pods and the node crosses the same programs.
+// Also: a service without endpoints and an unknown port refused (TCP RST / ICMPv6 port
+// unreachable from the VIP: ECONNREFUSED, not a timeout), and hairpin (the client pod reaching
+// itself through an IPv6 service), and path-MTU discovery across a translated flow (a Packet Too
+// Big from the node about pod -> backend reaches the pod's socket as pod -> VIP).
 import t from 'tap';
 import { loadNative } from '../../src/bpf/native.js';
+import { POD_GATEWAY6 } from '../../src/testbed/topology.js';
+import { ipIn, runInNetns } from '../../src/testbed/netns.js';
 import { CT_TYPE, ctValue6 } from '../../src/bpf/sluice-structs.js';
 import { backendOf, clusterIpService, createBed, desiredState } from './bed.js';
 import type { Attempt } from './traffic-client.js';
 
 const VIP6 = 'fd00:96::30';
+const EMPTY_VIP6 = 'fd00:96::31';
+const SELF_VIP6 = 'fd00:96::32';
 const TCP_PORT = 80;
 const UDP_PORT = 53;
 const BACKEND_PORT = 8080;
@@ -18,11 +26,16 @@ const addrOf = (s: string | undefined): string | undefined => (s === undefined ?
 
 const bed = await createBed(t, { pods: ['client', ...BACKENDS], ctlb: 'off', tc: true, ipv6: true });
 if (bed) {
-  await bed.startBackends(BACKENDS, BACKEND_PORT, '::');
+  await bed.startBackends(['client', ...BACKENDS], BACKEND_PORT, '::');
   const be6 = BACKENDS.map((n) => backendOf(bed.pod(n), BACKEND_PORT, 'IPv6'));
+  const self6 = [backendOf(bed.clientPod, BACKEND_PORT, 'IPv6')];
   bed.writer.apply(desiredState(
     clusterIpService({ name: 'web', family: 'IPv6', vip: VIP6, port: TCP_PORT, protocol: 'TCP', backends: be6 }),
     clusterIpService({ name: 'dns', family: 'IPv6', vip: VIP6, port: UDP_PORT, protocol: 'UDP', backends: be6 }),
+    clusterIpService({ name: 'empty', family: 'IPv6', vip: EMPTY_VIP6, port: TCP_PORT, protocol: 'TCP', backends: [] }),
+    clusterIpService({ name: 'empty-udp', family: 'IPv6', vip: EMPTY_VIP6, port: UDP_PORT, protocol: 'UDP', backends: [] }),
+    clusterIpService({ name: 'self', family: 'IPv6', vip: SELF_VIP6, port: TCP_PORT, protocol: 'TCP', backends: self6 }),
+    clusterIpService({ name: 'self-udp', family: 'IPv6', vip: SELF_VIP6, port: UDP_PORT, protocol: 'UDP', backends: self6 }),
   ));
   const client6 = bed.clientPod.ip6;
 
@@ -50,5 +63,66 @@ if (bed) {
     const forward = map.keys().map((k) => map.lookup(k)).filter((v): v is Buffer => v !== null)
       .map((v) => ctValue6.decode(v)).filter((v) => v.type === CT_TYPE.FORWARD);
     t.ok(forward.length >= 11, `${forward.length} FORWARD entries (10 TCP connections, a UDP flow)`);
+  });
+
+  await t.test('no endpoints and an unknown port: refused by a RST / ICMPv6 port unreachable from TC', async (t) => {
+    // A timeout would mean a silent drop: the refusal must reach the socket as ECONNREFUSED.
+    for (const [host, port] of [[EMPTY_VIP6, TCP_PORT], [VIP6, 81]] as const) {
+      const [a] = await bed.client.tcp({ host, port, timeoutMs: 5000 });
+      t.equal(a?.code, 'ECONNREFUSED', `connect() to [${host}]:${port} refused: ${describe(a)}`);
+    }
+    for (const [host, port] of [[EMPTY_VIP6, UDP_PORT], [VIP6, 54]] as const) {
+      const [u] = await bed.client.udp({ host, port, timeoutMs: 5000 }, 1, { connected: true });
+      t.equal(u?.code, 'ECONNREFUSED', `UDP to [${host}]:${port} refused (the ICMPv6 error reached the connected socket): ${describe(u)}`);
+    }
+  });
+
+  await t.test('hairpin: the client pod reaching itself through an IPv6 service', async (t) => {
+    const results = await bed.client.tcp({ host: SELF_VIP6, port: TCP_PORT, timeoutMs: 5000 }, 5);
+    for (const a of results) {
+      t.ok(a.ok, `answered: ${describe(a)}`);
+      t.equal(a.backend, 'client', 'by the client pod itself');
+      t.equal(addrOf(a.peer), SELF_VIP6, 'the pod (as backend) saw the VIP as its peer');
+      t.equal(a.remote, `${SELF_VIP6}:${TCP_PORT}`, 'the socket is connected to the VIP');
+    }
+    for (const connected of [false, true]) {
+      const results = await bed.client.udp({ host: SELF_VIP6, port: UDP_PORT, timeoutMs: 5000 }, 3, { connected });
+      for (const a of results) {
+        t.ok(a.ok, `${connected ? 'connected' : 'unconnected'} UDP answered: ${describe(a)}`);
+        t.equal(a.backend, 'client', 'by the client pod itself');
+        t.equal(a.from, `${SELF_VIP6}:${UDP_PORT}`, 'recvfrom() reports the VIP');
+      }
+    }
+  });
+
+  await t.test('path MTU: a Packet Too Big about pod -> backend reaches the socket as pod -> VIP', async (t) => {
+    // The node's routes to the backends get a locked MTU of 1280: a forwarded segment larger than
+    // that is dropped and answered with a Packet Too Big (the backends' own MSS, from their
+    // 1500-byte interfaces, does not prevent it). Untranslated, it quotes pod -> backend, matches
+    // no socket, and the 20 000-byte line below never arrives (a black hole).
+    for (const name of BACKENDS) {
+      const p = bed.pod(name);
+      await ipIn(bed.topo.nodeNs, ['-6', 'route', 'replace', `${p.ip6}/128`, 'dev', p.hostIfname, 'src', POD_GATEWAY6, 'mtu', 'lock', '1280']);
+    }
+    const script = `
+      const s = require('node:net').connect({ host: '${VIP6}', port: ${TCP_PORT} });
+      const line = 'x'.repeat(20000);
+      let buf = '', greeted = false;
+      const done = (r) => { console.log(JSON.stringify(r)); process.exit(0); };
+      setTimeout(() => done({ ok: false, code: 'ETIMEDOUT' }), 10000);
+      s.on('error', (e) => done({ ok: false, code: e.code }));
+      s.on('data', (d) => {
+        buf += d;
+        for (let nl; (nl = buf.indexOf('\\n')) >= 0; buf = buf.slice(nl + 1)) {
+          const m = JSON.parse(buf.slice(0, nl));
+          if (!greeted) { greeted = true; s.write(line + '\\n'); continue; }
+          done({ ok: m.echo === line, backend: m.pod, echoed: (m.echo || '').length });
+        }
+      });`;
+    const out = await runInNetns(bed.clientPod.ns, [process.execPath, '--input-type=commonjs', '-e', script], { timeoutMs: 20_000 });
+    const r = JSON.parse(out.stdout.trim()) as { ok: boolean; code?: string; backend?: string; echoed?: number };
+    t.ok(r.ok, `the 20 000-byte line crossed the 1280-byte hop and came back: ${out.stdout.trim()}`);
+    const route = await ipIn(bed.clientPod.ns, ['-6', 'route', 'get', VIP6]);
+    t.match(route.stdout, /mtu 1280/, `the pod's kernel learnt the path MTU for the VIP: ${route.stdout.trim()}`);
   });
 }
