@@ -28,13 +28,14 @@ const USAGE = `usage: npm run demo [-- --keep]
 const rel = (path: string) => relative(process.cwd(), path) || path;
 
 async function showViews(agents: readonly NodeAgent[]): Promise<void> {
-  for (const agent of agents) {
-    for (const args of [['status'], ['services'], ['ct', 'dump']]) {
-      say(`sluicectl ${args.join(' ')} on ${agent.node.name}:`);
-      const text = await agent.ctlTable(args);
-      say(indent(args[0] === 'status' ? withoutConfig(text) : text));
-      say();
-    }
+  const views = agents.flatMap((agent) => [['status'], ['services'], ['ct', 'dump']].map((args) => ({ agent, args })));
+  // Asked all at once (each is a Node process start), printed in order.
+  const texts = await Promise.all(views.map(({ agent, args }) => agent.ctlTable(args)));
+  for (const [i, { agent, args }] of views.entries()) {
+    say(`sluicectl ${args.join(' ')} on ${agent.node.name}:`);
+    const text = texts[i] ?? '';
+    say(indent(args[0] === 'status' ? withoutConfig(text) : text));
+    say();
   }
 }
 

@@ -59,11 +59,11 @@ export async function buildMiniCluster(run: TestbedRun): Promise<MiniCluster> {
   await cp(fromPackageRoot('src', 'demo', 'manifests'), manifests, { recursive: true });
   await checkManifestAddresses(manifests, [nodeA.ip, nodeB.ip, webA.ip, webB.ip]);
 
-  await Promise.all([
+  const [[agentA, agentB]] = await Promise.all([
+    clusterAgents(run, [nodeA, nodeB], work, manifests) as Promise<[NodeAgent, NodeAgent]>,
     startEchoServer(run, { name: webA.name, ns: webA.ns, tcp: [ECHO_TCP], udp: [ECHO_UDP] }),
     startEchoServer(run, { name: webB.name, ns: webB.ns, tcp: [ECHO_TCP], udp: [ECHO_UDP], bulk: [DOWNLOAD] }),
   ]);
-  const [agentA, agentB] = (await clusterAgents(run, [nodeA, nodeB], work, manifests)) as [NodeAgent, NodeAgent];
   const podNodes = new Map(c.nodes.flatMap((n) => n.pods.map((p) => [p.name, n.name] as const)));
   return {
     nodeA, nodeB, client, clientA, webA, webB, agentA, agentB, agents: [agentA, agentB], work, manifests,
