@@ -58,16 +58,26 @@ function explain(mc: MiniCluster, run: TestbedRun): void {
   say(`Tear it down: Ctrl-C here, or kill -TERM ${process.pid}. (Were this process killed outright: node ${rel(fromPackageRoot('dist', 'src', 'testbed', 'sweep-main.js'))} removes what it left.)`);
 }
 
-/** Resolves on SIGINT or SIGTERM (the caller then tears the sandbox down as usual). */
+/**
+ * Resolves on SIGINT or SIGTERM, or on an uncaught exception (reported, exit status 1); the
+ * caller then tears the sandbox down as usual.
+ */
 function untilInterrupted(): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       process.off('SIGINT', done);
       process.off('SIGTERM', done);
+      process.off('uncaughtException', crashed);
       resolve();
+    };
+    const crashed = (err: unknown) => {
+      process.stderr.write(`demo: uncaught exception while kept: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+      done();
     };
     process.on('SIGINT', done);
     process.on('SIGTERM', done);
+    process.on('uncaughtException', crashed);
   });
 }
 
