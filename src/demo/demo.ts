@@ -139,10 +139,14 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   // Output piped into something that quits early (| head): keep going quietly, clean up as usual.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   const args = process.argv.slice(2);
-  const unknown = args.filter((a) => a !== '--keep');
-  if (args.includes('--help') || args.includes('-h') || unknown.length > 0) {
-    process.stderr.write((unknown.length && !args.includes('--help') && !args.includes('-h') ? `demo: unknown argument ${unknown[0]}\n` : '') + USAGE + '\n');
-    process.exit(unknown.length && !args.includes('--help') && !args.includes('-h') ? 2 : 0);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(USAGE + '\n');
+    process.exit(0);
+  }
+  const unknown = args.find((a) => a !== '--keep');
+  if (unknown !== undefined) {
+    process.stderr.write(`demo: unknown argument ${unknown}\n${USAGE}\n`);
+    process.exit(2);
   }
   runDemo({ keep: args.includes('--keep') }).then(
     () => say('Demo finished.'),
