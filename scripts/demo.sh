@@ -29,4 +29,4 @@ stale() {
 if stale dist/src/demo/demo.js src tsconfig.json tsconfig.build.json package-lock.json; then quietly npm run build:ts; fi
 if stale build/Release/sluice_native.node native binding.gyp || stale build/Release/sluice_memory.node native binding.gyp; then quietly npm run build:native; fi
 quietly make -C bpf # make rebuilds only the objects older than their sources
-exec node dist/src/demo/demo.js
+exec node dist/src/demo/demo.js "$@"

@@ -1,138 +1,154 @@
-// `npm run demo`: Sluice working in a sandbox. Builds a node namespace with three pods (a client
-// in a dedicated cgroup, two web pods running echo servers), starts the real sluice-agent inside
-// the node namespace on the bundled manifest directory, sends traffic to the Service's ClusterIP
-// and prints which pod answered each request and the client address each pod saw — first
-// through connect-time load balancing, then through the TC path — then scales the Service down
-// by editing its manifest, and removes everything it made. Nothing touches the root cgroup or
-// the root network namespace.
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// `npm run demo`: Sluice on a two-node mini-cluster in a sandbox (src/demo/mini-cluster.ts):
+// two node namespaces on a fabric, the real sluice-agent on each, pods on both, an external
+// client. It shows, one line per request,
+//   - in-cluster: which pod answered the ClusterIP (connect-time and TC path), then a scale-down
+//     by editing the manifest (src/demo/in-cluster.ts);
+//   - external: the NodePort, LoadBalancer IP and ExternalIP at node-a, whose only backend is on
+//     node-b, in each external mode the agent supports (src/demo/external.ts): the pod that
+//     answered, the client address it saw, the bytes node-a carried back;
+// then `sluicectl` status / services / conntrack of both nodes, and removes everything it made
+// (or, with --keep, leaves it up until interrupted). Nothing touches the root cgroup or the root
+// network namespace.
+import { relative } from 'node:path';
 import { fromPackageRoot } from '../bpf/native.js';
-import { createCgroup } from '../testbed/cgroup.js';
-import { runEchoClient, startEchoServer } from '../testbed/echo.js';
-import type { EchoAttempt } from '../testbed/echo.js';
-import { run as runCommand } from '../testbed/exec.js';
-import { netnsArgv } from '../testbed/netns.js';
-import { killAndWait, TestbedRun } from '../testbed/run.js';
-import { createTopology } from '../testbed/topology.js';
+import { SLUICECTL_JS } from '../testbed/cluster-agent.js';
+import type { NodeAgent } from '../testbed/cluster-agent.js';
+import { NODE_UPLINK } from '../testbed/cluster.js';
+import { testbedScript } from '../testbed/echo.js';
+import { TestbedRun } from '../testbed/run.js';
+import { checkModes, DEMO_MODES, DOWNLOAD_BYTES, showMode, startAgents } from './external.js';
+import { showInCluster } from './in-cluster.js';
+import { buildMiniCluster, LB_IP } from './mini-cluster.js';
+import type { MiniCluster } from './mini-cluster.js';
+import { indent, say } from './say.js';
 
-const VIP = '10.96.0.10';
-const say = (line = '') => process.stdout.write(line + '\n');
+const USAGE = `usage: npm run demo [-- --keep]
+  --keep   leave the mini-cluster up after the demo (until Ctrl-C or SIGTERM) and print how to explore it`;
 
-function describe(a: EchoAttempt, vip: string, port: number): string {
-  if (!a.ok) return `#${a.i + 1} ${a.proto.toUpperCase()} ${vip}:${port} → FAILED ${a.error?.code ?? ''} ${a.error?.message ?? ''}`;
-  const seen = a.seenPeer ? `${a.seenPeer.address}:${a.seenPeer.port}` : '?';
-  const peer = a.peername ?? a.recvfrom;
-  const peerText = peer ? `${a.proto === 'tcp' ? 'getpeername' : 'recvfrom'} says ${peer.address}:${peer.port}` : '';
-  return `#${a.i + 1} ${a.proto.toUpperCase()} ${vip}:${port} → answered by ${a.pod}, which saw client ${seen}; ${peerText} (${a.ms.toFixed(1)} ms)`;
-}
+const rel = (path: string) => relative(process.cwd(), path) || path;
 
-async function waitForSync(socket: string, agent: ChildProcess, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (agent.exitCode !== null) throw new Error(`sluice-agent exited with ${agent.exitCode} before it synced`);
-    const res = await runCommand(sluicectl(socket, ['status', '-o', 'json']), { allowFailure: true, timeoutMs: 5000 });
-    if (res.code === 0) {
-      try {
-        const status = JSON.parse(res.stdout) as { sync?: { state?: string; count?: number } };
-        if (status.sync?.state === 'synced') return;
-      } catch {
-        // Not JSON yet: keep waiting.
-      }
-    }
-    await new Promise((r) => setTimeout(r, 200));
+async function showViews(agents: readonly NodeAgent[]): Promise<void> {
+  const views = agents.flatMap((agent) => [['status'], ['services'], ['ct', 'dump']].map((args) => ({ agent, args })));
+  // Asked all at once (each is a Node process start), printed in order.
+  const texts = await Promise.all(views.map(({ agent, args }) => agent.ctlTable(args)));
+  for (const [i, { agent, args }] of views.entries()) {
+    say(`sluicectl ${args.join(' ')} on ${agent.node.name}:`);
+    const text = texts[i] ?? '';
+    say(indent(args[0] === 'status' ? withoutConfig(text) : text));
+    say();
   }
-  throw new Error(`sluice-agent did not sync within ${timeoutMs} ms`);
 }
 
-const agentScript = () => fromPackageRoot('dist', 'src', 'cli', 'agent.js');
-const sluicectl = (socket: string, args: string[]) => [process.execPath, fromPackageRoot('dist', 'src', 'cli', 'sluicectl.js'), '--socket', socket, ...args];
+/** `sluicectl status` without its CONFIG section (every flag's value), but with the external mode. */
+function withoutConfig(status: string): string {
+  const at = status.search(/^CONFIG$/m);
+  if (at < 0) return status;
+  const mode = /^\s*externalMode:\s*(\S+)/m.exec(status.slice(at))?.[1] ?? '?';
+  return `${status.slice(0, at)}CONFIG (externalMode ${mode}; the rest left out here)`;
+}
 
-export async function runDemo(): Promise<void> {
+function explain(mc: MiniCluster, run: TestbedRun): void {
+  const ctl = (a: NodeAgent) => `node ${rel(SLUICECTL_JS)} --socket ${a.socket} --pin-dir ${a.pinDir}`;
+  say('The mini-cluster stays up (--keep). From another shell, as root:');
+  for (const a of mc.agents) say(`  ${ctl(a)} services       # ${a.node.name}'s agent (status, ct dump, counters, ...)`);
+  say(`  ip netns exec ${mc.client.ns} node ${rel(testbedScript('echo-download.mjs'))} --host ${LB_IP} --port 80 --bytes ${DOWNLOAD_BYTES}`);
+  say(`  ip -n ${mc.nodeA.ns} -s link show ${NODE_UPLINK}      # node-a's uplink counters`);
+  say(`  ip netns list | grep ${run.prefix}                     # every namespace of the demo`);
+  say(`  edit ${mc.manifests}/*.yaml: both agents follow the files`);
+  say(`Tear it down: Ctrl-C here, or kill -TERM ${process.pid}. (Were this process killed outright: node ${rel(fromPackageRoot('dist', 'src', 'testbed', 'sweep-main.js'))} removes what it left.)`);
+}
+
+/**
+ * Resolves on SIGINT or SIGTERM, or on an uncaught exception (reported, exit status 1); the
+ * caller then tears the sandbox down as usual.
+ */
+function untilInterrupted(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      process.off('uncaughtException', crashed);
+      resolve();
+    };
+    const crashed = (err: unknown) => {
+      process.stderr.write(`demo: uncaught exception while kept: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+      done();
+    };
+    process.on('SIGINT', done);
+    process.on('SIGTERM', done);
+    process.on('uncaughtException', crashed);
+  });
+}
+
+export async function runDemo(opts: { keep: boolean }): Promise<void> {
+  const started = Date.now();
   const run = await TestbedRun.start();
-  const uninstall = run.cleanup.handleProcessEvents();
+  let uninstall = run.cleanup.handleProcessEvents();
   try {
-    say('Sluice demo: a sandboxed node, three pods, one Service, the real agent.');
-    const topo = await createTopology(run, { pods: ['client', 'web-a', 'web-b'] });
-    const [client, webA, webB] = topo.pods;
-    if (!client || !webA || !webB) throw new Error('demo: topology is missing pods');
-    const cgroup = await createCgroup(await run.cgroup(), 'pods');
-    const pinDir = await run.pinDir();
-    const work = await mkdtemp(join(tmpdir(), 'sluice-demo-'));
-    run.cleanup.add(`demo dir ${work}`, () => rm(work, { recursive: true, force: true }));
-    const manifests = join(work, 'manifests');
-    await cp(fromPackageRoot('src', 'demo', 'manifests'), manifests, { recursive: true });
-    const socket = join(work, 'admin.sock');
-    say(`  node namespace ${topo.nodeNs}; pods: ${topo.pods.map((p) => `${p.name} ${p.ip}`).join(', ')}`);
-    say(`  cgroup for the client pod: ${cgroup}`);
+    say('Sluice demo: a two-node mini-cluster in network namespaces, the real sluice-agent on each node.');
+    const [mc, refusals] = await Promise.all([buildMiniCluster(run), checkModes()]);
+    const { nodeA, nodeB } = mc;
+    say(`  fabric ${mc.nodeA.ip.replace(/\.\d+$/, '.0/24')}; external client ${mc.client.name} ${mc.client.ip} (namespace ${mc.client.ns})`);
+    for (const n of [nodeA, nodeB]) say(`  ${n.name} ${n.ip} (namespace ${n.ns}); pods: ${n.pods.map((p) => `${p.name} ${p.ip}`).join(', ')}`);
+    say(`  the agents read ${mc.manifests}: demo/echo (ClusterIP, web-a + web-b), demo/web (NodePort + ExternalIP) and demo/web-lb (LoadBalancer), both web-b only`);
 
-    for (const pod of [webA, webB]) await startEchoServer(run, { name: pod.name, ns: pod.ns, tcp: [8080], udp: [8053] });
-    say('  web-a and web-b run echo servers on 8080/TCP and 8053/UDP');
-
-    const agentArgv = [
-      process.execPath, agentScript(),
-      '--node-name', 'demo-node', '--manifests', manifests, '--pin-dir', pinDir, '--cgroup', cgroup,
-      '--interfaces', `veth${run.prefix}*`, '--admin-socket', socket, '--metrics-address', 'off',
-      '--log-level', process.env.SLUICE_LOG_LEVEL ?? 'warn',
-    ];
-    const [cmd, ...args] = netnsArgv(topo.nodeNs, agentArgv) as [string, ...string[]];
-    const agent = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'] });
-    run.cleanup.add('sluice-agent cleanup', async () => {
-      await runCommand(netnsArgv(topo.nodeNs, [process.execPath, agentScript(), 'cleanup', '--pin-dir', pinDir, '--cgroup', cgroup, '--interfaces', `veth${run.prefix}*`, '--log-level', 'warn']), { allowFailure: true });
-    });
-    run.cleanup.add('sluice-agent', () => killAndWait(agent));
-    await waitForSync(socket, agent, 30_000);
-    say(`  sluice-agent is running in the node namespace and has programmed ${manifests}`);
+    const modes = DEMO_MODES.map((m, i) => ({ ...m, refused: refusals[i] ?? null }));
+    const first = modes.find((m) => m.refused === null);
+    if (!first) throw new Error(`demo: the agent refuses every external mode: ${modes.map((m) => m.refused).join('; ')}`);
+    await startAgents(mc, first.mode);
+    say(`  both agents run (--external-mode ${first.mode}) and have programmed the manifests`);
     say();
 
-    say(`Connect-time load balancing: the client (in the cgroup) calls ${VIP}:80 and ${VIP}:53`);
-    for (const a of await runEchoClient({ ns: client.ns, cgroup, proto: 'tcp', host: VIP, port: 80, count: 6 })) say('  ' + describe(a, VIP, 80));
-    for (const a of await runEchoClient({ ns: client.ns, cgroup, proto: 'udp', host: VIP, port: 53, count: 2, connected: true })) say('  ' + describe(a, VIP, 53));
+    let failed = await showInCluster(mc);
+    let current = first.mode;
+    say(`External traffic: ${mc.client.name} downloads ${DOWNLOAD_BYTES / (1 << 20)} MiB through node-a; the only backend is web-b on node-b.`);
     say();
-    say('TC path: the same client namespace, but a process outside the cgroup (NAT on the pod veth)');
-    for (const a of await runEchoClient({ ns: client.ns, proto: 'tcp', host: VIP, port: 80, count: 4 })) say('  ' + describe(a, VIP, 80));
-    say();
+    for (const m of modes) {
+      if (m.refused !== null) {
+        say(`${m.mode} mode: skipped, this sluice-agent refuses it: ${m.refused}`);
+        say();
+        continue;
+      }
+      if (m.mode !== current) {
+        await startAgents(mc, m.mode);
+        current = m.mode;
+      }
+      failed += await showMode(run, mc, m.mode, m.story);
+    }
 
-    say('sluicectl services:');
-    say(indent((await runCommand(sluicectl(socket, ['services']))).stdout));
-
-    say('Scaling down: web-a leaves the EndpointSlice (editing the manifest file)');
-    const svcFile = join(manifests, 'echo-service.yaml');
-    const text = await readFile(svcFile, 'utf8');
-    const scaled = text.replace(/ {2}- addresses: \[10\.244\.0\.11\][\s\S]*?name: web-a \}\n/, '');
-    if (scaled === text) throw new Error(`demo: could not find web-a's endpoint in ${svcFile}`);
-    await writeFile(svcFile, scaled);
-    await waitFor(async () => !(await runCommand(sluicectl(socket, ['services', '-o', 'json']))).stdout.includes('10.244.0.11'), 10_000, 'the agent to drop web-a');
-    say('  the agent saw the file change and reprogrammed the service:');
-    const after = await runEchoClient({ ns: client.ns, cgroup, proto: 'tcp', host: VIP, port: 80, count: 4 });
-    for (const a of after) say('  ' + describe(a, VIP, 80));
-    say();
-    const failures = after.filter((a) => !a.ok || a.pod !== 'web-b').length;
-    if (failures > 0) throw new Error(`demo: ${failures} request(s) after scale-down did not reach web-b`);
+    await showViews(mc.agents);
+    if (failed > 0) throw new Error(`demo: ${failed} request(s) failed or reached the wrong pod`);
+    say(`The demo ran in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+    if (opts.keep) {
+      // Our own handler while kept: an interrupt is the expected way out, not a failure.
+      uninstall();
+      uninstall = () => undefined;
+      explain(mc, run);
+      await untilInterrupted();
+      uninstall = run.cleanup.handleProcessEvents();
+    }
   } finally {
-    say('Cleaning up: agent stopped, programs detached, pins, namespaces and cgroup removed.');
+    say('Cleaning up: agents stopped, programs detached, pins, namespaces and cgroups removed.');
     await run.destroy();
     uninstall();
   }
 }
 
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`demo: timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function indent(text: string): string {
-  return text.trimEnd().split('\n').map((l) => '  ' + l).join('\n') + '\n';
-}
-
 if (import.meta.url === `file://${process.argv[1]}`) {
-  runDemo().then(
+  // Output piped into something that quits early (| head): keep going quietly, clean up as usual.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+  const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(USAGE + '\n');
+    process.exit(0);
+  }
+  const unknown = args.find((a) => a !== '--keep');
+  if (unknown !== undefined) {
+    process.stderr.write(`demo: unknown argument ${unknown}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  runDemo({ keep: args.includes('--keep') }).then(
     () => say('Demo finished.'),
     (err: unknown) => {
       process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);

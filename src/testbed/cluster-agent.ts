@@ -112,6 +112,25 @@ export class NodeAgent {
     if (r.code !== 0) throw new Error(`sluicectl ${args.join(' ')} (${this.node.name}) exited ${r.code}: ${r.stderr.trim()}`);
     return JSON.parse(r.stdout) as T;
   }
+
+  /** `sluicectl ARGS` against this node's agent, as a person reads it (the table output). */
+  async ctlTable(args: string[]): Promise<string> {
+    const r = await runCommand([process.execPath, SLUICECTL_JS, '--socket', this.socket, '--pin-dir', this.pinDir, ...args], {
+      allowFailure: true, timeoutMs: 20_000,
+    });
+    if (r.code !== 0) throw new Error(`sluicectl ${args.join(' ')} (${this.node.name}) exited ${r.code}: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+}
+
+/**
+ * What the agent says about `flags` when it refuses them (its one-line flag error), or null when
+ * it accepts them. Checked with a trailing --version: the flags before it are validated, nothing runs,
+ * nothing touches the kernel, no namespace needed — e.g. an --external-mode this build lacks.
+ */
+export async function agentRefusesFlags(flags: string[]): Promise<string | null> {
+  const r = await runCommand([process.execPath, AGENT_JS, ...flags, '--version'], { allowFailure: true, timeoutMs: 20_000 });
+  return r.code === 0 ? null : r.stderr.trim() || `sluice-agent exited ${r.code}`;
 }
 
 /** One agent per node (not started). `work` is a scratch directory of the run. */
@@ -120,16 +139,18 @@ export async function clusterAgents(run: TestbedRun, nodes: readonly ClusterNode
   const cgRoot = await run.cgroup();
   const agents: NodeAgent[] = [];
   for (const node of nodes) {
-    const agent = new NodeAgent(run, node, join(pinRoot, node.name), await createCgroup(cgRoot, node.name), join(work, `${node.name}.sock`), manifestsDir);
-    // LIFO: runs after the agent (registered later, by start) is killed. No drain: the bed's
-    // traffic is over, and two 5 s waits would only lengthen every run.
-    run.cleanup.add(`sluice-agent cleanup ${node.name}`, async () => {
-      if (!existsSync(agent.pinDir)) return;
-      await runCommand(netnsArgv(node.ns, [process.execPath, AGENT_JS, 'cleanup', '--pin-dir', agent.pinDir, '--cgroup', agent.cgroup,
-        '--interfaces', `veth${run.prefix}*`, '--host-interfaces', NODE_UPLINK, '--cleanup-drain', '0s', '--log-level', 'warn']), { allowFailure: true, timeoutMs: 30_000 });
-    });
-    agents.push(agent);
+    agents.push(new NodeAgent(run, node, join(pinRoot, node.name), await createCgroup(cgRoot, node.name), join(work, `${node.name}.sock`), manifestsDir));
   }
+  // LIFO: runs after the agents (registered later, by start) are killed. Every node's cleanup at
+  // once (each is a Node process start and a few detaches: seconds on a loaded machine). No
+  // drain: the bed's traffic is over, and 5 s waits would only lengthen every run.
+  run.cleanup.add(`sluice-agent cleanup ${nodes.map((n) => n.name).join(', ')}`, async () => {
+    await Promise.all(agents.map(async (agent) => {
+      if (!existsSync(agent.pinDir)) return;
+      await runCommand(netnsArgv(agent.node.ns, [process.execPath, AGENT_JS, 'cleanup', '--pin-dir', agent.pinDir, '--cgroup', agent.cgroup,
+        '--interfaces', `veth${run.prefix}*`, '--host-interfaces', NODE_UPLINK, '--cleanup-drain', '0s', '--log-level', 'warn']), { allowFailure: true, timeoutMs: 30_000 });
+    }));
+  });
   return agents;
 }
 
@@ -138,4 +159,17 @@ export async function writeManifest(dir: string, file: string, objects: unknown[
   const tmp = join(dir, `.${file}.tmp`);
   await writeFile(tmp, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
   await rename(tmp, join(dir, file));
+}
+
+/** Waits until every agent reports its sources synced and programmed. */
+export async function waitSynced(agents: readonly NodeAgent[], timeoutMs = 30_000): Promise<void> {
+  for (const a of agents) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const st = await a.ctl<{ sync: { state: string } }>(['status']).catch(() => undefined);
+      if (st?.sync.state === 'synced') break;
+      if (Date.now() > deadline) throw new Error(`${a.node.name} never synced:\n${a.tail()}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }

@@ -135,6 +135,27 @@ export async function ifindexIn(ns: string, ifname: string): Promise<number> {
   return ifindex;
 }
 
+/** An interface's packet and byte counters (its `ip -s link` statistics). */
+export interface LinkCounters {
+  rxBytes: number;
+  txBytes: number;
+  rxPackets: number;
+  txPackets: number;
+}
+
+/** The counters of `ifname` inside `ns`: what the interface received and sent so far. */
+export async function linkCounters(ns: string, ifname: string): Promise<LinkCounters> {
+  assertIfname(ifname);
+  const { stdout } = await ipIn(ns, ['-j', '-s', 'link', 'show', 'dev', ifname]);
+  type Stats = { bytes?: unknown; packets?: unknown };
+  const s = (JSON.parse(stdout) as { stats64?: { rx?: Stats; tx?: Stats } }[])[0]?.stats64;
+  const num = (v: unknown) => {
+    if (typeof v !== 'number') throw new Error(`testbed: no counters for ${ifname} in ${ns}: ${stdout}`);
+    return v;
+  };
+  return { rxBytes: num(s?.rx?.bytes), txBytes: num(s?.tx?.bytes), rxPackets: num(s?.rx?.packets), txPackets: num(s?.tx?.packets) };
+}
+
 /** Scratch mount point used (only inside the child's private mount namespace) by netnsArgv. */
 const SYSFS_SWAP_DIR = '/run/sluice-testbed/sysfs-swap';
 

@@ -1,8 +1,10 @@
 // The two-node external-traffic bed shared by the scenarios of test/external (one bed, one pair
 // of agents per CI run: external-traffic.test.ts builds it and runs every scenario module on it).
 // Manifest helpers: the Node objects of a cluster, and a Service + EndpointSlice per entry.
+// waitSynced lives in src/testbed/cluster-agent.ts (the two-node demo uses it too).
 import type { Cluster } from '../../src/testbed/cluster.js';
-import type { NodeAgent } from '../../src/testbed/cluster-agent.js';
+
+export { waitSynced } from '../../src/testbed/cluster-agent.js';
 
 export const NS = 'ext';
 /** The echo servers' ports in every pod. */
@@ -70,17 +72,4 @@ export function serviceObjects(svcs: Svc[]): unknown[] {
 /** The Node objects and a Service + EndpointSlice per svc. */
 export function objects(c: Cluster, svcs: Svc[]): unknown[] {
   return [...nodeObjects(c), ...serviceObjects(svcs)];
-}
-
-/** Waits until every agent reports its sources synced and programmed. */
-export async function waitSynced(agents: readonly NodeAgent[], timeoutMs = 30_000): Promise<void> {
-  for (const a of agents) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const st = await a.ctl<{ sync: { state: string } }>(['status']).catch(() => undefined);
-      if (st?.sync.state === 'synced') break;
-      if (Date.now() > deadline) throw new Error(`${a.node.name} never synced:\n${a.tail()}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
 }

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { requirePrivileges } from '../helpers/privileges.js';
 import { TestbedRun } from '../../src/testbed/run.js';
 import {
-  addAddress, addVethPair, getSysctl, ifindexIn, ipIn, linkUp, listNetns, runInNetns, setSysctl,
+  addAddress, addVethPair, getSysctl, ifindexIn, ipIn, linkCounters, linkUp, listNetns, runInNetns, setSysctl,
 } from '../../src/testbed/netns.js';
 
 t.test('namespaces, veths, addresses, sysctls and commands run inside a namespace', async (t) => {
@@ -46,6 +46,16 @@ t.test('namespaces, veths, addresses, sysctls and commands run inside a namespac
   // The link works: a's address answers from b (TCP would need a server; `ip route get` proves routing).
   const route = await ipIn(b, ['route', 'get', '10.250.0.1']);
   t.match(route.stdout, /dev vb/);
+
+  // Interface counters: three 1000-byte UDP datagrams from a leave va, and arrive on vb, as at
+  // least 3 x 1028 bytes (IP + UDP headers); each side counts its own direction.
+  const [va0, vb0] = [await linkCounters(a, 'va'), await linkCounters(b, 'vb')];
+  await runInNetns(a, [process.execPath, '-e', `const s = require('dgram').createSocket('udp4'); let n = 0;
+    const next = () => n++ < 3 ? s.send(Buffer.alloc(1000), 9, '10.250.0.2', next) : s.close(); next();`]);
+  const [va1, vb1] = [await linkCounters(a, 'va'), await linkCounters(b, 'vb')];
+  t.ok(va1.txBytes - va0.txBytes >= 3 * 1028 && va1.txPackets - va0.txPackets >= 3, `va sent the datagrams (${va1.txBytes - va0.txBytes} bytes)`);
+  t.ok(vb1.rxBytes - vb0.rxBytes >= 3 * 1028 && vb1.rxPackets - vb0.rxPackets >= 3, `vb received them (${vb1.rxBytes - vb0.rxBytes} bytes)`);
+  await t.rejects(linkCounters(a, 'vb'), /vb/, 'no counters for an interface of another namespace');
 
   await run.deleteNetns(b);
   t.notOk((await listNetns()).includes(b), 'deleteNetns removes the namespace at once');
