@@ -74,7 +74,8 @@ export const OBJECT_HELPERS: Record<'tc' | 'connect', { progType: ProbedProgType
     helpers: [
       { id: 1, name: 'map_lookup_elem' }, { id: 2, name: 'map_update_elem' }, { id: 3, name: 'map_delete_elem' },
       { id: 5, name: 'ktime_get_ns' }, { id: 7, name: 'get_prandom_u32' }, { id: 9, name: 'skb_store_bytes' },
-      { id: 10, name: 'l3_csum_replace' }, { id: 11, name: 'l4_csum_replace' }, { id: 23, name: 'redirect' },
+      { id: 10, name: 'l3_csum_replace' }, { id: 11, name: 'l4_csum_replace' }, { id: 12, name: 'tail_call' },
+      { id: 23, name: 'redirect' },
       { id: 26, name: 'skb_load_bytes' }, { id: 28, name: 'csum_diff' }, { id: 38, name: 'skb_change_tail' },
       { id: 39, name: 'skb_pull_data' },
     ],
