@@ -293,17 +293,29 @@ static __always_inline int sl_host_icmp_in(struct __sk_buff *skb)
 
 /*
  * An ICMP error a local backend sends about an external flow, quoting client:cport ->
- * backend:bport: the REVERSE entry (mirror key) gives the frontend the client knows.
+ * backend:bport: the REVERSE entry (mirror key) gives the frontend the client knows (a DSR
+ * flow's: nat_saddr:nat_sport, the error then goes to the client directly like the replies).
+ * Tunnel flows' errors are not translated.
  */
 static __always_inline int sl_host_icmp_out(struct __sk_buff *skb)
 {
 	struct sl_icmp_err4 e;
 	struct sl_ct_value4 *ct = sl_icmp_err_flow4(skb, &e);
+	__be32 frontend_addr;
+	__be16 frontend_port;
 
 	if (!ct || ct->type != SL_CT_REVERSE || !(ct->flags & SL_CT_F_EXTERNAL) ||
-	    (ct->flags & (SL_CT_F_SNAT | SL_CT_F_HAIRPIN | SL_CT_F_DECAP)))
+	    (ct->flags & (SL_CT_F_SNAT | SL_CT_F_HAIRPIN)))
 		return SL_TC_PASS;
-	if (sl_icmp_err_nat4(skb, &e, true, ct->nat_addr, ct->nat_port) < 0)
+	frontend_addr = ct->nat_addr;
+	frontend_port = ct->nat_port;
+	if (ct->flags & SL_CT_F_DECAP) {
+		if (!(ct->flags & SL_CT_F_DSR))
+			return SL_TC_PASS;
+		frontend_addr = ct->nat_saddr;
+		frontend_port = ct->nat_sport;
+	}
+	if (sl_icmp_err_nat4(skb, &e, true, frontend_addr, frontend_port) < 0)
 		return sl_rewrite_failed();
 	return SL_TC_PASS;
 }

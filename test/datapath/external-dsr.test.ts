@@ -10,7 +10,7 @@ import type { Test } from 'tap';
 import { CT_F, CT_STATE, CT_TYPE, EXTERNAL_MODE, FRONTEND_KIND, IPPROTO, SVC_F, TUNNEL } from '../../src/bpf/sluice-structs.js';
 import { DsrOptoutWriter } from '../../src/agent/dsr-optout.js';
 import { DSR_OPTOUT_MAP } from '../../src/dataplane/table-specs.js';
-import { buildFrame, checksumProblems, IP_FLAG_DF, parseFrame, TCP_FLAGS } from '../../src/packet/index.js';
+import { buildFrame, checksumProblems, ICMP_TYPE, ICMP_UNREACH_CODE, IP_FLAG_DF, parseFrame, TCP_FLAGS } from '../../src/packet/index.js';
 import type { FrameSpec } from '../../src/packet/index.js';
 import { HOST_OBJECT, loadDatapath, PROG, TC_ACT, tupleKey } from './harness.js';
 import type { Datapath, RunResult } from './harness.js';
@@ -136,6 +136,15 @@ t.test('DSR: UDP to a LoadBalancer IP, the reply from the LoadBalancer IP; a dat
   t.same(answer.data.subarray(L2), buildFrame({ ip: { src: LB_IP, dst: CLIENT, ttl: 63 }, udp: { sport: 53, dport: 5000 }, payload: Buffer.from('answer') }).subarray(L2),
     'LoadBalancer IP:53 -> client:5000');
   t.same(checksumProblems(answer.parsed), [], 'UDP checksum valid');
+
+  // The pod's "port unreachable" about the datagram leaves node B like a reply: from the
+  // LoadBalancer IP, quoting what the client sent (so the client's socket matches it).
+  const unreachable = (src: string, quoted: Buffer) => buildFrame({ ip: { src, dst: CLIENT, ttl: 64 }, icmp: { type: ICMP_TYPE.DEST_UNREACH, code: ICMP_UNREACH_CODE.PORT }, payload: quoted });
+  const err = b.run(PROG.HOST_EGRESS, unreachable(REMOTE.addr, inB.data.subarray(14)));
+  t.equal(err.retval, TC_ACT.UNSPEC);
+  const asSent = buildFrame({ ip: { src: CLIENT, dst: LB_IP, ttl: 59 }, udp: { sport: 5000, dport: 53 }, payload }).subarray(14);
+  t.same(err.data.subarray(L2), unreachable(LB_IP, asSent).subarray(L2), 'ICMP from the LoadBalancer IP quoting client -> LoadBalancer IP:53');
+  t.same(checksumProblems(err.parsed), [], 'ICMP checksum valid');
 
   // 1500 - 40 = 1460 bytes of inner packet fit; one more does not.
   const sized = (n: number, sport: number) => buildFrame({ ip: { src: CLIENT, dst: LB_IP }, udp: { sport, dport: 53 }, payload: Buffer.alloc(n - 28) });
