@@ -38,7 +38,7 @@ export interface AgentConfig {
   snatPortRange: { min: number; max: number };
   /** Slots of each external service's Maglev table, a prime (docs/external-traffic.md, "Maglev"). */
   maglevTableSize: number;
-  /** External flows to a remote backend: SNAT (kube-proxy's, the default for now), Tunnel or DSR. */
+  /** External flows to a remote backend: Tunnel (the default), DSR, or SNAT (kube-proxy's). */
   externalMode: ExternalMode;
   /** DSR mode: client CIDRs (canonical IPv4) that get Tunnel instead (sl_dsr_optout4). */
   dsrOptoutCidrs: string[];
@@ -227,7 +227,7 @@ const FLAGS: Record<string, FlagSpec> = {
   },
   '--external-mode': {
     env: 'SLUICE_EXTERNAL_MODE',
-    help: 'external traffic to a backend on another node: SNAT (default, as kube-proxy: the backend sees this node), Tunnel (the backend sees the client; UDP --tunnel-port between nodes) or DSR (as Tunnel, and the backend\'s node answers the client directly)',
+    help: 'external traffic to a backend on another node: Tunnel (default: the backend sees the client; UDP --tunnel-port between nodes), DSR (as Tunnel, and the backend\'s node answers the client directly) or SNAT (as kube-proxy: the backend sees this node)',
     parse(v, c, f) {
       if (!EXTERNAL_MODES.includes(v as ExternalMode)) throw new ConfigError(`${f}: "${v}" is not one of ${EXTERNAL_MODES.join(', ')}`);
       c.externalMode = v as ExternalMode;
@@ -319,7 +319,7 @@ export function defaultConfig(): AgentConfig {
     hostInterfacePatterns: ['eth*', 'ens*', 'enp*', 'eno*', 'bond*'],
     snatPortRange: { min: 61000, max: 65535 },
     maglevTableSize: MAGLEV.SIZE_DEFAULT,
-    externalMode: 'SNAT',
+    externalMode: 'Tunnel',
     dsrOptoutCidrs: [],
     tunnelPort: 6080,
     tunnelMtu: 1500,

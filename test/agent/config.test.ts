@@ -69,9 +69,10 @@ const bad: [string[], Record<string, string>, RegExp][] = [
   [['--tunnel-mtu', '100'], {}, /--tunnel-mtu: "100" is not a whole number from 576 to 65535/],
 ];
 
-t.test('external mode: SNAT by default; Tunnel by flag or environment, with its port and MTU', async (t) => {
+t.test('external mode: Tunnel by default; SNAT or Tunnel by flag or environment, with its port and MTU', async (t) => {
   const d = parseConfig(['--node-name', 'n1'], {});
-  t.same([d.externalMode, d.tunnelPort, d.tunnelMtu], ['SNAT', 6080, 1500]);
+  t.same([d.externalMode, d.tunnelPort, d.tunnelMtu], ['Tunnel', 6080, 1500]);
+  t.equal(parseConfig(['--external-mode', 'SNAT'], {}).externalMode, 'SNAT', 'kube-proxy\'s behaviour on request');
   const c = parseConfig(['--node-name', 'n1', '--tunnel-port', '8472', '--tunnel-mtu', '9001'], { SLUICE_EXTERNAL_MODE: 'Tunnel' });
   t.same([c.externalMode, c.tunnelPort, c.tunnelMtu], ['Tunnel', 8472, 9001]);
   const { externalModeRodata } = await import('../../src/agent/datapath.js');
