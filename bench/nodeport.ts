@@ -165,7 +165,8 @@ async function createBed(dataplane: Dataplane, backend: IptablesBackend): Promis
     await mkdir(manifests);
     await writeManifest(manifests, 'cluster.json', objects(cluster, 1));
     const agents = await clusterAgents(run, cluster.nodes, work, manifests);
-    await Promise.all(agents.map((a) => a.start()));
+    // SNAT explicitly: the comparison with kube-proxy's masquerade.
+    await Promise.all(agents.map((a) => a.start(['--external-mode', 'SNAT'])));
     const agentA = agents[0] as NodeAgent;
     return {
       dataplane, run, cluster, client,

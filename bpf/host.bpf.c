@@ -28,8 +28,14 @@
  *    - a local backend's reply to an external client (REVERSE entry, DNAT only): source back to
  *      the frontend; ICMP errors the pod sends about the flow quote the frontend.
  *
- * Not handled yet (see docs/external-traffic.md): SCTP, fragments, IPv6; Tunnel/DSR forwarding
- * (SL_SVC_F_DSR and backend node_addr are reserved for it).
+ * Tunnel and DSR modes (tunnel.h): a new flow to a backend on another node is wrapped for that
+ * node instead of SNATed; the node unwraps it and hands it to the kernel for the pod. Tunnel:
+ * the pod's replies are wrapped back to the ingress node (sl_host_egress), which restores the
+ * frontend. DSR: the tunnel header carries the frontend, and the backend's node rewrites the
+ * replies' source to it and lets them go straight to the client; clients in sl_dsr_optout4 get
+ * Tunnel.
+ *
+ * Not handled yet (see docs/external-traffic.md): SCTP, fragments, IPv6.
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
@@ -72,15 +78,19 @@ static __always_inline void sl_count_kind(__u32 svc_flags, __u64 bytes, bool new
 
 /*
  * Wraps a translated packet (pkt, of the flow whose tuple key is) and sends it to node peer
- * through the tunnel: its SYN's MSS clamped to what fits once wrapped (mss.h); route_inner: this
- * node forwards the inner packet as a router would (TTL decremented), which the kernel did
- * already for a packet leaving through the host interface.
+ * through the tunnel; route_inner: this node forwards the inner packet as a router would (TTL
+ * decremented), which the kernel did already for a packet leaving through the host interface.
+ * dsr: a DSR flow's client packet, wrapped with the frontend it was sent to (key's destination).
+ * A SYN's MSS is clamped to what fits once wrapped (mss.h) — except a DSR client's: its MSS
+ * bounds the backend's segments, which go to the client directly, unwrapped (the backend's
+ * SYN-ACK, whose MSS bounds what the client sends through the tunnel, is clamped at its node).
  */
 static __always_inline int sl_host_tunnel_out(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
 					      const struct sl_ct_key4 *key, __be32 peer,
-					      bool route_inner)
+					      bool route_inner, bool dsr)
 {
 	const struct sl_node_config4 *cfg = sl_node_config4();
+	__u32 overhead = dsr ? SL_TUNNEL_DSR_OVERHEAD : SL_TUNNEL_OVERHEAD;
 	__be32 self;
 
 	if (!cfg || !cfg->snat_addr) {
@@ -88,9 +98,9 @@ static __always_inline int sl_host_tunnel_out(struct __sk_buff *skb, const struc
 		return TC_ACT_SHOT;
 	}
 	self = cfg->snat_addr;
-	if (sl_tcp_clamp_mss4(skb, pkt, sl_tunnel_mss()) < 0)
+	if (!dsr && sl_tcp_clamp_mss4(skb, pkt, sl_tunnel_mss(SL_TUNNEL_OVERHEAD)) < 0)
 		return sl_rewrite_failed();
-	if (sl_tunnel_too_big(skb)) {
+	if (sl_tunnel_too_big(skb, overhead)) {
 		sl_count_drop(SL_DROP_TUNNEL_MTU);
 		return TC_ACT_SHOT;
 	}
@@ -99,26 +109,27 @@ static __always_inline int sl_host_tunnel_out(struct __sk_buff *skb, const struc
 		return TC_ACT_SHOT;
 	}
 	if (sl_tunnel_encap4(skb, self, peer,
-			     sl_tunnel_sport(key->saddr, key->daddr, key->sport, key->dport)) < 0)
+			     sl_tunnel_sport(key->saddr, key->daddr, key->sport, key->dport),
+			     dsr ? key->daddr : 0, dsr ? key->dport : 0) < 0)
 		return sl_rewrite_failed();
 	return sl_fib_send4(skb, self, peer);
 }
 
 /*
  * Rewrites a client's packet to backend_addr:backend_port and then: for SNAT (snat_addr set),
- * its source to snat_addr:snat_port and sends it straight out (fib.h); for Tunnel (peer set),
- * wraps it for the backend's node; DNAT only, hands it to the kernel, which routes it to the
- * local pod.
+ * its source to snat_addr:snat_port and sends it straight out (fib.h); for Tunnel and DSR (peer
+ * set), wraps it for the backend's node; DNAT only, hands it to the kernel, which routes it to
+ * the local pod.
  */
 static __always_inline int sl_host_to_backend(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
 					      const struct sl_ct_key4 *key, __be32 backend_addr,
 					      __be16 backend_port, __be32 snat_addr,
-					      __be16 snat_port, __be32 peer)
+					      __be16 snat_port, __be32 peer, bool dsr)
 {
 	if (sl_nat_dst4(skb, pkt, backend_addr, backend_port) < 0)
 		return sl_rewrite_failed();
 	if (peer)
-		return sl_host_tunnel_out(skb, pkt, key, peer, true);
+		return sl_host_tunnel_out(skb, pkt, key, peer, true, dsr);
 	if (!snat_addr)
 		return SL_TC_PASS; /* the kernel routes it to the pod */
 	if (sl_nat_src4(skb, pkt, snat_addr, snat_port) < 0)
@@ -141,9 +152,18 @@ static __always_inline int sl_host_forward(struct __sk_buff *skb, const struct s
 	if (ct->flags & SL_CT_F_TUNNEL)
 		peer = ct->nat_saddr;
 	sl_ct_update4(key, ct, pkt->tcp_flags, now);
+	/*
+	 * DSR: this node never sees the backend's SYN-ACK, so the client's first ACK without SYN
+	 * says the handshake is done (else the entry would keep the short SYN-sent timeout).
+	 */
+	if ((ct->flags & SL_CT_F_DSR) && ct->state < SL_CT_STATE_ESTABLISHED &&
+	    pkt->proto == IPPROTO_TCP &&
+	    (pkt->tcp_flags & (SL_TCP_FLAG_SYN | SL_TCP_FLAG_ACK | SL_TCP_FLAG_RST)) ==
+		    SL_TCP_FLAG_ACK)
+		ct->state = SL_CT_STATE_ESTABLISHED;
 	sl_count_service(ct->svc_id, skb->len, false, false);
 	return sl_host_to_backend(skb, pkt, key, backend_addr, backend_port, snat_addr, snat_port,
-				  peer);
+				  peer, ct->flags & SL_CT_F_DSR);
 }
 
 /* A remote backend's reply to an SNATed flow: backend -> node:sport becomes frontend -> client. */
@@ -175,7 +195,7 @@ static __always_inline int sl_host_refuse(struct __sk_buff *skb, const struct sl
 }
 
 /*
- * The node a new flow to remote backend be is tunnelled to (Tunnel mode), or 0: SNAT (SNAT mode,
+ * The node a new flow to remote backend be is tunnelled to (Tunnel, DSR), or 0: SNAT (SNAT mode,
  * the backend's node unknown, or no address of our own to send from).
  */
 static __always_inline __be32 sl_host_tunnel_peer(const struct sl_backend_value4 *be)
@@ -198,6 +218,7 @@ static __always_inline int sl_host_new_flow(struct __sk_buff *skb, const struct 
 	struct sl_backend_value4 be;
 	__be32 snat_addr = 0, peer = 0;
 	__be16 snat_port = 0;
+	bool dsr = false;
 	__u64 now;
 	int ret;
 
@@ -212,9 +233,10 @@ static __always_inline int sl_host_new_flow(struct __sk_buff *skb, const struct 
 	now = bpf_ktime_get_ns();
 	if (be.flags & SL_BE_F_LOCAL)
 		ret = sl_ct_create_external4(key, &be, svc->svc_id, 0, 0, pkt->tcp_flags, now);
-	else if ((peer = sl_host_tunnel_peer(&be)))
-		ret = sl_ct_create_tunnel4(key, &be, svc->svc_id, peer, pkt->tcp_flags, now);
-	else
+	else if ((peer = sl_host_tunnel_peer(&be))) {
+		dsr = sl_dsr_for_client4(pkt->saddr);
+		ret = sl_ct_create_tunnel4(key, &be, svc->svc_id, peer, dsr, pkt->tcp_flags, now);
+	} else
 		ret = sl_snat_create4(key, &be, svc->svc_id, pkt->tcp_flags, now, &snat_addr,
 				      &snat_port);
 	if (ret < 0) {
@@ -223,7 +245,7 @@ static __always_inline int sl_host_new_flow(struct __sk_buff *skb, const struct 
 	}
 	sl_count_service(svc->svc_id, skb->len, true, false);
 	sl_count_kind(svc->flags, skb->len, true, false);
-	return sl_host_to_backend(skb, pkt, key, be.addr, be.port, snat_addr, snat_port, peer);
+	return sl_host_to_backend(skb, pkt, key, be.addr, be.port, snat_addr, snat_port, peer, dsr);
 }
 
 /*
@@ -271,48 +293,83 @@ static __always_inline int sl_host_icmp_in(struct __sk_buff *skb)
 
 /*
  * An ICMP error a local backend sends about an external flow, quoting client:cport ->
- * backend:bport: the REVERSE entry (mirror key) gives the frontend the client knows.
+ * backend:bport: the REVERSE entry (mirror key) gives the frontend the client knows (a DSR
+ * flow's: nat_saddr:nat_sport, the error then goes to the client directly like the replies).
+ * Tunnel flows' errors are not translated.
  */
 static __always_inline int sl_host_icmp_out(struct __sk_buff *skb)
 {
 	struct sl_icmp_err4 e;
 	struct sl_ct_value4 *ct = sl_icmp_err_flow4(skb, &e);
+	__be32 frontend_addr;
+	__be16 frontend_port;
 
 	if (!ct || ct->type != SL_CT_REVERSE || !(ct->flags & SL_CT_F_EXTERNAL) ||
-	    (ct->flags & (SL_CT_F_SNAT | SL_CT_F_HAIRPIN | SL_CT_F_DECAP)))
+	    (ct->flags & (SL_CT_F_SNAT | SL_CT_F_HAIRPIN)))
 		return SL_TC_PASS;
-	if (sl_icmp_err_nat4(skb, &e, true, ct->nat_addr, ct->nat_port) < 0)
+	frontend_addr = ct->nat_addr;
+	frontend_port = ct->nat_port;
+	if (ct->flags & SL_CT_F_DECAP) {
+		if (!(ct->flags & SL_CT_F_DSR))
+			return SL_TC_PASS;
+		frontend_addr = ct->nat_saddr;
+		frontend_port = ct->nat_sport;
+	}
+	if (sl_icmp_err_nat4(skb, &e, true, frontend_addr, frontend_port) < 0)
 		return sl_rewrite_failed();
 	return SL_TC_PASS;
 }
 
 /*
- * A packet that arrived through the tunnel from node peer, decapsulated (Tunnel mode):
+ * Whether this node's live FORWARD entry ct of a tunnelled flow still says what a packet that
+ * arrived as in says: the same ingress node, the same mode and, for DSR, the same frontend (kept
+ * by the REVERSE entry, the twin).
+ */
+static __always_inline bool sl_host_decap_current(const struct sl_ct_key4 *key,
+						  const struct sl_ct_value4 *ct,
+						  const struct sl_tunnel_in *in)
+{
+	struct sl_ct_value4 *rev;
+
+	if (ct->type != SL_CT_FORWARD || !(ct->flags & SL_CT_F_DECAP) || ct->nat_saddr != in->peer)
+		return false;
+	if (!(ct->flags & SL_CT_F_DSR))
+		return !in->frontend_addr;
+	if (!in->frontend_addr)
+		return false;
+	rev = sl_ct_twin4(key, ct);
+	return rev && rev->nat_saddr == in->frontend_addr && rev->nat_sport == in->frontend_port;
+}
+
+/*
+ * A packet that arrived through the tunnel from node in->peer, decapsulated:
  *  - the reply of a flow this node tunnelled to a backend (REVERSE, TUNNEL): back to frontend ->
  *    client and sent out;
  *  - otherwise a client's packet this node is the backend's node for: its entries (DECAP)
- *    remember peer, where the replies go back (sl_host_egress); the kernel routes it to the pod,
- *    which sees the client's address.
+ *    remember the peer, where the replies go back (Tunnel), or the frontend they leave from
+ *    (DSR, in->frontend_addr set); the kernel routes it to the pod, which sees the client's
+ *    address.
  */
 static __always_inline int sl_host_from_tunnel(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
 					       const struct sl_ct_key4 *key,
-					       struct sl_ct_value4 *ct, __u64 now, __be32 peer)
+					       struct sl_ct_value4 *ct, __u64 now,
+					       const struct sl_tunnel_in *in)
 {
 	__be32 frontend_addr, client_addr = key->daddr;
 
-	if (ct && ct->type == SL_CT_REVERSE && (ct->flags & SL_CT_F_TUNNEL)) {
+	if (ct && ct->type == SL_CT_REVERSE && (ct->flags & SL_CT_F_TUNNEL) && !in->frontend_addr) {
 		frontend_addr = ct->nat_addr;
 		if (sl_nat_reply4(skb, pkt, key, ct, now) < 0)
 			return sl_rewrite_failed();
 		return sl_fib_redirect4(skb, pkt->l3_off, frontend_addr, client_addr);
 	}
-	if (ct && ct->type == SL_CT_FORWARD && (ct->flags & SL_CT_F_DECAP) &&
-	    ct->nat_saddr == peer) {
+	if (ct && sl_host_decap_current(key, ct, in)) {
 		sl_ct_update4(key, ct, pkt->tcp_flags, now);
 		return SL_TC_PASS;
 	}
-	/* New here, or now arriving from another ingress node: (re)created towards peer. */
-	if (sl_ct_create_decap4(key, peer, pkt->tcp_flags, now ? now : bpf_ktime_get_ns()) < 0) {
+	/* New here, or now from another ingress node or frontend: (re)created as it arrived. */
+	if (sl_ct_create_decap4(key, in->peer, in->frontend_addr, in->frontend_port, pkt->tcp_flags,
+				now ? now : bpf_ktime_get_ns()) < 0) {
 		sl_count_drop(SL_DROP_CT_FULL);
 		return TC_ACT_SHOT;
 	}
@@ -327,29 +384,50 @@ static __always_inline int sl_host_tunnel_back(struct __sk_buff *skb, const stru
 	__be32 peer = ct->nat_saddr;
 
 	sl_ct_update4(key, ct, pkt->tcp_flags, now);
-	return sl_host_tunnel_out(skb, pkt, key, peer, false);
+	return sl_host_tunnel_out(skb, pkt, key, peer, false, false);
+}
+
+/*
+ * DSR, the backend's node: a local backend's reply to a flow that came tunnelled with its
+ * frontend (ct->nat_saddr:nat_sport) leaves with that frontend as its source, straight to the
+ * client: the kernel already routed it here, towards the client. Its SYN-ACK's MSS is clamped:
+ * it bounds what the client sends, which reaches here through the tunnel.
+ */
+static __always_inline int sl_host_dsr_reply(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					     const struct sl_ct_key4 *key, struct sl_ct_value4 *ct,
+					     __u64 now)
+{
+	__be32 frontend_addr = ct->nat_saddr;
+	__be16 frontend_port = ct->nat_sport;
+
+	sl_ct_update4(key, ct, pkt->tcp_flags, now);
+	if (sl_tcp_clamp_mss4(skb, pkt, sl_tunnel_mss(SL_TUNNEL_DSR_OVERHEAD)) < 0)
+		return sl_rewrite_failed();
+	if (sl_nat_src4(skb, pkt, frontend_addr, frontend_port) < 0)
+		return sl_rewrite_failed();
+	return SL_TC_PASS;
 }
 
 SEC("tc")
 int sl_host_ingress(struct __sk_buff *skb)
 {
 	struct sl_service_value *svc;
+	struct sl_tunnel_in in = {};
 	struct sl_ct_value4 *ct;
 	struct sl_ct_key4 key;
 	struct sl_pkt4 pkt;
-	__be32 peer = 0;
 	__u64 now = 0;
 	int ret;
 
-	if (sl_tunnel_decap4(skb, &peer) == SL_TUNNEL_DROP)
+	if (sl_tunnel_decap4(skb, &in) == SL_TUNNEL_DROP)
 		return TC_ACT_SHOT;
 	ret = sl_ct_parse_lookup4(skb, &pkt, &key, &ct, &now);
 	if (ret == SL_PARSE_SKIP)
-		return peer ? SL_TC_PASS : sl_host_icmp_in(skb);
+		return in.peer ? SL_TC_PASS : sl_host_icmp_in(skb);
 	if (ret != SL_PARSE_OK)
 		return SL_TC_PASS;
-	if (peer)
-		return sl_host_from_tunnel(skb, &pkt, &key, ct, now, peer);
+	if (in.peer)
+		return sl_host_from_tunnel(skb, &pkt, &key, ct, now, &in);
 	if (ct && (ct->flags & SL_CT_F_DECAP))
 		return SL_TC_PASS; /* a tunnelled flow's packet not through the tunnel: not ours */
 	if (ct && (ct->flags & SL_CT_F_EXTERNAL)) {
@@ -384,6 +462,8 @@ int sl_host_egress(struct __sk_buff *skb)
 	if (!ct || ct->type != SL_CT_REVERSE || !(ct->flags & SL_CT_F_EXTERNAL) ||
 	    (ct->flags & SL_CT_F_SNAT))
 		return SL_TC_PASS;
+	if ((ct->flags & (SL_CT_F_DECAP | SL_CT_F_DSR)) == (SL_CT_F_DECAP | SL_CT_F_DSR))
+		return sl_host_dsr_reply(skb, &pkt, &key, ct, now);
 	if (ct->flags & SL_CT_F_DECAP)
 		return sl_host_tunnel_back(skb, &pkt, &key, ct, now);
 	if (sl_nat_reply4(skb, &pkt, &key, ct, now) < 0)

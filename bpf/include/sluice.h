@@ -121,6 +121,7 @@ enum sl_ct_flags {
 	SL_CT_F_SNAT = 1U << 2,	    /* external flow to a remote backend: source rewritten */
 	SL_CT_F_TUNNEL = 1U << 3,   /* ingress node, Tunnel mode: carried to/from node nat_saddr */
 	SL_CT_F_DECAP = 1U << 4,    /* backend node: arrived tunnelled from node nat_saddr */
+	SL_CT_F_DSR = 1U << 5, /* with TUNNEL or DECAP: the backend's node answers the client */
 	/* TCP: this entry's direction sent a FIN (both entries flagged: the flow is over) */
 	SL_CT_F_FIN_SEEN = 1U << 7,
 };
@@ -136,6 +137,9 @@ enum sl_ct_flags {
  *  - DECAP (both entries, backend node): nat_saddr is the ingress node the flow came from, where
  *    the replies are tunnelled back; the entries translate nothing (nat_addr:nat_port is the
  *    backend itself in both).
+ *  - DECAP|DSR (backend node, DSR): FORWARD as DECAP; REVERSE nat_saddr:nat_sport is the
+ *    frontend the client sent to (carried in the tunnel header), the replies' new source: they
+ *    go straight to the client, not back through the ingress node.
  */
 
 struct sl_ct_value4 {
@@ -455,18 +459,22 @@ _Static_assert(sizeof(struct sl_maglev_chunk) == 516, "sl_maglev_chunk size");
 enum sl_external_mode {
 	SL_EXT_MODE_SNAT = 0,	/* kube-proxy's: source rewritten to this node, replies come back */
 	SL_EXT_MODE_TUNNEL = 1, /* the client's packet tunnelled to the backend's node, and back */
-	SL_EXT_MODE_DSR = 2,	/* tunnelled there; the backend's node replies directly (later) */
+	SL_EXT_MODE_DSR = 2,	/* tunnelled there; the backend's node replies directly */
 };
 
 /*
  * The tunnel between nodes: the inner IPv4 packet right after an outer IPv4 + UDP header (GUE
- * variant 1 / FOU, no GUE header), to UDP port sl_tunnel_port. sl_tunnel_nodes4 lists the
- * cluster's node addresses: the only sources a node decapsulates from.
+ * variant 1 / FOU, no GUE header), to UDP port sl_tunnel_port. A DSR flow's packets carry a GUE
+ * variant 0 header between the UDP header and the inner packet instead: 4 bytes, then 8 bytes of
+ * GUE private data holding the frontend the backend's node answers from (lib/tunnel.h).
+ * sl_tunnel_nodes4 lists the cluster's node addresses: the only sources a node decapsulates from.
  */
 enum sl_tunnel_consts {
 	SL_TUNNEL_PORT_DEFAULT = 6080, /* IANA's GUE port */
 	SL_TUNNEL_OVERHEAD = 28,       /* outer IPv4 (20) + UDP (8) */
+	SL_TUNNEL_DSR_OVERHEAD = 40,   /* the same + GUE header (4) + private data (8) */
 	SL_TUNNEL_TTL = 64,	       /* the outer header's */
+	SL_TUNNEL_GUE_DSR = 1,	       /* the private data's kind byte: a DSR frontend */
 };
 
 /* sl_tunnel_nodes4: a hash of the cluster's node addresses (user space, from Node objects). */
@@ -479,6 +487,22 @@ struct sl_tunnel_node_value {
 	__u32 flags; /* reserved, 0 */
 };
 _Static_assert(sizeof(struct sl_tunnel_node_value) == 4, "sl_tunnel_node_value size");
+
+/*
+ * sl_dsr_optout4: an LPM trie of the client CIDRs that get Tunnel instead of DSR
+ * (--dsr-optout-cidrs): clients whose network cannot take a reply from another address than
+ * the one they sent to (stateful firewalls on their path, NAT gateways).
+ */
+struct sl_dsr_optout_key4 {
+	__u32 prefixlen; /* the CIDR's prefix length */
+	__be32 addr;
+};
+_Static_assert(sizeof(struct sl_dsr_optout_key4) == 8, "sl_dsr_optout_key4 size");
+
+struct sl_dsr_optout_value {
+	__u32 flags; /* reserved, 0 */
+};
+_Static_assert(sizeof(struct sl_dsr_optout_value) == 4, "sl_dsr_optout_value size");
 
 /*
  * The upgrade hand-off (lib/handoff.h, docs/upgrades.md): the slots of a TC object's sl_handoff
@@ -512,6 +536,7 @@ enum sl_map_capacity {
 	SL_MAX_SRC_RANGES = 16384,
 	SL_MAX_MAGLEV_CHUNKS = 65536, /* 1,024 tables of 16,381 slots (64 chunks each) */
 	SL_MAX_TUNNEL_NODES = 16384,
+	SL_MAX_DSR_OPTOUT = 1024,
 };
 
 /*

@@ -367,40 +367,46 @@ static __always_inline int sl_ct_create_external4(const struct sl_ct_key4 *fwd,
 }
 
 /*
- * Tunnel mode, the ingress node: an external flow from the client's tuple fwd to backend be on
- * node peer, carried there through the tunnel with the client's address and port untouched.
+ * Tunnel and DSR modes, the ingress node: an external flow from the client's tuple fwd to backend
+ * be on node peer, carried there through the tunnel with the client's address and port
+ * untouched. dsr: the backend's node answers the client itself (the REVERSE entry then only
+ * serves dumps and flushes: no reply comes back here).
  */
 static __always_inline int sl_ct_create_tunnel4(const struct sl_ct_key4 *fwd,
 						const struct sl_backend_value4 *be, __u32 svc_id,
-						__be32 peer, __u8 tcp_flags, __u64 now)
+						__be32 peer, bool dsr, __u8 tcp_flags, __u64 now)
 {
 	struct sl_ct_new4 n = {
 		.src_addr = fwd->saddr,
 		.src_port = fwd->sport,
 		.fwd_saddr = peer,
 		.rev_saddr = peer,
-		.flags = SL_CT_F_EXTERNAL | SL_CT_F_TUNNEL,
+		.flags = SL_CT_F_EXTERNAL | SL_CT_F_TUNNEL | (dsr ? SL_CT_F_DSR : 0),
 	};
 
 	return sl_ct_create_flow4(fwd, be, svc_id, &n, tcp_flags, now);
 }
 
 /*
- * Tunnel mode, the backend's node: a flow that arrived tunnelled from node peer (fwd: client ->
- * backend, as the ingress node translated it). Nothing is translated here (the backend is its own
- * "frontend"); the entries remember peer, where the replies go back. The service is the ingress
- * node's business: svc_id 0.
+ * Tunnel and DSR modes, the backend's node: a flow that arrived tunnelled from node peer (fwd:
+ * client -> backend, as the ingress node translated it). Nothing is translated on the way in
+ * (the backend is its own "frontend"). Tunnel (frontend_addr 0): the entries remember peer,
+ * where the replies go back. DSR: the REVERSE entry remembers the frontend the replies leave
+ * from, straight to the client. The service is the ingress node's business: svc_id 0.
  */
 static __always_inline int sl_ct_create_decap4(const struct sl_ct_key4 *fwd, __be32 peer,
+					       __be32 frontend_addr, __be16 frontend_port,
 					       __u8 tcp_flags, __u64 now)
 {
 	struct sl_backend_value4 be = {.addr = fwd->daddr, .port = fwd->dport};
+	bool dsr = frontend_addr != 0;
 	struct sl_ct_new4 n = {
 		.src_addr = fwd->saddr,
 		.src_port = fwd->sport,
 		.fwd_saddr = peer,
-		.rev_saddr = peer,
-		.flags = SL_CT_F_EXTERNAL | SL_CT_F_DECAP,
+		.rev_saddr = dsr ? frontend_addr : peer,
+		.rev_sport = dsr ? frontend_port : 0,
+		.flags = SL_CT_F_EXTERNAL | SL_CT_F_DECAP | (dsr ? SL_CT_F_DSR : 0),
 	};
 
 	return sl_ct_create_flow4(fwd, &be, 0, &n, tcp_flags, now);

@@ -118,6 +118,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_tunnel_nodes4 SEC(".maps");
 
+/* Client CIDRs that get Tunnel instead of DSR (--dsr-optout-cidrs; DSR mode only). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SL_MAX_DSR_OPTOUT);
+	__type(key, struct sl_dsr_optout_key4);
+	__type(value, struct sl_dsr_optout_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_dsr_optout4 SEC(".maps");
+
 /* External (host-interface) traffic by frontend kind: per-CPU, indexed by enum sl_frontend_kind. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

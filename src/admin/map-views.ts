@@ -33,7 +33,7 @@ const BE_FLAG_NAMES: [number, string][] = [
   [BE_F.TERMINATING, 'terminating'],
 ];
 const CT_FLAG_NAMES: [number, string][] = [
-  [CT_F.HAIRPIN, 'hairpin'], [CT_F.EXTERNAL, 'external'], [CT_F.SNAT, 'snat'], [CT_F.TUNNEL, 'tunnel'], [CT_F.DECAP, 'decap'], [CT_F.FIN_SEEN, 'fin-seen'],
+  [CT_F.HAIRPIN, 'hairpin'], [CT_F.EXTERNAL, 'external'], [CT_F.SNAT, 'snat'], [CT_F.TUNNEL, 'tunnel'], [CT_F.DECAP, 'decap'], [CT_F.DSR, 'dsr'], [CT_F.FIN_SEEN, 'fin-seen'],
 ];
 
 /** Flag names for the bits set; unknown bits appear as 'bit-N' so nothing is hidden. */

@@ -38,8 +38,10 @@ export interface AgentConfig {
   snatPortRange: { min: number; max: number };
   /** Slots of each external service's Maglev table, a prime (docs/external-traffic.md, "Maglev"). */
   maglevTableSize: number;
-  /** External flows to a remote backend: SNAT (kube-proxy's, the default for now) or Tunnel. */
+  /** External flows to a remote backend: Tunnel (the default), DSR, or SNAT (kube-proxy's). */
   externalMode: ExternalMode;
+  /** DSR mode: client CIDRs (canonical IPv4) that get Tunnel instead (sl_dsr_optout4). */
+  dsrOptoutCidrs: string[];
   /** UDP port of the node-to-node tunnel (Tunnel mode). */
   tunnelPort: number;
   /** MTU of the path between nodes: tunnelled SYNs get their MSS clamped to fit it. */
@@ -113,6 +115,29 @@ function cidr(flag: string, value: string): string {
     throw new ConfigError(`${flag}: "${value}" is not a CIDR like 10.0.0.0/8 or fd00::/64`);
   }
   return value;
+}
+
+/**
+ * A comma-separated list of IPv4 CIDRs, each in canonical form (no host bits set: 10.1.2.3/8
+ * is more likely a typo than a wish, so it is refused with the network it would mean).
+ */
+function ipv4Cidrs(flag: string, value: string): string[] {
+  const out: string[] = [];
+  for (const raw of value.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(raw);
+    if (!m || isIP(m[1]!) !== 4 || Number(m[2]) > 32) {
+      const v6 = isIP(raw.split('/')[0] ?? '') === 6;
+      throw new ConfigError(`${flag}: "${raw}" is not an IPv4 CIDR like 203.0.113.0/24${v6 ? ' (external traffic is IPv4 only for now)' : ''}`);
+    }
+    const len = Number(m[2]);
+    const n = m[1]!.split('.').reduce((a, o) => a * 256 + Number(o), 0);
+    const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+    const net = (n & mask) >>> 0;
+    const text = [24, 16, 8, 0].map((s) => (net >>> s) & 255).join('.');
+    if (net !== n) throw new ConfigError(`${flag}: "${raw}" has host bits set (the network is ${text}/${len})`);
+    out.push(`${text}/${len}`);
+  }
+  return [...new Set(out)];
 }
 
 function absolutePath(flag: string, value: string): string {
@@ -202,12 +227,16 @@ const FLAGS: Record<string, FlagSpec> = {
   },
   '--external-mode': {
     env: 'SLUICE_EXTERNAL_MODE',
-    help: 'external traffic to a backend on another node: SNAT (default, as kube-proxy: the backend sees this node) or Tunnel (the backend sees the client; UDP --tunnel-port between nodes)',
+    help: 'external traffic to a backend on another node: Tunnel (default: the backend sees the client; UDP --tunnel-port between nodes), DSR (as Tunnel, and the backend\'s node answers the client directly) or SNAT (as kube-proxy: the backend sees this node)',
     parse(v, c, f) {
       if (!EXTERNAL_MODES.includes(v as ExternalMode)) throw new ConfigError(`${f}: "${v}" is not one of ${EXTERNAL_MODES.join(', ')}`);
-      if (v === 'DSR') throw new ConfigError(`${f}: "${v}": Direct Server Return is not implemented yet; use SNAT or Tunnel`);
       c.externalMode = v as ExternalMode;
     },
+  },
+  '--dsr-optout-cidrs': {
+    env: 'SLUICE_DSR_OPTOUT_CIDRS',
+    help: 'DSR mode: comma-separated IPv4 CIDRs of clients that get Tunnel instead (their network cannot take a reply from another node than the one they sent to)',
+    parse: (v, c, f) => void (c.dsrOptoutCidrs = ipv4Cidrs(f, v)),
   },
   '--tunnel-port': {
     env: 'SLUICE_TUNNEL_PORT',
@@ -290,7 +319,8 @@ export function defaultConfig(): AgentConfig {
     hostInterfacePatterns: ['eth*', 'ens*', 'enp*', 'eno*', 'bond*'],
     snatPortRange: { min: 61000, max: 65535 },
     maglevTableSize: MAGLEV.SIZE_DEFAULT,
-    externalMode: 'SNAT',
+    externalMode: 'Tunnel',
+    dsrOptoutCidrs: [],
     tunnelPort: 6080,
     tunnelMtu: 1500,
     connectTimeLb: 'tcp-udp',

@@ -17,7 +17,8 @@ import { InterfaceWatcher } from './interfaces.js';
 import { localPortRange, nodePortCandidates, readExternalCounters, readHostAddresses, snatAddress, snatRangeProblem, writeNodeConfig } from './host-addresses.js';
 import { nodeIPv4 } from './node-address.js';
 import { TunnelNodeWriter } from './tunnel-nodes.js';
-import { TUNNEL_NODES_MAP } from '../dataplane/table-specs.js';
+import { DSR_OPTOUT_MAP, TUNNEL_NODES_MAP } from '../dataplane/table-specs.js';
+import { DsrOptoutWriter } from './dsr-optout.js';
 
 export interface ExternalTrafficOptions {
   cfg: AgentConfig;
@@ -50,10 +51,27 @@ export class ExternalTraffic {
     if (o.cfg.hostInterfacePatterns.length === 0) return null;
     const ext = new ExternalTraffic(o);
     o.logger.info({ mode: o.cfg.externalMode, tunnelPort: o.cfg.tunnelPort, tunnelMtu: o.cfg.tunnelMtu }, 'external traffic to remote backends');
+    ext.writeDsrOptout();
     await ext.refreshHost();
     const problem = snatRangeProblem(o.cfg.snatPortRange, await localPortRange());
     if (problem) o.recordError('external', problem);
     return ext;
+  }
+
+  /**
+   * --dsr-optout-cidrs into sl_dsr_optout4 (in every mode, so the map always says what the
+   * configuration says; only DSR mode reads it).
+   */
+  private writeDsrOptout(): void {
+    const { cfg, logger, datapath } = this.o;
+    const report = new DsrOptoutWriter(datapath.map(DSR_OPTOUT_MAP)).apply(cfg.dsrOptoutCidrs);
+    for (const e of report.errors) this.o.recordError('external', e);
+    if (cfg.dsrOptoutCidrs.length > 0) {
+      logger.info({ cidrs: cfg.dsrOptoutCidrs, added: report.added, removed: report.removed }, 'DSR opt-out CIDRs (these clients get Tunnel)');
+      if (cfg.externalMode !== 'DSR') logger.warn({ mode: cfg.externalMode }, '--dsr-optout-cidrs has no effect outside DSR mode');
+    } else if (report.removed.length > 0) {
+      logger.info({ removed: report.removed }, 'DSR opt-out CIDRs removed');
+    }
   }
 
   /** After each apply: the services' source ranges; errors go to the error list. */

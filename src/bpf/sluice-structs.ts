@@ -25,7 +25,7 @@ export const FRONTEND_KIND_CONSTANTS = mirrorEnum('sl_frontend_kind', 'SL_KIND_'
 export const BE_F_CONSTANTS = mirrorEnum('sl_be_flags', 'SL_BE_F_', { LOCAL: 1 << 0, TERMINATING: 1 << 1 });
 export const CT_TYPE_CONSTANTS = mirrorEnum('sl_ct_type', 'SL_CT_', { FORWARD: 1, REVERSE: 2 });
 export const CT_STATE_CONSTANTS = mirrorEnum('sl_ct_state', 'SL_CT_STATE_', { NEW: 0, SYN_SENT: 1, ESTABLISHED: 2, FIN: 3, CLOSED: 4 });
-export const CT_F_CONSTANTS = mirrorEnum('sl_ct_flags', 'SL_CT_F_', { HAIRPIN: 1 << 0, EXTERNAL: 1 << 1, SNAT: 1 << 2, TUNNEL: 1 << 3, DECAP: 1 << 4, FIN_SEEN: 1 << 7 });
+export const CT_F_CONSTANTS = mirrorEnum('sl_ct_flags', 'SL_CT_F_', { HAIRPIN: 1 << 0, EXTERNAL: 1 << 1, SNAT: 1 << 2, TUNNEL: 1 << 3, DECAP: 1 << 4, DSR: 1 << 5, FIN_SEEN: 1 << 7 });
 export const VIP_F_CONSTANTS = mirrorEnum('sl_vip_flags', 'SL_VIP_F_', { REJECT_UNKNOWN: 1 << 0 });
 export const CTLB_CONSTANTS = mirrorEnum('sl_ctlb_protocols', 'SL_CTLB_', { TCP: 1 << 0, UDP: 1 << 1 });
 /** Drop reasons: the index of a reason's slot in sl_drop_counters; REASON_MAX slots in all. */
@@ -46,11 +46,12 @@ export const MAP_CAPACITY_CONSTANTS = mirrorEnum('sl_map_capacity', 'SL_MAX_', {
   SRC_RANGES: 16384,
   MAGLEV_CHUNKS: 65536,
   TUNNEL_NODES: 16384,
+  DSR_OPTOUT: 1024,
 });
 /** --external-mode: how external flows reach a backend on another node (host.bpf.c's sl_external_mode). */
 export const EXTERNAL_MODE_CONSTANTS = mirrorEnum('sl_external_mode', 'SL_EXT_MODE_', { SNAT: 0, TUNNEL: 1, DSR: 2 });
-/** The node-to-node tunnel (GUE variant 1: IPv4 in UDP). */
-export const TUNNEL_CONSTANTS = mirrorEnum('sl_tunnel_consts', 'SL_TUNNEL_', { PORT_DEFAULT: 6080, OVERHEAD: 28, TTL: 64 });
+/** The node-to-node tunnel (GUE variant 1: IPv4 in UDP; a DSR flow's packets: GUE variant 0 with the frontend). */
+export const TUNNEL_CONSTANTS = mirrorEnum('sl_tunnel_consts', 'SL_TUNNEL_', { PORT_DEFAULT: 6080, OVERHEAD: 28, DSR_OVERHEAD: 40, TTL: 64, GUE_DSR: 1 });
 
 /** The upgrade hand-off's slots (sl_handoff, bpf/lib/handoff.h). */
 export const HANDOFF_CONSTANTS = mirrorEnum('sl_handoff_slot', 'SL_HANDOFF_', { INGRESS: 0, EGRESS: 1, SLOTS: 2 });
@@ -257,11 +258,14 @@ export const vipKey6 = defineStruct('sl_vip_key6', { addr: ipv6 });
 /** Every struct codec, for BTF verification. */
 export const tunnelNodeKey4 = defineStruct('sl_tunnel_node_key4', { addr: ipv4 });
 export const tunnelNodeValue = defineStruct('sl_tunnel_node_value', { flags: u32 });
+/** sl_dsr_optout4 (LPM trie): client CIDRs that get Tunnel instead of DSR. */
+export const dsrOptoutKey4 = defineStruct('sl_dsr_optout_key4', { prefixlen: u32, addr: ipv4 });
+export const dsrOptoutValue = defineStruct('sl_dsr_optout_value', { flags: u32 });
 
 export const allStructCodecs = [
   frontendKey4, serviceValue, backendKey, backendValue4, ctKey4, ctValue4, affinityKey4,
   affinityValue4, sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, vipKey4, vipValue,
-  srcRangeKey4, srcRangeValue, nodeConfig4, maglevKey, maglevChunk, tunnelNodeKey4, tunnelNodeValue,
+  srcRangeKey4, srcRangeValue, nodeConfig4, maglevKey, maglevChunk, tunnelNodeKey4, tunnelNodeValue, dsrOptoutKey4, dsrOptoutValue,
   frontendKey6, backendValue6, ctKey6, ctValue6, affinityKey6, affinityValue6, sockRevnatKey6, sockRevnatValue6, vipKey6,
 ] as const;
 

@@ -155,3 +155,10 @@ export function nonZeroSlots(buf: Buffer, count: number, size: number): number[]
  */
 export const TUNNEL_NODES_MAP = 'sl_tunnel_nodes4';
 export const TUNNEL_NODES_MAX = MAP_CAPACITY.TUNNEL_NODES;
+
+/**
+ * sl_dsr_optout4 (host.bpf.o only): the client CIDRs that get Tunnel instead of DSR
+ * (--dsr-optout-cidrs, src/agent/dsr-optout.ts). Its capacity is the compiled SL_MAX_DSR_OPTOUT.
+ */
+export const DSR_OPTOUT_MAP = 'sl_dsr_optout4';
+export const DSR_OPTOUT_MAX = MAP_CAPACITY.DSR_OPTOUT;

@@ -59,18 +59,34 @@ const bad: [string[], Record<string, string>, RegExp][] = [
   [['--service-proxy-name', 'not a label!'], {}, /--service-proxy-name: "not a label!" is not a Kubernetes label value/],
   [['--external-mode', 'tunnel'], {}, /--external-mode: "tunnel" is not one of SNAT, Tunnel, DSR/],
   [[], { SLUICE_EXTERNAL_MODE: 'IPIP' }, /environment SLUICE_EXTERNAL_MODE: --external-mode: "IPIP" is not one of SNAT, Tunnel, DSR/],
-  [['--external-mode', 'DSR'], {}, /--external-mode: "DSR": Direct Server Return is not implemented yet/],
+  [['--external-mode', 'dsr'], {}, /--external-mode: "dsr" is not one of SNAT, Tunnel, DSR/],
+  [['--dsr-optout-cidrs', '10.0.0.0/8,bogus'], {}, /--dsr-optout-cidrs: "bogus" is not an IPv4 CIDR like 203.0.113.0\/24/],
+  [['--dsr-optout-cidrs', '10.0.0.0/33'], {}, /--dsr-optout-cidrs: "10.0.0.0\/33" is not an IPv4 CIDR/],
+  [['--dsr-optout-cidrs', '10.1.2.3/8'], {}, /--dsr-optout-cidrs: "10.1.2.3\/8" has host bits set \(the network is 10.0.0.0\/8\)/],
+  [['--dsr-optout-cidrs', 'fd00::/8'], {}, /--dsr-optout-cidrs: "fd00::\/8" is not an IPv4 CIDR .*IPv4 only for now/],
+  [[], { SLUICE_DSR_OPTOUT_CIDRS: '300.0.0.0/8' }, /environment SLUICE_DSR_OPTOUT_CIDRS: --dsr-optout-cidrs: "300.0.0.0\/8" is not an IPv4 CIDR/],
   [['--tunnel-port', '0'], {}, /--tunnel-port: "0" is not a whole number from 1 to 65535/],
   [['--tunnel-mtu', '100'], {}, /--tunnel-mtu: "100" is not a whole number from 576 to 65535/],
 ];
 
-t.test('external mode: SNAT by default; Tunnel by flag or environment, with its port and MTU', async (t) => {
+t.test('external mode: Tunnel by default; SNAT or Tunnel by flag or environment, with its port and MTU', async (t) => {
   const d = parseConfig(['--node-name', 'n1'], {});
-  t.same([d.externalMode, d.tunnelPort, d.tunnelMtu], ['SNAT', 6080, 1500]);
+  t.same([d.externalMode, d.tunnelPort, d.tunnelMtu], ['Tunnel', 6080, 1500]);
+  t.equal(parseConfig(['--external-mode', 'SNAT'], {}).externalMode, 'SNAT', 'kube-proxy\'s behaviour on request');
   const c = parseConfig(['--node-name', 'n1', '--tunnel-port', '8472', '--tunnel-mtu', '9001'], { SLUICE_EXTERNAL_MODE: 'Tunnel' });
   t.same([c.externalMode, c.tunnelPort, c.tunnelMtu], ['Tunnel', 8472, 9001]);
   const { externalModeRodata } = await import('../../src/agent/datapath.js');
   t.same(externalModeRodata(c), { sl_external_mode: 1, sl_tunnel_port: 8472, sl_tunnel_mtu: 9001 });
+});
+
+t.test('DSR mode and its opt-out CIDRs, by flag or environment (ConfigMap)', async (t) => {
+  const d = parseConfig(['--external-mode', 'DSR', '--dsr-optout-cidrs', '203.0.113.0/24, 198.51.100.7/32,203.0.113.0/24,0.0.0.0/0'], {});
+  t.same([d.externalMode, d.dsrOptoutCidrs], ['DSR', ['203.0.113.0/24', '198.51.100.7/32', '0.0.0.0/0']], 'trimmed, duplicates dropped');
+  const e = parseConfig([], { SLUICE_EXTERNAL_MODE: 'DSR', SLUICE_DSR_OPTOUT_CIDRS: '10.0.0.0/8' });
+  t.same([e.externalMode, e.dsrOptoutCidrs], ['DSR', ['10.0.0.0/8']]);
+  t.same(parseConfig([], {}).dsrOptoutCidrs, [], 'none by default');
+  const { externalModeRodata } = await import('../../src/agent/datapath.js');
+  t.equal(externalModeRodata(e).sl_external_mode, 2);
 });
 for (const [argv, env, message] of bad) {
   t.test(`rejects ${JSON.stringify(argv)} ${JSON.stringify(env)}`, async (t) => {

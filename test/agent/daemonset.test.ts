@@ -142,7 +142,8 @@ for (const [overlay, platform] of Object.entries(PLATFORMS)) {
       t.equal(cfg.command, 'run');
       t.equal(cfg.nodeName, 'node-a');
       t.equal(cfg.pinDir, '/sys/fs/bpf/sluice');
-      t.equal(cfg.externalMode, 'SNAT', 'external traffic to remote backends: SNAT until Tunnel is the default');
+      t.equal(cfg.externalMode, 'Tunnel', 'external traffic to remote backends: Tunnel, the client\'s address kept');
+      t.same(cfg.dsrOptoutCidrs, [], 'no DSR opt-out CIDRs');
       t.equal(env['MALLOC_ARENA_MAX'], String(MALLOC_ARENAS), 'glibc arenas limited from the first allocation');
       t.same(cfg.interfacePatterns, platform.patterns, 'the CNI pod interface patterns');
       const matches = interfaceMatcher(cfg.interfacePatterns);

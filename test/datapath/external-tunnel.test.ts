@@ -8,11 +8,11 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { CT_F, CT_STATE, CT_TYPE, EXTERNAL_MODE, IPPROTO, SVC_F, TUNNEL } from '../../src/bpf/sluice-structs.js';
-import { ipv4ToBuffer } from '../../src/bpf/ip-bytes.js';
 import { buildFrame, checksumProblems, IP_FLAG_DF, parseFrame, TCP_FLAGS } from '../../src/packet/index.js';
 import type { FrameSpec } from '../../src/packet/index.js';
 import { HOST_OBJECT, loadDatapath, PROG, TC_ACT, tupleKey } from './harness.js';
 import type { Datapath, RunResult } from './harness.js';
+import { mssOption, tunnelSport, wrapped } from './tunnel-frames.js';
 
 const CLIENT = '198.51.100.7';
 const NODE_A = '192.168.50.2';
@@ -21,27 +21,6 @@ const STRANGER = '192.168.50.99';
 const REMOTE = { addr: '10.244.2.12', port: 8080, flags: 0, nodeAddr: NODE_B };
 const L2 = 12; // Ethernet addresses: rewritten by the redirect
 const MSS_CLAMPED = 1500 - TUNNEL.OVERHEAD - 20 - 20;
-
-/** The MSS option (kind 2, length 4) then NOP NOP SACK-permitted: a SYN's usual options. */
-const mssOption = (mss: number) => Buffer.from([2, 4, mss >> 8, mss & 0xff, 1, 1, 4, 2]);
-
-/** lib/tunnel.h's sl_tunnel_sport, over the addresses and ports as the C code loads them. */
-function tunnelSport(saddr: string, daddr: string, sport: number, dport: number): number {
-  const le32 = (ip: string) => ipv4ToBuffer(ip, Buffer.alloc(4), 0).readUInt32LE(0);
-  const swap16 = (p: number) => ((p & 0xff) << 8) | (p >> 8);
-  let h = (le32(saddr) ^ le32(daddr) ^ ((swap16(sport) << 16) | swap16(dport))) >>> 0;
-  h = (h ^ (h >>> 16)) >>> 0;
-  return 49152 + (h & 0x3fff);
-}
-
-/** The frame a node sends through the tunnel: outer IPv4 + UDP (no checksum) around `inner`. */
-function wrapped(outerSrc: string, outerDst: string, sport: number, inner: FrameSpec, df: boolean): Buffer {
-  return buildFrame({
-    ip: { src: outerSrc, dst: outerDst, ttl: TUNNEL.TTL, id: 0, fragOff: df ? IP_FLAG_DF : 0 },
-    udp: { sport, dport: TUNNEL.PORT_DEFAULT, noChecksum: true },
-    payload: buildFrame(inner).subarray(14),
-  });
-}
 
 async function tunnelNode(t: Test, self: string, peer: string, mode: number = EXTERNAL_MODE.TUNNEL): Promise<Datapath | null> {
   const dp = await loadDatapath(t, { object: HOST_OBJECT, rodata: { sl_external_mode: mode } });

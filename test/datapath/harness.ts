@@ -66,6 +66,8 @@ export interface Datapath {
   run(prog: ProgName, frame: Buffer): RunResult;
   ct(key: CtKey4): CtValue4 | null;
   setCt(key: CtKey4, value: CtValue4): void;
+  /** Deletes a conntrack entry (as an LRU eviction or a flush would). */
+  deleteCt(key: CtKey4): void;
   ctCount(): number;
   affinity(svcId: number, client: string): AffinityValue4 | null;
   setAffinity(svcId: number, client: string, value: AffinityValue4): void;
@@ -175,6 +177,9 @@ export async function loadDatapath(t: Test, opts: DatapathOptions = {}): Promise
     },
     setCt(key, value) {
       ct.update(ctKey4.encode(key), ctValue4.encode(value));
+    },
+    deleteCt(key) {
+      ct.delete(ctKey4.encode(key));
     },
     ctCount: () => ct.keys().length,
     affinity(svcId, client) {

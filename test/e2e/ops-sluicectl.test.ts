@@ -124,7 +124,7 @@ const ctOrder = (a: CtShape, b: CtShape) =>
   a.service.localeCompare(b.service) || byHostPort(a.client, b.client) || byHostPort(a.backend, b.backend) || a.direction.localeCompare(b.direction);
 
 // The conntrack flags as sluice.h numbers them (written here, not imported: the view is checked).
-const CT_FLAG_BITS: [number, string][] = [[1, 'hairpin'], [2, 'external'], [4, 'snat'], [8, 'tunnel'], [16, 'decap'], [128, 'fin-seen']];
+const CT_FLAG_BITS: [number, string][] = [[1, 'hairpin'], [2, 'external'], [4, 'snat'], [8, 'tunnel'], [16, 'decap'], [32, 'dsr'], [128, 'fin-seen']];
 
 function expectedCt(raw: RawMaps): CtShape[] {
   return raw.ct.map((c) => {

@@ -100,7 +100,8 @@ t.test('external traffic on a two-node cluster', async (t) => {
 
   const agents = await clusterAgents(run, c.nodes, work, manifests);
   const [agentA, agentB] = agents as [NodeAgent, NodeAgent];
-  await Promise.all(agents.map((a) => a.start()));
+  // SNAT explicitly: these scenarios (and their kube-proxy parity) are about the SNAT path.
+  await Promise.all(agents.map((a) => a.start(['--external-mode', 'SNAT'])));
   await waitSynced(agents);
   t.comment(`bed ready (echo servers, both agents synced) after ${Date.now() - setupStart} ms`);
 

@@ -1,9 +1,12 @@
-// Tunnel mode with real traffic (issue 15): the two-node bed of external-traffic.test.ts, both
-// agents started with --external-mode Tunnel (the mode is a start-time setting, so this is a bed
-// of its own). NodePort, LoadBalancer IP and ExternalIP at node A with the only backend on node B:
-// the request is tunnelled A -> B (UDP 6080), the pod on B sees the external client's own
-// address, the reply is tunnelled back and leaves A as the frontend. A 1 MiB echo both ways
-// (segments clamped to fit once wrapped) and UDP take the same path.
+// Tunnel and DSR modes with real traffic (issue 15): one two-node bed, both agents started with
+// --external-mode Tunnel, then restarted on the same bed with --external-mode DSR (the mode is a
+// start-time setting; CI time forbids a second bed). NodePort, LoadBalancer IP and ExternalIP at
+// node A with the only backend on node B, in each mode: the request is tunnelled A -> B (UDP
+// 6080), the pod on B sees the external client's own address; Tunnel: the reply is tunnelled
+// back and leaves A as the frontend; DSR: node B sends it to the client itself with the frontend
+// as source, so node A's uplink carries none of a 4 MiB download (interface counters, against
+// Tunnel where it carries all of it), and a client in --dsr-optout-cidrs takes the tunnel. A
+// 1 MiB echo both ways (segments clamped to fit once wrapped) and UDP in both modes.
 import t from 'tap';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,6 +21,10 @@ import { runEchoClient, startEchoServer } from '../../src/testbed/echo.js';
 import type { EchoAttempt } from '../../src/testbed/echo.js';
 import { netnsArgv, spawnInNetns } from '../../src/testbed/netns.js';
 import { run as runCommand } from '../../src/testbed/exec.js';
+import { ipIn } from '../../src/testbed/netns.js';
+import { NODE_UPLINK } from '../../src/testbed/cluster.js';
+import { runDownload } from '../../src/testbed/echo.js';
+import type { Test } from 'tap';
 import { requirePrivileges } from '../helpers/privileges.js';
 import { ECHO, objects, waitSynced } from './bed.js';
 
@@ -27,6 +34,7 @@ t.setTimeout(600_000);
 const LB_IP = '203.0.113.10';
 const EXTERNAL_IP = '198.51.100.10';
 const BULK = 9000;
+const DOWNLOAD = 9100;
 const MIB = 1 << 20;
 
 const one = (a: EchoAttempt[]) => a[0] as EchoAttempt;
@@ -42,7 +50,16 @@ s.on('error', (e) => { console.log(JSON.stringify({ n, error: e.code })); proces
 s.on('close', () => { console.log(JSON.stringify({ n })); });
 s.setTimeout(20000, () => { console.log(JSON.stringify({ n, error: 'timeout' })); process.exit(0); });`;
 
-t.test('Tunnel mode on a two-node cluster: the backend on B sees the external client', async (t) => {
+/** Bytes the namespace's fabric uplink has sent (its interface counter). */
+async function uplinkTxBytes(ns: string): Promise<number> {
+  const r = await ipIn(ns, ['-s', '-j', 'link', 'show', 'dev', NODE_UPLINK]);
+  const [link] = JSON.parse(r.stdout) as { stats64: { tx: { bytes: number } } }[];
+  return link!.stats64.tx.bytes;
+}
+
+type Ct = { entries: { client: { ip: string }; backend: { ip: string }; natSource: string; flags: string[] }[] };
+
+t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the external client', async (t) => {
   if (!(await requirePrivileges(t))) return;
   const started = Date.now();
 
@@ -51,13 +68,14 @@ t.test('Tunnel mode on a two-node cluster: the backend on B sees the external cl
   run.handleProcessEvents();
   const c = await createCluster(run, {
     nodes: [['web-a0'], ['web-b0']],
-    clients: 1,
+    clients: 2,
     clientRoutes: [{ cidr: `${LB_IP}/32`, node: 0 }, { cidr: `${EXTERNAL_IP}/32`, node: 0 }],
   });
   const [nodeA, nodeB] = c.nodes as [Cluster['nodes'][0], Cluster['nodes'][0]];
-  const client = c.clients[0] as Cluster['clients'][0];
+  // client: DSR in DSR mode; optedOut: in --dsr-optout-cidrs, so the Tunnel path in DSR mode.
+  const [client, optedOut] = c.clients as [Cluster['clients'][0], Cluster['clients'][0]];
   const podB = nodeB.pods[0] as Cluster['nodes'][0]['pods'][0];
-  await startEchoServer(run, { name: podB.name, ns: podB.ns, tcp: [ECHO], udp: [ECHO] });
+  await startEchoServer(run, { name: podB.name, ns: podB.ns, tcp: [ECHO], udp: [ECHO], bulk: [DOWNLOAD] });
   const bulk = spawnInNetns(podB.ns, [process.execPath, '-e', BULK_SERVER], { stdio: ['ignore', 'pipe', 'pipe'] });
   run.own(bulk, `bulk echo server ${bulk.pid}`);
   await new Promise<void>((resolve, reject) => {
@@ -75,10 +93,59 @@ t.test('Tunnel mode on a two-node cluster: the backend on B sees the external cl
     { name: 'lb', clusterIP: '10.96.0.13', nodePort: 30013, pods: [onB], extra: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress: [{ ip: LB_IP }] } } },
     { name: 'dns', clusterIP: '10.96.0.14', nodePort: 30014, pods: [onB], ports: [{ name: 'dns', port: 53, protocol: 'UDP', targetPort: ECHO, nodePort: 30014 }] },
     { name: 'bulk', clusterIP: '10.96.0.15', nodePort: 30015, pods: [onB], ports: [{ name: 'bulk', port: BULK, protocol: 'TCP', targetPort: BULK, nodePort: 30015 }] },
+    { name: 'download', clusterIP: '10.96.0.16', nodePort: 30016, pods: [onB], ports: [{ name: 'download', port: DOWNLOAD, protocol: 'TCP', targetPort: DOWNLOAD, nodePort: 30016 }] },
   ]));
 
   const agents = await clusterAgents(run, c.nodes, work, manifests);
   const [agentA, agentB] = agents as [NodeAgent, NodeAgent];
+  const tcp = (ns: string, host: string, port: number) => runEchoClient({ ns, proto: 'tcp', host, port, timeoutMs: 3000 });
+
+  /** What both modes must do for a client: every frontend kind, UDP, 1 MiB both ways. */
+  const bothModes = async (t: Test, mode: string, who: Cluster['clients'][0]) => {
+    await t.test(`${mode}: NodePort, ExternalIP and LoadBalancer IP at node A reach the pod on B with the client's address`, async (t) => {
+      for (const [host, port, what] of [[nodeA.ip, 30012, 'NodePort'], [EXTERNAL_IP, 80, 'ExternalIP'], [LB_IP, 80, 'LoadBalancer IP']] as const) {
+        const r = one(await tcp(who.ns, host, port));
+        t.ok(r.ok, `${what}: answered (${JSON.stringify(r.error ?? null)})`);
+        t.equal(r.pod, podB.name, `${what}: the backend on B`);
+        t.equal(r.seenPeer?.address, who.ip, `${what}: the pod saw the external client's own address`);
+        t.equal(r.peername?.address, host, `${what}: the reply came from ${host}`);
+      }
+    });
+
+    await t.test(`${mode}: UDP, the pod sees the client, the answer comes from the NodePort`, async (t) => {
+      const r = one(await runEchoClient({ ns: who.ns, proto: 'udp', host: nodeA.ip, port: 30014, timeoutMs: 3000 }));
+      t.ok(r.ok, `answered (${JSON.stringify(r.error ?? null)})`);
+      t.equal(r.seenPeer?.address, who.ip);
+      t.equal(r.recvfrom?.address ?? r.peername?.address, nodeA.ip);
+    });
+
+    await t.test(`${mode}: a 1 MiB echo, full-size MTU on the fabric, both ways`, async (t) => {
+      const res = await runCommand(netnsArgv(who.ns, [process.execPath, '-e', bulkClient(nodeA.ip, 30015)]), { timeoutMs: 30_000, allowFailure: true });
+      const got = JSON.parse(res.stdout.trim().split('\n').pop() || '{}') as { n?: number; error?: string };
+      t.same(got, { n: MIB }, `1 MiB sent and echoed (${res.stderr.trim()})`);
+    });
+  };
+
+  /** A 4 MiB download through node A; the bytes each node's uplink sent meanwhile. */
+  const download = async (t: Test, what: string) => {
+    const [a0, b0] = await Promise.all([uplinkTxBytes(nodeA.ns), uplinkTxBytes(nodeB.ns)]);
+    const r = await runDownload(run, { ns: client.ns, host: nodeA.ip, port: 30016, bytes: 4 * MIB });
+    const [a1, b1] = await Promise.all([uplinkTxBytes(nodeA.ns), uplinkTxBytes(nodeB.ns)]);
+    t.ok(r.ok, `${what}: completed (${JSON.stringify(r.error ?? null)}, ${r.received} bytes)`);
+    t.equal(r.received, 4 * MIB, `${what}: 4 MiB arrived`);
+    t.equal(r.receivedSha256, r.sha256, `${what}: intact`);
+    t.equal(r.seenPeer?.address, client.ip, `${what}: the pod saw the client`);
+    t.same(r.peername, { address: nodeA.ip, port: 30016 }, `${what}: the client talked to node A's NodePort throughout`);
+    t.comment(`${what}: node A's uplink sent ${a1 - a0} bytes, node B's ${b1 - b0}`);
+    return { a: a1 - a0, b: b1 - b0 };
+  };
+
+  const dropsOf = async (agent: NodeAgent) => {
+    const counters = await agent.ctl<{ drops?: { reason: string; packets: number }[] }>(['counters']);
+    return new Map((counters.drops ?? []).map((d) => [d.reason, d.packets]));
+  };
+
+  // ---- Tunnel ----
   await Promise.all(agents.map((a) => a.start(['--external-mode', 'Tunnel'])));
   await waitSynced(agents);
   // Each node lists both nodes as tunnel peers (from the Node objects).
@@ -87,45 +154,66 @@ t.test('Tunnel mode on a two-node cluster: the backend on B sees the external cl
     while (!a.logs.some((l) => l.msg === 'tunnel peers (cluster node addresses)') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   }
 
-  const tcp = (host: string, port: number) => runEchoClient({ ns: client.ns, proto: 'tcp', host, port, timeoutMs: 3000 });
+  await bothModes(t, 'Tunnel', client);
 
-  await t.test('NodePort, ExternalIP and LoadBalancer IP at node A reach the pod on B with the client\'s address', async (t) => {
-    for (const [host, port, what] of [[nodeA.ip, 30012, 'NodePort'], [EXTERNAL_IP, 80, 'ExternalIP'], [LB_IP, 80, 'LoadBalancer IP']] as const) {
-      const r = one(await tcp(host, port));
-      t.ok(r.ok, `${what}: answered (${JSON.stringify(r.error ?? null)})`);
-      t.equal(r.pod, podB.name, `${what}: the backend on B`);
-      t.equal(r.seenPeer?.address, client.ip, `${what}: the pod saw the external client's own address`);
-      t.equal(r.peername?.address, host, `${what}: the reply came from ${host}`);
-    }
+  await t.test('Tunnel: a 4 MiB download comes back through node A (the measure DSR is held to)', async (t) => {
+    const sent = await download(t, 'Tunnel');
+    t.ok(sent.a >= 4 * MIB, `node A's uplink carried the reply (${sent.a} bytes)`);
+    t.ok(sent.b >= 4 * MIB, `node B's uplink too, tunnelled to node A (${sent.b} bytes)`);
   });
 
-  await t.test('UDP through the tunnel: the pod sees the client, the answer comes from the NodePort', async (t) => {
-    const r = one(await runEchoClient({ ns: client.ns, proto: 'udp', host: nodeA.ip, port: 30014, timeoutMs: 3000 }));
-    t.ok(r.ok, `answered (${JSON.stringify(r.error ?? null)})`);
-    t.equal(r.seenPeer?.address, client.ip);
-    t.equal(r.recvfrom?.address ?? r.peername?.address, nodeA.ip);
-  });
-
-  await t.test('a 1 MiB echo through the tunnel, full-size MTU on the fabric, both ways', async (t) => {
-    const res = await runCommand(netnsArgv(client.ns, [process.execPath, '-e', bulkClient(nodeA.ip, 30015)]), { timeoutMs: 30_000, allowFailure: true });
-    const got = JSON.parse(res.stdout.trim().split('\n').pop() || '{}') as { n?: number; error?: string };
-    t.same(got, { n: MIB }, `1 MiB sent and echoed (${res.stderr.trim()})`);
-  });
-
-  await t.test('the flows went through the tunnel: no drops, node B tracked them as tunnelled', async (t) => {
-    const counters = await agentB.ctl<{ drops?: { reason: string; packets: number }[] }>(['counters']);
-    const drops = new Map((counters.drops ?? []).map((d) => [d.reason, d.packets]));
+  await t.test('Tunnel: the flows went through the tunnel: no drops, node B tracked them as tunnelled', async (t) => {
+    const drops = await dropsOf(agentB);
     t.equal(drops.get('tunnel_source') ?? 0, 0, 'no tunnel traffic refused');
     t.equal(drops.get('tunnel_mtu') ?? 0, 0, 'nothing too large to tunnel');
     t.ok(agentA.logs.some((l) => l.msg === 'external traffic to remote backends' && l.mode === 'Tunnel'), 'node A runs Tunnel mode');
-    type Ct = { entries: { client: { ip: string }; backend: { ip: string }; natSource: string; flags: string[] }[] };
     const ctB = await agentB.ctl<Ct>(['ct', 'dump']);
     const decap = ctB.entries.filter((e) => e.flags.includes('decap') && e.client.ip === client.ip && e.backend.ip === podB.ip);
     t.ok(decap.length >= 2, `node B holds the client's flows as tunnelled from node A (${decap.length} entries)`);
-    t.ok(decap.every((e) => e.natSource === nodeA.ip), 'each remembering node A, where its replies go');
+    t.ok(decap.every((e) => e.natSource === nodeA.ip && !e.flags.includes('dsr')), 'each remembering node A, where its replies go');
     const ctA = await agentA.ctl<Ct>(['ct', 'dump']);
     t.ok(ctA.entries.some((e) => e.flags.includes('tunnel') && e.natSource === nodeB.ip), 'node A holds them as tunnelled to node B');
   });
 
-  t.comment(`tunnel bed: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  // ---- DSR: the same bed, both agents restarted (SIGTERM: the dataplane stays meanwhile) ----
+  const restartedAt = Date.now();
+  await Promise.all(agents.map((a) => a.stop()));
+  const from = agents.map((a) => a.logs.length);
+  await Promise.all(agents.map((a) => a.start(['--external-mode', 'DSR', '--dsr-optout-cidrs', `${optedOut.ip}/32`])));
+  await waitSynced(agents);
+  t.comment(`agents restarted in DSR mode in ${((Date.now() - restartedAt) / 1000).toFixed(1)} s`);
+  t.ok(agents.every((a, i) => a.logs.slice(from[i]).some((l) => l.msg === 'external traffic to remote backends' && l.mode === 'DSR')), 'both nodes run DSR mode');
+
+  await bothModes(t, 'DSR', client);
+
+  await t.test('DSR: node A\'s uplink carries no reply bytes of a 4 MiB download; node B sends them', async (t) => {
+    const sent = await download(t, 'DSR');
+    // What node A still sends: the client's ACKs, wrapped for node B (~40 packets of ~110 bytes
+    // per 64 KiB received), a few percent of the download at most.
+    t.ok(sent.a < MIB / 2, `node A's uplink sent ${sent.a} bytes: no reply data (< 512 KiB of 4 MiB)`);
+    t.ok(sent.b >= 4 * MIB, `node B's uplink sent the reply straight to the client (${sent.b} bytes)`);
+  });
+
+  await t.test('DSR opt-out: the client in --dsr-optout-cidrs takes the tunnel, the others DSR', async (t) => {
+    const r = one(await tcp(optedOut.ns, nodeA.ip, 30012));
+    t.ok(r.ok, `answered (${JSON.stringify(r.error ?? null)})`);
+    t.equal(r.seenPeer?.address, optedOut.ip, 'the pod saw the opted-out client\'s own address');
+    t.equal(r.peername?.address, nodeA.ip, 'the reply came from node A');
+    const ctB = await agentB.ctl<Ct>(['ct', 'dump']);
+    const of = (ip: string) => ctB.entries.filter((e) => e.flags.includes('decap') && e.client.ip === ip && e.backend.ip === podB.ip);
+    t.ok(of(optedOut.ip).length >= 2 && of(optedOut.ip).every((e) => !e.flags.includes('dsr')), 'node B: the opted-out client\'s flow is tunnelled (its replies go back to node A)');
+    t.ok(of(client.ip).some((e) => e.flags.includes('dsr')), 'node B: the other client\'s flows are DSR');
+    const ctA = await agentA.ctl<Ct>(['ct', 'dump']);
+    t.ok(ctA.entries.some((e) => e.flags.includes('tunnel') && !e.flags.includes('dsr') && e.client.ip === optedOut.ip), 'node A: tunnel, not DSR, for the opted-out client');
+    t.ok(ctA.entries.some((e) => e.flags.includes('dsr') && e.client.ip === client.ip), 'node A: DSR for the other');
+  });
+
+  await t.test('DSR: nothing refused or too large', async (t) => {
+    for (const agent of agents) {
+      const drops = await dropsOf(agent);
+      t.same([drops.get('tunnel_source') ?? 0, drops.get('tunnel_mtu') ?? 0, drops.get('malformed') ?? 0], [0, 0, 0], `${agent.node.name}: no tunnel drops`);
+    }
+  });
+
+  t.comment(`tunnel + DSR bed: ${((Date.now() - started) / 1000).toFixed(1)} s`);
 });

@@ -93,7 +93,8 @@ t.test('external traffic: kube-proxy-shaped iptables and Sluice give the same ou
   // Empty the node tables (a restore without --noflush flushes the tables it names and deletes
   // their chains), then the same scenarios through Sluice.
   for (const node of c.nodes) await iptablesRestore(node.ns, '*nat\nCOMMIT\n*filter\nCOMMIT\n', 'nft', { flush: true });
-  await Promise.all(agents.map((a) => a.start()));
+  // SNAT explicitly: kube-proxy's behaviour is what the table compares.
+  await Promise.all(agents.map((a) => a.start(['--external-mode', 'SNAT'])));
   for (const a of agents) {
     const deadline = Date.now() + 30_000;
     for (;;) {

@@ -176,7 +176,7 @@ export async function transferScenarios(t: Test, bed: TransferBed): Promise<void
     const stopped = Date.now();
     const before = dl.received();
     const logFrom = agentA.logs.length;
-    await agentA.start();
+    await agentA.start(['--external-mode', 'SNAT']);
     await agentA.waitForLog((l) => l.msg === 'applied', logFrom);
     t.comment(`node A's agent: killed in ${stopped - started} ms, running and synced again after ${Date.now() - stopped} ms`);
     t.notOk(finished, 'the download was still running across the restart');
