@@ -126,6 +126,16 @@ static __always_inline int sl_host_to_backend(struct __sk_buff *skb, const struc
 					      __be16 backend_port, __be32 snat_addr,
 					      __be16 snat_port, __be32 peer, bool dsr)
 {
+	__u32 overhead = dsr ? SL_TUNNEL_DSR_OVERHEAD : SL_TUNNEL_OVERHEAD;
+
+	/*
+	 * Too large once wrapped: the client hears it (ICMP fragmentation needed with what fits,
+	 * from the frontend it sent to, so its path MTU discovery adapts), before any rewrite.
+	 */
+	if (peer && sl_tunnel_too_big(skb, overhead)) {
+		sl_count_drop(SL_DROP_TUNNEL_MTU);
+		return sl_reject_too_big4(skb, pkt, sl_tunnel_mtu - overhead);
+	}
 	if (sl_nat_dst4(skb, pkt, backend_addr, backend_port) < 0)
 		return sl_rewrite_failed();
 	if (peer)

@@ -29,6 +29,7 @@
  */
 #define SL_ICMP_DEST_UNREACH  3
 #define SL_ICMP_PORT_UNREACH  3 /* code of SL_ICMP_DEST_UNREACH */
+#define SL_ICMP_FRAG_NEEDED   4 /* code of SL_ICMP_DEST_UNREACH: next-hop MTU in rest */
 #define SL_ICMP_TIME_EXCEEDED 11
 
 struct sl_icmphdr {

@@ -127,8 +127,13 @@ static __always_inline int sl_reject_tcp4(struct __sk_buff *skb, const struct sl
 	return bpf_redirect(skb->ifindex, 0);
 }
 
-/* Answers a UDP datagram with ICMP destination unreachable / port unreachable. */
-static __always_inline int sl_reject_udp4(struct __sk_buff *skb, const struct sl_pkt4 *pkt)
+/*
+ * Answers the packet with an ICMP error from its destination (the frontend), quoting its IP header
+ * and 8 bytes of its payload; rest is the ICMP header's second word (the next-hop MTU of a
+ * "fragmentation needed", zero otherwise).
+ */
+static __always_inline int sl_icmp_reply4(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					  __u8 type, __u8 code, __be32 rest)
 {
 	struct {
 		struct sl_icmphdr icmp;
@@ -148,8 +153,9 @@ static __always_inline int sl_reject_udp4(struct __sk_buff *skb, const struct sl
 		return TC_ACT_SHOT; /* also gives the verifier its bounds */
 	if (bpf_skb_load_bytes(skb, pkt->l3_off, msg.quote, quote_len) < 0)
 		return TC_ACT_SHOT;
-	msg.icmp.type = SL_ICMP_DEST_UNREACH;
-	msg.icmp.code = SL_ICMP_PORT_UNREACH;
+	msg.icmp.type = type;
+	msg.icmp.code = code;
+	msg.icmp.rest = rest;
 	msg_len = sizeof(msg.icmp) + quote_len; /* a multiple of 4: ihl is in words */
 	msg.icmp.checksum = sl_csum_buf(&msg, msg_len, 0);
 
@@ -159,6 +165,31 @@ static __always_inline int sl_reject_udp4(struct __sk_buff *skb, const struct sl
 	if (bpf_skb_store_bytes(skb, ETH_HLEN + sizeof(ip), &msg, msg_len, 0) < 0)
 		return TC_ACT_SHOT;
 	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* Answers a UDP datagram with ICMP destination unreachable / port unreachable. */
+static __always_inline int sl_reject_udp4(struct __sk_buff *skb, const struct sl_pkt4 *pkt)
+{
+	return sl_icmp_reply4(skb, pkt, SL_ICMP_DEST_UNREACH, SL_ICMP_PORT_UNREACH, 0);
+}
+
+/*
+ * Answers a packet too large for the way on with ICMP "fragmentation needed" carrying mtu, the
+ * largest packet that fits (RFC 1191): the sender's path MTU discovery adapts. Only a packet with
+ * DF set is answered (one without would be fragmented by a router; Sluice cannot); either way it
+ * is not sent on. Returns the TC verdict.
+ */
+static __always_inline int sl_reject_too_big4(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					      __u32 mtu)
+{
+	__be16 frag_off;
+
+	if (bpf_skb_load_bytes(skb, pkt->l3_off + offsetof(struct iphdr, frag_off), &frag_off,
+			       sizeof(frag_off)) < 0 ||
+	    !(frag_off & bpf_htons(SL_IP_DF)))
+		return TC_ACT_SHOT;
+	return sl_icmp_reply4(skb, pkt, SL_ICMP_DEST_UNREACH, SL_ICMP_FRAG_NEEDED,
+			      bpf_htonl(mtu & 0xffff));
 }
 
 /* Refuses the packet's flow with the reply its protocol expects; returns the TC verdict. */

@@ -147,11 +147,22 @@ t.test('DSR: UDP to a LoadBalancer IP, the reply from the LoadBalancer IP; a dat
   t.same(checksumProblems(err.parsed), [], 'ICMP checksum valid');
 
   // 1500 - 40 = 1460 bytes of inner packet fit; one more does not.
-  const sized = (n: number, sport: number) => buildFrame({ ip: { src: CLIENT, dst: LB_IP }, udp: { sport, dport: 53 }, payload: Buffer.alloc(n - 28) });
+  const sized = (n: number, sport: number, fragOff = 0) => buildFrame({ ip: { src: CLIENT, dst: LB_IP, fragOff }, udp: { sport, dport: 53 }, payload: Buffer.alloc(n - 28) });
   const fits = a.run(PROG.HOST_INGRESS, sized(1460, 5001));
   t.same([fits.parsed.ip?.totalLength, a.drops('tunnel_mtu')], [1500, 0n], 'a 1460-byte datagram fits once wrapped');
   const big = a.run(PROG.HOST_INGRESS, sized(1461, 5002));
-  t.same([big.retval, a.drops('tunnel_mtu')], [TC_ACT.SHOT, 1n], 'a 1461-byte one is dropped and counted');
+  t.same([big.retval, a.drops('tunnel_mtu')], [TC_ACT.SHOT, 1n], 'a 1461-byte one without DF is dropped and counted (a router would fragment it; Sluice cannot)');
+  // With DF (what path MTU discovery sends): answered with "fragmentation needed" and the MTU
+  // that fits, from the address the client sent to, quoting what it sent; out where it came in.
+  const bigDf = sized(1461, 5003, IP_FLAG_DF);
+  const tooBig = a.run(PROG.HOST_INGRESS, bigDf);
+  t.equal(tooBig.retval, TC_ACT.REDIRECT, 'a 1461-byte one with DF is answered');
+  const mtu = Buffer.from([0, 0, 1460 >> 8, 1460 & 0xff]);
+  const expected = buildFrame({ ip: { src: LB_IP, dst: CLIENT, ttl: 64, tos: 0xc0, fragOff: IP_FLAG_DF }, icmp: { type: ICMP_TYPE.DEST_UNREACH, code: ICMP_UNREACH_CODE.FRAG_NEEDED, rest: mtu }, payload: bigDf.subarray(14, 14 + 28) });
+  t.same(tooBig.data.subarray(L2), expected.subarray(L2), 'ICMP fragmentation needed, next-hop MTU 1460, LoadBalancer IP -> client, quoting the datagram\'s IP and UDP headers');
+  t.same(checksumProblems(tooBig.parsed), [], 'IP and ICMP checksums valid');
+  t.same([tooBig.parsed.eth.dst, tooBig.parsed.eth.src], [parseFrame(bigDf).eth.src, parseFrame(bigDf).eth.dst], 'back to where it came from');
+  t.equal(a.drops('tunnel_mtu'), 2n, 'and counted');
 });
 
 t.test('DSR opt-out: a client in --dsr-optout-cidrs gets the Tunnel path, the others DSR', async (t) => {
