@@ -162,7 +162,7 @@ export async function writeManifest(dir: string, file: string, objects: unknown[
 }
 
 /** Waits until every agent reports its sources synced and programmed. */
-export async function waitSynced(agents: readonly NodeAgent[], timeoutMs = 30_000): Promise<void> {
+export async function waitSynced(agents: readonly NodeAgent[], timeoutMs = 90_000): Promise<void> {
   for (const a of agents) {
     const deadline = Date.now() + timeoutMs;
     for (;;) {

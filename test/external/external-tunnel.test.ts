@@ -6,7 +6,9 @@
 // back and leaves A as the frontend; DSR: node B sends it to the client itself with the frontend
 // as source, so node A's uplink carries none of a 4 MiB download (interface counters, against
 // Tunnel where it carries all of it), and a client in --dsr-optout-cidrs takes the tunnel. A
-// 1 MiB echo both ways (segments clamped to fit once wrapped) and UDP in both modes.
+// 1 MiB echo both ways (segments clamped to fit once wrapped) and UDP in both modes. Maglev (DSR):
+// one client flow sent to node A and to node B reaches the same backend (pods on both nodes), and
+// a download through node A survives node A losing its conntrack mid-transfer.
 import t from 'tap';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,7 +25,8 @@ import { netnsArgv, spawnInNetns } from '../../src/testbed/netns.js';
 import { run as runCommand } from '../../src/testbed/exec.js';
 import { ipIn } from '../../src/testbed/netns.js';
 import { NODE_UPLINK } from '../../src/testbed/cluster.js';
-import { runDownload } from '../../src/testbed/echo.js';
+import { runDownload, startDownload } from '../../src/testbed/echo.js';
+import { loadNative } from '../../src/bpf/native.js';
 import type { Test } from 'tap';
 import { requirePrivileges } from '../helpers/privileges.js';
 import { ECHO, objects, waitSynced } from './bed.js';
@@ -57,6 +60,29 @@ async function uplinkTxBytes(ns: string): Promise<number> {
   return link!.stats64.tx.bytes;
 }
 
+const MAGLEV_PORTS = [41000, 41001, 41002, 41003, 41004, 41005, 41006, 41007];
+
+/** One UDP socket per source port, asking each host in turn; prints which pod answered each. */
+const maglevProbe = (hosts: string[], port: number, ports: number[]) => `
+const dgram = require('dgram');
+const ask = (s, host) => new Promise((res) => {
+  const timer = setTimeout(() => { s.removeAllListeners('message'); res(null); }, 3000);
+  s.once('message', (m) => { clearTimeout(timer); try { res(JSON.parse(String(m)).pod ?? null); } catch { res(null); } });
+  s.send('maglev', ${port}, host);
+});
+(async () => {
+  const out = [];
+  for (const p of ${JSON.stringify(ports)}) {
+    const s = dgram.createSocket('udp4');
+    await new Promise((r) => s.bind(p, r));
+    const pods = [];
+    for (const h of ${JSON.stringify(hosts)}) pods.push(await ask(s, h));
+    out.push({ port: p, pods });
+    s.close();
+  }
+  console.log(JSON.stringify(out));
+})();`;
+
 type Ct = { entries: { client: { ip: string }; backend: { ip: string }; natSource: string; flags: string[] }[] };
 
 t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the external client', async (t) => {
@@ -75,7 +101,9 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
   // client: DSR in DSR mode; optedOut: in --dsr-optout-cidrs, so the Tunnel path in DSR mode.
   const [client, optedOut] = c.clients as [Cluster['clients'][0], Cluster['clients'][0]];
   const podB = nodeB.pods[0] as Cluster['nodes'][0]['pods'][0];
+  const podA = nodeA.pods[0] as Cluster['nodes'][0]['pods'][0];
   await startEchoServer(run, { name: podB.name, ns: podB.ns, tcp: [ECHO], udp: [ECHO], bulk: [DOWNLOAD] });
+  await startEchoServer(run, { name: podA.name, ns: podA.ns, udp: [ECHO], bulk: [DOWNLOAD] });
   const bulk = spawnInNetns(podB.ns, [process.execPath, '-e', BULK_SERVER], { stdio: ['ignore', 'pipe', 'pipe'] });
   run.own(bulk, `bulk echo server ${bulk.pid}`);
   await new Promise<void>((resolve, reject) => {
@@ -88,12 +116,17 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
   const manifests = join(work, 'manifests');
   await mkdir(manifests);
   const onB = { pod: podB.name, ip: podB.ip, node: nodeB.name };
+  const onA = { pod: podA.name, ip: podA.ip, node: nodeA.name };
   await writeManifest(manifests, 'cluster.json', objects(c, [
     { name: 'remote', clusterIP: '10.96.0.12', nodePort: 30012, pods: [onB], extra: { externalIPs: [EXTERNAL_IP] } },
     { name: 'lb', clusterIP: '10.96.0.13', nodePort: 30013, pods: [onB], extra: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress: [{ ip: LB_IP }] } } },
     { name: 'dns', clusterIP: '10.96.0.14', nodePort: 30014, pods: [onB], ports: [{ name: 'dns', port: 53, protocol: 'UDP', targetPort: ECHO, nodePort: 30014 }] },
     { name: 'bulk', clusterIP: '10.96.0.15', nodePort: 30015, pods: [onB], ports: [{ name: 'bulk', port: BULK, protocol: 'TCP', targetPort: BULK, nodePort: 30015 }] },
     { name: 'download', clusterIP: '10.96.0.16', nodePort: 30016, pods: [onB], ports: [{ name: 'download', port: DOWNLOAD, protocol: 'TCP', targetPort: DOWNLOAD, nodePort: 30016 }] },
+    { name: 'spread', clusterIP: '10.96.0.17', nodePort: 30017, pods: [onA, onB], ports: [
+      { name: 'udp', port: 53, protocol: 'UDP', targetPort: ECHO, nodePort: 30017 },
+      { name: 'download', port: DOWNLOAD, protocol: 'TCP', targetPort: DOWNLOAD, nodePort: 30018 },
+    ] },
   ]));
 
   const agents = await clusterAgents(run, c.nodes, work, manifests);
@@ -206,6 +239,48 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     const ctA = await agentA.ctl<Ct>(['ct', 'dump']);
     t.ok(ctA.entries.some((e) => e.flags.includes('tunnel') && !e.flags.includes('dsr') && e.client.ip === optedOut.ip), 'node A: tunnel, not DSR, for the opted-out client');
     t.ok(ctA.entries.some((e) => e.flags.includes('dsr') && e.client.ip === client.ip), 'node A: DSR for the other');
+  });
+
+  await t.test('Maglev (DSR): a client flow reaches the same backend through node A and through node B', async (t) => {
+    // The flow hash is (client address, source port, protocol): the same source port to each
+    // node's NodePort picks the same slot of the same table, whichever node the flow enters.
+    // Eight flows over two backends: random picks would agree for all eight once in 256.
+    const res = await runCommand(netnsArgv(client.ns, [process.execPath, '-e', maglevProbe([nodeA.ip, nodeB.ip], 30017, MAGLEV_PORTS)]), { timeoutMs: 60_000, allowFailure: true });
+    const flows = JSON.parse(res.stdout.trim().split('\n').pop() || '[]') as { port: number; pods: (string | null)[] }[];
+    t.equal(flows.length, MAGLEV_PORTS.length, `every flow answered at both nodes (${res.stderr.trim()})`, { flows });
+    t.ok(flows.every((f) => f.pods[0] && f.pods[0] === f.pods[1]), 'each flow: the same backend at node A and at node B', { flows });
+    t.comment(`backends: ${flows.map((f) => `${f.port}→${f.pods[0]}`).join(' ')}`);
+  });
+
+  await t.test('Maglev (DSR): a download through node A survives node A losing its conntrack mid-transfer', async (t) => {
+    const ct = loadNative().openPinnedMap(join(agentA.pinDir, 'sl_ct4'));
+    t.teardown(() => ct.close());
+    const flush = () => {
+      let n = 0;
+      for (const key of ct.keys()) if (ct.delete(key)) n++;
+      return n;
+    };
+    const waitFor = async (bytes: number) => {
+      const deadline = Date.now() + 20_000;
+      while (d.received() < bytes && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      return d.received();
+    };
+    // Paced (64 KiB every 40 ms, about 1.3 s in all) so the flushes land mid-transfer.
+    const d = startDownload(run, { ns: client.ns, host: nodeA.ip, port: 30018, bytes: 2 * MIB, chunk: 64 * 1024, intervalMs: 40 });
+    const head = await d.started;
+    const flushed: number[] = [];
+    for (const at of [MIB / 4, MIB]) {
+      const got = await waitFor(at);
+      t.ok(got < 2 * MIB, `mid-transfer (${got} bytes in)`);
+      flushed.push(flush());
+    }
+    t.ok(flushed.every((n) => n > 0), `node A's conntrack emptied twice mid-transfer (${flushed.join(', ')} entries)`);
+    d.fast();
+    const r = await d.result;
+    t.ok(r.ok, `completed (${JSON.stringify(r.error ?? null)})`);
+    t.equal(r.received, 2 * MIB, '2 MiB arrived');
+    t.equal(r.receivedSha256, r.sha256, 'intact: one server sent it all (another backend would have reset the connection)');
+    t.ok(head.pod === podA.name || head.pod === podB.name, `served by ${head.pod}`);
   });
 
   await t.test('DSR: nothing refused or too large', async (t) => {
