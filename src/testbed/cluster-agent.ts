@@ -100,6 +100,17 @@ export class NodeAgent {
     }
   }
 
+  /**
+   * `sluice-agent cleanup` for this node (the agent stopped first): links, TC filters and pins
+   * removed, as an uninstall does. No drain: the bed's traffic is over (or, in a bench's cold
+   * start, meant to stop).
+   */
+  async removeDataplane(): Promise<void> {
+    if (!existsSync(this.pinDir)) return;
+    await runCommand(netnsArgv(this.node.ns, [process.execPath, AGENT_JS, 'cleanup', '--pin-dir', this.pinDir, '--cgroup', this.cgroup,
+      '--interfaces', `veth${this.run.prefix}*`, '--host-interfaces', NODE_UPLINK, '--cleanup-drain', '0s', '--log-level', 'warn']), { allowFailure: true, timeoutMs: 30_000 });
+  }
+
   tail(n = 15): string {
     return [...this.logs.slice(-n).map((l) => JSON.stringify(l)), this.stderr.trim()].filter(Boolean).join('\n');
   }
@@ -121,13 +132,8 @@ export async function clusterAgents(run: TestbedRun, nodes: readonly ClusterNode
   const agents: NodeAgent[] = [];
   for (const node of nodes) {
     const agent = new NodeAgent(run, node, join(pinRoot, node.name), await createCgroup(cgRoot, node.name), join(work, `${node.name}.sock`), manifestsDir);
-    // LIFO: runs after the agent (registered later, by start) is killed. No drain: the bed's
-    // traffic is over, and two 5 s waits would only lengthen every run.
-    run.cleanup.add(`sluice-agent cleanup ${node.name}`, async () => {
-      if (!existsSync(agent.pinDir)) return;
-      await runCommand(netnsArgv(node.ns, [process.execPath, AGENT_JS, 'cleanup', '--pin-dir', agent.pinDir, '--cgroup', agent.cgroup,
-        '--interfaces', `veth${run.prefix}*`, '--host-interfaces', NODE_UPLINK, '--cleanup-drain', '0s', '--log-level', 'warn']), { allowFailure: true, timeoutMs: 30_000 });
-    });
+    // LIFO: runs after the agent (registered later, by start) is killed.
+    run.cleanup.add(`sluice-agent cleanup ${node.name}`, () => agent.removeDataplane());
     agents.push(agent);
   }
   return agents;
