@@ -9,15 +9,14 @@
 //    the VIP that works, on the connect-time path and on the TC-only path.
 // Both report the agent's CPU seconds (utime + stime, /proc/<pid>/stat) from spawn until it is
 // idle — programmed, and under IDLE_CPU_S of CPU in IDLE_WINDOW_MS — and the time to that point.
-import { readFileSync } from 'node:fs';
 import type { Attempt } from '../test/traffic/traffic-client.js';
 import type { ConnectBed, ConnectPath } from './connect-bed.js';
+import { processCpuSeconds, processRssBytes } from './proc.js';
 import { waitProgrammed } from './service-objects.js';
 import { distribution } from './stats.js';
 
 const IDLE_WINDOW_MS = 1000;
 const IDLE_CPU_S = 0.03;
-const TICKS = 100; // USER_HZ, what /proc/<pid>/stat counts in
 
 export interface StartCost {
   /** Spawn → the agent's "programmed" status with every service port. */
@@ -26,6 +25,9 @@ export interface StartCost {
   settledMs: number;
   /** CPU seconds of the agent process from spawn to idle. */
   cpuSeconds: number;
+  /** The agent's RSS when idle, and its peak (VmHWM), bytes. */
+  rssBytes: number;
+  peakRssBytes: number;
 }
 
 export interface AgentStartResult {
@@ -43,24 +45,22 @@ export interface AgentStartResult {
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** utime + stime of `pid` in seconds. */
-export function processCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS; // fields 14 and 15 of proc(5)
-}
-
 async function startAndSettle(bed: ConnectBed, t0: number): Promise<StartCost> {
   await bed.agent.start([], 300_000);
   const pid = bed.agent.child?.pid;
   if (pid === undefined) throw new Error('agent start: no pid');
-  await waitProgrammed(bed.agent, bed.services);
+  await waitProgrammed(bed.agent, bed.servicePorts());
   const programmedMs = performance.now() - t0;
   let last = processCpuSeconds(pid);
   for (;;) {
     await pause(IDLE_WINDOW_MS);
     const now = processCpuSeconds(pid);
-    if (now - last < IDLE_CPU_S) return { programmedMs, settledMs: performance.now() - t0 - IDLE_WINDOW_MS, cpuSeconds: now };
+    if (now - last < IDLE_CPU_S) {
+      return {
+        programmedMs, settledMs: Math.max(programmedMs, performance.now() - t0 - IDLE_WINDOW_MS), cpuSeconds: now,
+        rssBytes: processRssBytes(pid), peakRssBytes: processRssBytes(pid, true),
+      };
+    }
     last = now;
   }
 }

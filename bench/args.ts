@@ -27,6 +27,8 @@ export interface BenchOptions {
   connectRounds: number;
   /** Service counts at which the connect bench also times agent starts (a subset of connectServices). */
   startServices: number[];
+  /** Scales at which the connect bench also measures iperf3 throughput (a subset of connectServices). */
+  throughputServices: number[];
   /** Measure the control plane in this process instead of a fresh child (RSS then includes the harness). */
   inProcess: boolean;
   /** Skip the iptables-restore comparison inside the control-plane bench. */
@@ -49,7 +51,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --nodeport-rounds N interleaved rounds of the NodePort bench (default 5, quick 3)
   --connect-services LIST  service counts of the connect bench (default 1,1000,10000,30000,65000; quick 1,1000)
   --connect-rounds N  interleaved rounds of the connect bench (default 5, quick 2)
-  --start-services LIST  scales at which the connect bench times agent starts (default 10000,30000; quick none)
+  --start-services LIST  scales at which the connect bench times agent starts (default 10000,30000,65000; quick none)
+  --throughput-services LIST  scales at which the connect bench measures iperf3 throughput (default 10000; quick 1)
   --in-process        measure the control plane in this process (RSS then includes the harness)
   --no-iptables       control-plane bench without the iptables-restore comparison
   -h, --help          this text
@@ -96,6 +99,7 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
         'connect-services': { type: 'string' },
         'connect-rounds': { type: 'string' },
         'start-services': { type: 'string' },
+        'throughput-services': { type: 'string' },
         'in-process': { type: 'boolean' },
         'no-iptables': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -130,7 +134,8 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
     connectServices: parsed['connect-services'] === undefined ? (quick ? [1, 1_000] : [1, 1_000, 10_000, 30_000, 65_000])
       : intList('--connect-services', parsed['connect-services']).map((n) => positiveInt('--connect-services', String(n), 65_536)),
     connectRounds: parsed['connect-rounds'] === undefined ? (quick ? 2 : 5) : positiveInt('--connect-rounds', parsed['connect-rounds'], 100),
-    startServices: parsed['start-services'] === undefined ? (quick ? [] : [10_000, 30_000]) : intList('--start-services', parsed['start-services']),
+    startServices: parsed['start-services'] === undefined ? (quick ? [] : [10_000, 30_000, 65_000]) : intList('--start-services', parsed['start-services']),
+    throughputServices: parsed['throughput-services'] === undefined ? (quick ? [1] : [10_000]) : intList('--throughput-services', parsed['throughput-services']),
     inProcess: parsed['in-process'] ?? false,
     noIptables: parsed['no-iptables'] ?? false,
     help: parsed.help ?? false,

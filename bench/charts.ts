@@ -4,6 +4,7 @@ import * as vega from 'vega';
 import { compile } from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
 import type { ConnectRow } from './connect.js';
+import type { ThroughputRow } from './throughput.js';
 
 const PATH_LABELS: Record<string, string> = {
   direct: 'direct (pod IP)', 'kube-proxy': 'kube-proxy iptables', 'sluice-connect': 'Sluice connect-time', 'sluice-tc': 'Sluice TC only',
@@ -46,5 +47,19 @@ export function rateChart(rows: readonly ConnectRow[], subtitle: string): Promis
     title: { text: 'Short TCP connections per second vs services', subtitle },
     data: { values: values(rows) },
     ...lines('', 'rate', 'connections/s'),
+  });
+}
+
+/** iperf3 Gbit/s and the machine's CPU seconds per GB, one bar per path. */
+export function throughputChart(rows: readonly ThroughputRow[], subtitle: string): Promise<string> {
+  const bars = (field: string, title: string) => ({
+    width: 260, height: 160, mark: 'bar',
+    encoding: { y: { field: 'path', type: 'nominal', title: null, sort: null }, x: { field, type: 'quantitative', title }, color: { field: 'path', type: 'nominal', legend: null } },
+  });
+  return render({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: `iperf3 through a Service, one TCP stream, ${rows[0]?.services ?? 0} services`, subtitle },
+    data: { values: rows.map((r) => ({ path: PATH_LABELS[r.path] ?? r.path, gbit: r.gbitPerSec, cpu: r.cpuSecondsPerGb })) },
+    hconcat: [bars('gbit', 'Gbit/s'), bars('cpu', 'machine CPU s per GB')],
   });
 }

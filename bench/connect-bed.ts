@@ -24,18 +24,34 @@ import type { NodeAgent } from '../src/testbed/cluster-agent.js';
 import { startEchoServer } from '../src/testbed/echo.js';
 import type { IptablesBackend } from '../src/testbed/iptables.js';
 import { NETNS_PREFIX } from '../src/testbed/names.js';
+import { spawnInNetns } from '../src/testbed/netns.js';
 import { TestbedRun } from '../src/testbed/run.js';
 import { TrafficClient } from '../test/traffic/traffic-client.js';
 import type { Target } from '../test/traffic/traffic-client.js';
+import { processRssBytes } from './proc.js';
 import type { MeasuredService } from './service-objects.js';
 import { benchObjects, ECHO_PORT, kubeProxyApply, waitProgrammed } from './service-objects.js';
 
 export const CONNECT_PATHS = ['direct', 'kube-proxy', 'sluice-connect', 'sluice-tc'] as const;
 export type ConnectPath = (typeof CONNECT_PATHS)[number];
 
+export interface ConnectProgramming {
+  services: number;
+  kubeProxyRestoreMs: number;
+  kubeProxyNatRules: number;
+  /** Manifest written → the agent's status says every service port is programmed. */
+  sluiceProgrammedMs: number;
+  /** The agent's RSS once programmed, and its peak so far (bytes). */
+  sluiceRssBytes: number;
+  sluicePeakRssBytes: number;
+}
+
 export interface PathClient {
   path: ConnectPath;
   client: TrafficClient;
+  /** The client pod's namespace and the cgroup of this path's processes. */
+  ns: string;
+  cgroup: string;
   target: Target;
   /** The echo server (pod name) that must answer. */
   backend: string;
@@ -47,14 +63,17 @@ export interface ConnectBed {
   agent: NodeAgent;
   paths: Map<ConnectPath, PathClient>;
   /** Programs both dataplanes for `services`; resolves with how long each took (ms). */
-  apply(services: number): Promise<{ services: number; kubeProxyRestoreMs: number; kubeProxyNatRules: number; sluiceProgrammedMs: number }>;
-  /** The Sluice node's objects at `services` (for the start measurements). */
+  apply(services: number): Promise<ConnectProgramming>;
+  /** The scale the bed is programmed for, and the service ports that makes (the measured service has two). */
   services: number;
+  servicePorts(): number;
   destroy(): Promise<void>;
   /** What of the run is still there (namespaces, cgroup subtree, pin directory): empty after destroy(). */
   leftovers(): string[];
 }
 
+/** iperf3's port on the backend pods and the measured services (bench/throughput.ts). */
+export const IPERF_PORT = 5201;
 const KP_VIP = '10.96.0.11';
 const SLUICE_VIP = '10.96.0.12';
 
@@ -66,9 +85,14 @@ export async function createConnectBed(backend: IptablesBackend): Promise<Connec
   try {
     const cluster = await createCluster(run, { nodes: [['client-a', 'web-a'], ['client-b', 'web-b'], ['client-c', 'web-c']], clients: 0 });
     const [plain, kubeProxy, sluice] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
-    for (const node of cluster.nodes) await startEchoServer(run, { name: pod(node, 1).name, ns: pod(node, 1).ns, tcp: [ECHO_PORT] });
-    const measuredKp: MeasuredService = { name: 'measured-kp', clusterIP: KP_VIP, endpoint: { ip: pod(kubeProxy, 1).ip, node: kubeProxy.name } };
-    const measuredSl: MeasuredService = { name: 'measured-sl', clusterIP: SLUICE_VIP, endpoint: { ip: pod(sluice, 1).ip, node: sluice.name } };
+    for (const node of cluster.nodes) {
+      await startEchoServer(run, { name: pod(node, 1).name, ns: pod(node, 1).ns, tcp: [ECHO_PORT] });
+      const iperf = run.own(spawnInNetns(pod(node, 1).ns, ['iperf3', '--server', '--port', String(IPERF_PORT)], { stdio: 'ignore' }), `iperf3 server in ${pod(node, 1).name}`);
+      iperf.once('error', () => undefined); // a missing iperf3 shows as the throughput bench's failure
+    }
+    const extraPorts = [IPERF_PORT];
+    const measuredKp: MeasuredService = { name: 'measured-kp', clusterIP: KP_VIP, extraPorts, endpoint: { ip: pod(kubeProxy, 1).ip, node: kubeProxy.name } };
+    const measuredSl: MeasuredService = { name: 'measured-sl', clusterIP: SLUICE_VIP, extraPorts, endpoint: { ip: pod(sluice, 1).ip, node: sluice.name } };
     const objects = (services: number, m: MeasuredService, node: ClusterNode) => benchObjects(cluster.nodes, [m], services - 1, node.name);
 
     const work = await mkdtemp(join(tmpdir(), 'sluice-bench-connect-'));
@@ -78,28 +102,37 @@ export async function createConnectBed(backend: IptablesBackend): Promise<Connec
     await writeManifest(manifests, 'cluster.json', objects(1, measuredSl, sluice));
     const [agent] = (await clusterAgents(run, [sluice], work, manifests)) as [NodeAgent];
     await agent.start();
-    await waitProgrammed(agent, 1);
+    await waitProgrammed(agent, 1 + extraPorts.length);
 
     const cgRoot = await run.cgroup();
     const pinRoot = await run.pinDir();
-    const client = async (node: ClusterNode, cgroup: string) => TrafficClient.start(run, pod(node, 0).ns, cgroup);
-    const target = (host: string) => ({ host, port: host === SLUICE_VIP || host === KP_VIP ? 80 : ECHO_PORT, timeoutMs: 3000 });
+    const pathClient = async (path: ConnectPath, node: ClusterNode, cgroup: string, host: string): Promise<[ConnectPath, PathClient]> => {
+      const ns = pod(node, 0).ns;
+      const target = { host, port: host === SLUICE_VIP || host === KP_VIP ? 80 : ECHO_PORT, timeoutMs: 3000 };
+      return [path, { path, client: await TrafficClient.start(run, ns, cgroup), ns, cgroup, target, backend: pod(node, 1).name }];
+    };
     const paths = new Map<ConnectPath, PathClient>([
-      ['direct', { path: 'direct', client: await client(plain, await createCgroup(cgRoot, 'client-a')), target: target(pod(plain, 1).ip), backend: pod(plain, 1).name }],
-      ['kube-proxy', { path: 'kube-proxy', client: await client(kubeProxy, await createCgroup(cgRoot, 'client-b')), target: target(KP_VIP), backend: pod(kubeProxy, 1).name }],
+      await pathClient('direct', plain, await createCgroup(cgRoot, 'client-a'), pod(plain, 1).ip),
+      await pathClient('kube-proxy', kubeProxy, await createCgroup(cgRoot, 'client-b'), KP_VIP),
       // Below the agent's cgroup: its connect-time programs are inherited.
-      ['sluice-connect', { path: 'sluice-connect', client: await client(sluice, await createCgroup(agent.cgroup, 'client')), target: target(SLUICE_VIP), backend: pod(sluice, 1).name }],
-      ['sluice-tc', { path: 'sluice-tc', client: await client(sluice, await createCgroup(cgRoot, 'client-c-tc')), target: target(SLUICE_VIP), backend: pod(sluice, 1).name }],
+      await pathClient('sluice-connect', sluice, await createCgroup(agent.cgroup, 'client'), SLUICE_VIP),
+      await pathClient('sluice-tc', sluice, await createCgroup(cgRoot, 'client-c-tc'), SLUICE_VIP),
     ]);
     const bed: ConnectBed = {
       run, nodes: { plain, kubeProxy, sluice }, agent, paths, services: 1,
+      servicePorts: () => bed.services + extraPorts.length,
       apply: async (services) => {
         const kp = await kubeProxyApply(kubeProxy, objects(services, measuredKp, kubeProxy), [measuredKp], backend);
         const t0 = performance.now();
         await writeManifest(manifests, 'cluster.json', objects(services, measuredSl, sluice));
-        await waitProgrammed(agent, services);
+        await waitProgrammed(agent, services + extraPorts.length);
+        const sluiceProgrammedMs = performance.now() - t0;
         bed.services = services;
-        return { services, kubeProxyRestoreMs: kp.restoreMs, kubeProxyNatRules: kp.natRules, sluiceProgrammedMs: performance.now() - t0 };
+        const pid = agent.child?.pid ?? NaN;
+        return {
+          services, kubeProxyRestoreMs: kp.restoreMs, kubeProxyNatRules: kp.natRules, sluiceProgrammedMs,
+          sluiceRssBytes: processRssBytes(pid), sluicePeakRssBytes: processRssBytes(pid, true),
+        };
       },
       destroy: () => run.destroy(),
       leftovers: () => {

@@ -18,7 +18,7 @@
 // Any failed or misrouted connection fails the bench. One client process per path, all Node.js,
 // on the same CPUs as everything else: conn/s is the client's and the echo server's limit as much
 // as the dataplane's, the same for every path.
-import type { ConnectBed, ConnectPath } from './connect-bed.js';
+import type { ConnectBed, ConnectPath, ConnectProgramming } from './connect-bed.js';
 import { CONNECT_PATHS, createConnectBed } from './connect-bed.js';
 import { benchIptablesBackend } from './service-objects.js';
 import { distribution } from './stats.js';
@@ -51,7 +51,6 @@ export interface ConnectRow {
   perMeasurement: { p50: number; p99: number; connPerSec: number }[];
 }
 
-export interface ConnectProgramming { services: number; kubeProxyRestoreMs: number; kubeProxyNatRules: number; sluiceProgrammedMs: number }
 
 export interface ConnectResult {
   bench: 'connect';

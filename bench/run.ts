@@ -19,7 +19,8 @@
 //    100 and 1,000 backends, kernel memory per table).
 //  - connect:       bench/connect.ts (connect latency and conn/s, client pod → node → backend
 //    pod: direct, kube-proxy iptables, Sluice connect-time, Sluice TC only, at 1 to 65k services)
-//    and bench/agent-start.ts (time to settle and CPU of an agent start at 10k and 30k); a full
+//    bench/throughput.ts (iperf3 Gbit/s and CPU s/GB per path at 10k) and bench/agent-start.ts
+//    (time to settle and CPU of an agent start at 10k, 30k and 65k); a full
 //    run regenerates its part of docs/benchmarks.md and the charts (bench/report.ts).
 // Each writes .bench-results/<name>.json; the summary goes to .bench-results/summary.json.
 import { release } from 'node:os';
@@ -40,6 +41,8 @@ import type { ConnectResult } from './connect.js';
 import { formatConnect, ratio, runConnectBench } from './connect.js';
 import type { NodePortResult } from './nodeport.js';
 import { writeConnectDocs } from './report.js';
+import type { ThroughputRow } from './throughput.js';
+import { formatThroughput, measureThroughput } from './throughput.js';
 import { formatNodePort, runNodePortBench } from './nodeport.js';
 import { benchEnvironment, ms, writeResult } from './stats.js';
 import type { TcBenchRow } from './tc-datapath.js';
@@ -233,18 +236,26 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
     header(`connect: client pod → node → backend pod, ${o.connectServices.join(', ')} services`);
     await timed('connect', outcomes, async () => {
       const starts: AgentStartResult[] = [];
+      const throughput: ThroughputRow[] = [];
       connect = await runConnectBench({
         services: o.connectServices, rounds: o.connectRounds, latencyConnections: o.quick ? 50 : 200, rateSeconds: o.quick ? 1 : 2, rateWorkers: 4,
         warmupConnections: o.quick ? 10 : 50, progress: (line) => console.log(line),
         afterScale: async (bed, services) => {
-          if (!o.startServices.includes(services)) return;
-          starts.push(await measureAgentStart(bed));
-          console.log(formatAgentStart(starts.slice(-1)));
+          if (o.throughputServices.includes(services)) {
+            const rows = await measureThroughput(bed, { rounds: o.quick ? 1 : 3, seconds: o.quick ? 1 : 3 });
+            throughput.push(...rows);
+            console.log(formatThroughput(rows));
+          }
+          if (o.startServices.includes(services)) {
+            starts.push(await measureAgentStart(bed));
+            console.log(formatAgentStart(starts.slice(-1)));
+          }
         },
       });
       console.log(formatConnect(connect));
+      if (throughput.length > 0) console.log(formatThroughput(throughput));
       if (starts.length > 0) console.log(formatAgentStart(starts));
-      const report = { environment, connect, starts };
+      const report = { environment, connect, starts, throughput };
       console.log(`wrote ${await writeResult('connect', report)}`);
       const bad = connect.rows.filter((r) => r.failures + r.misrouted > 0);
       if (bad.length > 0) throw new Error(`failed or misrouted connections: ${bad.map((r) => `${r.path}/${r.services}: ${r.failures} failed, ${r.misrouted} misrouted`).join('; ')}`);

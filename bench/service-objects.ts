@@ -19,23 +19,26 @@ export interface MeasuredService {
   name: string;
   clusterIP: string;
   nodePort?: number;
+  /** More TCP ports beside http 80 → ECHO_PORT, each to the same port number (e.g. iperf3's). */
+  extraPorts?: number[];
   /** Its one endpoint: a pod running an echo server. */
   endpoint: { ip: string; node: string };
 }
 
-function service(name: string, clusterIP: string, endpoint: { ip: string; node: string }, nodePort?: number): unknown[] {
+function service(name: string, clusterIP: string, endpoint: { ip: string; node: string }, nodePort?: number, extraPorts: readonly number[] = []): unknown[] {
+  const extra = extraPorts.map((port) => ({ name: `p${port}`, port, protocol: 'TCP' }));
   return [
     {
       apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: BENCH_NS },
       spec: {
         type: nodePort ? 'NodePort' : 'ClusterIP', clusterIP, clusterIPs: [clusterIP], ipFamilies: ['IPv4'],
-        ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: ECHO_PORT, ...(nodePort ? { nodePort } : {}) }],
+        ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: ECHO_PORT, ...(nodePort ? { nodePort } : {}) }, ...extra.map((p) => ({ ...p, targetPort: p.port }))],
       },
     },
     {
       apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
       metadata: { name: `${name}-1`, namespace: BENCH_NS, labels: { 'kubernetes.io/service-name': name } },
-      addressType: 'IPv4', ports: [{ name: 'http', port: ECHO_PORT, protocol: 'TCP' }],
+      addressType: 'IPv4', ports: [{ name: 'http', port: ECHO_PORT, protocol: 'TCP' }, ...extra],
       endpoints: [{ addresses: [endpoint.ip], nodeName: endpoint.node, conditions: { ready: true, serving: true, terminating: false } }],
     },
   ];
@@ -54,7 +57,7 @@ export function benchObjects(nodes: readonly ClusterNode[], measured: readonly M
   for (let i = 1; i <= fillers; i++) {
     out.push(...service(`filler-${i}`, `10.${97 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, { ip: `10.${128 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, node: fillerNode }));
   }
-  for (const m of measured) out.push(...service(m.name, m.clusterIP, m.endpoint, m.nodePort));
+  for (const m of measured) out.push(...service(m.name, m.clusterIP, m.endpoint, m.nodePort, m.extraPorts));
   return out;
 }
 

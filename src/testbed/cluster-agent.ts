@@ -108,7 +108,7 @@ export class NodeAgent {
   async removeDataplane(): Promise<void> {
     if (!existsSync(this.pinDir)) return;
     await runCommand(netnsArgv(this.node.ns, [process.execPath, AGENT_JS, 'cleanup', '--pin-dir', this.pinDir, '--cgroup', this.cgroup,
-      '--interfaces', `veth${this.run.prefix}*`, '--host-interfaces', NODE_UPLINK, '--cleanup-drain', '0s', '--log-level', 'warn']), { allowFailure: true, timeoutMs: 30_000 });
+      '--interfaces', `veth${this.run.prefix}*`, '--host-interfaces', NODE_UPLINK, '--cleanup-drain', '0s', '--log-level', 'warn']), { allowFailure: true, timeoutMs: 180_000 });
   }
 
   tail(n = 15): string {
