@@ -147,15 +147,44 @@ export function ratio(rows: readonly ConnectRow[], services: number, path: Conne
   return a && b ? a[field] / b[field] : NaN;
 }
 
+/** A path's p50 in round r (direct: the mean of its two measurements of that round). */
+function roundP50(row: ConnectRow, r: number): number {
+  if (row.path !== 'direct') return row.perMeasurement[r]?.p50 ?? NaN;
+  const a = row.perMeasurement[2 * r]?.p50 ?? NaN;
+  const b = row.perMeasurement[2 * r + 1]?.p50 ?? NaN;
+  return (a + b) / 2;
+}
+
+/**
+ * The paired ratio: per round, `path`'s p50 over `base`'s p50 of the same round, then the median
+ * over rounds. The machine's load drifts over minutes (a path's p50 swings 10× between rounds);
+ * paths measured within one round meet about the same load, so their ratio is steadier than the
+ * ratio of medians.
+ */
+export function pairedRatio(rows: readonly ConnectRow[], services: number, path: ConnectPath, base: ConnectPath): number {
+  const a = rows.find((r) => r.services === services && r.path === path);
+  const b = rows.find((r) => r.services === services && r.path === base);
+  if (!a || !b) return NaN;
+  const rounds = a.path === 'direct' ? a.perMeasurement.length / 2 : a.perMeasurement.length;
+  return distribution(Array.from({ length: rounds }, (_, r) => roundP50(a, r) / roundP50(b, r)).filter(Number.isFinite)).p50;
+}
+
+/** The lowest per-round p50 of a path: its figure in the quietest round. */
+export function bestRoundP50(row: ConnectRow): number {
+  const rounds = row.path === 'direct' ? row.perMeasurement.length / 2 : row.perMeasurement.length;
+  return Math.min(...Array.from({ length: rounds }, (_, r) => roundP50(row, r)));
+}
+
 export function formatConnect(r: ConnectResult): string {
   const o = r.options;
-  const head = `${'services'.padStart(8)}  ${'path'.padEnd(14)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'conn/s'.padStart(7)} ${'p50/direct'.padStart(10)} ${'p50/kube-proxy'.padStart(14)} ${'failed'.padStart(6)}`;
+  const head = `${'services'.padStart(8)}  ${'path'.padEnd(14)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'conn/s'.padStart(7)} ${'p50/direct'.padStart(10)} ${'p50/kube-proxy'.padStart(14)} ${'paired/direct'.padStart(13)} ${'paired/kp'.padStart(9)} ${'failed'.padStart(6)}`;
   return [
     `client pod → node → backend pod, short TCP connections; medians of ${o.rounds} interleaved rounds (direct twice a round); ` +
       `${o.latencyConnections} sequential connections for latency, ${o.rateWorkers} workers × ${o.rateSeconds} s for rate; iptables-${r.iptablesBackend}`,
     head,
     ...r.rows.map((x) => [String(x.services).padStart(8), ` ${x.path.padEnd(14)}`, x.latencyP50Ms.toFixed(3).padStart(7), x.latencyP99Ms.toFixed(3).padStart(7),
       x.connPerSec.toFixed(0).padStart(7), `${ratio(r.rows, x.services, x.path, 'direct').toFixed(2)}×`.padStart(10),
-      `${ratio(r.rows, x.services, x.path, 'kube-proxy').toFixed(2)}×`.padStart(14), String(x.failures + x.misrouted).padStart(6)].join(' ')),
+      `${ratio(r.rows, x.services, x.path, 'kube-proxy').toFixed(2)}×`.padStart(14), `${pairedRatio(r.rows, x.services, x.path, 'direct').toFixed(2)}×`.padStart(13),
+      `${pairedRatio(r.rows, x.services, x.path, 'kube-proxy').toFixed(2)}×`.padStart(9), String(x.failures + x.misrouted).padStart(6)].join(' ')),
   ].join('\n');
 }

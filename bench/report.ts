@@ -10,7 +10,7 @@ import { fromPackageRoot } from '../src/bpf/native.js';
 import type { AgentStartResult } from './agent-start.js';
 import { latencyChart, rateChart, throughputChart } from './charts.js';
 import type { ConnectResult } from './connect.js';
-import { ratio } from './connect.js';
+import { bestRoundP50, pairedRatio, ratio } from './connect.js';
 import type { BenchEnvironment } from './stats.js';
 import type { ThroughputRow } from './throughput.js';
 
@@ -45,12 +45,16 @@ export function connectMarkdown(r: ConnectReport): string {
     '![connect latency vs services](bench/connect-latency.svg)',
     '![connections per second vs services](bench/connect-rate.svg)',
     '',
-    '| services | path | p50 ms | p99 ms | conn/s | p50 / direct | p50 / kube-proxy | p99 / kube-proxy | conn/s / kube-proxy | failed |',
-    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    'Columns: medians over the rounds (p50, p99, conn/s); *paired* ratios — per round, the path\'s p50 over the base path\'s p50 of the same round, median over rounds ' +
+      '(the steadier comparison when the load drifts between rounds); the *quietest round*\'s p50; ratios of the medians.',
+    '',
+    '| services | path | p50 ms | p99 ms | conn/s | p50 / direct, paired | p50 / kube-proxy, paired | p50, quietest round | p50 / direct | p50 / kube-proxy | p99 / kube-proxy | conn/s / kube-proxy | failed |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const n of scales) {
     for (const x of c.rows.filter((y) => y.services === n)) {
       out.push(`| ${n} | ${NAMES[x.path] ?? x.path} | ${f2(x.latencyP50Ms)} | ${f2(x.latencyP99Ms)} | ${x.connPerSec.toFixed(0)} | ` +
+        `${f2(pairedRatio(c.rows, n, x.path, 'direct'))}× | ${f2(pairedRatio(c.rows, n, x.path, 'kube-proxy'))}× | ${f2(bestRoundP50(x))} | ` +
         `${f2(ratio(c.rows, n, x.path, 'direct'))}× | ${f2(ratio(c.rows, n, x.path, 'kube-proxy'))}× | ${f2(ratio(c.rows, n, x.path, 'kube-proxy', 'latencyP99Ms'))}× | ` +
         `${f2(ratio(c.rows, n, x.path, 'kube-proxy', 'connPerSec'))}× | ${x.failures + x.misrouted} |`);
     }
@@ -61,7 +65,7 @@ export function connectMarkdown(r: ConnectReport): string {
   if (tp.length > 0) {
     const direct = tp.find((x) => x.path === 'direct');
     const kp = tp.find((x) => x.path === 'kube-proxy');
-    out.push('', `**Throughput** (bench/throughput.ts): one iperf3 TCP stream per measurement, ${tp[0]?.perMeasurement.length ?? 0} measurements per path ` +
+    out.push('', `**Throughput** (bench/throughput.ts): one iperf3 TCP stream per measurement, ${tp.find((x) => x.path !== 'direct')?.perMeasurement.length ?? 0} measurements per path ` +
       `(direct ${tp.find((x) => x.path === 'direct')?.perMeasurement.length ?? 0}), at ${tp[0]?.services} services; CPU = the whole machine's busy time per GB received ` +
       '(includes everything else the shared machine ran meanwhile).', '', '![throughput and CPU per GB by path](bench/connect-throughput.svg)', '',
       '| path | Gbit/s | / direct | / kube-proxy | machine CPU s/GB | iperf3 CPU % sender / receiver | retransmits |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
