@@ -2,7 +2,7 @@
 // Flags win over environment variables, which win over the defaults (--quick picks smaller ones).
 import { parseArgs } from 'node:util';
 
-export const BENCH_NAMES = ['control-plane', 'agent', 'tc-datapath', 'iptables', 'flows', 'nodeport', 'maglev'] as const;
+export const BENCH_NAMES = ['control-plane', 'agent', 'tc-datapath', 'iptables', 'flows', 'nodeport', 'maglev', 'connect'] as const;
 export type BenchName = (typeof BENCH_NAMES)[number];
 
 export interface BenchOptions {
@@ -21,6 +21,14 @@ export interface BenchOptions {
   nodeportServices: number[];
   /** Interleaved rounds of the NodePort bench (figures are medians over them). */
   nodeportRounds: number;
+  /** Service counts of the connect bench. */
+  connectServices: number[];
+  /** Interleaved rounds of the connect bench. */
+  connectRounds: number;
+  /** Service counts at which the connect bench also times agent starts (a subset of connectServices). */
+  startServices: number[];
+  /** Scales at which the connect bench also measures iperf3 throughput (a subset of connectServices). */
+  throughputServices: number[];
   /** Measure the control plane in this process instead of a fresh child (RSS then includes the harness). */
   inProcess: boolean;
   /** Skip the iptables-restore comparison inside the control-plane bench. */
@@ -41,6 +49,10 @@ export const USAGE = `usage: npm run bench -- [options]
   --iptables-services LIST  extra sizes of the iptables-restore series (default 1000,2500,5000; quick 100,500)
   --nodeport-services LIST  service counts of the NodePort bench (default 1,1000,10000; quick 1,1000)
   --nodeport-rounds N interleaved rounds of the NodePort bench (default 5, quick 3)
+  --connect-services LIST  service counts of the connect bench (default 1,1000,10000,30000,65000; quick 1,1000)
+  --connect-rounds N  interleaved rounds of the connect bench (default 5, quick 2)
+  --start-services LIST  scales at which the connect bench times agent starts (default 10000,30000,65000; quick none)
+  --throughput-services LIST  scales at which the connect bench measures iperf3 throughput (default 10000; quick 1)
   --in-process        measure the control plane in this process (RSS then includes the harness)
   --no-iptables       control-plane bench without the iptables-restore comparison
   -h, --help          this text
@@ -84,6 +96,10 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
         'iptables-services': { type: 'string' },
         'nodeport-services': { type: 'string' },
         'nodeport-rounds': { type: 'string' },
+        'connect-services': { type: 'string' },
+        'connect-rounds': { type: 'string' },
+        'start-services': { type: 'string' },
+        'throughput-services': { type: 'string' },
         'in-process': { type: 'boolean' },
         'no-iptables': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -115,6 +131,11 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
       : intList('--iptables-services', parsed['iptables-services']),
     nodeportServices: parsed['nodeport-services'] === undefined ? (quick ? [1, 1_000] : [1, 1_000, 10_000]) : intList('--nodeport-services', parsed['nodeport-services']),
     nodeportRounds: parsed['nodeport-rounds'] === undefined ? (quick ? 3 : 5) : positiveInt('--nodeport-rounds', parsed['nodeport-rounds'], 100),
+    connectServices: parsed['connect-services'] === undefined ? (quick ? [1, 1_000] : [1, 1_000, 10_000, 30_000, 65_000])
+      : intList('--connect-services', parsed['connect-services']).map((n) => positiveInt('--connect-services', String(n), 65_536)),
+    connectRounds: parsed['connect-rounds'] === undefined ? (quick ? 2 : 5) : positiveInt('--connect-rounds', parsed['connect-rounds'], 100),
+    startServices: parsed['start-services'] === undefined ? (quick ? [] : [10_000, 30_000, 65_000]) : intList('--start-services', parsed['start-services']),
+    throughputServices: parsed['throughput-services'] === undefined ? (quick ? [1] : [10_000]) : intList('--throughput-services', parsed['throughput-services']),
     inProcess: parsed['in-process'] ?? false,
     noIptables: parsed['no-iptables'] ?? false,
     help: parsed.help ?? false,

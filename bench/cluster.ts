@@ -66,7 +66,15 @@ export function replacementIP(c: number): string {
   return `10.${64 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
 }
 
+/**
+ * SLUICE_BENCH_PORTS=single: every Service one named port (http 80 → 8080), so N Services make N
+ * service ports — the shape for filling the maps to their size (65,536 frontends, 262,144 backend
+ * slots: the scale run in docs/benchmarks.md).
+ */
+const singlePort = (): boolean => process.env['SLUICE_BENCH_PORTS'] === 'single';
+
 export function portsOf(i: number): PortShape[] {
+  if (singlePort()) return [HTTP];
   if (i % 100 === 1) {
     return [
       { name: 'dns', port: 53, targetPort: 53, protocol: 'UDP' },

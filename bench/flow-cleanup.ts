@@ -11,14 +11,12 @@
 // the flows of the endpoint to remove. Timings are medians of ROUNDS; every UDP round checks that
 // exactly the planted entries went.
 import { performance } from 'node:perf_hooks';
-import { openBpfObject } from '../src/bpf/loader.js';
-import { fromPackageRoot, loadNative } from '../src/bpf/native.js';
 import type { CtKey4, CtValue4 } from '../src/bpf/sluice-structs.js';
-import { allStructCodecs, CT_TYPE, IPPROTO } from '../src/bpf/sluice-structs.js';
+import { CT_TYPE, IPPROTO } from '../src/bpf/sluice-structs.js';
 import { cleanUpFlows } from '../src/dataplane/flow-cleanup.js';
 import { openPinnedTables } from '../src/dataplane/native-tables.js';
 import type { ServiceTables } from '../src/dataplane/tables.js';
-import { TestbedRun } from '../src/testbed/run.js';
+import { withPinnedTc } from './pinned-tc.js';
 import { distribution, ms } from './stats.js';
 
 export const FLOW_SIZES = [10_000, 100_000, 500_000];
@@ -88,20 +86,12 @@ function measureSize(tables: ServiceTables, n: number): FlowCleanupRow {
 }
 
 export async function measureFlowCleanup(sizes: readonly number[] = FLOW_SIZES): Promise<FlowCleanupRow[]> {
-  const native = loadNative();
-  const run = await TestbedRun.start();
-  run.handleProcessEvents();
-  try {
-    const pinDir = await run.pinDir();
-    const obj = await openBpfObject(fromPackageRoot('dist', 'bpf', 'tc.bpf.o'), { pinRoot: pinDir, codecs: allStructCodecs, addon: native });
-    run.cleanup.add('tc object', () => obj.close());
+  return withPinnedTc(({ run, native, pinDir }) => {
     const pinned = openPinnedTables(native, pinDir);
     run.cleanup.add('pinned tables', () => pinned.close());
     const max = pinned.tables.ct.maxEntries;
     return sizes.map((n) => measureSize(pinned.tables, Math.min(n, max - 2 * PLANTED_FLOWS)));
-  } finally {
-    await run.destroy();
-  }
+  });
 }
 
 export function formatFlowCleanup(rows: readonly FlowCleanupRow[]): string {

@@ -14,14 +14,12 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { openBpfObject } from '../src/bpf/loader.js';
-import { fromPackageRoot, loadNative } from '../src/bpf/native.js';
-import { allStructCodecs, IPPROTO, MAGLEV } from '../src/bpf/sluice-structs.js';
+import { IPPROTO, MAGLEV } from '../src/bpf/sluice-structs.js';
 import { buildMaglevTable, maglevDisruption, maglevFlowHash, slotCounts } from '../src/dataplane/maglev-table.js';
 import { maglevChunks } from '../src/dataplane/maglev-writer.js';
 import { NativeTable } from '../src/dataplane/native-tables.js';
 import { maglevTableSpec } from '../src/dataplane/table-specs.js';
-import { TestbedRun } from '../src/testbed/run.js';
+import { withPinnedTc } from './pinned-tc.js';
 import { distribution, ms } from './stats.js';
 
 const BACKENDS = [100, 1000];
@@ -111,13 +109,7 @@ function memlock(path: string): number {
 }
 
 export async function measureMaglevMap(): Promise<MaglevMapCost[]> {
-  const native = loadNative();
-  const run = await TestbedRun.start();
-  run.handleProcessEvents();
-  try {
-    const pinDir = await run.pinDir();
-    const obj = await openBpfObject(fromPackageRoot('dist', 'bpf', 'tc.bpf.o'), { pinRoot: pinDir, codecs: allStructCodecs, addon: native });
-    run.cleanup.add('tc object', () => obj.close());
+  return withPinnedTc(({ pinDir, obj }) => {
     const map = new NativeTable(obj.map('sl_maglev4'), maglevTableSpec());
     const path = join(pinDir, 'sl_maglev4');
     const out: MaglevMapCost[] = [];
@@ -142,9 +134,7 @@ export async function measureMaglevMap(): Promise<MaglevMapCost[]> {
       for (let id = 1; id <= TABLES; id++) map.deleteMany(Array.from({ length: chunks }, (_, chunk) => ({ backend_id: id, chunk })));
     }
     return out;
-  } finally {
-    await run.destroy();
-  }
+  });
 }
 
 const pct = (a: number, b: number): string => `${((a / b) * 100).toFixed(2)}%`;

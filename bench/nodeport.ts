@@ -24,19 +24,17 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { computeDesiredState } from '../src/model/desired-state.js';
-import type { ModelInput } from '../src/model/types.js';
 import { createCgroup } from '../src/testbed/cgroup.js';
 import { createCluster } from '../src/testbed/cluster.js';
 import type { Cluster } from '../src/testbed/cluster.js';
 import { clusterAgents, writeManifest } from '../src/testbed/cluster-agent.js';
 import type { NodeAgent } from '../src/testbed/cluster-agent.js';
 import { startEchoServer } from '../src/testbed/echo.js';
-import { iptablesRestore } from '../src/testbed/iptables.js';
 import type { IptablesBackend } from '../src/testbed/iptables.js';
-import { kubeProxyRules } from '../src/testbed/kube-proxy-rules.js';
 import { TestbedRun } from '../src/testbed/run.js';
 import { TrafficClient } from '../test/traffic/traffic-client.js';
+import type { MeasuredService } from './service-objects.js';
+import { benchIptablesBackend, benchObjects, ECHO_PORT, kubeProxyApply, waitProgrammed } from './service-objects.js';
 import { distribution } from './stats.js';
 
 export type Dataplane = 'sluice' | 'kube-proxy';
@@ -77,9 +75,6 @@ export interface NodePortResult {
   rows: NodePortRow[];
 }
 
-const NS = 'bench';
-const ECHO = 8080;
-const POD_CIDR = '10.244.0.0/16';
 const MEASURED = [
   { name: 'np-local', nodePort: 30011, clusterIP: '10.96.0.11', place: 'local' as const },
   { name: 'np-remote', nodePort: 30012, clusterIP: '10.96.0.12', place: 'remote' as const },
@@ -88,44 +83,16 @@ const MEASURED = [
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]) => distribution(xs).p50;
 
-function objects(c: Cluster, services: number): unknown[] {
+function measuredServices(c: Cluster): MeasuredService[] {
   const [nodeA, nodeB] = c.nodes as [Cluster['nodes'][0], Cluster['nodes'][0]];
-  const out: unknown[] = c.nodes.map((n) => ({
-    apiVersion: 'v1', kind: 'Node', metadata: { name: n.name },
-    status: { addresses: [{ type: 'InternalIP', address: n.ip }, { type: 'Hostname', address: n.name }] },
-  }));
-  const svc = (name: string, clusterIP: string, endpoint: { ip: string; node: string }, nodePort?: number) => {
-    out.push({
-      apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: NS },
-      spec: {
-        type: nodePort ? 'NodePort' : 'ClusterIP', clusterIP, clusterIPs: [clusterIP], ipFamilies: ['IPv4'],
-        ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: ECHO, ...(nodePort ? { nodePort } : {}) }],
-      },
-    });
-    out.push({
-      apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
-      metadata: { name: `${name}-1`, namespace: NS, labels: { 'kubernetes.io/service-name': name } },
-      addressType: 'IPv4', ports: [{ name: 'http', port: ECHO, protocol: 'TCP' }],
-      endpoints: [{ addresses: [endpoint.ip], nodeName: endpoint.node, conditions: { ready: true, serving: true, terminating: false } }],
-    });
-  };
-  for (const m of MEASURED) {
+  return MEASURED.map((m) => {
     const node = m.place === 'local' ? nodeA : nodeB;
-    svc(m.name, m.clusterIP, { ip: (node.pods[0] as { ip: string }).ip, node: node.name }, m.nodePort);
-  }
-  // Fillers: ClusterIPs in 10.97.0.0/16 and on, endpoints (never contacted) in 10.128.0.0/9.
-  for (let i = 1; i < services; i++) {
-    svc(`filler-${i}`, `10.${97 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, { ip: `10.${128 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, node: nodeB.name });
-  }
-  return out;
+    return { name: m.name, clusterIP: m.clusterIP, nodePort: m.nodePort, endpoint: { ip: (node.pods[0] as { ip: string }).ip, node: node.name } };
+  });
 }
 
-function modelInput(objs: unknown[], nodeName: string): ModelInput {
-  const of = (kind: string) => objs.filter((o) => (o as { kind: string }).kind === kind);
-  return {
-    services: of('Service') as ModelInput['services'], endpointSlices: of('EndpointSlice') as ModelInput['endpointSlices'],
-    nodes: of('Node') as ModelInput['nodes'], nodeName, config: { families: ['IPv4'], nodePortAddresses: [], serviceProxyName: '' },
-  };
+function objects(c: Cluster, services: number): unknown[] {
+  return benchObjects(c.nodes, measuredServices(c), services - 1, (c.nodes[1] as Cluster['nodes'][0]).name);
 }
 
 interface Bed {
@@ -144,7 +111,7 @@ async function createBed(dataplane: Dataplane, backend: IptablesBackend): Promis
   run.handleProcessEvents(); // SIGINT/SIGTERM: both beds are removed before the process exits
   try {
     const cluster = await createCluster(run, { nodes: [['web-a0'], ['web-b0']], clients: 1 });
-    for (const node of cluster.nodes) for (const p of node.pods) await startEchoServer(run, { name: p.name, ns: p.ns, tcp: [ECHO] });
+    for (const node of cluster.nodes) for (const p of node.pods) await startEchoServer(run, { name: p.name, ns: p.ns, tcp: [ECHO_PORT] });
     const client = await TrafficClient.start(run, (cluster.clients[0] as Cluster['clients'][0]).ns, await createCgroup(await run.cgroup(), 'client'));
     if (dataplane === 'kube-proxy') {
       return {
@@ -152,10 +119,7 @@ async function createBed(dataplane: Dataplane, backend: IptablesBackend): Promis
         snatPortDrops: async () => 0,
         apply: async (services) => {
           const objs = objects(cluster, services);
-          for (const node of cluster.nodes) {
-            const rules = kubeProxyRules(computeDesiredState(modelInput(objs, node.name)).state, { clusterCidr: POD_CIDR, nodeIp: node.ip });
-            await iptablesRestore(node.ns, rules.text, backend, { flush: true });
-          }
+          for (const node of cluster.nodes) await kubeProxyApply(node, objs, measuredServices(cluster), backend);
         },
       };
     }
@@ -185,16 +149,6 @@ async function createBed(dataplane: Dataplane, backend: IptablesBackend): Promis
   }
 }
 
-async function waitProgrammed(agent: NodeAgent, servicePorts: number): Promise<void> {
-  const deadline = Date.now() + 300_000;
-  for (;;) {
-    const st = await agent.ctl<{ sync: { state: string; servicePortsProgrammed: number } }>(['status']).catch(() => undefined);
-    if (st?.sync.state === 'synced' && st.sync.servicePortsProgrammed === servicePorts) return;
-    if (Date.now() > deadline) throw new Error(`${agent.node.name}: ${servicePorts} service ports not programmed after 300 s (${JSON.stringify(st?.sync)}):\n${agent.tail()}`);
-    await pause(250);
-  }
-}
-
 interface RoundSample { p50: number; p99: number; connPerSec: number; failures: number; misrouted: number }
 
 async function measure(bed: Bed, place: BackendPlace, o: NodePortOptions): Promise<RoundSample> {
@@ -218,7 +172,7 @@ async function measure(bed: Bed, place: BackendPlace, o: NodePortOptions): Promi
 /** Runs the whole NodePort bench (needs root and a built tree). */
 export async function runNodePortBench(o: NodePortOptions): Promise<NodePortResult> {
   const say = o.progress ?? (() => undefined);
-  const backend: IptablesBackend = process.env['SLUICE_IPTABLES_RESTORE'] === 'iptables-nft-restore' ? 'nft' : 'legacy';
+  const backend = benchIptablesBackend();
   const beds: Bed[] = [];
   const rows: NodePortRow[] = [];
   try {

@@ -17,6 +17,11 @@
 //    client, backend on the node and on another, Sluice against kube-proxy-shaped iptables).
 //  - maglev:        bench/maglev.ts (Maglev table build time, flows moved by a backend change at
 //    100 and 1,000 backends, kernel memory per table).
+//  - connect:       bench/connect.ts (connect latency and conn/s, client pod → node → backend
+//    pod: direct, kube-proxy iptables, Sluice connect-time, Sluice TC only, at 1 to 65k services)
+//    bench/throughput.ts (iperf3 Gbit/s and CPU s/GB per path at 10k) and bench/agent-start.ts
+//    (time to settle and CPU of an agent start at 10k, 30k and 65k); a full
+//    run regenerates its part of docs/benchmarks.md and the charts (bench/report.ts).
 // Each writes .bench-results/<name>.json; the summary goes to .bench-results/summary.json.
 import { release } from 'node:os';
 import { loadNative } from '../src/bpf/native.js';
@@ -30,7 +35,14 @@ import { formatFlowCleanup, measureFlowCleanup } from './flow-cleanup.js';
 import { formatMaglev, measureMaglevMap, measureMaglevTables } from './maglev.js';
 import type { IptablesResult } from './iptables-restore.js';
 import { measureIptablesRestore } from './iptables-restore.js';
+import type { AgentStartResult } from './agent-start.js';
+import { formatAgentStart, measureAgentStart } from './agent-start.js';
+import type { ConnectResult } from './connect.js';
+import { formatConnect, ratio, runConnectBench } from './connect.js';
 import type { NodePortResult } from './nodeport.js';
+import { writeConnectDocs } from './report.js';
+import type { ThroughputRow } from './throughput.js';
+import { formatThroughput, measureThroughput } from './throughput.js';
 import { formatNodePort, runNodePortBench } from './nodeport.js';
 import { benchEnvironment, ms, writeResult } from './stats.js';
 import type { TcBenchRow } from './tc-datapath.js';
@@ -80,7 +92,7 @@ function formatIptables(rows: IptablesResult[]): string {
 }
 
 function summary(cp: ControlPlaneResult | undefined, agent: AgentScaleResult | undefined, tc: TcBenchRow[] | undefined, ipt: IptablesResult[] | undefined,
-  np: NodePortResult | undefined, outcomes: Outcome[]): string {
+  np: NodePortResult | undefined, connect: ConnectResult | undefined, outcomes: Outcome[]): string {
   const lines: string[] = [];
   const goal = (label: string, value: string, target: string, met: boolean) =>
     lines.push(`${label.padEnd(44)}${value.padStart(12)}   goal ${target.padEnd(10)} ${met ? 'met' : 'MISSED'}`);
@@ -122,6 +134,12 @@ function summary(cp: ControlPlaneResult | undefined, agent: AgentScaleResult | u
       const s = at('sluice');
       const k = at('kube-proxy');
       if (s && k) lines.push(`${`NodePort ${backend} p50, ${hi} svc: sluice/kube-proxy`.padEnd(44)}${`${s.latencyP50Ms.toFixed(2)} / ${k.latencyP50Ms.toFixed(2)} ms`.padStart(16)}`);
+    }
+  }
+  if (connect) {
+    const hi = Math.max(...connect.rows.map((r) => r.services));
+    for (const path of ['sluice-connect', 'sluice-tc', 'kube-proxy'] as const) {
+      lines.push(`${`connect p50 / direct, ${hi} svc: ${path}`.padEnd(44)}${`${ratio(connect.rows, hi, path, 'direct').toFixed(2)}×`.padStart(12)}`);
     }
   }
   for (const o of outcomes) lines.push(`${`${o.name}`.padEnd(44)}${`${o.seconds.toFixed(0)} s`.padStart(12)}   ${o.ok ? 'ok' : `FAILED: ${o.error ?? ''}`}`);
@@ -213,8 +231,41 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
     });
   }
 
+  let connect: ConnectResult | undefined;
+  if (o.only.includes('connect')) {
+    header(`connect: client pod → node → backend pod, ${o.connectServices.join(', ')} services`);
+    await timed('connect', outcomes, async () => {
+      const starts: AgentStartResult[] = [];
+      const throughput: ThroughputRow[] = [];
+      connect = await runConnectBench({
+        services: o.connectServices, rounds: o.connectRounds, latencyConnections: o.quick ? 50 : 200, rateSeconds: o.quick ? 1 : 2, rateWorkers: 4,
+        warmupConnections: o.quick ? 10 : 50, progress: (line) => console.log(line),
+        afterScale: async (bed, services) => {
+          if (o.throughputServices.includes(services)) {
+            const rows = await measureThroughput(bed, { rounds: o.quick ? 1 : 3, seconds: o.quick ? 1 : 3 });
+            throughput.push(...rows);
+            console.log(formatThroughput(rows));
+          }
+          if (o.startServices.includes(services)) {
+            starts.push(await measureAgentStart(bed));
+            console.log(formatAgentStart(starts.slice(-1)));
+          }
+        },
+      });
+      console.log(formatConnect(connect));
+      if (throughput.length > 0) console.log(formatThroughput(throughput));
+      if (starts.length > 0) console.log(formatAgentStart(starts));
+      const report = { environment, connect, starts, throughput };
+      console.log(`wrote ${await writeResult('connect', report)}`);
+      const bad = connect.rows.filter((r) => r.failures + r.misrouted > 0);
+      if (bad.length > 0) throw new Error(`failed or misrouted connections: ${bad.map((r) => `${r.path}/${r.services}: ${r.failures} failed, ${r.misrouted} misrouted`).join('; ')}`);
+      if (connect.leftovers.length > 0) throw new Error(`the bed left ${connect.leftovers.join(', ')}`);
+      if (!o.quick) for (const f of await writeConnectDocs(report)) console.log(`wrote ${f}`);
+    });
+  }
+
   header('summary');
-  console.log(summary(cp, agent, tc, ipt, np, outcomes));
+  console.log(summary(cp, agent, tc, ipt, np, connect, outcomes));
   const path = await writeResult('summary', {
     environment, options: o, outcomes,
     controlPlane: cp ? { coldStartMs: cp.coldStart.totalMs, changeP50Ms: cp.changes.latencyMs.p50, changeP99Ms: cp.changes.latencyMs.p99,
@@ -223,6 +274,7 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
     tcDatapath: tc ?? null,
     iptables: ipt ?? null,
     nodeport: np?.rows ?? null,
+    connect: connect?.rows ?? null,
   });
   console.log(`wrote ${path}`);
   // Missed goals are results, not failures; a bench that could not run is a failure.

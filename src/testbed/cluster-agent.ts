@@ -100,6 +100,17 @@ export class NodeAgent {
     }
   }
 
+  /**
+   * `sluice-agent cleanup` for this node (the agent stopped first): links, TC filters and pins
+   * removed, as an uninstall does. No drain: the bed's traffic is over (or, in a bench's cold
+   * start, meant to stop).
+   */
+  async removeDataplane(): Promise<void> {
+    if (!existsSync(this.pinDir)) return;
+    await runCommand(netnsArgv(this.node.ns, [process.execPath, AGENT_JS, 'cleanup', '--pin-dir', this.pinDir, '--cgroup', this.cgroup,
+      '--interfaces', `veth${this.run.prefix}*`, '--host-interfaces', NODE_UPLINK, '--cleanup-drain', '0s', '--log-level', 'warn']), { allowFailure: true, timeoutMs: 180_000 });
+  }
+
   tail(n = 15): string {
     return [...this.logs.slice(-n).map((l) => JSON.stringify(l)), this.stderr.trim()].filter(Boolean).join('\n');
   }
@@ -145,11 +156,7 @@ export async function clusterAgents(run: TestbedRun, nodes: readonly ClusterNode
   // once (each is a Node process start and a few detaches: seconds on a loaded machine). No
   // drain: the bed's traffic is over, and 5 s waits would only lengthen every run.
   run.cleanup.add(`sluice-agent cleanup ${nodes.map((n) => n.name).join(', ')}`, async () => {
-    await Promise.all(agents.map(async (agent) => {
-      if (!existsSync(agent.pinDir)) return;
-      await runCommand(netnsArgv(agent.node.ns, [process.execPath, AGENT_JS, 'cleanup', '--pin-dir', agent.pinDir, '--cgroup', agent.cgroup,
-        '--interfaces', `veth${run.prefix}*`, '--host-interfaces', NODE_UPLINK, '--cleanup-drain', '0s', '--log-level', 'warn']), { allowFailure: true, timeoutMs: 30_000 });
-    }));
+    await Promise.all(agents.map((agent) => agent.removeDataplane()));
   });
   return agents;
 }

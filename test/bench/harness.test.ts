@@ -10,6 +10,15 @@ import { ClusterState, portsOf } from '../../bench/cluster.js';
 import type { ControlPlaneMeasurement } from '../../bench/control-plane.js';
 import { checkSanity, formatControlPlane, judgedRss, runControlPlaneBench } from '../../bench/control-plane.js';
 import { distribution, percentile } from '../../bench/stats.js';
+import type { AgentStartResult } from '../../bench/agent-start.js';
+import { measureAgentStart } from '../../bench/agent-start.js';
+import { CONNECT_PATHS } from '../../bench/connect-bed.js';
+import { formatConnect, roundOrder, runConnectBench } from '../../bench/connect.js';
+import { latencyChart } from '../../bench/charts.js';
+import type { ThroughputRow } from '../../bench/throughput.js';
+import { measureThroughput } from '../../bench/throughput.js';
+import { BEGIN, connectMarkdown, END, spliceGenerated } from '../../bench/report.js';
+import { benchEnvironment } from '../../bench/stats.js';
 import { requirePrivileges } from '../helpers/privileges.js';
 
 const SERVICES = 50;
@@ -38,7 +47,10 @@ t.test('bench options', async (t) => {
   t.match(parseBenchOptions(['--services', '300'], { SLUICE_BENCH_SERVICES: '20', SLUICE_BENCH_ENDPOINTS: '3' }), { services: 300, endpoints: 3 },
     'flags win over the environment');
   t.match(parseBenchOptions(['--only', 'iptables,control-plane'], {}), { only: ['iptables', 'control-plane'] });
-  for (const bad of [['--services', '0'], ['--services', '1e3'], ['--endpoints', '101'], ['--only', 'nope'], ['--frobnicate']]) {
+  t.match(parseBenchOptions([], {}), { connectServices: [1, 1_000, 10_000, 30_000, 65_000], connectRounds: 5, startServices: [10_000, 30_000, 65_000] });
+  t.match(parseBenchOptions(['--quick'], {}), { connectServices: [1, 1_000], connectRounds: 2, startServices: [] });
+  t.throws(() => parseBenchOptions(['--connect-services', '70000'], {}), { name: 'UsageError' }, 'more services than the maps hold');
+  for (const bad of [['--connect-rounds', '0'], ['--services', '0'], ['--services', '1e3'], ['--endpoints', '101'], ['--only', 'nope'], ['--frobnicate']]) {
     t.throws(() => parseBenchOptions(bad, {}), { name: 'UsageError' }, bad.join(' '));
   }
 });
@@ -132,4 +144,74 @@ t.test('control-plane bench at tiny scale, in-process', async (t) => {
 t.test('control-plane bench at tiny scale, in a fresh child (plain JS)', async (t) => {
   if (!(await requirePrivileges(t))) return;
   await benchAtTinyScale(t, false);
+});
+
+t.test('connect bench: round order and the generated docs block', async (t) => {
+  for (let r = 0; r < 3; r++) {
+    const order = roundOrder(r);
+    t.equal(order[0], 'direct', 'direct first');
+    t.equal(order[order.length - 1], 'direct', 'and last');
+    t.same([...new Set(order)].sort(), [...CONNECT_PATHS].sort(), 'every path in every round');
+  }
+  t.not(roundOrder(0)[1], roundOrder(1)[1], 'the order rotates');
+  t.equal(spliceGenerated(`a\n${BEGIN}\nold\n${END}\nb\n`, `${BEGIN}\nnew\n${END}`), `a\n${BEGIN}\nnew\n${END}\nb\n`, 'the block is replaced in place');
+  t.match(spliceGenerated('a\n', `${BEGIN}\nnew\n${END}`), /^a\n\n<!-- BEGIN/, 'and appended when absent');
+});
+
+// The connect bench, iperf3 throughput and the agent-start measurement at tiny scale: every path at
+// every scale produced sane numbers through the right pod, a restart on pins broke no connection, a cold start
+// reached the VIP on both Sluice paths, and the bed left nothing behind. No timing is asserted.
+t.test('connect bench at tiny scale, with agent starts', async (t) => {
+  if (!(await requirePrivileges(t))) return;
+  const starts: AgentStartResult[] = [];
+  const throughput: ThroughputRow[] = [];
+  const r = await runConnectBench({
+    services: [1, 50], rounds: 1, latencyConnections: 10, rateSeconds: 0.3, rateWorkers: 2, warmupConnections: 3,
+    afterScale: async (bed, services) => {
+      if (services === 1) throughput.push(...(await measureThroughput(bed, { rounds: 1, seconds: 1 })));
+      if (services === 50) starts.push(await measureAgentStart(bed));
+    },
+  });
+  t.comment(formatConnect(r));
+  t.same(r.leftovers, [], 'namespaces, cgroup subtree and pins removed');
+  t.same(r.programming.map((p) => p.services), [1, 50]);
+  for (const p of r.programming) positive(t, p.sluiceRssBytes, `agent RSS at ${p.services} services`);
+  t.ok((r.programming[1]?.kubeProxyNatRules ?? 0) > (r.programming[0]?.kubeProxyNatRules ?? Infinity), 'more services, more kube-proxy rules');
+  t.equal(r.rows.length, 2 * CONNECT_PATHS.length, 'a row per path and scale');
+  for (const row of r.rows) {
+    const what = `${row.path} at ${row.services}`;
+    t.equal(row.failures + row.misrouted, 0, `${what}: every connection reached its pod`);
+    t.equal(row.perMeasurement.length, row.path === 'direct' ? 2 : 1, `${what}: measured ${row.path === 'direct' ? 'twice' : 'once'} a round`);
+    t.ok(row.connections > 10, `${what}: latency and rate connections counted (${row.connections})`);
+    positive(t, row.latencyP50Ms, `${what}: p50`);
+    t.ok(row.latencyP99Ms >= row.latencyP50Ms, `${what}: p99 ≥ p50`);
+    positive(t, row.connPerSec, `${what}: conn/s`);
+  }
+  t.same(throughput.map((x) => x.path).sort(), [...CONNECT_PATHS].sort(), 'iperf3 on every path');
+  for (const x of throughput) {
+    positive(t, x.gbitPerSec, `${x.path}: Gbit/s`);
+    positive(t, x.cpuSecondsPerGb, `${x.path}: CPU s/GB`);
+  }
+  const s = starts[0];
+  t.ok(s, 'agent starts measured');
+  if (s) {
+    t.equal(s.services, 50);
+    t.equal(s.restart.during.failures, 0, 'no connection failed while the agent restarted on its pins');
+    t.ok(s.restart.during.connections > 0, 'connections were made during the restart');
+    for (const [name, c] of [['restart', s.restart], ['cold start', s.coldStart]] as const) {
+      positive(t, c.programmedMs, `${name}: programmed`);
+      t.ok(c.settledMs >= c.programmedMs, `${name}: settled once programmed`);
+      positive(t, c.cpuSeconds, `${name}: CPU seconds`);
+      positive(t, c.rssBytes, `${name}: RSS`);
+      t.ok(c.peakRssBytes >= c.rssBytes, `${name}: peak RSS ≥ RSS`);
+    }
+    for (const path of ['sluice-connect', 'sluice-tc'] as const) positive(t, s.coldStart.firstConnectionMs[path] ?? NaN, `cold start: first connection on ${path}`);
+  }
+  const md = connectMarkdown({ environment: benchEnvironment(), connect: r, starts, throughput });
+  t.match(md, /\| Sluice TC only \| [\d.]+ \|/, 'and the throughput');
+  t.match(md, /\| 50 \| Sluice TC only \|/, 'the docs block has the rows');
+  t.match(md, /restart on pinned maps/, 'and the starts');
+  const svg = await latencyChart(r.rows, 'test');
+  t.match(svg, /^<svg/, 'the chart renders as SVG');
+  t.match(svg, /Sluice connect-time/, 'with a line per path');
 });

@@ -84,6 +84,40 @@ t.test('the writer on real pinned maps', async (t) => {
     t.match(out.failures[0]?.error, { code: 'E2BIG' });
   });
 
+  // A node whose cluster outgrows the maps (issue 17: 65,536 Services / 262,144 backends are the
+  // default sizes): the services that fit are programmed, each one that does not gets an error
+  // naming it, the map and E2BIG, nothing throws, and once there is room again all are programmed.
+  await t.test('the writer on a full kernel map: clear errors, the rest programmed, recovery', async (t) => {
+    const sub = `${pinDir}/full`;
+    await import('node:fs/promises').then((fs) => fs.mkdir(sub));
+    const obj = await openFixture(t, sub, { sl_backends4: 20 });
+    const tables = tablesFromObject(obj, cpus);
+    const writer = new ServiceTableWriter({ tables });
+    const state = manyServices(8, 4); // 32 backend slots for 20 entries
+    let res!: ReturnType<ServiceTableWriter['apply']>;
+    t.doesNotThrow(() => { res = writer.apply(state); }, 'an apply into a full map does not throw');
+    t.equal(res.services.added, 5, 'the five services that fit are programmed');
+    t.equal(res.services.failed, 3, 'the three that do not are counted as failed');
+    t.equal(res.errors.length, 3, 'one error each');
+    for (const e of res.errors) t.match(e, { map: 'sl_backends4', code: 'E2BIG', message: /svc-\d+.*sl_backends4.*Argument list too long.*keeps its previous state/ }, `the error names the service and the map: ${e.message}`);
+    t.equal(tables.backends.entries().length, 20, 'their backend blocks fill the map');
+    t.equal(tables.frontends.entries().length, 5, 'only they have a frontend: none points at a missing block');
+    // Room again (three services go): the retry programs every remaining one.
+    const smaller = { services: new Map([...state.services].slice(0, 5)) };
+    const retry = writer.apply(smaller);
+    t.same(retry.errors, []);
+    t.equal(tables.frontends.entries().length, 5);
+    // A swap that ends exactly at capacity: new blocks are written before old ones go (no
+    // service ever points at a missing block), so the new ones that find no room fail this time,
+    // and the retry (the reconciler's next sync) finds the room the removals made.
+    const more = { services: new Map([...state.services].slice(3)) };
+    const swap = writer.apply(more);
+    t.ok(swap.errors.every((e) => e.code === 'E2BIG'), 'only E2BIG errors');
+    t.equal(writer.apply(more).errors.length, 0, 'the retry programs the rest');
+    t.same(tables.frontends.entries().map(([k]) => k.addr).sort(), ['10.96.0.3', '10.96.0.4', '10.96.0.5', '10.96.0.6', '10.96.0.7'], 'the five services\' frontends');
+    t.equal(tables.backends.entries().length, 20);
+  });
+
   await t.test('apply, restart on the same pins: ids re-adopted, zero writes', async (t) => {
     const state = manyServices(1000, 3);
     const udp = svcPort({ name: 'dns', protocol: 'UDP', vip: '10.96.10.10', port: 53, backends: [backend('10.1.0.1', 53), backend('10.1.0.2', 53)] });

@@ -1,0 +1,190 @@
+// Connect latency and rate through a Service, client pod → node → backend pod (issue 17):
+// short TCP connections (connect, read the backend's one-line answer, close) on four paths —
+// direct to the pod IP (the limit), kube-proxy's iptables rules, Sluice's connect-time programs,
+// Sluice's TC programs alone — at several service counts, in one run.
+//
+//   npm run bench -- --only connect [--quick] [--connect-services 1,1000,10000,30000,65000] [--connect-rounds 5]
+//
+// The bed is bench/connect-bed.ts (three nodes, one dataplane each). At each scale both
+// dataplanes are programmed, then:
+//  - warm-up: `warmupConnections` on every path, not counted (the first connections of a path
+//    pay for cold caches, ARP, the client's JIT); each must reach the right pod;
+//  - rounds: every path measured once per round, the direct path twice (first and last: it is
+//    the reference, and the noisiest to pin down), the other three in an order that rotates each
+//    round so none always follows the same neighbour; per measurement `latencyConnections`
+//    sequential connections (p50, p99 of that measurement) then `rateWorkers` loops opening
+//    connections back to back for `rateSeconds` (conn/s);
+//  - each figure is the median over the measurements of that path at that scale.
+// Any failed or misrouted connection fails the bench. One client process per path, all Node.js,
+// on the same CPUs as everything else: conn/s is the client's and the echo server's limit as much
+// as the dataplane's, the same for every path.
+import type { ConnectBed, ConnectPath, ConnectProgramming } from './connect-bed.js';
+import { CONNECT_PATHS, createConnectBed } from './connect-bed.js';
+import { benchIptablesBackend } from './service-objects.js';
+import { distribution } from './stats.js';
+
+export interface ConnectOptions {
+  services: number[];
+  rounds: number;
+  latencyConnections: number;
+  rateSeconds: number;
+  rateWorkers: number;
+  warmupConnections: number;
+  progress?: (line: string) => void;
+  /** Runs after a scale's rounds, with the bed at that scale (bench/agent-start.ts). */
+  afterScale?: (bed: ConnectBed, services: number) => Promise<void>;
+}
+
+export interface ConnectSample { p50: number; p99: number; connPerSec: number; failures: number; misrouted: number; connections: number }
+
+export interface ConnectRow {
+  path: ConnectPath;
+  services: number;
+  /** Medians over the path's measurements at this scale (ms, conn/s). */
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  connPerSec: number;
+  /** Connections timed over all measurements (latency and rate). */
+  connections: number;
+  failures: number;
+  misrouted: number;
+  perMeasurement: { p50: number; p99: number; connPerSec: number }[];
+}
+
+
+export interface ConnectResult {
+  bench: 'connect';
+  options: Omit<ConnectOptions, 'progress' | 'afterScale'>;
+  iptablesBackend: string;
+  programming: ConnectProgramming[];
+  rows: ConnectRow[];
+  /** What of the bed was left after its cleanup (namespaces, cgroup, pins): must be empty. */
+  leftovers: string[];
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const median = (xs: number[]) => distribution(xs).p50;
+
+async function measure(bed: ConnectBed, path: ConnectPath, o: ConnectOptions): Promise<ConnectSample> {
+  const p = bed.paths.get(path);
+  if (!p) throw new Error(`connect bench: no client for ${path}`);
+  const attempts = await p.client.tcp(p.target, o.latencyConnections);
+  const ok = attempts.filter((a) => a.ok);
+  const d = distribution(ok.map((a) => a.ms));
+  await p.client.startLoop('rate', p.target, { proto: 'tcp', workers: o.rateWorkers, gapMs: 0 });
+  await pause(o.rateSeconds * 1000);
+  const loop = await p.client.stopLoop('rate');
+  return {
+    p50: d.p50, p99: d.p99, connPerSec: (loop.attempts - loop.failures) / o.rateSeconds,
+    failures: attempts.length - ok.length + loop.failures, connections: attempts.length + loop.attempts,
+    misrouted: ok.filter((a) => a.backend !== p.backend).length + Object.entries(loop.backends).filter(([b]) => b !== p.backend).reduce((n, [, v]) => n + v, 0),
+  };
+}
+
+async function warmUp(bed: ConnectBed, o: ConnectOptions, services: number): Promise<void> {
+  for (const path of CONNECT_PATHS) {
+    const p = bed.paths.get(path);
+    if (!p) continue;
+    const attempts = await p.client.tcp(p.target, o.warmupConnections);
+    const bad = attempts.filter((a) => !a.ok || a.backend !== p.backend);
+    if (bad.length > 0) {
+      throw new Error(`connect bench: ${path} at ${services} services: ${bad.length}/${attempts.length} warm-up connections failed or misrouted ` +
+        `(${bad.slice(0, 3).map((a) => a.code ?? `answered by ${a.backend}`).join(', ')})`);
+    }
+  }
+}
+
+/** The order of round `r`: direct first and last, the others rotated by r. */
+export function roundOrder(r: number): ConnectPath[] {
+  const others = CONNECT_PATHS.filter((p) => p !== 'direct');
+  const k = r % others.length;
+  return ['direct', ...others.slice(k), ...others.slice(0, k), 'direct'];
+}
+
+/** Runs the connect bench (needs root and a built tree). */
+export async function runConnectBench(o: ConnectOptions): Promise<ConnectResult> {
+  const say = o.progress ?? (() => undefined);
+  const backend = benchIptablesBackend();
+  const rows: ConnectRow[] = [];
+  const programming: ConnectProgramming[] = [];
+  const bed = await createConnectBed(backend);
+  let leftovers: string[] = [];
+  try {
+    for (const services of [...o.services].sort((a, b) => a - b)) {
+      const prog = await bed.apply(services);
+      programming.push(prog);
+      say(`${services} services: kube-proxy restore ${(prog.kubeProxyRestoreMs / 1000).toFixed(1)} s (${prog.kubeProxyNatRules} nat rules), ` +
+        `sluice programmed ${(prog.sluiceProgrammedMs / 1000).toFixed(1)} s`);
+      await warmUp(bed, o, services);
+      const samples = new Map<ConnectPath, ConnectSample[]>();
+      for (let r = 0; r < o.rounds; r++) {
+        for (const path of roundOrder(r)) samples.set(path, [...(samples.get(path) ?? []), await measure(bed, path, o)]);
+        say(`${services} services: round ${r + 1}/${o.rounds} done`);
+      }
+      for (const path of CONNECT_PATHS) {
+        const s = samples.get(path) ?? [];
+        rows.push({
+          path, services,
+          latencyP50Ms: median(s.map((x) => x.p50)), latencyP99Ms: median(s.map((x) => x.p99)), connPerSec: median(s.map((x) => x.connPerSec)),
+          connections: s.reduce((n, x) => n + x.connections, 0), failures: s.reduce((n, x) => n + x.failures, 0), misrouted: s.reduce((n, x) => n + x.misrouted, 0),
+          perMeasurement: s.map(({ p50, p99, connPerSec }) => ({ p50, p99, connPerSec })),
+        });
+      }
+      if (o.afterScale) await o.afterScale(bed, services);
+    }
+  } finally {
+    await bed.destroy();
+    leftovers = bed.leftovers();
+  }
+  const { progress: _progress, afterScale: _afterScale, ...options } = o;
+  return { bench: 'connect', options, iptablesBackend: backend, programming, rows, leftovers };
+}
+
+/** p50 of `path` over p50 of `base` at the same scale (NaN when either is missing). */
+export function ratio(rows: readonly ConnectRow[], services: number, path: ConnectPath, base: ConnectPath, field: 'latencyP50Ms' | 'latencyP99Ms' | 'connPerSec' = 'latencyP50Ms'): number {
+  const a = rows.find((r) => r.services === services && r.path === path);
+  const b = rows.find((r) => r.services === services && r.path === base);
+  return a && b ? a[field] / b[field] : NaN;
+}
+
+/** A path's p50 in round r (direct: the mean of its two measurements of that round). */
+function roundP50(row: ConnectRow, r: number): number {
+  if (row.path !== 'direct') return row.perMeasurement[r]?.p50 ?? NaN;
+  const a = row.perMeasurement[2 * r]?.p50 ?? NaN;
+  const b = row.perMeasurement[2 * r + 1]?.p50 ?? NaN;
+  return (a + b) / 2;
+}
+
+/**
+ * The paired ratio: per round, `path`'s p50 over `base`'s p50 of the same round, then the median
+ * over rounds. The machine's load drifts over minutes (a path's p50 swings 10× between rounds);
+ * paths measured within one round meet about the same load, so their ratio is steadier than the
+ * ratio of medians.
+ */
+export function pairedRatio(rows: readonly ConnectRow[], services: number, path: ConnectPath, base: ConnectPath): number {
+  const a = rows.find((r) => r.services === services && r.path === path);
+  const b = rows.find((r) => r.services === services && r.path === base);
+  if (!a || !b) return NaN;
+  const rounds = a.path === 'direct' ? a.perMeasurement.length / 2 : a.perMeasurement.length;
+  return distribution(Array.from({ length: rounds }, (_, r) => roundP50(a, r) / roundP50(b, r)).filter(Number.isFinite)).p50;
+}
+
+/** The lowest per-round p50 of a path: its figure in the quietest round. */
+export function bestRoundP50(row: ConnectRow): number {
+  const rounds = row.path === 'direct' ? row.perMeasurement.length / 2 : row.perMeasurement.length;
+  return Math.min(...Array.from({ length: rounds }, (_, r) => roundP50(row, r)));
+}
+
+export function formatConnect(r: ConnectResult): string {
+  const o = r.options;
+  const head = `${'services'.padStart(8)}  ${'path'.padEnd(14)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'conn/s'.padStart(7)} ${'p50/direct'.padStart(10)} ${'p50/kube-proxy'.padStart(14)} ${'paired/direct'.padStart(13)} ${'paired/kp'.padStart(9)} ${'failed'.padStart(6)}`;
+  return [
+    `client pod → node → backend pod, short TCP connections; medians of ${o.rounds} interleaved rounds (direct twice a round); ` +
+      `${o.latencyConnections} sequential connections for latency, ${o.rateWorkers} workers × ${o.rateSeconds} s for rate; iptables-${r.iptablesBackend}`,
+    head,
+    ...r.rows.map((x) => [String(x.services).padStart(8), ` ${x.path.padEnd(14)}`, x.latencyP50Ms.toFixed(3).padStart(7), x.latencyP99Ms.toFixed(3).padStart(7),
+      x.connPerSec.toFixed(0).padStart(7), `${ratio(r.rows, x.services, x.path, 'direct').toFixed(2)}×`.padStart(10),
+      `${ratio(r.rows, x.services, x.path, 'kube-proxy').toFixed(2)}×`.padStart(14), `${pairedRatio(r.rows, x.services, x.path, 'direct').toFixed(2)}×`.padStart(13),
+      `${pairedRatio(r.rows, x.services, x.path, 'kube-proxy').toFixed(2)}×`.padStart(9), String(x.failures + x.misrouted).padStart(6)].join(' ')),
+  ].join('\n');
+}
