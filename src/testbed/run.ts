@@ -38,6 +38,8 @@ export function runIsAlive(prefix: string): boolean {
 }
 
 export class TestbedRun {
+  /** Prefixes of the runs this process started (a test asking what its own runs left behind). */
+  static readonly startedHere = new Set<string>();
   private readonly netnsCleanups = new Map<string, () => Promise<void>>();
   private cgroupRoot: string | undefined;
   private pinRoot: string | undefined;
@@ -60,6 +62,7 @@ export class TestbedRun {
         throw err;
       }
       cleanup.add(`lease ${prefix}`, () => rm(join(LEASE_DIR, prefix), { force: true }));
+      TestbedRun.startedHere.add(prefix);
       return new TestbedRun(prefix, cleanup);
     }
     throw new Error(`testbed: no free run prefix in ${LEASE_DIR} after 20 attempts`);

@@ -6,7 +6,7 @@ import { readdirSync } from 'node:fs';
 import t from 'tap';
 import { formatAgentScale, measureAgentScale } from '../../bench/agent-scale.js';
 import { ClusterState } from '../../bench/cluster.js';
-import { runIsAlive } from '../../src/testbed/run.js';
+import { TestbedRun } from '../../src/testbed/run.js';
 import { requirePrivileges } from '../helpers/privileges.js';
 
 t.test('the real agent at tiny scale: programmed, follows changes, measured, nothing left', async (t) => {
@@ -22,8 +22,8 @@ t.test('the real agent at tiny scale: programmed, follows changes, measured, not
   t.ok(r.changes.latencyMs.min > 0 && r.changes.latencyMs.min <= r.changes.latencyMs.p99, 'ordered, positive latencies');
   for (const [name, v] of Object.entries(r.rss)) t.ok(Number.isFinite(v) && v > 0, `rss.${name} is a positive number (${v})`);
   t.ok(r.rss.peak >= r.rss.programmed, 'the peak is at least any sample');
-  // New pin directories whose run is over: another test file running beside this one (tap runs
-  // files in parallel) has its own, with a live lease.
-  const leftovers = readdirSync('/sys/fs/bpf').filter((p) => !pinsBefore.has(p) && p.startsWith('sluice-test-') && !runIsAlive(p.slice('sluice-test-'.length)));
+  // Only this process's runs: another test file running beside this one (tap runs files in
+  // parallel) has pin directories of its own.
+  const leftovers = readdirSync('/sys/fs/bpf').filter((p) => !pinsBefore.has(p) && TestbedRun.startedHere.has(p.slice('sluice-test-'.length)));
   t.same(leftovers, [], 'no pin directory left');
 });
