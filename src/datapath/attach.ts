@@ -202,10 +202,7 @@ export async function attachTcFilters(
     plans.push({ direction, handle: free, replace: false, remove: ours, current: ours[0] });
   }
   const previous: Partial<Record<TcDirection, number>> = {};
-  for (const { direction, remove, replace, current } of plans) {
-    const id = current?.progId ?? (replace ? 0 : remove[0]?.progId);
-    if (id) previous[direction] = id;
-  }
+  for (const { direction, current } of plans) if (current?.progId) previous[direction] = current.progId;
   beforeSwitch?.(previous);
   for (const { direction, handle, replace } of plans) {
     ids[direction] = (await native.tcAttach({ ...filterAt(target, direction, handle), progFd: programs[direction].info.fd, replace })).progId;
