@@ -10,7 +10,7 @@
 //    "receivedSha256":"…","local":{...},"peername":{...},"ms":123.4}
 //   ({"ok":false,"error":{code,message}} on a reset, a short read, a bad hash or IDLE ms of silence)
 // A line "fast" on stdin is passed to the server: it stops pausing between chunks.
-// Usage: echo-download.mjs --host IP --port PORT --bytes N [--chunk C] [--interval MS] [--idle MS]
+// Usage: echo-download.mjs --host IP --port PORT --bytes N [--chunk C] [--interval MS] [--idle MS] [--local-port P]
 // Exits 0 once the download ended (failed or not), 2 on bad usage.
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
@@ -21,11 +21,11 @@ import { createInterface } from 'node:readline';
 import { clearTimeout, setTimeout } from 'node:timers';
 
 function usage(msg) {
-  stderr.write(`echo-download: ${msg}\nusage: echo-download.mjs --host IP --port PORT --bytes N [--chunk C] [--interval MS] [--idle MS]\n`);
+  stderr.write(`echo-download: ${msg}\nusage: echo-download.mjs --host IP --port PORT --bytes N [--chunk C] [--interval MS] [--idle MS] [--local-port P]\n`);
   exit(2);
 }
 
-const opts = { host: '', port: 0, bytes: -1, chunk: 64 * 1024, interval: 0, idle: 10_000 };
+const opts = { host: '', port: 0, bytes: -1, chunk: 64 * 1024, interval: 0, idle: 10_000, localPort: 0 };
 const args = argv.slice(2);
 for (let i = 0; i < args.length; i++) {
   const flag = args[i];
@@ -38,6 +38,7 @@ for (let i = 0; i < args.length; i++) {
   else if (flag === '--chunk') opts.chunk = n;
   else if (flag === '--interval') opts.interval = n;
   else if (flag === '--idle') opts.idle = n;
+  else if (flag === '--local-port') opts.localPort = n;
   else usage(`unknown flag ${flag}`);
 }
 if (!opts.host) usage('--host is required');
@@ -45,6 +46,7 @@ if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535) usage('-
 if (!Number.isInteger(opts.bytes) || opts.bytes < 0) usage('--bytes: not a byte count');
 if (!Number.isInteger(opts.chunk) || opts.chunk < 1) usage('--chunk: not a positive integer');
 if (!(opts.interval >= 0) || !(opts.idle > 0)) usage('--interval/--idle: not a number of ms');
+if (!Number.isInteger(opts.localPort) || opts.localPort < 0 || opts.localPort > 65535) usage('--local-port: not a port');
 
 const print = (o) => stdout.write(JSON.stringify(o) + '\n');
 const addr = (address, port) => (address === undefined ? null : { address, port });
@@ -56,7 +58,8 @@ let received = 0;
 let reported = 0;
 let done = false;
 
-const sock = connect({ host: opts.host, port: opts.port });
+// A fixed source port: the flow's Maglev hash (client address, port, protocol) is then known.
+const sock = connect({ host: opts.host, port: opts.port, ...(opts.localPort ? { localPort: opts.localPort } : {}) });
 const finish = (result) => {
   if (done) return;
   done = true;

@@ -174,6 +174,8 @@ export interface DownloadOptions extends Placement {
   intervalMs?: number;
   /** The client gives up after this long without data (default 10 s). */
   idleMs?: number;
+  /** The client's source port (default: the kernel's pick). */
+  localPort?: number;
 }
 
 export interface DownloadResult {
@@ -208,6 +210,7 @@ export interface Download {
 export function startDownload(run: TestbedRun, opts: DownloadOptions): Download {
   const args = ['--host', opts.host, '--port', String(opts.port), '--bytes', String(opts.bytes), '--chunk', String(opts.chunk ?? 64 * 1024),
     '--interval', String(opts.intervalMs ?? 0), '--idle', String(opts.idleMs ?? 10_000)];
+  if (opts.localPort !== undefined) args.push('--local-port', String(opts.localPort));
   const c = spawnLineChild(run, opts, 'echo-download.mjs', args, `download from ${opts.host}:${opts.port}`);
   const failed = (o: Record<string, unknown>): DownloadResult => ({
     ok: false, received: 0, ms: 0, error: { code: 'EEXITED', message: `echo-download ended without a result: ${String(o.stderr ?? '')}` },

@@ -8,7 +8,7 @@
 // Tunnel where it carries all of it), and a client in --dsr-optout-cidrs takes the tunnel. A
 // 1 MiB echo both ways (segments clamped to fit once wrapped) and UDP in both modes. Maglev (DSR):
 // one client flow sent to node A and to node B reaches the same backend (pods on both nodes), and
-// a download through node A survives node A losing its conntrack mid-transfer.
+// a download through node A to the pod on node B survives node A losing its conntrack mid-transfer.
 import t from 'tap';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -27,6 +27,7 @@ import { ipIn } from '../../src/testbed/netns.js';
 import { NODE_UPLINK } from '../../src/testbed/cluster.js';
 import { runDownload, startDownload } from '../../src/testbed/echo.js';
 import { loadNative } from '../../src/bpf/native.js';
+import { MAGLEV_DEFAULT_SIZE, backendIdentity, buildMaglevTable, maglevFlowHash } from '../../src/dataplane/maglev-table.js';
 import type { Test } from 'tap';
 import { requirePrivileges } from '../helpers/privileges.js';
 import { ECHO, objects, waitSynced } from './bed.js';
@@ -252,7 +253,7 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     t.comment(`backends: ${flows.map((f) => `${f.port}→${f.pods[0]}`).join(' ')}`);
   });
 
-  await t.test('Maglev (DSR): a download through node A survives node A losing its conntrack mid-transfer', async (t) => {
+  await t.test('Maglev (DSR): a download through node A to the pod on B survives node A losing its conntrack mid-transfer', async (t) => {
     const ct = loadNative().openPinnedMap(join(agentA.pinDir, 'sl_ct4'));
     t.teardown(() => ct.close());
     const flush = () => {
@@ -265,9 +266,18 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
       while (d.received() < bytes && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       return d.received();
     };
+    // The flow's backend is the pod on node B: a source port the TS table and hash (the mirror of
+    // lib/maglev.h) send there. A backend on node A would need A's conntrack for its replies: after
+    // a flush they leave untranslated until the client's next packet re-creates the entry, which
+    // in a download never comes (docs/external-traffic.md, "What survives conntrack loss").
+    const identities = [backendIdentity(podA.ip, DOWNLOAD), backendIdentity(podB.ip, DOWNLOAD)].sort();
+    const table = buildMaglevTable(identities, MAGLEV_DEFAULT_SIZE);
+    const pick = (port: number) => identities[table[maglevFlowHash(client.ip, port, 6) % MAGLEV_DEFAULT_SIZE] as number];
+    const localPort = Array.from({ length: 64 }, (_, i) => 42000 + i).find((p) => pick(p) === backendIdentity(podB.ip, DOWNLOAD)) as number;
     // Paced (64 KiB every 40 ms, about 1.3 s in all) so the flushes land mid-transfer.
-    const d = startDownload(run, { ns: client.ns, host: nodeA.ip, port: 30018, bytes: 2 * MIB, chunk: 64 * 1024, intervalMs: 40 });
+    const d = startDownload(run, { ns: client.ns, host: nodeA.ip, port: 30018, bytes: 2 * MIB, chunk: 64 * 1024, intervalMs: 40, localPort });
     const head = await d.started;
+    t.equal(head.pod, podB.name, `source port ${localPort}: the pod on node B, as the TS Maglev table predicts`);
     const flushed: number[] = [];
     for (const at of [MIB / 4, MIB]) {
       const got = await waitFor(at);
@@ -280,7 +290,7 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     t.ok(r.ok, `completed (${JSON.stringify(r.error ?? null)})`);
     t.equal(r.received, 2 * MIB, '2 MiB arrived');
     t.equal(r.receivedSha256, r.sha256, 'intact: one server sent it all (another backend would have reset the connection)');
-    t.ok(head.pod === podA.name || head.pod === podB.name, `served by ${head.pod}`);
+    t.equal(r.pod, podB.name, 'served by the pod on node B throughout');
   });
 
   await t.test('DSR: nothing refused or too large', async (t) => {
