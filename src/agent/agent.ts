@@ -143,6 +143,7 @@ function syncReporter(ctx: AgentContext, status: SyncStatus): (report: SyncRepor
     }
     metrics.observeSync({ durationMs: report.durationMs, full: !report.incremental, ok, at: new Date() });
     metrics.setModelErrors(report.modelErrors.length);
+    metrics.countMapFull(report.applyErrors);
     for (const e of report.applyErrors) {
       ctx.recordError('dataplane', e.message, e.key);
     }

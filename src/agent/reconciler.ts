@@ -46,7 +46,8 @@ export interface ApplyCounts {
 }
 
 export interface ApplyOutcome extends Partial<ApplyCounts> {
-  errors: { key?: string; message: string }[];
+  /** `map` and `capacity`: the error is a full map (the writer's ApplyError). */
+  errors: { key?: string; map?: string; capacity?: number; message: string }[];
 }
 
 /** What the reconciler writes through: the service-table writer (src/dataplane) satisfies it. */
