@@ -251,6 +251,10 @@ export class Reconciler {
         // an error naming no port re-diffs everything.
         if (outcome.errors.every((e) => typeof e.key === 'string' && e.key !== '')) for (const e of outcome.errors) this.retryKeys.add(e.key as string);
         else this.needFull = true;
+        // A full map whose entries this sync deleted (Services removed, blocks replaced): the
+        // writer adds before it removes, so the room is there for the next sync. It runs after
+        // the first backoff step, not after the long wait a full map that stayed full built up.
+        if ((outcome.ops?.deletes ?? 0) > 0 && outcome.errors.some((e) => e.capacity !== undefined)) this.failures = 0;
         this.retryLater();
       } else {
         this.failures = 0;
