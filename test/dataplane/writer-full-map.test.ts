@@ -5,7 +5,9 @@
 // does, E2BIG); test/dataplane/native-tables.test.ts and test/e2e/map-size.test.ts do it on
 // kernel maps.
 import t from 'tap';
-import { MemoryServiceTables } from '../../src/dataplane/memory-tables.js';
+import { MaglevWriter } from '../../src/dataplane/maglev-writer.js';
+import { MemoryServiceTables, MemoryTable } from '../../src/dataplane/memory-tables.js';
+import { maglevTableSpec } from '../../src/dataplane/table-specs.js';
 import { ServiceTableWriter } from '../../src/dataplane/writer.js';
 import { backend, desired, manyServices, replayViolations, servicesView, snapshot, svcPort } from './helpers.js';
 
@@ -94,4 +96,19 @@ t.test('ClusterIP list full: an error with the capacity; the Services are progra
   t.equal(res.services.added, 2, 'both ports programmed: the VIP list only refuses unknown ports');
   t.equal(res.errors.length, 1);
   t.match(res.errors[0], { map: 'sl_vips4', capacity: 1, message: /listing ClusterIP 10\.96\.0\.1 .*sl_vips4 is full \(capacity 1; --map-size-cluster-ips\)/ });
+});
+
+t.test('Maglev chunks full: the table that does not fit names the map and the flag; its Service keeps random selection', async (t) => {
+  const tables = new MemoryServiceTables();
+  const writer = new ServiceTableWriter({ tables });
+  // sl_maglev4 joins the tables' journal (bracket access to the private field); 1021 slots = 4 chunks.
+  const maglevMap = new MemoryTable(maglevTableSpec(), 6, tables['journal']);
+  const external = (name: string, i: number) => svcPort({
+    name, vip: `10.96.0.${i}`, backends: [backend(`10.1.0.${i}`)],
+    frontends: [{ kind: 'ClusterIP', ip: `10.96.0.${i}`, port: 80 }, { kind: 'NodePort', ip: '192.0.2.1', port: 30000 + i }],
+  });
+  t.same(writer.apply(desired(external('a', 1), external('b', 2))).errors, [], 'both Services programmed');
+  const r = new MaglevWriter(tables, maglevMap, 1021).apply();
+  t.equal(r.errors.length, 1, 'one table of 4 chunks fits in 6, not two');
+  t.match(r.errors[0], /Maglev: writing the table of backend block \d+ failed: .*E2BIG.*\(sl_maglev4 is full: capacity 6 chunks; --map-size-maglev-chunks\); random selection/);
 });
