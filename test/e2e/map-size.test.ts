@@ -1,7 +1,7 @@
 // Issue 17, map sizes, against a running agent on real maps: --map-size-frontends 8 with ten
 // Services. The two that do not fit get an error naming them, the map, its capacity and the
 // flag (sluicectl status, the log), sluice_map_full_errors_total counts it, the other eight are
-// programmed and served; once two Services go, the left-out ones are programmed by a later
+// programmed and served, and the agent is ready (/readyz); once two Services go, the left-out ones are programmed by a later
 // sync. Restarts over the pinned maps: a larger size carries every entry into the new map (the
 // first apply writes nothing); a size below what the map holds is refused naming the flag, the
 // pinned size and the asked one, and the dataplane in place keeps serving unchanged.
@@ -54,6 +54,8 @@ t.test('a full frontend map, then restarts with another size', async (t) => {
     t.ok(counted, 'the full-map metric counts them');
     t.equal(await metric('sluice_map_capacity', { map: 'sl_frontends4' }), 8, 'sluice_map_capacity shows the flag\'s size');
     t.equal(agent.running, true, 'the agent keeps running');
+    const [ready] = await scrape(bed.topo.nodeNs, ADDRESS, ['/readyz']);
+    t.equal(ready?.status, 200, '/readyz: ready, everything that fits is programmed (the startup probe does not restart it)');
   });
 
   await t.test('two other Services go: a later sync programs the left-out ones', async (t) => {
