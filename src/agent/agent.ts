@@ -143,6 +143,7 @@ function syncReporter(ctx: AgentContext, status: SyncStatus): (report: SyncRepor
     }
     metrics.observeSync({ durationMs: report.durationMs, full: !report.incremental, ok, at: new Date() });
     metrics.setModelErrors(report.modelErrors.length);
+    metrics.countMapFull(report.applyErrors);
     for (const e of report.applyErrors) {
       ctx.recordError('dataplane', e.message, e.key);
     }
@@ -152,6 +153,11 @@ function syncReporter(ctx: AgentContext, status: SyncStatus): (report: SyncRepor
       health.markSynced();
     } else {
       status.state = 'error';
+      // Only full maps: everything that fits is programmed and the sync loop works. Readiness
+      // must not wait for room that may never come (the startup probe would restart the agent
+      // every few minutes for nothing); the error state, the errors and
+      // sluice_map_full_errors_total say what is left out.
+      if (report.applyErrors.every((e) => e.capacity !== undefined)) health.markSynced();
     }
   };
 }

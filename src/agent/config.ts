@@ -6,6 +6,8 @@ import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { MAGLEV } from '../bpf/sluice-structs.js';
 import { maglevSizeProblem } from '../dataplane/maglev-table.js';
+import type { MapSizeName } from '../dataplane/map-sizes.js';
+import { MAP_SIZE_MAX, MAP_SIZE_OPTIONS, mapSizeEnv, mapSizeFlag } from '../dataplane/map-sizes.js';
 
 export type ConnectTimeMode = 'tcp' | 'tcp-udp' | 'disabled';
 /** How external flows reach a backend on another node (docs/external-traffic.md, "Modes"). */
@@ -66,6 +68,8 @@ export interface AgentConfig {
   bpfObjectDir: string;
   /** `cleanup`: how long flows Sluice tracks keep being translated after new ones went to kube-proxy. */
   cleanupDrainMs: number;
+  /** --map-size-* flags set (src/dataplane/map-sizes.ts); the others keep the compiled capacities. */
+  mapSizes: Partial<Record<MapSizeName, number>>;
 }
 
 export class ConfigError extends Error {
@@ -304,7 +308,33 @@ const FLAGS: Record<string, FlagSpec> = {
   '--ct-timeout-tcp-fin': { help: 'conntrack timeout, TCP closing (default 30s)', parse: (v, c, f) => void (c.ctTimeouts.tcpFin = durationMs(f, v, 1000) / 1000) },
   '--ct-timeout-udp': { help: 'conntrack timeout, UDP (default 60s)', parse: (v, c, f) => void (c.ctTimeouts.udp = durationMs(f, v, 1000) / 1000) },
   '--bpf-dir': { env: 'SLUICE_BPF_DIR', help: 'directory of the compiled BPF objects (default: the package\'s dist/bpf)', parse: (v, c, f) => void (c.bpfObjectDir = nonEmpty(f, v)) },
+  ...mapSizeFlags(),
 };
+
+/** --map-size-frontends, ...: one flag per MAP_SIZE_OPTIONS entry (docs/agent.md, "Map sizes"). */
+function mapSizeFlags(): Record<string, FlagSpec> {
+  const out: Record<string, FlagSpec> = {};
+  for (const o of MAP_SIZE_OPTIONS) {
+    out[mapSizeFlag(o.name)] = {
+      env: mapSizeEnv(o.name),
+      help: `capacity of ${o.maps.join(' and ')}: ${o.holds} (default ${o.defaultSize})`,
+      parse: (v, c, f) => void (c.mapSizes[o.name] = intIn(f, v, o.min, MAP_SIZE_MAX)),
+    };
+  }
+  return out;
+}
+
+/**
+ * What no single flag can check: the Maglev chunk map must hold at least one external service's
+ * table, or every external service would fail.
+ */
+function checkCombinations(cfg: AgentConfig): void {
+  const chunks = cfg.mapSizes['maglev-chunks'];
+  const perTable = Math.ceil(cfg.maglevTableSize / MAGLEV.CHUNK);
+  if (chunks !== undefined && chunks < perTable) {
+    throw new ConfigError(`${mapSizeFlag('maglev-chunks')}: "${chunks}" is below the ${perTable} chunks of one Maglev table (--maglev-table-size ${cfg.maglevTableSize}): no external service would fit`);
+  }
+}
 
 export function defaultConfig(): AgentConfig {
   return {
@@ -335,6 +365,7 @@ export function defaultConfig(): AgentConfig {
     ctTimeouts: { tcpEstablished: 3600, tcpSynSent: 20, tcpFin: 30, udp: 60 },
     bpfObjectDir: '',
     cleanupDrainMs: 5000,
+    mapSizes: {},
   };
 }
 
@@ -367,6 +398,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     if (value === undefined) throw new ConfigError(`${flag}: needs a value`);
     spec.parse(value, cfg, flag);
   }
+  checkCombinations(cfg);
   return cfg;
 }
 

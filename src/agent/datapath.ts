@@ -18,6 +18,7 @@ import type { CleanupReport, TcTarget } from '../datapath/attach.js';
 import type { KernelFeatures } from '../datapath/kernel-features.js';
 import type { ServiceTables } from '../dataplane/tables.js';
 import { MAP_NAMES, MAP_NAMES6 } from '../dataplane/tables.js';
+import { maxEntriesOf } from '../dataplane/map-sizes.js';
 import type { ProgramAttachment } from '../admin/types.js';
 import { cgroup2Mount } from '../testbed/cgroup.js';
 import type { AgentConfig } from './config.js';
@@ -71,6 +72,9 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
     pinDir: cfg.pinDir,
     connectTimeLb: cfg.connectTimeLb,
     ctTimeoutsSec: cfg.ctTimeouts,
+    // --map-size-*: pinned maps of another size are carried into maps of the new one at load
+    // (map-migration.ts), or the start is refused when a service map would lose entries.
+    maxEntries: maxEntriesOf(cfg.mapSizes),
     logger,
     native,
     // Connected UDP sockets balanced at connect time are closed when their backend goes.

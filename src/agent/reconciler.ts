@@ -46,7 +46,8 @@ export interface ApplyCounts {
 }
 
 export interface ApplyOutcome extends Partial<ApplyCounts> {
-  errors: { key?: string; message: string }[];
+  /** `map` and `capacity`: the error is a full map (the writer's ApplyError). */
+  errors: { key?: string; map?: string; capacity?: number; message: string }[];
 }
 
 /** What the reconciler writes through: the service-table writer (src/dataplane) satisfies it. */
@@ -250,6 +251,10 @@ export class Reconciler {
         // an error naming no port re-diffs everything.
         if (outcome.errors.every((e) => typeof e.key === 'string' && e.key !== '')) for (const e of outcome.errors) this.retryKeys.add(e.key as string);
         else this.needFull = true;
+        // A full map whose entries this sync deleted (Services removed, blocks replaced): the
+        // writer adds before it removes, so the room is there for the next sync. It runs after
+        // the first backoff step, not after the long wait a full map that stayed full built up.
+        if ((outcome.ops?.deletes ?? 0) > 0 && outcome.errors.some((e) => e.capacity !== undefined)) this.failures = 0;
         this.retryLater();
       } else {
         this.failures = 0;

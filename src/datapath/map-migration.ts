@@ -13,6 +13,10 @@
 //   4. the agent switches the programs (cgroup links updated in place, TC filters replaced).
 //   5. finish: a last pass copies the conntrack, affinity and reverse-NAT entries the old
 //      programs created between 3 and 4 (only those the new map lacks), then the aside pins go.
+// A smaller size (a --map-size-* flag lowered) is carried like any change, but refused before
+// anything moves when a service map holds more than the new size takes (shrinkProblem): what
+// is programmed is never dropped. The LRU maps (conntrack, affinity, socket rev-NAT) may shrink
+// anyway: they hold flows, not configuration, and evict when full.
 // A failed load puts the old pins back (restore), so the previous version can still start. An
 // agent that dies between 2 and 5 leaves the aside pins: the next start carries from them again
 // (never overwriting) and finishes. docs/upgrades.md says what is lost and why.
@@ -22,6 +26,8 @@ import type { Logger } from 'pino';
 import { describeError, isBatchUnsupported } from '../bpf/errors.js';
 import { MapType } from '../bpf/map-types.js';
 import type { MapInfo, NativeAddon, NativeMap, NativeObject } from '../bpf/native.js';
+import { mapSizeFlagOf } from '../dataplane/map-sizes.js';
+import { nonZeroSlots } from '../dataplane/table-specs.js';
 import type { MapTranslation } from './btf-translate.js';
 import { layoutDifferences, planMapTranslation, translateElements, UntranslatableError } from './btf-translate.js';
 
@@ -69,6 +75,48 @@ export function pinIncompatibility(pinned: NativeMap, want: MapInfo, wantLayout:
   return reasons;
 }
 
+/**
+ * A pinned service map holds more than the size asked for it: loading would drop programmed
+ * entries, so nothing is loaded or moved (the programs in place keep their maps).
+ */
+export class MapShrinkError extends Error {
+  constructor(
+    readonly map: string,
+    readonly pinnedSize: number,
+    readonly askedSize: number,
+    /** Entries it holds (hash), or the slots up to its highest one in use (array). */
+    readonly needed: number,
+    what: string,
+  ) {
+    const flag = mapSizeFlagOf(map);
+    super(`${flag ? `${flag} ${askedSize}` : `max_entries ${askedSize}`}: the pinned ${map} (size ${pinnedSize}) ${what}, more than ${askedSize} can take: ` +
+      `refused, nothing changed (the programs in place keep their maps and entries); give at least ${needed}, or shrink after the Services went`);
+    this.name = 'MapShrinkError';
+  }
+}
+
+/**
+ * Why the pinned map cannot shrink to `want.maxEntries` without losing programmed entries
+ * (hash maps: more entries than that; arrays: a slot in use at or past it), or undefined.
+ * LRU and per-CPU maps are not checked: flows and counters, not configuration.
+ */
+export function shrinkProblem(name: string, pinned: NativeMap, want: MapInfo): MapShrinkError | undefined {
+  const have = pinned.info;
+  if (want.maxEntries >= have.maxEntries || have.type !== want.type) return undefined;
+  if (have.type === MapType.HASH) {
+    const held = dumpAll(pinned, have.valueSize).count;
+    return held > want.maxEntries ? new MapShrinkError(name, have.maxEntries, want.maxEntries, held, `holds ${held} entries`) : undefined;
+  }
+  if (have.type === MapType.ARRAY) {
+    const { values, count } = dumpAll(pinned, have.valueSize);
+    const used = nonZeroSlots(values, count, have.valueSize).filter((i) => i >= want.maxEntries);
+    if (used.length === 0) return undefined;
+    const top = used[used.length - 1] as number;
+    return new MapShrinkError(name, have.maxEntries, want.maxEntries, top + 1, `uses ${used.length} slot(s) at index ${want.maxEntries} or above (the highest ${top})`);
+  }
+  return undefined;
+}
+
 export class MapMigration {
   private readonly cpus: number;
   /** Maps whose pins this run moved aside (fresh new maps: the first carry may overwrite). */
@@ -114,6 +162,9 @@ export class MapMigration {
       try {
         reasons = pinIncompatibility(pinned, want, obj.mapBtfLayout(want.name));
         if (reasons.length === 0) continue;
+        // Datapath.load's failure path puts back what this loop already moved (restore).
+        const shrink = shrinkProblem(want.name, pinned, want);
+        if (shrink) throw shrink;
         // An interrupted upgrade's new map, incompatible again (a third layout): the newest pin
         // is what the programs attached last use, so it replaces the older aside one.
         movePin(pinned, path, path + ASIDE_SUFFIX);

@@ -5,6 +5,8 @@ import { IPPROTO, VIP_F } from '../bpf/sluice-structs.js';
 import { flatText, type FlatText } from '../model/flat-text.js';
 import type { DesiredServicePort, DesiredState, FrontendKind } from '../model/types.js';
 import type { IdAllocator } from './id-allocator.js';
+import { mapSizeFlagOf } from './map-sizes.js';
+import { MAP_NAMES } from './tables.js';
 import type { Mirror, MirrorFrontend, ProgrammedService } from './mirror.js';
 import type { ServiceTarget, TargetOptions } from './service-target.js';
 import { DesiredPortError, endpointId, serviceTarget } from './service-target.js';
@@ -42,6 +44,9 @@ export interface ServiceChange {
 
 export interface PlanProblem {
   key?: string;
+  /** Set when the problem is a full map (here: no free svc_id): the map and its capacity. */
+  map?: string;
+  capacity?: number;
   message: string;
 }
 
@@ -248,7 +253,14 @@ function assignIds(key: string, t: ServiceTarget, cur: ProgrammedService | undef
   let svcId = cur?.svcId;
   if (svcId === undefined) {
     svcId = ctx.svcIds.allocate();
-    if (svcId === undefined) return { key, message: `service port ${key}: no free service id (all ${ctx.svcIds.size} in use)` };
+    if (svcId === undefined) {
+      const capacity = ctx.svcIds.max + 1;
+      const map = MAP_NAMES.svcMeta;
+      return {
+        key, map, capacity,
+        message: `service port ${key}: no free service id: ${map} is full (capacity ${capacity}: ids 1-${ctx.svcIds.max}, shared by both IP families; ${mapSizeFlagOf(map) ?? 'its size'})`,
+      };
+    }
     change.newId = true;
   }
   change.svcId = svcId;

@@ -11,6 +11,8 @@ import type { MaglevChunk, MaglevKey } from '../bpf/sluice-structs.js';
 import { MAGLEV, maglevChunk, serviceValue, SVC_F } from '../bpf/sluice-structs.js';
 import { backendIdentity, buildMaglevTable } from './maglev-table.js';
 import type { ServiceTables, Table } from './tables.js';
+import { errorCode } from './tables.js';
+import { mapSizeFlagOf } from './map-sizes.js';
 
 export interface MaglevReport {
   /** Tables in the map after this apply. */
@@ -143,7 +145,9 @@ export class MaglevWriter {
     const out = this.map.setMany(entries);
     if (out.failures.length > 0) {
       this.drop(backendId);
-      return { error: true, message: `Maglev: writing the table of backend block ${backendId} failed: ${out.failures[0]?.error.message}; random selection, retried next apply` };
+      const err = out.failures[0]?.error;
+      const full = errorCode(err) === 'E2BIG' || errorCode(err) === 'ENOSPC' ? ` (${this.map.name} is full: capacity ${this.map.maxEntries} chunks; ${mapSizeFlagOf(this.map.name) ?? 'not sizable'})` : '';
+      return { error: true, message: `Maglev: writing the table of backend block ${backendId} failed: ${err?.message}${full}; random selection, retried next apply` };
     }
     // Chunks a previous agent's larger table left past ours.
     const had = this.present.get(backendId) ?? 0;

@@ -22,6 +22,7 @@ import type { TargetOptions } from './service-target.js';
 import { frontendId } from './service-target.js';
 import type { BatchOutcome, ServiceTables } from './tables.js';
 import { errorCode } from './tables.js';
+import { mapSizeFlagOf } from './map-sizes.js';
 
 export interface ApplyError {
   /** The service-port key, when the error belongs to one. */
@@ -30,8 +31,16 @@ export interface ApplyError {
   map?: string;
   /** errno name of the map error. */
   code?: string;
+  /**
+   * Set when the map was full (E2BIG/ENOSPC from a hash map, or no free svc_id): its capacity.
+   * The service port keeps what it had; the reconciler retries it (sluice_map_full_errors_total).
+   */
+  capacity?: number;
   message: string;
 }
+
+/** The errno names a full map answers an insert with (the kernel's hash maps: E2BIG). */
+const FULL_MAP_CODES = new Set(['E2BIG', 'ENOSPC']);
 
 export interface ApplyResult {
   services: { added: number; updated: number; removed: number; unchanged: number; failed: number; unsupportedFamily: number };
@@ -194,7 +203,17 @@ export class ServiceTableWriter {
     const failed = new Map<ServiceChange, ApplyError>();
     const fail = (c: ServiceChange, map: string, err: Error, stage: string): void => {
       if (failed.has(c)) return;
-      failed.set(c, { key: c.key, map, code: errorCode(err), message: `service port ${c.key}: ${stage} in ${map} failed: ${err.message}` });
+      const code = errorCode(err);
+      const capacity = code && FULL_MAP_CODES.has(code) ? this.capacityOf(map) : undefined;
+      if (capacity === undefined) {
+        failed.set(c, { key: c.key, map, code, message: `service port ${c.key}: ${stage} in ${map} failed: ${err.message}` });
+        return;
+      }
+      // Named for what the operator can do: which map, how big it is, which flag sizes it.
+      failed.set(c, {
+        key: c.key, map, code, capacity,
+        message: `service port ${c.key}: ${map} is full (capacity ${capacity}; ${mapSizeFlagOf(map) ?? 'not sizable'}): ${stage} failed (${err.message}); retried by the next sync`,
+      });
     };
     const live = (c: ServiceChange): boolean => !failed.has(c);
 
@@ -227,6 +246,13 @@ export class ServiceTableWriter {
       this.backendIds.sync(mirror.backendIds());
     }
     return this.finish(res, t0);
+  }
+
+  /** The capacity of one of this writer's hash maps by name (undefined for arrays: their errors are not "full"). */
+  private capacityOf(map: string): number | undefined {
+    const t = this.tables;
+    for (const table of [t.frontends, t.backends, t.vips]) if (table.name === map) return table.maxEntries;
+    return undefined;
   }
 
   private finish(res: ApplyResult, t0: number): ApplyResult {
@@ -361,7 +387,10 @@ export class ServiceTableWriter {
     const bad = new Set(out.failures.map((f) => f.index));
     addrs.forEach((addr, i) => !bad.has(i) && mirror.vips.set(addr, VIP_VALUE));
     for (const f of out.failures) {
-      res.errors.push({ map: t.name, code: errorCode(f.error), message: `listing ClusterIP ${addrs[f.index]} (unknown ports refused) failed: ${f.error.message}; retried next apply` });
+      const code = errorCode(f.error);
+      const full = code !== undefined && FULL_MAP_CODES.has(code);
+      const why = full ? `${t.name} is full (capacity ${t.maxEntries}; ${mapSizeFlagOf(t.name) ?? 'not sizable'}): ${f.error.message}` : f.error.message;
+      res.errors.push({ map: t.name, code, ...(full ? { capacity: t.maxEntries } : {}), message: `listing ClusterIP ${addrs[f.index]} (unknown ports refused) failed: ${why}; retried next apply` });
     }
   }
 

@@ -33,6 +33,7 @@ export class SluiceMetrics {
   readonly backends: Gauge;
   readonly mapEntries: Gauge<'map'>;
   readonly mapCapacity: Gauge<'map'>;
+  readonly mapFullErrors: Counter<'map'>;
   readonly servicePackets: Counter<ServiceLabel>;
   readonly serviceBytes: Counter<ServiceLabel>;
   readonly serviceConnections: Counter<ServiceLabel>;
@@ -63,6 +64,11 @@ export class SluiceMetrics {
     this.backends = r.gauge({ name: 'sluice_backends_programmed', help: 'Backend slots programmed, over all service ports.' });
     this.mapEntries = r.gauge({ name: 'sluice_map_entries', help: 'Entries in each BPF map (conntrack included).', labelNames: ['map'] });
     this.mapCapacity = r.gauge({ name: 'sluice_map_capacity', help: 'Maximum entries of each BPF map.', labelNames: ['map'] });
+    this.mapFullErrors = r.counter({
+      name: 'sluice_map_full_errors_total',
+      help: 'Service ports (and ClusterIPs) a sync could not program because a map was full, by map; each retry that fails again counts again (size it: --map-size-*).',
+      labelNames: ['map'],
+    });
     const svc = (what: string, help: string) =>
       r.counter({ name: `sluice_service_${what}_total`, help, labelNames: SERVICE_LABELS });
     this.servicePackets = svc('packets', 'Packets translated towards each service port (TC path).');
@@ -104,6 +110,11 @@ export class SluiceMetrics {
 
   setSourcesSynced(synced: boolean): void {
     this.sourcesSynced.set(undefined, synced ? 1 : 0);
+  }
+
+  /** A sync's errors: those of a full map are counted by map. */
+  countMapFull(errors: readonly { map?: string; capacity?: number }[]): void {
+    for (const e of errors) if (e.capacity !== undefined && e.map) this.mapFullErrors.inc({ map: e.map });
   }
 
   setProgrammed(counts: { servicePorts: number; frontends: number; backends: number }): void {

@@ -125,3 +125,24 @@ t.test('the report counts frontends and backend slots', async (t) => {
   t.equal(report?.frontends, 2);
   t.equal(report?.backends, 0);
 });
+
+t.test('a full map whose entries the failed sync deleted is retried without the built-up backoff', async (t) => {
+  const { source, rec } = setup(20);
+  source.synced = true;
+  type Outcome = ReturnType<DesiredStateSink['apply']>;
+  let next: Outcome = { errors: [] };
+  (rec as unknown as { opts: { sink: DesiredStateSink } }).opts.sink = { apply: () => next };
+  const failures = () => (rec as unknown as { failures: number }).failures;
+  t.teardown(() => rec.stop());
+  const full = { key: 'default/a:/TCP/IPv4', map: 'sl_frontends4', capacity: 8, message: 'sl_frontends4 is full' };
+  const counts = (deletes: number) => ({ services: { added: 0, updated: 0, removed: deletes, unchanged: 0 }, ops: { writes: 0, deletes } });
+  next = { errors: [full], ...counts(0) };
+  for (let i = 0; i < 5; i++) await rec.syncNow();
+  t.equal(failures(), 5, 'a map that stays full backs off further each time');
+  next = { errors: [{ key: 'default/b:/TCP/IPv4', message: 'EPERM' }], ...counts(2) };
+  await rec.syncNow();
+  t.equal(failures(), 6, 'deletes with another error: the backoff goes on');
+  next = { errors: [full], ...counts(2) };
+  await rec.syncNow();
+  t.equal(failures(), 1, 'deletes made room in a full map: the retry waits one step only');
+});

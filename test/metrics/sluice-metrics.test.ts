@@ -25,6 +25,7 @@ t.test('the metric set: every family is sluice_-prefixed, typed and documented',
     sluice_backends_programmed: 'gauge',
     sluice_map_entries: 'gauge',
     sluice_map_capacity: 'gauge',
+    sluice_map_full_errors_total: 'counter',
     sluice_service_packets_total: 'counter',
     sluice_service_bytes_total: 'counter',
     sluice_service_connections_total: 'counter',
@@ -45,6 +46,17 @@ t.test('the metric set: every family is sluice_-prefixed, typed and documented',
   };
   t.same(Object.fromEntries([...fams.values()].map((f) => [f.name, f.type])), expected);
   for (const f of fams.values()) t.ok(f.help.length > 10, `${f.name} has help`);
+});
+
+t.test('full-map errors are counted by map; other errors are not', async (t) => {
+  const m = new SluiceMetrics();
+  m.countMapFull([
+    { map: 'sl_frontends4', capacity: 8 }, { map: 'sl_frontends4', capacity: 8 }, { map: 'sl_backends4', capacity: 64 },
+    { map: 'sl_backends4' }, {},
+  ]);
+  const fams = parsePrometheus(m.registry.expose());
+  t.equal(sampleValue(fams, 'sluice_map_full_errors_total', { map: 'sl_frontends4' }), 2);
+  t.equal(sampleValue(fams, 'sluice_map_full_errors_total', { map: 'sl_backends4' }), 1, 'an sl_backends4 error without a capacity (not a full map) is not counted');
 });
 
 t.test('typed updates land in the exposition', async (t) => {
