@@ -141,9 +141,9 @@ static __always_inline int sl_host_icmp_tunnel(struct __sk_buff *skb, const stru
 		sl_count_drop(SL_DROP_TUNNEL_MTU);
 		return TC_ACT_SHOT;
 	}
-	return sl_host_tunnel_send(skb, e->l3_off,
-				   sl_tunnel_sport(e->in_daddr, e->in_saddr, e->in_dport, e->in_sport),
-				   peer, route_inner, 0, 0);
+	return sl_host_tunnel_send(
+		skb, e->l3_off, sl_tunnel_sport(e->in_daddr, e->in_saddr, e->in_dport, e->in_sport),
+		peer, route_inner, 0, 0);
 }
 
 /*
