@@ -12,7 +12,8 @@
 // ICMP about tunnelled flows (Tunnel): a client behind a 1400-byte link downloads through node A
 // from the pod on B (the edge router's "fragmentation needed" reaches the pod through the tunnel);
 // a UDP reply too large to wrap back teaches the pod the path MTU that fits (node B's ICMP); the
-// pod's port unreachable reaches the client's connected socket as ECONNREFUSED.
+// pod's port unreachable reaches the client's connected socket as ECONNREFUSED. DSR: the same
+// download, the router's error about node B's reply reaching the pod through node A.
 import t from 'tap';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -288,6 +289,15 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     // per 64 KiB received), a few percent of the download at most.
     t.ok(sent.a < MIB / 2, `node A's uplink sent ${sent.a} bytes: no reply data (< 512 KiB of 4 MiB)`);
     t.ok(sent.b >= 4 * MIB, `node B's uplink sent the reply straight to the client (${sent.b} bytes)`);
+  });
+
+  await t.test('DSR: a router\'s fragmentation needed about a reply node B sent reaches the pod through node A', async (t) => {
+    // The reply leaves node B from node A's NodePort; the edge router reports it to node A,
+    // which wraps the error for node B, quoting what the pod sent.
+    t.equal(await cachedMtu(podB.ns, far.ip), undefined, 'the pod knows no path MTU to the far client before (flushed after Tunnel)');
+    const r = await runDownload(run, { ns: far.ns, host: nodeA.ip, port: 30016, bytes: MIB, idleMs: 8000 });
+    t.ok(r.ok && r.received === MIB && r.receivedSha256 === r.sha256, `1 MiB through a 1400-byte link arrived intact (${JSON.stringify(r.error ?? null)}, ${r.received} bytes)`);
+    t.equal(await cachedMtu(podB.ns, far.ip), 1400, 'the pod learned the path MTU from the router\'s error');
   });
 
   await t.test('DSR opt-out: the client in --dsr-optout-cidrs takes the tunnel, the others DSR', async (t) => {
