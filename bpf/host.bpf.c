@@ -33,7 +33,10 @@
  * the pod's replies are wrapped back to the ingress node (sl_host_egress), which restores the
  * frontend. DSR: the tunnel header carries the frontend, and the backend's node rewrites the
  * replies' source to it and lets them go straight to the client; clients in sl_dsr_optout4 get
- * Tunnel.
+ * Tunnel. ICMP errors about tunnelled flows take the flow's way: a network's error about a reply
+ * is wrapped for the backend's node, a backend's error about a request wrapped back (Tunnel) and
+ * translated by the ingress node, or sent straight to the client (DSR). A pod's reply too large
+ * to wrap back is answered with ICMP fragmentation needed to the pod.
  *
  * Not handled yet (see docs/external-traffic.md): SCTP, fragments, IPv6.
  */
@@ -77,20 +80,18 @@ static __always_inline void sl_count_kind(__u32 svc_flags, __u64 bytes, bool new
 }
 
 /*
- * Wraps a translated packet (pkt, of the flow whose tuple key is) and sends it to node peer
- * through the tunnel; route_inner: this node forwards the inner packet as a router would (TTL
- * decremented), which the kernel did already for a packet leaving through the host interface.
- * dsr: a DSR flow's client packet, wrapped with the frontend it was sent to (key's destination).
- * A SYN's MSS is clamped to what fits once wrapped (mss.h) — except a DSR client's: its MSS
- * bounds the backend's segments, which go to the client directly, unwrapped (the backend's
- * SYN-ACK, whose MSS bounds what the client sends through the tunnel, is clamped at its node).
+ * Wraps the packet (its IPv4 header at l3_off) and sends it to node peer through the tunnel,
+ * with outer UDP source port udp_sport (the flow's hash: ECMP keeps a flow's packets, and the
+ * errors about it, on one path); route_inner: this node forwards the inner packet as a router
+ * would (TTL decremented), which the kernel did already for a packet leaving through the host
+ * interface. frontend_addr set: a DSR flow's client packet, wrapped with that frontend. The
+ * caller has checked that it fits once wrapped (sl_tunnel_too_big).
  */
-static __always_inline int sl_host_tunnel_out(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
-					      const struct sl_ct_key4 *key, __be32 peer,
-					      bool route_inner, bool dsr)
+static __always_inline int sl_host_tunnel_send(struct __sk_buff *skb, __u32 l3_off,
+					       __be16 udp_sport, __be32 peer, bool route_inner,
+					       __be32 frontend_addr, __be16 frontend_port)
 {
 	const struct sl_node_config4 *cfg = sl_node_config4();
-	__u32 overhead = dsr ? SL_TUNNEL_DSR_OVERHEAD : SL_TUNNEL_OVERHEAD;
 	__be32 self;
 
 	if (!cfg || !cfg->snat_addr) {
@@ -98,21 +99,51 @@ static __always_inline int sl_host_tunnel_out(struct __sk_buff *skb, const struc
 		return TC_ACT_SHOT;
 	}
 	self = cfg->snat_addr;
-	if (!dsr && sl_tcp_clamp_mss4(skb, pkt, sl_tunnel_mss(SL_TUNNEL_OVERHEAD)) < 0)
-		return sl_rewrite_failed();
-	if (sl_tunnel_too_big(skb, overhead)) {
-		sl_count_drop(SL_DROP_TUNNEL_MTU);
-		return TC_ACT_SHOT;
-	}
-	if (route_inner && sl_ttl_dec4(skb, pkt->l3_off) < 0) {
+	if (route_inner && sl_ttl_dec4(skb, l3_off) < 0) {
 		sl_count_drop(SL_DROP_TTL);
 		return TC_ACT_SHOT;
 	}
-	if (sl_tunnel_encap4(skb, self, peer,
-			     sl_tunnel_sport(key->saddr, key->daddr, key->sport, key->dport),
-			     dsr ? key->daddr : 0, dsr ? key->dport : 0) < 0)
+	if (sl_tunnel_encap4(skb, self, peer, udp_sport, frontend_addr, frontend_port) < 0)
 		return sl_rewrite_failed();
 	return sl_fib_send4(skb, self, peer);
+}
+
+/*
+ * Wraps a translated packet (pkt, of the flow whose tuple key is) for node peer (see
+ * sl_host_tunnel_send). dsr: a DSR flow's client packet, wrapped with the frontend it was sent
+ * to (key's destination). A SYN's MSS is clamped to what fits once wrapped (mss.h) — except a
+ * DSR client's: its MSS bounds the backend's segments, which go to the client directly,
+ * unwrapped (the backend's SYN-ACK, whose MSS bounds what the client sends through the tunnel,
+ * is clamped at its node).
+ */
+static __always_inline int sl_host_tunnel_out(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
+					      const struct sl_ct_key4 *key, __be32 peer,
+					      bool route_inner, bool dsr)
+{
+	if (!dsr && sl_tcp_clamp_mss4(skb, pkt, sl_tunnel_mss(SL_TUNNEL_OVERHEAD)) < 0)
+		return sl_rewrite_failed();
+	return sl_host_tunnel_send(skb, pkt->l3_off,
+				   sl_tunnel_sport(key->saddr, key->daddr, key->sport, key->dport),
+				   peer, route_inner, dsr ? key->daddr : 0, dsr ? key->dport : 0);
+}
+
+/*
+ * An ICMP error about a tunnelled flow (e, parsed before any rewrite: its quote's mirror is the
+ * flow entry's key), wrapped for node peer like the flow's own packets (the same outer source
+ * port). Never with the DSR header: the far end hands an unwrapped error to its kernel whatever
+ * the wrapping, and the header would re-create nothing (an error is no flow packet). Errors are
+ * small (at most 576 bytes from Linux, RFC 1812), but --tunnel-mtu may be set down to 576.
+ */
+static __always_inline int sl_host_icmp_tunnel(struct __sk_buff *skb, const struct sl_icmp_err4 *e,
+					       __be32 peer, bool route_inner)
+{
+	if (sl_tunnel_too_big(skb, SL_TUNNEL_OVERHEAD)) {
+		sl_count_drop(SL_DROP_TUNNEL_MTU);
+		return TC_ACT_SHOT;
+	}
+	return sl_host_tunnel_send(
+		skb, e->l3_off, sl_tunnel_sport(e->in_daddr, e->in_saddr, e->in_dport, e->in_sport),
+		peer, route_inner, 0, 0);
 }
 
 /*
@@ -134,7 +165,7 @@ static __always_inline int sl_host_to_backend(struct __sk_buff *skb, const struc
 	 */
 	if (peer && sl_tunnel_too_big(skb, overhead)) {
 		sl_count_drop(SL_DROP_TUNNEL_MTU);
-		return sl_reject_too_big4(skb, pkt, sl_tunnel_mtu - overhead);
+		return sl_reject_too_big4(skb, pkt, sl_tunnel_mtu - overhead, 0);
 	}
 	if (sl_nat_dst4(skb, pkt, backend_addr, backend_port) < 0)
 		return sl_rewrite_failed();
@@ -259,32 +290,48 @@ static __always_inline int sl_host_new_flow(struct __sk_buff *skb, const struct 
 }
 
 /*
- * An ICMP error arriving from the network about an external flow (icmp.h):
+ * An ICMP error arriving at this node about an external flow (icmp.h):
  *  - quoting frontend:fport -> client:cport (a reply this node sent, e.g. fragmentation needed
  *    from a router on the client's path): its FORWARD entry (the mirror key) gives the backend,
  *    the quote's source becomes backend:bport and, for SNAT, its destination this node's
- *    node:sport, so the error reaches the backend's stack;
+ *    node:sport, so the error reaches the backend's stack. A Tunnel or DSR flow's error is
+ *    wrapped for the backend's node (nat_saddr) like the flow's packets; that node unwraps it and
+ *    its kernel routes it to the pod, which matches it to its socket by the quote, now pod ->
+ *    client as the pod sent it (the outer destination, the frontend, became the pod too);
  *  - quoting node:sport -> backend:bport (an SNATed request, reported by the backend's side): its
  *    REVERSE entry gives the frontend and the client; the error goes to the client quoting
- *    client:cport -> frontend:fport.
- * DNAT-only errors are routed to the pod by the kernel; SNAT ones are sent out directly.
+ *    client:cport -> frontend:fport;
+ *  - arrived through the tunnel (in->peer) quoting client:cport -> backend:bport: the backend's
+ *    node sent back an error about a Tunnel flow's request (the pod's port unreachable, or its
+ *    node's own), untranslated (sl_host_icmp_out); the REVERSE entry, whose node must be the
+ *    sender, gives the frontend, and the error goes to the client quoting client:cport ->
+ *    frontend:fport, from the frontend when the pod sent it.
+ * DNAT-only errors are routed to the pod by the kernel; the others are sent out directly. The
+ * backend's node passes what it unwraps untouched (DECAP entries): its kernel routes it to the
+ * pod.
  */
-static __always_inline int sl_host_icmp_in(struct __sk_buff *skb)
+static __always_inline int sl_host_icmp_in(struct __sk_buff *skb, const struct sl_tunnel_in *in)
 {
 	struct sl_icmp_err4 e;
 	struct sl_ct_value4 *ct = sl_icmp_err_flow4(skb, &e);
 	__be32 to_addr;
 	__be16 a_port, b_port;
 	__be32 a_addr, b_addr;
-	bool fwd;
+	bool fwd, tunnel;
 
-	/* Tunnelled flows' errors are not translated (their TCP segments fit: mss.h). */
-	if (!ct || !(ct->flags & SL_CT_F_EXTERNAL) ||
-	    (ct->flags & (SL_CT_F_TUNNEL | SL_CT_F_DECAP)))
+	if (!ct || !(ct->flags & SL_CT_F_EXTERNAL) || (ct->flags & SL_CT_F_DECAP))
 		return SL_TC_PASS;
 	fwd = ct->type == SL_CT_FORWARD;
-	if (!fwd && !(ct->flags & SL_CT_F_SNAT))
-		return SL_TC_PASS; /* a local backend's flow: errors come from the pod side */
+	tunnel = ct->flags & SL_CT_F_TUNNEL;
+	if (in->peer) {
+		/* Only the error a Tunnel flow's own backend node sends back. */
+		if (fwd || !tunnel || ct->nat_saddr != in->peer)
+			return SL_TC_PASS;
+	} else if (!fwd && !(ct->flags & SL_CT_F_SNAT)) {
+		/* A local backend's flow: errors come from the pod side. A tunnelled flow's come
+		 * through the tunnel (above) or, DSR, from the backend's node straight. */
+		return SL_TC_PASS;
+	}
 	a_addr = ct->nat_addr;
 	a_port = ct->nat_port;
 	b_addr = ct->nat_saddr;
@@ -292,6 +339,11 @@ static __always_inline int sl_host_icmp_in(struct __sk_buff *skb)
 	/* FORWARD: the quoted source becomes the backend; REVERSE: the destination the frontend. */
 	if (sl_icmp_err_nat4(skb, &e, !fwd, a_addr, a_port) < 0)
 		return sl_rewrite_failed();
+	if (tunnel) {
+		if (fwd)
+			return sl_host_icmp_tunnel(skb, &e, b_addr, true);
+		return sl_fib_redirect4(skb, e.l3_off, a_addr, e.daddr);
+	}
 	if (!(ct->flags & SL_CT_F_SNAT))
 		return SL_TC_PASS;
 	/* FORWARD: the quoted destination becomes node:sport; REVERSE: the source the client. */
@@ -302,10 +354,11 @@ static __always_inline int sl_host_icmp_in(struct __sk_buff *skb)
 }
 
 /*
- * An ICMP error a local backend sends about an external flow, quoting client:cport ->
- * backend:bport: the REVERSE entry (mirror key) gives the frontend the client knows (a DSR
- * flow's: nat_saddr:nat_sport, the error then goes to the client directly like the replies).
- * Tunnel flows' errors are not translated.
+ * An ICMP error a local backend (or this node, for it) sends about an external flow, quoting
+ * client:cport -> backend:bport: the REVERSE entry (mirror key) gives the frontend the client
+ * knows (a DSR flow's: nat_saddr:nat_sport, the error then goes to the client directly like the
+ * replies). A Tunnel flow's (DECAP without DSR) is wrapped back to the ingress node untouched,
+ * like the replies: only that node knows the frontend, and translates it (sl_host_icmp_in).
  */
 static __always_inline int sl_host_icmp_out(struct __sk_buff *skb)
 {
@@ -321,7 +374,7 @@ static __always_inline int sl_host_icmp_out(struct __sk_buff *skb)
 	frontend_port = ct->nat_port;
 	if (ct->flags & SL_CT_F_DECAP) {
 		if (!(ct->flags & SL_CT_F_DSR))
-			return SL_TC_PASS;
+			return sl_host_icmp_tunnel(skb, &e, ct->nat_saddr, false);
 		frontend_addr = ct->nat_saddr;
 		frontend_port = ct->nat_sport;
 	}
@@ -386,7 +439,18 @@ static __always_inline int sl_host_from_tunnel(struct __sk_buff *skb, const stru
 	return SL_TC_PASS;
 }
 
-/* A local backend's reply to a flow that came tunnelled from node ct->nat_saddr: wrapped back. */
+/*
+ * A local backend's reply to a flow that came tunnelled from node ct->nat_saddr: wrapped back.
+ * One that would not fit once wrapped (a UDP datagram; TCP segments are bounded by the MSS the
+ * SYNs were clamped to, unless the flow predates the clamp) is not sent. With DF set the pod
+ * hears why, as from a router on its path: ICMP fragmentation needed with the MTU that fits,
+ * quoting its packet (pod -> client, as it left the pod but for the TTL the kernel decremented)
+ * and sent from the client's address into this interface's ingress, where the kernel routes it
+ * to the pod. The pod's kernel matches the error to its socket by the quote alone; the source
+ * is the client's because the node's input path drops a packet from one of the node's own
+ * addresses as a martian, while the client is reachable through this very interface (reverse
+ * path filtering passes). sl_host_icmp_in then leaves it alone (a DECAP flow's error).
+ */
 static __always_inline int sl_host_tunnel_back(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
 					       const struct sl_ct_key4 *key,
 					       struct sl_ct_value4 *ct, __u64 now)
@@ -394,6 +458,11 @@ static __always_inline int sl_host_tunnel_back(struct __sk_buff *skb, const stru
 	__be32 peer = ct->nat_saddr;
 
 	sl_ct_update4(key, ct, pkt->tcp_flags, now);
+	if (sl_tunnel_too_big(skb, SL_TUNNEL_OVERHEAD)) {
+		sl_count_drop(SL_DROP_TUNNEL_MTU);
+		return sl_reject_too_big4(skb, pkt, sl_tunnel_mtu - SL_TUNNEL_OVERHEAD,
+					  BPF_F_INGRESS);
+	}
 	return sl_host_tunnel_out(skb, pkt, key, peer, false, false);
 }
 
@@ -433,7 +502,7 @@ int sl_host_ingress(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	ret = sl_ct_parse_lookup4(skb, &pkt, &key, &ct, &now);
 	if (ret == SL_PARSE_SKIP)
-		return in.peer ? SL_TC_PASS : sl_host_icmp_in(skb);
+		return sl_host_icmp_in(skb, &in);
 	if (ret != SL_PARSE_OK)
 		return SL_TC_PASS;
 	if (in.peer)

@@ -379,7 +379,7 @@ enum sl_drop_reason {
 	SL_DROP_NO_ROUTE = 10,	      /* a translated packet has no route out (fib lookup) */
 	SL_DROP_TTL = 11,	      /* a forwarded packet's TTL ran out */
 	SL_DROP_TUNNEL_SOURCE = 12,   /* tunnel traffic from an address that is no cluster node */
-	SL_DROP_TUNNEL_MTU = 13,      /* too large to tunnel, and no way to say so (not TCP/DF) */
+	SL_DROP_TUNNEL_MTU = 13,      /* too large to tunnel (with DF: ICMP frag-needed sent) */
 	SL_DROP_REASON_MAX = 16,
 };
 

@@ -3,7 +3,10 @@
  * Refusing a flow to a service without backends: the packet is turned in place into a TCP RST
  * or an ICMP port unreachable from the frontend address and bounced back out of the interface it
  * came in on (bpf_redirect to skb->ifindex: host veth ingress -> host veth egress -> the pod), so
- * the client's connect() fails fast instead of hanging.
+ * the client's connect() fails fast instead of hanging. The same ICMP answers a packet too large
+ * for the tunnel (host.bpf.c): at a host interface's ingress (a client's request) bounced out
+ * the same way, at its egress (a pod's reply) handed to the interface's ingress for the kernel
+ * to route back to the pod.
  *
  * The reply is written whole (headers from scratch, checksums computed in full), so the result
  * does not depend on the original packet's IP options or payload. A pod's offloaded transmit may
@@ -130,10 +133,13 @@ static __always_inline int sl_reject_tcp4(struct __sk_buff *skb, const struct sl
 /*
  * Answers the packet with an ICMP error from its destination (the frontend), quoting its IP header
  * and 8 bytes of its payload; rest is the ICMP header's second word (the next-hop MTU of a
- * "fragmentation needed", zero otherwise).
+ * "fragmentation needed", zero otherwise). redirect_flags: 0 sends it back out of the interface
+ * the packet arrived at (an ingress hook); BPF_F_INGRESS hands a packet caught leaving (an
+ * egress hook) back to this interface's ingress, where the kernel routes it to the sender like a
+ * packet from the network (the Ethernet addresses swapped make it addressed to this interface).
  */
 static __always_inline int sl_icmp_reply4(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
-					  __u8 type, __u8 code, __be32 rest)
+					  __u8 type, __u8 code, __be32 rest, __u64 redirect_flags)
 {
 	struct {
 		struct sl_icmphdr icmp;
@@ -164,23 +170,23 @@ static __always_inline int sl_icmp_reply4(struct __sk_buff *skb, const struct sl
 		return TC_ACT_SHOT;
 	if (bpf_skb_store_bytes(skb, ETH_HLEN + sizeof(ip), &msg, msg_len, 0) < 0)
 		return TC_ACT_SHOT;
-	return bpf_redirect(skb->ifindex, 0);
+	return bpf_redirect(skb->ifindex, redirect_flags);
 }
 
 /* Answers a UDP datagram with ICMP destination unreachable / port unreachable. */
 static __always_inline int sl_reject_udp4(struct __sk_buff *skb, const struct sl_pkt4 *pkt)
 {
-	return sl_icmp_reply4(skb, pkt, SL_ICMP_DEST_UNREACH, SL_ICMP_PORT_UNREACH, 0);
+	return sl_icmp_reply4(skb, pkt, SL_ICMP_DEST_UNREACH, SL_ICMP_PORT_UNREACH, 0, 0);
 }
 
 /*
  * Answers a packet too large for the way on with ICMP "fragmentation needed" carrying mtu, the
  * largest packet that fits (RFC 1191): the sender's path MTU discovery adapts. Only a packet with
  * DF set is answered (one without would be fragmented by a router; Sluice cannot); either way it
- * is not sent on. Returns the TC verdict.
+ * is not sent on. redirect_flags as for sl_icmp_reply4. Returns the TC verdict.
  */
 static __always_inline int sl_reject_too_big4(struct __sk_buff *skb, const struct sl_pkt4 *pkt,
-					      __u32 mtu)
+					      __u32 mtu, __u64 redirect_flags)
 {
 	__be16 frag_off;
 
@@ -189,7 +195,7 @@ static __always_inline int sl_reject_too_big4(struct __sk_buff *skb, const struc
 	    !(frag_off & bpf_htons(SL_IP_DF)))
 		return TC_ACT_SHOT;
 	return sl_icmp_reply4(skb, pkt, SL_ICMP_DEST_UNREACH, SL_ICMP_FRAG_NEEDED,
-			      bpf_htonl(mtu & 0xffff));
+			      bpf_htonl(mtu & 0xffff), redirect_flags);
 }
 
 /* Refuses the packet's flow with the reply its protocol expects; returns the TC verdict. */

@@ -9,6 +9,11 @@
 // 1 MiB echo both ways (segments clamped to fit once wrapped) and UDP in both modes. Maglev (DSR):
 // one client flow sent to node A and to node B reaches the same backend (pods on both nodes), and
 // a download through node A to the pod on node B survives node A losing its conntrack mid-transfer.
+// ICMP about tunnelled flows (Tunnel): a client behind a 1400-byte link downloads through node A
+// from the pod on B (the edge router's "fragmentation needed" reaches the pod through the tunnel);
+// a UDP reply too large to wrap back teaches the pod the path MTU that fits (node B's ICMP); the
+// pod's port unreachable reaches the client's connected socket as ECONNREFUSED. DSR: the same
+// download, the router's error about node B's reply reaching the pod through node A.
 import t from 'tap';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -39,6 +44,8 @@ const LB_IP = '203.0.113.10';
 const EXTERNAL_IP = '198.51.100.10';
 const BULK = 9000;
 const DOWNLOAD = 9100;
+const SIZED = 9200; // UDP: answers a datagram "n" with n bytes
+const CLOSED = 9300; // UDP: nothing listens
 const MIB = 1 << 20;
 
 const one = (a: EchoAttempt[]) => a[0] as EchoAttempt;
@@ -53,6 +60,27 @@ s.on('data', (d) => { n += d.length; });
 s.on('error', (e) => { console.log(JSON.stringify({ n, error: e.code })); process.exit(0); });
 s.on('close', () => { console.log(JSON.stringify({ n })); });
 s.setTimeout(20000, () => { console.log(JSON.stringify({ n, error: 'timeout' })); process.exit(0); });`;
+
+/** A UDP server answering a datagram "n" with n bytes (a reply too large to wrap back). */
+const SIZED_SERVER = `const s = require('dgram').createSocket('udp4');
+s.on('message', (m, r) => s.send(Buffer.alloc(Number(String(m)) || 1, 98), r.port, r.address));
+s.bind(${SIZED}, () => console.log('ready'));`;
+/** Asks for replies of each size in turn; prints the size of what came back (0: nothing in 1.5 s). */
+const sizedClient = (host: string, port: number, sizes: number[]) => `
+const s = require('dgram').createSocket('udp4');
+const ask = (n) => new Promise((res) => {
+  const timer = setTimeout(() => { s.removeAllListeners('message'); res(0); }, 1500);
+  s.once('message', (m) => { clearTimeout(timer); res(m.length); });
+  s.send(String(n), ${port}, '${host}');
+});
+(async () => { const got = []; for (const n of ${JSON.stringify(sizes)}) got.push(await ask(n)); console.log(JSON.stringify(got)); s.close(); })();`;
+
+/** Path MTU the namespace's kernel holds for `to` (a cached PMTU exception), or undefined. */
+async function cachedMtu(ns: string, to: string): Promise<number | undefined> {
+  const r = await ipIn(ns, ['route', 'get', to]);
+  const m = / mtu (\d+)/.exec(r.stdout);
+  return m ? Number(m[1]) : undefined;
+}
 
 /** Bytes the namespace's fabric uplink has sent (its interface counter). */
 async function uplinkTxBytes(ns: string): Promise<number> {
@@ -97,12 +125,14 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     nodes: [['web-a0'], ['web-b0']],
     clients: 2,
     clientRoutes: [{ cidr: `${LB_IP}/32`, node: 0 }, { cidr: `${EXTERNAL_IP}/32`, node: 0 }],
+    routedClients: { count: 1, narrowMtu: 1400 }, // behind a 1400-byte link: path MTU discovery
   });
   const [nodeA, nodeB] = c.nodes as [Cluster['nodes'][0], Cluster['nodes'][0]];
   // client: DSR in DSR mode; optedOut: in --dsr-optout-cidrs, so the Tunnel path in DSR mode.
   const [client, optedOut] = c.clients as [Cluster['clients'][0], Cluster['clients'][0]];
   const podB = nodeB.pods[0] as Cluster['nodes'][0]['pods'][0];
   const podA = nodeA.pods[0] as Cluster['nodes'][0]['pods'][0];
+  const far = c.routedClients[0] as Cluster['clients'][0];
   await startEchoServer(run, { name: podB.name, ns: podB.ns, tcp: [ECHO], udp: [ECHO], bulk: [DOWNLOAD] });
   await startEchoServer(run, { name: podA.name, ns: podA.ns, udp: [ECHO], bulk: [DOWNLOAD] });
   const bulk = spawnInNetns(podB.ns, [process.execPath, '-e', BULK_SERVER], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -110,6 +140,12 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
   await new Promise<void>((resolve, reject) => {
     bulk.stdout?.once('data', () => resolve());
     bulk.once('exit', (code) => reject(new Error(`bulk server exited ${code}`)));
+  });
+  const sized = spawnInNetns(podB.ns, [process.execPath, '-e', SIZED_SERVER], { stdio: ['ignore', 'pipe', 'pipe'] });
+  run.own(sized, `sized UDP server ${sized.pid}`);
+  await new Promise<void>((resolve, reject) => {
+    sized.stdout?.once('data', () => resolve());
+    sized.once('exit', (code) => reject(new Error(`sized UDP server exited ${code}`)));
   });
 
   const work = await mkdtemp(join(tmpdir(), 'sluice-tun-'));
@@ -128,6 +164,8 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
       { name: 'udp', port: 53, protocol: 'UDP', targetPort: ECHO, nodePort: 30017 },
       { name: 'download', port: DOWNLOAD, protocol: 'TCP', targetPort: DOWNLOAD, nodePort: 30018 },
     ] },
+    { name: 'sized', clusterIP: '10.96.0.18', nodePort: 30019, pods: [onB], ports: [{ name: 'sized', port: SIZED, protocol: 'UDP', targetPort: SIZED, nodePort: 30019 }] },
+    { name: 'closed', clusterIP: '10.96.0.19', nodePort: 30020, pods: [onB], ports: [{ name: 'closed', port: CLOSED, protocol: 'UDP', targetPort: CLOSED, nodePort: 30020 }] },
   ]));
 
   const agents = await clusterAgents(run, c.nodes, work, manifests);
@@ -209,12 +247,37 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     t.ok(ctA.entries.some((e) => e.flags.includes('tunnel') && e.natSource === nodeB.ip), 'node A holds them as tunnelled to node B');
   });
 
+  await t.test('Tunnel: ICMP about tunnelled flows takes the tunnel both ways', async (t) => {
+    // A router's "fragmentation needed" about a reply: the edge router (1400-byte link behind
+    // it) reports node A:30016 -> far client; node A wraps it for node B quoting what the pod
+    // sent, and the pod's TCP sends smaller segments (the download stalls otherwise).
+    t.equal(await cachedMtu(podB.ns, far.ip), undefined, 'the pod knows no path MTU to the far client before');
+    const r = await runDownload(run, { ns: far.ns, host: nodeA.ip, port: 30016, bytes: MIB, idleMs: 8000 });
+    t.ok(r.ok && r.received === MIB && r.receivedSha256 === r.sha256, `1 MiB through a 1400-byte link arrived intact (${JSON.stringify(r.error ?? null)}, ${r.received} bytes)`);
+    t.equal(r.seenPeer?.address, far.ip, 'served by the pod on B, which saw the far client');
+    t.equal(await cachedMtu(podB.ns, far.ip), 1400, 'the pod learned the path MTU from the router\'s error, carried through the tunnel');
+
+    // A UDP reply too large to wrap back (1452 + 28 > 1500 - 28): node B answers the pod with
+    // "fragmentation needed", MTU 1472, and counts it; one that fits comes back.
+    const before = (await dropsOf(agentB)).get('tunnel_mtu') ?? 0;
+    const res = await runCommand(netnsArgv(client.ns, [process.execPath, '-e', sizedClient(nodeA.ip, 30019, [1444, 1452])]), { timeoutMs: 20_000, allowFailure: true });
+    t.same(JSON.parse(res.stdout.trim().split('\n').pop() || '[]'), [1444, 0], `a 1444-byte reply fits once wrapped, a 1452-byte one does not (${res.stderr.trim()})`);
+    t.equal((await dropsOf(agentB)).get('tunnel_mtu') ?? 0, before + 1, 'node B counted it (tunnel_mtu)');
+    t.equal(await cachedMtu(podB.ns, client.ip), 1472, 'the pod\'s kernel took node B\'s ICMP: path MTU 1472 to the client');
+    await ipIn(podB.ns, ['route', 'flush', 'cache']); // later transfers start from a clean path MTU
+
+    // The pod's port unreachable (nothing listens) goes back through node A, translated.
+    const [u] = await runEchoClient({ ns: client.ns, proto: 'udp', host: nodeA.ip, port: 30020, connected: true, timeoutMs: 3000 });
+    t.equal(u?.error?.code, 'ECONNREFUSED', `refused at once (${JSON.stringify(u?.error ?? null)})`);
+  });
+
   // ---- DSR: the same bed, both agents restarted (SIGTERM: the dataplane stays meanwhile) ----
   const restartedAt = Date.now();
   await Promise.all(agents.map((a) => a.stop()));
   const from = agents.map((a) => a.logs.length);
   await Promise.all(agents.map((a) => a.start(['--external-mode', 'DSR', '--dsr-optout-cidrs', `${optedOut.ip}/32`])));
   await waitSynced(agents);
+  const dsrDropsBefore = await Promise.all(agents.map(dropsOf));
   t.comment(`agents restarted in DSR mode in ${((Date.now() - restartedAt) / 1000).toFixed(1)} s`);
   t.ok(agents.every((a, i) => a.logs.slice(from[i]).some((l) => l.msg === 'external traffic to remote backends' && l.mode === 'DSR')), 'both nodes run DSR mode');
 
@@ -226,6 +289,15 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     // per 64 KiB received), a few percent of the download at most.
     t.ok(sent.a < MIB / 2, `node A's uplink sent ${sent.a} bytes: no reply data (< 512 KiB of 4 MiB)`);
     t.ok(sent.b >= 4 * MIB, `node B's uplink sent the reply straight to the client (${sent.b} bytes)`);
+  });
+
+  await t.test('DSR: a router\'s fragmentation needed about a reply node B sent reaches the pod through node A', async (t) => {
+    // The reply leaves node B from node A's NodePort; the edge router reports it to node A,
+    // which wraps the error for node B, quoting what the pod sent.
+    t.equal(await cachedMtu(podB.ns, far.ip), undefined, 'the pod knows no path MTU to the far client before (flushed after Tunnel)');
+    const r = await runDownload(run, { ns: far.ns, host: nodeA.ip, port: 30016, bytes: MIB, idleMs: 8000 });
+    t.ok(r.ok && r.received === MIB && r.receivedSha256 === r.sha256, `1 MiB through a 1400-byte link arrived intact (${JSON.stringify(r.error ?? null)}, ${r.received} bytes)`);
+    t.equal(await cachedMtu(podB.ns, far.ip), 1400, 'the pod learned the path MTU from the router\'s error');
   });
 
   await t.test('DSR opt-out: the client in --dsr-optout-cidrs takes the tunnel, the others DSR', async (t) => {
@@ -294,9 +366,10 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
   });
 
   await t.test('DSR: nothing refused or too large', async (t) => {
-    for (const agent of agents) {
+    for (const [i, agent] of agents.entries()) {
       const drops = await dropsOf(agent);
-      t.same([drops.get('tunnel_source') ?? 0, drops.get('tunnel_mtu') ?? 0, drops.get('malformed') ?? 0], [0, 0, 0], `${agent.node.name}: no tunnel drops`);
+      const since = (reason: string) => (drops.get(reason) ?? 0) - (dsrDropsBefore[i]!.get(reason) ?? 0);
+      t.same([since('tunnel_source'), since('tunnel_mtu'), since('malformed')], [0, 0, 0], `${agent.node.name}: no tunnel drops in DSR mode`);
     }
   });
 
