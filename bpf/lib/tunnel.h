@@ -150,6 +150,27 @@ static __always_inline void sl_tunnel_outer4(struct sl_tunnel_hdr *h, __be32 sad
 }
 
 /*
+ * True for a UDP GSO packet (a socket's UDP_SEGMENT send, as QUIC servers make; the kernel cuts
+ * it into datagrams of gso_size bytes each): *seg_len gets the IPv4 length of one of them. Its
+ * segment size cannot shrink as a TCP one's does, since it delimits the datagrams.
+ */
+static __always_inline bool sl_tunnel_udp_gso(struct __sk_buff *skb, __u32 *seg_len)
+{
+	__u8 vihl, proto;
+
+	if (!skb->gso_segs)
+		return false;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &vihl, sizeof(vihl)) < 0 ||
+	    bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, protocol), &proto,
+			       sizeof(proto)) < 0)
+		return false;
+	if (proto != IPPROTO_UDP)
+		return false;
+	*seg_len = (vihl & 0xf) * 4 + sizeof(struct udphdr) + skb->gso_size;
+	return true;
+}
+
+/*
  * Wraps the IPv4 packet of the frame in an outer IPv4 (saddr -> daddr) + UDP header and, for a
  * DSR flow (frontend_addr set), the GUE header carrying frontend_addr:frontend_port. The inner
  * packet's DF bit is copied to the outer header. A GSO packet's segment size shrinks by the
@@ -164,6 +185,14 @@ static __always_inline int sl_tunnel_encap4(struct __sk_buff *skb, __be32 saddr,
 	__u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP;
 	struct sl_tunnel_dsr_hdr h = {};
 	__be16 frag_off = 0, df;
+	__u32 seg_len;
+
+	/*
+	 * A UDP GSO packet keeps its segment size (the kernel refuses to grow it otherwise, and
+	 * would count it as a failed rewrite); sl_tunnel_too_big checked that a segment fits.
+	 */
+	if (sl_tunnel_udp_gso(skb, &seg_len))
+		flags |= BPF_F_ADJ_ROOM_FIXED_GSO;
 
 	if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, frag_off), &frag_off,
 			       sizeof(frag_off)) < 0)
@@ -188,11 +217,16 @@ static __always_inline int sl_tunnel_encap4(struct __sk_buff *skb, __be32 saddr,
 }
 
 /*
- * True when the packet, once wrapped, would not fit the path: a GSO packet is cut into segments
- * that fit (see sl_tunnel_encap4), anything else is measured whole.
+ * True when the packet, once wrapped, would not fit the path: a TCP GSO packet is cut into
+ * segments that fit (see sl_tunnel_encap4), a UDP GSO packet's segments are measured, anything
+ * else is measured whole.
  */
 static __always_inline bool sl_tunnel_too_big(struct __sk_buff *skb, __u32 overhead)
 {
+	__u32 seg_len;
+
+	if (sl_tunnel_udp_gso(skb, &seg_len))
+		return seg_len + overhead > sl_tunnel_mtu;
 	return !skb->gso_segs && skb->len - ETH_HLEN + overhead > sl_tunnel_mtu;
 }
 

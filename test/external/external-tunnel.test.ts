@@ -46,6 +46,33 @@ const BULK = 9000;
 const DOWNLOAD = 9100;
 const SIZED = 9200; // UDP: answers a datagram "n" with n bytes
 const CLOSED = 9300; // UDP: nothing listens
+const GSO = 9400; // UDP: answers a datagram "n" with one UDP_SEGMENT send of 3 x n bytes (default 1000)
+
+/**
+ * The UDP GSO server (Python: Node has no UDP_SEGMENT): one sendmsg of 3000 bytes cut into
+ * 1000-byte datagrams by the kernel (UDP_SEGMENT, 103), as QUIC servers send. It reaches the node
+ * as one GSO packet, which the tunnel must wrap keeping its segment size.
+ */
+const GSO_SERVER = `
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', ${GSO}))
+print('ready', flush=True)
+while True:
+    m, peer = s.recvfrom(2048)
+    seg = int(m) if m.isdigit() else 1000
+    try:
+        s.sendmsg([b'g' * (3 * seg)], [(socket.SOL_UDP, 103, struct.pack('H', seg))], 0, peer)
+    except OSError:
+        pass
+`;
+/** Sends one datagram asking for segments of `seg` bytes, prints the sizes of the datagrams that came back within 1.5 s. */
+const gsoClient = (host: string, port: number, seg: number) => `
+const s = require('dgram').createSocket('udp4');
+const got = [];
+s.on('message', (m) => got.push(m.length));
+s.send('${seg}', ${port}, '${host}');
+setTimeout(() => { console.log(JSON.stringify(got)); s.close(); }, 1500);`;
 const MIB = 1 << 20;
 
 const one = (a: EchoAttempt[]) => a[0] as EchoAttempt;
@@ -148,6 +175,13 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     sized.once('exit', (code) => reject(new Error(`sized UDP server exited ${code}`)));
   });
 
+  const gso = spawnInNetns(podB.ns, ['python3', '-c', GSO_SERVER], { stdio: ['ignore', 'pipe', 'pipe'] });
+  run.own(gso, `UDP GSO server ${gso.pid}`);
+  await new Promise<void>((resolve, reject) => {
+    gso.stdout?.once('data', () => resolve());
+    gso.once('exit', (code) => reject(new Error(`UDP GSO server exited ${code}`)));
+  });
+
   const work = await mkdtemp(join(tmpdir(), 'sluice-tun-'));
   run.cleanup.add(`work dir ${work}`, () => rm(work, { recursive: true, force: true }));
   const manifests = join(work, 'manifests');
@@ -166,6 +200,7 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     ] },
     { name: 'sized', clusterIP: '10.96.0.18', nodePort: 30019, pods: [onB], ports: [{ name: 'sized', port: SIZED, protocol: 'UDP', targetPort: SIZED, nodePort: 30019 }] },
     { name: 'closed', clusterIP: '10.96.0.19', nodePort: 30020, pods: [onB], ports: [{ name: 'closed', port: CLOSED, protocol: 'UDP', targetPort: CLOSED, nodePort: 30020 }] },
+    { name: 'gso', clusterIP: '10.96.0.20', nodePort: 30021, pods: [onB], ports: [{ name: 'gso', port: GSO, protocol: 'UDP', targetPort: GSO, nodePort: 30021 }] },
   ]));
 
   const agents = await clusterAgents(run, c.nodes, work, manifests);
@@ -269,6 +304,27 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     // The pod's port unreachable (nothing listens) goes back through node A, translated.
     const [u] = await runEchoClient({ ns: client.ns, proto: 'udp', host: nodeA.ip, port: 30020, connected: true, timeoutMs: 3000 });
     t.equal(u?.error?.code, 'ECONNREFUSED', `refused at once (${JSON.stringify(u?.error ?? null)})`);
+  });
+
+  await t.test('Tunnel: a pod\'s UDP GSO reply (UDP_SEGMENT) is wrapped back keeping its segments; too large ones are refused', async (t) => {
+    const ask = async (seg: number) => {
+      const res = await runCommand(netnsArgv(client.ns, [process.execPath, '-e', gsoClient(nodeA.ip, 30021, seg)]), { timeoutMs: 20_000, allowFailure: true });
+      return JSON.parse(res.stdout.trim().split('\n').pop() || '[]') as number[];
+    };
+    // A NIC puts each wrapped datagram on the wire on its own (segmenting in hardware or in the
+    // kernel's software GSO as it sends); a veth would carry the GSO packet whole into node A,
+    // which no network between two machines does: node B's uplink is made to segment.
+    const segmentation = (on: string) => netnsArgv(nodeB.ns, ['ethtool', '-K', NODE_UPLINK, 'tx-udp_tnl-segmentation', on, 'tx-udp_tnl-csum-segmentation', on]);
+    await runCommand(segmentation('off'));
+    t.teardown(() => runCommand(segmentation('on'), { allowFailure: true }));
+    const drops = await dropsOf(agentB);
+    t.same(await ask(1000), [1000, 1000, 1000], 'three 1000-byte datagrams of one GSO send arrived');
+    const after = await dropsOf(agentB);
+    t.same([...after].filter(([reason, n]) => n !== (drops.get(reason) ?? 0)), [], 'node B dropped nothing meanwhile');
+    // 1460-byte segments do not fit once wrapped (1488 + 28 > 1500): refused whole and counted.
+    t.same(await ask(1460), [], 'segments too large to wrap: nothing arrives');
+    t.ok(((await dropsOf(agentB)).get('tunnel_mtu') ?? 0) > (after.get('tunnel_mtu') ?? 0), 'node B counted it (tunnel_mtu)');
+    await ipIn(podB.ns, ['route', 'flush', 'cache']);
   });
 
   // ---- DSR: the same bed, both agents restarted (SIGTERM: the dataplane stays meanwhile) ----
