@@ -63,3 +63,25 @@ export function throughputChart(rows: readonly ThroughputRow[], subtitle: string
     hconcat: [bars('gbit', 'Gbit/s'), bars('cpu', 'machine CPU s per GB')],
   });
 }
+
+/**
+ * External traffic (bench/external-throughput.ts): iperf3 Gbit/s and the machine's CPU seconds per
+ * GB by path, one bar per direction (upload: the client sends; download: the pod sends).
+ */
+export function externalThroughputChart(rows: readonly { path: string; direction: string; gbitPerSec: number; cpuSecondsPerGb: number }[],
+  labels: Record<string, string>, subtitle: string): Promise<string> {
+  const bars = (field: string, title: string) => ({
+    width: 260, height: 200, mark: 'bar',
+    encoding: {
+      y: { field: 'path', type: 'nominal', title: null, sort: null }, yOffset: { field: 'direction', type: 'nominal', sort: ['upload', 'download'] },
+      x: { field, type: 'quantitative', title },
+      color: { field: 'direction', type: 'nominal', title: null, sort: ['upload', 'download'], legend: { orient: 'bottom' } },
+    },
+  });
+  return render({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: 'External client → NodePort → pod on another node, iperf3, one TCP stream', subtitle },
+    data: { values: rows.map((r) => ({ path: labels[r.path] ?? r.path, direction: r.direction, gbit: r.gbitPerSec, cpu: r.cpuSecondsPerGb })) },
+    hconcat: [bars('gbit', 'Gbit/s'), bars('cpu', 'machine CPU s per GB (minus idle)')],
+  });
+}
