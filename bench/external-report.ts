@@ -91,6 +91,9 @@ export function externalMarkdown(rep: ExternalReport): string {
         `${x.ingressTxPerByte.toFixed(3)} | ${x.backendTxPerByte.toFixed(3)} | ${x.retransmits} |`);
     }
   }
+  const failed = r.rows.filter((x) => (x.failures ?? []).length > 0);
+  out.push('', failed.length === 0 ? 'Every iperf3 run succeeded.' : `**Failed iperf3 runs** (each retried once, the retry measured): ${
+    failed.map((x) => `${PATH_NAMES[x.path]} ${x.direction}: ${(x.failures ?? []).join('; ')}`).join(' — ')}.`);
   out.push('', 'Per measurement (Gbit/s, in the order measured per path):', '');
   for (const direction of DIRECTIONS) {
     for (const x of r.rows.filter((y) => y.direction === direction)) {

@@ -49,6 +49,7 @@ import type { Cluster, ClusterNode } from '../src/testbed/cluster.js';
 import { NODE_UPLINK } from '../src/testbed/cluster.js';
 import { cgroupArgv, createCgroup } from '../src/testbed/cgroup.js';
 import { clusterAgents, waitSynced, writeManifest } from '../src/testbed/cluster-agent.js';
+import type { NodeAgent } from '../src/testbed/cluster-agent.js';
 import { run as runCommand } from '../src/testbed/exec.js';
 import { NETNS_PREFIX } from '../src/testbed/names.js';
 import { linkCounters, setSysctl } from '../src/testbed/netns.js';
@@ -111,6 +112,8 @@ export interface ExternalRow {
   ingressTxPerByte: number;
   backendTxPerByte: number;
   retransmits: number;
+  /** iperf3 runs of this path and direction that failed (then retried once): their errors. */
+  failures: string[];
   perMeasurement: ExternalSample[];
 }
 
@@ -193,6 +196,8 @@ interface Bed {
   clientCgroup: string;
   serverCgroup: string;
   ksoftirqd: number[];
+  /** The agents by node name (their drop counters explain a failed transfer). */
+  agents: Map<string, NodeAgent>;
   leftovers(): string[];
 }
 
@@ -232,6 +237,7 @@ async function createBed(): Promise<Bed> {
     const pinRoot = await run.pinDir();
     return {
       run, cluster, client: cluster.clients[0] as Cluster['clients'][0], backend: d, podIp: pod.ip, clientCgroup, serverCgroup, ksoftirqd: ksoftirqdPids(),
+      agents: new Map(agents.map((x) => [x.node.name, x])),
       ingress: { direct: a, snat: a, tunnel: b, dsr: c },
       leftovers: () => {
         const netns = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(`${NETNS_PREFIX}${run.prefix}-`)).map((n) => `/run/netns/${n}`) : [];
@@ -290,6 +296,16 @@ async function measure(bed: Bed, path: ExternalPath, direction: Direction, secon
   };
 }
 
+/** The drops the path's ingress and the backend node's agents counted so far (what a failed transfer may have met). */
+async function dropsOf(bed: Bed, path: ExternalPath): Promise<string> {
+  const parts: string[] = [];
+  for (const node of new Set([bed.ingress[path].name, bed.backend.name])) {
+    const c = await bed.agents.get(node)?.ctl<{ drops: { reason: string; packets: number }[] }>(['counters']).catch(() => undefined);
+    parts.push(`${node} drops: ${c ? c.drops.filter((d) => d.packets > 0).map((d) => `${d.reason} ${d.packets}`).join(', ') || 'none' : 'unknown'}`);
+  }
+  return parts.join('; ');
+}
+
 /** The machine's busy CPU seconds per second while the bed sits idle for `seconds`. */
 async function idleRate(seconds: number): Promise<number> {
   const c0 = cpuTimes();
@@ -320,6 +336,7 @@ export async function runExternalThroughputBench(o: ExternalThroughputOptions): 
   const say = o.progress ?? (() => undefined);
   const bed = await createBed();
   const samples = new Map<string, ExternalSample[]>();
+  const failures = new Map<string, string[]>();
   const idle: number[] = [];
   let leftovers: string[] = [];
   try {
@@ -331,7 +348,18 @@ export async function runExternalThroughputBench(o: ExternalThroughputOptions): 
       for (const path of externalRoundOrder(r)) {
         for (const direction of r % 2 === 0 ? DIRECTIONS : [...DIRECTIONS].reverse()) {
           const key = `${path}/${direction}`;
-          samples.set(key, [...(samples.get(key) ?? []), await measure(bed, path, direction, o.seconds)]);
+          let sample: ExternalSample;
+          try {
+            sample = await measure(bed, path, direction, o.seconds);
+          } catch (err) {
+            // A failed transfer is a result (kept, shown with the row); one retry, then the bench fails.
+            const message = `${(err as Error).message} (${await dropsOf(bed, path)})`;
+            failures.set(key, [...(failures.get(key) ?? []), `round ${r + 1}: ${message}`]);
+            say(`external-throughput: round ${r + 1}: ${message}; retrying once`);
+            await pause(1000);
+            sample = await measure(bed, path, direction, o.seconds);
+          }
+          samples.set(key, [...(samples.get(key) ?? []), sample]);
         }
       }
       say(`external-throughput: round ${r + 1}/${o.rounds} done (idle machine ${rate.toFixed(2)} CPU-s/s)`);
@@ -350,7 +378,7 @@ export async function runExternalThroughputBench(o: ExternalThroughputOptions): 
         clientSecondsPerGb: m((x) => x.clientSecondsPerGb), serverSecondsPerGb: m((x) => x.serverSecondsPerGb), ksoftirqdSecondsPerGb: m((x) => x.ksoftirqdSecondsPerGb),
         machineSecondsPerGb: m((x) => x.machineSecondsPerGb), machineSoftirqSecondsPerGb: m((x) => x.machineSoftirqSecondsPerGb),
         ingressTxPerByte: m((x) => x.ingressTxPerByte), backendTxPerByte: m((x) => x.backendTxPerByte),
-        retransmits: s.reduce((n, x) => n + x.retransmits, 0), perMeasurement: s,
+        retransmits: s.reduce((n, x) => n + x.retransmits, 0), failures: failures.get(`${path}/${direction}`) ?? [], perMeasurement: s,
       });
     }
   }
@@ -372,6 +400,7 @@ export function formatExternalThroughput(r: ExternalThroughputResult): string {
       `${(x.gbitPerSec / (direct(x.direction)?.gbitPerSec ?? NaN)).toFixed(2)}×`.padStart(8), x.cpuSecondsPerGb.toFixed(3).padStart(9),
       `${x.clientSecondsPerGb.toFixed(2)}/${x.serverSecondsPerGb.toFixed(2)}/${x.ksoftirqdSecondsPerGb.toFixed(2)}`.padStart(17),
       x.machineSecondsPerGb.toFixed(2).padStart(8),
-      x.ingressTxPerByte.toFixed(3).padStart(7), x.backendTxPerByte.toFixed(3).padStart(7), String(x.retransmits).padStart(5)].join(' ')),
+      x.ingressTxPerByte.toFixed(3).padStart(7), x.backendTxPerByte.toFixed(3).padStart(7), String(x.retransmits).padStart(5),
+      x.failures.length > 0 ? ` FAILED ${x.failures.length}× (retried): ${x.failures.join('; ')}` : ''].join(' ')),
   ].join('\n');
 }

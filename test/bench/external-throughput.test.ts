@@ -37,6 +37,7 @@ t.test('external-throughput bench at --quick size', async (t) => {
   t.comment(formatExternalThroughput(r));
   t.same(r.leftovers, [], 'namespaces, cgroup subtree and pins removed');
   t.same(externalSanity(r), [], 'sane: bytes and CPU on every path, each path the way its mode sends, nothing left');
+  t.same(r.rows.flatMap((x) => x.failures), [], 'no iperf3 run failed');
   t.equal(r.rows.length, EXTERNAL_PATHS.length * DIRECTIONS.length, 'a row per path and direction');
   for (const row of r.rows) t.equal(row.perMeasurement.length, row.path === 'direct' ? 2 : 1, `${row.path} ${row.direction}: measured ${row.path === 'direct' ? 'twice' : 'once'}`);
   t.equal(r.ingressNodes.snat, r.ingressNodes.direct, 'direct is routed through the SNAT node');
@@ -60,7 +61,7 @@ t.test('sanity catches a bed that left something or a path that went the wrong w
   };
   const rows = EXTERNAL_PATHS.flatMap((path) => DIRECTIONS.map((direction) => {
     const s = { ...sample, ingressTxPerByte: direction === 'download' && (path === 'dsr' || path === 'direct') ? 0.01 : 1.01 };
-    return { ...s, path, direction, retransmits: 0, perMeasurement: [s] };
+    return { ...s, path, direction, retransmits: 0, failures: [], perMeasurement: [s] };
   }));
   const base = {
     bench: 'external-throughput' as const, options: { rounds: 1, seconds: 1 }, ingressNodes: { direct: 'a', snat: 'a', tunnel: 'b', dsr: 'c' },
