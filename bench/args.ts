@@ -2,7 +2,7 @@
 // Flags win over environment variables, which win over the defaults (--quick picks smaller ones).
 import { parseArgs } from 'node:util';
 
-export const BENCH_NAMES = ['control-plane', 'agent', 'tc-datapath', 'iptables', 'flows', 'nodeport', 'maglev', 'connect'] as const;
+export const BENCH_NAMES = ['control-plane', 'agent', 'tc-datapath', 'iptables', 'flows', 'nodeport', 'maglev', 'connect', 'external-throughput'] as const;
 export type BenchName = (typeof BENCH_NAMES)[number];
 
 export interface BenchOptions {
@@ -29,6 +29,9 @@ export interface BenchOptions {
   startServices: number[];
   /** Scales at which the connect bench also measures iperf3 throughput (a subset of connectServices). */
   throughputServices: number[];
+  /** Interleaved rounds and seconds per iperf3 measurement of the external-throughput bench. */
+  externalRounds: number;
+  externalSeconds: number;
   /** Measure the control plane in this process instead of a fresh child (RSS then includes the harness). */
   inProcess: boolean;
   /** Skip the iptables-restore comparison inside the control-plane bench. */
@@ -53,6 +56,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --connect-rounds N  interleaved rounds of the connect bench (default 5, quick 2)
   --start-services LIST  scales at which the connect bench times agent starts (default 10000,30000,65000; quick none)
   --throughput-services LIST  scales at which the connect bench measures iperf3 throughput (default 10000; quick 1)
+  --external-rounds N  interleaved rounds of the external-throughput bench (default 5, quick 1)
+  --external-seconds N seconds per iperf3 measurement of the external-throughput bench (default 4, quick 1)
   --in-process        measure the control plane in this process (RSS then includes the harness)
   --no-iptables       control-plane bench without the iptables-restore comparison
   -h, --help          this text
@@ -100,6 +105,8 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
         'connect-rounds': { type: 'string' },
         'start-services': { type: 'string' },
         'throughput-services': { type: 'string' },
+        'external-rounds': { type: 'string' },
+        'external-seconds': { type: 'string' },
         'in-process': { type: 'boolean' },
         'no-iptables': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -136,6 +143,8 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
     connectRounds: parsed['connect-rounds'] === undefined ? (quick ? 2 : 5) : positiveInt('--connect-rounds', parsed['connect-rounds'], 100),
     startServices: parsed['start-services'] === undefined ? (quick ? [] : [10_000, 30_000, 65_000]) : intList('--start-services', parsed['start-services']),
     throughputServices: parsed['throughput-services'] === undefined ? (quick ? [1] : [10_000]) : intList('--throughput-services', parsed['throughput-services']),
+    externalRounds: parsed['external-rounds'] === undefined ? (quick ? 1 : 5) : positiveInt('--external-rounds', parsed['external-rounds'], 100),
+    externalSeconds: parsed['external-seconds'] === undefined ? (quick ? 1 : 4) : positiveInt('--external-seconds', parsed['external-seconds'], 60),
     inProcess: parsed['in-process'] ?? false,
     noIptables: parsed['no-iptables'] ?? false,
     help: parsed.help ?? false,

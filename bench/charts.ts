@@ -63,3 +63,26 @@ export function throughputChart(rows: readonly ThroughputRow[], subtitle: string
     hconcat: [bars('gbit', 'Gbit/s'), bars('cpu', 'machine CPU s per GB')],
   });
 }
+
+/**
+ * External traffic (bench/external-throughput.ts): iperf3 Gbit/s, CPU seconds per GB (iperf3's
+ * cgroups + ksoftirqd) and the bytes the ingress node's uplink sent per byte received, by path,
+ * one bar per direction (upload: the client sends; download: the pod sends).
+ */
+export function externalThroughputChart(rows: readonly { path: string; direction: string; gbitPerSec: number; cpuSecondsPerGb: number; ingressTxPerByte: number }[],
+  labels: Record<string, string>, subtitle: string): Promise<string> {
+  const bars = (field: string, title: string) => ({
+    width: 200, height: 200, mark: 'bar',
+    encoding: {
+      y: { field: 'path', type: 'nominal', title: null, sort: null }, yOffset: { field: 'direction', type: 'nominal', sort: ['upload', 'download'] },
+      x: { field, type: 'quantitative', title },
+      color: { field: 'direction', type: 'nominal', title: null, sort: ['upload', 'download'], legend: { orient: 'bottom' } },
+    },
+  });
+  return render({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: 'External client → NodePort → pod on another node, iperf3, one TCP stream', subtitle },
+    data: { values: rows.map((r) => ({ path: labels[r.path] ?? r.path, direction: r.direction, gbit: r.gbitPerSec, cpu: r.cpuSecondsPerGb, tx: r.ingressTxPerByte })) },
+    hconcat: [bars('gbit', 'Gbit/s'), bars('cpu', 'CPU s per GB (iperf3 + ksoftirqd)'), bars('tx', 'ingress node uplink bytes per byte')],
+  });
+}

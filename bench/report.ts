@@ -91,12 +91,12 @@ export function connectMarkdown(r: ConnectReport): string {
   return out.join('\n');
 }
 
-/** Replaces the generated block of `doc` (appends it when absent). */
-export function spliceGenerated(doc: string, block: string): string {
-  const a = doc.indexOf(BEGIN);
-  const b = doc.indexOf(END);
+/** Replaces the generated block of `doc` between `begin` and `end` (appends it when absent). */
+export function spliceGenerated(doc: string, block: string, begin = BEGIN, end = END): string {
+  const a = doc.indexOf(begin);
+  const b = doc.indexOf(end);
   if (a < 0 || b < a) return `${doc.trimEnd()}\n\n${block}\n`;
-  return doc.slice(0, a) + block + doc.slice(b + END.length);
+  return doc.slice(0, a) + block + doc.slice(b + end.length);
 }
 
 /** Writes docs/bench/connect.json, the two charts, and the block of docs/benchmarks.md. */

@@ -22,6 +22,10 @@
 //    bench/throughput.ts (iperf3 Gbit/s and CPU s/GB per path at 10k) and bench/agent-start.ts
 //    (time to settle and CPU of an agent start at 10k, 30k and 65k); a full
 //    run regenerates its part of docs/benchmarks.md and the charts (bench/report.ts).
+//  - external-throughput: bench/external-throughput.ts (iperf3 Gbit/s and machine CPU s/GB,
+//    external client → NodePort → pod on another node in SNAT, Tunnel and DSR modes against the
+//    client → pod directly); a full run regenerates its part of docs/benchmarks.md and its chart
+//    (bench/external-report.ts).
 // Each writes .bench-results/<name>.json; the summary goes to .bench-results/summary.json.
 import { release } from 'node:os';
 import { loadNative } from '../src/bpf/native.js';
@@ -44,6 +48,9 @@ import { writeConnectDocs } from './report.js';
 import type { ThroughputRow } from './throughput.js';
 import { formatThroughput, measureThroughput } from './throughput.js';
 import { formatNodePort, runNodePortBench } from './nodeport.js';
+import type { ExternalThroughputResult } from './external-throughput.js';
+import { formatExternalThroughput, runExternalThroughputBench } from './external-throughput.js';
+import { externalSanity, writeExternalDocs } from './external-report.js';
 import { benchEnvironment, ms, writeResult } from './stats.js';
 import type { TcBenchRow } from './tc-datapath.js';
 import { formatTable, runTcDatapathBench } from './tc-datapath.js';
@@ -264,6 +271,20 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
     });
   }
 
+  let ext: ExternalThroughputResult | undefined;
+  if (o.only.includes('external-throughput')) {
+    header(`external-throughput: iperf3 external client → NodePort → pod on another node, ${o.externalRounds} rounds × ${o.externalSeconds} s`);
+    await timed('external-throughput', outcomes, async () => {
+      ext = await runExternalThroughputBench({ rounds: o.externalRounds, seconds: o.externalSeconds, progress: (line) => console.log(line) });
+      console.log(formatExternalThroughput(ext));
+      const report = { environment, result: ext };
+      console.log(`wrote ${await writeResult('external-throughput', report)}`);
+      const problems = externalSanity(ext);
+      if (problems.length > 0) throw new Error(problems.join('; '));
+      if (!o.quick) for (const f of await writeExternalDocs(report)) console.log(`wrote ${f}`);
+    });
+  }
+
   header('summary');
   console.log(summary(cp, agent, tc, ipt, np, connect, outcomes));
   const path = await writeResult('summary', {
@@ -275,6 +296,7 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
     iptables: ipt ?? null,
     nodeport: np?.rows ?? null,
     connect: connect?.rows ?? null,
+    externalThroughput: ext?.rows.map(({ perMeasurement: _p, ...row }) => row) ?? null,
   });
   console.log(`wrote ${path}`);
   // Missed goals are results, not failures; a bench that could not run is a failure.
