@@ -25,13 +25,15 @@ export interface HostAddress {
 /**
  * Parses `ip -o addr show` lines of both families: "2: eth0    inet 192.0.2.1/24 brd ... scope
  * global eth0" and "2: eth0    inet6 2001:db8::1/64 scope global \ ...". An IPv6 address whose
- * duplicate address detection failed (`dadfailed`) is not the host's and is left out.
+ * duplicate address detection failed (`dadfailed`) is not the host's, and a privacy address
+ * (`temporary`, RFC 8981) is for outgoing connections and changes every few hours: both are
+ * left out.
  */
 export function parseIpAddrShow(text: string): HostAddress[] {
   const out: HostAddress[] = [];
   for (const line of text.split('\n')) {
     const m = /^\d+:\s+(\S+?)(?:@\S+)?\s+(?:inet\s+(\d+\.\d+\.\d+\.\d+)|inet6\s+([0-9a-fA-F:]+))\/\d+(.*)$/.exec(line);
-    if (!m || (m[3] && /\bdadfailed\b/.test(m[4] ?? ''))) continue;
+    if (!m || (m[3] && /\b(dadfailed|temporary)\b/.test(m[4] ?? ''))) continue;
     out.push({ ifname: m[1] as string, address: (m[2] ?? m[3]) as string });
   }
   return out;

@@ -1,6 +1,7 @@
 // --node-port-addresses with IPv6 CIDRs, and IPv6 node addresses for NodePorts: the flag takes
 // IPv6 CIDRs (and refuses, naming flag and value, what the model could not use); the host's
-// IPv6 interface addresses become NodePort candidates (not loopback, link-local or DAD-failed);
+// IPv6 interface addresses become NodePort candidates (not loopback, link-local, DAD-failed or
+// temporary);
 // through the model and the writer, a dual-stack NodePort Service gets NodePort frontends on
 // the IPv6 node addresses the CIDRs select, in sl_frontends6.
 import t from 'tap';
@@ -18,6 +19,7 @@ const IP_ADDR = [
   '2: eth0    inet6 fd00:50::2/64 scope global \\       valid_lft forever preferred_lft forever',
   '2: eth0    inet6 2001:db8:50::2/64 scope global dynamic mngtmpaddr \\       valid_lft 86390sec preferred_lft 14390sec',
   '2: eth0    inet6 fe80::a8c1:abff:fe12:3456/64 scope link \\       valid_lft forever preferred_lft forever',
+  '2: eth0    inet6 2001:db8:50:0:9c1e:4a2b:77d0:1f3e/64 scope global temporary dynamic \\       valid_lft 86390sec preferred_lft 14390sec',
   '3: ens5    inet6 fd00:60::9/64 scope global dadfailed tentative \\       valid_lft forever preferred_lft forever',
   '5: vethsl12p0@if2    inet6 fe80::1/64 scope link \\       valid_lft forever preferred_lft forever',
 ].join('\n');
@@ -46,7 +48,7 @@ t.test('the host\'s IPv6 addresses are NodePort candidates; loopback, link-local
   const addrs = parseIpAddrShow(IP_ADDR);
   t.same(addrs.map((a) => `${a.ifname} ${a.address}`), [
     'lo 127.0.0.1', 'lo ::1', 'eth0 192.168.50.2', 'eth0 fd00:50::2', 'eth0 2001:db8:50::2', 'eth0 fe80::a8c1:abff:fe12:3456', 'vethsl12p0 fe80::1',
-  ], 'both families parsed; the DAD-failed address left out');
+  ], 'both families parsed; the DAD-failed and the temporary (privacy) address left out');
   t.same(nodePortCandidates(addrs), ['192.168.50.2', '2001:db8:50::2', 'fd00:50::2']);
   t.equal(snatAddress(addrs, ['eth*'], undefined), '192.168.50.2', 'the SNAT source (sl_node_config) stays IPv4');
 });
