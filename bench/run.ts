@@ -9,7 +9,8 @@
 //    and iptables-restore of the same size in the same run);
 //  - agent:         bench/agent-scale.ts (the real sluice-agent process against the fake API
 //    server at the same scale: process start → programmed, change → programmed, its RSS);
-//  - tc-datapath:   bench/tc-datapath.ts (ns/packet of the TC programs against a no-op program);
+//  - tc-datapath:   bench/tc-datapath.ts (ns/packet of the TC programs against a no-op program,
+//    IPv4 and IPv6); a full run regenerates its part of docs/benchmarks.md (bench/tc-report.ts);
 //  - iptables:      iptables-restore of kube-proxy-shaped rulesets at smaller sizes too, to show
 //    how it grows (bench/iptables-restore.ts);
 //  - flows:         bench/flow-cleanup.ts (removing a backend beside a full conntrack table);
@@ -53,7 +54,8 @@ import { formatExternalThroughput, runExternalThroughputBench } from './external
 import { externalSanity, writeExternalDocs } from './external-report.js';
 import { benchEnvironment, ms, writeResult } from './stats.js';
 import type { TcBenchRow } from './tc-datapath.js';
-import { formatTable, runTcDatapathBench } from './tc-datapath.js';
+import { formatTable, runTcDatapathBench, TC_FAMILIES } from './tc-datapath.js';
+import { writeTcDocs } from './tc-report.js';
 
 interface Outcome {
   name: string;
@@ -122,10 +124,13 @@ function summary(cp: ControlPlaneResult | undefined, agent: AgentScaleResult | u
     const counts = [...new Set(tc.map((r) => r.services))];
     const lo = counts[0];
     const hi = counts[counts.length - 1];
-    for (const scenario of ['ct-hit', 'new-flow'] as const) {
-      const a = tc.find((r) => r.services === lo && r.scenario === scenario);
-      const b = tc.find((r) => r.services === hi && r.scenario === scenario);
-      if (a && b) lines.push(`${`TC ${scenario} ns/packet, ${lo} → ${hi} services`.padEnd(44)}${`${a.nsPerPacket.toFixed(0)} → ${b.nsPerPacket.toFixed(0)}`.padStart(12)}`);
+    for (const family of TC_FAMILIES) {
+      for (const scenario of ['ct-hit', 'new-flow'] as const) {
+        const at = (n: number | undefined) => tc?.find((r) => (r.family ?? 'IPv4') === family && r.services === n && r.scenario === scenario);
+        const a = at(lo);
+        const b = at(hi);
+        if (a && b) lines.push(`${`TC ${family} ${scenario} ns/pkt, ${lo} → ${hi} svcs`.padEnd(44)}${`${a.nsPerPacket.toFixed(0)} → ${b.nsPerPacket.toFixed(0)}`.padStart(12)}`);
+      }
     }
   }
   if (ipt && ipt.length > 1) {
@@ -193,6 +198,7 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
         bench: 'tc-datapath', date: new Date().toISOString(), kernel: release(), repeat: o.tcRepeat, rounds: 5,
         cpus: loadNative().numPossibleCpus(), rows: tc,
       })}`);
+      if (!o.quick) for (const f of await writeTcDocs({ environment, repeat: o.tcRepeat, rounds: 5, rows: tc })) console.log(`wrote ${f}`);
     });
   }
   if (o.only.includes('iptables')) {

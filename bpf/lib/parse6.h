@@ -5,8 +5,10 @@
  * Only a fixed header followed directly by TCP or UDP is translated. ICMPv6 (neighbour
  * discovery included) is never touched: SL_PARSE_SKIP. A packet with extension headers (hop-by-hop,
  * routing, fragment, destination options, ...) is passed untouched too, and counted
- * (sl_ipv6_untranslated): walking them is left for later, and a fragment could not be
- * translated anyway (see parse.h).
+ * (sl_ipv6_untranslated) unless it goes to a multicast group: walking them is left for later,
+ * and a fragment could not be translated anyway (see parse.h). Multicast is never a frontend,
+ * and every pod's kernel sends MLD reports (ICMPv6 behind a hop-by-hop Router Alert option) to
+ * ff02::16 when it joins a group: counting those would make the counter noise.
  */
 #ifndef SL_LIB_PARSE6_H
 #define SL_LIB_PARSE6_H
@@ -83,7 +85,7 @@ static __always_inline enum sl_parse_result sl_parse6_linear(struct __sk_buff *s
 	if (ip6->version != 6)
 		return SL_PARSE_BAD;
 	if (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP) {
-		if (sl_ipv6_is_exthdr(ip6->nexthdr))
+		if (sl_ipv6_is_exthdr(ip6->nexthdr) && ip6->daddr.in6_u.u6_addr8[0] != 0xff)
 			sl_count_ipv6_untranslated();
 		return SL_PARSE_SKIP;
 	}

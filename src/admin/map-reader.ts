@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NativeAddon } from '../bpf/native.js';
+import { IPV6_UNTRANSLATED_MAP, readIpv6Untranslated } from '../dataplane/ipv6-untranslated.js';
 import { openPinnedTables } from '../dataplane/native-tables.js';
 import { MAP_NAMES, MAP_NAMES6 } from '../dataplane/tables.js';
 import type { ServiceTables } from '../dataplane/tables.js';
@@ -18,7 +19,7 @@ export class PinnedMapsError extends Error {
 export function openPinnedMapsForDump(
   native: Pick<NativeAddon, 'openPinnedMap' | 'numPossibleCpus'>,
   pinDir: string,
-): { tables: ServiceTables; tables6?: ServiceTables; close(): void } {
+): { tables: ServiceTables; tables6?: ServiceTables; ipv6Untranslated?: () => number; close(): void } {
   if (!existsSync(pinDir)) {
     throw new PinnedMapsError(`no pinned maps: ${pinDir} does not exist (has the agent ever run on this node?)`);
   }
@@ -31,7 +32,21 @@ export function openPinnedMapsForDump(
     if (!Object.values(MAP_NAMES6).every((name) => existsSync(join(pinDir, name)))) return v4;
     try {
       const v6 = openPinnedTables(native, pinDir, { readOnly: true, family: 'IPv6' });
-      return { tables: v4.tables, tables6: v6.tables, close: () => { v4.close(); v6.close(); } };
+      const untranslatedPin = join(pinDir, IPV6_UNTRANSLATED_MAP);
+      let untranslated: ReturnType<typeof native.openPinnedMap> | undefined;
+      try {
+        untranslated = existsSync(untranslatedPin) ? native.openPinnedMap(untranslatedPin, { readOnly: true }) : undefined;
+      } catch (err) {
+        v6.close();
+        throw err;
+      }
+      const cpus = native.numPossibleCpus();
+      return {
+        tables: v4.tables,
+        tables6: v6.tables,
+        ...(untranslated ? { ipv6Untranslated: () => readIpv6Untranslated(untranslated, cpus) } : {}),
+        close: () => { v4.close(); v6.close(); untranslated?.close(); },
+      };
     } catch (err) {
       v4.close();
       throw err;

@@ -65,6 +65,8 @@ export interface MapsBackendOptions {
   nowNs?: () => bigint;
   /** External-traffic counters by frontend kind (sl_ext_counters), when the host programs run. */
   externalCounters?: () => ExternalCounterView[];
+  /** IPv6 packets passed untranslated (sl_ipv6_untranslated, src/dataplane/ipv6-untranslated.ts). */
+  ipv6Untranslated?: () => number;
 }
 
 const READ_ONLY = 'the agent is not running: sluicectl reads the pinned maps read-only; start the agent to change anything';
@@ -162,7 +164,8 @@ export class MapsAdminBackend implements AdminBackend {
     for (const [reason, perCpu] of this.tables.dropCounters.entries()) drops[reason] = perCpu.reduce((a, c) => a + c, 0n);
     const view = buildCountersView(perService, Array.from({ length: Math.max(drops.length, DROP_REASONS.length) }, (_, i) => drops[i] ?? 0n), this.names(ids));
     const external = this.opts.externalCounters?.();
-    return external ? { ...view, external } : view;
+    const untranslated = this.opts.ipv6Untranslated?.();
+    return { ...view, ...(external ? { external } : {}), ...(untranslated === undefined ? {} : { ipv6Untranslated: untranslated }) };
   }
 
   maps(): MapsView {

@@ -243,6 +243,11 @@ export interface CountersView {
   external?: ExternalCounterView[];
   /** Every known drop reason, zeros included, so scripts see a stable set. */
   drops: DropCounterView[];
+  /**
+   * IPv6 packets the TC path passed untouched, not translated, because they carry extension
+   * headers (sl_ipv6_untranslated; docs/ipv6.md). Present when the node has the IPv6 maps.
+   */
+  ipv6Untranslated?: number;
 }
 
 export interface MapFillView {

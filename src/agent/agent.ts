@@ -13,6 +13,7 @@ import type { Source } from '../k8s/store.js';
 import { KubernetesSource, loadKubeConfig, reachesApiServerThroughClusterIp } from '../k8s/informers.js';
 import { ManifestSource } from '../k8s/manifests.js';
 import { ServiceTableWriter } from '../dataplane/writer.js';
+import { IPV6_UNTRANSLATED_MAP, readIpv6Untranslated } from '../dataplane/ipv6-untranslated.js';
 import { createLogging } from '../log/logger.js';
 import type { Logging } from '../log/logger.js';
 import { startAdminServer } from '../admin/server.js';
@@ -317,6 +318,7 @@ async function startServers(ctx: AgentContext, p: ServerParts): Promise<{ admin:
     setLogLevel: (level) => logging.setLevel(level),
     flushConntrack: (ids) => writer.flushConntrackIds([...ids]),
     ...(external ? { externalCounters: () => external.externalCounters() } : {}),
+    ...(datapath.tables6 ? { ipv6Untranslated: () => readIpv6Untranslated(datapath.map(IPV6_UNTRANSLATED_MAP), loadNative().numPossibleCpus()) } : {}),
   });
   const admin: AdminServer = await startAdminServer({ socketPath: cfg.adminSocket, backend, logger: logging.component('admin') });
   let metricsServer: MetricsServer | undefined;

@@ -8,6 +8,7 @@ import { MAGLEV } from '../bpf/sluice-structs.js';
 import { maglevSizeProblem } from '../dataplane/maglev-table.js';
 import type { MapSizeName } from '../dataplane/map-sizes.js';
 import { MAP_SIZE_MAX, MAP_SIZE_OPTIONS, mapSizeEnv, mapSizeFlag } from '../dataplane/map-sizes.js';
+import { parseCidr } from '../model/ip.js';
 
 export type ConnectTimeMode = 'tcp' | 'tcp-udp' | 'disabled';
 /** How external flows reach a backend on another node (docs/external-traffic.md, "Modes"). */
@@ -111,14 +112,19 @@ function labelValue(flag: string, value: string): string {
   return value;
 }
 
+/**
+ * An IPv4 or IPv6 CIDR, read as the model reads it (parseCidr: host bits may be set), so a value
+ * the agent starts with is never one the model would then ignore.
+ */
 function cidr(flag: string, value: string): string {
-  const [ip = '', len, extra] = value.split('/');
-  const family = isIP(ip);
-  const max = family === 6 ? 128 : 32;
-  if (!family || len === undefined || extra !== undefined || !/^\d+$/.test(len) || Number(len) > max) {
-    throw new ConfigError(`${flag}: "${value}" is not a CIDR like 10.0.0.0/8 or fd00::/64`);
-  }
-  return value;
+  if (parseCidr(value)) return value;
+  const ip = value.split('/')[0] ?? '';
+  const why = ip.includes('%')
+    ? ': a zone index (%...) has no place in a CIDR'
+    : /^::ffff:/i.test(ip) && isIP(ip) === 6
+      ? ': an IPv4-mapped IPv6 address matches no node address; write the IPv4 CIDR'
+      : '';
+  throw new ConfigError(`${flag}: "${value}" is not a CIDR like 10.0.0.0/8 or fd00::/64${why}`);
 }
 
 /**

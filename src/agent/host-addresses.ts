@@ -1,6 +1,7 @@
 // The node's own addresses and its SNAT configuration, for external traffic (bpf/host.bpf.c):
-// - NodePort addresses are chosen as kube-proxy does, from the addresses on the host's own
-//   interfaces (filtered by --node-port-addresses in the model), not from the Node object;
+// - NodePort addresses are chosen as kube-proxy does, from the addresses (IPv4 and IPv6) on the
+//   host's own interfaces (filtered by --node-port-addresses in the model), not from the Node
+//   object;
 // - external flows to a remote backend are SNATed to one node address (the Node's InternalIP
 //   when it sits on a host-facing interface, else the first address of one) and a port from
 //   --snat-port-range, which must lie outside net.ipv4.ip_local_port_range so no connection of
@@ -21,25 +22,39 @@ export interface HostAddress {
   address: string;
 }
 
-/** Parses `ip -o -4 addr show` lines: "2: eth0    inet 192.0.2.1/24 brd ... scope global eth0". */
+/**
+ * Parses `ip -o addr show` lines of both families: "2: eth0    inet 192.0.2.1/24 brd ... scope
+ * global eth0" and "2: eth0    inet6 2001:db8::1/64 scope global \ ...". An IPv6 address whose
+ * duplicate address detection failed (`dadfailed`) is not the host's, and a privacy address
+ * (`temporary`, RFC 8981) is for outgoing connections and changes every few hours: both are
+ * left out.
+ */
 export function parseIpAddrShow(text: string): HostAddress[] {
   const out: HostAddress[] = [];
   for (const line of text.split('\n')) {
-    const m = /^\d+:\s+(\S+?)(?:@\S+)?\s+inet\s+(\d+\.\d+\.\d+\.\d+)\//.exec(line);
-    if (m) out.push({ ifname: m[1] as string, address: m[2] as string });
+    const m = /^\d+:\s+(\S+?)(?:@\S+)?\s+(?:inet\s+(\d+\.\d+\.\d+\.\d+)|inet6\s+([0-9a-fA-F:]+))\/\d+(.*)$/.exec(line);
+    if (!m || (m[3] && /\b(dadfailed|temporary)\b/.test(m[4] ?? ''))) continue;
+    out.push({ ifname: m[1] as string, address: (m[2] ?? m[3]) as string });
   }
   return out;
 }
 
-/** The IPv4 addresses of every interface of this network namespace. */
+/** The IPv4 and IPv6 addresses of every interface of this network namespace. */
 export async function readHostAddresses(): Promise<HostAddress[]> {
-  const { stdout } = await execFileP('ip', ['-o', '-4', 'addr', 'show'], { timeout: 10_000 });
+  const { stdout } = await execFileP('ip', ['-o', 'addr', 'show'], { timeout: 10_000 });
   return parseIpAddrShow(stdout);
 }
 
-/** Addresses for NodePorts: every interface's but loopback's (the model filters by CIDR). */
+const isIpv6 = (address: string): boolean => address.includes(':');
+
+/**
+ * Addresses for NodePorts: every interface's but loopback's (127/8, ::1) and IPv6 link-local
+ * ones (fe80::/10: the same address can sit on every interface, so it names no one
+ * destination); the model filters them by --node-port-addresses.
+ */
 export function nodePortCandidates(addrs: readonly HostAddress[]): string[] {
-  return [...new Set(addrs.filter((a) => a.ifname !== 'lo' && !a.address.startsWith('127.')).map((a) => a.address))].sort();
+  const usable = (a: HostAddress): boolean => a.ifname !== 'lo' && !a.address.startsWith('127.') && a.address !== '::1' && !/^fe[89ab]/i.test(a.address);
+  return [...new Set(addrs.filter(usable).map((a) => a.address))].sort();
 }
 
 /**
@@ -48,7 +63,8 @@ export function nodePortCandidates(addrs: readonly HostAddress[]): string[] {
  */
 export function snatAddress(addrs: readonly HostAddress[], hostPatterns: readonly string[], nodeIp: string | undefined): string | undefined {
   const matches = interfaceMatcher([...hostPatterns]);
-  const onHost = addrs.filter((a) => matches(a.ifname));
+  // sl_node_config holds an IPv4 address: IPv6 external traffic is not SNATed yet (docs/ipv6.md).
+  const onHost = addrs.filter((a) => matches(a.ifname) && !isIpv6(a.address));
   return onHost.find((a) => a.address === nodeIp)?.address ?? onHost[0]?.address;
 }
 

@@ -126,7 +126,11 @@ export function formatCounters(v: CountersView): string {
       v.external.map((e) => [e.kind, e.packets, e.bytes, e.connections, e.refused]),
     ))
     : '';
-  return section('SERVICES', svc) + '\n' + section('DROPS', drops) + external;
+  // Passed, not dropped: packets the IPv6 TC path could not translate (extension headers).
+  const untranslated = v.ipv6Untranslated === undefined
+    ? ''
+    : '\n' + section('UNTRANSLATED', renderTable([col('reason'), col('packets', true)], [['ipv6-extension-headers', v.ipv6Untranslated]]));
+  return section('SERVICES', svc) + '\n' + section('DROPS', drops) + external + untranslated;
 }
 
 export function formatMaps(v: MapsView): string {

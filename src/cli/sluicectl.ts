@@ -173,8 +173,8 @@ function plan(p: Parsed): Plan {
 }
 
 function defaultOpenPinned(pinDir: string): { backend: AdminBackend; close(): void } {
-  const { tables, tables6, close } = openPinnedMapsForDump(loadNative(), pinDir);
-  return { backend: new MapsAdminBackend({ tables, ...(tables6 ? { tables6 } : {}), pinDir }), close };
+  const { tables, tables6, ipv6Untranslated, close } = openPinnedMapsForDump(loadNative(), pinDir);
+  return { backend: new MapsAdminBackend({ tables, ...(tables6 ? { tables6 } : {}), ...(ipv6Untranslated ? { ipv6Untranslated } : {}), pinDir }), close };
 }
 
 /** Answers a plan in-process from the pinned maps, through the server's own route code. */

@@ -40,6 +40,7 @@ export class SluiceMetrics {
   readonly serviceRejected: Counter<ServiceLabel>;
   readonly drops: Counter<'reason'>;
   readonly external: Record<'packets' | 'bytes' | 'connections' | 'refused', Counter<'kind'>>;
+  readonly ipv6Untranslated: Counter;
   readonly apiObjects: Gauge<'resource'>;
   readonly watchRestarts: Counter<'resource'>;
   readonly relists: Counter<'resource'>;
@@ -82,6 +83,9 @@ export class SluiceMetrics {
       connections: r.counter({ name: 'sluice_external_connections_total', help: 'External flows balanced on the host interfaces, by frontend kind.', labelNames: ['kind'] }),
       refused: r.counter({ name: 'sluice_external_refused_total', help: 'External flows refused (no backend, no local backend, source range), by frontend kind.', labelNames: ['kind'] }),
     };
+    this.ipv6Untranslated = r.counter({
+      name: 'sluice_ipv6_untranslated_packets_total', help: 'IPv6 packets the TC path passed untouched, not translated, because they carry extension headers.',
+    });
     this.apiObjects = r.gauge({ name: 'sluice_api_objects', help: 'Kubernetes objects held in the agent\'s cache, by resource.', labelNames: ['resource'] });
     this.watchRestarts = r.counter({
       name: 'sluice_api_watch_restarts_total', help: 'Watches restarted for any reason but a stop (idle, 410 gone, error, server close), by resource.', labelNames: ['resource'],
@@ -162,6 +166,11 @@ export class SluiceMetrics {
     }
   }
 
+  /** sl_ipv6_untranslated summed over CPUs. */
+  setIpv6Untranslated(packets: number): void {
+    this.ipv6Untranslated.setTotal(undefined, packets);
+  }
+
   /** The object store's per-kind totals (ObjectStore.stats()), e.g. at scrape time. */
   setSourceStats(stats: Readonly<Record<string, { objects: number; watchRestarts: number; relists: number; errors: number }>>): void {
     for (const [resource, st] of Object.entries(stats)) {
@@ -201,6 +210,7 @@ export function collectFromDataplane(metrics: SluiceMetrics, source: Pick<AdminB
     metrics.setServiceCounters(counters.services);
     metrics.setDrops(counters.drops);
     if (counters.external) metrics.setExternalCounters(counters.external);
+    if (counters.ipv6Untranslated !== undefined) metrics.setIpv6Untranslated(counters.ipv6Untranslated);
     metrics.setMapFill((await source.maps()).maps);
   });
 }

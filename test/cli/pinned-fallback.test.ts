@@ -7,6 +7,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { MapsAdminBackend } from '../../src/admin/maps-backend.js';
 import { fromPackageRoot, loadNative } from '../../src/bpf/native.js';
+import { encodePerCpu } from '../../src/bpf/codec.js';
+import { u32Key, u64Value } from '../../src/bpf/sluice-structs.js';
+import { IPV6_UNTRANSLATED_MAP } from '../../src/dataplane/ipv6-untranslated.js';
 import { openPinnedTables } from '../../src/dataplane/native-tables.js';
 import { TABLE_ROLES } from '../../src/dataplane/tables.js';
 import type { ServiceTables, Table } from '../../src/dataplane/tables.js';
@@ -59,6 +62,10 @@ t.test('agent down: sluicectl reads the real pinned maps read-only and says so',
   const pinned = openPinnedTables(native, pinDir);
   t.teardown(() => pinned.close());
   copyScenario(scenario, pinned.tables, native.numPossibleCpus());
+  // IPv6 packets passed untranslated (extension headers): 7 over the CPUs, read back summed.
+  const untranslated = native.openPinnedMap(join(pinDir, IPV6_UNTRANSLATED_MAP));
+  untranslated.update(u32Key.encode(0), encodePerCpu(u64Value, fold([3n, 4n], native.numPossibleCpus(), (a, b) => a + b, 0n)));
+  untranslated.close();
 
   const missingSocket = join(tempDir(t), 'admin.sock');
   const ctl = async (argv: string[]) => {
@@ -71,7 +78,7 @@ t.test('agent down: sluicectl reads the real pinned maps read-only and says so',
     });
     return { code, out, err };
   };
-  const expected = new MapsAdminBackend({ tables: scenario, pinDir, nowNs: () => now });
+  const expected = new MapsAdminBackend({ tables: scenario, pinDir, nowNs: () => now, ipv6Untranslated: () => 7 });
 
   const services = await ctl(['services', '-o', 'json']);
   t.equal(services.code, 0, services.err);

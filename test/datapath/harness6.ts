@@ -1,12 +1,13 @@
 // IPv6 additions to the packet-test harness (harness.ts): services in the IPv6 maps, sl_ct6
 // lookups, and ICMPv6 error frames. Shared by the ipv6-*.test.ts files.
 import {
-  backendKey, backendValue6, ctKey6, ctValue6, frontendKey6, serviceValue, vipKey6, vipValue,
+  affinityKey6, affinityValue6, backendKey, backendValue6, ctKey6, ctValue6, frontendKey6, serviceValue, vipKey6, vipValue,
 } from '../../src/bpf/sluice-structs.js';
 import { buildFrame6, ETH_HLEN, type Frame6Spec } from '../../src/packet/index.js';
 import type { Datapath } from './harness.js';
 
 export type CtValue6 = ReturnType<typeof ctValue6.decode>;
+export type AffinityValue6 = ReturnType<typeof affinityValue6.decode>;
 
 export interface Backend6 {
   addr: string;
@@ -25,6 +26,8 @@ export interface Service6 {
   /** The Local set: ordinals [cluster.length, ...). */
   local?: Backend6[];
   flags?: number;
+  /** ClientIP affinity timeout (with SVC_F.AFFINITY in flags); 0 by default. */
+  affinityTimeoutS?: number;
   /** List the VIP in sl_vips6 as a ClusterIP refusing unknown ports (default true). */
   clusterIp?: boolean;
 }
@@ -37,7 +40,7 @@ export function addService6(dp: Datapath, s: Service6): void {
     be.update(backendKey.encode({ backend_id: s.backendId, ordinal }), backendValue6.encode({ addr: b.addr, port: b.port, flags: b.flags ?? 0, node_addr: '::' }));
   });
   dp.obj.map('sl_frontends6').update(frontendKey6.encode({ addr: s.vip, port: s.port, proto: s.proto, scope: 0 }), serviceValue.encode({
-    svc_id: s.svcId, backend_id: all.length ? s.backendId : 0, count: s.cluster.length, local_count: s.local?.length ?? 0, flags: s.flags ?? 0, affinity_timeout_s: 0,
+    svc_id: s.svcId, backend_id: all.length ? s.backendId : 0, count: s.cluster.length, local_count: s.local?.length ?? 0, flags: s.flags ?? 0, affinity_timeout_s: s.affinityTimeoutS ?? 0,
   }));
   if (s.clusterIp ?? true) dp.obj.map('sl_vips6').update(vipKey6.encode({ addr: s.vip }), vipValue.encode({ flags: 1 }));
 }
@@ -46,6 +49,16 @@ export function addService6(dp: Datapath, s: Service6): void {
 export function ct6(dp: Datapath, saddr: string, daddr: string, sport: number, dport: number, proto: number): CtValue6 | null {
   const v = dp.obj.map('sl_ct6').lookup(ctKey6.encode({ saddr, daddr, sport, dport, proto }));
   return v ? ctValue6.decode(v) : null;
+}
+
+/** The sl_affinity6 entry of a service's client, or null. */
+export function affinity6(dp: Datapath, svcId: number, client: string): AffinityValue6 | null {
+  const v = dp.obj.map('sl_affinity6').lookup(affinityKey6.encode({ svc_id: svcId, client_addr: client }));
+  return v ? affinityValue6.decode(v) : null;
+}
+
+export function setAffinity6(dp: Datapath, svcId: number, client: string, value: AffinityValue6): void {
+  dp.obj.map('sl_affinity6').update(affinityKey6.encode({ svc_id: svcId, client_addr: client }), affinityValue6.encode(value));
 }
 
 /** The IPv6 packet (no Ethernet header) of a frame spec: what an ICMPv6 error quotes. */

@@ -4,12 +4,13 @@
 // Also: a service without endpoints and an unknown port refused (TCP RST / ICMPv6 port
 // unreachable from the VIP: ECONNREFUSED, not a timeout), and hairpin (the client pod reaching
 // itself through an IPv6 service), and path-MTU discovery across a translated flow (a Packet Too
-// Big from the node about pod -> backend reaches the pod's socket as pod -> VIP).
+// Big from the node about pod -> backend reaches the pod's socket as pod -> VIP), and ClientIP
+// affinity (sl_affinity6, keyed by the pod's IPv6 source address).
 import t from 'tap';
 import { loadNative } from '../../src/bpf/native.js';
 import { POD_GATEWAY6 } from '../../src/testbed/topology.js';
 import { ipIn, runInNetns } from '../../src/testbed/netns.js';
-import { CT_TYPE, ctValue6 } from '../../src/bpf/sluice-structs.js';
+import { affinityKey6, affinityValue6, CT_TYPE, ctValue6, frontendKey6, IPPROTO, serviceValue } from '../../src/bpf/sluice-structs.js';
 import { backendOf, clusterIpService, createBed, desiredState } from './bed.js';
 import type { Attempt } from './traffic-client.js';
 
@@ -18,6 +19,7 @@ const EMPTY_VIP6 = 'fd00:96::31';
 const SELF_VIP6 = 'fd00:96::32';
 const TCP_PORT = 80;
 const UDP_PORT = 53;
+const AFFINITY_PORT = 82;
 const BACKEND_PORT = 8080;
 const BACKENDS = ['be0', 'be1'];
 
@@ -32,6 +34,7 @@ if (bed) {
   bed.writer.apply(desiredState(
     clusterIpService({ name: 'web', family: 'IPv6', vip: VIP6, port: TCP_PORT, protocol: 'TCP', backends: be6 }),
     clusterIpService({ name: 'dns', family: 'IPv6', vip: VIP6, port: UDP_PORT, protocol: 'UDP', backends: be6 }),
+    clusterIpService({ name: 'sticky', family: 'IPv6', vip: VIP6, port: AFFINITY_PORT, protocol: 'TCP', backends: be6, affinityTimeoutSec: 60 }),
     clusterIpService({ name: 'empty', family: 'IPv6', vip: EMPTY_VIP6, port: TCP_PORT, protocol: 'TCP', backends: [] }),
     clusterIpService({ name: 'empty-udp', family: 'IPv6', vip: EMPTY_VIP6, port: UDP_PORT, protocol: 'UDP', backends: [] }),
     clusterIpService({ name: 'self', family: 'IPv6', vip: SELF_VIP6, port: TCP_PORT, protocol: 'TCP', backends: self6 }),
@@ -63,6 +66,27 @@ if (bed) {
     const forward = map.keys().map((k) => map.lookup(k)).filter((v): v is Buffer => v !== null)
       .map((v) => ctValue6.decode(v)).filter((v) => v.type === CT_TYPE.FORWARD);
     t.ok(forward.length >= 11, `${forward.length} FORWARD entries (10 TCP connections, a UDP flow)`);
+  });
+
+  await t.test('ClientIP affinity over IPv6: the pod keeps one backend; without it, flows spread', async (t) => {
+    const sticky = await bed.client.tcp({ host: VIP6, port: AFFINITY_PORT, timeoutMs: 5000 }, 30);
+    t.equal(sticky.filter((a) => !a.ok).length, 0, 'every connection succeeded');
+    const seen = [...new Set(sticky.map((a) => a.backend))];
+    t.equal(seen.length, 1, `all 30 connections went to one backend (${seen.join(',')})`);
+    const native = loadNative();
+    const frontends = native.openPinnedMap(`${bed.pinDir}/sl_frontends6`);
+    const map = native.openPinnedMap(`${bed.pinDir}/sl_affinity6`);
+    t.teardown(() => { frontends.close(); map.close(); });
+    const fe = frontends.lookup(frontendKey6.encode({ addr: VIP6, port: AFFINITY_PORT, proto: IPPROTO.TCP, scope: 0 }));
+    const svcId = fe ? serviceValue.decode(fe).svc_id : undefined;
+    t.ok(svcId, 'the sticky port is an IPv6 frontend');
+    const entry = svcId === undefined || client6 === undefined ? null : map.lookup(affinityKey6.encode({ svc_id: svcId, client_addr: client6 }));
+    const aff = entry ? affinityValue6.decode(entry) : null;
+    const chosen = bed.pod(seen[0] ?? '').ip6;
+    t.match(aff, { backend_addr: chosen, backend_port: BACKEND_PORT }, `sl_affinity6 holds [${client6}] -> ${seen[0]} (${chosen})`);
+    // Control: the same backends without affinity (two of them: 30 flows on one would be 2^-29).
+    const spread = await bed.client.tcp({ host: VIP6, port: TCP_PORT, timeoutMs: 5000 }, 30);
+    t.equal(new Set(spread.map((a) => a.backend)).size, BACKENDS.length, 'without affinity the pod reaches both backends');
   });
 
   await t.test('no endpoints and an unknown port: refused by a RST / ICMPv6 port unreachable from TC', async (t) => {
