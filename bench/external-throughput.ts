@@ -55,7 +55,10 @@ import { NETNS_PREFIX } from '../src/testbed/names.js';
 import { linkCounters, setSysctl } from '../src/testbed/netns.js';
 import { TestbedRun } from '../src/testbed/run.js';
 import { nodeObjects, serviceObjects } from '../test/external/bed.js';
+import { busySeconds, machineCpuTimes } from './proc.js';
+import type { MachineCpuTimes } from './proc.js';
 import { distribution } from './stats.js';
+import type { IperfJson } from './throughput.js';
 
 export const EXTERNAL_PATHS = ['direct', 'snat', 'tunnel', 'dsr'] as const;
 export type ExternalPath = (typeof EXTERNAL_PATHS)[number];
@@ -73,9 +76,6 @@ export interface ExternalThroughputOptions {
   seconds: number;
   progress?: (line: string) => void;
 }
-
-/** /proc/stat's first line, in seconds (USER_HZ = 100). */
-interface CpuTimes { user: number; nice: number; system: number; irq: number; softirq: number; steal: number }
 
 export interface ExternalSample {
   gbitPerSec: number;
@@ -129,13 +129,6 @@ export interface ExternalThroughputResult {
   leftovers: string[];
 }
 
-function cpuTimes(): CpuTimes {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] as string;
-  const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number) as number[];
-  const s = (v: number | undefined) => (v ?? 0) / 100;
-  return { user: s(user), nice: s(nice), system: s(system), irq: s(irq), softirq: s(softirq), steal: s(steal) };
-}
-
 /** CPU seconds a cgroup v2 group has run so far (cpu.stat usage_usec: kept without the cpu controller). */
 function cgroupCpuSeconds(cgroup: string): number {
   const m = /^usage_usec (\d+)$/m.exec(readFileSync(join(cgroup, 'cpu.stat'), 'utf8'));
@@ -159,11 +152,11 @@ function threadsCpuSeconds(pids: readonly number[]): number {
   return pids.reduce((sum, pid) => sum + Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9, 0);
 }
 
-function cpuDelta(a: CpuTimes, b: CpuTimes): CpuTimes & { busy: number } {
+function cpuDelta(a: MachineCpuTimes, b: MachineCpuTimes): MachineCpuTimes & { busy: number } {
   const d = {
     user: b.user - a.user, nice: b.nice - a.nice, system: b.system - a.system, irq: b.irq - a.irq, softirq: b.softirq - a.softirq, steal: b.steal - a.steal,
   };
-  return { ...d, busy: d.user + d.nice + d.system + d.irq + d.softirq + d.steal };
+  return { ...d, busy: busySeconds(d) };
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -174,15 +167,6 @@ export function externalRoundOrder(r: number): ExternalPath[] {
   const modes = EXTERNAL_PATHS.filter((p) => p !== 'direct');
   const k = r % modes.length;
   return ['direct', ...modes.slice(k), ...modes.slice(0, k), 'direct'];
-}
-
-interface IperfJson {
-  end?: {
-    sum_received?: { bytes: number; bits_per_second: number };
-    sum_sent?: { retransmits?: number };
-    cpu_utilization_percent?: { host_total: number; remote_total: number };
-  };
-  error?: string;
 }
 
 interface Bed {
@@ -276,11 +260,11 @@ async function iperf(bed: Bed, path: ExternalPath, direction: Direction, transfe
 async function measure(bed: Bed, path: ExternalPath, direction: Direction, seconds: number): Promise<ExternalSample> {
   const ingress = bed.ingress[path];
   const [i0, b0] = await Promise.all([linkCounters(ingress.ns, NODE_UPLINK), linkCounters(bed.backend.ns, NODE_UPLINK)]);
-  const c0 = cpuTimes();
+  const c0 = machineCpuTimes();
   const p0 = [cgroupCpuSeconds(bed.clientCgroup), cgroupCpuSeconds(bed.serverCgroup), threadsCpuSeconds(bed.ksoftirqd)];
   const { out, wallSeconds } = await iperf(bed, path, direction, ['--time', String(seconds)]);
   const p1 = [cgroupCpuSeconds(bed.clientCgroup), cgroupCpuSeconds(bed.serverCgroup), threadsCpuSeconds(bed.ksoftirqd)];
-  const cpu = cpuDelta(c0, cpuTimes());
+  const cpu = cpuDelta(c0, machineCpuTimes());
   const [client, server, ksoftirqd] = p1.map((v, i) => v - (p0[i] as number)) as [number, number, number];
   const [i1, b1] = await Promise.all([linkCounters(ingress.ns, NODE_UPLINK), linkCounters(bed.backend.ns, NODE_UPLINK)]);
   const recv = out.end?.sum_received as { bytes: number; bits_per_second: number };
@@ -308,10 +292,10 @@ async function dropsOf(bed: Bed, path: ExternalPath): Promise<string> {
 
 /** The machine's busy CPU seconds per second while the bed sits idle for `seconds`. */
 async function idleRate(seconds: number): Promise<number> {
-  const c0 = cpuTimes();
+  const c0 = machineCpuTimes();
   const t0 = performance.now();
   await pause(seconds * 1000);
-  return cpuDelta(c0, cpuTimes()).busy / ((performance.now() - t0) / 1000);
+  return cpuDelta(c0, machineCpuTimes()).busy / ((performance.now() - t0) / 1000);
 }
 
 /** Warm-up: a short transfer on every path and direction (the iperf3 server may still be starting). */

@@ -1,4 +1,5 @@
-// What /proc tells about a process the benches started (the agent): CPU time and resident memory.
+// What /proc tells the benches: a process's CPU time and resident memory (the agent), and the
+// whole machine's CPU time.
 import { readFileSync } from 'node:fs';
 
 const TICKS = 100; // USER_HZ, what /proc/<pid>/stat counts in
@@ -15,4 +16,19 @@ export function processRssBytes(pid: number, peak = false): number {
   const m = new RegExp(`^${peak ? 'VmHWM' : 'VmRSS'}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no ${peak ? 'VmHWM' : 'VmRSS'} in /proc/${pid}/status`);
   return Number(m[1]) * 1024;
+}
+
+/** The whole machine's CPU time so far, in seconds: /proc/stat's first line. */
+export interface MachineCpuTimes { user: number; nice: number; system: number; irq: number; softirq: number; steal: number }
+
+export function machineCpuTimes(): MachineCpuTimes {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] as string;
+  const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number) as number[];
+  const s = (v: number | undefined) => (v ?? 0) / TICKS;
+  return { user: s(user), nice: s(nice), system: s(system), irq: s(irq), softirq: s(softirq), steal: s(steal) };
+}
+
+/** Busy seconds in a machineCpuTimes() reading: everything but idle and iowait. */
+export function busySeconds(t: MachineCpuTimes): number {
+  return t.user + t.nice + t.system + t.irq + t.softirq + t.steal;
 }

@@ -8,12 +8,12 @@
 // or cgroup is charged for reliably. On a shared machine it includes everyone else's work, so it
 // is only comparable between paths of the same run; iperf3's own sender and receiver CPU (as it
 // reports them) is kept beside it.
-import { readFileSync } from 'node:fs';
 import { cgroupArgv } from '../src/testbed/cgroup.js';
 import { run as runCommand } from '../src/testbed/exec.js';
 import type { ConnectBed, ConnectPath } from './connect-bed.js';
 import { IPERF_PORT } from './connect-bed.js';
 import { roundOrder } from './connect.js';
+import { busySeconds, machineCpuTimes } from './proc.js';
 import { distribution } from './stats.js';
 
 export interface ThroughputOptions {
@@ -37,14 +37,8 @@ export interface ThroughputRow {
 
 interface Sample { gbitPerSec: number; cpuSecondsPerGb: number; senderCpuPct: number; receiverCpuPct: number; retransmits: number }
 
-/** Busy CPU seconds of the whole machine so far (USER_HZ ticks / 100). */
-function machineBusySeconds(): number {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] as string;
-  const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number) as number[];
-  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / 100;
-}
-
-interface IperfJson {
+/** What iperf3 --json reports that the benches read. */
+export interface IperfJson {
   end?: {
     sum_received?: { bytes: number; bits_per_second: number };
     sum_sent?: { retransmits?: number };
@@ -57,9 +51,9 @@ async function iperf(bed: ConnectBed, path: ConnectPath, seconds: number): Promi
   const p = bed.paths.get(path);
   if (!p) throw new Error(`throughput bench: no client for ${path}`);
   const argv = ['iperf3', '--client', p.target.host, '--port', String(IPERF_PORT), '--time', String(seconds), '--json'];
-  const cpu0 = machineBusySeconds();
+  const cpu0 = busySeconds(machineCpuTimes());
   const r = await runCommand(cgroupArgv(p.cgroup, argv, p.ns), { allowFailure: true, timeoutMs: (seconds + 30) * 1000 });
-  const cpu = machineBusySeconds() - cpu0;
+  const cpu = busySeconds(machineCpuTimes()) - cpu0;
   let out: IperfJson;
   try {
     out = JSON.parse(r.stdout) as IperfJson;
