@@ -92,7 +92,7 @@ export function externalMarkdown(rep: ExternalReport): string {
     }
   }
   const failed = r.rows.filter((x) => (x.failures ?? []).length > 0);
-  out.push('', failed.length === 0 ? 'Every iperf3 run succeeded.' : `**Failed iperf3 runs** (each retried once, the retry measured): ${
+  out.push('', failed.length === 0 ? 'Every iperf3 run succeeded.' : `**Failed iperf3 runs** (each retried, the retry measured): ${
     failed.map((x) => `${PATH_NAMES[x.path]} ${x.direction}: ${(x.failures ?? []).join('; ')}`).join(' — ')}.`);
   out.push('', 'Per measurement (Gbit/s, in the order measured per path):', '');
   for (const direction of DIRECTIONS) {

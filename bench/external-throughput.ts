@@ -112,7 +112,7 @@ export interface ExternalRow {
   ingressTxPerByte: number;
   backendTxPerByte: number;
   retransmits: number;
-  /** iperf3 runs of this path and direction that failed (then retried once): their errors. */
+  /** iperf3 runs of this path and direction that failed (then retried): their errors. */
   failures: string[];
   perMeasurement: ExternalSample[];
 }
@@ -161,6 +161,8 @@ function cpuDelta(a: MachineCpuTimes, b: MachineCpuTimes): MachineCpuTimes & { b
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]) => distribution(xs).p50;
+/** Retries of a failed iperf3 measurement before the bench fails. */
+const MEASURE_RETRIES = 3;
 
 /** The order of round r: direct first and last, the three modes rotated by r. */
 export function externalRoundOrder(r: number): ExternalPath[] {
@@ -332,16 +334,20 @@ export async function runExternalThroughputBench(o: ExternalThroughputOptions): 
       for (const path of externalRoundOrder(r)) {
         for (const direction of r % 2 === 0 ? DIRECTIONS : [...DIRECTIONS].reverse()) {
           const key = `${path}/${direction}`;
-          let sample: ExternalSample;
-          try {
-            sample = await measure(bed, path, direction, o.seconds);
-          } catch (err) {
-            // A failed transfer is a result (kept, shown with the row); one retry, then the bench fails.
-            const message = `${(err as Error).message} (${await dropsOf(bed, path)})`;
-            failures.set(key, [...(failures.get(key) ?? []), `round ${r + 1}: ${message}`]);
-            say(`external-throughput: round ${r + 1}: ${message}; retrying once`);
-            await pause(1000);
-            sample = await measure(bed, path, direction, o.seconds);
+          let sample: ExternalSample | undefined;
+          // A failed transfer is a result (kept, shown with the row) and retried, after a growing
+          // pause (the likely cause, not proven: an iperf3 server still closing its previous test
+          // refuses the next client). The fourth failure in a row fails the bench.
+          for (let attempt = 1; !sample; attempt++) {
+            try {
+              sample = await measure(bed, path, direction, o.seconds);
+            } catch (err) {
+              if (attempt > MEASURE_RETRIES) throw err;
+              const message = `${(err as Error).message} (${await dropsOf(bed, path)})`;
+              failures.set(key, [...(failures.get(key) ?? []), `round ${r + 1}: ${message}`]);
+              say(`external-throughput: round ${r + 1}: ${message}; retrying`);
+              await pause(1000 * attempt);
+            }
           }
           samples.set(key, [...(samples.get(key) ?? []), sample]);
         }

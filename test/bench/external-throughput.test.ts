@@ -40,7 +40,7 @@ t.test('external-throughput bench at --quick size', async (t) => {
   // A failed iperf3 run is retried once by the bench (a second failure throws above); a single one
   // is shown, not failed on: full runs lost an iperf3 control connection now and then (Tunnel and
   // DSR downloads, no drop counted; docs/benchmarks.md, "external-throughput"), not yet explained.
-  for (const f of r.rows.flatMap((x) => x.failures)) t.comment(`failed once, retried: ${f}`);
+  for (const f of r.rows.flatMap((x) => x.failures)) t.comment(`failed, retried: ${f}`);
   t.equal(r.rows.length, EXTERNAL_PATHS.length * DIRECTIONS.length, 'a row per path and direction');
   for (const row of r.rows) t.equal(row.perMeasurement.length, row.path === 'direct' ? 2 : 1, `${row.path} ${row.direction}: measured ${row.path === 'direct' ? 'twice' : 'once'}`);
   t.equal(r.ingressNodes.snat, r.ingressNodes.direct, 'direct is routed through the SNAT node');
