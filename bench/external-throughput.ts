@@ -335,9 +335,9 @@ export async function runExternalThroughputBench(o: ExternalThroughputOptions): 
         for (const direction of r % 2 === 0 ? DIRECTIONS : [...DIRECTIONS].reverse()) {
           const key = `${path}/${direction}`;
           let sample: ExternalSample | undefined;
-          // A failed transfer is a result (kept, shown with the row) and retried, after a growing
-          // pause (the likely cause, not proven: an iperf3 server still closing its previous test
-          // refuses the next client). The fourth failure in a row fails the bench.
+          // A failed transfer is a result (kept, shown with the row) and retried after a growing
+          // pause, so one glitch does not cost a long run its figures; the fourth failure in a
+          // row fails the bench. (Failures here once exposed a datapath bug: docs/benchmarks.md.)
           for (let attempt = 1; !sample; attempt++) {
             try {
               sample = await measure(bed, path, direction, o.seconds);

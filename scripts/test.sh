@@ -49,6 +49,8 @@ tap_rc=${PIPESTATUS[0]}
 # Count each file's top-level tests and assertions (TAP lines at one level of indentation).
 tap_pass=$(grep -E '^    ok ' "$log" | grep -cv '# SKIP')
 tap_fail=$(grep -cE '^    not ok ' "$log")
+# The failing tests by file, repeated here so that the end of the output names them.
+awk '/^# Subtest: /{file=substr($0, 12)} /^    not ok /{sub(/^    not ok [0-9]+ - /, ""); print "FAILED: " file ": " $0}' "$log"
 rm -f "$log"
 passed=$((passed + tap_pass))
 failed=$((failed + tap_fail))

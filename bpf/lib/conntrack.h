@@ -18,6 +18,7 @@
 #include <linux/in.h>
 #include <bpf/bpf_helpers.h>
 #include "sluice.h"
+#include "clock.h"
 #include "maps.h"
 #include "parse.h"
 
@@ -58,7 +59,7 @@ static __always_inline __u64 sl_ct_timeout_ns(__u8 proto, __u8 state)
 
 static __always_inline bool sl_ct_expired(const struct sl_ct_value4 *val, __u8 proto, __u64 now)
 {
-	return now - val->last_seen_ns > sl_ct_timeout_ns(proto, val->state);
+	return sl_idle_longer_than(now, val->last_seen_ns, sl_ct_timeout_ns(proto, val->state));
 }
 
 /* The TCP state after a packet with flags; reply: the packet goes backend -> client. */

@@ -15,6 +15,7 @@
 #include <linux/in.h>
 #include <bpf/bpf_helpers.h>
 #include "sluice.h"
+#include "clock.h"
 #include "maps.h"
 #include "conntrack.h"
 #include "lb6.h"
@@ -32,7 +33,7 @@ static __always_inline void sl_ct_key_from_pkt6(const struct sl_pkt6 *pkt, struc
 
 static __always_inline bool sl_ct_expired6(const struct sl_ct_value6 *val, __u8 proto, __u64 now)
 {
-	return now - val->last_seen_ns > sl_ct_timeout_ns(proto, val->state);
+	return sl_idle_longer_than(now, val->last_seen_ns, sl_ct_timeout_ns(proto, val->state));
 }
 
 /* The key of the other entry of the flow that key/val belongs to (as sl_ct_twin_key4). */

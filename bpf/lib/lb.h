@@ -15,6 +15,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "sluice.h"
+#include "clock.h"
 #include "maps.h"
 
 #define SL_NS_PER_SEC 1000000000ULL
@@ -176,7 +177,7 @@ static __always_inline bool sl_affinity_lookup4(const struct sl_service_value *s
 
 	if (!aff)
 		return false;
-	if (now - aff->last_used_ns > timeout_ns)
+	if (sl_idle_longer_than(now, aff->last_used_ns, timeout_ns))
 		return false;
 	if (!sl_set_trusts4(svc->backend_id, base, n, aff->backend_addr, aff->backend_port, out))
 		return false;

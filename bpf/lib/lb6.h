@@ -11,6 +11,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "sluice.h"
+#include "clock.h"
 #include "maps.h"
 #include "lb.h"
 
@@ -95,7 +96,7 @@ static __always_inline bool sl_affinity_lookup6(const struct sl_service_value *s
 
 	sl_addr6_copy(key.client_addr, client_addr);
 	aff = bpf_map_lookup_elem(&sl_affinity6, &key);
-	if (!aff || now - aff->last_used_ns > timeout_ns)
+	if (!aff || sl_idle_longer_than(now, aff->last_used_ns, timeout_ns))
 		return false;
 	switch (sl_set_find6(svc->backend_id, base, n, aff->backend_addr, aff->backend_port, out,
 			     &ordinal)) {

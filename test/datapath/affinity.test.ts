@@ -52,6 +52,14 @@ t.test('a client sticks to one backend until the affinity timeout', async (t) =>
   // Just inside the timeout: still pinned.
   age(dp, CLIENT, BigInt(TIMEOUT_S) - 1n);
   t.equal(connect(dp), first, 'still pinned one second before the timeout');
+  // Used by another CPU after this packet read the clock (the entry's time is ahead of ours): in
+  // use, not idle — an unsigned now - last would wrap to "idle for ages" (bpf/lib/clock.h).
+  const aheadPicks = new Set<string>();
+  for (let i = 0; i < 20; i++) {
+    age(dp, CLIENT, -5n);
+    aheadPicks.add(connect(dp));
+  }
+  t.same([...aheadPicks], [first], 'an entry last used "in the future" still pins (20 flows)');
 
   // Past the timeout, a fresh random choice is made (and then pinned again). Over many expiries
   // a random choice among three cannot keep landing on one backend.

@@ -51,6 +51,10 @@ export function ct6(dp: Datapath, saddr: string, daddr: string, sport: number, d
   return v ? ctValue6.decode(v) : null;
 }
 
+export function setCt6(dp: Datapath, saddr: string, daddr: string, sport: number, dport: number, proto: number, value: CtValue6): void {
+  dp.obj.map('sl_ct6').update(ctKey6.encode({ saddr, daddr, sport, dport, proto }), ctValue6.encode(value));
+}
+
 /** The sl_affinity6 entry of a service's client, or null. */
 export function affinity6(dp: Datapath, svcId: number, client: string): AffinityValue6 | null {
   const v = dp.obj.map('sl_affinity6').lookup(affinityKey6.encode({ svc_id: svcId, client_addr: client }));

@@ -10,7 +10,7 @@ import { CT_STATE, CT_TYPE, IPPROTO, u32Key, u64Value } from '../../src/bpf/slui
 import { buildFrame6, NEXTHDR, parseFrame6, TCP6_FLAGS } from '../../src/packet/index.js';
 import type { Datapath } from './harness.js';
 import { loadDatapath, PROG, TC_ACT } from './harness.js';
-import { addService6 as addService6To, ct6 } from './harness6.js';
+import { addService6 as addService6To, ct6, setCt6 } from './harness6.js';
 
 const CLIENT = 'fd00:10:244::a';
 const VIP = 'fd00:96::10';
@@ -58,6 +58,16 @@ t.test('TCP to an IPv6 ClusterIP: DNAT and reverse NAT byte for byte, conntrack 
     t.equal(parseFrame6(ack.data).dst, be.addr, `segment ${i} keeps the backend`);
   }
   t.match(dp.svcCounters(7), { connections: 1n, packets: 6n });
+
+  // Both entries last seen after the next packet reads the clock (another CPU carried the flow
+  // on meanwhile): live, not "idle for ages" by an unsigned wrap (bpf/lib/clock.h).
+  const tuples = [[CLIENT, VIP, 40000, 80], [be.addr, CLIENT, be.port, 40000]] as const;
+  for (const [s, d, sp, dp6] of tuples) {
+    const v = ct6(dp, s, d, sp, dp6, IPPROTO.TCP);
+    if (v) setCt6(dp, s, d, sp, dp6, IPPROTO.TCP, { ...v, last_seen_ns: v.last_seen_ns + 2_000_000_000n });
+  }
+  const ahead = dp.run(PROG.TO_POD, buildFrame6({ src: be.addr, dst: CLIENT, tcp: { sport: be.port, dport: 40000, flags: TCP6_FLAGS.ACK, seq: 10, ack: 7 } }));
+  t.equal(parseFrame6(ahead.data).src, VIP, 'a reply to entries refreshed "in the future" is still reverse-translated');
 });
 
 t.test('UDP to an IPv6 ClusterIP: DNAT and reverse NAT byte for byte', async (t) => {

@@ -72,6 +72,24 @@ t.test('expiry: an idle flow is forgotten; one idle in a single direction is not
   t.equal(fromClient(dp, TCP_FLAGS.SYN), B.addr, 'a new SYN on an expired flow\'s tuple selects a new backend');
 });
 
+t.test('an entry another CPU refreshed after this packet read the clock is live, not expired', async (t) => {
+  const dp = await loadDatapath(t);
+  if (!dp) return;
+  dp.addService({ vip: VIP, port: 80, proto: IPPROTO.TCP, svcId: 1, backendId: 10, cluster: [A] });
+  fromClient(dp, TCP_FLAGS.SYN);
+  fromBackend(dp, TCP_FLAGS.SYN | TCP_FLAGS.ACK);
+  dp.addService({ vip: VIP, port: 80, proto: IPPROTO.TCP, svcId: 1, backendId: 11, cluster: [B] });
+  // Both entries last seen "after" the packet's clock read (a vCPU descheduled between its read
+  // and its compare while another CPU carried the flow on): an unsigned now - last_seen wraps
+  // to "idle for ages", and the reply below left untranslated (a bulk transfer reset).
+  ageEntry(dp, FWD, -2n);
+  ageEntry(dp, REV_A, -2n);
+  t.equal(fromBackend(dp, TCP_FLAGS.ACK), VIP, 'the reply is still reverse-translated');
+  ageEntry(dp, FWD, -2n);
+  ageEntry(dp, REV_A, -2n);
+  t.equal(fromClient(dp, TCP_FLAGS.ACK), A.addr, 'the client\'s segment still follows its backend');
+});
+
 t.test('timeouts come from the tunables', async (t) => {
   const dp = await loadDatapath(t, { rodataU64: { sl_ct_timeout_udp_ns: 5n * NS } });
   if (!dp) return;
