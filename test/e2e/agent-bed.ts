@@ -280,7 +280,7 @@ export class AgentProcess {
   }
 
   /** Resolves with the first log line (already seen or new) matching `pred`. */
-  waitForLog(pred: (l: LogLine) => boolean, what: string, timeoutMs = 15_000, from = 0): Promise<LogLine> {
+  waitForLog(pred: (l: LogLine) => boolean, what: string, timeoutMs = 45_000, from = 0): Promise<LogLine> {
     return new Promise((resolve, reject) => {
       const check = () => {
         const hit = this.logs.slice(from).find(pred);
@@ -402,8 +402,12 @@ export class AgentBed {
     return (await this.ctl<ServicesView>(['services'])).services;
   }
 
-  /** Polls `check` until it returns a value (not undefined/false) or the deadline passes. */
-  async waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
+  /**
+   * Polls `check` until it returns a value (not undefined/false) or the deadline passes. The
+   * deadlines (here, waitForServices, waitForLog) are generous on purpose: they bound a hang, they
+   * time nothing (an agent start took 13 s on a runner at load 8; a 15 s deadline failed there).
+   */
+  async waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 45_000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     let last: unknown;
     for (;;) {
@@ -430,7 +434,7 @@ export class AgentBed {
   }
 
   /** Waits until the programmed service ports satisfy `pred`; returns them. */
-  waitForServices(what: string, pred: (svcs: ServiceView[]) => boolean, timeoutMs = 15_000): Promise<ServiceView[]> {
+  waitForServices(what: string, pred: (svcs: ServiceView[]) => boolean, timeoutMs = 45_000): Promise<ServiceView[]> {
     return this.waitFor(`programmed services: ${what}`, async () => {
       const svcs = await this.services();
       return pred(svcs) ? svcs : undefined;
