@@ -7,7 +7,7 @@ import type { ConnectRow } from './connect.js';
 import type { ThroughputRow } from './throughput.js';
 
 const PATH_LABELS: Record<string, string> = {
-  direct: 'direct (pod IP)', 'kube-proxy': 'kube-proxy iptables', 'sluice-connect': 'Sluice connect-time', 'sluice-tc': 'Sluice TC only',
+  direct: 'direct (pod IP)', 'kube-proxy': 'kube-proxy iptables', 'kube-proxy-nft': 'kube-proxy nftables', 'sluice-connect': 'Sluice connect-time', 'sluice-tc': 'Sluice TC only',
 };
 
 // Specs are built as plain objects (vega-lite's types reject a unit spec built by a helper).

@@ -1,16 +1,16 @@
 // Connect latency and rate through a Service, client pod → node → backend pod (issue 17):
-// short TCP connections (connect, read the backend's one-line answer, close) on four paths —
-// direct to the pod IP (the limit), kube-proxy's iptables rules, Sluice's connect-time programs,
-// Sluice's TC programs alone — at several service counts, in one run.
+// short TCP connections (connect, read the backend's one-line answer, close) on five paths —
+// direct to the pod IP (the limit), kube-proxy's iptables rules, kube-proxy's nftables-mode table,
+// Sluice's connect-time programs, Sluice's TC programs alone — at several service counts, in one run.
 //
 //   npm run bench -- --only connect [--quick] [--connect-services 1,1000,10000,30000,65000] [--connect-rounds 5]
 //
-// The bed is bench/connect-bed.ts (three nodes, one dataplane each). At each scale both
-// dataplanes are programmed, then:
+// The bed is bench/connect-bed.ts (four nodes, one dataplane each). At each scale every
+// dataplane is programmed, then:
 //  - warm-up: `warmupConnections` on every path, not counted (the first connections of a path
 //    pay for cold caches, ARP, the client's JIT); each must reach the right pod;
 //  - rounds: every path measured once per round, the direct path twice (first and last: it is
-//    the reference, and the noisiest to pin down), the other three in an order that rotates each
+//    the reference, and the noisiest to pin down), the other four in an order that rotates each
 //    round so none always follows the same neighbour; per measurement `latencyConnections`
 //    sequential connections (p50, p99 of that measurement) then `rateWorkers` loops opening
 //    connections back to back for `rateSeconds` (conn/s);
@@ -114,7 +114,7 @@ export async function runConnectBench(o: ConnectOptions): Promise<ConnectResult>
       const prog = await bed.apply(services);
       programming.push(prog);
       say(`${services} services: kube-proxy restore ${(prog.kubeProxyRestoreMs / 1000).toFixed(1)} s (${prog.kubeProxyNatRules} nat rules), ` +
-        `sluice programmed ${(prog.sluiceProgrammedMs / 1000).toFixed(1)} s`);
+        `kube-proxy nft -f ${(prog.kubeProxyNftLoadMs / 1000).toFixed(1)} s (${prog.kubeProxyNftRules} rules, ${prog.kubeProxyNftElements} map elements), sluice programmed ${(prog.sluiceProgrammedMs / 1000).toFixed(1)} s`);
       await warmUp(bed, o, services);
       const samples = new Map<ConnectPath, ConnectSample[]>();
       for (let r = 0; r < o.rounds; r++) {

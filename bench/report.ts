@@ -27,7 +27,7 @@ export const END = '<!-- END connect results -->';
 const f2 = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '–');
 const mb = (bytes: number) => (Number.isFinite(bytes) ? `${(bytes / 1048576).toFixed(0)} MB` : '–');
 const sec = (ms: number | undefined) => (ms !== undefined && Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : '–');
-const NAMES: Record<string, string> = { direct: 'direct', 'kube-proxy': 'kube-proxy', 'sluice-connect': 'Sluice connect-time', 'sluice-tc': 'Sluice TC only' };
+const NAMES: Record<string, string> = { direct: 'direct', 'kube-proxy': 'kube-proxy', 'kube-proxy-nft': 'kube-proxy nftables', 'sluice-connect': 'Sluice connect-time', 'sluice-tc': 'Sluice TC only' };
 
 /** The generated markdown (between BEGIN and END). */
 export function connectMarkdown(r: ConnectReport): string {
@@ -59,8 +59,12 @@ export function connectMarkdown(r: ConnectReport): string {
         `${f2(ratio(c.rows, n, x.path, 'kube-proxy', 'connPerSec'))}× | ${x.failures + x.misrouted} |`);
     }
   }
-  out.push('', '| services | kube-proxy nat rules | iptables-restore | Sluice: manifest written → programmed | agent RSS (peak so far) |', '| ---: | ---: | ---: | ---: | ---: |');
-  for (const p of c.programming) out.push(`| ${p.services} | ${p.kubeProxyNatRules} | ${sec(p.kubeProxyRestoreMs)} | ${sec(p.sluiceProgrammedMs)} | ${mb(p.sluiceRssBytes)} (${mb(p.sluicePeakRssBytes)}) |`);
+  out.push('', '| services | kube-proxy nat rules | iptables-restore | kube-proxy nftables rules / map elements | nft -f | Sluice: manifest written → programmed | agent RSS (peak so far) |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const p of c.programming) {
+    out.push(`| ${p.services} | ${p.kubeProxyNatRules} | ${sec(p.kubeProxyRestoreMs)} | ${p.kubeProxyNftRules ?? '–'} / ${p.kubeProxyNftElements ?? '–'} | ${sec(p.kubeProxyNftLoadMs)} | ` +
+      `${sec(p.sluiceProgrammedMs)} | ${mb(p.sluiceRssBytes)} (${mb(p.sluicePeakRssBytes)}) |`);
+  }
   const tp = r.throughput ?? [];
   if (tp.length > 0) {
     const direct = tp.find((x) => x.path === 'direct');

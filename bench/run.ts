@@ -19,7 +19,8 @@
 //  - maglev:        bench/maglev.ts (Maglev table build time, flows moved by a backend change at
 //    100 and 1,000 backends, kernel memory per table).
 //  - connect:       bench/connect.ts (connect latency and conn/s, client pod → node → backend
-//    pod: direct, kube-proxy iptables, Sluice connect-time, Sluice TC only, at 1 to 65k services)
+//    pod: direct, kube-proxy iptables, kube-proxy nftables, Sluice connect-time, Sluice TC only,
+//    at 1 to 65k services)
 //    bench/throughput.ts (iperf3 Gbit/s and CPU s/GB per path at 10k) and bench/agent-start.ts
 //    (time to settle and CPU of an agent start at 10k, 30k and 65k); a full
 //    run regenerates its part of docs/benchmarks.md and the charts (bench/report.ts).
@@ -150,7 +151,7 @@ function summary(cp: ControlPlaneResult | undefined, agent: AgentScaleResult | u
   }
   if (connect) {
     const hi = Math.max(...connect.rows.map((r) => r.services));
-    for (const path of ['sluice-connect', 'sluice-tc', 'kube-proxy'] as const) {
+    for (const path of ['sluice-connect', 'sluice-tc', 'kube-proxy', 'kube-proxy-nft'] as const) {
       lines.push(`${`connect p50 / direct, ${hi} svc: ${path}`.padEnd(44)}${`${ratio(connect.rows, hi, path, 'direct').toFixed(2)}×`.padStart(12)}`);
     }
   }

@@ -2,14 +2,17 @@
 // measured services (one endpoint each, a real pod), and N filler ClusterIP services of one
 // endpoint each (never contacted) — the rules a kube-proxy packet walks past, the entries a
 // Sluice lookup does not. Sluice reads them from a manifest directory (NodeAgent); kube-proxy's
-// rules for them come from the same model (src/testbed/kube-proxy-rules.ts).
+// rules for them come from the same model (src/testbed/kube-proxy-rules.ts, and for its nftables
+// mode src/testbed/kube-proxy-nft.ts).
 import { computeDesiredState } from '../src/model/desired-state.js';
 import type { DesiredState, ModelInput } from '../src/model/types.js';
 import type { ClusterNode } from '../src/testbed/cluster.js';
 import type { NodeAgent } from '../src/testbed/cluster-agent.js';
 import { iptablesRestore } from '../src/testbed/iptables.js';
 import type { IptablesBackend } from '../src/testbed/iptables.js';
+import { kubeProxyNftRules } from '../src/testbed/kube-proxy-nft.js';
 import { kubeProxyRules } from '../src/testbed/kube-proxy-rules.js';
+import { nftLoad } from '../src/testbed/nft.js';
 
 export const BENCH_NS = 'bench';
 export const ECHO_PORT = 8080;
@@ -85,6 +88,17 @@ export async function kubeProxyApply(node: ClusterNode, objs: readonly unknown[]
   const rules = kubeProxyRules(state, { clusterCidr: POD_CIDR, nodeIp: node.ip });
   const restoreMs = await iptablesRestore(node.ns, rules.text, backend, { flush: true });
   return { restoreMs, natRules: rules.rules.nat };
+}
+
+/**
+ * Replaces `node`'s `ip kube-proxy` nftables table with the one kube-proxy's nftables mode writes
+ * for `objs`, in one `nft -f` transaction (the old table deleted first). Resolves with the load's
+ * time (ms), the rule count and the map element count.
+ */
+export async function kubeProxyNftApply(node: ClusterNode, objs: readonly unknown[], measured: readonly MeasuredService[]): Promise<{ loadMs: number; rules: number; elements: number }> {
+  const state = lastly(computeDesiredState(modelInputOf(objs, node.name)).state, new Set(measured.map((m) => m.name)));
+  const r = kubeProxyNftRules(state, { clusterCidr: POD_CIDR, nodeIp: node.ip, replace: true });
+  return { loadMs: await nftLoad(node.ns, r.text), rules: r.rules, elements: r.elements };
 }
 
 /** The iptables backend of the benches: legacy unless SLUICE_IPTABLES_RESTORE names the nft one. */

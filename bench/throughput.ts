@@ -1,6 +1,6 @@
 // iperf3 throughput and CPU per GB through a Service (issue 17), on the connect bench's bed
 // (bench/connect-bed.ts) at one scale: one TCP stream, client pod → node → backend pod, on the
-// four paths — direct (pod → pod), kube-proxy, Sluice connect-time, Sluice TC only — `rounds`
+// five paths — direct (pod → pod), kube-proxy iptables and nftables, Sluice connect-time, Sluice TC only — `rounds`
 // rounds in a rotating order (direct first and last, as the connect bench), medians reported.
 //
 // CPU: the whole machine's busy time (/proc/stat: user, nice, system, irq, softirq, steal) over

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(clang llvm clang-format libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3
-      iproute2 bpftool iptables iperf3 procps util-linux openssl ethtool
+      iproute2 bpftool iptables nftables iperf3 procps util-linux openssl ethtool
       # the container image (npm run image, test/deploy): root filesystems from Debian packages,
       # podman to import and run them (runc: crun refuses hybrid cgroup layouts)
       mmdebstrap podman runc

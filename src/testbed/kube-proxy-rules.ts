@@ -122,7 +122,7 @@ class Table {
 }
 
 /** Whether IPv4 `cidr` (a.b.c.d/n) contains `ip`. */
-function cidrContains(cidr: string, ip: string): boolean {
+export function cidrContains(cidr: string, ip: string): boolean {
   const [base, len] = cidr.split('/') as [string, string | undefined];
   const bits = Number(len ?? 32);
   const n = (a: string) => a.split('.').reduce((v, o) => (v << 8) | Number(o), 0) >>> 0;

@@ -177,6 +177,12 @@ t.test('connect bench at tiny scale, with agent starts', async (t) => {
   t.same(r.programming.map((p) => p.services), [1, 50]);
   for (const p of r.programming) positive(t, p.sluiceRssBytes, `agent RSS at ${p.services} services`);
   t.ok((r.programming[1]?.kubeProxyNatRules ?? 0) > (r.programming[0]?.kubeProxyNatRules ?? Infinity), 'more services, more kube-proxy rules');
+  for (const p of r.programming) {
+    positive(t, p.kubeProxyNftLoadMs, `nft -f of kube-proxy's nftables table at ${p.services} services`);
+    // One service-ips element per service port: the measured service's http and iperf3 ports, one per filler.
+    t.equal(p.kubeProxyNftElements, p.services + 1, `${p.services} services: a service-ips element per service port`);
+  }
+  t.ok((r.programming[1]?.kubeProxyNftRules ?? 0) > (r.programming[0]?.kubeProxyNftRules ?? Infinity), 'more services, more nftables rules');
   t.equal(r.rows.length, 2 * CONNECT_PATHS.length, 'a row per path and scale');
   for (const row of r.rows) {
     const what = `${row.path} at ${row.services}`;
@@ -210,6 +216,7 @@ t.test('connect bench at tiny scale, with agent starts', async (t) => {
   const md = connectMarkdown({ environment: benchEnvironment(), connect: r, starts, throughput });
   t.match(md, /\| Sluice TC only \| [\d.]+ \|/, 'and the throughput');
   t.match(md, /\| 50 \| Sluice TC only \|/, 'the docs block has the rows');
+  t.match(md, /\| 50 \| kube-proxy nftables \|/, 'and the nftables baseline');
   t.match(md, /restart on pinned maps/, 'and the starts');
   const svg = await latencyChart(r.rows, 'test');
   t.match(svg, /^<svg/, 'the chart renders as SVG');
