@@ -129,7 +129,7 @@ static __always_inline int sl_ipv6_walk_exthdrs(struct __sk_buff *skb, __u8 *nex
 			break;
 		if (bpf_skb_load_bytes(skb, pos, &h, sizeof(h)) < 0)
 			return SL_PARSE_BAD;
-		/* The fixed header's destination is a waypoint: not the frontend, not the checksum's. */
+		/* The fixed header's destination is a waypoint: no frontend, no pseudo-header. */
 		if (next == SL_NEXTHDR_ROUTING && h.segments_left)
 			return SL_PARSE6_UNTRANSLATED;
 		if (next == SL_NEXTHDR_AH)
