@@ -27,8 +27,9 @@ export function optionsHeader(type: typeof NEXTHDR.HOP_BY_HOP | typeof NEXTHDR.D
   if (length < 8 || length % 8 !== 0 || length > 2048) throw new RangeError(`optionsHeader: length ${length} is not a multiple of 8 in [8, 2048]`);
   const b = Buffer.alloc(length);
   b[1] = length / 8 - 1;
-  // PadN options of at most 255 data bytes fill everything after the first two bytes.
-  for (let at = 2; at < length;) {
+  // PadN options of at most 255 data bytes fill everything after the first two bytes (a single
+  // byte left over is a Pad1: already 0).
+  for (let at = 2; at + 1 < length;) {
     const n = Math.min(length - at - 2, 255);
     b[at] = 1;
     b[at + 1] = n;
