@@ -148,7 +148,7 @@ t.test('ICMPv6 behind extension headers is never touched nor counted; multicast 
   t.equal(untranslated(dp), 0n, 'none counted');
 });
 
-t.test('a SYN with a hop-by-hop header to a service without endpoints: RST acknowledging its payload', async (t) => {
+t.test('to a service without endpoints behind extension headers: RST acknowledging only the payload; port unreachable quoting the headers', async (t) => {
   const dp = await loadDatapath(t);
   if (!dp) return;
   addService6(dp, { vip: EMPTY_VIP, port: 443, proto: IPPROTO.TCP, svcId: 9, backendId: 90, cluster: [] });
@@ -160,6 +160,15 @@ t.test('a SYN with a hop-by-hop header to a service without endpoints: RST ackno
   t.same(out.data, buildFrame6({
     srcMac: macs.dstMac, dstMac: macs.srcMac, src: EMPTY_VIP, dst: CLIENT, tcp: { sport: 443, dport: 33333, flags: TCP6_FLAGS.RST | TCP6_FLAGS.ACK, seq: 0, ack: 104, window: 0 },
   }), 'a RST+ACK acknowledging SYN + 3 bytes (the 24 bytes of extension headers are no segment data)');
+
+  // UDP: the port unreachable quotes the datagram with its extension headers (the pod's kernel
+  // walks them to find its socket), up to the IPv6 header + 64 bytes.
+  addService6(dp, { vip: EMPTY_VIP, port: 53, proto: IPPROTO.UDP, svcId: 4, backendId: 40, cluster: [] });
+  const input = buildFrame6({ ...macs, src: CLIENT, dst: EMPTY_VIP, extensions: [HBH], udp: { sport: 5000, dport: 53 }, payload: Buffer.alloc(100, 0x71) });
+  const udp = dp.run(PROG.FROM_POD, input);
+  t.equal(udp.retval, TC_ACT.REDIRECT, 'bounced');
+  t.same(udp.data, icmp6Error(EMPTY_VIP, CLIENT, input.subarray(ETH_HLEN, ETH_HLEN + 40 + 64), ICMP6.DEST_UNREACH, ICMP6.PORT_UNREACH, 0, { srcMac: macs.dstMac, dstMac: macs.srcMac }),
+    'an ICMPv6 port unreachable from the VIP quoting the header, the hop-by-hop header, the UDP header and 48 bytes');
 });
 
 t.test('ICMPv6 errors quoting a packet with extension headers: walked like the packet, or passed', async (t) => {
