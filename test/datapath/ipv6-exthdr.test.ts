@@ -5,14 +5,14 @@
 // incremental pseudo-header checksum equals a full one), and its L4 checksum is verified again
 // by walking the frame. Passed untouched and counted in sl_ipv6_untranslated: a routing header
 // with segments left, fragments (first or not), ESP, a fifth header. ICMPv6 behind extension
-// headers is never touched, never counted; a multicast packet is never counted. A reject and an
-// ICMPv6 error quoting a packet with extension headers are handled too.
+// headers is never touched, never counted; a multicast packet is never counted. Rejects, ICMPv6
+// errors quoting a packet with extension headers, and hairpin behind them are handled too.
 import t from 'tap';
 import type { Test } from 'tap';
 import { decodePerCpu } from '../../src/bpf/codec.js';
 import { CT_TYPE, IPPROTO, u32Key, u64Value } from '../../src/bpf/sluice-structs.js';
 import {
-  authHeader, buildFrame6, espHeader, ETH_HLEN, fragmentHeader, internetChecksum, ipv6PseudoHeader, NEXTHDR, optionsHeader,
+  authHeader, buildFrame6, DEFAULT_DST_MAC, DEFAULT_SRC_MAC, espHeader, ETH_HLEN, fragmentHeader, internetChecksum, ipv6PseudoHeader, NEXTHDR, optionsHeader,
   parseFrame6, routingHeader, TCP6_FLAGS, type Ext6, type Frame6Spec,
 } from '../../src/packet/index.js';
 import type { Datapath } from './harness.js';
@@ -199,4 +199,21 @@ t.test('ICMPv6 errors quoting a packet with extension headers: walked like the p
     t.same(r.data, err, `${what}: untouched`);
   }
   t.equal(untranslated(dp), 0n, 'errors are not counted');
+});
+
+t.test('hairpin behind a destination options header: both addresses and both ports rewritten past it', async (t) => {
+  const dp = await loadDatapath(t);
+  if (!dp) return;
+  const SELF_VIP = 'fd00:96::50';
+  addService6(dp, { vip: SELF_VIP, port: 53, proto: IPPROTO.UDP, svcId: 6, backendId: 60, cluster: [{ addr: CLIENT, port: 5353 }] });
+  const back = { srcMac: DEFAULT_DST_MAC, dstMac: DEFAULT_SRC_MAC };
+  const exts = [optionsHeader(DEST, 16)];
+  const q = Buffer.from('q');
+  const out = dp.run(PROG.FROM_POD, buildFrame6({ src: CLIENT, dst: SELF_VIP, extensions: exts, udp: { sport: 4000, dport: 53 }, payload: q }));
+  t.equal(out.retval, TC_ACT.REDIRECT, "straight back out of the pod's interface");
+  t.same(out.data, buildFrame6({ ...back, src: SELF_VIP, dst: CLIENT, extensions: exts, udp: { sport: 4000, dport: 5353 }, payload: q }), 'VIP -> pod, checksum exact');
+  const a = Buffer.from('answer');
+  const reply = dp.run(PROG.FROM_POD, buildFrame6({ src: CLIENT, dst: SELF_VIP, extensions: exts, udp: { sport: 5353, dport: 4000 }, payload: a }));
+  t.equal(reply.retval, TC_ACT.REDIRECT);
+  t.same(reply.data, buildFrame6({ ...back, src: SELF_VIP, dst: CLIENT, extensions: exts, udp: { sport: 53, dport: 4000 }, payload: a }), 'the answer: VIP:53 -> pod:4000');
 });
