@@ -24,6 +24,9 @@
  * option) to ff02::16 when it joins a group, and counting those would make the counter noise.
  * A translated AH packet fails its receiver's integrity check (AH covers the addresses), as
  * under any NAT. A walked chain cut short by the end of the packet is SL_PARSE_BAD.
+ *
+ * Every program that parses with sl_parse6 gets the walk (the counting is sl_parse6's);
+ * sl_ipv6_walk_exthdrs alone walks without counting (icmp6.h: the packet an ICMPv6 error quotes).
  */
 #ifndef SL_LIB_PARSE6_H
 #define SL_LIB_PARSE6_H
