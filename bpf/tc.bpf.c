@@ -32,10 +32,11 @@
  * sl_ct6 — DNAT and its reverse, hairpin, rejects as TCP RST / ICMPv6 port unreachable
  * (reject6.h), Local-without-local-endpoints a counted drop, and the ICMPv6 errors about
  * translated flows (destination unreachable, packet too big, time exceeded: icmp6.h). Every
- * other ICMPv6 message, neighbour discovery included, is never touched. Not yet: packets with
- * extension headers (fragments included) pass untouched and are counted (lib/parse6.h); the
- * finished-flow clean-ups of a reused tuple (sl_tc_forget_reused4, sl_ct_forget_finished4) have
- * no IPv6 twin yet.
+ * other ICMPv6 message, neighbour discovery included, is never touched. TCP and UDP behind
+ * hop-by-hop, destination options, routing (segments left 0) and AH headers are translated like
+ * any other (lib/parse6.h walks them); fragments, routing headers with segments left, ESP and
+ * longer chains pass untouched and are counted. Not yet: the finished-flow clean-ups of a reused
+ * tuple (sl_tc_forget_reused4, sl_ct_forget_finished4) have no IPv6 twin.
  */
 #include <stdbool.h>
 #include <linux/bpf.h>

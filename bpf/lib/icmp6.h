@@ -7,8 +7,9 @@
  * discovery without its answer and black-hole every large segment of the flow.
  *
  * Only those three types are read; every other ICMPv6 message (neighbour discovery, echo, MLD,
- * router advertisements, ...) is never touched. The quoted packet must be a fixed IPv6 header
- * followed directly by TCP or UDP (what lib/parse6.h translates); anything else passes.
+ * router advertisements, ...) is never touched. The quoted packet must be TCP or UDP behind the
+ * fixed header and the extension headers lib/parse6.h walks (what it translates); anything else
+ * passes (a fragment, a routing header with segments left, ESP, a quote cut before the ports).
  *
  * A rewrite changes the quoted address and port, the quoted L4 checksum (its pseudo-header holds
  * the address) and, when the reporting host is the rewritten end itself, the outer address. The
@@ -37,7 +38,10 @@
 #define SL_ICMP6_PKT_TOOBIG  2
 #define SL_ICMP6_TIME_EXCEED 3
 
-/* Ethernet, outer IPv6, ICMPv6 header, quoted IPv6 header, the quoted ports and UDP checksum. */
+/*
+ * Ethernet, outer IPv6, ICMPv6 header, quoted IPv6 header, the quoted ports and UDP checksum (the
+ * quote's extension headers are read with bpf_skb_load_bytes, wherever they lie).
+ */
 #define SL_ICMP6_PULL_LEN (ETH_HLEN + SL_IPV6_HLEN + 8 + SL_IPV6_HLEN + 8)
 
 /* An ICMPv6 error and the TCP/UDP packet it quotes; offsets from the start of the frame. */
@@ -69,7 +73,9 @@ static __always_inline enum sl_parse_result sl_parse_icmp6_err_linear(struct __s
 	struct ethhdr *eth = data;
 	struct sl_icmphdr *icmp;
 	struct ipv6hdr *ip, *in;
-	__be16 *ports;
+	__be16 *ports, quoted_ports[2];
+	__u8 next;
+	int ret;
 
 	if ((void *)(eth + 1) > data_end)
 		return SL_PARSE_BAD;
@@ -88,11 +94,10 @@ static __always_inline enum sl_parse_result sl_parse_icmp6_err_linear(struct __s
 	in = (void *)(icmp + 1);
 	if ((void *)(in + 1) > data_end)
 		return SL_PARSE_BAD;
-	if (in->version != 6 || (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP))
+	next = in->nexthdr;
+	if (in->version != 6 ||
+	    (next != IPPROTO_TCP && next != IPPROTO_UDP && !sl_ipv6_is_exthdr(next)))
 		return SL_PARSE_SKIP;
-	ports = (void *)(in + 1);
-	if ((void *)(ports + 2) > data_end)
-		return SL_PARSE_BAD;
 
 	e->l3_off = ETH_HLEN;
 	e->icmp_off = ETH_HLEN + SL_IPV6_HLEN;
@@ -102,9 +107,28 @@ static __always_inline enum sl_parse_result sl_parse_icmp6_err_linear(struct __s
 	__builtin_memcpy(e->daddr, &ip->daddr, 16);
 	__builtin_memcpy(e->in_saddr, &in->saddr, 16);
 	__builtin_memcpy(e->in_daddr, &in->daddr, 16);
-	e->in_sport = ports[0];
-	e->in_dport = ports[1];
-	e->in_proto = in->nexthdr;
+	if (next == IPPROTO_TCP || next == IPPROTO_UDP) {
+		ports = (void *)(in + 1);
+		if ((void *)(ports + 2) > data_end)
+			return SL_PARSE_BAD;
+		e->in_sport = ports[0];
+		e->in_dport = ports[1];
+		e->in_proto = next;
+		return SL_PARSE_OK;
+	}
+	/*
+	 * A quote with extension headers: walked as parse6.h walks a packet (what it translated can
+	 * be quoted back). Anything it would not translate (fragment, routing with segments left,
+	 * ...) passes, uncounted: the error is not the packet.
+	 */
+	ret = sl_ipv6_walk_exthdrs(skb, &next, &e->in_l4_off);
+	if (ret != SL_PARSE_OK)
+		return ret == SL_PARSE_BAD ? SL_PARSE_BAD : SL_PARSE_SKIP;
+	if (bpf_skb_load_bytes(skb, e->in_l4_off, quoted_ports, sizeof(quoted_ports)) < 0)
+		return SL_PARSE_BAD;
+	e->in_sport = quoted_ports[0];
+	e->in_dport = quoted_ports[1];
+	e->in_proto = next;
 	return SL_PARSE_OK;
 }
 

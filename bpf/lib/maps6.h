@@ -73,8 +73,8 @@ struct {
 } sl_sock_udp6 SEC(".maps");
 
 /*
- * IPv6 packets the TC programs passed untouched because of extension headers (lib/parse6.h):
- * per-CPU, one slot.
+ * IPv6 packets the TC programs passed untouched because of extension headers they do not
+ * translate (fragments, routing with segments left, ESP, ...; lib/parse6.h): per-CPU, one slot.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

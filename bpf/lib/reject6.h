@@ -100,8 +100,8 @@ static __always_inline int sl_reject_tcp6(struct __sk_buff *skb, const struct sl
 	    bpf_skb_load_bytes(skb, pkt->l3_off + offsetof(struct ipv6hdr, payload_len),
 			       &payload_len, sizeof(payload_len)) < 0)
 		return TC_ACT_SHOT;
-	/* parse6.h translates only TCP right after the fixed header: the payload is the segment. */
-	seg_len = bpf_ntohs(payload_len) - in.doff * 4;
+	/* The payload: the extension headers (fixed header to l4_off), then the segment. */
+	seg_len = bpf_ntohs(payload_len) - (pkt->l4_off - pkt->l3_off - SL_IPV6_HLEN) - in.doff * 4;
 	if (in.syn)
 		seg_len++;
 	if (in.fin)

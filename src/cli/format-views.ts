@@ -126,7 +126,7 @@ export function formatCounters(v: CountersView): string {
       v.external.map((e) => [e.kind, e.packets, e.bytes, e.connections, e.refused]),
     ))
     : '';
-  // Passed, not dropped: packets the IPv6 TC path could not translate (extension headers).
+  // Passed, not dropped: packets the IPv6 TC path could not translate (fragments, ESP, ... : extension headers).
   const untranslated = v.ipv6Untranslated === undefined
     ? ''
     : '\n' + section('UNTRANSLATED', renderTable([col('reason'), col('packets', true)], [['ipv6-extension-headers', v.ipv6Untranslated]]));

@@ -1,5 +1,6 @@
 // sl_ipv6_untranslated (bpf/lib/maps6.h): IPv6 packets the TC programs passed untouched because
-// they carry extension headers (bpf/lib/parse6.h). A per-CPU array of one slot; read for the
+// of extension headers they do not translate (fragments, routing with segments left, ESP, more
+// than four: bpf/lib/parse6.h). A per-CPU array of one slot; read for the
 // admin counters view (sluicectl counters) and the sluice_ipv6_untranslated_packets_total metric.
 import { decodePerCpu } from '../bpf/codec.js';
 import type { NativeMap } from '../bpf/native.js';

@@ -84,7 +84,7 @@ export class SluiceMetrics {
       refused: r.counter({ name: 'sluice_external_refused_total', help: 'External flows refused (no backend, no local backend, source range), by frontend kind.', labelNames: ['kind'] }),
     };
     this.ipv6Untranslated = r.counter({
-      name: 'sluice_ipv6_untranslated_packets_total', help: 'IPv6 packets the TC path passed untouched, not translated, because they carry extension headers.',
+      name: 'sluice_ipv6_untranslated_packets_total', help: 'IPv6 packets the TC path passed untouched, not translated, because of extension headers it does not translate (fragments, routing with segments left, ESP, ...).',
     });
     this.apiObjects = r.gauge({ name: 'sluice_api_objects', help: 'Kubernetes objects held in the agent\'s cache, by resource.', labelNames: ['resource'] });
     this.watchRestarts = r.counter({

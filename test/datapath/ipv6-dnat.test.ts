@@ -1,13 +1,13 @@
 // IPv6 through the TC programs (BPF_PROG_TEST_RUN on the real tc.bpf.o): TCP and UDP DNAT to a
 // backend and the reply's reverse NAT, byte for byte (the program's incremental pseudo-header
 // checksum update must equal a checksum computed from scratch), conntrack in sl_ct6; ICMPv6
-// (neighbour discovery included) and packets with extension headers pass untouched, the latter
-// counted. Rejects, ICMPv6 errors and hairpin have files of their own (ipv6-reject,
+// (neighbour discovery included) passes untouched; TCP behind an options header is translated,
+// a fragment passes untouched, counted. Rejects, ICMPv6 errors and hairpin have files of their own (ipv6-reject,
 // ipv6-icmp-errors, ipv6-hairpin).
 import t from 'tap';
 import { decodePerCpu } from '../../src/bpf/codec.js';
 import { CT_STATE, CT_TYPE, IPPROTO, u32Key, u64Value } from '../../src/bpf/sluice-structs.js';
-import { buildFrame6, NEXTHDR, parseFrame6, TCP6_FLAGS } from '../../src/packet/index.js';
+import { buildFrame6, fragmentHeader, NEXTHDR, parseFrame6, TCP6_FLAGS } from '../../src/packet/index.js';
 import type { Datapath } from './harness.js';
 import { loadDatapath, PROG, TC_ACT } from './harness.js';
 import { addService6 as addService6To, ct6, setCt6 } from './harness6.js';
@@ -86,7 +86,7 @@ t.test('UDP to an IPv6 ClusterIP: DNAT and reverse NAT byte for byte', async (t)
   t.match(ct6(dp, CLIENT, VIP, 50000, 53, IPPROTO.UDP), { type: CT_TYPE.FORWARD, nat_addr: be.addr });
 });
 
-t.test('ICMPv6 and neighbour discovery are never touched; extension headers pass untouched, counted', async (t) => {
+t.test('ICMPv6 and neighbour discovery are never touched; TCP behind extension headers is translated, a fragment passes counted', async (t) => {
   const dp = await loadDatapath(t);
   if (!dp) return;
   addService6(dp, VIP, 80, IPPROTO.TCP, 7, 70, BACKENDS);
@@ -100,12 +100,21 @@ t.test('ICMPv6 and neighbour discovery are never touched; extension headers pass
     }
   }
   t.equal(untranslated(dp), 0n);
-  for (const ext of [NEXTHDR.HOP_BY_HOP, NEXTHDR.DEST_OPTS]) {
-    const frame = buildFrame6({ src: CLIENT, dst: VIP, extensions: [ext], tcp: { sport: 40001, dport: 80, flags: TCP6_FLAGS.SYN } });
-    const r = dp.run(PROG.FROM_POD, frame);
-    t.equal(r.retval, TC_ACT.UNSPEC, `extension header ${ext}: passes`);
-    t.same(r.data, frame, `extension header ${ext}: untouched`);
+  // Walked (lib/parse6.h): the SYN behind one options header is DNATed like any other
+  // (test/datapath/ipv6-exthdr.test.ts covers the walk in detail).
+  for (const [i, ext] of [NEXTHDR.HOP_BY_HOP, NEXTHDR.DEST_OPTS].entries()) {
+    const spec = { src: CLIENT, extensions: [ext], tcp: { sport: 40001 + i, dport: 80, flags: TCP6_FLAGS.SYN } };
+    const r = dp.run(PROG.FROM_POD, buildFrame6({ ...spec, dst: VIP }));
+    t.equal(r.retval, TC_ACT.UNSPEC, `extension header ${ext}: passes on`);
+    const be = BACKENDS.find((b) => b.addr === parseFrame6(r.data).dst);
+    if (!be) { t.fail(`extension header ${ext}: not DNATed`); continue; }
+    t.same(r.data, buildFrame6({ ...spec, dst: be.addr, tcp: { ...spec.tcp, dport: be.port } }), `extension header ${ext}: DNATed byte for byte`);
   }
-  t.equal(untranslated(dp), 2n, 'both counted in sl_ipv6_untranslated');
-  t.equal(ct6(dp, CLIENT, VIP, 40001, 80, IPPROTO.TCP), null, 'no flow was created for them');
+  t.equal(untranslated(dp), 0n, 'translated packets are not counted');
+  const fragment = buildFrame6({ src: CLIENT, dst: VIP, extensions: [fragmentHeader(0, true)], tcp: { sport: 40003, dport: 80, flags: TCP6_FLAGS.SYN } });
+  const r = dp.run(PROG.FROM_POD, fragment);
+  t.equal(r.retval, TC_ACT.UNSPEC, 'a first fragment passes');
+  t.same(r.data, fragment, 'untouched');
+  t.equal(untranslated(dp), 1n, 'counted in sl_ipv6_untranslated');
+  t.equal(ct6(dp, CLIENT, VIP, 40003, 80, IPPROTO.TCP), null, 'no flow was created for it');
 });

@@ -1,8 +1,10 @@
-// sl_ipv6_untranslated as a metric and in sluicectl: IPv6 packets with extension headers are run
-// through the real tc.bpf.o (BPF_PROG_TEST_RUN; they pass untouched and are counted), then read
+// sl_ipv6_untranslated as a metric and in sluicectl: IPv6 packets whose extension headers stop
+// the translation (a fragment, a routing header with segments left, ESP) are run through the real
+// tc.bpf.o (BPF_PROG_TEST_RUN; they pass untouched and are counted), then read
 // the way the agent wires it (MapsAdminBackend's counters view -> /metrics'
 // sluice_ipv6_untranslated_packets_total) and the way sluicectl reads the pinned maps with the
-// agent down (`counters`, JSON and table). A translated packet is not counted, nor multicast
+// agent down (`counters`, JSON and table). A translated packet is not counted (one behind a
+// hop-by-hop header included), nor multicast
 // (MLD reports carry a hop-by-hop header).
 import t from 'tap';
 import { join } from 'node:path';
@@ -13,7 +15,7 @@ import { runSluicectl } from '../../src/cli/sluicectl.js';
 import { IPV6_UNTRANSLATED_MAP, readIpv6Untranslated } from '../../src/dataplane/ipv6-untranslated.js';
 import { openPinnedTables } from '../../src/dataplane/native-tables.js';
 import { collectFromDataplane, SluiceMetrics } from '../../src/metrics/sluice-metrics.js';
-import { buildFrame6, NEXTHDR, parseFrame6, TCP6_FLAGS } from '../../src/packet/index.js';
+import { buildFrame6, espHeader, fragmentHeader, NEXTHDR, parseFrame6, routingHeader, TCP6_FLAGS } from '../../src/packet/index.js';
 import { tempDir } from '../admin/helpers.js';
 import { parseTable } from '../cli/table-parse.js';
 import { loadDatapath, PROG, TC_ACT } from '../datapath/harness.js';
@@ -47,13 +49,16 @@ t.test('IPv6 packets passed untranslated: counted by the program, shown by /metr
   // A clean SYN is translated (DNAT to the backend) and not counted.
   const clean = dp.run(PROG.FROM_POD, buildFrame6({ src: CLIENT, dst: VIP, tcp: { sport: 40000, dport: 80, flags: TCP6_FLAGS.SYN } }));
   t.equal(parseFrame6(clean.data).dst, BACKEND.addr, 'a packet without extension headers is translated');
-  // Three with extension headers pass untouched and are counted.
-  const exts = [[NEXTHDR.HOP_BY_HOP], [NEXTHDR.DEST_OPTS], [NEXTHDR.HOP_BY_HOP, NEXTHDR.DEST_OPTS]] as const;
-  for (const [i, e] of exts.entries()) {
-    const frame = buildFrame6({ src: CLIENT, dst: VIP, extensions: [...e], tcp: { sport: 40001 + i, dport: 80, flags: TCP6_FLAGS.SYN } });
+  // So is one behind a hop-by-hop header (walked, lib/parse6.h).
+  const hbh = dp.run(PROG.FROM_POD, buildFrame6({ src: CLIENT, dst: VIP, extensions: [NEXTHDR.HOP_BY_HOP], tcp: { sport: 40010, dport: 80, flags: TCP6_FLAGS.SYN } }));
+  t.equal(parseFrame6(hbh.data).dst, BACKEND.addr, 'a packet behind a hop-by-hop header is translated');
+  // Three whose extension headers stop the translation pass untouched and are counted.
+  const exts = [['fragment', fragmentHeader(0, true)], ['routing, segments left 1', routingHeader(1, [VIP, 'fd00:1::1'])], ['ESP', espHeader()]] as const;
+  for (const [i, [what, e]] of exts.entries()) {
+    const frame = buildFrame6({ src: CLIENT, dst: VIP, extensions: [e], tcp: { sport: 40001 + i, dport: 80, flags: TCP6_FLAGS.SYN } });
     const r = dp.run(PROG.FROM_POD, frame);
-    t.equal(r.retval, TC_ACT.UNSPEC, `extension headers ${e.join(',')}: TC_ACT_UNSPEC`);
-    t.same(r.data, frame, `extension headers ${e.join(',')}: passed untouched`);
+    t.equal(r.retval, TC_ACT.UNSPEC, `${what}: TC_ACT_UNSPEC`);
+    t.same(r.data, frame, `${what}: passed untouched`);
   }
 
   // An MLDv2 report (ICMPv6 behind a hop-by-hop header, to ff02::16), as every pod's kernel sends

@@ -5,9 +5,11 @@
 // unreachable from the VIP: ECONNREFUSED, not a timeout), and hairpin (the client pod reaching
 // itself through an IPv6 service), and path-MTU discovery across a translated flow (a Packet Too
 // Big from the node about pod -> backend reaches the pod's socket as pod -> VIP), and ClientIP
-// affinity (sl_affinity6, keyed by the pod's IPv6 source address).
+// affinity (sl_affinity6, keyed by the pod's IPv6 source address), and UDP/TCP whose packets
+// carry extension headers (hop-by-hop, destination options) from the pod's own kernel.
 import t from 'tap';
 import { loadNative } from '../../src/bpf/native.js';
+import { IPV6_UNTRANSLATED_MAP, readIpv6Untranslated } from '../../src/dataplane/ipv6-untranslated.js';
 import { POD_GATEWAY6 } from '../../src/testbed/topology.js';
 import { ipIn, runInNetns } from '../../src/testbed/netns.js';
 import { affinityKey6, affinityValue6, CT_TYPE, ctValue6, frontendKey6, IPPROTO, serviceValue } from '../../src/bpf/sluice-structs.js';
@@ -117,6 +119,48 @@ if (bed) {
         t.equal(a.from, `${SELF_VIP6}:${UDP_PORT}`, 'recvfrom() reports the VIP');
       }
     }
+  });
+
+  await t.test('extension headers: UDP behind a hop-by-hop header and TCP behind destination options are translated', async (t) => {
+    // The pod's own kernel adds the headers (sticky socket options, which Node cannot set:
+    // python3, installed by scripts/setup.sh). Untranslated, they would go to the VIP, which the
+    // node namespace has no route for: no answer, no connection.
+    const script = `
+import json, socket, sys
+vip, tport, uport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+opt = bytes([0, 0, 1, 4, 0, 0, 0, 0])  # next header (the kernel's), 8 bytes, a PadN of 4
+out = {}
+u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_HOPOPTS, opt)
+u.settimeout(5)
+u.sendto(b'exthdr', (vip, uport))
+data, addr = u.recvfrom(4096)
+out['udp'] = {'from': addr[0], 'port': addr[1], 'reply': json.loads(data)}
+c = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+c.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_DSTOPTS, opt)
+c.settimeout(5)
+c.connect((vip, tport))
+out['tcp'] = {'remote': c.getpeername()[0], 'greeting': json.loads(c.makefile().readline())}
+print(json.dumps(out))
+`;
+    const native = loadNative();
+    const counter = native.openPinnedMap(`${bed.pinDir}/${IPV6_UNTRANSLATED_MAP}`);
+    t.teardown(() => counter.close());
+    const before = readIpv6Untranslated(counter, native.numPossibleCpus());
+    const out = await runInNetns(bed.clientPod.ns, ['python3', '-c', script, VIP6, String(TCP_PORT), String(UDP_PORT)], { timeoutMs: 20_000 });
+    const r = JSON.parse(out.stdout.trim()) as {
+      udp: { from: string; port: number; reply: { pod: string; peer: { address: string }; echo: string } };
+      tcp: { remote: string; greeting: { pod: string; peer: { address: string } } };
+    };
+    t.equal(r.udp.from, VIP6, `the UDP answer comes from the VIP: ${out.stdout.trim()}`);
+    t.equal(r.udp.port, UDP_PORT);
+    t.equal(r.udp.reply.echo, 'exthdr', 'echoed by a backend');
+    t.ok(BACKENDS.includes(r.udp.reply.pod), `answered by a backend (${r.udp.reply.pod})`);
+    t.equal(r.udp.reply.peer.address, client6, 'which saw the pod');
+    t.equal(r.tcp.remote, VIP6, 'the TCP socket is connected to the VIP');
+    t.ok(BACKENDS.includes(r.tcp.greeting.pod), `greeted by a backend (${r.tcp.greeting.pod})`);
+    t.equal(r.tcp.greeting.peer.address, client6, 'which saw the pod');
+    t.equal(readIpv6Untranslated(counter, native.numPossibleCpus()), before, 'nothing counted as untranslated');
   });
 
   await t.test('path MTU: a Packet Too Big about pod -> backend reaches the socket as pod -> VIP', async (t) => {
