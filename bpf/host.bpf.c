@@ -39,8 +39,9 @@
  * to wrap back is answered with ICMP fragmentation needed to the pod.
  *
  * IPv6 (lib/host6.h, chosen by skb->protocol): NodePort, ExternalIP and LoadBalancer frontends
- * in sl_frontends6, to local backends (DNAT only) and remote ones (SNAT, whatever the mode); no
- * tunnel, DSR, Maglev or ICMPv6 error translation in IPv6.
+ * in sl_frontends6, to local backends (DNAT only); a remote backend's flow is dropped (no IPv6
+ * SNAT yet, whatever the mode); no tunnel, DSR, Maglev, source ranges or ICMPv6 error
+ * translation in IPv6.
  *
  * Not handled yet (see docs/external-traffic.md): SCTP, fragments.
  */
