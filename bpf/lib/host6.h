@@ -68,6 +68,7 @@ static __always_inline int sl_host_new_flow6(struct __sk_buff *skb, const struct
 					     const struct sl_ct_key6 *key,
 					     const struct sl_service_value *svc)
 {
+	struct sl_service_value view = *svc;
 	struct sl_backend_value6 be;
 	int ret;
 
@@ -76,10 +77,17 @@ static __always_inline int sl_host_new_flow6(struct __sk_buff *skb, const struct
 		sl_count_kind(svc->flags, 0, false, true);
 		return TC_ACT_SHOT;
 	}
-	ret = sl_select_backend6(svc, pkt->saddr, true, &be);
+	/*
+	 * A remote backend needs SNAT, which IPv6 does not have yet. So while this node has local
+	 * endpoints, an eTP=Cluster flow chooses among them (every connection works, spread over
+	 * this node's endpoints only) instead of failing whenever the draw lands on a remote one.
+	 */
+	if (view.local_count)
+		view.flags |= SL_SVC_F_EXTERNAL_LOCAL;
+	ret = sl_select_backend6(&view, pkt->saddr, true, &be);
 	if (ret < 0)
 		return sl_host_refuse6(skb, pkt, svc, -ret);
-	/* A remote backend needs SNAT, which has no IPv6 address yet: as IPv4 without one. */
+	/* Only remote endpoints: dropped, counted as IPv4 without an SNAT address. */
 	if (!(be.flags & SL_BE_F_LOCAL)) {
 		sl_count_drop(SL_DROP_SNAT_PORTS);
 		return TC_ACT_SHOT;
