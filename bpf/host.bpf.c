@@ -38,7 +38,12 @@
  * translated by the ingress node, or sent straight to the client (DSR). A pod's reply too large
  * to wrap back is answered with ICMP fragmentation needed to the pod.
  *
- * Not handled yet (see docs/external-traffic.md): SCTP, fragments, IPv6.
+ * IPv6 (lib/host6.h, chosen by skb->protocol): NodePort, ExternalIP and LoadBalancer frontends
+ * in sl_frontends6, to local backends (DNAT only); a remote backend's flow is dropped (no IPv6
+ * SNAT yet, whatever the mode); no tunnel, DSR, Maglev, source ranges or ICMPv6 error
+ * translation in IPv6.
+ *
+ * Not handled yet (see docs/external-traffic.md): SCTP, fragments.
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
@@ -60,24 +65,8 @@
 #include "maglev.h"
 #include "tunnel.h"
 #include "mss.h"
-
-/* Per-kind counters (sl_ext_counters), by the frontend's kind bits. */
-static __always_inline void sl_count_kind(__u32 svc_flags, __u64 bytes, bool new_flow, bool refused)
-{
-	__u32 kind = (svc_flags & SL_SVC_F_KIND_MASK) >> SL_SVC_F_KIND_SHIFT;
-	struct sl_svc_counters *c = bpf_map_lookup_elem(&sl_ext_counters, &kind);
-
-	if (!c)
-		return;
-	if (refused) {
-		c->rejected += 1;
-		return;
-	}
-	c->packets += 1;
-	c->bytes += bytes;
-	if (new_flow)
-		c->connections += 1;
-}
+#include "ext_counters.h"
+#include "host6.h"
 
 /*
  * Wraps the packet (its IPv4 header at l3_off) and sends it to node peer through the tunnel,
@@ -487,8 +476,11 @@ static __always_inline int sl_host_dsr_reply(struct __sk_buff *skb, const struct
 	return SL_TC_PASS;
 }
 
-SEC("tc")
-int sl_host_ingress(struct __sk_buff *skb)
+/*
+ * Each family's path is a function of its own (a BPF-to-BPF call, its own stack frame): inlined
+ * into one program the two families' locals exceed the 512-byte BPF stack.
+ */
+static __noinline int sl_host_ingress4(struct __sk_buff *skb)
 {
 	struct sl_service_value *svc;
 	struct sl_tunnel_in in = {};
@@ -524,8 +516,7 @@ int sl_host_ingress(struct __sk_buff *skb)
 	return sl_host_new_flow(skb, &pkt, &key, svc);
 }
 
-SEC("tc")
-int sl_host_egress(struct __sk_buff *skb)
+static __noinline int sl_host_egress4(struct __sk_buff *skb)
 {
 	struct sl_ct_value4 *ct;
 	struct sl_ct_key4 key;
@@ -548,6 +539,22 @@ int sl_host_egress(struct __sk_buff *skb)
 	if (sl_nat_reply4(skb, &pkt, &key, ct, now) < 0)
 		return sl_rewrite_failed();
 	return SL_TC_PASS;
+}
+
+SEC("tc")
+int sl_host_ingress(struct __sk_buff *skb)
+{
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return sl_host_ingress6(skb);
+	return sl_host_ingress4(skb);
+}
+
+SEC("tc")
+int sl_host_egress(struct __sk_buff *skb)
+{
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return sl_host_egress6(skb);
+	return sl_host_egress4(skb);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -13,6 +13,8 @@ export interface Backend6 {
   addr: string;
   port: number;
   flags?: number;
+  /** The endpoint's node (default ::, unknown). */
+  nodeAddr?: string;
 }
 
 export interface Service6 {
@@ -37,7 +39,7 @@ export function addService6(dp: Datapath, s: Service6): void {
   const be = dp.obj.map('sl_backends6');
   const all = [...s.cluster, ...(s.local ?? [])];
   all.forEach((b, ordinal) => {
-    be.update(backendKey.encode({ backend_id: s.backendId, ordinal }), backendValue6.encode({ addr: b.addr, port: b.port, flags: b.flags ?? 0, node_addr: '::' }));
+    be.update(backendKey.encode({ backend_id: s.backendId, ordinal }), backendValue6.encode({ addr: b.addr, port: b.port, flags: b.flags ?? 0, node_addr: b.nodeAddr ?? '::' }));
   });
   dp.obj.map('sl_frontends6').update(frontendKey6.encode({ addr: s.vip, port: s.port, proto: s.proto, scope: 0 }), serviceValue.encode({
     svc_id: s.svcId, backend_id: all.length ? s.backendId : 0, count: s.cluster.length, local_count: s.local?.length ?? 0, flags: s.flags ?? 0, affinity_timeout_s: s.affinityTimeoutS ?? 0,

@@ -28,6 +28,7 @@ export function checkKernel(tt: Test, boot: BootResult): void {
   // bpf_set_retval); the socket sweep only where bpf_sock_destroy exists.
   tt.ok(r.objects['tc.bpf.o']?.loaded, `tc.bpf.o passes the verifier on ${r.release}`, { error: why('tc.bpf.o') });
   tt.ok(r.objects['connect.bpf.o']?.loaded, `connect.bpf.o passes the verifier on ${r.release}`, { error: why('connect.bpf.o') });
+  tt.ok(r.objects['host.bpf.o']?.loaded, `host.bpf.o (both families' external paths, SNAT mode) passes the verifier on ${r.release}`, { error: why('host.bpf.o') });
   tt.equal(r.objects['sockdestroy.bpf.o']?.loaded, v >= 605, `sockdestroy.bpf.o loads iff the kernel has bpf_sock_destroy (6.5)`, { error: why('sockdestroy.bpf.o') });
   // Probes agree with the kernel's version.
   if ('error' in r.probes) tt.fail(`probes failed: ${r.probes.error}`);

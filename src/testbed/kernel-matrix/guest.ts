@@ -27,7 +27,7 @@ import { killAndWait, TestbedRun } from '../run.js';
 import { createTopology } from '../topology.js';
 
 export const RESULT_MARK = 'SLUICE-MATRIX-RESULT ';
-export const OBJECTS = ['tc.bpf.o', 'connect.bpf.o', 'sockdestroy.bpf.o'] as const;
+export const OBJECTS = ['tc.bpf.o', 'connect.bpf.o', 'host.bpf.o', 'sockdestroy.bpf.o'] as const;
 export const VIP = '10.96.0.10';
 export const VIP_NO_ENDPOINTS = '10.96.0.20';
 
