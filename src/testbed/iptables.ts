@@ -1,8 +1,7 @@
 // iptables inside a test's network namespace: load a ruleset with iptables-restore --noflush,
 // read it back with its packet counters. Every call names the namespace: nothing here can reach
 // the machine's own tables (`nsenter --net=/run/netns/<ns>`, and the namespace is the test's).
-import { spawn } from 'node:child_process';
-import { netnsPath } from './netns.js';
+import { loadInNetns, netOnlyArgv } from './netns.js';
 import { run } from './exec.js';
 
 /** iptables-nft (Debian's default) or the legacy backend (faster to restore at 10k services). */
@@ -10,33 +9,17 @@ export type IptablesBackend = 'nft' | 'legacy';
 
 const tool = (backend: IptablesBackend, what: 'restore' | 'save') => `iptables-${backend}-${what}`;
 
-function inNetns(ns: string, argv: string[]): string[] {
-  if (!ns) throw new Error('testbed: iptables needs a test network namespace');
-  return ['nsenter', `--net=${netnsPath(ns)}`, '--', ...argv];
-}
-
 /**
  * Loads `text` (iptables-restore input) into `ns` without flushing what is there (with `flush`:
  * replacing the tables `text` names, their chains included). Resolves with the time it took (ms).
  */
 export function iptablesRestore(ns: string, text: string, backend: IptablesBackend = 'nft', opts: { flush?: boolean } = {}): Promise<number> {
-  const [file, ...args] = inNetns(ns, [tool(backend, 'restore'), ...(opts.flush ? [] : ['--noflush'])]);
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(file as string, args, { stdio: ['pipe', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0
-      ? resolve(performance.now() - t0)
-      : reject(new Error(`${tool(backend, 'restore')} in ${ns} exited ${code}: ${stderr.slice(0, 800)}`))));
-    child.stdin.end(text);
-  });
+  return loadInNetns(ns, [tool(backend, 'restore'), ...(opts.flush ? [] : ['--noflush'])], text, tool(backend, 'restore'));
 }
 
 /** `iptables-save -c` of one table in `ns`. */
 export async function iptablesSave(ns: string, table: 'nat' | 'filter', backend: IptablesBackend = 'nft'): Promise<string> {
-  return (await run(inNetns(ns, [tool(backend, 'save'), '-c', '-t', table]))).stdout;
+  return (await run(netOnlyArgv(ns, [tool(backend, 'save'), '-c', '-t', table]))).stdout;
 }
 
 /** The rules of `chain` in an `iptables-save -c` text, with their packet counters, in order. */

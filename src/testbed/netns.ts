@@ -189,6 +189,34 @@ export function netnsArgv(ns: string, argv: readonly string[]): string[] {
   ];
 }
 
+/**
+ * The argv that runs `argv` in `ns`'s network namespace only (no mount namespace: netfilter tools
+ * need no bpffs). The namespace must be named: nothing run this way reaches the machine's own.
+ */
+export function netOnlyArgv(ns: string, argv: readonly string[]): string[] {
+  if (!ns) throw new Error(`testbed: ${argv[0] ?? 'a command'} needs a test network namespace`);
+  return ['nsenter', `--net=${netnsPath(ns)}`, '--', ...argv];
+}
+
+/**
+ * Feeds `text` to `argv`'s stdin inside `ns`'s network namespace (a ruleset loader: iptables-restore,
+ * nft -f). Resolves with the time it took (ms); rejects with `what`, the namespace and stderr.
+ */
+export function loadInNetns(ns: string, argv: readonly string[], text: string, what: string): Promise<number> {
+  const [file, ...args] = netOnlyArgv(ns, argv);
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(file as string, args, { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0
+      ? resolve(performance.now() - t0)
+      : reject(new Error(`${what} in ${ns} exited ${code}: ${stderr.slice(0, 800)}`))));
+    child.stdin.end(text);
+  });
+}
+
 /** Runs a command to completion inside `ns`. */
 export function runInNetns(ns: string, argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
   return run(netnsArgv(ns, argv), opts);

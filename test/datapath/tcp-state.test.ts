@@ -29,6 +29,14 @@ function ageEntry(dp: Datapath, key: typeof FWD, seconds: bigint): void {
   dp.setCt(key, { ...v, last_seen_ns: v.last_seen_ns - seconds * NS });
 }
 
+/** A flow established on backend A; then the service's only backend becomes B (a new choice would show). */
+function establishOnAThenMoveToB(dp: Datapath): void {
+  dp.addService({ vip: VIP, port: 80, proto: IPPROTO.TCP, svcId: 1, backendId: 10, cluster: [A] });
+  fromClient(dp, TCP_FLAGS.SYN);
+  fromBackend(dp, TCP_FLAGS.SYN | TCP_FLAGS.ACK);
+  dp.addService({ vip: VIP, port: 80, proto: IPPROTO.TCP, svcId: 1, backendId: 11, cluster: [B] });
+}
+
 t.test('TCP states move in both entries; a SYN reusing a closed tuple selects again', async (t) => {
   const dp = await loadDatapath(t);
   if (!dp) return;
@@ -54,10 +62,7 @@ t.test('TCP states move in both entries; a SYN reusing a closed tuple selects ag
 t.test('expiry: an idle flow is forgotten; one idle in a single direction is not', async (t) => {
   const dp = await loadDatapath(t);
   if (!dp) return;
-  dp.addService({ vip: VIP, port: 80, proto: IPPROTO.TCP, svcId: 1, backendId: 10, cluster: [A] });
-  fromClient(dp, TCP_FLAGS.SYN);
-  fromBackend(dp, TCP_FLAGS.SYN | TCP_FLAGS.ACK);
-  dp.addService({ vip: VIP, port: 80, proto: IPPROTO.TCP, svcId: 1, backendId: 11, cluster: [B] });
+  establishOnAThenMoveToB(dp);
 
   // The client has been silent for 2 h, but the backend spoke just now: the flow lives.
   ageEntry(dp, FWD, 7200n);
@@ -75,10 +80,7 @@ t.test('expiry: an idle flow is forgotten; one idle in a single direction is not
 t.test('an entry another CPU refreshed after this packet read the clock is live, not expired', async (t) => {
   const dp = await loadDatapath(t);
   if (!dp) return;
-  dp.addService({ vip: VIP, port: 80, proto: IPPROTO.TCP, svcId: 1, backendId: 10, cluster: [A] });
-  fromClient(dp, TCP_FLAGS.SYN);
-  fromBackend(dp, TCP_FLAGS.SYN | TCP_FLAGS.ACK);
-  dp.addService({ vip: VIP, port: 80, proto: IPPROTO.TCP, svcId: 1, backendId: 11, cluster: [B] });
+  establishOnAThenMoveToB(dp);
   // Both entries last seen "after" the packet's clock read (a vCPU descheduled between its read
   // and its compare while another CPU carried the flow on): an unsigned now - last_seen wraps
   // to "idle for ages", and the reply below left untranslated (a bulk transfer reset).
