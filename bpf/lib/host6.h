@@ -245,7 +245,7 @@ static __noinline int sl_host_snat_flow6(struct __sk_buff *skb, const struct sl_
 	return SL_HOST6_SEND;
 }
 
-/* What arrives at a host interface in IPv6 (sl_host_ingress): the steps above, in turn. */
+/* What arrives at a host interface in IPv6 (host.bpf.c's sl_host6_ingr): the steps above. */
 static __always_inline int sl_host_ingress6(struct __sk_buff *skb)
 {
 	struct sl_host6_pick pick = {};
@@ -263,8 +263,9 @@ static __always_inline int sl_host_ingress6(struct __sk_buff *skb)
 	return ret;
 }
 
-/* What leaves through a host interface in IPv6 (sl_host_egress): a local backend's reply. */
-static __noinline int sl_host_egress6(struct __sk_buff *skb)
+/* What leaves through a host interface in IPv6 (host.bpf.c's sl_host6_egr): a local backend's
+ * reply. */
+static __always_inline int sl_host_egress6(struct __sk_buff *skb)
 {
 	struct sl_ct_value6 *ct;
 	struct sl_ct_key6 key;
