@@ -38,10 +38,11 @@
  * translated by the ingress node, or sent straight to the client (DSR). A pod's reply too large
  * to wrap back is answered with ICMP fragmentation needed to the pod.
  *
- * IPv6 (lib/host6.h, chosen by skb->protocol): NodePort, ExternalIP and LoadBalancer frontends
- * in sl_frontends6, to local backends (DNAT only); a remote backend's flow is dropped (no IPv6
- * SNAT yet, whatever the mode); no tunnel, DSR, Maglev, source ranges or ICMPv6 error
- * translation in IPv6.
+ * IPv6 (lib/host6.h, chosen by skb->protocol): the entry programs tail-call sl_host6_ingr /
+ * sl_host6_egr (below: verified apart from the IPv4 path). NodePort, ExternalIP and
+ * LoadBalancer frontends in sl_frontends6: a local backend DNATed, a remote one DNATed and
+ * SNATed to this node's IPv6 address (snat6.h) whatever the mode (no IPv6 tunnel: Tunnel and
+ * DSR fall back to SNAT); no Maglev, source ranges or ICMPv6 error translation in IPv6.
  *
  * Not handled yet (see docs/external-traffic.md): SCTP, fragments.
  */
