@@ -23,6 +23,8 @@
 #include "maps.h"
 #include "lb.h"
 #include "lb6.h"
+#include "src_ranges.h"
+#include "maglev.h"
 #include "parse6.h"
 #include "nat6.h"
 #include "conntrack6.h"
@@ -59,10 +61,8 @@ static __always_inline int sl_host_refuse6(struct __sk_buff *skb, const struct s
 }
 
 /*
- * The first packet of an external IPv6 flow. loadBalancerSourceRanges are not checked in IPv6
- * yet, so a service that has them takes no IPv6 flow at all (dropped, src_range): closed rather
- * than open to every source. Selection is lb6.h's (random within the set, ClientIP affinity):
- * no Maglev table is built for IPv6 blocks.
+ * The first packet of an external IPv6 flow: loadBalancerSourceRanges (sl_src_ranges6), then the
+ * backend by Maglev as IPv4 (lib/maglev.h; the Local set and blocks without a table at random).
  */
 static __always_inline int sl_host_new_flow6(struct __sk_buff *skb, const struct sl_pkt6 *pkt,
 					     const struct sl_ct_key6 *key,
@@ -72,7 +72,7 @@ static __always_inline int sl_host_new_flow6(struct __sk_buff *skb, const struct
 	struct sl_backend_value6 be;
 	int ret;
 
-	if (svc->flags & SL_SVC_F_SRC_RANGES) {
+	if (!sl_src_range_allows6(svc, pkt->saddr)) {
 		sl_count_drop(SL_DROP_SRC_RANGE);
 		sl_count_kind(svc->flags, 0, false, true);
 		return TC_ACT_SHOT;
@@ -84,7 +84,7 @@ static __always_inline int sl_host_new_flow6(struct __sk_buff *skb, const struct
 	 */
 	if (view.local_count)
 		view.flags |= SL_SVC_F_EXTERNAL_LOCAL;
-	ret = sl_select_backend6(&view, pkt->saddr, true, &be);
+	ret = sl_maglev_select_backend6(&view, pkt->saddr, pkt->sport, pkt->proto, &be);
 	if (ret < 0)
 		return sl_host_refuse6(skb, pkt, svc, -ret);
 	/* Only remote endpoints: dropped, counted as IPv4 without an SNAT address. */

@@ -254,6 +254,9 @@ export const sockRevnatKey6 = defineStruct('sl_sock_revnat_key6', {
 });
 export const sockRevnatValue6 = defineStruct('sl_sock_revnat_value6', { frontend_addr: ipv6, frontend_port: be16, pad: pad(2, 2), svc_id: u32 });
 export const vipKey6 = defineStruct('sl_vip_key6', { addr: ipv6 });
+/** sl_src_ranges6 (LPM trie): prefixlen = 32 + the CIDR's length; the value is srcRangeValue. */
+export const srcRangeKey6 = defineStruct('sl_src_range_key6', { prefixlen: u32, svc_id: u32, addr: ipv6 });
+export type SrcRangeKey6 = ReturnType<typeof srcRangeKey6.decode>;
 
 /** Every struct codec, for BTF verification. */
 export const tunnelNodeKey4 = defineStruct('sl_tunnel_node_key4', { addr: ipv4 });
@@ -267,5 +270,6 @@ export const allStructCodecs = [
   affinityValue4, sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, vipKey4, vipValue,
   srcRangeKey4, srcRangeValue, nodeConfig4, maglevKey, maglevChunk, tunnelNodeKey4, tunnelNodeValue, dsrOptoutKey4, dsrOptoutValue,
   frontendKey6, backendValue6, ctKey6, ctValue6, affinityKey6, affinityValue6, sockRevnatKey6, sockRevnatValue6, vipKey6,
+  srcRangeKey6,
 ] as const;
 
