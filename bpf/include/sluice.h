@@ -394,10 +394,10 @@ struct sl_svc_meta {
 _Static_assert(sizeof(struct sl_svc_meta) == 192, "sl_svc_meta size");
 
 /*
- * loadBalancerSourceRanges: sl_src_ranges4 (IPv6: sl_src_ranges6), one LPM trie for every service. The key is the
- * service port's svc_id (always matched in full) then the client address; prefixlen counts both,
- * so a /24 range is prefixlen 32 + 24. A service flagged SL_SVC_F_SRC_RANGES accepts a new
- * external flow only from a source found here.
+ * loadBalancerSourceRanges: sl_src_ranges4 (IPv6: sl_src_ranges6), one LPM trie for every service.
+ * The key is the service port's svc_id (always matched in full) then the client address; prefixlen
+ * counts both, so a /24 range is prefixlen 32 + 24. A service flagged SL_SVC_F_SRC_RANGES accepts a
+ * new external flow only from a source found here.
  */
 struct sl_src_range_key4 {
 	__u32 prefixlen; /* 32 + the CIDR's prefix length */

@@ -2,13 +2,14 @@
 /*
  * Maglev backend selection for NEW external flows (host.bpf.c). User space builds each external
  * service's lookup table over its backends' identities (src/dataplane/maglev-table.ts) and writes
- * it to sl_maglev4 under the backend block's id (IPv6 blocks too: backend_id is one space for both
- * families); here the client's address, port and protocol are hashed into it. Nothing node-local enters the hash (not the frontend address, which differs
- * between the nodes of a NodePort), so every ingress node with the same backend set picks the same
- * backend for a flow, and a flow whose conntrack entry is lost picks the same one again.
+ * it to sl_maglev4 under the backend block's id (IPv6 blocks too: backend_id is one space for
+ * both families); here the client's address, port and protocol are hashed into it. Nothing
+ * node-local enters the hash (not the frontend address, which differs between the nodes of a
+ * NodePort), so every ingress node with the same backend set picks the same backend for a flow,
+ * and a flow whose conntrack entry is lost picks the same one again.
  *
- * Everything else keeps lb.h's rules: ClientIP affinity first, the Local set (eTP=Local) and blocks
- * without a table at random. In-cluster traffic (tc.bpf.c, connect.bpf.c) never comes here.
+ * Everything else keeps lb.h's rules: ClientIP affinity first, the Local set (eTP=Local) and
+ * blocks without a table at random. In-cluster traffic (tc.bpf.c, connect.bpf.c) never comes here.
  */
 #ifndef SL_LIB_MAGLEV_H
 #define SL_LIB_MAGLEV_H

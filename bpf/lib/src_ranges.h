@@ -16,7 +16,7 @@
 #include "maps.h"
 
 /* Prefix length of a full key: svc_id (32 bits) and the address (32 bits; IPv6: 128). */
-#define SL_SRC_RANGE_FULL_PREFIX 64
+#define SL_SRC_RANGE_FULL_PREFIX  64
 #define SL_SRC_RANGE_FULL_PREFIX6 160
 
 static __always_inline bool sl_src_range_allows4(const struct sl_service_value *svc, __be32 saddr)
