@@ -33,7 +33,7 @@ enum sl_svc_flags {
 	SL_SVC_F_EXTERNAL_LOCAL = 1U << 1, /* eTP=Local: external uses local set */
 	SL_SVC_F_AFFINITY = 1U << 2,	   /* ClientIP session affinity */
 	SL_SVC_F_EXTERNAL = 1U << 3,	   /* NodePort / ExternalIP / LoadBalancer frontend */
-	SL_SVC_F_SRC_RANGES = 1U << 4,	   /* loadBalancerSourceRanges apply (sl_src_ranges4) */
+	SL_SVC_F_SRC_RANGES = 1U << 4,	   /* loadBalancerSourceRanges apply (sl_src_ranges4/6) */
 	SL_SVC_F_DSR = 1U << 5,		   /* reply directly from the backend's node (later) */
 	SL_SVC_F_MAGLEV = 1U << 6, /* reserved: a block's table in sl_maglev4 is the switch */
 	/* Bits 8-9: the frontend's kind (enum sl_frontend_kind), for the per-kind counters. */
@@ -394,10 +394,10 @@ struct sl_svc_meta {
 _Static_assert(sizeof(struct sl_svc_meta) == 192, "sl_svc_meta size");
 
 /*
- * loadBalancerSourceRanges: sl_src_ranges4, one LPM trie for every service. The key is the
- * service port's svc_id (always matched in full) then the client address; prefixlen counts both,
- * so a /24 range is prefixlen 32 + 24. A service flagged SL_SVC_F_SRC_RANGES accepts a new
- * external flow only from a source found here.
+ * loadBalancerSourceRanges: sl_src_ranges4 (IPv6: sl_src_ranges6), one LPM trie for every service.
+ * The key is the service port's svc_id (always matched in full) then the client address; prefixlen
+ * counts both, so a /24 range is prefixlen 32 + 24. A service flagged SL_SVC_F_SRC_RANGES accepts a
+ * new external flow only from a source found here.
  */
 struct sl_src_range_key4 {
 	__u32 prefixlen; /* 32 + the CIDR's prefix length */
@@ -405,6 +405,17 @@ struct sl_src_range_key4 {
 	__be32 addr;
 };
 _Static_assert(sizeof(struct sl_src_range_key4) == 12, "sl_src_range_key4 size");
+
+/*
+ * The IPv6 twin, sl_src_ranges6 (the same value): prefixlen 32 + the CIDR's length (up to 160).
+ * A service port has one family, so its svc_id has entries in one of the two tries only.
+ */
+struct sl_src_range_key6 {
+	__u32 prefixlen; /* 32 + the CIDR's prefix length */
+	__u32 svc_id;	 /* always matched in full */
+	__be32 addr[4];
+};
+_Static_assert(sizeof(struct sl_src_range_key6) == 24, "sl_src_range_key6 size");
 
 struct sl_src_range_value {
 	__u32 flags; /* reserved, 0 */
@@ -444,7 +455,9 @@ _Static_assert(sizeof(struct sl_node_config6) == 20, "sl_node_config6 size");
  * block's table of `size` slots (a prime) over the backends' identities (address:port, the same on
  * every node), written as ceil(size / SL_MAGLEV_CHUNK) chunks; each slot holds an ordinal of the
  * block's Cluster set. A block is immutable under its id, so its table is too. A block without a
- * table (eTP=Local, in-cluster only, not written yet) selects at random.
+ * table (eTP=Local, in-cluster only, not written yet) selects at random. IPv6 blocks have their
+ * tables here too: backend_id is one space for both families (src/dataplane/writer.ts hands out
+ * no id the other family's writer holds), so a key names one block of one family.
  */
 enum sl_maglev_sizes {
 	SL_MAGLEV_CHUNK = 256,	    /* slots per map value */

@@ -15,9 +15,9 @@
  *    a remote backend's reply (REVERSE, EXTERNAL|SNAT): back to frontend -> client, sent out.
  *  egress: a local backend's reply (REVERSE, EXTERNAL): source back to the frontend.
  *
- * Extension headers are walked as on the TC path (lib/parse6.h). Not in IPv6 (yet): ICMPv6
- * errors about external flows pass untouched; source ranges (a service with ranges takes no
- * IPv6 flow); Maglev.
+ * loadBalancerSourceRanges (sl_src_ranges6) and Maglev (lib/maglev.h) as in IPv4. Extension
+ * headers are walked as on the TC path (lib/parse6.h). Not in IPv6 (yet): ICMPv6 errors about
+ * external flows pass untouched.
  */
 #ifndef SL_LIB_HOST6_H
 #define SL_LIB_HOST6_H
@@ -31,6 +31,8 @@
 #include "maps.h"
 #include "lb.h"
 #include "lb6.h"
+#include "src_ranges.h"
+#include "maglev.h"
 #include "parse6.h"
 #include "nat6.h"
 #include "conntrack6.h"
@@ -169,11 +171,10 @@ static __noinline int sl_host_refuse6(struct __sk_buff *skb, const struct sl_hos
 }
 
 /*
- * The first packet of an external IPv6 flow, if it goes to an external frontend. Source ranges
- * are not checked in IPv6 yet, so a service that has them takes no IPv6 flow at all (dropped,
- * src_range): closed rather than open to every source. Selection is lb6.h's (random within the
- * set, ClientIP affinity): no Maglev table is built for IPv6 blocks. A local backend's flow is
- * created and DNATed here; a remote one is left to sl_host_snat_flow6 (SL_HOST6_SNAT).
+ * The first packet of an external IPv6 flow, if it goes to an external frontend:
+ * loadBalancerSourceRanges (sl_src_ranges6), then the backend by Maglev as IPv4 (lib/maglev.h;
+ * the Local set and blocks without a table at random). A local backend's flow is created and
+ * DNATed here; a remote one is left to sl_host_snat_flow6 (SL_HOST6_SNAT).
  */
 static __noinline int sl_host_new_flow6(struct __sk_buff *skb, struct sl_host6_pick *pick)
 {
@@ -188,14 +189,14 @@ static __noinline int sl_host_new_flow6(struct __sk_buff *skb, struct sl_host6_p
 	svc = sl_lookup_frontend6(pkt.daddr, pkt.dport, pkt.proto);
 	if (!svc || !(svc->flags & SL_SVC_F_EXTERNAL))
 		return SL_TC_PASS;
-	if (svc->flags & SL_SVC_F_SRC_RANGES) {
+	if (!sl_src_range_allows6(svc, pkt.saddr)) {
 		sl_count_drop(SL_DROP_SRC_RANGE);
 		sl_count_kind(svc->flags, 0, false, true);
 		return TC_ACT_SHOT;
 	}
 	pick->svc_id = svc->svc_id;
 	pick->svc_flags = svc->flags;
-	ret = sl_select_backend6(svc, pkt.saddr, true, &pick->be);
+	ret = sl_maglev_select_backend6(svc, pkt.saddr, pkt.sport, pkt.proto, &pick->be);
 	if (ret < 0) {
 		pick->refused = -ret;
 		return TC_ACT_SHOT;

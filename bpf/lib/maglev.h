@@ -2,13 +2,14 @@
 /*
  * Maglev backend selection for NEW external flows (host.bpf.c). User space builds each external
  * service's lookup table over its backends' identities (src/dataplane/maglev-table.ts) and writes
- * it to sl_maglev4 under the backend block's id; here the client's address, port and protocol are
- * hashed into it. Nothing node-local enters the hash (not the frontend address, which differs
- * between the nodes of a NodePort), so every ingress node with the same backend set picks the same
- * backend for a flow, and a flow whose conntrack entry is lost picks the same one again.
+ * it to sl_maglev4 under the backend block's id (IPv6 blocks too: backend_id is one space for
+ * both families); here the client's address, port and protocol are hashed into it. Nothing
+ * node-local enters the hash (not the frontend address, which differs between the nodes of a
+ * NodePort), so every ingress node with the same backend set picks the same backend for a flow,
+ * and a flow whose conntrack entry is lost picks the same one again.
  *
- * Everything else keeps lb.h's rules: ClientIP affinity first, the Local set (eTP=Local) and blocks
- * without a table at random. In-cluster traffic (tc.bpf.c, connect.bpf.c) never comes here.
+ * Everything else keeps lb.h's rules: ClientIP affinity first, the Local set (eTP=Local) and
+ * blocks without a table at random. In-cluster traffic (tc.bpf.c, connect.bpf.c) never comes here.
  */
 #ifndef SL_LIB_MAGLEV_H
 #define SL_LIB_MAGLEV_H
@@ -19,6 +20,7 @@
 #include "sluice.h"
 #include "maps.h"
 #include "lb.h"
+#include "lb6.h"
 
 /* The seed of the flow hash; mirrored by maglevFlowHash (src/dataplane/maglev-table.ts). */
 #define SL_MAGLEV_SEED 0x5eed5a1cU
@@ -43,6 +45,22 @@ static __always_inline __u32 sl_maglev_hash4(__be32 saddr, __be16 sport, __u8 pr
 	__u32 h = SL_MAGLEV_SEED;
 
 	h = sl_maglev_mix(h ^ (__u32)saddr);
+	h = sl_maglev_mix(h ^ ((__u32)sport | ((__u32)proto << 16)));
+	return h;
+}
+
+/*
+ * The IPv6 flow's hash: sl_maglev_hash4's steps with the address's four words mixed in one after
+ * the other (as the packet carries them, read as host-order words). Mirrored by maglevFlowHash.
+ */
+static __always_inline __u32 sl_maglev_hash6(const __be32 *saddr, __be16 sport, __u8 proto)
+{
+	__u32 h = SL_MAGLEV_SEED;
+
+	h = sl_maglev_mix(h ^ (__u32)saddr[0]);
+	h = sl_maglev_mix(h ^ (__u32)saddr[1]);
+	h = sl_maglev_mix(h ^ (__u32)saddr[2]);
+	h = sl_maglev_mix(h ^ (__u32)saddr[3]);
 	h = sl_maglev_mix(h ^ ((__u32)sport | ((__u32)proto << 16)));
 	return h;
 }
@@ -105,6 +123,36 @@ static __always_inline int sl_maglev_select_backend4(const struct sl_service_val
 		return ret;
 	if (affinity)
 		sl_affinity_store4(svc, saddr, now, out);
+	return 0;
+}
+
+/* sl_maglev_select_backend4 over the IPv6 maps (sl_select_backend6's sets, reasons, affinity). */
+static __always_inline int sl_maglev_select_backend6(const struct sl_service_value *svc,
+						     const __be32 *saddr, __be16 sport, __u8 proto,
+						     struct sl_backend_value6 *out)
+{
+	bool affinity = (svc->flags & SL_SVC_F_AFFINITY) && svc->affinity_timeout_s;
+	__u64 now = 0;
+	__u32 base, n;
+	int ord = -1, ret;
+	bool local;
+
+	local = sl_backend_set(svc, true, &base, &n);
+	if (local || !n)
+		return sl_select_backend6(svc, saddr, true, out);
+	if (affinity) {
+		now = bpf_ktime_get_ns();
+		if (sl_affinity_lookup6(svc, saddr, base, n, now, out))
+			return 0;
+	}
+	ord = sl_maglev_ordinal(svc->backend_id, sl_maglev_hash6(saddr, sport, proto), n);
+	if (ord < 0)
+		ord = bpf_get_prandom_u32() % n;
+	ret = sl_backend_at6(svc->backend_id, base + ord, out);
+	if (ret < 0)
+		return ret;
+	if (affinity)
+		sl_affinity_store6(svc, saddr, now, out);
 	return 0;
 }
 

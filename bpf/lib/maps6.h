@@ -2,7 +2,7 @@
 /*
  * The IPv6 twins of the maps in lib/maps.h (which includes this header, so every object defines
  * them alike and libbpf reuses the pins). Shared with IPv4: sl_svc_counters, sl_drop_counters,
- * sl_svc_meta and the backend keys (struct sl_backend_key).
+ * sl_svc_meta, sl_maglev4 (backend_id is one space) and the backend keys (struct sl_backend_key).
  */
 #ifndef SL_LIB_MAPS6_H
 #define SL_LIB_MAPS6_H
@@ -61,6 +61,16 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_vips6 SEC(".maps");
+
+/* loadBalancerSourceRanges of IPv6 service ports (struct sl_src_range_key6, lib/src_ranges.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SL_MAX_SRC_RANGES);
+	__type(key, struct sl_src_range_key6);
+	__type(value, struct sl_src_range_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_src_ranges6 SEC(".maps");
 
 /* As sl_sock_udp4: the connect-time programs' per-socket UDP stickiness, never read by user space.
  */

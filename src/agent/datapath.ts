@@ -38,7 +38,7 @@ export interface AgentDatapath {
   forgetInterface(iface: WorkloadInterface): void;
   /** The external-traffic programs (host.bpf.o) on a host-facing interface; forget as above. */
   attachHostInterface(iface: WorkloadInterface): Promise<void>;
-  /** A shared map by name (sl_node_config, sl_src_ranges4, sl_ext_counters). */
+  /** A shared map by name (sl_node_config, sl_src_ranges4/6, sl_ext_counters). */
   map(name: string): NativeMap;
   attachments(): ProgramAttachment[];
   /**

@@ -1,7 +1,7 @@
 // The agent's external-traffic phase (docs/external-traffic.md): the node's host-facing
 // interfaces (eth*, ens*, ...) get host.bpf.o's programs as they come and go; NodePort addresses
 // come from the host's interface addresses; the SNAT source and port range are written to
-// sl_node_config; loadBalancerSourceRanges to their map after each apply.
+// sl_node_config; loadBalancerSourceRanges to their family's map after each apply.
 import type { Logger } from 'pino';
 import type { DesiredState } from '../model/types.js';
 import type { ObjectStore } from '../k8s/store.js';
@@ -17,7 +17,7 @@ import { InterfaceWatcher } from './interfaces.js';
 import { localPortRange, nodePortCandidates, readExternalCounters, readHostAddresses, snatAddress, snatAddress6, snatRangeProblem, writeNodeConfig, writeNodeConfig6 } from './host-addresses.js';
 import { nodeIPv4, nodeIPv6 } from './node-address.js';
 import { TunnelNodeWriter } from './tunnel-nodes.js';
-import { DSR_OPTOUT_MAP, TUNNEL_NODES_MAP } from '../dataplane/table-specs.js';
+import { DSR_OPTOUT_MAP, SRC_RANGES_MAPS, TUNNEL_NODES_MAP } from '../dataplane/table-specs.js';
 import { DsrOptoutWriter } from './dsr-optout.js';
 
 export interface ExternalTrafficOptions {
@@ -37,14 +37,19 @@ export class ExternalTraffic {
   /** The IPv6 SNAT source last written (null: not written yet, so '::' is written once too). */
   private snatAddr6: string | undefined | null = null;
   private readonly sourceRanges: SourceRangeWriter;
-  /** The external services' Maglev tables (sl_maglev4), written after each apply. */
+  /** The external services' Maglev tables (sl_maglev4, both families), written after each apply. */
   readonly maglev: MaglevWriter;
   private hostWatcher: InterfaceWatcher | undefined;
   private readonly tunnelNodes: TunnelNodeWriter;
 
   private constructor(private readonly o: ExternalTrafficOptions) {
-    this.sourceRanges = new SourceRangeWriter(o.datapath.map('sl_src_ranges4'), (key) => o.writer.serviceId(key));
-    this.maglev = new MaglevWriter(o.datapath.tables, new NativeTable(o.datapath.map('sl_maglev4'), maglevTableSpec()), o.cfg.maglevTableSize);
+    const { tables6 } = o.datapath;
+    this.sourceRanges = new SourceRangeWriter({
+      IPv4: o.datapath.map(SRC_RANGES_MAPS.IPv4),
+      ...(tables6 ? { IPv6: o.datapath.map(SRC_RANGES_MAPS.IPv6) } : {}),
+    }, (key) => o.writer.serviceId(key));
+    // One map for both families' tables: backend_ids are one space (maglev-writer.ts).
+    this.maglev = new MaglevWriter(o.datapath.tables, new NativeTable(o.datapath.map('sl_maglev4'), maglevTableSpec()), o.cfg.maglevTableSize, tables6);
     this.tunnelNodes = new TunnelNodeWriter(o.datapath.map(TUNNEL_NODES_MAP));
   }
 

@@ -256,6 +256,9 @@ export const sockRevnatValue6 = defineStruct('sl_sock_revnat_value6', { frontend
 export const vipKey6 = defineStruct('sl_vip_key6', { addr: ipv6 });
 /** sl_node_config6 (one slot): the IPv6 SNAT source of external flows to remote backends ('::' = none). */
 export const nodeConfig6 = defineStruct('sl_node_config6', { snat_addr: ipv6, snat_port_min: u16, snat_port_max: u16 });
+/** sl_src_ranges6 (LPM trie): prefixlen = 32 + the CIDR's length; the value is srcRangeValue. */
+export const srcRangeKey6 = defineStruct('sl_src_range_key6', { prefixlen: u32, svc_id: u32, addr: ipv6 });
+export type SrcRangeKey6 = ReturnType<typeof srcRangeKey6.decode>;
 
 /** Every struct codec, for BTF verification. */
 export const tunnelNodeKey4 = defineStruct('sl_tunnel_node_key4', { addr: ipv4 });
@@ -269,5 +272,6 @@ export const allStructCodecs = [
   affinityValue4, sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, vipKey4, vipValue,
   srcRangeKey4, srcRangeValue, nodeConfig4, maglevKey, maglevChunk, tunnelNodeKey4, tunnelNodeValue, dsrOptoutKey4, dsrOptoutValue,
   frontendKey6, backendValue6, ctKey6, ctValue6, affinityKey6, affinityValue6, sockRevnatKey6, sockRevnatValue6, vipKey6, nodeConfig6,
+  srcRangeKey6,
 ] as const;
 

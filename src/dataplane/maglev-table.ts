@@ -4,12 +4,12 @@
 // the table size: never on ids or ordinals this node assigned, so every node with the same backend
 // set builds the same table and picks the same backend for a flow (docs/external-traffic.md).
 import { createHash } from 'node:crypto';
-import { ipv4ToBuffer } from '../bpf/ip-bytes.js';
+import { ipv4ToBuffer, ipv6ToBuffer } from '../bpf/ip-bytes.js';
 import { MAGLEV } from '../bpf/sluice-structs.js';
 
-/** A backend as every node names it. */
+/** A backend as every node names it: address:port, an IPv6 address in brackets. */
 export function backendIdentity(addr: string, port: number): string {
-  return `${addr}:${port}`;
+  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
 }
 
 /** The table's slot count when the flag is not given (see docs/external-traffic.md, "Maglev"). */
@@ -107,17 +107,21 @@ export function maglevDisruption(before: { table: Uint16Array; identities: reado
 }
 
 /**
- * The flow hash of bpf/lib/maglev.h (sl_maglev_hash4), bit for bit: the client's address and port
- * as the packet carries them read as little-endian words (BPF runs in host order, little-endian on
- * every architecture we build for), and the protocol.
+ * The flow hash of bpf/lib/maglev.h (sl_maglev_hash4, or sl_maglev_hash6 for an IPv6 client), bit
+ * for bit: the client's address (each of its 32-bit words in turn) and port as the packet carries
+ * them read as little-endian words (BPF runs in host order, little-endian on every architecture we
+ * build for), and the protocol.
  */
 export function maglevFlowHash(clientAddr: string, clientPort: number, proto: number): number {
-  const b = Buffer.alloc(6);
-  ipv4ToBuffer(clientAddr, b, 0);
-  b.writeUInt16BE(clientPort, 4);
+  const v6 = clientAddr.includes(':');
+  const words = v6 ? 4 : 1;
+  const b = Buffer.alloc(words * 4 + 2);
+  if (v6) ipv6ToBuffer(clientAddr, b, 0);
+  else ipv4ToBuffer(clientAddr, b, 0);
+  b.writeUInt16BE(clientPort, words * 4);
   let h = SEED;
-  h = mix((h ^ b.readUInt32LE(0)) >>> 0);
-  h = mix((h ^ (b.readUInt16LE(4) | (proto << 16))) >>> 0);
+  for (let w = 0; w < words; w++) h = mix((h ^ b.readUInt32LE(w * 4)) >>> 0);
+  h = mix((h ^ (b.readUInt16LE(words * 4) | (proto << 16))) >>> 0);
   return h;
 }
 

@@ -1,8 +1,12 @@
 // Writes the Maglev tables of external services to sl_maglev4 (bpf/lib/maglev.h), after each
 // apply of the service tables. Which blocks need one is read from the maps themselves: every
 // backend block a frontend flagged SL_SVC_F_EXTERNAL (and not eTP=Local) points at, over its
-// Cluster set. A block never changes under its id, so its table is built once and deleted when no
-// frontend points at the block any more.
+// Cluster set, in both families' maps. A block never changes under its id, so its table is built
+// once and deleted when no frontend points at the block any more.
+//
+// IPv4 and IPv6 blocks share the map: the writers hand out backend_ids from one space (writer.ts),
+// so an id names one family's block. Should both families' frontends ever point at one id (maps
+// left inconsistent by something else), that id gets no table (random selection) and an error.
 //
 // Between a frontend's switch to a new block (the writer's commit) and this write, the block has
 // no table and new external flows are balanced at random (lib/maglev.h falls back): one apply
@@ -23,6 +27,12 @@ export interface MaglevReport {
   /** Blocks left to random selection, with why (more backends than slots, ...). */
   notes: string[];
   errors: string[];
+}
+
+/** A block that gets a table: its Cluster-set size and its family's backends table. */
+interface WantedBlock {
+  count: number;
+  backends: ServiceTables['backends'];
 }
 
 /** What a table costs in the map: chunks, and bytes of chunk values. */
@@ -48,6 +58,8 @@ export class MaglevWriter {
     private readonly map: Table<MaglevKey, MaglevChunk>,
     /** Slots per table: a prime (maglevSizeProblem). */
     readonly size: number,
+    /** The IPv6 service tables, when the objects have them: their blocks get tables too. */
+    private readonly tables6?: Pick<ServiceTables, 'frontends' | 'backends'>,
   ) {
     // Tables a previous agent left: rebuilt (the size may differ) or deleted by the first apply.
     for (const [k] of map.entries()) {
@@ -56,15 +68,29 @@ export class MaglevWriter {
     }
   }
 
-  /** backend_id → Cluster-set size, of every block external flows balance with Maglev. */
-  wanted(): Map<number, number> {
-    const want = new Map<number, number>();
+  /**
+   * backend_id → Cluster-set size and the tables holding the block, of every block external flows
+   * balance with Maglev. `clashes`: ids both families' frontends point at (no table, an error).
+   */
+  wanted(clashes: number[] = []): Map<number, WantedBlock> {
+    const want = new Map<number, WantedBlock>();
     const externalCluster = (v: Buffer, at: number): boolean => {
       const flags = v.readUInt32LE(at + FLAGS_AT);
       return (flags & SVC_F.EXTERNAL) !== 0 && (flags & SVC_F.EXTERNAL_LOCAL) === 0;
     };
-    for (const [, svc] of this.tables.frontends.filterRaw((_k, _ka, v, va) => externalCluster(v, va))) {
-      if (svc.count > 0 && svc.backend_id !== 0) want.set(svc.backend_id, svc.count);
+    const families = this.tables6 ? [this.tables, this.tables6] : [this.tables];
+    const clashed = new Set<number>();
+    for (const tables of families) {
+      for (const [, svc] of tables.frontends.filterRaw((_k, _ka, v, va) => externalCluster(v, va))) {
+        if (svc.count === 0 || svc.backend_id === 0) continue;
+        const seen = want.get(svc.backend_id);
+        if (seen && seen.backends !== tables.backends) clashed.add(svc.backend_id);
+        else want.set(svc.backend_id, { count: svc.count, backends: tables.backends });
+      }
+    }
+    for (const id of clashed) {
+      want.delete(id);
+      clashes.push(id);
     }
     return want;
   }
@@ -82,17 +108,19 @@ export class MaglevWriter {
   }
 
   private reconcile(report: MaglevReport): MaglevReport {
-    let want: Map<number, number>;
+    let want: Map<number, WantedBlock>;
+    const clashes: number[] = [];
     try {
-      want = this.wanted();
+      want = this.wanted(clashes);
     } catch (err) {
       report.errors.push(`Maglev: reading the frontends failed: ${(err as Error).message}`);
       report.tables = this.present.size;
       return report;
     }
-    for (const [backendId, count] of want) {
+    for (const id of clashes) report.errors.push(`Maglev: backend block ${id} is pointed at by IPv4 and IPv6 frontends: no table (random selection); retried next apply`);
+    for (const [backendId, block] of want) {
       if ((this.present.has(backendId) && !this.inherited.has(backendId)) || this.random.has(backendId)) continue;
-      const problem = this.write(backendId, count);
+      const problem = this.write(backendId, block);
       if (problem === undefined) report.built++;
       else if (problem.error) report.errors.push(problem.message);
       else {
@@ -120,10 +148,10 @@ export class MaglevWriter {
   }
 
   /** Builds and writes the table of one block; a problem when it could not (random selection). */
-  private write(backendId: number, count: number): { error: boolean; message: string } | undefined {
+  private write(backendId: number, { count, backends }: WantedBlock): { error: boolean; message: string } | undefined {
     const ordinals = new Map<string, number>();
     for (let ordinal = 0; ordinal < count; ordinal++) {
-      const be = this.tables.backends.get({ backend_id: backendId, ordinal });
+      const be = backends.get({ backend_id: backendId, ordinal });
       if (!be) return { error: true, message: `Maglev: backend block ${backendId} has no slot ${ordinal} of ${count}; retried next apply` };
       const id = backendIdentity(be.addr, be.port);
       if (!ordinals.has(id)) ordinals.set(id, ordinal);

@@ -162,3 +162,11 @@ export const TUNNEL_NODES_MAX = MAP_CAPACITY.TUNNEL_NODES;
  */
 export const DSR_OPTOUT_MAP = 'sl_dsr_optout4';
 export const DSR_OPTOUT_MAX = MAP_CAPACITY.DSR_OPTOUT;
+
+/**
+ * sl_src_ranges4 and sl_src_ranges6 (LPM tries, every object): loadBalancerSourceRanges by family
+ * (src/dataplane/source-ranges.ts). Not sizable: each holds the compiled SL_MAX_SRC_RANGES ranges
+ * of all services of its family.
+ */
+export const SRC_RANGES_MAPS = { IPv4: 'sl_src_ranges4', IPv6: 'sl_src_ranges6' } as const;
+export const SRC_RANGES_MAX = MAP_CAPACITY.SRC_RANGES;

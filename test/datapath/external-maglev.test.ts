@@ -4,18 +4,21 @@
 // backend on both, the one the TS builder and flow hash predict (so lib/maglev.h's hash is the
 // mirror's), even though the frontend address differs (a NodePort on each node's own address). A
 // flow whose conntrack entries are deleted mid-way is picked up by the same backend. The Local
-// set (eTP=Local) stays random over local backends; without a table, selection is random.
+// set (eTP=Local) stays random over local backends; without a table, selection is random. IPv6
+// blocks: their tables share sl_maglev4, sl_maglev_hash6 matches maglevFlowHash, and a backend
+// added moves only the flows the new table gives it (and Maglev's small reshuffle).
 import t from 'tap';
 import type { Test } from 'tap';
 import { BE_F, CT_TYPE, FRONTEND_KIND, IPPROTO, SVC_F, SVC_F_KIND_SHIFT } from '../../src/bpf/sluice-structs.js';
-import { buildMaglevTable, maglevFlowHash } from '../../src/dataplane/maglev-table.js';
+import { backendIdentity, buildMaglevTable, maglevFlowHash } from '../../src/dataplane/maglev-table.js';
 import { MaglevWriter } from '../../src/dataplane/maglev-writer.js';
 import { NativeTable, tablesFromObject } from '../../src/dataplane/native-tables.js';
 import { maglevTableSpec } from '../../src/dataplane/table-specs.js';
-import { buildFrame, checksumProblems, TCP_FLAGS } from '../../src/packet/index.js';
+import { buildFrame, buildFrame6, checksumProblems, parseFrame6, TCP_FLAGS, TCP6_FLAGS } from '../../src/packet/index.js';
 import type { FrameSpec } from '../../src/packet/index.js';
 import type { Datapath } from './harness.js';
 import { HOST_OBJECT, loadDatapath, PROG, TC_ACT, tupleKey } from './harness.js';
+import { addService6 } from './harness6.js';
 
 const CLIENT = '198.51.100.7';
 const NODE_A = '192.168.50.2';
@@ -142,4 +145,56 @@ t.test('without a table selection is random; eTP=Local stays random over the loc
     for (const key of ct.keys()) ct.delete(key);
     t.equal(pick(t, dp, syn(NODE_A, sport)), `${LOCAL.addr}:${LOCAL.port}`);
   }
+});
+
+t.test('IPv6 blocks: the table in the shared sl_maglev4 picks as the TS table and sl_maglev_hash6 predict; a backend added elsewhere moves only the flows its slots took', async (t) => {
+  const dp = await loadDatapath(t, { object: HOST_OBJECT });
+  if (!dp) return;
+  const CLIENT6 = '2001:db8:77::7';
+  const NODE6 = '2001:db8:50::2';
+  const b6 = (i: number) => ({ addr: `fd00:10:244:${(i % 3) + 1}::${(10 + i).toString(16)}`, port: 8080, flags: BE_F.LOCAL });
+  const before = Array.from({ length: 12 }, (_, i) => b6(i));
+  const after = [...before.slice(0, 6), b6(12), ...before.slice(6)].reverse(); // one more, other ordinals
+  const identities = (set: typeof before) => set.map((b) => backendIdentity(b.addr, b.port)).sort();
+  // An IPv4 service beside it: both families' tables in the one map, by their distinct block ids.
+  dp.addService({ vip: NODE_A, port: NP, proto: IPPROTO.TCP, svcId: 1, backendId: 30, cluster: BACKENDS, flags: EXT });
+  addService6(dp, { vip: NODE6, port: NP, proto: IPPROTO.TCP, svcId: 2, backendId: 31, cluster: before, flags: EXT, clusterIp: false });
+  const cpus = dp.addon.numPossibleCpus();
+  const writer = new MaglevWriter(tablesFromObject(dp.obj, cpus), new NativeTable(dp.obj.map('sl_maglev4'), maglevTableSpec()), SIZE, tablesFromObject(dp.obj, cpus, undefined, 'IPv6'));
+  t.match(writer.apply(), { built: 2, tables: 2, errors: [] }, 'a table for the IPv4 and the IPv6 block');
+
+  const pick6 = (sport: number): string => {
+    const out = dp.run(PROG.HOST_INGRESS, buildFrame6({ src: CLIENT6, dst: NODE6, tcp: { sport, dport: NP, flags: TCP6_FLAGS.SYN } }));
+    const p = parseFrame6(out.data);
+    if (out.retval !== TC_ACT.UNSPEC || !p.checksumOk) t.fail(`client port ${sport}: verdict ${out.retval}, checksum ${p.checksumOk}`);
+    return backendIdentity(p.dst, p.dport);
+  };
+  const predict = (set: typeof before) => {
+    const ids = identities(set);
+    const table = buildMaglevTable(ids, SIZE);
+    return (sport: number) => ids[table[maglevFlowHash(CLIENT6, sport, IPPROTO.TCP) % SIZE] as number] as string;
+  };
+  const clearCt = () => {
+    const ct = dp.obj.map('sl_ct6');
+    for (const key of ct.keys()) ct.delete(key);
+  };
+  const SPORTS = Array.from({ length: 200 }, (_, i) => 40000 + i);
+  const wantBefore = predict(before);
+  const first = new Map(SPORTS.map((s) => [s, pick6(s)]));
+  t.same(SPORTS.filter((s) => first.get(s) !== wantBefore(s)), [], '200 IPv6 flows: each on the backend the TS table and hash predict');
+  t.equal(new Set(first.values()).size, before.length, 'spread over every backend');
+  t.equal(pick(t, dp, syn(NODE_A, 40000)), predicted(40000), 'the IPv4 service still picks by its own table');
+
+  // A backend added on another node: a new block, the frontend switched to it, the writer's next apply.
+  addService6(dp, { vip: NODE6, port: NP, proto: IPPROTO.TCP, svcId: 2, backendId: 32, cluster: after, flags: EXT, clusterIp: false });
+  t.match(writer.apply(), { built: 1, deleted: 1, tables: 2, errors: [] }, 'the new block has a table, the old one lost its');
+  clearCt();
+  const wantAfter = predict(after);
+  const second = new Map(SPORTS.map((s) => [s, pick6(s)]));
+  t.same(SPORTS.filter((s) => second.get(s) !== wantAfter(s)), [], 'after the change: each flow as the new table predicts');
+  const added = backendIdentity(b6(12).addr, b6(12).port);
+  const moved = SPORTS.filter((s) => second.get(s) !== first.get(s));
+  t.same(moved, SPORTS.filter((s) => wantAfter(s) !== wantBefore(s)), 'the flows that moved are those whose slot changed owner between the TS tables');
+  t.ok(moved.length < SPORTS.length / 4, `only ${moved.length} of 200 flows moved`);
+  t.ok(moved.some((s) => second.get(s) === added), 'the added backend takes flows');
 });

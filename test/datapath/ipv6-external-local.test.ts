@@ -4,13 +4,16 @@
 // the pod's reply leaving through the host interface gets the frontend back as its source.
 // Every translated frame is compared whole with one built from scratch, so the incremental
 // pseudo-header checksum update must equal a fresh TCP/UDP checksum. eTP=Local, no endpoints
-// (RST / ICMPv6 port unreachable from the frontend), not-ours packets, source ranges.
+// (RST / ICMPv6 port unreachable from the frontend), not-ours packets, loadBalancerSourceRanges
+// (sl_src_ranges6, written by the agent's SourceRangeWriter).
 import t from 'tap';
 import { BE_F, CT_F, CT_STATE, CT_TYPE, FRONTEND_KIND, IPPROTO, SVC_F, SVC_F_KIND_SHIFT } from '../../src/bpf/sluice-structs.js';
 import { buildFrame6, ETH_HLEN, parseFrame6, TCP6_FLAGS } from '../../src/packet/index.js';
 import type { Frame6Spec } from '../../src/packet/index.js';
 import { HOST_OBJECT, loadDatapath, PROG, TC_ACT } from './harness.js';
 import { addService6, ct6, ICMP6, icmp6Error, setCt6 } from './harness6.js';
+import { SourceRangeWriter } from '../../src/dataplane/source-ranges.js';
+import { desired, svcPort } from '../dataplane/helpers.js';
 
 const CLIENT = '2001:db8:77::7';
 const NODE = '2001:db8:50::2';
@@ -132,7 +135,7 @@ t.test('eTP=Local picks only local endpoints: a Local set without any is dropped
   t.equal(dp.extCounters(FRONTEND_KIND.NodePort).rejected, 3n, 'the Local drop and both rejects counted per kind');
 });
 
-t.test('IPv6 not ours: ClusterIPs, unknown ports, pod flows\' entries, ICMPv6 pass untouched; source ranges close the service', async (t) => {
+t.test('IPv6 not ours: ClusterIPs, unknown ports, pod flows\' entries, ICMPv6 pass untouched', async (t) => {
   const dp = await hostDatapath(t);
   if (!dp) return;
   addService6(dp, { vip: 'fd00:96::10', port: 80, proto: IPPROTO.TCP, svcId: 10, backendId: 100, cluster: [POD] });
@@ -156,9 +159,50 @@ t.test('IPv6 not ours: ClusterIPs, unknown ports, pod flows\' entries, ICMPv6 pa
     t.equal(out.retval, TC_ACT.UNSPEC, `${prog}: a pod flow is the pod programs' business`);
     t.same(out.data, reply);
   }
-  // A LoadBalancer with loadBalancerSourceRanges: not checked in IPv6 yet, so closed to all.
-  addService6(dp, { vip: LB_IP, port: 443, proto: IPPROTO.TCP, svcId: 11, backendId: 110, cluster: [POD], flags: EXT | SVC_F.SRC_RANGES | kind('LoadBalancer'), clusterIp: false });
-  const ranged = dp.run(PROG.HOST_INGRESS, buildFrame6({ src: CLIENT, dst: LB_IP, tcp: { sport: 40002, dport: 443, flags: TCP6_FLAGS.SYN } }));
-  t.equal(ranged.retval, TC_ACT.SHOT);
-  t.equal(dp.drops('src_range'), 1n);
+});
+
+t.test('IPv6 loadBalancerSourceRanges (written by SourceRangeWriter): inside a range served, outside dropped; IPv4 ranges never admit an IPv6 client', async (t) => {
+  const dp = await hostDatapath(t);
+  if (!dp) return;
+  const lb = (svcId: number, port: number) => addService6(dp, { vip: LB_IP, port, proto: IPPROTO.TCP, svcId, backendId: svcId * 10, cluster: [POD], flags: EXT | SVC_F.SRC_RANGES | kind('LoadBalancer'), clusterIp: false });
+  lb(11, 443);
+  lb(12, 444);
+  lb(13, 445);
+  // The ports as the model hands them over: each family's ranges on its own port. Port 445's
+  // Service listed IPv4 ranges only; its IPv4 port (svc 14) even admits every IPv4 source.
+  const ports = [
+    svcPort({ name: 'a', family: 'IPv6', sourceRanges: ['2001:db8:77::/48', '2001:db8:99::5/128'] }),
+    svcPort({ name: 'b', family: 'IPv6', sourceRanges: ['2001:db8:1::/64'] }),
+    svcPort({ name: 'c', family: 'IPv6', sourceRanges: [] }),
+    svcPort({ name: 'c', family: 'IPv4', sourceRanges: ['0.0.0.0/0'] }),
+  ];
+  const ids = new Map([['default/a:/TCP/IPv6', 11], ['default/b:/TCP/IPv6', 12], ['default/c:/TCP/IPv6', 13], ['default/c:/TCP/IPv4', 14]]);
+  const writer = new SourceRangeWriter({ IPv4: dp.obj.map('sl_src_ranges4'), IPv6: dp.obj.map('sl_src_ranges6') }, (k) => ids.get(k));
+  t.same(writer.apply(desired(...ports)), { written: 4, deleted: 0, errors: [] });
+  // svc 13 with svc 14's IPv4 range too: the IPv6 trie has nothing for it either way.
+  dp.addSrcRange(13, '0.0.0.0/0');
+
+  const syn = (src: string, dport: number, sport = 40100) => buildFrame6({ src, dst: LB_IP, tcp: { sport, dport, flags: TCP6_FLAGS.SYN } });
+  for (const src of [CLIENT, '2001:db8:77:ffff::1', '2001:db8:99::5']) {
+    const out = dp.run(PROG.HOST_INGRESS, syn(src, 443));
+    t.equal(out.retval, TC_ACT.UNSPEC, `${src} allowed`);
+    t.equal(parseFrame6(out.data).dst, POD.addr, `${src}: to the pod`);
+  }
+  const outside: Array<[string, number]> = [['2001:db8:78::7', 443], ['2001:db8:99::6', 443], ['2001:db8:1::1', 443], ['2001:db8:77::7', 444], [CLIENT, 445], ['::ffff:198.51.100.7', 445]];
+  for (const [src, port] of outside) {
+    const frame = syn(src, port);
+    const out = dp.run(PROG.HOST_INGRESS, frame);
+    t.equal(out.retval, TC_ACT.SHOT, `${src} -> :${port} dropped`);
+    t.same(out.data, frame, 'untouched');
+  }
+  t.equal(dp.drops('src_range'), BigInt(outside.length), 'each counted src_range');
+  t.equal(dp.extCounters(FRONTEND_KIND.LoadBalancer).rejected, BigInt(outside.length), 'and refused under LoadBalancer');
+  t.equal(dp.run(PROG.HOST_INGRESS, syn('2001:db8:1::1', 444)).retval, TC_ACT.UNSPEC, 'svc 12 serves its own range');
+
+  // The ranges change: the old ones go, new flows follow (an established flow keeps its entry).
+  ports[0] = svcPort({ name: 'a', family: 'IPv6', sourceRanges: ['2001:db8:78::/48'] });
+  t.same(writer.apply(desired(...ports)), { written: 1, deleted: 2, errors: [] });
+  t.equal(dp.run(PROG.HOST_INGRESS, syn('2001:db8:78::7', 443)).retval, TC_ACT.UNSPEC, 'the new range is served');
+  t.equal(dp.run(PROG.HOST_INGRESS, syn('2001:db8:77::8', 443)).retval, TC_ACT.SHOT, 'the old one is not');
+  t.equal(dp.run(PROG.HOST_INGRESS, syn(CLIENT, 443, 40100)).retval, TC_ACT.UNSPEC, 'a tracked flow from the old range continues');
 });

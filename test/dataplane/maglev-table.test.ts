@@ -4,7 +4,7 @@
 // deterministic inputs, no timing.
 import t from 'tap';
 import {
-  buildMaglevTable, maglevDisruption, maglevFlowHash, maglevPreferences, maglevSizeProblem, slotCounts,
+  backendIdentity, buildMaglevTable, maglevDisruption, maglevFlowHash, maglevPreferences, maglevSizeProblem, slotCounts,
 } from '../../src/dataplane/maglev-table.js';
 
 const ids = (n: number, port = 8080): string[] => Array.from({ length: n }, (_, i) => `10.${(i >> 8) & 255}.${i & 255}.7:${port}`).sort();
@@ -109,4 +109,18 @@ t.test('the flow hash: deterministic, every input matters (test/datapath/externa
   // Spread: 10,000 client ports over a 16381-slot table land on many slots.
   const slots = new Set(Array.from({ length: 10000 }, (_, p) => maglevFlowHash('198.51.100.10', 20000 + p, 6) % 16381));
   t.ok(slots.size > 7000, `${slots.size} distinct slots of 10000 flows`);
+});
+
+t.test('the IPv6 flow hash: every word of the address matters; IPv6 identities are bracketed', async (t) => {
+  const h = maglevFlowHash('2001:db8::7', 40000, 6);
+  t.equal(h, maglevFlowHash('2001:0db8:0::7', 40000, 6), 'the address, not its spelling');
+  t.ok(Number.isInteger(h) && h >= 0 && h < 2 ** 32);
+  for (const other of ['2001:db9::7', '2001:db8:0:1::7', '2001:db8::1:0:0:7', '2001:db8::8']) t.not(maglevFlowHash(other, 40000, 6), h, other);
+  t.not(maglevFlowHash('2001:db8::7', 40001, 6), h);
+  t.not(maglevFlowHash('2001:db8::7', 40000, 17), h);
+  t.not(maglevFlowHash('::ffff:198.51.100.10', 40000, 6), maglevFlowHash('198.51.100.10', 40000, 6), 'an IPv4-mapped address is an IPv6 client');
+  const slots = new Set(Array.from({ length: 10000 }, (_, p) => maglevFlowHash('2001:db8::7', 20000 + p, 6) % 16381));
+  t.ok(slots.size > 7000, `${slots.size} distinct slots of 10000 flows`);
+  t.equal(backendIdentity('fd00::1', 80), '[fd00::1]:80');
+  t.equal(backendIdentity('10.0.0.1', 80), '10.0.0.1:80');
 });

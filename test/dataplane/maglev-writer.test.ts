@@ -4,7 +4,7 @@
 // agent's tables rebuilt, too many backends left to random selection with a note.
 import t from 'tap';
 import type { MaglevChunk, MaglevKey } from '../../src/bpf/sluice-structs.js';
-import { MAGLEV } from '../../src/bpf/sluice-structs.js';
+import { IPPROTO, MAGLEV } from '../../src/bpf/sluice-structs.js';
 import { buildMaglevTable } from '../../src/dataplane/maglev-table.js';
 import { MaglevWriter, maglevChunks } from '../../src/dataplane/maglev-writer.js';
 import { MemoryServiceTables, MemoryTable } from '../../src/dataplane/memory-tables.js';
@@ -151,4 +151,40 @@ t.test('an apply that changed no service port skips the frontends read, unless a
   t.equal(mw.apply().errors.length, 1);
   undo();
   t.equal(mw.apply({ changed: false }).built, 1);
+});
+
+t.test('IPv6 blocks get tables in the same map, by IPv6 identity; an id both families point at gets none', async (t) => {
+  const v4 = new MemoryServiceTables();
+  const v6 = new MemoryServiceTables({ family: 'IPv6', sharing: v4 });
+  const maglevMap = new MemoryTable(maglevTableSpec(), 65536, v4['journal']);
+  const writer = new ServiceTableWriter({ tables: v4, tables6: v6 });
+  const web6 = Array.from({ length: 5 }, (_, i) => backend(`fd00:1::${i + 1}`, 8080));
+  const ext6 = (name: string, backends: Backend[], extra: { externalLocal?: boolean; local?: Backend[] } = {}) => svcPort({
+    name, family: 'IPv6', backends, ...extra,
+    frontends: [{ kind: 'ClusterIP', ip: `fd00:96::${name.length}`, port: 80 }, { kind: 'LoadBalancer', ip: '2001:db8::10', port: 80 + name.length }],
+  });
+  t.same(writer.apply(desired(external('web', web), ext6('web', web6), ext6('local6', web6, { externalLocal: true, local: [web6[0] as Backend] }))).errors, []);
+  const mw = new MaglevWriter(v4, maglevMap, SIZE, v6);
+  t.match(mw.apply(), { tables: 2, built: 2, errors: [] }, 'the IPv4 and the IPv6 Cluster block; not the eTP=Local one');
+  const fe6 = v6.frontends.entries().find(([k]) => k.port === 83)?.[1];
+  const chunks = maglevMap.entries().filter(([k]) => k.backend_id === fe6?.backend_id).sort((a, b) => a[0].chunk - b[0].chunk);
+  t.equal(chunks.length, maglevChunks(SIZE));
+  const slots = chunks.flatMap(([, c]) => [...c.slot]).slice(0, SIZE);
+  const byId = slots.map((ord) => {
+    const be = v6.backends.get({ backend_id: fe6?.backend_id as number, ordinal: ord });
+    return `[${be?.addr}]:${be?.port}`;
+  });
+  const ids = web6.map((b) => `[${b.ip}]:${b.port}`).sort();
+  t.same(byId, [...buildMaglevTable(ids, SIZE)].map((i) => ids[i]), "the IPv6 block's table is the builder's over its bracketed identities");
+  // The IPv6 service goes: its table goes, the IPv4 one stays.
+  writer.apply(desired(external('web', web)));
+  t.match(mw.apply(), { tables: 1, deleted: 1, errors: [] });
+  t.same(maglevMap.entries().filter(([k]) => k.backend_id === fe6?.backend_id), []);
+  // Both families' frontends on one id (maps someone else left inconsistent): no table, an error.
+  const fe4 = v4.frontends.entries().find(([k]) => k.port === 30003)?.[1];
+  v6.frontends.set({ addr: '2001:db8::99', port: 99, proto: IPPROTO.TCP, scope: 0 }, { ...(fe4 as NonNullable<typeof fe4>), svc_id: 4000 });
+  v6.backends.set({ backend_id: fe4?.backend_id as number, ordinal: 0 }, { addr: 'fd00:1::9', port: 80, flags: 0, node_addr: '::' });
+  const clash = mw.apply();
+  t.match(clash.errors, [/backend block \d+ is pointed at by IPv4 and IPv6 frontends: no table/]);
+  t.equal(clash.tables, 0, "the IPv4 block's table is deleted rather than trusted");
 });
