@@ -81,6 +81,12 @@ export interface DesiredServicePort {
    * other family gets no LoadBalancer frontend in this family (fail closed, reported).
    */
   loadBalancerSourceRanges: string[];
+  /**
+   * True when the Service lists loadBalancerSourceRanges but none of this family: the LoadBalancer
+   * frontends are restricted like any with ranges (SL_SVC_F_SRC_RANGES) and admit no client of
+   * this family (fail closed). Absent otherwise.
+   */
+  loadBalancerSourcesClosed?: true;
 }
 
 export interface DesiredState {
