@@ -77,8 +77,8 @@ export interface DesiredServicePort {
   healthCheckNodePort: number;
   /**
    * loadBalancerSourceRanges of this family (canonical CIDRs, sorted), applying to LoadBalancer
-   * frontends only; [] = unrestricted. A Service whose ranges are invalid or name only the
-   * other family gets no LoadBalancer frontend in this family (fail closed, reported).
+   * frontends only; [] = unrestricted unless loadBalancerSourcesClosed. A Service whose ranges
+   * are invalid gets no LoadBalancer frontend (fail closed, reported).
    */
   loadBalancerSourceRanges: string[];
   /**
