@@ -140,7 +140,7 @@ export function serviceTarget(port: DesiredServicePort, opts: TargetOptions = {}
     (port.internalLocal ? SVC_F.INTERNAL_LOCAL : 0) |
     (port.externalLocal ? SVC_F.EXTERNAL_LOCAL : 0) |
     (timeout > 0 ? SVC_F.AFFINITY : 0);
-  const sourceRanges = port.loadBalancerSourceRanges.length > 0;
+  const sourceRanges = port.loadBalancerSourceRanges.length > 0 || port.loadBalancerSourcesClosed === true;
 
   const frontends = new Map<FlatText, FrontendTarget>();
   port.frontends.forEach((f, i) => {

@@ -49,11 +49,11 @@ export function draftServicePorts(service: ParsedService, ctx: DraftContext): Ex
     const nodeAddresses = nodePortAddresses(ctx.node, family, ctx.config.nodePortCidrs, ctx.config.hostAddresses);
     const sourceRanges = sourceRangesForFamily(service.sourceRanges, family);
     const hasVipOfFamily = service.loadBalancerIngress.some((e) => e.ip.family === family);
-    if (!sourceRanges.allowed && hasVipOfFamily && Array.isArray(service.sourceRanges)) {
+    if (sourceRanges.closed && hasVipOfFamily && service.type === 'LoadBalancer' && Array.isArray(service.sourceRanges)) {
       service.report.error(
         'spec.loadBalancerSourceRanges',
         service.sourceRanges.map((c) => c.canonical),
-        `has no ${family} range: the ${family} LoadBalancer VIPs are not programmed (fail closed)`,
+        `has no ${family} range: every ${family} client of the LoadBalancer VIPs is dropped (fail closed)`,
       );
     }
     for (const servicePort of service.ports) {
@@ -85,6 +85,7 @@ export function draftServicePorts(service: ParsedService, ctx: DraftContext): Ex
           affinityTimeoutSec: service.affinityTimeoutSec,
           healthCheckNodePort: service.healthCheckNodePort,
           loadBalancerSourceRanges: service.type === 'LoadBalancer' ? sourceRanges.ranges : NO_RANGES,
+          ...(service.type === 'LoadBalancer' && sourceRanges.closed ? { loadBalancerSourcesClosed: true } : {}),
         },
       });
     }

@@ -27,6 +27,7 @@ export function servicePortEqual(a: DesiredServicePort, b: DesiredServicePort): 
     a.affinityTimeoutSec === b.affinityTimeoutSec &&
     a.healthCheckNodePort === b.healthCheckNodePort &&
     listEqual(a.loadBalancerSourceRanges, b.loadBalancerSourceRanges, (x, y) => x === y) &&
+    a.loadBalancerSourcesClosed === b.loadBalancerSourcesClosed &&
     listEqual(a.frontends, b.frontends, frontendEqual) &&
     a.clusterBackends.equals(b.clusterBackends) &&
     a.localBackends.equals(b.localBackends)

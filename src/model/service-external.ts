@@ -77,9 +77,11 @@ export function parseSourceRanges(r: ObjectReport, spec: unknown): ParsedCidr[] 
 }
 
 /**
- * The source ranges of one family, and whether its LoadBalancer VIPs may be programmed. When
- * the Service restricts sources but names none of this family, or a range is invalid, the VIPs
- * are not programmed (fail closed) instead of being open to every source.
+ * The source ranges of one family, and whether its LoadBalancer VIPs may be programmed. When a
+ * range is invalid the VIPs are not programmed (fail closed) instead of being open to every
+ * source. When the Service restricts sources but names none of this family, the VIPs are
+ * programmed `closed`: every client of this family is outside the ranges and dropped (counted
+ * src_range), not left to whatever the node does with an address nobody translates.
  */
 /**
  * No source ranges, shared (frozen): nearly every service port of the model's output has none.
@@ -90,14 +92,14 @@ export const NO_RANGES = Object.freeze([]) as unknown as string[];
 export function sourceRangesForFamily(
   ranges: ParsedCidr[] | null | 'broken',
   family: IpFamily,
-): { allowed: boolean; ranges: string[] } {
-  if (ranges === null) return { allowed: true, ranges: NO_RANGES };
-  if (ranges === 'broken') return { allowed: false, ranges: NO_RANGES };
+): { allowed: boolean; ranges: string[]; closed: boolean } {
+  if (ranges === null) return { allowed: true, ranges: NO_RANGES, closed: false };
+  if (ranges === 'broken') return { allowed: false, ranges: NO_RANGES, closed: false };
   const own = ranges.filter((c) => c.family === family);
   const texts = [...new Set(own.map((c) => c.canonical))];
   const sortKey = new Map(own.map((c) => [c.canonical, `${hexOf(c.network)}/${String(c.prefixLength).padStart(3, '0')}`]));
   texts.sort((a, b) => ((sortKey.get(a) ?? '') < (sortKey.get(b) ?? '') ? -1 : 1));
-  return { allowed: own.length > 0, ranges: texts };
+  return { allowed: true, ranges: texts, closed: own.length === 0 };
 }
 
 function hexOf(bytes: Uint8Array): string {

@@ -77,10 +77,16 @@ export interface DesiredServicePort {
   healthCheckNodePort: number;
   /**
    * loadBalancerSourceRanges of this family (canonical CIDRs, sorted), applying to LoadBalancer
-   * frontends only; [] = unrestricted. A Service whose ranges are invalid or name only the
-   * other family gets no LoadBalancer frontend in this family (fail closed, reported).
+   * frontends only; [] = unrestricted unless loadBalancerSourcesClosed. A Service whose ranges
+   * are invalid gets no LoadBalancer frontend (fail closed, reported).
    */
   loadBalancerSourceRanges: string[];
+  /**
+   * True when the Service lists loadBalancerSourceRanges but none of this family: the LoadBalancer
+   * frontends are restricted like any with ranges (SL_SVC_F_SRC_RANGES) and admit no client of
+   * this family (fail closed). Absent otherwise.
+   */
+  loadBalancerSourcesClosed?: true;
 }
 
 export interface DesiredState {

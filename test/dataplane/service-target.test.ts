@@ -62,6 +62,15 @@ t.test('the same address listed twice is one frontend with both kinds\' flags, c
   t.equal([...target.frontends.values()][0]?.flags, SVC_F.EXTERNAL | SVC_F.SRC_RANGES | (FRONTEND_KIND.ExternalIP << SVC_F_KIND_SHIFT));
 });
 
+t.test('a LoadBalancer closed to its family (ranges of the other family only) is flagged like one with ranges', async (t) => {
+  const lb = [{ kind: 'LoadBalancer' as const, ip: '2001:db8::1', port: 80 }, { kind: 'NodePort' as const, ip: '2001:db8::2', port: 30080 }];
+  const closed = serviceTarget({ ...svcPort({ family: 'IPv6', frontends: lb, backends: [backend('fd00::5')] }), loadBalancerSourcesClosed: true });
+  const flags = [...closed.frontends.values()].map((f) => f.flags & (SVC_F.SRC_RANGES | SVC_F.EXTERNAL));
+  t.same(flags, [SVC_F.EXTERNAL | SVC_F.SRC_RANGES, SVC_F.EXTERNAL], 'the LoadBalancer IP restricted (to nothing), the NodePort not');
+  const open = serviceTarget(svcPort({ family: 'IPv6', frontends: lb, backends: [backend('fd00::5')] }));
+  t.equal(([...open.frontends.values()][0]?.flags ?? -1) & SVC_F.SRC_RANGES, 0, 'without ranges: open');
+});
+
 t.test('bad values are errors naming the service port, field and value', async (t) => {
   const cases: Array<[Parameters<typeof svcPort>[0], RegExp]> = [
     [{ frontends: [{ kind: 'ClusterIP', ip: 'fd00::1', port: 80 }] }, /frontends\[0\]\.ip "fd00::1" is not an IPv4 address/],

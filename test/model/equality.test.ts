@@ -61,6 +61,7 @@ const mutations: Mutation[] = [
   ['healthCheckNodePort', (p) => { p.healthCheckNodePort = 1; }],
   ['loadBalancerSourceRanges added', (p) => { p.loadBalancerSourceRanges.push('11.0.0.0/8'); }],
   ['loadBalancerSourceRanges changed', (p) => { p.loadBalancerSourceRanges[0] = '11.0.0.0/8'; }],
+  ['loadBalancerSourcesClosed set', (p) => { p.loadBalancerSourcesClosed = true; }],
   ['frontend removed', (p) => { p.frontends.pop(); }],
   ['frontend kind', (p) => { first(p.frontends).kind = 'ExternalIP'; }],
   ['frontend ip', (p) => { first(p.frontends).ip = '10.96.0.99'; }],

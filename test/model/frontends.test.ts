@@ -146,7 +146,7 @@ for (const c of cases) {
   });
 }
 
-t.test('source ranges naming only the other family: that family\'s VIPs are not programmed (fail closed)', async (t) => {
+t.test('source ranges naming only the other family: that family\'s VIPs are programmed closed (every client dropped)', async (t) => {
   const result = compute({
     services: [
       service('web', {
@@ -159,8 +159,13 @@ t.test('source ranges naming only the other family: that family\'s VIPs are not 
     config: { families: ['IPv4', 'IPv6'] },
   });
   t.same(fronts(portOf(result)), ['ClusterIP 10.96.0.10:80', 'LoadBalancer 203.0.113.1:80']);
-  t.same(fronts(portOf(result, 'default/web:http/TCP/IPv6')), ['ClusterIP [fd00:96::10]:80']);
-  t.match(result.errors, [{ kind: 'Service', object: 'default/web', field: 'spec.loadBalancerSourceRanges', message: /no IPv6 range/ }]);
+  t.same(portOf(result).loadBalancerSourceRanges, ['10.0.0.0/8']);
+  t.equal(portOf(result).loadBalancerSourcesClosed, undefined, 'IPv4: restricted to its ranges');
+  const v6 = portOf(result, 'default/web:http/TCP/IPv6');
+  t.same(fronts(v6), ['ClusterIP [fd00:96::10]:80', 'LoadBalancer [2001:db8::1]:80']);
+  t.same(v6.loadBalancerSourceRanges, []);
+  t.equal(v6.loadBalancerSourcesClosed, true, 'IPv6: restricted to no range at all');
+  t.match(result.errors, [{ kind: 'Service', object: 'default/web', field: 'spec.loadBalancerSourceRanges', message: /no IPv6 range: every IPv6 client of the LoadBalancer VIPs is dropped/ }]);
 });
 
 t.test('an invalid source range: no LoadBalancer VIP at all (fail closed), the rest programmed', async (t) => {
