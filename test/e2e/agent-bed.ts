@@ -559,6 +559,12 @@ export async function createAgentBed(t: Test, opts: AgentBedOptions): Promise<Ag
   if (!client || !secondClient || webs.length !== WEB_PODS.length) throw new Error('e2e: topology is missing pods');
   const tcClient = opts.tcFrom === 'client-tc' ? secondClient : client;
   const web = Object.fromEntries(WEB_PODS.map((name, i) => [name, webs[i] as Attachment])) as Record<WebPod, Attachment>;
+  // The slices name pods by POD_IP/POD_IP6: they must be the addresses the topology handed out.
+  const named = { client, ...web, 'client-tc': secondClient };
+  for (const [name, pod] of Object.entries(named)) {
+    const want = [POD_IP[name as keyof typeof POD_IP], opts.ipv6 ? POD_IP6[name as keyof typeof POD_IP6] : undefined];
+    if (pod.ip !== want[0] || pod.ip6 !== want[1]) throw new Error(`e2e: pod ${name} got ${pod.ip}/${pod.ip6}, the bed expects ${want.join('/')}`);
+  }
   const clientCgroup = await createCgroup(await run.cgroup(), 'clients');
   const pinDir = join(await run.pinDir(), 'sluice');
   const work = await mkdtemp(join(tmpdir(), 'sluice-e2e-'));
