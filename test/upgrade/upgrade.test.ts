@@ -72,9 +72,9 @@ t.test('rolling update to another conntrack layout keeps the node serving', asyn
   // the instant its interface switches is carried by the upgrade hand-off (handoff.ts), not by a
   // SYN retransmit.
   await tc.startLoop('tc-tcp', { host: VIP, port: 80, timeoutMs: 1000 }, { proto: 'tcp', workers: 2, gapMs: 5 });
-  // IPv6 on both paths, one worker each (the machine is shared).
-  await ct.startLoop('ct-tcp6', { host: VIP6, port: 80, timeoutMs: 1000 }, { proto: 'tcp', workers: 1, gapMs: 5 });
-  await tc.startLoop('tc-tcp6', { host: VIP6, port: 80, timeoutMs: 1000 }, { proto: 'tcp', workers: 1, gapMs: 5 });
+  // IPv6 on both paths, one worker each, 20 ms apart (the machine is shared).
+  await ct.startLoop('ct-tcp6', { host: VIP6, port: 80, timeoutMs: 1000 }, { proto: 'tcp', workers: 1, gapMs: 20 });
+  await tc.startLoop('tc-tcp6', { host: VIP6, port: 80, timeoutMs: 1000 }, { proto: 'tcp', workers: 1, gapMs: 20 });
   const loops: Promise<LoopStats>[] = [];
   const stopAll = () => {
     if (loops.length === 0) loops.push(ct.stopLoop('ct-tcp'), ct.stopLoop('ct-udp'), tc.stopLoop('tc-tcp'), ct.stopLoop('ct-tcp6'), tc.stopLoop('tc-tcp6'));
