@@ -65,6 +65,10 @@ export type WebPod = (typeof WEB_PODS)[number];
 export const POD_IP: Record<'client' | WebPod | 'client-tc', string> = {
   client: '10.244.0.10', 'web-a': '10.244.0.11', 'web-b': '10.244.0.12', 'web-c': '10.244.0.13', 'client-tc': '10.244.0.14',
 };
+/** The pods' IPv6 addresses in a bed with `ipv6: true` (dual-stack pods, docs/testbed.md). */
+export const POD_IP6: Record<'client' | WebPod | 'client-tc', string> = {
+  client: 'fd00:10:244::a', 'web-a': 'fd00:10:244::b', 'web-b': 'fd00:10:244::c', 'web-c': 'fd00:10:244::d', 'client-tc': 'fd00:10:244::e',
+};
 export const ECHO_TCP = 8080;
 export const ECHO_UDP = 8053;
 
@@ -116,16 +120,20 @@ export function service(name: string, clusterIP: string, ports: PortSpec[], extr
   };
 }
 
-/** An EndpointSlice of `svc` with the given web pods as ready endpoints on this node. */
-export function slice(name: string, svc: string, pods: readonly WebPod[], ports: PortSpec[], opts: { labels?: Record<string, string> } = {}): KubeObject {
+/**
+ * An EndpointSlice of `svc` with the given web pods as ready endpoints on this node; with
+ * `family: 'IPv6'` an IPv6 slice holding the pods' IPv6 addresses (a bed with `ipv6: true`).
+ */
+export function slice(name: string, svc: string, pods: readonly WebPod[], ports: PortSpec[], opts: { labels?: Record<string, string>; family?: 'IPv4' | 'IPv6' } = {}): KubeObject {
+  const v6 = opts.family === 'IPv6';
   return {
     apiVersion: 'discovery.k8s.io/v1',
     kind: 'EndpointSlice',
     metadata: { name, namespace: NAMESPACE, labels: opts.labels ?? { 'kubernetes.io/service-name': svc } },
-    addressType: 'IPv4',
+    addressType: v6 ? 'IPv6' : 'IPv4',
     ports: ports.map((p) => ({ name: p.name, port: (p.protocol ?? 'TCP') === 'UDP' ? ECHO_UDP : ECHO_TCP, protocol: p.protocol ?? 'TCP' })),
     endpoints: pods.map((pod) => ({
-      addresses: [POD_IP[pod]],
+      addresses: [v6 ? POD_IP6[pod] : POD_IP[pod]],
       conditions: { ready: true, serving: true, terminating: false },
       nodeName: NODE_NAME,
       targetRef: { kind: 'Pod', namespace: NAMESPACE, name: pod },
@@ -143,7 +151,7 @@ export function nodeObject(): KubeObject {
 }
 
 /** The model's key of a service port. */
-export const portKey = (name: string, portName: string, protocol = 'TCP') => `${NAMESPACE}/${name}:${portName}/${protocol}/IPv4`;
+export const portKey = (name: string, portName: string, protocol = 'TCP', family: 'IPv4' | 'IPv6' = 'IPv4') => `${NAMESPACE}/${name}:${portName}/${protocol}/${family}`;
 
 // ---- the fake API server in the node namespace --------------------------------------------
 
@@ -324,6 +332,11 @@ export interface AgentBedOptions {
    * agent), not at 127.0.0.1.
    */
   apiAddress?: string;
+  /**
+   * Dual-stack pods: each also gets its IPv6 address (POD_IP6) and the echo servers listen on
+   * `::` (both families), for IPv6 and dual-stack Services beside the IPv4 ones.
+   */
+  ipv6?: boolean;
 }
 
 export type Path = 'connect-time' | 'tc';
@@ -441,9 +454,10 @@ export class AgentBed {
     }, timeoutMs);
   }
 
-  /** Waits until service port `key` has exactly the cluster backends `pods` on `port`. */
+  /** Waits until service port `key` (of either family) has exactly the cluster backends `pods` on `port`. */
   waitForBackends(key: string, pods: readonly WebPod[], frontendPort?: number, timeoutMs?: number): Promise<ServiceView[]> {
-    const want = pods.map((p) => POD_IP[p]).sort().join(',');
+    const ips = key.endsWith('/IPv6') ? POD_IP6 : POD_IP;
+    const want = pods.map((p) => ips[p]).sort().join(',');
     return this.waitForServices(`${key} → ${pods.join(', ') || 'no backends'}${frontendPort ? ` on port ${frontendPort}` : ''}`, (svcs) => {
       const s = svcs.find((x) => x.key === key);
       if (!s) return false;
@@ -539,12 +553,18 @@ export async function createAgentBed(t: Test, opts: AgentBedOptions): Promise<Ag
   const run = await TestbedRun.start();
   t.teardown(() => run.destroy());
   run.handleProcessEvents();
-  const topo = await createTopology(run, { pods: ['client', ...WEB_PODS, 'client-tc'] });
+  const topo = await createTopology(run, { pods: ['client', ...WEB_PODS, 'client-tc'], ipv6: opts.ipv6 ?? false });
   const [client, ...webs] = topo.pods;
   const secondClient = webs.pop();
   if (!client || !secondClient || webs.length !== WEB_PODS.length) throw new Error('e2e: topology is missing pods');
   const tcClient = opts.tcFrom === 'client-tc' ? secondClient : client;
   const web = Object.fromEntries(WEB_PODS.map((name, i) => [name, webs[i] as Attachment])) as Record<WebPod, Attachment>;
+  // The slices name pods by POD_IP/POD_IP6: they must be the addresses the topology handed out.
+  const named = { client, ...web, 'client-tc': secondClient };
+  for (const [name, pod] of Object.entries(named)) {
+    const want = [POD_IP[name as keyof typeof POD_IP], opts.ipv6 ? POD_IP6[name as keyof typeof POD_IP6] : undefined];
+    if (pod.ip !== want[0] || pod.ip6 !== want[1]) throw new Error(`e2e: pod ${name} got ${pod.ip}/${pod.ip6}, the bed expects ${want.join('/')}`);
+  }
   const clientCgroup = await createCgroup(await run.cgroup(), 'clients');
   const pinDir = join(await run.pinDir(), 'sluice');
   const work = await mkdtemp(join(tmpdir(), 'sluice-e2e-'));
@@ -557,7 +577,7 @@ export async function createAgentBed(t: Test, opts: AgentBedOptions): Promise<Ag
   run.cleanup.add('sluice-agent cleanup', async () => {
     if (existsSync(pinDir)) await bed.runCleanupCommand();
   });
-  await Promise.all(WEB_PODS.map((name) => startEchoServer(run, { name, ns: web[name].ns, tcp: [ECHO_TCP], udp: [ECHO_UDP] })));
+  await Promise.all(WEB_PODS.map((name) => startEchoServer(run, { name, ns: web[name].ns, tcp: [ECHO_TCP], udp: [ECHO_UDP], ...(opts.ipv6 ? { host: '::' } : {}) })));
   if (opts.source === 'api' && opts.apiAddress) {
     // On the node's loopback device (this kernel has no dummy links): a local address that is
     // neither 127.0.0.1 nor a ClusterIP.

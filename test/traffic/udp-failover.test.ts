@@ -4,8 +4,14 @@
 // datagram must be answered by another backend, from the VIP. A connected socket under
 // connect-time balancing is the exception: its kernel destination is the backend itself, so the
 // writer's socket sweep must close it (and without the sweep it stays: the negative control).
+// The failover scenarios run in dual stack (issue 16): the Service has a port per family over the
+// same pods, one client holds a flow to each VIP, and the removed pods leave both families; on
+// the TC path their IPv6 conntrack entries (sl_ct6) must be gone. (The sweep of connected IPv6
+// sockets is in ipv6-connect-time.test.ts.)
 import t from 'tap';
 import type { Test } from 'tap';
+import { loadNative } from '../../src/bpf/native.js';
+import { CT_TYPE, ctKey6, ctValue6, IPPROTO } from '../../src/bpf/sluice-structs.js';
 import { Datapath } from '../../src/datapath/datapath.js';
 import { ServiceTableWriter } from '../../src/dataplane/writer.js';
 import { netnsPath } from '../../src/testbed/netns.js';
@@ -14,6 +20,7 @@ import { backendOf, clusterIpService, createBed, desiredState } from './bed.js';
 import type { Attempt } from './traffic-client.js';
 
 const VIP = '10.96.0.30';
+const VIP6 = 'fd00:96::30';
 const PORT = 53;
 const BACKEND_PORT = 5353;
 const BACKENDS = ['be0', 'be1', 'be2'];
@@ -23,35 +30,78 @@ function service(bed: Bed, names: string[]) {
   return desiredState(clusterIpService({ name: 'dns', vip: VIP, port: PORT, protocol: 'UDP', backends }));
 }
 
-function onlyBackend(t: Test, results: Attempt[], what: string): string | undefined {
+/** The dual-stack Service: a UDP port per family, each over the named pods' addresses of its family. */
+function dualService(bed: Bed, names: string[]) {
+  return desiredState(
+    clusterIpService({ name: 'dns', vip: VIP, port: PORT, protocol: 'UDP', backends: names.map((n) => backendOf(bed.pod(n), BACKEND_PORT)) }),
+    clusterIpService({ name: 'dns', family: 'IPv6', vip: VIP6, port: PORT, protocol: 'UDP', backends: names.map((n) => backendOf(bed.pod(n), BACKEND_PORT, 'IPv6')) }),
+  );
+}
+
+function onlyBackend(t: Test, results: Attempt[], what: string, vip = VIP): string | undefined {
   const failed = results.filter((a) => !a.ok);
   t.equal(failed.length, 0, `${what}: every datagram answered (first failure: ${JSON.stringify(failed[0])})`);
   const seen = new Set(results.map((a) => a.backend));
   t.equal(seen.size, 1, `${what}: one backend for the whole flow (${[...seen].join(',')})`);
-  for (const a of results) t.equal(a.from, `${VIP}:${PORT}`, `${what}: reply from the VIP`);
+  for (const a of results) t.equal(a.from, `${vip}:${PORT}`, `${what}: reply from the VIP`);
   return results[0]?.backend;
 }
 
+/** sl_ct6 entries (both directions) of UDP flows whose backend is one of `addrs`. */
+function ct6EntriesOf(bed: Bed, addrs: string[]): number {
+  const map = loadNative().openPinnedMap(`${bed.pinDir}/sl_ct6`);
+  try {
+    let n = 0;
+    for (const k of map.keys()) {
+      const raw = map.lookup(k);
+      if (!raw) continue;
+      const [key, v] = [ctKey6.decode(k), ctValue6.decode(raw)];
+      const backend = v.type === CT_TYPE.FORWARD ? v.nat_addr : v.type === CT_TYPE.REVERSE ? key.saddr : undefined;
+      if (key.proto === IPPROTO.UDP && backend !== undefined && addrs.includes(backend)) n++;
+    }
+    return n;
+  } finally {
+    map.close();
+  }
+}
+
+/**
+ * One long UDP flow per family from the client pod to the dual-stack Service; the pods the two
+ * flows landed on are removed (from both families, as a deleted pod leaves both); each flow's next
+ * datagram must be answered by a live backend, from its own VIP.
+ */
 async function failover(t: Test, ctlb: CtlbMode, tc: boolean, connected: boolean): Promise<void> {
-  const bed = await createBed(t, { pods: ['client', ...BACKENDS], ctlb, tc });
+  const bed = await createBed(t, { pods: ['client', ...BACKENDS], ctlb, tc, ipv6: true });
   if (!bed) return;
-  await bed.startBackends(BACKENDS, BACKEND_PORT);
-  bed.writer.apply(service(bed, BACKENDS));
-  const target = { host: VIP, port: PORT };
-  const socket = 'flow';
+  await bed.startBackends(BACKENDS, BACKEND_PORT, '::');
+  bed.writer.apply(dualService(bed, BACKENDS));
+  const flows = [
+    { family: 'IPv4', vip: VIP, socket: 'flow4' },
+    { family: 'IPv6', vip: VIP6, socket: 'flow6' },
+  ] as const;
+  const target = (vip: string) => ({ host: vip, port: PORT });
 
-  const first = onlyBackend(t, await bed.client.udp(target, 5, { socket, connected }), 'before the removal');
-  t.ok(first, 'the flow has a backend');
-  bed.writer.apply(service(bed, BACKENDS.filter((n) => n !== first)));
+  const first: Record<string, string | undefined> = {};
+  for (const f of flows) {
+    first[f.family] = onlyBackend(t, await bed.client.udp(target(f.vip), 5, { socket: f.socket, connected }), `${f.family}: before the removal`, f.vip);
+    t.ok(first[f.family], `${f.family}: the flow has a backend`);
+  }
+  const removed = [...new Set([first.IPv4, first.IPv6])].filter((n): n is string => n !== undefined);
+  const removed6 = removed.map((n) => bed.pod(n).ip6 as string);
+  if (tc) t.ok(ct6EntriesOf(bed, removed6) >= 2, `sl_ct6 holds the IPv6 flow to ${first.IPv6} (both directions)`);
+  bed.writer.apply(dualService(bed, BACKENDS.filter((n) => !removed.includes(n))));
+  if (tc) t.equal(ct6EntriesOf(bed, removed6), 0, `no sl_ct6 UDP entry names a removed backend (${removed6.join(', ')})`);
 
-  const [next] = await bed.client.udp(target, 1, { socket, connected });
-  t.ok(next?.ok, `the next datagram is answered: ${JSON.stringify(next)}`);
-  t.not(next?.backend, first, `it moved off the removed backend ${first} (now ${next?.backend})`);
-  t.equal(next?.from, `${VIP}:${PORT}`, 'the reply still comes from the VIP');
+  for (const f of flows) {
+    const [next] = await bed.client.udp(target(f.vip), 1, { socket: f.socket, connected });
+    t.ok(next?.ok, `${f.family}: the next datagram is answered: ${JSON.stringify(next)}`);
+    t.notOk(removed.includes(next?.backend ?? ''), `${f.family}: it moved off the removed backends ${removed.join(', ')} (now ${next?.backend})`);
+    t.equal(next?.from, `${f.vip}:${PORT}`, `${f.family}: the reply still comes from its VIP`);
 
-  const after = onlyBackend(t, await bed.client.udp(target, 5, { socket, connected }), 'after the move');
-  t.equal(after, next?.backend, 'the flow stays on its new backend');
-  await bed.client.closeUdp(socket);
+    const after = onlyBackend(t, await bed.client.udp(target(f.vip), 5, { socket: f.socket, connected }), `${f.family}: after the move`, f.vip);
+    t.equal(after, next?.backend, `${f.family}: the flow stays on its new backend`);
+    await bed.client.closeUdp(f.socket);
+  }
 }
 
 /**
@@ -167,6 +217,6 @@ t.test('connect-time, connected socket without the sweep (negative control: stay
   t.equal(bed.sweepsUdpSockets, false, 'the bed writer has no sweep');
   await connectedNoSweep(t, bed);
 });
-t.test('connect-time, unconnected socket (sendmsg4 stickiness)', (t) => failover(t, 'tcp+udp', false, false));
-t.test('TC path, unconnected socket (conntrack flushed)', (t) => failover(t, 'off', true, false));
-t.test('TC path, connected socket (conntrack flushed)', (t) => failover(t, 'off', true, true));
+t.test('connect-time, unconnected socket (sendmsg4/sendmsg6 stickiness)', (t) => failover(t, 'tcp+udp', false, false));
+t.test('TC path, unconnected socket (sl_ct4 and sl_ct6 flushed)', (t) => failover(t, 'off', true, false));
+t.test('TC path, connected socket (sl_ct4 and sl_ct6 flushed)', (t) => failover(t, 'off', true, true));

@@ -1,15 +1,17 @@
 #!/usr/bin/env node
 // Established TCP flows held open across an agent upgrade (plain JS: runs in a pod's namespace).
-// Opens COUNT connections to HOST:PORT (the echo server greets with its pod name), prints
-// {"ready":true,"pods":[...]}, then every INTERVAL ms sends a line on each and expects its echo
-// within 2 s. On a "stop" line on stdin prints
-// {"rounds":N,"answered":N,"failures":[...],"pods":[...],"samePods":bool} and exits.
+// Opens COUNT connections to HOST:PORT (the echo server greets with its pod name) — to each host
+// of HOST when it is a comma-separated list (e.g. a dual-stack Service's two VIPs, one process,
+// one pod) — prints {"ready":true,"pods":[...],"hosts":[...]} (per flow), then every INTERVAL ms
+// sends a line on each and expects its echo within 2 s. On a "stop" line on stdin prints
+// {"rounds":N,"answered":N,"failures":[...],"pods":[...],"open":N} and exits.
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { argv, exit, stdin, stdout } from 'node:process';
 import { clearTimeout, setTimeout } from 'node:timers';
 
-const [host, portText, countText, intervalText] = argv.slice(2);
+const [hostList, portText, countText, intervalText] = argv.slice(2);
+const hosts = hostList.split(',');
 const port = Number(portText);
 const count = Number(countText);
 const interval = Number(intervalText);
@@ -17,10 +19,10 @@ const failures = [];
 let rounds = 0;
 let answered = 0;
 
-function open(i) {
+function open(i, host) {
   return new Promise((resolve, reject) => {
     const sock = connect({ host, port });
-    const flow = { i, sock, pod: undefined, buffered: '', waiting: undefined, closed: false };
+    const flow = { i, host, sock, pod: undefined, buffered: '', waiting: undefined, closed: false };
     const timer = setTimeout(() => reject(new Error(`flow ${i}: no greeting`)), 3000);
     sock.on('data', (chunk) => {
       flow.buffered += chunk.toString('utf8');
@@ -39,7 +41,7 @@ function open(i) {
     });
     sock.on('error', (e) => {
       flow.closed = true;
-      failures.push({ flow: i, error: e.code ?? e.message, at: Date.now() });
+      failures.push({ flow: i, host, error: e.code ?? e.message, at: Date.now() });
       clearTimeout(timer);
       reject(e);
     });
@@ -50,19 +52,19 @@ function open(i) {
 function ping(flow, n) {
   return new Promise((resolve) => {
     if (flow.closed) {
-      failures.push({ flow: flow.i, error: 'closed', round: n });
+      failures.push({ flow: flow.i, host: flow.host, error: 'closed', round: n });
       return resolve();
     }
     const timer = setTimeout(() => {
       flow.waiting = undefined;
-      failures.push({ flow: flow.i, error: 'no echo within 2 s', round: n });
+      failures.push({ flow: flow.i, host: flow.host, error: 'no echo within 2 s', round: n });
       resolve();
     }, 2000);
     flow.waiting = (msg) => {
       clearTimeout(timer);
       flow.waiting = undefined;
       if (msg.echo === `ping ${n}` && msg.pod === flow.pod) answered++;
-      else failures.push({ flow: flow.i, error: `unexpected answer ${JSON.stringify(msg)}`, round: n });
+      else failures.push({ flow: flow.i, host: flow.host, error: `unexpected answer ${JSON.stringify(msg)}`, round: n });
       resolve();
     };
     flow.sock.write(`ping ${n}\n`);
@@ -70,8 +72,8 @@ function ping(flow, n) {
 }
 
 const flows = [];
-for (let i = 0; i < count; i++) flows.push(await open(i));
-stdout.write(JSON.stringify({ ready: true, pods: flows.map((f) => f.pod) }) + '\n');
+for (const host of hosts) for (let i = 0; i < count; i++) flows.push(await open(flows.length, host));
+stdout.write(JSON.stringify({ ready: true, pods: flows.map((f) => f.pod), hosts: flows.map((f) => f.host) }) + '\n');
 let stopping = false;
 const loop = (async () => {
   while (!stopping) {

@@ -6,41 +6,43 @@
 // replaced) and removes the old pin. Steady clients on both paths see no failed connection, and
 // TCP flows established through the TC path before the update keep working after it: their
 // conntrack entries were carried over (without them the replies would not be reverse-translated).
-import { spawn } from 'node:child_process';
+// In dual stack (issue 16): the Service and the pods have both families; IPv6 new connections on
+// both paths and IPv6 flows held through the TC path (sl_ct6 keeps its layout: the new programs
+// use the pinned map as it is) come through the update as the IPv4 ones do.
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import t from 'tap';
 import type { ServiceView } from '../../src/admin/types.js';
 import { fromPackageRoot, loadNative } from '../../src/bpf/native.js';
 import { ASIDE_SUFFIX } from '../../src/datapath/map-migration.js';
-import { cgroupArgv, createCgroup } from '../../src/testbed/cgroup.js';
-import { nodeArgv } from '../../src/testbed/node-child.js';
-import { killAndWait } from '../../src/testbed/run.js';
+import { createCgroup } from '../../src/testbed/cgroup.js';
 import { TrafficClient } from '../traffic/traffic-client.js';
 import type { LoopStats } from '../traffic/traffic-client.js';
-import { createAgentBed, nodeObject, service, slice } from '../e2e/agent-bed.js';
+import { createAgentBed, nodeObject, service, slice, WEB_PODS } from '../e2e/agent-bed.js';
 import type { LogLine } from '../e2e/agent-bed.js';
+import { startHeldFlows } from './held-flows.js';
 
 const NEWER = fromPackageRoot('dist', 'bpf', 'upgrade-test');
-const HELD_FLOWS = join(dirname(fileURLToPath(import.meta.url)), 'held-flows.mjs');
 const VIP = '10.96.0.50';
+const VIP6 = 'fd00:96::50';
 const PORTS = [{ name: 'http', port: 80 }, { name: 'dns', port: 53, protocol: 'UDP' as const }];
-const FLOWS = 6;
+/** Held flows per family; FLOWS in all. */
+const PER_FAMILY = 3;
+const FLOWS = 2 * PER_FAMILY;
 
 const ids = (svcs: ServiceView[]) => Object.fromEntries(svcs.map((s) => [s.key, { svcId: s.svcId, backendId: s.backendId, backends: s.backends }]));
 const isApplied = (l: LogLine) => l.msg === 'applied' && l.component === 'reconciler';
 const isFinished = (l: LogLine) => l.msg === 'upgrade: programs switched to the new maps, old map pins removed';
 
-interface HeldReport { rounds: number; answered: number; failures: unknown[]; pods: string[]; open: number }
-
 t.test('rolling update to another conntrack layout keeps the node serving', async (t) => {
-  const bed = await createAgentBed(t, { source: 'manifests', tcFrom: 'client-tc' });
+  const bed = await createAgentBed(t, { source: 'manifests', tcFrom: 'client-tc', ipv6: true });
   if (!bed) return;
   t.ok(existsSync(join(NEWER, 'tc.bpf.o')), 'the upgrade-test objects are built (bpf/Makefile)');
   await bed.writeManifest('node.yaml', [nodeObject()]);
-  await bed.writeManifest('web.yaml', [service('web', VIP, PORTS), slice('web-1', 'web', ['web-a', 'web-b', 'web-c'], PORTS)]);
+  await bed.writeManifest('web.yaml', [
+    service('web', VIP, PORTS, { clusterIPs: [VIP, VIP6], ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack' }),
+    slice('web-1', 'web', WEB_PODS, PORTS), slice('web-6', 'web', WEB_PODS, PORTS, { family: 'IPv6' }),
+  ]);
   const first = bed.startAgent();
   await bed.waitForSynced(120_000); // as generous as for the second start below
   const before = await bed.services();
@@ -54,16 +56,12 @@ t.test('rolling update to another conntrack layout keeps the node serving', asyn
   };
   t.equal(pinned('sl_ct4').valueSize, 40, 'the old agent pinned sl_ct4 with 40-byte values');
 
-  // TCP flows through the TC path, established before the update and held open across it.
+  // TCP flows through the TC path to both VIPs from one pod, established before the update and
+  // held open across it.
   const tcCgroup = await createCgroup(await bed.run.cgroup(), 'tc-clients');
-  const [file, ...args] = cgroupArgv(tcCgroup, nodeArgv(HELD_FLOWS, [VIP, '80', String(FLOWS), '100']), bed.tcClient.ns);
-  const held = spawn(file as string, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  bed.run.cleanup.add('held flows', () => killAndWait(held));
-  let heldErr = '';
-  held.stderr.on('data', (c: Buffer) => { heldErr += c.toString(); });
-  const heldLines = createInterface({ input: held.stdout })[Symbol.asyncIterator]();
-  const ready = JSON.parse(String((await heldLines.next()).value ?? '{}')) as { ready?: boolean; pods?: string[] };
-  t.ok(ready.ready, 'six TCP flows established through the TC path', { ready, stderr: heldErr });
+  const held = await startHeldFlows(bed.run, bed.tcClient.ns, tcCgroup, [VIP, VIP6], 80, PER_FAMILY);
+  const ready = held.ready;
+  t.ok(ready.ready, `${FLOWS} TCP flows established through the TC path, ${PER_FAMILY} to each VIP`, { ready, stderr: held.stderr() });
 
   // Steady clients making new connections: connect-time (TCP, connected UDP) and TC path (TCP).
   const ct = await TrafficClient.start(bed.run, bed.client.ns, bed.clientCgroup);
@@ -74,9 +72,12 @@ t.test('rolling update to another conntrack layout keeps the node serving', asyn
   // the instant its interface switches is carried by the upgrade hand-off (handoff.ts), not by a
   // SYN retransmit.
   await tc.startLoop('tc-tcp', { host: VIP, port: 80, timeoutMs: 1000 }, { proto: 'tcp', workers: 2, gapMs: 5 });
+  // IPv6 on both paths, one worker each, 20 ms apart (the machine is shared).
+  await ct.startLoop('ct-tcp6', { host: VIP6, port: 80, timeoutMs: 1000 }, { proto: 'tcp', workers: 1, gapMs: 20 });
+  await tc.startLoop('tc-tcp6', { host: VIP6, port: 80, timeoutMs: 1000 }, { proto: 'tcp', workers: 1, gapMs: 20 });
   const loops: Promise<LoopStats>[] = [];
   const stopAll = () => {
-    if (loops.length === 0) loops.push(ct.stopLoop('ct-tcp'), ct.stopLoop('ct-udp'), tc.stopLoop('tc-tcp'));
+    if (loops.length === 0) loops.push(ct.stopLoop('ct-tcp'), ct.stopLoop('ct-udp'), tc.stopLoop('tc-tcp'), ct.stopLoop('ct-tcp6'), tc.stopLoop('tc-tcp6'));
     return Promise.all(loops);
   };
   t.teardown(() => stopAll().then(() => undefined, () => undefined));
@@ -92,24 +93,25 @@ t.test('rolling update to another conntrack layout keeps the node serving', asyn
   await bed.waitForSynced(120_000);
   const finished = await second.waitForLog(isFinished, 'the end of the upgrade', 60_000);
   await traffic(600);
-  const [ctTcp, ctUdp, tcTcp] = await stopAll();
-  held.stdin.write('stop\n');
-  const flows = JSON.parse(String((await heldLines.next()).value ?? '{}')) as HeldReport;
+  const [ctTcp, ctUdp, tcTcp, ctTcp6, tcTcp6] = await stopAll();
+  const flows = await held.stop();
 
-  for (const [name, stats] of [['connect-time TCP', ctTcp], ['connect-time connected UDP', ctUdp], ['TC path TCP', tcTcp]] as const) {
+  for (const [name, stats] of [
+    ['connect-time TCP', ctTcp], ['connect-time connected UDP', ctUdp], ['TC path TCP', tcTcp], ['IPv6 connect-time TCP', ctTcp6], ['IPv6 TC path TCP', tcTcp6],
+  ] as const) {
     t.equal(stats!.failures, 0, `${name}: zero failed new connections across the update`, { samples: stats!.failSamples });
     t.ok(stats!.attempts >= 20, `${name}: the client really streamed (${stats!.attempts} attempts)`);
     t.same(Object.keys(stats!.backends).sort(), ['web-a', 'web-b', 'web-c'], `${name}: spread over all three backends`);
   }
-  t.same(flows.failures, [], 'the established TC-path flows answered every round across the update', { flows });
-  t.equal(flows.open, FLOWS, 'all six are still open');
+  t.same(flows.failures, [], 'the established TC-path flows of both families answered every round across the update', { flows });
+  t.equal(flows.open, FLOWS, `all ${FLOWS} are still open`);
   t.ok(flows.rounds >= 10, `they were exercised throughout (${flows.rounds} rounds of ${FLOWS})`);
   t.equal(flows.answered, flows.rounds * FLOWS, 'every ping echoed by the backend the flow started on');
   t.same(flows.pods, ready.pods, 'each flow still talks to its first backend');
 
   const carried = (finished.carried as Array<{ map: string; carried: number; addedMembers: string[] }>);
   t.same(carried.map((r) => r.map), ['sl_ct4'], 'only sl_ct4 changed layout and was rebuilt');
-  t.ok((carried[0]?.carried ?? 0) >= FLOWS * 2, `its entries were carried over (${carried[0]?.carried}: at least the held flows, both directions)`);
+  t.ok((carried[0]?.carried ?? 0) >= PER_FAMILY * 2, `its entries were carried over (${carried[0]?.carried}: at least the held IPv4 flows, both directions)`);
   t.same(carried[0]?.addedMembers, ['upgrade_test'], 'with the new member added');
   t.equal(pinned('sl_ct4').valueSize, 48, 'sl_ct4 is pinned in the new layout');
   t.notOk(existsSync(join(bed.pinDir, 'sl_ct4' + ASIDE_SUFFIX)), 'the old map\'s pin was removed');
