@@ -67,8 +67,7 @@ async function startAndSettle(bed: ConnectBed, t0: number): Promise<StartCost> {
 
 /** Opens connections on `path` one batch after another until `stop` resolves. */
 async function sample(bed: ConnectBed, path: ConnectPath, until: Promise<unknown>): Promise<Attempt[]> {
-  const p = bed.paths.get(path);
-  if (!p) throw new Error(`agent start: no client for ${path}`);
+  const p = bed.path(path);
   let done = false;
   void until.finally(() => { done = true; });
   const out: Attempt[] = [];
@@ -77,8 +76,7 @@ async function sample(bed: ConnectBed, path: ConnectPath, until: Promise<unknown
 }
 
 async function restartOnPins(bed: ConnectBed): Promise<AgentStartResult['restart']> {
-  const p = bed.paths.get('sluice-connect');
-  if (!p) throw new Error('agent start: no sluice-connect client');
+  const p = bed.path('sluice-connect');
   const before = distribution((await p.client.tcp(p.target, 200)).filter((a) => a.ok).map((a) => a.ms));
   let settled!: () => void;
   const over = new Promise<void>((r) => (settled = r));
@@ -102,8 +100,7 @@ async function restartOnPins(bed: ConnectBed): Promise<AgentStartResult['restart
 }
 
 async function firstConnection(bed: ConnectBed, path: ConnectPath, t0: number, deadline: number): Promise<number> {
-  const p = bed.paths.get(path);
-  if (!p) throw new Error(`agent start: no client for ${path}`);
+  const p = bed.path(path);
   for (;;) {
     const [a] = await p.client.tcp({ ...p.target, timeoutMs: 250 }, 1);
     if (a?.ok && a.backend === p.backend) return performance.now() - t0;
@@ -116,8 +113,8 @@ async function coldStart(bed: ConnectBed): Promise<AgentStartResult['coldStart']
   await bed.agent.stop('SIGTERM');
   await bed.agent.removeDataplane();
   for (const path of ['sluice-connect', 'sluice-tc'] as const) {
-    const p = bed.paths.get(path);
-    const [a] = p ? await p.client.tcp({ ...p.target, timeoutMs: 250 }, 1) : [];
+    const p = bed.path(path);
+    const [a] = await p.client.tcp({ ...p.target, timeoutMs: 250 }, 1);
     if (a?.ok) throw new Error(`agent cold start: ${path} still reaches the VIP with the dataplane removed`);
   }
   const t0 = performance.now();

@@ -48,8 +48,7 @@ export interface IperfJson {
 }
 
 async function iperf(bed: ConnectBed, path: ConnectPath, seconds: number): Promise<Sample> {
-  const p = bed.paths.get(path);
-  if (!p) throw new Error(`throughput bench: no client for ${path}`);
+  const p = bed.path(path);
   const argv = ['iperf3', '--client', p.target.host, '--port', String(IPERF_PORT), '--time', String(seconds), '--json'];
   const cpu0 = busySeconds(machineCpuTimes());
   const r = await runCommand(cgroupArgv(p.cgroup, argv, p.ns), { allowFailure: true, timeoutMs: (seconds + 30) * 1000 });
