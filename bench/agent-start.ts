@@ -9,6 +9,7 @@
 //    the VIP that works, on the connect-time path and on the TC-only path.
 // Both report the agent's CPU seconds (utime + stime, /proc/<pid>/stat) from spawn until it is
 // idle — programmed, and under IDLE_CPU_S of CPU in IDLE_WINDOW_MS — and the time to that point.
+// Traffic here is IPv4 (the bed's IPv4 clients); in a dual-stack bed the agent programs both families.
 import type { Attempt } from '../test/traffic/traffic-client.js';
 import type { ConnectBed, ConnectPath } from './connect-bed.js';
 import { processCpuSeconds, processRssBytes } from './proc.js';

@@ -80,7 +80,7 @@ export function connectMarkdown(r: ConnectReport): string {
   if (tp.length > 0) {
     const direct = tp.find((x) => x.path === 'direct');
     const kp = tp.find((x) => x.path === 'kube-proxy');
-    out.push('', `**Throughput** (bench/throughput.ts): one iperf3 TCP stream per measurement, ${tp.find((x) => x.path !== 'direct')?.perMeasurement.length ?? 0} measurements per path ` +
+    out.push('', `**Throughput** (bench/throughput.ts, IPv4): one iperf3 TCP stream per measurement, ${tp.find((x) => x.path !== 'direct')?.perMeasurement.length ?? 0} measurements per path ` +
       `(direct ${tp.find((x) => x.path === 'direct')?.perMeasurement.length ?? 0}), at ${tp[0]?.services} services; CPU = the whole machine's busy time per GB received ` +
       '(includes everything else the shared machine ran meanwhile).', '', '![throughput and CPU per GB by path](bench/connect-throughput.svg)', '',
       '| path | Gbit/s | / direct | / kube-proxy | machine CPU s/GB | iperf3 CPU % sender / receiver | retransmits |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
@@ -90,7 +90,7 @@ export function connectMarkdown(r: ConnectReport): string {
     }
   }
   if (r.starts.length > 0) {
-    out.push('', '**Agent starts** (bench/agent-start.ts) at the scales above:', '',
+    out.push('', '**Agent starts** (bench/agent-start.ts; traffic over IPv4) at the scales above:', '',
       '| services | start | spawn → programmed | spawn → idle | agent CPU | RSS idle (peak) | traffic |', '| ---: | --- | ---: | ---: | ---: | ---: | --- |');
     for (const s of r.starts) {
       const re = s.restart;
