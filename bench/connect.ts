@@ -42,7 +42,7 @@ export interface ConnectOptions {
   afterScale?: (bed: ConnectBed, services: number) => Promise<void>;
 }
 
-export interface ConnectSample { p50: number; p99: number; connPerSec: number; failures: number; misrouted: number; connections: number }
+export interface ConnectSample { p50: number; p99: number; connPerSec: number; failures: number; misrouted: number; connections: number; failureCodes: Record<string, number> }
 
 export interface ConnectRow {
   path: ConnectPath;
@@ -57,6 +57,8 @@ export interface ConnectRow {
   connections: number;
   failures: number;
   misrouted: number;
+  /** What the failed connections failed with (errno names; the rate loops' first ten per measurement): what to look at when `failures` is not 0. */
+  failureCodes?: Record<string, number>;
   perMeasurement: { p50: number; p99: number; connPerSec: number }[];
 }
 
@@ -82,7 +84,10 @@ async function measure(bed: ConnectBed, path: ConnectPath, family: IpFamily, o: 
   await p.client.startLoop('rate', p.target, { proto: 'tcp', workers: o.rateWorkers, gapMs: 0 });
   await pause(o.rateSeconds * 1000);
   const loop = await p.client.stopLoop('rate');
+  const failureCodes: Record<string, number> = {};
+  for (const a of [...attempts.filter((x) => !x.ok), ...loop.failSamples]) failureCodes[a.code ?? 'unknown'] = (failureCodes[a.code ?? 'unknown'] ?? 0) + 1;
   return {
+    failureCodes,
     p50: d.p50, p99: d.p99, connPerSec: (loop.attempts - loop.failures) / o.rateSeconds,
     failures: attempts.length - ok.length + loop.failures, connections: attempts.length + loop.attempts,
     misrouted: ok.filter((a) => a.backend !== p.backend).length + Object.entries(loop.backends).filter(([b]) => b !== p.backend).reduce((n, [, v]) => n + v, 0),
@@ -148,6 +153,10 @@ export async function runConnectBench(o: ConnectOptions): Promise<ConnectResult>
           path, family, services,
           latencyP50Ms: median(s.map((x) => x.p50)), latencyP99Ms: median(s.map((x) => x.p99)), connPerSec: median(s.map((x) => x.connPerSec)),
           connections: s.reduce((n, x) => n + x.connections, 0), failures: s.reduce((n, x) => n + x.failures, 0), misrouted: s.reduce((n, x) => n + x.misrouted, 0),
+          failureCodes: s.reduce<Record<string, number>>((acc, x) => {
+            for (const [c, n] of Object.entries(x.failureCodes)) acc[c] = (acc[c] ?? 0) + n;
+            return acc;
+          }, {}),
           perMeasurement: s.map(({ p50, p99, connPerSec }) => ({ p50, p99, connPerSec })),
         });
       }

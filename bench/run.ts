@@ -274,7 +274,9 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
       const report = { environment, connect, starts, throughput };
       console.log(`wrote ${await writeResult('connect', report)}`);
       const bad = connect.rows.filter((r) => r.failures + r.misrouted > 0);
-      if (bad.length > 0) throw new Error(`failed or misrouted connections: ${bad.map((r) => `${r.path}/${r.services}: ${r.failures} failed, ${r.misrouted} misrouted`).join('; ')}`);
+      if (bad.length > 0) {
+        throw new Error(`failed or misrouted connections: ${bad.map((r) => `${r.path}/${r.family}/${r.services}: ${r.failures} failed (${JSON.stringify(r.failureCodes ?? {})}), ${r.misrouted} misrouted`).join('; ')}`);
+      }
       if (connect.leftovers.length > 0) throw new Error(`the bed left ${connect.leftovers.join(', ')}`);
       if (!o.quick) for (const f of await writeConnectDocs(report)) console.log(`wrote ${f}`);
     });
