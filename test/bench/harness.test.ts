@@ -201,7 +201,7 @@ t.test('connect bench at tiny scale, with agent starts', async (t) => {
   }
   for (const row of r.rows) {
     const what = `${row.path} (${row.family}) at ${row.services}`;
-    t.equal(row.failures + row.misrouted, 0, `${what}: every connection reached its pod`);
+    t.equal(row.failures + row.misrouted, 0, `${what}: every connection reached its pod`, { failureCodes: row.failureCodes });
     t.equal(row.perMeasurement.length, row.path === 'direct' ? 2 : 1, `${what}: measured ${row.path === 'direct' ? 'twice' : 'once'} a round`);
     t.ok(row.connections > 10, `${what}: latency and rate connections counted (${row.connections})`);
     positive(t, row.latencyP50Ms, `${what}: p50`);
