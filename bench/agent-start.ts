@@ -9,6 +9,7 @@
 //    the VIP that works, on the connect-time path and on the TC-only path.
 // Both report the agent's CPU seconds (utime + stime, /proc/<pid>/stat) from spawn until it is
 // idle — programmed, and under IDLE_CPU_S of CPU in IDLE_WINDOW_MS — and the time to that point.
+// Traffic here is IPv4 (the bed's IPv4 clients); in a dual-stack bed the agent programs both families.
 import type { Attempt } from '../test/traffic/traffic-client.js';
 import type { ConnectBed, ConnectPath } from './connect-bed.js';
 import { processCpuSeconds, processRssBytes } from './proc.js';
@@ -67,8 +68,7 @@ async function startAndSettle(bed: ConnectBed, t0: number): Promise<StartCost> {
 
 /** Opens connections on `path` one batch after another until `stop` resolves. */
 async function sample(bed: ConnectBed, path: ConnectPath, until: Promise<unknown>): Promise<Attempt[]> {
-  const p = bed.paths.get(path);
-  if (!p) throw new Error(`agent start: no client for ${path}`);
+  const p = bed.path(path);
   let done = false;
   void until.finally(() => { done = true; });
   const out: Attempt[] = [];
@@ -77,8 +77,7 @@ async function sample(bed: ConnectBed, path: ConnectPath, until: Promise<unknown
 }
 
 async function restartOnPins(bed: ConnectBed): Promise<AgentStartResult['restart']> {
-  const p = bed.paths.get('sluice-connect');
-  if (!p) throw new Error('agent start: no sluice-connect client');
+  const p = bed.path('sluice-connect');
   const before = distribution((await p.client.tcp(p.target, 200)).filter((a) => a.ok).map((a) => a.ms));
   let settled!: () => void;
   const over = new Promise<void>((r) => (settled = r));
@@ -102,8 +101,7 @@ async function restartOnPins(bed: ConnectBed): Promise<AgentStartResult['restart
 }
 
 async function firstConnection(bed: ConnectBed, path: ConnectPath, t0: number, deadline: number): Promise<number> {
-  const p = bed.paths.get(path);
-  if (!p) throw new Error(`agent start: no client for ${path}`);
+  const p = bed.path(path);
   for (;;) {
     const [a] = await p.client.tcp({ ...p.target, timeoutMs: 250 }, 1);
     if (a?.ok && a.backend === p.backend) return performance.now() - t0;
@@ -116,8 +114,8 @@ async function coldStart(bed: ConnectBed): Promise<AgentStartResult['coldStart']
   await bed.agent.stop('SIGTERM');
   await bed.agent.removeDataplane();
   for (const path of ['sluice-connect', 'sluice-tc'] as const) {
-    const p = bed.paths.get(path);
-    const [a] = p ? await p.client.tcp({ ...p.target, timeoutMs: 250 }, 1) : [];
+    const p = bed.path(path);
+    const [a] = await p.client.tcp({ ...p.target, timeoutMs: 250 }, 1);
     if (a?.ok) throw new Error(`agent cold start: ${path} still reaches the VIP with the dataplane removed`);
   }
   const t0 = performance.now();

@@ -25,6 +25,8 @@ export interface BenchOptions {
   connectServices: number[];
   /** Interleaved rounds of the connect bench. */
   connectRounds: number;
+  /** IP families of the connect bench: IPv4, and IPv6 in a dual-stack bed. */
+  connectFamilies: ('IPv4' | 'IPv6')[];
   /** Service counts at which the connect bench also times agent starts (a subset of connectServices). */
   startServices: number[];
   /** Scales at which the connect bench also measures iperf3 throughput (a subset of connectServices). */
@@ -54,6 +56,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --nodeport-rounds N interleaved rounds of the NodePort bench (default 5, quick 3)
   --connect-services LIST  service counts of the connect bench (default 1,1000,10000,30000,65000; quick 1,1000)
   --connect-rounds N  interleaved rounds of the connect bench (default 5, quick 2)
+  --connect-families LIST  IPv4 or IPv4,IPv6 (a dual-stack bed: every path measured in both; default IPv4,IPv6)
   --start-services LIST  scales at which the connect bench times agent starts (default 10000,30000,65000; quick none)
   --throughput-services LIST  scales at which the connect bench measures iperf3 throughput (default 10000; quick 1)
   --external-rounds N  interleaved rounds of the external-throughput bench (default 5, quick 1)
@@ -103,6 +106,7 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
         'nodeport-rounds': { type: 'string' },
         'connect-services': { type: 'string' },
         'connect-rounds': { type: 'string' },
+        'connect-families': { type: 'string' },
         'start-services': { type: 'string' },
         'throughput-services': { type: 'string' },
         'external-rounds': { type: 'string' },
@@ -126,6 +130,10 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
     if (!(BENCH_NAMES as readonly string[]).includes(name)) throw new UsageError(`--only: unknown bench "${name}" (have: ${BENCH_NAMES.join(', ')})`);
   }
   if (only.length === 0) throw new UsageError('--only: no bench named');
+  const families = parsed['connect-families'] === undefined ? ['IPv4', 'IPv6'] : [...new Set(parsed['connect-families'].split(',').map((s) => s.trim()).filter((s) => s !== ''))];
+  if (!families.includes('IPv4') || families.some((f) => f !== 'IPv4' && f !== 'IPv6')) {
+    throw new UsageError(`--connect-families: "${parsed['connect-families'] ?? ''}" is not IPv4 or IPv4,IPv6 (the bed always measures IPv4)`);
+  }
   return {
     services: services === undefined ? (quick ? 1_000 : 10_000) : positiveInt('--services', services, 500_000),
     endpoints: endpoints === undefined ? 10 : positiveInt('--endpoints', endpoints, 100),
@@ -141,6 +149,7 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
     connectServices: parsed['connect-services'] === undefined ? (quick ? [1, 1_000] : [1, 1_000, 10_000, 30_000, 65_000])
       : intList('--connect-services', parsed['connect-services']).map((n) => positiveInt('--connect-services', String(n), 65_536)),
     connectRounds: parsed['connect-rounds'] === undefined ? (quick ? 2 : 5) : positiveInt('--connect-rounds', parsed['connect-rounds'], 100),
+    connectFamilies: families as ('IPv4' | 'IPv6')[],
     startServices: parsed['start-services'] === undefined ? (quick ? [] : [10_000, 30_000, 65_000]) : intList('--start-services', parsed['start-services']),
     throughputServices: parsed['throughput-services'] === undefined ? (quick ? [1] : [10_000]) : intList('--throughput-services', parsed['throughput-services']),
     externalRounds: parsed['external-rounds'] === undefined ? (quick ? 1 : 5) : positiveInt('--external-rounds', parsed['external-rounds'], 100),

@@ -17,16 +17,18 @@ async function render(spec: object): Promise<string> {
 }
 
 const values = (rows: readonly ConnectRow[]) => rows.map((r) => ({
-  services: r.services, path: PATH_LABELS[r.path] ?? r.path, p50: r.latencyP50Ms, p99: r.latencyP99Ms, rate: r.connPerSec,
+  services: r.services, path: PATH_LABELS[r.path] ?? r.path, family: r.family ?? 'IPv4', p50: r.latencyP50Ms, p99: r.latencyP99Ms, rate: r.connPerSec,
 }));
 
 const x = { field: 'services', type: 'quantitative', title: 'services', scale: { type: 'log' }, axis: { format: '~s' } } as const;
 const color = { field: 'path', type: 'nominal', title: null, legend: { orient: 'bottom', columns: 2 } } as const;
+// One line per path and family: IPv4 solid, IPv6 dashed.
+const strokeDash = { field: 'family', type: 'nominal', title: null, sort: ['IPv4', 'IPv6'], legend: { orient: 'bottom' } } as const;
 
 function lines(title: string, field: string, yTitle: string): Record<string, unknown> {
   return {
     ...(title ? { title } : {}), width: 300, height: 220, mark: { type: 'line', point: true },
-    encoding: { x, y: { field, type: 'quantitative', title: yTitle }, color },
+    encoding: { x, y: { field, type: 'quantitative', title: yTitle }, color, strokeDash },
   };
 }
 

@@ -10,7 +10,7 @@ import { fromPackageRoot } from '../src/bpf/native.js';
 import type { AgentStartResult } from './agent-start.js';
 import { latencyChart, rateChart, throughputChart } from './charts.js';
 import type { ConnectResult } from './connect.js';
-import { bestRoundP50, pairedRatio, ratio } from './connect.js';
+import { bestRoundP50, familyPairedRatio, pairedRatio, ratio, rowFamily } from './connect.js';
 import type { BenchEnvironment } from './stats.js';
 import type { ThroughputRow } from './throughput.js';
 
@@ -34,6 +34,8 @@ export function connectMarkdown(r: ConnectReport): string {
   const { environment: e, connect: c } = r;
   const o = c.options;
   const scales = [...new Set(c.rows.map((x) => x.services))];
+  const families = [...new Set(c.rows.map(rowFamily))];
+  const dual = families.includes('IPv6');
   const out = [
     BEGIN,
     '',
@@ -45,31 +47,40 @@ export function connectMarkdown(r: ConnectReport): string {
     '![connect latency vs services](bench/connect-latency.svg)',
     '![connections per second vs services](bench/connect-rate.svg)',
     '',
-    'Columns: medians over the rounds (p50, p99, conn/s); *paired* ratios — per round, the path\'s p50 over the base path\'s p50 of the same round, median over rounds ' +
-      '(the steadier comparison when the load drifts between rounds); the *quietest round*\'s p50; ratios of the medians.',
+    'Columns: medians over the rounds (p50, p99, conn/s); *paired* ratios — per round, the path\'s p50 over the base path\'s p50 of the same round and family, median over rounds ' +
+      '(the steadier comparison when the load drifts between rounds); the *quietest round*\'s p50; ratios of the medians' +
+      (dual ? '; *IPv6 / IPv4*: the same path\'s IPv6 p50 over its IPv4 p50, paired by round (both families are measured every round, one after the other). ' +
+        'Every service is dual-stack: the IPv4 and IPv6 rows at a scale walk the same number of kube-proxy rules (iptables / ip6tables) and Sluice map entries in their family.' : '.'),
     '',
-    '| services | path | p50 ms | p99 ms | conn/s | p50 / direct, paired | p50 / kube-proxy, paired | p50, quietest round | p50 / direct | p50 / kube-proxy | p99 / kube-proxy | conn/s / kube-proxy | failed |',
-    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| services |${dual ? ' family |' : ''} path | p50 ms | p99 ms | conn/s | p50 / direct, paired | p50 / kube-proxy, paired | p50, quietest round | p50 / direct | p50 / kube-proxy | p99 / kube-proxy | conn/s / kube-proxy |${dual ? ' p50 IPv6 / IPv4, paired |' : ''} failed |`,
+    `| ---: |${dual ? ' --- |' : ''} --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |${dual ? ' ---: |' : ''} ---: |`,
   ];
   for (const n of scales) {
-    for (const x of c.rows.filter((y) => y.services === n)) {
-      out.push(`| ${n} | ${NAMES[x.path] ?? x.path} | ${f2(x.latencyP50Ms)} | ${f2(x.latencyP99Ms)} | ${x.connPerSec.toFixed(0)} | ` +
-        `${f2(pairedRatio(c.rows, n, x.path, 'direct'))}× | ${f2(pairedRatio(c.rows, n, x.path, 'kube-proxy'))}× | ${f2(bestRoundP50(x))} | ` +
-        `${f2(ratio(c.rows, n, x.path, 'direct'))}× | ${f2(ratio(c.rows, n, x.path, 'kube-proxy'))}× | ${f2(ratio(c.rows, n, x.path, 'kube-proxy', 'latencyP99Ms'))}× | ` +
-        `${f2(ratio(c.rows, n, x.path, 'kube-proxy', 'connPerSec'))}× | ${x.failures + x.misrouted} |`);
+    for (const f of families) {
+      for (const x of c.rows.filter((y) => y.services === n && rowFamily(y) === f)) {
+        out.push(`| ${n} |${dual ? ` ${f} |` : ''} ${NAMES[x.path] ?? x.path} | ${f2(x.latencyP50Ms)} | ${f2(x.latencyP99Ms)} | ${x.connPerSec.toFixed(0)} | ` +
+          `${f2(pairedRatio(c.rows, n, x.path, 'direct', f))}× | ${f2(pairedRatio(c.rows, n, x.path, 'kube-proxy', f))}× | ${f2(bestRoundP50(x))} | ` +
+          `${f2(ratio(c.rows, n, x.path, 'direct', 'latencyP50Ms', f))}× | ${f2(ratio(c.rows, n, x.path, 'kube-proxy', 'latencyP50Ms', f))}× | ` +
+          `${f2(ratio(c.rows, n, x.path, 'kube-proxy', 'latencyP99Ms', f))}× | ${f2(ratio(c.rows, n, x.path, 'kube-proxy', 'connPerSec', f))}× | ` +
+          `${dual ? `${f === 'IPv6' ? `${f2(familyPairedRatio(c.rows, n, x.path))}×` : ''} | ` : ''}${x.failures + x.misrouted} |`);
+      }
     }
   }
-  out.push('', '| services | kube-proxy nat rules | iptables-restore | kube-proxy nftables rules / map elements | nft -f | Sluice: manifest written → programmed | agent RSS (peak so far) |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const v6 = c.programming.some((p) => p.ipv6);
+  out.push('', `| services | kube-proxy nat rules | iptables-restore | kube-proxy nftables rules / map elements | nft -f |${v6 ? ' ip6tables nat rules | ip6tables-restore | ip6 nftables rules / map elements | nft -f (ip6) |' : ''} ` +
+    `Sluice: manifest written → programmed${v6 ? ' (both families)' : ''} | agent RSS (peak so far) |`,
+  `| ---: | ---: | ---: | ---: | ---: |${v6 ? ' ---: | ---: | ---: | ---: |' : ''} ---: | ---: |`);
   for (const p of c.programming) {
+    const six = p.ipv6;
     out.push(`| ${p.services} | ${p.kubeProxyNatRules} | ${sec(p.kubeProxyRestoreMs)} | ${p.kubeProxyNftRules ?? '–'} / ${p.kubeProxyNftElements ?? '–'} | ${sec(p.kubeProxyNftLoadMs)} | ` +
+      (v6 ? `${six?.kubeProxyNatRules ?? '–'} | ${sec(six?.kubeProxyRestoreMs)} | ${six?.kubeProxyNftRules ?? '–'} / ${six?.kubeProxyNftElements ?? '–'} | ${sec(six?.kubeProxyNftLoadMs)} | ` : '') +
       `${sec(p.sluiceProgrammedMs)} | ${mb(p.sluiceRssBytes)} (${mb(p.sluicePeakRssBytes)}) |`);
   }
   const tp = r.throughput ?? [];
   if (tp.length > 0) {
     const direct = tp.find((x) => x.path === 'direct');
     const kp = tp.find((x) => x.path === 'kube-proxy');
-    out.push('', `**Throughput** (bench/throughput.ts): one iperf3 TCP stream per measurement, ${tp.find((x) => x.path !== 'direct')?.perMeasurement.length ?? 0} measurements per path ` +
+    out.push('', `**Throughput** (bench/throughput.ts, IPv4): one iperf3 TCP stream per measurement, ${tp.find((x) => x.path !== 'direct')?.perMeasurement.length ?? 0} measurements per path ` +
       `(direct ${tp.find((x) => x.path === 'direct')?.perMeasurement.length ?? 0}), at ${tp[0]?.services} services; CPU = the whole machine's busy time per GB received ` +
       '(includes everything else the shared machine ran meanwhile).', '', '![throughput and CPU per GB by path](bench/connect-throughput.svg)', '',
       '| path | Gbit/s | / direct | / kube-proxy | machine CPU s/GB | iperf3 CPU % sender / receiver | retransmits |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
@@ -79,7 +90,7 @@ export function connectMarkdown(r: ConnectReport): string {
     }
   }
   if (r.starts.length > 0) {
-    out.push('', '**Agent starts** (bench/agent-start.ts) at the scales above:', '',
+    out.push('', '**Agent starts** (bench/agent-start.ts; traffic over IPv4) at the scales above:', '',
       '| services | start | spawn → programmed | spawn → idle | agent CPU | RSS idle (peak) | traffic |', '| ---: | --- | ---: | ---: | ---: | ---: | --- |');
     for (const s of r.starts) {
       const re = s.restart;

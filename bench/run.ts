@@ -151,8 +151,10 @@ function summary(cp: ControlPlaneResult | undefined, agent: AgentScaleResult | u
   }
   if (connect) {
     const hi = Math.max(...connect.rows.map((r) => r.services));
-    for (const path of ['sluice-connect', 'sluice-tc', 'kube-proxy', 'kube-proxy-nft'] as const) {
-      lines.push(`${`connect p50 / direct, ${hi} svc: ${path}`.padEnd(44)}${`${ratio(connect.rows, hi, path, 'direct').toFixed(2)}×`.padStart(12)}`);
+    for (const family of connect.options.families ?? ['IPv4']) {
+      for (const path of ['sluice-connect', 'sluice-tc', 'kube-proxy', 'kube-proxy-nft'] as const) {
+        lines.push(`${`connect p50 / direct, ${hi} svc, ${family}: ${path}`.padEnd(50)}${`${ratio(connect.rows, hi, path, 'direct', 'latencyP50Ms', family).toFixed(2)}×`.padStart(12)}`);
+      }
     }
   }
   for (const o of outcomes) lines.push(`${`${o.name}`.padEnd(44)}${`${o.seconds.toFixed(0)} s`.padStart(12)}   ${o.ok ? 'ok' : `FAILED: ${o.error ?? ''}`}`);
@@ -252,7 +254,7 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
       const starts: AgentStartResult[] = [];
       const throughput: ThroughputRow[] = [];
       connect = await runConnectBench({
-        services: o.connectServices, rounds: o.connectRounds, latencyConnections: o.quick ? 50 : 200, rateSeconds: o.quick ? 1 : 2, rateWorkers: 4,
+        services: o.connectServices, rounds: o.connectRounds, families: o.connectFamilies, latencyConnections: o.quick ? 50 : 200, rateSeconds: o.quick ? 1 : 2, rateWorkers: 4,
         warmupConnections: o.quick ? 10 : 50, progress: (line) => console.log(line),
         afterScale: async (bed, services) => {
           if (o.throughputServices.includes(services)) {
@@ -272,7 +274,9 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
       const report = { environment, connect, starts, throughput };
       console.log(`wrote ${await writeResult('connect', report)}`);
       const bad = connect.rows.filter((r) => r.failures + r.misrouted > 0);
-      if (bad.length > 0) throw new Error(`failed or misrouted connections: ${bad.map((r) => `${r.path}/${r.services}: ${r.failures} failed, ${r.misrouted} misrouted`).join('; ')}`);
+      if (bad.length > 0) {
+        throw new Error(`failed or misrouted connections: ${bad.map((r) => `${r.path}/${r.family}/${r.services}: ${r.failures} failed (${JSON.stringify(r.failureCodes ?? {})}), ${r.misrouted} misrouted`).join('; ')}`);
+      }
       if (connect.leftovers.length > 0) throw new Error(`the bed left ${connect.leftovers.join(', ')}`);
       if (!o.quick) for (const f of await writeConnectDocs(report)) console.log(`wrote ${f}`);
     });

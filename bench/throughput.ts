@@ -1,6 +1,7 @@
 // iperf3 throughput and CPU per GB through a Service (issue 17), on the connect bench's bed
 // (bench/connect-bed.ts) at one scale: one TCP stream, client pod → node → backend pod, on the
 // five paths — direct (pod → pod), kube-proxy iptables and nftables, Sluice connect-time, Sluice TC only — `rounds`
+// (IPv4 only: the bed's IPv4 clients; the IPv6 paths are measured by the connect bench alone)
 // rounds in a rotating order (direct first and last, as the connect bench), medians reported.
 //
 // CPU: the whole machine's busy time (/proc/stat: user, nice, system, irq, softirq, steal) over
@@ -48,8 +49,7 @@ export interface IperfJson {
 }
 
 async function iperf(bed: ConnectBed, path: ConnectPath, seconds: number): Promise<Sample> {
-  const p = bed.paths.get(path);
-  if (!p) throw new Error(`throughput bench: no client for ${path}`);
+  const p = bed.path(path);
   const argv = ['iperf3', '--client', p.target.host, '--port', String(IPERF_PORT), '--time', String(seconds), '--json'];
   const cpu0 = busySeconds(machineCpuTimes());
   const r = await runCommand(cgroupArgv(p.cgroup, argv, p.ns), { allowFailure: true, timeoutMs: (seconds + 30) * 1000 });

@@ -1,6 +1,9 @@
 // The ruleset kube-proxy's nftables mode writes (pkg/proxy/nftables, Kubernetes 1.29-1.30 layout),
 // generated from the same desired state as the iptables-mode generator (kube-proxy-rules.ts), for
-// the connect bench's second kube-proxy baseline and the tests. One table, `ip kube-proxy`:
+// the connect bench's second kube-proxy baseline and the tests. One table per IP family, as
+// kube-proxy runs one proxier per family: `ip kube-proxy` (the default) or, with `family: 'IPv6'`,
+// `ip6 kube-proxy` — the same chains and maps over `ipv6_addr` keys, `ip6 saddr`/`ip6 daddr` matches,
+// bracketed dnat targets and `ip6 daddr != ::1` for NodePorts (pkg/proxy/nftables setupNFTables):
 //
 //   nat-prerouting/nat-output (dstnat)  → services: one lookup of ip daddr . l4proto . dport in the
 //       service-ips verdict map (ClusterIPs, external IPs, LoadBalancer IPs), then for local
@@ -22,11 +25,14 @@
 // then map elements — nft resolves a goto only to a chain declared earlier in the batch. Loaded by
 // src/testbed/nft.ts inside a test's network namespace, never the machine's own.
 import { createHash } from 'node:crypto';
-import type { Backend, DesiredServicePort, DesiredState } from '../model/types.js';
+import type { Backend, DesiredServicePort, DesiredState, IpFamily } from '../model/types.js';
 import type { KubeProxyRulesOptions } from './kube-proxy-rules.js';
-import { base32Std, cidrContains, KUBE_MARK_MASQ_BIT, servicePortName } from './kube-proxy-rules.js';
+import { base32Std, cidrContains, hostPort, KUBE_MARK_MASQ_BIT, servicePortName } from './kube-proxy-rules.js';
 
 export const NFT_TABLE = 'kube-proxy';
+
+/** The nftables family of kube-proxy's table for an IP family (knftables.IPv4Family / IPv6Family). */
+export const nftFamily = (family: IpFamily = 'IPv4') => (family === 'IPv6' ? 'ip6' : 'ip');
 
 export interface KubeProxyNftOptions extends KubeProxyRulesOptions {
   /**
@@ -81,35 +87,52 @@ class Transaction {
   readonly rules: string[] = [];
   readonly elements: string[] = [];
   private readonly chains = new Set<string>();
+  /** `ip kube-proxy` or `ip6 kube-proxy`. */
+  readonly table: string;
+
+  constructor(readonly family: IpFamily) {
+    this.table = `${nftFamily(family)} ${NFT_TABLE}`;
+  }
+
+  /** The address match keyword (kube-proxy's ipX) and the address type (ipvX_addr). */
+  get ipX(): string {
+    return nftFamily(this.family);
+  }
+
+  get addrType(): string {
+    return this.family === 'IPv6' ? 'ipv6_addr' : 'ipv4_addr';
+  }
 
   chain(name: string, spec?: string): string {
     if (!this.chains.has(name)) {
       this.chains.add(name);
-      this.decls.push(`add chain ip ${NFT_TABLE} ${name}${spec ? ` { ${spec} ; }` : ''}`);
+      this.decls.push(`add chain ${this.table} ${name}${spec ? ` { ${spec} ; }` : ''}`);
     }
     return name;
   }
 
   declare(what: 'map' | 'set', name: string, spec: string): void {
-    this.decls.push(`add ${what} ip ${NFT_TABLE} ${name} { ${spec} ; }`);
+    this.decls.push(`add ${what} ${this.table} ${name} { ${spec} ; }`);
   }
 
   rule(chain: string, rule: string, comment?: string): void {
-    this.rules.push(`add rule ip ${NFT_TABLE} ${chain} ${rule}${comment ? ` comment ${quote(comment)}` : ''}`);
+    this.rules.push(`add rule ${this.table} ${chain} ${rule}${comment ? ` comment ${quote(comment)}` : ''}`);
   }
 
   element(map: string, key: string, verdict: string, comment?: string): void {
-    this.elements.push(`add element ip ${NFT_TABLE} ${map} { ${key}${comment ? ` comment ${quote(comment)}` : ''} : ${verdict} }`);
+    this.elements.push(`add element ${this.table} ${map} { ${key}${comment ? ` comment ${quote(comment)}` : ''} : ${verdict} }`);
   }
 }
 
-const MAP_TYPE_IP = 'type ipv4_addr . inet_proto . inet_service : verdict';
 const MAP_TYPE_PORT = 'type inet_proto . inet_service : verdict';
 const MARK_MASQ = 'mark-for-masquerade';
 const REJECT_CHAIN = 'reject-chain';
 
 /** setupNFTables: the base chains, the jump chains, the dispatch and no-endpoint maps. */
 function skeleton(tx: Transaction, mark: string): void {
+  const { ipX } = tx;
+  const mapTypeIp = `type ${tx.addrType} . inet_proto . inet_service : verdict`;
+  const noLocalhost = tx.family === 'IPv6' ? 'ip6 daddr != ::1' : 'ip daddr != 127.0.0.0/8';
   for (const [name, type, hook, priority] of [
     // Filter chains see the pre-DNAT destination: they run just before DNAT.
     ['filter-prerouting', 'filter', 'prerouting', -110], ['filter-input', 'filter', 'input', -110],
@@ -129,28 +152,30 @@ function skeleton(tx: Transaction, mark: string): void {
   tx.rule('masquerading', `mark set mark xor ${mark}`);
   tx.rule('masquerading', 'masquerade fully-random');
 
-  tx.declare('map', 'no-endpoint-services', `${MAP_TYPE_IP} ; comment ${quote('vmap to drop or reject packets to services with no endpoints')}`);
+  tx.declare('map', 'no-endpoint-services', `${mapTypeIp} ; comment ${quote('vmap to drop or reject packets to services with no endpoints')}`);
   tx.declare('map', 'no-endpoint-nodeports', `${MAP_TYPE_PORT} ; comment ${quote('vmap to drop or reject packets to service nodeports with no endpoints')}`);
   tx.rule(REJECT_CHAIN, 'reject');
-  tx.rule('endpoints-check', 'ip daddr . meta l4proto . th dport vmap @no-endpoint-services');
-  tx.rule('endpoints-check', 'fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports');
-  tx.declare('map', 'firewall-ips', `${MAP_TYPE_IP} ; comment ${quote('destinations that are subject to LoadBalancerSourceRanges')}`);
-  tx.rule('firewall-check', 'ip daddr . meta l4proto . th dport vmap @firewall-ips');
-  tx.declare('map', 'service-ips', `${MAP_TYPE_IP} ; comment ${quote('ClusterIP, ExternalIP and LoadBalancer IP traffic')}`);
+  tx.rule('endpoints-check', `${ipX} daddr . meta l4proto . th dport vmap @no-endpoint-services`);
+  tx.rule('endpoints-check', `fib daddr type local ${noLocalhost} meta l4proto . th dport vmap @no-endpoint-nodeports`);
+  tx.declare('map', 'firewall-ips', `${mapTypeIp} ; comment ${quote('destinations that are subject to LoadBalancerSourceRanges')}`);
+  tx.rule('firewall-check', `${ipX} daddr . meta l4proto . th dport vmap @firewall-ips`);
+  tx.declare('map', 'service-ips', `${mapTypeIp} ; comment ${quote('ClusterIP, ExternalIP and LoadBalancer IP traffic')}`);
   tx.declare('map', 'service-nodeports', `${MAP_TYPE_PORT} ; comment ${quote('NodePort traffic')}`);
-  tx.rule('services', 'ip daddr . meta l4proto . th dport vmap @service-ips');
-  tx.rule('services', 'fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports');
+  tx.rule('services', `${ipX} daddr . meta l4proto . th dport vmap @service-ips`);
+  tx.rule('services', `fib daddr type local ${noLocalhost} meta l4proto . th dport vmap @service-nodeports`);
 }
 
-/** The ruleset kube-proxy (nftables mode) writes for `state`, IPv4 service ports only. */
+/** The ruleset kube-proxy (nftables mode) writes for `state`'s service ports of `opts.family` (default IPv4). */
 export function kubeProxyNftRules(state: DesiredState, opts: KubeProxyNftOptions = {}): KubeProxyNft {
-  const tx = new Transaction();
+  const family = opts.family ?? 'IPv4';
+  const tx = new Transaction(family);
+  const { ipX } = tx;
   const mark = `0x${KUBE_MARK_MASQ_BIT.toString(16)}`;
   const chains: KubeProxyNft['chains'] = new Map();
   skeleton(tx, mark);
 
   for (const sp of state.services.values()) {
-    if (sp.family !== 'IPv4') continue;
+    if (sp.family !== family) continue;
     const spn = servicePortName(sp);
     const proto = sp.protocol.toLowerCase();
     const base = nftServiceChainBase(sp);
@@ -202,7 +227,7 @@ export function kubeProxyNftRules(state: DesiredState, opts: KubeProxyNftOptions
       // A range holding the node's own address admits the node reaching a VIP it holds (source = the VIP).
       const fromNode = opts.nodeIp !== undefined && sp.loadBalancerSourceRanges.some((r) => cidrContains(r, opts.nodeIp as string));
       const sources = [...sp.loadBalancerSourceRanges, ...(fromNode ? lbs.map((f) => f.ip) : [])];
-      tx.rule(names.firewall, `ip saddr != { ${sources.join(' , ')} } drop`);
+      tx.rule(names.firewall, `${ipX} saddr != { ${sources.join(' , ')} } drop`);
     }
     for (const f of lbs) {
       if (hasEndpoints) tx.element('service-ips', key(f.ip, f.port), `goto ${names.external}`);
@@ -218,27 +243,27 @@ export function kubeProxyNftRules(state: DesiredState, opts: KubeProxyNftOptions
     // range via this node can bounce it to another node).
     if (hasInternal) {
       for (const f of of('ClusterIP')) {
-        const dst = `ip daddr ${f.ip} ${proto} dport ${f.port}`;
+        const dst = `${ipX} daddr ${f.ip} ${proto} dport ${f.port}`;
         if (opts.masqueradeAll) tx.rule(internalChain, `${dst} jump ${MARK_MASQ}`);
-        else if (opts.clusterCidr) tx.rule(internalChain, `${dst} ip saddr != ${opts.clusterCidr} jump ${MARK_MASQ}`);
+        else if (opts.clusterCidr) tx.rule(internalChain, `${dst} ${ipX} saddr != ${opts.clusterCidr} jump ${MARK_MASQ}`);
       }
     }
     if (usesExternal) {
       if (!sp.externalLocal) {
         tx.rule(names.external, `jump ${MARK_MASQ}`);
       } else {
-        if (opts.clusterCidr) tx.rule(names.external, `ip saddr ${opts.clusterCidr} goto ${names.service}`, 'short-circuit pod traffic');
+        if (opts.clusterCidr) tx.rule(names.external, `${ipX} saddr ${opts.clusterCidr} goto ${names.service}`, 'short-circuit pod traffic');
         tx.rule(names.external, `fib saddr type local jump ${MARK_MASQ}`, 'masquerade local traffic');
         tx.rule(names.external, `fib saddr type local goto ${names.service}`, 'short-circuit local traffic');
       }
       if (hasExternal) tx.rule(names.external, `goto ${externalPolicyChain}`);
     }
     if (sp.affinityTimeoutSec > 0) {
-      for (const { base: eb } of reachable.values()) tx.declare('set', `affinity-${eb}`, `type ipv4_addr ; flags dynamic,timeout ; timeout ${sp.affinityTimeoutSec}s`);
+      for (const { base: eb } of reachable.values()) tx.declare('set', `affinity-${eb}`, `type ${tx.addrType} ; flags dynamic,timeout ; timeout ${sp.affinityTimeoutSec}s`);
     }
     const split = (chain: string, set: Backend[]) => {
       const eps = set.map((b) => reachable.get(`${b.ip}:${b.port}`)?.base as string);
-      if (sp.affinityTimeoutSec > 0) for (const eb of eps) tx.rule(chain, `ip saddr @affinity-${eb} goto endpoint-${eb}`);
+      if (sp.affinityTimeoutSec > 0) for (const eb of eps) tx.rule(chain, `${ipX} saddr @affinity-${eb} goto endpoint-${eb}`);
       tx.rule(chain, `numgen random mod ${eps.length} vmap { ${eps.map((eb, i) => `${i} : goto endpoint-${eb}`).join(' , ')} }`);
     };
     if (usesCluster) split(names.service, cluster);
@@ -246,15 +271,15 @@ export function kubeProxyNftRules(state: DesiredState, opts: KubeProxyNftOptions
     for (const { b, base: eb } of reachable.values()) {
       const chain = `endpoint-${eb}`;
       // Hairpin: an endpoint reaching its own service is masqueraded, or it would answer itself.
-      tx.rule(chain, `ip saddr ${b.ip} jump ${MARK_MASQ}`);
-      if (sp.affinityTimeoutSec > 0) tx.rule(chain, `update @affinity-${eb} { ip saddr }`);
-      tx.rule(chain, `meta l4proto ${proto} dnat to ${b.ip}:${b.port}`);
+      tx.rule(chain, `${ipX} saddr ${b.ip} jump ${MARK_MASQ}`);
+      if (sp.affinityTimeoutSec > 0) tx.rule(chain, `update @affinity-${eb} { ${ipX} saddr }`);
+      tx.rule(chain, `meta l4proto ${proto} dnat to ${hostPort(b.ip, b.port)}`);
     }
   }
 
   const head = [
-    ...(opts.replace ? [`add table ip ${NFT_TABLE}`, `delete table ip ${NFT_TABLE}`] : []),
-    `add table ip ${NFT_TABLE} { comment ${quote('rules for kube-proxy')} ; }`,
+    ...(opts.replace ? [`add table ${tx.table}`, `delete table ${tx.table}`] : []),
+    `add table ${tx.table} { comment ${quote('rules for kube-proxy')} ; }`,
   ];
   const text = [...head, ...tx.decls, ...tx.rules, ...tx.elements, ''].join('\n');
   return { text, rules: tx.rules.length, elements: tx.elements.length, chains };

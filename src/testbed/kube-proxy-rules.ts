@@ -24,15 +24,22 @@
 //          what a source range refused; KUBE-FORWARD accepts marked and established traffic;
 //          KUBE-NODEPORTS accepts healthCheckNodePorts.
 // Chain names are kube-proxy's: base32(sha256("ns/name:port" + protocol)) [first 16], and for
-// an endpoint base32(sha256("ns/name:port" + protocol + "ip:port")) [first 16].
-// Applied with iptables-restore --noflush inside a network namespace the test made, never the
-// machine's own.
+// an endpoint base32(sha256("ns/name:port" + protocol + "ip:port")) [first 16] ("[ip]:port" in IPv6).
+// One IP family per ruleset, as kube-proxy runs one proxier per family: `family: 'IPv6'` gives the
+// ip6tables-restore input for the IPv6 service ports — the same chains and rules with /128 host
+// masks, bracketed DNAT targets, and `! -d ::1/128` on the KUBE-NODEPORTS jump (IPv6 has no
+// localhost NodePorts); clusterCidr and nodeIp are then the IPv6 ones.
+// Applied with iptables-restore (ip6tables-restore) --noflush inside a network namespace the test
+// made, never the machine's own.
 import { createHash } from 'node:crypto';
-import type { Backend, DesiredServicePort, DesiredState } from '../model/types.js';
+import { cidrContains as parsedCidrContains, parseCidr, parseIp } from '../model/ip.js';
+import type { Backend, DesiredServicePort, DesiredState, IpFamily } from '../model/types.js';
 
 export const KUBE_MARK_MASQ_BIT = 0x4000;
 
 export interface KubeProxyRulesOptions {
+  /** The IP family of the ruleset (kube-proxy's proxier per family); default IPv4. */
+  family?: IpFamily;
   /** The cluster's pod CIDR (kube-proxy's --cluster-cidr): traffic from outside it is masqueraded. */
   clusterCidr?: string;
   /** kube-proxy's --masquerade-all. */
@@ -121,20 +128,26 @@ class Table {
   }
 }
 
-/** Whether IPv4 `cidr` (a.b.c.d/n) contains `ip`. */
+/** Whether `cidr` contains `ip` (either family; false across families or when either does not parse). */
 export function cidrContains(cidr: string, ip: string): boolean {
-  const [base, len] = cidr.split('/') as [string, string | undefined];
-  const bits = Number(len ?? 32);
-  const n = (a: string) => a.split('.').reduce((v, o) => (v << 8) | Number(o), 0) >>> 0;
-  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
-  return ((n(base) ^ n(ip)) & mask) === 0;
+  const c = parseCidr(cidr);
+  const a = parseIp(ip);
+  return c !== null && a !== null && parsedCidrContains(c, a);
 }
+
+/** kube-proxy's endpoint string (net.JoinHostPort): `ip:port`, `[ip]:port` in IPv6. */
+export const hostPort = (ip: string, port: number) => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+
+/** A host's mask in `-s`/`-d`: /32, /128 in IPv6. */
+const hostMask = (family: IpFamily) => (family === 'IPv6' ? '/128' : '/32');
 
 const comment = (s: string) => ['-m', 'comment', '--comment', `"${s}"`];
 const proto = (p: string) => ['-m', p.toLowerCase(), '-p', p.toLowerCase()];
 
-/** The rules kube-proxy (iptables mode) writes for `state`, IPv4 service ports only. */
+/** The rules kube-proxy (iptables mode) writes for `state`'s service ports of `opts.family` (default IPv4). */
 export function kubeProxyRules(state: DesiredState, opts: KubeProxyRulesOptions = {}): KubeProxyRules {
+  const family = opts.family ?? 'IPv4';
+  const host = (ip: string) => `${ip}${hostMask(family)}`;
   const nat = new Table('nat', ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING']);
   const filter = new Table('filter', ['INPUT', 'FORWARD', 'OUTPUT']);
   const chains: KubeProxyRules['chains'] = new Map();
@@ -166,7 +179,7 @@ export function kubeProxyRules(state: DesiredState, opts: KubeProxyRulesOptions 
   const nodePortRules: string[][] = [];
   const healthPorts = new Set<number>();
   for (const sp of state.services.values()) {
-    if (sp.family !== 'IPv4') continue;
+    if (sp.family !== family) continue;
     const spn = servicePortName(sp);
     const h = portProtoHash(spn, sp.protocol);
     const names = { svc: `KUBE-SVC-${h}`, ext: `KUBE-EXT-${h}`, svl: `KUBE-SVL-${h}`, fw: `KUBE-FW-${h}`, seps: [] as string[] };
@@ -189,32 +202,34 @@ export function kubeProxyRules(state: DesiredState, opts: KubeProxyRulesOptions 
     // Endpoint chains, shared by KUBE-SVC and KUBE-SVL.
     const sepOf = new Map<string, string>();
     for (const b of [...cluster, ...local]) {
-      const ep = `${b.ip}:${b.port}`;
+      const ep = hostPort(b.ip, b.port);
       if (sepOf.has(ep)) continue;
       const sep = nat.chain(endpointChain(spn, sp.protocol, ep));
       sepOf.set(ep, sep);
       names.seps.push(sep);
       // Hairpin: an endpoint reaching its own service is masqueraded, or it would answer itself.
-      nat.add(sep, ...comment(spn), '-s', `${b.ip}/32`, '-j', 'KUBE-MARK-MASQ');
+      nat.add(sep, ...comment(spn), '-s', host(b.ip), '-j', 'KUBE-MARK-MASQ');
       nat.add(sep, ...comment(spn), ...(sp.affinityTimeoutSec > 0 ? ['-m', 'recent', '--name', sep, '--set'] : []), ...p, '-j', 'DNAT', '--to-destination', ep);
     }
     const writeSplit = (chain: string, set: Backend[]) => {
       if (sp.affinityTimeoutSec > 0) {
         for (const b of set) {
-          const sep = sepOf.get(`${b.ip}:${b.port}`) as string;
-          nat.add(chain, ...comment(`${spn} -> ${b.ip}:${b.port}`), '-m', 'recent', '--name', sep, '--rcheck', '--seconds', String(sp.affinityTimeoutSec), '--reap', '-j', sep);
+          const ep = hostPort(b.ip, b.port);
+          const sep = sepOf.get(ep) as string;
+          nat.add(chain, ...comment(`${spn} -> ${ep}`), '-m', 'recent', '--name', sep, '--rcheck', '--seconds', String(sp.affinityTimeoutSec), '--reap', '-j', sep);
         }
       }
       set.forEach((b, i) => {
         const left = set.length - i;
+        const ep = hostPort(b.ip, b.port);
         const split = left > 1 ? ['-m', 'statistic', '--mode', 'random', '--probability', probability(left)] : [];
-        nat.add(chain, ...comment(`${spn} -> ${b.ip}:${b.port}`), ...split, '-j', sepOf.get(`${b.ip}:${b.port}`) as string);
+        nat.add(chain, ...comment(`${spn} -> ${ep}`), ...split, '-j', sepOf.get(ep) as string);
       });
     };
     if (cluster.length > 0) {
       nat.chain(names.svc);
       for (const f of sp.frontends.filter((x) => x.kind === 'ClusterIP')) {
-        const dst = [...p, '-d', `${f.ip}/32`, '--dport', String(f.port)];
+        const dst = [...p, '-d', host(f.ip), '--dport', String(f.port)];
         if (opts.masqueradeAll) nat.add(names.svc, ...comment(`${spn} cluster IP`), ...dst, '-j', 'KUBE-MARK-MASQ');
         else if (opts.clusterCidr) nat.add(names.svc, ...comment(`${spn} cluster IP`), ...dst, '!', '-s', opts.clusterCidr, '-j', 'KUBE-MARK-MASQ');
       }
@@ -241,7 +256,7 @@ export function kubeProxyRules(state: DesiredState, opts: KubeProxyRulesOptions 
     // table's reject (none anywhere) or drop (no local one under a Local policy).
     const noneAnywhere = cluster.length === 0;
     for (const f of sp.frontends) {
-      const dst = [...p, '-d', `${f.ip}/32`, '--dport', String(f.port)];
+      const dst = [...p, '-d', host(f.ip), '--dport', String(f.port)];
       if (f.kind === 'ClusterIP') {
         if (internalSet.length > 0) nat.add('KUBE-SERVICES', ...comment(`${spn} cluster IP`), ...dst, '-j', sp.internalLocal ? names.svl : names.svc);
         else if (noneAnywhere) filter.add('KUBE-SERVICES', ...comment(`${spn} has no endpoints`), ...dst, '-j', 'REJECT');
@@ -259,7 +274,7 @@ export function kubeProxyRules(state: DesiredState, opts: KubeProxyRulesOptions 
             nat.chain(names.fw);
             for (const r of ranges) nat.add(names.fw, ...comment(`${spn} ${label}`), '-s', r, '-j', names.ext);
             if (opts.nodeIp && ranges.some((r) => cidrContains(r, opts.nodeIp as string))) {
-              for (const lb of sp.frontends.filter((x) => x.kind === 'LoadBalancer')) nat.add(names.fw, ...comment(`${spn} ${label}`), '-s', `${lb.ip}/32`, '-j', names.ext);
+              for (const lb of sp.frontends.filter((x) => x.kind === 'LoadBalancer')) nat.add(names.fw, ...comment(`${spn} ${label}`), '-s', host(lb.ip), '-j', names.ext);
             }
           }
           nat.add('KUBE-SERVICES', ...comment(`${spn} ${label}`), ...dst, '-j', names.fw);
@@ -282,7 +297,9 @@ export function kubeProxyRules(state: DesiredState, opts: KubeProxyRulesOptions 
     }
   }
   for (const [chain, ...args] of nodePortRules) nat.add(chain as string, ...args);
-  nat.add('KUBE-SERVICES', ...comment('kubernetes service nodeports; NOTE: this must be the last rule in this chain'), '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'KUBE-NODEPORTS');
+  // Localhost NodePorts never work in IPv6: kube-proxy keeps ::1 out of the jump.
+  const notLocalhost = family === 'IPv6' ? ['!', '-d', '::1/128'] : [];
+  nat.add('KUBE-SERVICES', ...comment('kubernetes service nodeports; NOTE: this must be the last rule in this chain'), '-m', 'addrtype', '--dst-type', 'LOCAL', ...notLocalhost, '-j', 'KUBE-NODEPORTS');
 
   const natText = nat.text();
   const filterText = filter.text();

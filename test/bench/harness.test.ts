@@ -12,8 +12,8 @@ import { checkSanity, formatControlPlane, judgedRss, runControlPlaneBench } from
 import { distribution, percentile } from '../../bench/stats.js';
 import type { AgentStartResult } from '../../bench/agent-start.js';
 import { measureAgentStart } from '../../bench/agent-start.js';
-import { CONNECT_PATHS } from '../../bench/connect-bed.js';
-import { formatConnect, roundOrder, runConnectBench } from '../../bench/connect.js';
+import { CONNECT_FAMILIES, CONNECT_PATHS } from '../../bench/connect-bed.js';
+import { familyOrder, formatConnect, roundOrder, runConnectBench } from '../../bench/connect.js';
 import { latencyChart } from '../../bench/charts.js';
 import type { ThroughputRow } from '../../bench/throughput.js';
 import { measureThroughput } from '../../bench/throughput.js';
@@ -48,7 +48,9 @@ t.test('bench options', async (t) => {
     'flags win over the environment');
   t.match(parseBenchOptions(['--only', 'iptables,control-plane'], {}), { only: ['iptables', 'control-plane'] });
   t.match(parseBenchOptions([], {}), { connectServices: [1, 1_000, 10_000, 30_000, 65_000], connectRounds: 5, startServices: [10_000, 30_000, 65_000] });
-  t.match(parseBenchOptions(['--quick'], {}), { connectServices: [1, 1_000], connectRounds: 2, startServices: [] });
+  t.match(parseBenchOptions(['--quick'], {}), { connectServices: [1, 1_000], connectRounds: 2, startServices: [], connectFamilies: ['IPv4', 'IPv6'] });
+  t.same(parseBenchOptions(['--connect-families', 'IPv4'], {}).connectFamilies, ['IPv4'], 'IPv4 alone: a single-stack bed');
+  for (const bad of ['IPv6', 'IPv4,IPv5', '']) t.throws(() => parseBenchOptions(['--connect-families', bad], {}), { name: 'UsageError' }, `--connect-families "${bad}"`);
   t.throws(() => parseBenchOptions(['--connect-services', '70000'], {}), { name: 'UsageError' }, 'more services than the maps hold');
   for (const bad of [['--connect-rounds', '0'], ['--services', '0'], ['--services', '1e3'], ['--endpoints', '101'], ['--only', 'nope'], ['--frobnicate']]) {
     t.throws(() => parseBenchOptions(bad, {}), { name: 'UsageError' }, bad.join(' '));
@@ -154,6 +156,8 @@ t.test('connect bench: round order and the generated docs block', async (t) => {
     t.same([...new Set(order)].sort(), [...CONNECT_PATHS].sort(), 'every path in every round');
   }
   t.not(roundOrder(0)[1], roundOrder(1)[1], 'the order rotates');
+  t.same(familyOrder(CONNECT_FAMILIES, 0), ['IPv4', 'IPv6']);
+  t.same(familyOrder(CONNECT_FAMILIES, 1), ['IPv6', 'IPv4'], 'which family goes first alternates by round');
   t.equal(spliceGenerated(`a\n${BEGIN}\nold\n${END}\nb\n`, `${BEGIN}\nnew\n${END}`), `a\n${BEGIN}\nnew\n${END}\nb\n`, 'the block is replaced in place');
   t.match(spliceGenerated('a\n', `${BEGIN}\nnew\n${END}`), /^a\n\n<!-- BEGIN/, 'and appended when absent');
 });
@@ -181,12 +185,23 @@ t.test('connect bench at tiny scale, with agent starts', async (t) => {
     positive(t, p.kubeProxyNftLoadMs, `nft -f of kube-proxy's nftables table at ${p.services} services`);
     // One service-ips element per service port: the measured service's http and iperf3 ports, one per filler.
     t.equal(p.kubeProxyNftElements, p.services + 1, `${p.services} services: a service-ips element per service port`);
+    // Dual stack: the same again in IPv6 (ip6tables, the ip6 kube-proxy table).
+    positive(t, p.ipv6?.kubeProxyRestoreMs ?? NaN, `ip6tables-restore at ${p.services} services`);
+    positive(t, p.ipv6?.kubeProxyNftLoadMs ?? NaN, `nft -f of the ip6 kube-proxy table at ${p.services} services`);
+    t.equal(p.ipv6?.kubeProxyNatRules, p.kubeProxyNatRules, `${p.services} services: as many ip6tables nat rules as iptables ones (every service dual-stack)`);
+    t.equal(p.ipv6?.kubeProxyNftElements, p.services + 1, `${p.services} services: an ip6 service-ips element per service port`);
   }
   t.ok((r.programming[1]?.kubeProxyNftRules ?? 0) > (r.programming[0]?.kubeProxyNftRules ?? Infinity), 'more services, more nftables rules');
-  t.equal(r.rows.length, 2 * CONNECT_PATHS.length, 'a row per path and scale');
+  t.same(r.options.families, ['IPv4', 'IPv6'], 'both families by default');
+  t.equal(r.rows.length, 2 * CONNECT_PATHS.length * CONNECT_FAMILIES.length, 'a row per path, family and scale');
+  for (const family of CONNECT_FAMILIES) {
+    for (const services of [1, 50]) {
+      t.same(r.rows.filter((x) => x.family === family && x.services === services).map((x) => x.path), [...CONNECT_PATHS], `${family} at ${services}: every path`);
+    }
+  }
   for (const row of r.rows) {
-    const what = `${row.path} at ${row.services}`;
-    t.equal(row.failures + row.misrouted, 0, `${what}: every connection reached its pod`);
+    const what = `${row.path} (${row.family}) at ${row.services}`;
+    t.equal(row.failures + row.misrouted, 0, `${what}: every connection reached its pod`, { failureCodes: row.failureCodes });
     t.equal(row.perMeasurement.length, row.path === 'direct' ? 2 : 1, `${what}: measured ${row.path === 'direct' ? 'twice' : 'once'} a round`);
     t.ok(row.connections > 10, `${what}: latency and rate connections counted (${row.connections})`);
     positive(t, row.latencyP50Ms, `${what}: p50`);
@@ -215,8 +230,11 @@ t.test('connect bench at tiny scale, with agent starts', async (t) => {
   }
   const md = connectMarkdown({ environment: benchEnvironment(), connect: r, starts, throughput });
   t.match(md, /\| Sluice TC only \| [\d.]+ \|/, 'and the throughput');
-  t.match(md, /\| 50 \| Sluice TC only \|/, 'the docs block has the rows');
-  t.match(md, /\| 50 \| kube-proxy nftables \|/, 'and the nftables baseline');
+  t.match(md, /\| 50 \| IPv4 \| Sluice TC only \|/, 'the docs block has the rows');
+  t.match(md, /\| 50 \| IPv6 \| Sluice TC only \| [\d.]+ \|/, 'in both families');
+  t.match(md, /\| 50 \| IPv6 \| kube-proxy \| [\d.]+ \|/, 'IPv6 through ip6tables');
+  t.match(md, /\| 50 \| IPv4 \| kube-proxy nftables \|/, 'and the nftables baseline');
+  t.match(md, /ip6tables-restore/, 'the IPv6 programming columns');
   t.match(md, /restart on pinned maps/, 'and the starts');
   const svg = await latencyChart(r.rows, 'test');
   t.match(svg, /^<svg/, 'the chart renders as SVG');

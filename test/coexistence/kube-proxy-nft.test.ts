@@ -218,3 +218,56 @@ t.test('IPv6 service ports are left out (an ip-family table)', async (t) => {
   t.equal(k.elements, 0);
   t.equal(k.chains.size, 0);
 });
+
+t.test('IPv6: the ip6 kube-proxy table (one proxier per family), as setupNFTables writes it for IPv6', async (t) => {
+  const r = compute({
+    services: [service('web', {
+      type: 'LoadBalancer', clusterIP: '10.96.0.70', clusterIPs: ['10.96.0.70', 'fd00:96::70'], ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack',
+      loadBalancerSourceRanges: ['fd00:50::/64'], sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 600 } },
+      ports: [{ name: 'http', port: 80, nodePort: 30070, protocol: 'TCP' }],
+    }, { status: { loadBalancer: { ingress: [{ ip: 'fd00:60::1' }] } } })],
+    slices: [
+      slice('web', [ep('10.244.1.1', { node: THIS_NODE })], { name: 'web-v4' }),
+      slice('web', [ep('fd00:10:244:1::a', { node: THIS_NODE })], { name: 'web-v6', addressType: 'IPv6' }),
+    ],
+    nodes: [node(THIS_NODE, ['192.168.0.10', 'fd00:50::10'])],
+    config: { families: ['IPv4', 'IPv6'] },
+  });
+  t.same(r.errors, []);
+  const k = kubeProxyNftRules(r.state, { family: 'IPv6', clusterCidr: 'fd00:10:244::/48', nodeIp: 'fd00:50::10', replace: true });
+  const names = k.chains.get('default/web:http/TCP/IPv6');
+  t.ok(names, 'the IPv6 service port, by its key');
+  t.notOk(k.chains.has('default/web:http/TCP/IPv4'));
+  const svc = names?.service as string;
+  const epc = names?.endpoints[0] as string;
+  t.equal(epc, `endpoint-${nftEndpointChainBase({ namespace: 'default', name: 'web', portName: 'http', protocol: 'TCP' }, 'fd00:10:244:1::a', 8080)}`);
+  const lines = new Set(k.text.split('\n'));
+  for (const line of [
+    'add table ip6 kube-proxy',
+    'delete table ip6 kube-proxy',
+    'add table ip6 kube-proxy { comment "rules for kube-proxy" ; }',
+    'add chain ip6 kube-proxy nat-prerouting { type nat hook prerouting priority -100 ; }',
+    'add map ip6 kube-proxy service-ips { type ipv6_addr . inet_proto . inet_service : verdict ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ; }',
+    'add map ip6 kube-proxy no-endpoint-services { type ipv6_addr . inet_proto . inet_service : verdict ; comment "vmap to drop or reject packets to services with no endpoints" ; }',
+    'add map ip6 kube-proxy firewall-ips { type ipv6_addr . inet_proto . inet_service : verdict ; comment "destinations that are subject to LoadBalancerSourceRanges" ; }',
+    'add rule ip6 kube-proxy services ip6 daddr . meta l4proto . th dport vmap @service-ips',
+    'add rule ip6 kube-proxy services fib daddr type local ip6 daddr != ::1 meta l4proto . th dport vmap @service-nodeports',
+    'add rule ip6 kube-proxy endpoints-check fib daddr type local ip6 daddr != ::1 meta l4proto . th dport vmap @no-endpoint-nodeports',
+    'add rule ip6 kube-proxy firewall-check ip6 daddr . meta l4proto . th dport vmap @firewall-ips',
+    `add rule ip6 kube-proxy ${svc} ip6 daddr fd00:96::70 tcp dport 80 ip6 saddr != fd00:10:244::/48 jump mark-for-masquerade`,
+    `add rule ip6 kube-proxy ${svc} ip6 saddr @affinity-${epc.slice('endpoint-'.length)} goto ${epc}`,
+    `add set ip6 kube-proxy affinity-${epc.slice('endpoint-'.length)} { type ipv6_addr ; flags dynamic,timeout ; timeout 600s ; }`,
+    `add rule ip6 kube-proxy ${epc} ip6 saddr fd00:10:244:1::a jump mark-for-masquerade`,
+    `add rule ip6 kube-proxy ${epc} update @affinity-${epc.slice('endpoint-'.length)} { ip6 saddr }`,
+    `add rule ip6 kube-proxy ${epc} meta l4proto tcp dnat to [fd00:10:244:1::a]:8080`,
+    `add rule ip6 kube-proxy ${names?.firewall} ip6 saddr != { fd00:50::/64 , fd00:60::1 } drop`,
+    `add element ip6 kube-proxy service-ips { fd00:96::70 . tcp . 80 : goto ${svc} }`,
+    `add element ip6 kube-proxy service-ips { fd00:60::1 . tcp . 80 : goto ${names?.external} }`,
+    `add element ip6 kube-proxy firewall-ips { fd00:60::1 . tcp . 80 comment "default/web:http" : goto ${names?.firewall} }`,
+  ]) t.ok(lines.has(line), line);
+  t.notOk(k.text.includes(' ip kube-proxy') || /\bip (saddr|daddr)\b/.test(k.text), 'nothing of the ip table');
+  t.notOk(k.text.includes('10.96.0.70'), 'nothing of the IPv4 service port');
+  const v4 = kubeProxyNftRules(r.state, { clusterCidr: '10.244.0.0/16' });
+  t.ok(v4.text.includes('add element ip kube-proxy service-ips { 10.96.0.70 . tcp . 80 : goto'), 'the default (IPv4) table has the IPv4 port');
+  t.notOk(v4.text.includes('fd00:'), 'and no IPv6 address');
+});

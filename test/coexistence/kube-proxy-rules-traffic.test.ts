@@ -2,10 +2,11 @@
 // namespace of a sandboxed node (pods in namespaces of their own), a ClusterIP spreads
 // connections over its endpoints with the client's address kept, a pod reaching its own service
 // lands on itself (hairpin, masqueraded), a service without endpoints is refused at once, and the
-// rules' packet counters show the path taken.
+// rules' packet counters show the path taken. The same again in IPv6 through the ip6tables rules
+// (the `family: 'IPv6'` ruleset) in the same, dual-stack, bed.
 import t from 'tap';
 import { computeDesiredState } from '../../src/model/desired-state.js';
-import type { ModelInput } from '../../src/model/types.js';
+import type { IpFamily, ModelInput } from '../../src/model/types.js';
 import { runEchoClient, startEchoServer } from '../../src/testbed/echo.js';
 import { chainPackets, iptablesRestore } from '../../src/testbed/iptables.js';
 import { kubeProxyRules } from '../../src/testbed/kube-proxy-rules.js';
@@ -14,26 +15,32 @@ import { TestbedRun } from '../../src/testbed/run.js';
 import { createTopology } from '../../src/testbed/topology.js';
 import { requirePrivileges } from '../helpers/privileges.js';
 
+// The echo servers listen on '::' (both families): an IPv4 peer shows as ::ffff:a.b.c.d.
+const v4 = (address: string | undefined) => address?.replace(/^::ffff:/, '');
+
 const VIP = '10.96.0.90';
 const EMPTY_VIP = '10.96.0.91';
+const VIP6 = 'fd00:96::90';
+const EMPTY_VIP6 = 'fd00:96::91';
 
-/** Service web (→ web-a, web-b on 8080) and empty (no endpoints), as the API would hold them. */
-function objects(ips: { a: string; b: string }): ModelInput {
+/** Service web (→ web-a, web-b on 8080) and empty (no endpoints), as the API would hold them, in one family. */
+function objects(ips: { a: string; b: string }, family: IpFamily = 'IPv4'): ModelInput {
   const svc = (name: string, clusterIP: string) => ({
     apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' },
-    spec: { type: 'ClusterIP', clusterIP, clusterIPs: [clusterIP], ipFamilies: ['IPv4'], ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 }] },
+    spec: { type: 'ClusterIP', clusterIP, clusterIPs: [clusterIP], ipFamilies: [family], ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 }] },
   });
+  const v6 = family === 'IPv6';
   return {
-    services: [svc('web', VIP), svc('empty', EMPTY_VIP)] as ModelInput['services'],
+    services: [svc('web', v6 ? VIP6 : VIP), svc('empty', v6 ? EMPTY_VIP6 : EMPTY_VIP)] as ModelInput['services'],
     endpointSlices: [{
       apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
       metadata: { name: 'web-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },
-      addressType: 'IPv4', ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+      addressType: family, ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
       endpoints: [ips.a, ips.b].map((ip) => ({ addresses: [ip], conditions: { ready: true }, nodeName: 'node' })),
     }] as ModelInput['endpointSlices'],
     nodes: [{ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node' }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.1' }] } }] as ModelInput['nodes'],
     nodeName: 'node',
-    config: { families: ['IPv4'], nodePortAddresses: [], serviceProxyName: '' },
+    config: { families: [family], nodePortAddresses: [], serviceProxyName: '' },
   };
 }
 
@@ -41,10 +48,11 @@ t.test('kube-proxy-shaped rules serve a ClusterIP in a sandboxed node', async (t
   if (!(await requirePrivileges(t))) return;
   const run = await TestbedRun.start();
   t.teardown(() => run.destroy());
-  const topo = await createTopology(run, { pods: ['client', 'web-a', 'web-b'] });
+  const topo = await createTopology(run, { pods: ['client', 'web-a', 'web-b'], ipv6: true });
   const [client, webA, webB] = topo.pods as [typeof topo.pods[0], typeof topo.pods[0], typeof topo.pods[0]];
-  await startEchoServer(run, { name: 'web-a', ns: webA.ns, tcp: [8080] });
-  await startEchoServer(run, { name: 'web-b', ns: webB.ns, tcp: [8080] });
+  // '::' serves both families.
+  await startEchoServer(run, { name: 'web-a', ns: webA.ns, tcp: [8080], host: '::' });
+  await startEchoServer(run, { name: 'web-b', ns: webB.ns, tcp: [8080], host: '::' });
 
   const { state, errors } = computeDesiredState(objects({ a: webA.ip, b: webB.ip }));
   t.same(errors, []);
@@ -58,14 +66,14 @@ t.test('kube-proxy-shaped rules serve a ClusterIP in a sandboxed node', async (t
   for (const a of attempts) if (a.ok && a.pod) byPod[a.pod] = (byPod[a.pod] ?? 0) + 1;
   t.equal(attempts.filter((a) => a.ok).length, 30, 'every connection to the ClusterIP answered', { errors: attempts.filter((a) => !a.ok).map((a) => a.error) });
   t.same(Object.keys(byPod).sort(), ['web-a', 'web-b'], 'both endpoints answered (the statistic split works)', { byPod });
-  t.ok(attempts.every((a) => a.seenPeer?.address === client.ip), 'the endpoints saw the client pod\'s own address (no masquerade for pod sources)');
+  t.ok(attempts.every((a) => v4(a.seenPeer?.address) === client.ip), 'the endpoints saw the client pod\'s own address (no masquerade for pod sources)');
   t.ok(await chainPackets(topo.nodeNs, 'nat', chains.svc) >= 30, 'KUBE-SVC counted the connections');
   for (const sep of chains.seps) t.ok(await chainPackets(topo.nodeNs, 'nat', sep) > 0, `${sep} counted its share`);
 
   const hairpin = await runEchoClient({ ns: webA.ns, proto: 'tcp', host: VIP, port: 80, count: 12, timeoutMs: 3000 });
   t.equal(hairpin.filter((a) => a.ok).length, 12, 'a pod reaching its own service always gets an answer', { errors: hairpin.filter((a) => !a.ok).map((a) => a.error) });
   const self = hairpin.filter((a) => a.pod === 'web-a');
-  t.ok(self.length > 0 && self.every((a) => a.seenPeer?.address === webA.gateway), 'landing on itself, it sees the node\'s address (hairpin masquerade)', { seen: self.map((a) => a.seenPeer) });
+  t.ok(self.length > 0 && self.every((a) => v4(a.seenPeer?.address) === webA.gateway), 'landing on itself, it sees the node\'s address (hairpin masquerade)', { seen: self.map((a) => a.seenPeer) });
 
   // A real node routes the service range somewhere (its default route), so a VIP nothing
   // DNATs reaches FORWARD, where the filter table rejects it. The sandbox node has no way out:
@@ -75,4 +83,27 @@ t.test('kube-proxy-shaped rules serve a ClusterIP in a sandboxed node', async (t
   await ipIn(topo.nodeNs, ['route', 'add', '10.96.0.0/12', 'dev', 'svcroute0']);
   const refused = await runEchoClient({ ns: client.ns, proto: 'tcp', host: EMPTY_VIP, port: 80, count: 3, timeoutMs: 3000 });
   t.ok(refused.every((a) => !a.ok && a.error?.code === 'ECONNREFUSED'), 'a service without endpoints is refused (filter KUBE-SERVICES REJECT)', { errors: refused.map((a) => a.error) });
+
+  // IPv6: kube-proxy's IPv6 proxier writes the same shapes with ip6tables; loaded beside the IPv4 rules.
+  const ip6 = (p: typeof topo.pods[0]) => p.ip6 as string;
+  const s6 = computeDesiredState(objects({ a: ip6(webA), b: ip6(webB) }, 'IPv6'));
+  t.same(s6.errors, []);
+  const rules6 = kubeProxyRules(s6.state, { family: 'IPv6', clusterCidr: 'fd00:10:244::/64' });
+  await iptablesRestore(topo.nodeNs, rules6.text, 'nft', { family: 'IPv6' });
+  const chains6 = rules6.chains.get('default/web:http/TCP/IPv6');
+  if (!chains6) throw new Error('no IPv6 chains for default/web');
+  const attempts6 = await runEchoClient({ ns: client.ns, proto: 'tcp', host: VIP6, port: 80, count: 30, timeoutMs: 3000 });
+  const byPod6: Record<string, number> = {};
+  for (const a of attempts6) if (a.ok && a.pod) byPod6[a.pod] = (byPod6[a.pod] ?? 0) + 1;
+  t.equal(attempts6.filter((a) => a.ok).length, 30, 'IPv6: every connection to the ClusterIP answered', { errors: attempts6.filter((a) => !a.ok).map((a) => a.error) });
+  t.same(Object.keys(byPod6).sort(), ['web-a', 'web-b'], 'IPv6: both endpoints answered', { byPod6 });
+  t.ok(attempts6.every((a) => a.seenPeer?.address === client.ip6), 'IPv6: the endpoints saw the client pod\'s own IPv6 address', { seen: attempts6.map((a) => a.seenPeer).slice(0, 3) });
+  t.ok(await chainPackets(topo.nodeNs, 'nat', chains6.svc, 'nft', 'IPv6') >= 30, 'IPv6: the ip6tables KUBE-SVC counted the connections');
+  const hairpin6 = await runEchoClient({ ns: webA.ns, proto: 'tcp', host: VIP6, port: 80, count: 12, timeoutMs: 3000 });
+  t.equal(hairpin6.filter((a) => a.ok).length, 12, 'IPv6: a pod reaching its own service always gets an answer', { errors: hairpin6.filter((a) => !a.ok).map((a) => a.error) });
+  const self6 = hairpin6.filter((a) => a.pod === 'web-a');
+  t.ok(self6.length > 0 && self6.every((a) => a.seenPeer?.address === webA.gateway6), 'IPv6: landing on itself, it sees the node\'s IPv6 address (hairpin masquerade)', { seen: self6.map((a) => a.seenPeer) });
+  await ipIn(topo.nodeNs, ['-6', 'route', 'add', 'fd00:96::/64', 'dev', 'svcroute0']);
+  const refused6 = await runEchoClient({ ns: client.ns, proto: 'tcp', host: EMPTY_VIP6, port: 80, count: 3, timeoutMs: 3000 });
+  t.ok(refused6.every((a) => !a.ok && a.error?.code === 'ECONNREFUSED'), 'IPv6: a service without endpoints is refused (ip6tables filter REJECT)', { errors: refused6.map((a) => a.error) });
 });

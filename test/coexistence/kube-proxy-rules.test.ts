@@ -3,7 +3,7 @@
 // the KUBE-SERVICES → KUBE-SVC → statistic split → KUBE-SEP chain with its marks, NodePorts,
 // external IPs, source ranges, the filter table's rejects and drops, affinity.
 import t from 'tap';
-import { base32Std, endpointChain, kubeProxyRules, portProtoHash, probability } from '../../src/testbed/kube-proxy-rules.js';
+import { base32Std, cidrContains, endpointChain, kubeProxyRules, portProtoHash, probability } from '../../src/testbed/kube-proxy-rules.js';
 import { compute, ep, node, NODE, service, slice } from '../model/builders.js';
 
 const lines = (text: string) => text.split('\n');
@@ -166,4 +166,68 @@ t.test('loadBalancerSourceRanges containing the node admit the LoadBalancer IP a
   t.same(rulesOf(inside.nat, `KUBE-FW-${h}`).map((l) => l.replace(/.*(-s \S+ -j \S+)$/, '$1')), [`-s 192.168.0.0/24 -j KUBE-EXT-${h}`, `-s 192.0.2.70/32 -j KUBE-EXT-${h}`]);
   const outside = kubeProxyRules(r.state, { nodeIp: '10.1.1.1' });
   t.equal(rulesOf(outside.nat, `KUBE-FW-${h}`).length, 1, 'a node outside the ranges: the ranges only');
+});
+
+// A dual-stack Service, as kube-proxy's two proxiers (one per family) see it.
+function dualStack() {
+  return compute({
+    services: [service('web', {
+      type: 'LoadBalancer', clusterIP: '10.96.0.70', clusterIPs: ['10.96.0.70', 'fd00:96::70'], ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack',
+      loadBalancerSourceRanges: ['fd00:50::/64'], sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 600 } },
+      ports: [{ name: 'http', port: 80, nodePort: 30070, protocol: 'TCP' }],
+    }, { status: { loadBalancer: { ingress: [{ ip: 'fd00:60::1' }] } } })],
+    slices: [
+      slice('web', [ep('10.244.1.1', { node: NODE })], { name: 'web-v4' }),
+      slice('web', [ep('fd00:10:244:1::a', { node: NODE }), ep('fd00:10:244:2::b', { node: 'other' })], { name: 'web-v6', addressType: 'IPv6' }),
+    ],
+    nodes: [node(NODE, ['192.168.0.10', 'fd00:50::10'])],
+    config: { families: ['IPv4', 'IPv6'] },
+  });
+}
+
+t.test('IPv6 (ip6tables-restore input): the same chains, /128 hosts, bracketed endpoints, no ::1 NodePorts', async (t) => {
+  const r = dualStack();
+  t.same(r.errors, []);
+  const k = kubeProxyRules(r.state, { family: 'IPv6', clusterCidr: 'fd00:10:244::/48', nodeIp: 'fd00:50::10' });
+  const h = portProtoHash('default/web:http', 'TCP');
+  const svc = `KUBE-SVC-${h}`;
+  const names = k.chains.get('default/web:http/TCP/IPv6');
+  t.ok(names, 'the IPv6 service port, by its key');
+  t.notOk(k.chains.has('default/web:http/TCP/IPv4'), 'and not the IPv4 one');
+  t.equal(names?.svc, svc, 'the same chain name as the IPv4 proxier\'s: the name hashes the service port, not its family');
+  const eps = ['[fd00:10:244:1::a]:8080', '[fd00:10:244:2::b]:8080'];
+  const seps = eps.map((e) => endpointChain('default/web:http', 'TCP', e));
+  t.same(names?.seps, seps, 'endpoint chains hash kube-proxy\'s "[ip]:port"');
+  t.ok(rulesOf(k.nat, 'KUBE-SERVICES').includes(`-A KUBE-SERVICES -m comment --comment "default/web:http cluster IP" -m tcp -p tcp -d fd00:96::70/128 --dport 80 -j ${svc}`));
+  t.ok(rulesOf(k.nat, 'KUBE-SERVICES').includes(`-A KUBE-SERVICES -m comment --comment "default/web:http loadbalancer IP" -m tcp -p tcp -d fd00:60::1/128 --dport 80 -j KUBE-FW-${h}`));
+  t.equal(rulesOf(k.nat, 'KUBE-SERVICES').at(-1),
+    '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d ::1/128 -j KUBE-NODEPORTS',
+    'the NodePort jump last, never for ::1 (IPv6 has no localhost NodePorts)');
+  const svcRules = rulesOf(k.nat, svc);
+  t.equal(svcRules[0], `-A ${svc} -m comment --comment "default/web:http cluster IP" -m tcp -p tcp -d fd00:96::70/128 --dport 80 ! -s fd00:10:244::/48 -j KUBE-MARK-MASQ`,
+    'masquerade from outside the IPv6 cluster CIDR');
+  t.equal(svcRules[1], `-A ${svc} -m comment --comment "default/web:http -> ${eps[0]}" -m recent --name ${seps[0]} --rcheck --seconds 600 --reap -j ${seps[0]}`);
+  t.equal(svcRules.at(-1), `-A ${svc} -m comment --comment "default/web:http -> ${eps[1]}" -j ${seps[1]}`);
+  t.same(rulesOf(k.nat, seps[0] as string), [
+    `-A ${seps[0]} -m comment --comment "default/web:http" -s fd00:10:244:1::a/128 -j KUBE-MARK-MASQ`,
+    `-A ${seps[0]} -m comment --comment "default/web:http" -m recent --name ${seps[0]} --set -m tcp -p tcp -j DNAT --to-destination ${eps[0]}`,
+  ], 'hairpin mark on /128, DNAT to [ip]:port');
+  t.same(rulesOf(k.nat, `KUBE-FW-${h}`).map((l) => l.replace(/.*(-s \S+ -j \S+)$/, '$1')), [`-s fd00:50::/64 -j KUBE-EXT-${h}`, `-s fd00:60::1/128 -j KUBE-EXT-${h}`],
+    'an IPv6 source range holding the node\'s IPv6 address admits the LoadBalancer IP');
+  t.notOk(k.text.includes('10.96.0.70') || k.text.includes('10.244.1.1'), 'nothing of the IPv4 service port');
+  t.match(k.nat, /^\*nat\n/);
+
+  const v4 = kubeProxyRules(r.state, { clusterCidr: '10.244.0.0/16', nodeIp: '192.168.0.10' });
+  t.ok(v4.chains.has('default/web:http/TCP/IPv4') && !v4.chains.has('default/web:http/TCP/IPv6'), 'the IPv4 ruleset (the default) has the IPv4 port only');
+  t.notOk(v4.text.includes('fd00:'), 'and no IPv6 address');
+  t.equal(rulesOf(v4.nat, 'KUBE-SERVICES').at(-1)?.endsWith('--dst-type LOCAL -j KUBE-NODEPORTS'), true, 'IPv4 keeps localhost NodePorts');
+});
+
+t.test('cidrContains: both families, never across them', async (t) => {
+  t.ok(cidrContains('192.168.0.0/24', '192.168.0.10'));
+  t.notOk(cidrContains('192.168.0.0/24', '192.168.1.10'));
+  t.ok(cidrContains('fd00:50::/64', 'fd00:50::10'));
+  t.notOk(cidrContains('fd00:50::/64', 'fd00:51::10'));
+  t.notOk(cidrContains('0.0.0.0/0', 'fd00::1'), 'an IPv4 range holds no IPv6 address');
+  t.notOk(cidrContains('not-a-cidr', '10.0.0.1'));
 });
