@@ -88,6 +88,7 @@ export async function ipv6Scenarios(t: Test, bed: Ipv6Bed): Promise<void> {
   const [a6, b6, client6] = [nodeA.ip6, nodeB.ip6, client.ip6];
   if (!a6 || !b6 || !client6) throw new Error('ipv6 scenarios: the bed is not dual-stack (createCluster ipv6)');
   const tcp = async (host: string, port: number, timeoutMs = ANSWER_MS) => one(await bed.client.tcp({ host, port, timeoutMs }));
+  const started = Date.now();
 
   // The refusal first and alone: the rest run at once, and an answer must come at once.
   await t.test('IPv6: a service without endpoints is refused at once (RST from the NodePort)', async (t) => {
@@ -153,4 +154,5 @@ export async function ipv6Scenarios(t: Test, bed: Ipv6Bed): Promise<void> {
       t.ok(kinds.has(want), want);
     }
   });
+  t.comment(`IPv6 scenarios took ${Date.now() - started} ms`);
 }
