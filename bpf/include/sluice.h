@@ -426,6 +426,19 @@ struct sl_node_config4 {
 _Static_assert(sizeof(struct sl_node_config4) == 8, "sl_node_config4 size");
 
 /*
+ * This node in IPv6, for the host-interface program: sl_node_config6, an array of one. External
+ * IPv6 flows to a remote backend leave with snat_addr as source and a port of the same range as
+ * IPv4's (the agent writes both; an IPv6 tuple never meets an IPv4 one). snat_addr :: = none:
+ * such flows are dropped (snat_ports). Always SNAT in IPv6: there is no IPv6 tunnel.
+ */
+struct sl_node_config6 {
+	__be32 snat_addr[4];
+	__u16 snat_port_min; /* host order */
+	__u16 snat_port_max; /* host order, inclusive */
+};
+_Static_assert(sizeof(struct sl_node_config6) == 20, "sl_node_config6 size");
+
+/*
  * Maglev consistent hashing for external flows: sl_maglev4, a hash keyed by the backend block
  * (sl_service_value.backend_id) and a chunk number. User space (src/dataplane/maglev*.ts) builds a
  * block's table of `size` slots (a prime) over the backends' identities (address:port, the same on

@@ -12,7 +12,6 @@
 #define SL_LIB_CONNTRACK6_H
 
 #include <stdbool.h>
-#include <stddef.h>
 #include <linux/bpf.h>
 #include <linux/in.h>
 #include <bpf/bpf_helpers.h>
@@ -102,6 +101,54 @@ static __always_inline struct sl_ct_value6 *sl_ct_lookup6(const struct sl_ct_key
 	return NULL;
 }
 
+/*
+ * The SNAT port allocator's helpers (lib/snat6.h, host.bpf.c only) are calls of their own
+ * (BPF-to-BPF): inlined beside the allocator's IPv6 keys and entries they exceed the 512-byte
+ * stack.
+ */
+
+/* Deletes a flow: entry key/val and its twin, while the twin still translates back to key. */
+static __noinline void sl_ct_delete_flow6(const struct sl_ct_key6 *key,
+					  const struct sl_ct_value6 *val)
+{
+	struct sl_ct_key6 twin = {};
+
+	if (sl_ct_twin6(key, val)) {
+		sl_ct_twin_key6(key, val, &twin);
+		bpf_map_delete_elem(&sl_ct6, &twin);
+	}
+	bpf_map_delete_elem(&sl_ct6, key);
+}
+
+/* As sl_ct_snat_over4: whether the SNAT flow holding tuple key (REVERSE entry val) is over. */
+static __noinline bool sl_ct_snat_over6(const struct sl_ct_key6 *key,
+					const struct sl_ct_value6 *val, __u64 now)
+{
+	struct sl_ct_value6 *tv;
+
+	if (val->type != SL_CT_REVERSE || !(val->flags & SL_CT_F_SNAT))
+		return false;
+	if (val->state == SL_CT_STATE_CLOSED)
+		return true;
+	tv = sl_ct_twin6(key, val);
+	if (tv && (val->flags & tv->flags & SL_CT_F_FIN_SEEN))
+		return true;
+	return sl_ct_expired6(val, key->proto, now) && (!tv || sl_ct_expired6(tv, key->proto, now));
+}
+
+/* As sl_ct_snat_reclaim4: frees SNAT tuple key if its flow is over; true when it is free. */
+static __always_inline bool sl_ct_snat_reclaim6(const struct sl_ct_key6 *key, __u64 now)
+{
+	struct sl_ct_value6 *val = bpf_map_lookup_elem(&sl_ct6, key);
+
+	if (!val)
+		return true;
+	if (!sl_ct_snat_over6(key, val, now))
+		return false;
+	sl_ct_delete_flow6(key, val);
+	return true;
+}
+
 /* As sl_ct_update4. */
 static __always_inline void sl_ct_update6(const struct sl_ct_key6 *key, struct sl_ct_value6 *val,
 					  __u8 tcp_flags, __u64 now)
@@ -124,26 +171,28 @@ static __always_inline void sl_ct_update6(const struct sl_ct_key6 *key, struct s
 }
 
 /*
- * What a new flow's two entries hold beyond the client's tuple and the backend, as struct
- * sl_ct_new4 (addresses by pointer: NULL is ::). The reply's tuple is be -> src_addr:src_port.
+ * Both entries of a new flow from the client's tuple fwd to backend be, flagged flags (the
+ * nat_saddr/nat_sport table in sluice.h), REVERSE first as sl_ct_create_flow4:
+ *  - SL_CT_F_HAIRPIN: the client is the backend, so the forwarded packet's source becomes the
+ *    frontend too (client port kept); the reply's tuple is be -> frontend:cport;
+ *  - SL_CT_F_SNAT: the source becomes snat_addr:snat_port, and the REVERSE entry (be ->
+ *    snat_addr:snat_port), inserted only if that tuple is free, keeps the client to restore;
+ *  - neither: the source is untouched.
+ * snat_addr is read only with SL_CT_F_SNAT but must point at 16 readable bytes whatever the flags
+ * (never NULL: the verifier cannot always tell the compiler's NULL checks apart).
+ * Returns 0, -EEXIST (SNAT, tuple taken: try another port) or -SL_DROP_CT_FULL.
  */
-struct sl_ct_new6 {
-	const __be32 *src_addr;	 /* the forwarded packet's source: the client, frontend or node */
-	const __be32 *fwd_saddr; /* FORWARD nat_saddr */
-	const __be32 *rev_saddr; /* REVERSE nat_saddr */
-	__u32 flags;		 /* SL_CT_F_* of both entries */
-	__be16 src_port;
-	__be16 fwd_sport; /* FORWARD nat_sport */
-	__be16 rev_sport; /* REVERSE nat_sport */
-	bool exclusive;	  /* the REVERSE tuple must be free (BPF_NOEXIST): -EEXIST otherwise */
-};
-
-/* As sl_ct_create_flow4: REVERSE first; 0, -EEXIST (n->exclusive, tuple taken) or -CT_FULL. */
 static __always_inline int sl_ct_create_flow6(const struct sl_ct_key6 *fwd,
 					      const struct sl_backend_value6 *be, __u32 svc_id,
-					      const struct sl_ct_new6 *n, __u8 tcp_flags, __u64 now)
+					      __u32 flags, const __be32 *snat_addr,
+					      __be16 snat_port, __u8 tcp_flags, __u64 now)
 {
-	struct sl_ct_key6 rev = {.sport = be->port, .dport = n->src_port, .proto = fwd->proto};
+	bool hairpin = flags & SL_CT_F_HAIRPIN, snat = flags & SL_CT_F_SNAT;
+	struct sl_ct_key6 rev = {
+		.sport = be->port,
+		.dport = snat ? snat_port : fwd->sport,
+		.proto = fwd->proto,
+	};
 	struct sl_ct_value6 val = {
 		.created_ns = now,
 		.last_seen_ns = now,
@@ -151,27 +200,29 @@ static __always_inline int sl_ct_create_flow6(const struct sl_ct_key6 *fwd,
 		.type = SL_CT_REVERSE,
 		.state = sl_ct_next_state(fwd->proto, SL_CT_STATE_NEW, tcp_flags, false),
 		.svc_id = svc_id,
-		.flags = n->flags,
-		.nat_sport = n->rev_sport,
+		.flags = flags,
+		.nat_sport = snat ? fwd->sport : 0,
 	};
 	int ret;
 
 	sl_addr6_copy(rev.saddr, be->addr);
-	sl_addr6_copy(rev.daddr, n->src_addr);
+	sl_addr6_copy(rev.daddr, hairpin ? fwd->daddr : snat ? snat_addr : fwd->saddr);
 	sl_addr6_copy(val.nat_addr, fwd->daddr);
-	if (n->rev_saddr)
-		sl_addr6_copy(val.nat_saddr, n->rev_saddr);
-	ret = bpf_map_update_elem(&sl_ct6, &rev, &val, n->exclusive ? BPF_NOEXIST : BPF_ANY);
-	if (ret == -17 /* EEXIST */ && n->exclusive)
+	if (hairpin)
+		sl_addr6_copy(val.nat_saddr, fwd->daddr);
+	else if (snat)
+		sl_addr6_copy(val.nat_saddr, fwd->saddr);
+	ret = bpf_map_update_elem(&sl_ct6, &rev, &val, snat ? BPF_NOEXIST : BPF_ANY);
+	if (ret == -17 /* EEXIST */ && snat)
 		return ret;
 	if (ret < 0)
 		return -SL_DROP_CT_FULL;
 	sl_addr6_copy(val.nat_addr, be->addr);
 	val.nat_port = be->port;
-	__builtin_memset(val.nat_saddr, 0, sizeof(val.nat_saddr));
-	if (n->fwd_saddr)
-		sl_addr6_copy(val.nat_saddr, n->fwd_saddr);
-	val.nat_sport = n->fwd_sport;
+	if (snat) {
+		sl_addr6_copy(val.nat_saddr, snat_addr);
+		val.nat_sport = snat_port;
+	}
 	val.type = SL_CT_FORWARD;
 	if (bpf_map_update_elem(&sl_ct6, fwd, &val, BPF_ANY) < 0) {
 		bpf_map_delete_elem(&sl_ct6, &rev);
@@ -180,50 +231,13 @@ static __always_inline int sl_ct_create_flow6(const struct sl_ct_key6 *fwd,
 	return 0;
 }
 
-/*
- * Both entries of a new pod flow from fwd to be (tc.bpf.c). hairpin: the client is the backend,
- * so the forwarded packet's source becomes the frontend too (client port kept) and the reply's
- * tuple is be -> frontend:cport.
- */
+/* A pod's flow (tc.bpf.c) from fwd to be; hairpin: the client is the backend. */
 static __always_inline int sl_ct_create6(const struct sl_ct_key6 *fwd,
 					 const struct sl_backend_value6 *be, __u32 svc_id,
 					 bool hairpin, __u8 tcp_flags, __u64 now)
 {
-	struct sl_ct_new6 n = {
-		.src_addr = hairpin ? fwd->daddr : fwd->saddr,
-		.src_port = fwd->sport,
-		.fwd_saddr = hairpin ? fwd->daddr : NULL,
-		.rev_saddr = hairpin ? fwd->daddr : NULL,
-		.flags = hairpin ? SL_CT_F_HAIRPIN : 0,
-	};
-
-	return sl_ct_create_flow6(fwd, be, svc_id, &n, tcp_flags, now);
-}
-
-/*
- * An external flow (host.bpf.c, lib/host6.h) from the client's tuple fwd to backend be, as
- * sl_ct_create_external4: snat_addr NULL, DNAT only; otherwise the source becomes
- * snat_addr:snat_port and the REVERSE entry, inserted only if that tuple is free (-EEXIST: try
- * another port), keeps the client to restore.
- */
-static __always_inline int sl_ct_create_external6(const struct sl_ct_key6 *fwd,
-						  const struct sl_backend_value6 *be, __u32 svc_id,
-						  const __be32 *snat_addr, __be16 snat_port,
-						  __u8 tcp_flags, __u64 now)
-{
-	bool snat = snat_addr != NULL;
-	struct sl_ct_new6 n = {
-		.src_addr = snat ? snat_addr : fwd->saddr,
-		.src_port = snat ? snat_port : fwd->sport,
-		.fwd_saddr = snat_addr,
-		.fwd_sport = snat ? snat_port : 0,
-		.rev_saddr = snat ? fwd->saddr : NULL,
-		.rev_sport = snat ? fwd->sport : 0,
-		.flags = SL_CT_F_EXTERNAL | (snat ? SL_CT_F_SNAT : 0),
-		.exclusive = snat,
-	};
-
-	return sl_ct_create_flow6(fwd, be, svc_id, &n, tcp_flags, now);
+	return sl_ct_create_flow6(fwd, be, svc_id, hairpin ? SL_CT_F_HAIRPIN : 0, fwd->saddr, 0,
+				  tcp_flags, now);
 }
 
 #endif /* SL_LIB_CONNTRACK6_H */

@@ -84,4 +84,54 @@ static __always_inline int sl_fib_redirect4(struct __sk_buff *skb, __u32 l3_off,
 	return sl_fib_send4(skb, saddr, daddr);
 }
 
+#define SL_AF_INET6 10
+
+/* Decrements the hop limit of the IPv6 header at l3_off (no header checksum); -1 when it ran out.
+ */
+static __always_inline int sl_hop_dec6(struct __sk_buff *skb, __u32 l3_off)
+{
+	__u32 off = l3_off + 7; /* struct ipv6hdr, hop_limit */
+	__u8 hops;
+
+	if (bpf_skb_load_bytes(skb, off, &hops, sizeof(hops)) < 0 || hops <= 1)
+		return -1;
+	hops -= 1;
+	return bpf_skb_store_bytes(skb, off, &hops, sizeof(hops), 0);
+}
+
+/* As sl_fib_send4, for the IPv6 packet saddr -> daddr (16 bytes each). */
+static __always_inline int sl_fib_send6(struct __sk_buff *skb, const __be32 *saddr,
+					const __be32 *daddr)
+{
+	struct bpf_fib_lookup p = {};
+	long ret;
+
+	p.family = SL_AF_INET6;
+	p.ifindex = skb->ifindex;
+	__builtin_memcpy(p.ipv6_src, saddr, 16);
+	__builtin_memcpy(p.ipv6_dst, daddr, 16);
+	ret = bpf_fib_lookup(skb, &p, sizeof(p), 0);
+	if (ret == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return bpf_redirect_neigh(p.ifindex, NULL, 0, 0);
+	if (ret != BPF_FIB_LKUP_RET_SUCCESS) {
+		sl_count_drop(SL_DROP_NO_ROUTE);
+		return TC_ACT_SHOT;
+	}
+	if (bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), p.dmac, ETH_ALEN, 0) < 0 ||
+	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_source), p.smac, ETH_ALEN, 0) < 0)
+		return TC_ACT_SHOT;
+	return bpf_redirect(p.ifindex, 0);
+}
+
+/* As sl_fib_redirect4: hop limit decremented (an expired one dropped, ttl), then sl_fib_send6. */
+static __always_inline int sl_fib_redirect6(struct __sk_buff *skb, __u32 l3_off,
+					    const __be32 *saddr, const __be32 *daddr)
+{
+	if (sl_hop_dec6(skb, l3_off) < 0) {
+		sl_count_drop(SL_DROP_TTL);
+		return TC_ACT_SHOT;
+	}
+	return sl_fib_send6(skb, saddr, daddr);
+}
+
 #endif /* SL_LIB_FIB_H */

@@ -6,7 +6,11 @@
  *  ingress: a new flow to a frontend flagged SL_SVC_F_EXTERNAL picks a backend (lb6.h: the Local
  *    set for eTP=Local; none there -> drop, none at all -> TCP RST / ICMPv6 port unreachable);
  *    a backend on this node: DNAT only, the kernel routes it to the pod, which sees the client;
- *    later packets (FORWARD entry flagged EXTERNAL): the same rewrite.
+ *    on another node (eTP=Cluster): DNAT and SNAT to this node's IPv6 address and a port of the
+ *    SNAT range (snat6.h), sent straight out (fib.h: its source is now ours) — in every
+ *    --external-mode: there is no IPv6 tunnel, so Tunnel and DSR fall back to SNAT for IPv6;
+ *    later packets (FORWARD entry flagged EXTERNAL): the same rewrite;
+ *    a remote backend's reply (REVERSE, EXTERNAL|SNAT): back to frontend -> client, sent out.
  *  egress: a local backend's reply (REVERSE, EXTERNAL): source back to the frontend.
  *
  * Not in IPv6 (yet): ICMPv6 errors about external flows pass untouched; packets with extension
@@ -16,6 +20,7 @@
 #define SL_LIB_HOST6_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
@@ -29,105 +34,233 @@
 #include "reject6.h"
 #include "verdict.h"
 #include "ext_counters.h"
+#include "snat6.h"
+#include "fib.h"
+
+/*
+ * The IPv6 path is split into calls of their own (BPF-to-BPF, each its own stack frame), all
+ * made from sl_host_ingress6's top level, never nested: inlined into one function, or called one
+ * below the other, the IPv6 addresses, keys and entries exceed the 512-byte BPF stack (the
+ * verifier adds up the frames of a chain of calls). A step that needs another asks for it with
+ * one of these codes (TC verdicts are small: -1 to 8); pkt and key are then parsed again, and
+ * a new flow's choice travels in struct sl_host6_pick.
+ */
+enum sl_host6_next {
+	SL_HOST6_NEW_FLOW = 0x100, /* no entry: a new flow to a frontend, perhaps */
+	SL_HOST6_SEND = 0x101,	   /* rewritten, its source ours: send it out (sl_host_send6) */
+	SL_HOST6_SNAT = 0x102,	   /* a new flow's backend is remote: sl_host_snat_flow6 */
+};
+
+/* Parses the IPv6 frame and looks its tuple up; false when it is no TCP/UDP we translate. */
+static __always_inline bool sl_host_parse6(struct __sk_buff *skb, struct sl_pkt6 *pkt,
+					   struct sl_ct_key6 *key)
+{
+	if (sl_parse6(skb, pkt) != SL_PARSE_OK)
+		return false;
+	sl_ct_key_from_pkt6(pkt, key);
+	return true;
+}
+
+/*
+ * Sends the rewritten IPv6 packet out as a router would (fib.h): its addresses read back from
+ * its header.
+ */
+static __noinline int sl_host_send6(struct __sk_buff *skb)
+{
+	__be32 addrs[8];
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, saddr), addrs,
+			       sizeof(addrs)) < 0)
+		return sl_rewrite_failed();
+	return sl_fib_redirect6(skb, ETH_HLEN, &addrs[0], &addrs[4]);
+}
 
 /* A packet of a tracked external IPv6 flow from its client: to the flow's backend. */
 static __always_inline int sl_host_forward6(struct __sk_buff *skb, const struct sl_pkt6 *pkt,
 					    const struct sl_ct_key6 *key, struct sl_ct_value6 *ct,
 					    __u64 now)
 {
-	__be32 backend_addr[4];
-	__be16 backend_port = ct->nat_port;
+	__be32 backend_addr[4], snat_addr[4];
+	__be16 backend_port = ct->nat_port, snat_port = ct->nat_sport;
+	bool snat = ct->flags & SL_CT_F_SNAT;
 
 	sl_addr6_copy(backend_addr, ct->nat_addr);
+	sl_addr6_copy(snat_addr, ct->nat_saddr);
 	sl_ct_update6(key, ct, pkt->tcp_flags, now);
 	sl_count_service(ct->svc_id, skb->len, false, false);
 	if (sl_nat_dst6(skb, pkt, backend_addr, backend_port) < 0)
 		return sl_rewrite_failed();
-	return SL_TC_PASS; /* the kernel routes it to the pod */
+	if (!snat)
+		return SL_TC_PASS; /* the kernel routes it to the pod */
+	if (sl_nat_src6(skb, pkt, snat_addr, snat_port) < 0)
+		return sl_rewrite_failed();
+	return SL_HOST6_SEND;
 }
 
-/* No usable backend: reject when the service has none, drop for eTP=Local (as sl_host_refuse). */
-static __always_inline int sl_host_refuse6(struct __sk_buff *skb, const struct sl_pkt6 *pkt,
-					   const struct sl_service_value *svc, int reason)
+/* A remote backend's reply to an SNATed flow: backend -> node:sport becomes frontend -> client. */
+static __always_inline int sl_host_snat_reply6(struct __sk_buff *skb, const struct sl_pkt6 *pkt,
+					       const struct sl_ct_key6 *key,
+					       struct sl_ct_value6 *ct, __u64 now)
 {
-	sl_count_drop(reason);
-	sl_count_service(svc->svc_id, 0, false, true);
-	sl_count_kind(svc->flags, 0, false, true);
-	if (reason == SL_DROP_NO_BACKEND)
-		return sl_reject6(skb, pkt);
-	return TC_ACT_SHOT;
+	__be32 frontend_addr[4], client_addr[4];
+	__be16 frontend_port = ct->nat_port, client_port = ct->nat_sport;
+
+	sl_addr6_copy(frontend_addr, ct->nat_addr);
+	sl_addr6_copy(client_addr, ct->nat_saddr);
+	sl_ct_update6(key, ct, pkt->tcp_flags, now);
+	if (sl_nat_src6(skb, pkt, frontend_addr, frontend_port) < 0)
+		return sl_rewrite_failed();
+	if (sl_nat_dst6(skb, pkt, client_addr, client_port) < 0)
+		return sl_rewrite_failed();
+	return SL_HOST6_SEND;
 }
 
 /*
- * The first packet of an external IPv6 flow. loadBalancerSourceRanges are not checked in IPv6
- * yet, so a service that has them takes no IPv6 flow at all (dropped, src_range): closed rather
- * than open to every source. Selection is lb6.h's (random within the set, ClientIP affinity):
- * no Maglev table is built for IPv6 blocks.
+ * A packet of a tracked flow (its own entry only: a pod flow's reply is the pod programs'), or
+ * SL_HOST6_NEW_FLOW when its tuple has none.
  */
-static __always_inline int sl_host_new_flow6(struct __sk_buff *skb, const struct sl_pkt6 *pkt,
-					     const struct sl_ct_key6 *key,
-					     const struct sl_service_value *svc)
+static __noinline int sl_host_tracked6(struct __sk_buff *skb)
 {
-	struct sl_service_value view = *svc;
-	struct sl_backend_value6 be;
-	int ret;
-
-	if (svc->flags & SL_SVC_F_SRC_RANGES) {
-		sl_count_drop(SL_DROP_SRC_RANGE);
-		sl_count_kind(svc->flags, 0, false, true);
-		return TC_ACT_SHOT;
-	}
-	/*
-	 * A remote backend needs SNAT, which IPv6 does not have yet. So while this node has local
-	 * endpoints, an eTP=Cluster flow chooses among them (every connection works, spread over
-	 * this node's endpoints only) instead of failing whenever the draw lands on a remote one.
-	 */
-	if (view.local_count)
-		view.flags |= SL_SVC_F_EXTERNAL_LOCAL;
-	ret = sl_select_backend6(&view, pkt->saddr, true, &be);
-	if (ret < 0)
-		return sl_host_refuse6(skb, pkt, svc, -ret);
-	/* Only remote endpoints: dropped, counted as IPv4 without an SNAT address. */
-	if (!(be.flags & SL_BE_F_LOCAL)) {
-		sl_count_drop(SL_DROP_SNAT_PORTS);
-		return TC_ACT_SHOT;
-	}
-	ret = sl_ct_create_external6(key, &be, svc->svc_id, NULL, 0, pkt->tcp_flags,
-				     bpf_ktime_get_ns());
-	if (ret < 0) {
-		sl_count_drop(-ret);
-		return TC_ACT_SHOT;
-	}
-	sl_count_service(svc->svc_id, skb->len, true, false);
-	sl_count_kind(svc->flags, skb->len, true, false);
-	if (sl_nat_dst6(skb, pkt, be.addr, be.port) < 0)
-		return sl_rewrite_failed();
-	return SL_TC_PASS;
-}
-
-/* What arrives at a host interface in IPv6 (sl_host_ingress; a call of its own, see there). */
-static __noinline int sl_host_ingress6(struct __sk_buff *skb)
-{
-	struct sl_service_value *svc;
 	struct sl_ct_value6 *ct;
 	struct sl_ct_key6 key;
 	struct sl_pkt6 pkt;
 	__u64 now = 0;
 
-	if (sl_parse6(skb, &pkt) != SL_PARSE_OK)
+	if (!sl_host_parse6(skb, &pkt, &key))
 		return SL_TC_PASS;
-	sl_ct_key_from_pkt6(&pkt, &key);
 	ct = sl_ct_lookup6(&key, pkt.tcp_flags, &now);
-	if (ct) {
-		/* Only the entries this program made; a pod flow's reply is the pod programs'. */
-		if ((ct->flags & SL_CT_F_EXTERNAL) && ct->type == SL_CT_FORWARD)
-			return sl_host_forward6(skb, &pkt, &key, ct, now);
+	if (!ct)
+		return SL_HOST6_NEW_FLOW;
+	if (!(ct->flags & SL_CT_F_EXTERNAL))
 		return SL_TC_PASS;
-	}
+	if (ct->type == SL_CT_FORWARD)
+		return sl_host_forward6(skb, &pkt, &key, ct, now);
+	if (ct->flags & SL_CT_F_SNAT)
+		return sl_host_snat_reply6(skb, &pkt, &key, ct, now);
+	return SL_TC_PASS;
+}
+
+/* What sl_host_new_flow6 chose for a new flow, for the step after it (in sl_host_ingress6's frame).
+ */
+struct sl_host6_pick {
+	struct sl_backend_value6 be;
+	__u32 svc_id;
+	__u32 svc_flags;
+	int refused; /* no backend can take the flow: the SL_DROP_* reason */
+};
+
+/*
+ * No usable backend (pick->refused): reject when the service has none, drop for eTP=Local (as
+ * sl_host_refuse).
+ */
+static __noinline int sl_host_refuse6(struct __sk_buff *skb, const struct sl_host6_pick *pick)
+{
+	struct sl_pkt6 pkt;
+
+	sl_count_drop(pick->refused);
+	sl_count_service(pick->svc_id, 0, false, true);
+	sl_count_kind(pick->svc_flags, 0, false, true);
+	if (pick->refused != SL_DROP_NO_BACKEND || sl_parse6(skb, &pkt) != SL_PARSE_OK)
+		return TC_ACT_SHOT;
+	return sl_reject6(skb, &pkt);
+}
+
+/*
+ * The first packet of an external IPv6 flow, if it goes to an external frontend. Source ranges
+ * are not checked in IPv6 yet, so a service that has them takes no IPv6 flow at all (dropped,
+ * src_range): closed rather than open to every source. Selection is lb6.h's (random within the
+ * set, ClientIP affinity): no Maglev table is built for IPv6 blocks. A local backend's flow is
+ * created and DNATed here; a remote one is left to sl_host_snat_flow6 (SL_HOST6_SNAT).
+ */
+static __noinline int sl_host_new_flow6(struct __sk_buff *skb, struct sl_host6_pick *pick)
+{
+	struct sl_service_value *svc;
+	struct sl_ext_flow6 f = {};
+	struct sl_ct_key6 key;
+	struct sl_pkt6 pkt;
+	int ret;
+
+	if (!sl_host_parse6(skb, &pkt, &key))
+		return SL_TC_PASS;
 	svc = sl_lookup_frontend6(pkt.daddr, pkt.dport, pkt.proto);
 	if (!svc || !(svc->flags & SL_SVC_F_EXTERNAL))
 		return SL_TC_PASS;
-	return sl_host_new_flow6(skb, &pkt, &key, svc);
+	if (svc->flags & SL_SVC_F_SRC_RANGES) {
+		sl_count_drop(SL_DROP_SRC_RANGE);
+		sl_count_kind(svc->flags, 0, false, true);
+		return TC_ACT_SHOT;
+	}
+	pick->svc_id = svc->svc_id;
+	pick->svc_flags = svc->flags;
+	ret = sl_select_backend6(svc, pkt.saddr, true, &pick->be);
+	if (ret < 0) {
+		pick->refused = -ret;
+		return TC_ACT_SHOT;
+	}
+	if (!(pick->be.flags & SL_BE_F_LOCAL))
+		return SL_HOST6_SNAT;
+	f.svc_id = pick->svc_id;
+	f.tcp_flags = pkt.tcp_flags;
+	f.now = bpf_ktime_get_ns();
+	ret = sl_ct_create_external6(&key, &pick->be, &f);
+	if (ret < 0) {
+		sl_count_drop(-ret);
+		return TC_ACT_SHOT;
+	}
+	sl_count_service(pick->svc_id, skb->len, true, false);
+	sl_count_kind(pick->svc_flags, skb->len, true, false);
+	if (sl_nat_dst6(skb, &pkt, pick->be.addr, pick->be.port) < 0)
+		return sl_rewrite_failed();
+	return SL_TC_PASS; /* the kernel routes it to the pod */
+}
+
+/*
+ * A new flow to the remote backend pick->be (eTP=Cluster): DNAT and SNAT to this node's IPv6
+ * address and a port of the SNAT range (snat6.h), then sent out. Whatever --external-mode says:
+ * there is no IPv6 tunnel, so Tunnel and DSR fall back to SNAT in IPv6.
+ */
+static __noinline int sl_host_snat_flow6(struct __sk_buff *skb, const struct sl_host6_pick *pick)
+{
+	struct sl_ext_flow6 f = {};
+	struct sl_ct_key6 key;
+	struct sl_pkt6 pkt;
+	int ret;
+
+	if (!sl_host_parse6(skb, &pkt, &key))
+		return SL_TC_PASS;
+	f.svc_id = pick->svc_id;
+	f.tcp_flags = pkt.tcp_flags;
+	f.now = bpf_ktime_get_ns();
+	ret = sl_snat_create6(&key, &pick->be, &f);
+	if (ret < 0) {
+		sl_count_drop(-ret);
+		return TC_ACT_SHOT;
+	}
+	sl_count_service(pick->svc_id, skb->len, true, false);
+	sl_count_kind(pick->svc_flags, skb->len, true, false);
+	if (sl_nat_dst6(skb, &pkt, pick->be.addr, pick->be.port) < 0)
+		return sl_rewrite_failed();
+	if (sl_nat_src6(skb, &pkt, f.snat_addr, f.snat_port) < 0)
+		return sl_rewrite_failed();
+	return SL_HOST6_SEND;
+}
+
+/* What arrives at a host interface in IPv6 (sl_host_ingress): the steps above, in turn. */
+static __always_inline int sl_host_ingress6(struct __sk_buff *skb)
+{
+	struct sl_host6_pick pick = {};
+	int ret = sl_host_tracked6(skb);
+
+	if (ret == SL_HOST6_NEW_FLOW) {
+		ret = sl_host_new_flow6(skb, &pick);
+		if (pick.refused)
+			return sl_host_refuse6(skb, &pick);
+		if (ret == SL_HOST6_SNAT)
+			ret = sl_host_snat_flow6(skb, &pick);
+	}
+	if (ret == SL_HOST6_SEND)
+		return sl_host_send6(skb);
+	return ret;
 }
 
 /* What leaves through a host interface in IPv6 (sl_host_egress): a local backend's reply. */
@@ -140,9 +273,8 @@ static __noinline int sl_host_egress6(struct __sk_buff *skb)
 	__be16 frontend_port;
 	__u64 now = 0;
 
-	if (sl_parse6(skb, &pkt) != SL_PARSE_OK)
+	if (!sl_host_parse6(skb, &pkt, &key))
 		return SL_TC_PASS;
-	sl_ct_key_from_pkt6(&pkt, &key);
 	ct = sl_ct_lookup6(&key, pkt.tcp_flags, &now);
 	if (!ct || ct->type != SL_CT_REVERSE || !(ct->flags & SL_CT_F_EXTERNAL) ||
 	    (ct->flags & SL_CT_F_SNAT))

@@ -84,4 +84,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_ipv6_untranslated SEC(".maps");
 
+/* This node's IPv6 SNAT source and port range (struct sl_node_config6, lib/snat6.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sl_node_config6);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_node_config6 SEC(".maps");
+
 #endif /* SL_LIB_MAPS6_H */

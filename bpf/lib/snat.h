@@ -36,49 +36,76 @@ static __always_inline const struct sl_node_config4 *sl_node_config4(void)
 
 /*
  * Creates the SNAT flow fwd -> be: addr and port receive the source to write. Returns 0 or a
- * negative -SL_DROP_* reason (no address configured or no free port: SL_DROP_SNAT_PORTS).
+ * negative -SL_DROP_* reason (no address configured or no free port: SL_DROP_SNAT_PORTS). The
+ * entries are those sl_ct_create_external4 makes with an SNAT source, built here once with only
+ * the port changing between attempts: the verifier walks every attempt, and a whole flow
+ * creation (two inserts and a rollback) per attempt costs it several times more.
  */
 static __always_inline int sl_snat_create4(const struct sl_ct_key4 *fwd,
 					   const struct sl_backend_value4 *be, __u32 svc_id,
 					   __u8 tcp_flags, __u64 now, __be32 *addr, __be16 *port)
 {
 	const struct sl_node_config4 *cfg = sl_node_config4();
-	struct sl_ct_key4 held = {.saddr = be->addr, .sport = be->port, .proto = fwd->proto};
+	struct sl_ct_key4 rev = {.saddr = be->addr, .sport = be->port, .proto = fwd->proto};
+	struct sl_ct_value4 val = {
+		.created_ns = now,
+		.last_seen_ns = now,
+		.nat_addr = fwd->daddr,
+		.nat_port = fwd->dport,
+		.type = SL_CT_REVERSE,
+		.state = sl_ct_next_state(fwd->proto, SL_CT_STATE_NEW, tcp_flags, false),
+		.nat_saddr = fwd->saddr,
+		.nat_sport = fwd->sport,
+		.svc_id = svc_id,
+		.flags = SL_CT_F_EXTERNAL | SL_CT_F_SNAT,
+	};
+	struct sl_ct_value4 *held;
 	__u32 min, span, start, off, reuse, i;
-	int ret;
+	int ret = -17;
 
 	if (!cfg || !cfg->snat_addr || cfg->snat_port_max < cfg->snat_port_min)
 		return -SL_DROP_SNAT_PORTS;
 	min = cfg->snat_port_min;
 	span = (__u32)cfg->snat_port_max - min + 1;
 	*addr = cfg->snat_addr;
-	held.daddr = *addr;
+	rev.daddr = *addr;
 	start = bpf_get_prandom_u32() % span;
 	reuse = span; /* none yet */
 	for (i = 0; i < SL_SNAT_TRIES; i++) {
 		off = span <= SL_SNAT_TRIES ? (start + i) % span : bpf_get_prandom_u32() % span;
-		*port = bpf_htons((__u16)(min + off));
-		ret = sl_ct_create_external4(fwd, be, svc_id, *addr, *port, tcp_flags, now);
-		if (ret == 0)
-			return 0;
+		rev.dport = bpf_htons((__u16)(min + off));
+		ret = bpf_map_update_elem(&sl_ct4, &rev, &val, BPF_NOEXIST);
 		if (ret != -17 /* EEXIST: taken */)
-			return ret;
-		held.dport = *port;
+			break;
 		if (reuse == span) {
-			struct sl_ct_value4 *val = bpf_map_lookup_elem(&sl_ct4, &held);
-
-			if (val && sl_ct_snat_over4(&held, val, now))
+			held = bpf_map_lookup_elem(&sl_ct4, &rev);
+			if (held && sl_ct_snat_over4(&rev, held, now))
 				reuse = off;
 		}
 	}
-	if (reuse == span)
-		return -SL_DROP_SNAT_PORTS;
-	*port = bpf_htons((__u16)(min + reuse));
-	held.dport = *port;
-	if (!sl_ct_snat_reclaim4(&held, now))
-		return -SL_DROP_SNAT_PORTS;
-	ret = sl_ct_create_external4(fwd, be, svc_id, *addr, *port, tcp_flags, now);
-	return ret == -17 ? -SL_DROP_SNAT_PORTS : ret;
+	if (ret == -17) {
+		if (reuse == span)
+			return -SL_DROP_SNAT_PORTS;
+		rev.dport = bpf_htons((__u16)(min + reuse));
+		if (!sl_ct_snat_reclaim4(&rev, now))
+			return -SL_DROP_SNAT_PORTS;
+		ret = bpf_map_update_elem(&sl_ct4, &rev, &val, BPF_NOEXIST);
+		if (ret == -17)
+			return -SL_DROP_SNAT_PORTS;
+	}
+	if (ret < 0)
+		return -SL_DROP_CT_FULL;
+	*port = rev.dport;
+	val.nat_addr = be->addr;
+	val.nat_port = be->port;
+	val.nat_saddr = *addr;
+	val.nat_sport = *port;
+	val.type = SL_CT_FORWARD;
+	if (bpf_map_update_elem(&sl_ct4, fwd, &val, BPF_ANY) < 0) {
+		bpf_map_delete_elem(&sl_ct4, &rev);
+		return -SL_DROP_CT_FULL;
+	}
+	return 0;
 }
 
 #endif /* SL_LIB_SNAT_H */

@@ -14,8 +14,8 @@ import { loadNative } from '../bpf/native.js';
 import type { AgentConfig } from './config.js';
 import type { AgentDatapath } from './datapath.js';
 import { InterfaceWatcher } from './interfaces.js';
-import { localPortRange, nodePortCandidates, readExternalCounters, readHostAddresses, snatAddress, snatRangeProblem, writeNodeConfig } from './host-addresses.js';
-import { nodeIPv4 } from './node-address.js';
+import { localPortRange, nodePortCandidates, readExternalCounters, readHostAddresses, snatAddress, snatAddress6, snatRangeProblem, writeNodeConfig, writeNodeConfig6 } from './host-addresses.js';
+import { nodeIPv4, nodeIPv6 } from './node-address.js';
 import { TunnelNodeWriter } from './tunnel-nodes.js';
 import { DSR_OPTOUT_MAP, TUNNEL_NODES_MAP } from '../dataplane/table-specs.js';
 import { DsrOptoutWriter } from './dsr-optout.js';
@@ -34,6 +34,8 @@ export class ExternalTraffic {
   /** The host's addresses NodePorts listen on (undefined until first read). */
   hostAddresses: string[] | undefined;
   private snatAddr: string | undefined;
+  /** The IPv6 SNAT source last written (null: not written yet, so '::' is written once too). */
+  private snatAddr6: string | undefined | null = null;
   private readonly sourceRanges: SourceRangeWriter;
   /** The external services' Maglev tables (sl_maglev4), written after each apply. */
   readonly maglev: MaglevWriter;
@@ -163,6 +165,12 @@ export class ExternalTraffic {
       this.snatAddr = snat;
       writeNodeConfig(datapath.map('sl_node_config'), snat, cfg.snatPortRange);
       logger.info({ snatAddress: snat ?? null, snatPorts: `${cfg.snatPortRange.min}-${cfg.snatPortRange.max}` }, 'SNAT source for external flows to remote backends');
+    }
+    const snat6 = snatAddress6(addrs, cfg.hostInterfacePatterns, nodeIPv6(store.get('Node', cfg.nodeName)));
+    if (snat6 !== this.snatAddr6) {
+      this.snatAddr6 = snat6;
+      writeNodeConfig6(datapath.map('sl_node_config6'), snat6, cfg.snatPortRange);
+      logger.info({ snatAddress6: snat6 ?? null }, 'IPv6 SNAT source for external flows to remote backends');
     }
     const candidates = nodePortCandidates(addrs);
     if (this.hostAddresses && candidates.join(',') === this.hostAddresses.join(',')) return false;

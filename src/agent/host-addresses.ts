@@ -9,7 +9,7 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { FRONTEND_KIND_NAMES, nodeConfig4, svcCounters, u32Key } from '../bpf/sluice-structs.js';
+import { FRONTEND_KIND_NAMES, nodeConfig4, nodeConfig6, svcCounters, u32Key } from '../bpf/sluice-structs.js';
 import { decodePerCpu } from '../bpf/codec.js';
 import type { ExternalCounterView } from '../admin/types.js';
 import type { NativeMap } from '../bpf/native.js';
@@ -63,9 +63,20 @@ export function nodePortCandidates(addrs: readonly HostAddress[]): string[] {
  */
 export function snatAddress(addrs: readonly HostAddress[], hostPatterns: readonly string[], nodeIp: string | undefined): string | undefined {
   const matches = interfaceMatcher([...hostPatterns]);
-  // sl_node_config holds an IPv4 address: IPv6 external traffic is not SNATed yet (docs/ipv6.md).
+  // sl_node_config holds the IPv4 source; the IPv6 one is snatAddress6's (sl_node_config6).
   const onHost = addrs.filter((a) => matches(a.ifname) && !isIpv6(a.address));
   return onHost.find((a) => a.address === nodeIp)?.address ?? onHost[0]?.address;
+}
+
+/**
+ * The IPv6 SNAT source (sl_node_config6), chosen as snatAddress among the host-facing
+ * interfaces' IPv6 addresses; never a link-local one (fe80::/10: it names no one destination,
+ * and a remote backend could not answer it).
+ */
+export function snatAddress6(addrs: readonly HostAddress[], hostPatterns: readonly string[], nodeIp6: string | undefined): string | undefined {
+  const matches = interfaceMatcher([...hostPatterns]);
+  const onHost = addrs.filter((a) => matches(a.ifname) && isIpv6(a.address) && a.address !== '::1' && !/^fe[89ab]/i.test(a.address));
+  return onHost.find((a) => a.address === nodeIp6)?.address ?? onHost[0]?.address;
 }
 
 export interface PortRange {
@@ -89,6 +100,11 @@ export async function localPortRange(): Promise<PortRange> {
 /** Writes sl_node_config (one slot): the SNAT address ('0.0.0.0' = none) and port range. */
 export function writeNodeConfig(map: NativeMap, address: string | undefined, range: PortRange): void {
   map.update(u32Key.encode(0), nodeConfig4.encode({ snat_addr: address ?? '0.0.0.0', snat_port_min: range.min, snat_port_max: range.max }));
+}
+
+/** Writes sl_node_config6 (one slot): the IPv6 SNAT address ('::' = none) and the same port range. */
+export function writeNodeConfig6(map: NativeMap, address: string | undefined, range: PortRange): void {
+  map.update(u32Key.encode(0), nodeConfig6.encode({ snat_addr: address ?? '::', snat_port_min: range.min, snat_port_max: range.max }));
 }
 
 /** sl_ext_counters (per-CPU, by frontend kind) summed over CPUs, for counters views and metrics. */

@@ -1,7 +1,7 @@
 // Each backend's node address, for the writer (backend node_addr: forwarding to remote backends
 // and DSR). The writer asks once per backend — 131,500 times in a 10,000-Service cold start —
 // so the answer is cached per node name until a Node changes.
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import type { V1Node } from '@kubernetes/client-node';
 import type { ObjectStore } from '../k8s/store.js';
 
@@ -10,6 +10,16 @@ export function nodeIPv4(node: V1Node | undefined): string | undefined {
   const addrs = node?.status?.addresses ?? [];
   for (const type of ['InternalIP', 'ExternalIP']) {
     const found = addrs.find((a) => a.type === type && isIPv4(a.address));
+    if (found) return found.address;
+  }
+  return undefined;
+}
+
+/** A node's InternalIP (else ExternalIP) in IPv6, when the node has one: the IPv6 SNAT source's first choice. */
+export function nodeIPv6(node: V1Node | undefined): string | undefined {
+  const addrs = node?.status?.addresses ?? [];
+  for (const type of ['InternalIP', 'ExternalIP']) {
+    const found = addrs.find((a) => a.type === type && isIPv6(a.address));
     if (found) return found.address;
   }
   return undefined;

@@ -254,6 +254,8 @@ export const sockRevnatKey6 = defineStruct('sl_sock_revnat_key6', {
 });
 export const sockRevnatValue6 = defineStruct('sl_sock_revnat_value6', { frontend_addr: ipv6, frontend_port: be16, pad: pad(2, 2), svc_id: u32 });
 export const vipKey6 = defineStruct('sl_vip_key6', { addr: ipv6 });
+/** sl_node_config6 (one slot): the IPv6 SNAT source of external flows to remote backends ('::' = none). */
+export const nodeConfig6 = defineStruct('sl_node_config6', { snat_addr: ipv6, snat_port_min: u16, snat_port_max: u16 });
 
 /** Every struct codec, for BTF verification. */
 export const tunnelNodeKey4 = defineStruct('sl_tunnel_node_key4', { addr: ipv4 });
@@ -266,6 +268,6 @@ export const allStructCodecs = [
   frontendKey4, serviceValue, backendKey, backendValue4, ctKey4, ctValue4, affinityKey4,
   affinityValue4, sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, vipKey4, vipValue,
   srcRangeKey4, srcRangeValue, nodeConfig4, maglevKey, maglevChunk, tunnelNodeKey4, tunnelNodeValue, dsrOptoutKey4, dsrOptoutValue,
-  frontendKey6, backendValue6, ctKey6, ctValue6, affinityKey6, affinityValue6, sockRevnatKey6, sockRevnatValue6, vipKey6,
+  frontendKey6, backendValue6, ctKey6, ctValue6, affinityKey6, affinityValue6, sockRevnatKey6, sockRevnatValue6, vipKey6, nodeConfig6,
 ] as const;
 

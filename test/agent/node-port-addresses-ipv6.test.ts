@@ -6,7 +6,7 @@
 // the IPv6 node addresses the CIDRs select, in sl_frontends6.
 import t from 'tap';
 import { parseConfig } from '../../src/agent/config.js';
-import { nodePortCandidates, parseIpAddrShow, snatAddress } from '../../src/agent/host-addresses.js';
+import { nodePortCandidates, parseIpAddrShow, snatAddress, snatAddress6 } from '../../src/agent/host-addresses.js';
 import { MemoryServiceTables } from '../../src/dataplane/memory-tables.js';
 import { ServiceTableWriter } from '../../src/dataplane/writer.js';
 import { compute, ep, fronts, node, NODE, portOf, service, slice } from '../model/builders.js';
@@ -50,7 +50,11 @@ t.test('the host\'s IPv6 addresses are NodePort candidates; loopback, link-local
     'lo 127.0.0.1', 'lo ::1', 'eth0 192.168.50.2', 'eth0 fd00:50::2', 'eth0 2001:db8:50::2', 'eth0 fe80::a8c1:abff:fe12:3456', 'vethsl12p0 fe80::1',
   ], 'both families parsed; the DAD-failed and the temporary (privacy) address left out');
   t.same(nodePortCandidates(addrs), ['192.168.50.2', '2001:db8:50::2', 'fd00:50::2']);
-  t.equal(snatAddress(addrs, ['eth*'], undefined), '192.168.50.2', 'the SNAT source (sl_node_config) stays IPv4');
+  t.equal(snatAddress(addrs, ['eth*'], undefined), '192.168.50.2', 'the IPv4 SNAT source (sl_node_config) is IPv4');
+  t.equal(snatAddress6(addrs, ['eth*'], undefined), 'fd00:50::2', 'the IPv6 SNAT source (sl_node_config6): the first global IPv6 address of a host interface');
+  t.equal(snatAddress6(addrs, ['eth*'], '2001:db8:50::2'), '2001:db8:50::2', 'the Node\'s own IPv6 address first');
+  t.equal(snatAddress6(addrs, ['veth*'], undefined), undefined, 'never a link-local address');
+  t.equal(snatAddress6(addrs, ['bond*'], undefined), undefined);
 });
 
 t.test('model and writer: NodePort frontends on the IPv6 node addresses the CIDRs select, in sl_frontends6', async (t) => {

@@ -1,7 +1,7 @@
 // IPv6 additions to the packet-test harness (harness.ts): services in the IPv6 maps, sl_ct6
 // lookups, and ICMPv6 error frames. Shared by the ipv6-*.test.ts files.
 import {
-  affinityKey6, affinityValue6, backendKey, backendValue6, ctKey6, ctValue6, frontendKey6, serviceValue, vipKey6, vipValue,
+  affinityKey6, affinityValue6, backendKey, backendValue6, ctKey6, ctValue6, frontendKey6, nodeConfig6, serviceValue, u32Key, vipKey6, vipValue,
 } from '../../src/bpf/sluice-structs.js';
 import { buildFrame6, ETH_HLEN, type Frame6Spec } from '../../src/packet/index.js';
 import type { Datapath } from './harness.js';
@@ -45,6 +45,11 @@ export function addService6(dp: Datapath, s: Service6): void {
     svc_id: s.svcId, backend_id: all.length ? s.backendId : 0, count: s.cluster.length, local_count: s.local?.length ?? 0, flags: s.flags ?? 0, affinity_timeout_s: s.affinityTimeoutS ?? 0,
   }));
   if (s.clusterIp ?? true) dp.obj.map('sl_vips6').update(vipKey6.encode({ addr: s.vip }), vipValue.encode({ flags: 1 }));
+}
+
+/** sl_node_config6: the IPv6 SNAT address and port range. */
+export function setNodeConfig6(dp: Datapath, snatAddr: string, portMin: number, portMax: number): void {
+  dp.obj.map('sl_node_config6').update(u32Key.encode(0), nodeConfig6.encode({ snat_addr: snatAddr, snat_port_min: portMin, snat_port_max: portMax }));
 }
 
 /** The sl_ct6 entry of a tuple, or null. */
