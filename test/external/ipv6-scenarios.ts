@@ -11,9 +11,10 @@
 //   - a dual-stack Service's NodePort reached over both families from the one client, each
 //     answered by the pod, which sees the client's address of that family, from the node's
 //     address of that family;
-//   - UDP to an IPv6 NodePort, the reply from [node A]:nodePort.
-// Not here: an IPv6 Service whose backends are all on another node (SNAT in IPv6 is not built
-// yet: such flows are dropped, docs/ipv6.md), IPv6 source ranges (not built either).
+//   - UDP to an IPv6 NodePort, the reply from [node A]:nodePort;
+//   - NodePort at node A's IPv6 address, backend only on B: SNAT to node A's IPv6 address and a
+//     port of the SNAT range, the reply back through A.
+// Not here: IPv6 source ranges (not built, docs/ipv6.md).
 import type { Test } from 'tap';
 import type { NodeAgent } from '../../src/testbed/cluster-agent.js';
 import type { Cluster, ClusterClient, ClusterNode, ClusterPod } from '../../src/testbed/cluster.js';
@@ -32,6 +33,7 @@ const ETP_LOCAL6 = 30033;
 const EMPTY6 = 30034;
 const DUAL = 30035;
 const UDP6 = 30036;
+const REMOTE6 = 30037;
 const HC_PORT6 = 32101;
 
 const bedPod = (n: ClusterNode): BedPod => {
@@ -57,6 +59,7 @@ export function ipv6Services(c: Cluster): Svc[] {
     { name: 'empty6', clusterIP: 'fd00:96::34', nodePort: EMPTY6, pods: [] },
     { name: 'dual', clusterIP: '10.96.0.35', clusterIP6: 'fd00:96::35', nodePort: DUAL, pods: [onA] },
     { name: 'udp6', clusterIP: 'fd00:96::36', nodePort: UDP6, protocol: 'UDP', targetPort: UDP_ECHO, pods: [onA] },
+    { name: 'remote6', clusterIP: 'fd00:96::37', nodePort: REMOTE6, pods: [onB] },
   ];
 }
 
@@ -98,11 +101,12 @@ export async function ipv6Scenarios(t: Test, bed: Ipv6Bed): Promise<void> {
   });
 
   // The other probes are independent (a service or address each): all at once, then checked.
-  const [local, external, lb, dropped, served, hcA, hcB, v4, v6, udp] = await Promise.all([
+  const [local, external, lb, dropped, served, hcA, hcB, v4, v6, udp, remote] = await Promise.all([
     tcp(a6, LOCAL6), tcp(EXTERNAL_IP6, 80), tcp(LB_IP6, 80),
     tcp(a6, ETP_LOCAL6, DROP_MS), tcp(b6, ETP_LOCAL6), bed.httpStatus(a6, HC_PORT6), bed.httpStatus(b6, HC_PORT6),
     tcp(nodeA.ip, DUAL), tcp(a6, DUAL),
     bed.client.udp({ host: a6, port: UDP6, timeoutMs: ANSWER_MS }).then(one),
+    tcp(a6, REMOTE6),
   ]);
 
   await t.test('IPv6: NodePort at node A, backend on A: DNAT only, the pod sees the client\'s IPv6 address', async (t) => {
@@ -145,6 +149,15 @@ export async function ipv6Scenarios(t: Test, bed: Ipv6Bed): Promise<void> {
     t.equal(udp.backend, podA.name);
     t.equal(addressOf(udp.peer), client6, 'the pod saw the client\'s IPv6 address');
     t.equal(udp.from, `${a6}:${UDP6}`, 'recvfrom: [node A]:nodePort');
+  });
+
+  await t.test('IPv6: NodePort at node A, backend only on B: SNAT to node A\'s IPv6 address, reply back through A', async (t) => {
+    t.ok(remote.ok, `answered (${why(remote)})`);
+    t.equal(remote.backend, podB.name);
+    const [seen, port] = [addressOf(remote.peer), Number(/:(\d+)$/.exec(remote.peer ?? '')?.[1])];
+    t.equal(seen, a6, 'the pod on B saw node A\'s IPv6 address (SNAT)');
+    t.ok(port >= 61000 && port <= 65535, `from the reserved SNAT range (${port})`);
+    t.equal(remote.remote, `${a6}:${REMOTE6}`, 'the client talks to [node A]:nodePort throughout');
   });
 
   await t.test('sluicectl shows the IPv6 external frontends', async (t) => {
