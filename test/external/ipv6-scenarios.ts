@@ -11,12 +11,16 @@
 //   - a dual-stack Service's NodePort reached over both families from the one client, each
 //     answered by the pod, which sees the client's address of that family, from the node's
 //     address of that family;
-//   - UDP to an IPv6 NodePort, the reply from [node A]:nodePort.
+//   - UDP to an IPv6 NodePort, the reply from [node A]:nodePort;
+//   - node A's own process (its agent's cgroup: connect-time programs) and pod A itself (hairpin)
+//     reach pod A's IPv6 NodePort at [node A].
 // Not here: an IPv6 Service whose backends are all on another node (SNAT in IPv6 is not built
 // yet: such flows are dropped, docs/ipv6.md), IPv6 source ranges (not built either).
 import type { Test } from 'tap';
 import type { NodeAgent } from '../../src/testbed/cluster-agent.js';
 import type { Cluster, ClusterClient, ClusterNode, ClusterPod } from '../../src/testbed/cluster.js';
+import { runEchoClient } from '../../src/testbed/echo.js';
+import type { EchoAttempt } from '../../src/testbed/echo.js';
 import type { Attempt, TrafficClient } from '../traffic/traffic-client.js';
 import { UDP_ECHO } from './bed.js';
 import type { BedPod, Svc } from './bed.js';
@@ -98,11 +102,14 @@ export async function ipv6Scenarios(t: Test, bed: Ipv6Bed): Promise<void> {
   });
 
   // The other probes are independent (a service or address each): all at once, then checked.
-  const [local, external, lb, dropped, served, hcA, hcB, v4, v6, udp] = await Promise.all([
+  const inside = (ns: string, cgroup?: string) =>
+    runEchoClient({ ns, ...(cgroup ? { cgroup } : {}), proto: 'tcp', host: a6, port: LOCAL6, timeoutMs: ANSWER_MS }).then((r) => r[0] as EchoAttempt);
+  const [local, external, lb, dropped, served, hcA, hcB, v4, v6, udp, own, hairpin] = await Promise.all([
     tcp(a6, LOCAL6), tcp(EXTERNAL_IP6, 80), tcp(LB_IP6, 80),
     tcp(a6, ETP_LOCAL6, DROP_MS), tcp(b6, ETP_LOCAL6), bed.httpStatus(a6, HC_PORT6), bed.httpStatus(b6, HC_PORT6),
     tcp(nodeA.ip, DUAL), tcp(a6, DUAL),
     bed.client.udp({ host: a6, port: UDP6, timeoutMs: ANSWER_MS }).then(one),
+    inside(nodeA.ns, agentA.cgroup), inside(podA.ns),
   ]);
 
   await t.test('IPv6: NodePort at node A, backend on A: DNAT only, the pod sees the client\'s IPv6 address', async (t) => {
@@ -145,6 +152,15 @@ export async function ipv6Scenarios(t: Test, bed: Ipv6Bed): Promise<void> {
     t.equal(udp.backend, podA.name);
     t.equal(addressOf(udp.peer), client6, 'the pod saw the client\'s IPv6 address');
     t.equal(udp.from, `${a6}:${UDP6}`, 'recvfrom: [node A]:nodePort');
+  });
+
+  await t.test('IPv6: node A\'s own process and pod A (hairpin) reach pod A\'s NodePort at [node A]', async (t) => {
+    for (const [r, who] of [[own, 'node A\'s own process'], [hairpin, 'pod A (hairpin)']] as const) {
+      t.ok(r.ok, `${who}: answered (${JSON.stringify(r.error ?? null)}; the pod saw ${JSON.stringify(r.seenPeer ?? null)})`);
+      t.equal(r.pod, podA.name, `${who}: served by pod A`);
+      t.same(r.peername, { address: a6, port: LOCAL6 }, `${who}: getpeername() says [node A]:nodePort`);
+    }
+    t.equal(hairpin.seenPeer?.address, a6, 'pod A saw its hairpinned connection come from the frontend, [node A] (as in IPv4)');
   });
 
   await t.test('sluicectl shows the IPv6 external frontends', async (t) => {
