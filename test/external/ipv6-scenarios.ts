@@ -13,11 +13,15 @@
 //     address of that family;
 //   - UDP to an IPv6 NodePort, the reply from [node A]:nodePort;
 //   - NodePort at node A's IPv6 address, backend only on B: SNAT to node A's IPv6 address and a
-//     port of the SNAT range, the reply back through A.
+//     port of the SNAT range, the reply back through A;
+//   - node A's own process (its agent's cgroup: connect-time programs) and pod A itself (hairpin)
+//     reach pod A's IPv6 NodePort at [node A].
 // Not here: IPv6 source ranges (not built, docs/ipv6.md).
 import type { Test } from 'tap';
 import type { NodeAgent } from '../../src/testbed/cluster-agent.js';
 import type { Cluster, ClusterClient, ClusterNode, ClusterPod } from '../../src/testbed/cluster.js';
+import { runEchoClient } from '../../src/testbed/echo.js';
+import type { EchoAttempt } from '../../src/testbed/echo.js';
 import type { Attempt, TrafficClient } from '../traffic/traffic-client.js';
 import { UDP_ECHO } from './bed.js';
 import type { BedPod, Svc } from './bed.js';
@@ -101,12 +105,15 @@ export async function ipv6Scenarios(t: Test, bed: Ipv6Bed): Promise<void> {
   });
 
   // The other probes are independent (a service or address each): all at once, then checked.
-  const [local, external, lb, dropped, served, hcA, hcB, v4, v6, udp, remote] = await Promise.all([
+  const inside = (ns: string, cgroup?: string) =>
+    runEchoClient({ ns, ...(cgroup ? { cgroup } : {}), proto: 'tcp', host: a6, port: LOCAL6, timeoutMs: ANSWER_MS }).then((r) => r[0] as EchoAttempt);
+  const [local, external, lb, dropped, served, hcA, hcB, v4, v6, udp, remote, own, hairpin] = await Promise.all([
     tcp(a6, LOCAL6), tcp(EXTERNAL_IP6, 80), tcp(LB_IP6, 80),
     tcp(a6, ETP_LOCAL6, DROP_MS), tcp(b6, ETP_LOCAL6), bed.httpStatus(a6, HC_PORT6), bed.httpStatus(b6, HC_PORT6),
     tcp(nodeA.ip, DUAL), tcp(a6, DUAL),
     bed.client.udp({ host: a6, port: UDP6, timeoutMs: ANSWER_MS }).then(one),
     tcp(a6, REMOTE6),
+    inside(nodeA.ns, agentA.cgroup), inside(podA.ns),
   ]);
 
   await t.test('IPv6: NodePort at node A, backend on A: DNAT only, the pod sees the client\'s IPv6 address', async (t) => {
@@ -158,6 +165,15 @@ export async function ipv6Scenarios(t: Test, bed: Ipv6Bed): Promise<void> {
     t.equal(seen, a6, 'the pod on B saw node A\'s IPv6 address (SNAT)');
     t.ok(port >= 61000 && port <= 65535, `from the reserved SNAT range (${port})`);
     t.equal(remote.remote, `${a6}:${REMOTE6}`, 'the client talks to [node A]:nodePort throughout');
+  });
+
+  await t.test('IPv6: node A\'s own process and pod A (hairpin) reach pod A\'s NodePort at [node A]', async (t) => {
+    for (const [r, who] of [[own, 'node A\'s own process'], [hairpin, 'pod A (hairpin)']] as const) {
+      t.ok(r.ok, `${who}: answered (${JSON.stringify(r.error ?? null)}; the pod saw ${JSON.stringify(r.seenPeer ?? null)})`);
+      t.equal(r.pod, podA.name, `${who}: served by pod A`);
+      t.same(r.peername, { address: a6, port: LOCAL6 }, `${who}: getpeername() says [node A]:nodePort`);
+    }
+    t.equal(hairpin.seenPeer?.address, a6, 'pod A saw its hairpinned connection come from the frontend, [node A] (as in IPv4)');
   });
 
   await t.test('sluicectl shows the IPv6 external frontends', async (t) => {
