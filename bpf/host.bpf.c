@@ -38,10 +38,11 @@
  * translated by the ingress node, or sent straight to the client (DSR). A pod's reply too large
  * to wrap back is answered with ICMP fragmentation needed to the pod.
  *
- * IPv6 (lib/host6.h, chosen by skb->protocol): NodePort, ExternalIP and LoadBalancer frontends
- * in sl_frontends6, to local backends (DNAT only); a remote backend's flow is dropped (no IPv6
- * SNAT yet, whatever the mode); no tunnel, DSR, Maglev, source ranges or ICMPv6 error
- * translation in IPv6.
+ * IPv6 (lib/host6.h, chosen by skb->protocol): the entry programs tail-call sl_host6_ingr /
+ * sl_host6_egr (below: verified apart from the IPv4 path). NodePort, ExternalIP and
+ * LoadBalancer frontends in sl_frontends6: a local backend DNATed, a remote one DNATed and
+ * SNATed to this node's IPv6 address (snat6.h) whatever the mode (no IPv6 tunnel: Tunnel and
+ * DSR fall back to SNAT); no Maglev, source ranges or ICMPv6 error translation in IPv6.
  *
  * Not handled yet (see docs/external-traffic.md): SCTP, fragments.
  */
@@ -477,10 +478,50 @@ static __always_inline int sl_host_dsr_reply(struct __sk_buff *skb, const struct
 }
 
 /*
- * Each family's path is a function of its own (a BPF-to-BPF call, its own stack frame): inlined
- * into one program the two families' locals exceed the 512-byte BPF stack.
+ * The IPv6 path (lib/host6.h) is a pair of programs of its own, reached from the entry programs
+ * by tail call: the verifier walks each program on its own, so the IPv4 path and the IPv6 one
+ * (its SNAT allocator above all) do not share one program's budget, and each gets its own
+ * 512-byte stack. sl_host6_progs is the object's own array (not pinned, never attached),
+ * filled by libbpf at load. A program mixing tail calls and BPF-to-BPF calls is held to 256
+ * bytes of stack per frame (5.10), so the entry programs make no call (the IPv4 path is inlined,
+ * it fits alone) and the IPv6 programs no tail call. Names stay under the kernel's 15 characters.
  */
-static __noinline int sl_host_ingress4(struct __sk_buff *skb)
+SEC("tc")
+int sl_host6_ingr(struct __sk_buff *skb)
+{
+	return sl_host_ingress6(skb);
+}
+
+SEC("tc")
+int sl_host6_egr(struct __sk_buff *skb)
+{
+	return sl_host_egress6(skb);
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, SL_HOST6_PROGS);
+	__type(key, __u32);
+	__array(values, int(struct __sk_buff *));
+} sl_host6_progs SEC(".maps") = {
+	.values =
+		{
+			[SL_HOST6_INGRESS] = (void *)&sl_host6_ingr,
+			[SL_HOST6_EGRESS] = (void *)&sl_host6_egr,
+		},
+};
+
+/*
+ * An IPv6 frame goes to its family's program; should the slot be empty (it never is once
+ * loaded), the frame passes untouched.
+ */
+static __always_inline int sl_host_to_ipv6(struct __sk_buff *skb, __u32 slot)
+{
+	bpf_tail_call(skb, &sl_host6_progs, slot);
+	return SL_TC_PASS;
+}
+
+static __always_inline int sl_host_ingress4(struct __sk_buff *skb)
 {
 	struct sl_service_value *svc;
 	struct sl_tunnel_in in = {};
@@ -516,7 +557,7 @@ static __noinline int sl_host_ingress4(struct __sk_buff *skb)
 	return sl_host_new_flow(skb, &pkt, &key, svc);
 }
 
-static __noinline int sl_host_egress4(struct __sk_buff *skb)
+static __always_inline int sl_host_egress4(struct __sk_buff *skb)
 {
 	struct sl_ct_value4 *ct;
 	struct sl_ct_key4 key;
@@ -545,7 +586,7 @@ SEC("tc")
 int sl_host_ingress(struct __sk_buff *skb)
 {
 	if (skb->protocol == bpf_htons(ETH_P_IPV6))
-		return sl_host_ingress6(skb);
+		return sl_host_to_ipv6(skb, SL_HOST6_INGRESS);
 	return sl_host_ingress4(skb);
 }
 
@@ -553,7 +594,7 @@ SEC("tc")
 int sl_host_egress(struct __sk_buff *skb)
 {
 	if (skb->protocol == bpf_htons(ETH_P_IPV6))
-		return sl_host_egress6(skb);
+		return sl_host_to_ipv6(skb, SL_HOST6_EGRESS);
 	return sl_host_egress4(skb);
 }
 

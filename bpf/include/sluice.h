@@ -528,6 +528,13 @@ enum sl_handoff_slot {
 	SL_HANDOFF_SLOTS = 2,
 };
 
+/* host.bpf.c's IPv6 programs: the slots of sl_host6_progs (the object's own tail-call array). */
+enum sl_host6_slot {
+	SL_HOST6_INGRESS = 0,
+	SL_HOST6_EGRESS = 1,
+	SL_HOST6_PROGS = 2,
+};
+
 /* Connect-time load balancing protocols (the sl_ctlb_protocols tunable). */
 enum sl_ctlb_protocols {
 	SL_CTLB_TCP = 1U << 0,

@@ -136,6 +136,20 @@ static __noinline bool sl_ct_snat_over6(const struct sl_ct_key6 *key,
 	return sl_ct_expired6(val, key->proto, now) && (!tv || sl_ct_expired6(tv, key->proto, now));
 }
 
+/*
+ * Whether the SNAT flow holding tuple key (REVERSE entry val) may be over, from val alone: reset,
+ * a FIN seen from the backend, or idle past its timeout. Necessary for sl_ct_snat_over6, and
+ * cheap (no twin lookup, no call): the allocator asks it on every attempt (lib/snat6.h).
+ */
+static __always_inline bool sl_ct_snat_may_be_over6(const struct sl_ct_key6 *key,
+						    const struct sl_ct_value6 *val, __u64 now)
+{
+	if (val->type != SL_CT_REVERSE || !(val->flags & SL_CT_F_SNAT))
+		return false;
+	return val->state == SL_CT_STATE_CLOSED || (val->flags & SL_CT_F_FIN_SEEN) ||
+	       sl_ct_expired6(val, key->proto, now);
+}
+
 /* As sl_ct_snat_reclaim4: frees SNAT tuple key if its flow is over; true when it is free. */
 static __always_inline bool sl_ct_snat_reclaim6(const struct sl_ct_key6 *key, __u64 now)
 {

@@ -1,20 +1,23 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * External traffic in IPv6 on the host interfaces (host.bpf.c hands every IPv6 frame here): the
- * IPv4 rules of host.bpf.c over sl_frontends6 and sl_ct6 (docs/ipv6.md, docs/external-traffic.md).
+ * External traffic in IPv6 on the host interfaces: host.bpf.c's IPv6 programs (sl_host6_ingr,
+ * sl_host6_egr, reached by tail call from the entry programs) run these. The IPv4 rules of
+ * host.bpf.c over sl_frontends6 and sl_ct6 (docs/ipv6.md, docs/external-traffic.md).
  *
  *  ingress: a new flow to a frontend flagged SL_SVC_F_EXTERNAL picks a backend (lb6.h: the Local
- *    set for eTP=Local; none there -> drop, none at all -> TCP RST / ICMPv6 port unreachable);
+ *    set for eTP=Local; none there -> drop, none at all -> TCP RST / ICMPv6 port unreachable;
+ *    eTP=Cluster: among all endpoints, as IPv4);
  *    a backend on this node: DNAT only, the kernel routes it to the pod, which sees the client;
- *    on another node (eTP=Cluster): DNAT and SNAT to this node's IPv6 address and a port of the
- *    SNAT range (snat6.h), sent straight out (fib.h: its source is now ours) — in every
- *    --external-mode: there is no IPv6 tunnel, so Tunnel and DSR fall back to SNAT for IPv6;
+ *    on another node: DNAT and SNAT to this node's IPv6 address and a port of the SNAT range
+ *    (snat6.h), sent straight out (fib.h: its source is now ours) — in every --external-mode:
+ *    there is no IPv6 tunnel, so Tunnel and DSR fall back to SNAT for IPv6;
  *    later packets (FORWARD entry flagged EXTERNAL): the same rewrite;
  *    a remote backend's reply (REVERSE, EXTERNAL|SNAT): back to frontend -> client, sent out.
  *  egress: a local backend's reply (REVERSE, EXTERNAL): source back to the frontend.
  *
- * Not in IPv6 (yet): ICMPv6 errors about external flows pass untouched; packets with extension
- * headers pass untouched (lib/parse6.h).
+ * Extension headers are walked as on the TC path (lib/parse6.h). Not in IPv6 (yet): ICMPv6
+ * errors about external flows pass untouched; source ranges (a service with ranges takes no
+ * IPv6 flow); Maglev.
  */
 #ifndef SL_LIB_HOST6_H
 #define SL_LIB_HOST6_H
@@ -245,7 +248,7 @@ static __noinline int sl_host_snat_flow6(struct __sk_buff *skb, const struct sl_
 	return SL_HOST6_SEND;
 }
 
-/* What arrives at a host interface in IPv6 (sl_host_ingress): the steps above, in turn. */
+/* What arrives at a host interface in IPv6 (host.bpf.c's sl_host6_ingr): the steps above. */
 static __always_inline int sl_host_ingress6(struct __sk_buff *skb)
 {
 	struct sl_host6_pick pick = {};
@@ -263,8 +266,9 @@ static __always_inline int sl_host_ingress6(struct __sk_buff *skb)
 	return ret;
 }
 
-/* What leaves through a host interface in IPv6 (sl_host_egress): a local backend's reply. */
-static __noinline int sl_host_egress6(struct __sk_buff *skb)
+/* What leaves through a host interface in IPv6 (host.bpf.c's sl_host6_egr): a local backend's
+ * reply. */
+static __always_inline int sl_host_egress6(struct __sk_buff *skb)
 {
 	struct sl_ct_value6 *ct;
 	struct sl_ct_key6 key;
