@@ -20,17 +20,27 @@
 //   fabric ── edge (192.168.50.254) ══ narrow link 172.16.0.0/30, MTU m ══ access ── far clients 172.16.1.100…
 //
 // Every node routes 172.16.0.0/16 via the edge router.
+//
+// With `ipv6`, dual stack (ULA prefixes, addresses without duplicate detection so they work at
+// once): the fabric fd00:50::/64 (nodes fd00:50::2…, clients fd00:50::100…), pods
+// fd00:10:244:<1+i>::<10+n>/128 behind node i with its gateway fd00:10:244:<1+i>::1 on every pod
+// veth, IPv6 forwarding in the nodes, each node routing the others' pod /64s; clients route IPv6
+// `clientRoutes` via the node's IPv6 address. Neighbour discovery crosses the nodes' host
+// programs untouched (they never translate ICMPv6). The routers and far clients stay IPv4 only.
 import { addAddress, addRoute, addVethPair, ipIn, linkUp, setSysctl } from './netns.js';
 import { hostIfname } from './names.js';
 import type { TestbedRun } from './run.js';
 
 export const FABRIC_CIDR = '192.168.50.0/24';
+export const FABRIC_CIDR6 = 'fd00:50::/64';
 export const NODE_UPLINK = 'eth0';
 
 export interface ClusterPod {
   name: string;
   ns: string;
   ip: string;
+  /** With ClusterOptions.ipv6: its IPv6 address. */
+  ip6?: string;
   /** Host-side veth in its node's namespace. */
   hostIfname: string;
 }
@@ -44,6 +54,10 @@ export interface ClusterNode {
   podCidr: string;
   /** The node's address on every pod veth. */
   podGateway: string;
+  /** With ClusterOptions.ipv6: its IPv6 fabric address, pod /64 and IPv6 gateway on every pod veth. */
+  ip6?: string;
+  podCidr6?: string;
+  podGateway6?: string;
   pods: ClusterPod[];
 }
 
@@ -51,6 +65,8 @@ export interface ClusterClient {
   name: string;
   ns: string;
   ip: string;
+  /** With ClusterOptions.ipv6 (fabric clients only): its IPv6 address. */
+  ip6?: string;
 }
 
 export interface ClusterRouter {
@@ -78,13 +94,15 @@ export interface ClusterOptions {
   nodes: string[][];
   /** External client namespaces (default 1). */
   clients?: number;
-  /** Prefixes the clients route to a node (index): LoadBalancer and external IPs. */
+  /** Prefixes the clients route to a node (index): LoadBalancer and external IPs (IPv6 ones need `ipv6`). */
   clientRoutes?: { cidr: string; node: number }[];
   /**
    * Clients behind two routers (see above), `count` of them; the link between the routers has
    * MTU `narrowMtu` (default 1500). The edge router routes `clientRoutes` as the clients do.
    */
   routedClients?: { count: number; narrowMtu?: number };
+  /** Dual stack: nodes, fabric clients and pods get IPv6 addresses and routes too (see above). */
+  ipv6?: boolean;
 }
 
 const NODE_NAMES = 'abcdefgh';
@@ -97,18 +115,24 @@ const NODE_NAMES = 'abcdefgh';
 export async function createCluster(run: TestbedRun, opts: ClusterOptions): Promise<Cluster> {
   if (opts.nodes.length < 1 || opts.nodes.length > NODE_NAMES.length) throw new Error(`testbed: cluster wants 1-${NODE_NAMES.length} nodes, not ${opts.nodes.length}`);
   const fabricNs = await run.netns('fabric');
-  await ipIn(fabricNs, ['link', 'add', 'name', 'br0', 'type', 'bridge']);
+  // IPv6: without snooping, the bridge floods neighbour solicitations to every port (no MLD
+  // querier to learn the groups from).
+  await ipIn(fabricNs, ['link', 'add', 'name', 'br0', 'type', 'bridge', ...(opts.ipv6 ? ['mcast_snooping', '0'] : [])]);
   await linkUp(fabricNs, 'br0');
   let port = 0;
   // One end in `ns` named `ifname`, the other a bridge port in the fabric.
-  const plug = async (ns: string, ifname: string, cidr: string) => {
+  const plug = async (ns: string, ifname: string, cidr: string, cidr6?: string) => {
     const fabricEnd = hostIfname(run.prefix, 'f', port++);
     await addVethPair({ ns: fabricNs, name: fabricEnd, peerNs: ns, peerName: ifname });
     await ipIn(fabricNs, ['link', 'set', 'dev', fabricEnd, 'master', 'br0']);
     await linkUp(fabricNs, fabricEnd);
     await addAddress(ns, ifname, cidr);
+    if (cidr6) await addAddress(ns, ifname, cidr6, { nodad: true });
     await linkUp(ns, ifname);
   };
+  const v6 = opts.ipv6 === true;
+  const isV6 = (cidr: string) => cidr.includes(':');
+  if (!v6 && (opts.clientRoutes ?? []).some((r) => isV6(r.cidr))) throw new Error('testbed: IPv6 client routes need ClusterOptions.ipv6');
   const routed = opts.routedClients && opts.routedClients.count > 0 ? opts.routedClients : undefined;
   const nodeIps = opts.nodes.map((_, i) => `192.168.50.${2 + i}`);
   const nodeIp = (i: number, what: string) => {
@@ -117,6 +141,10 @@ export async function createCluster(run: TestbedRun, opts: ClusterOptions): Prom
     return ip;
   };
   const podCidrs = opts.nodes.map((_, i) => `10.244.${1 + i}.0/24`);
+  const nodeIps6 = opts.nodes.map((_, i) => `fd00:50::${2 + i}`);
+  const podCidrs6 = opts.nodes.map((_, i) => `fd00:10:244:${1 + i}::/64`);
+  // A client route's gateway: the node's address in the route's family.
+  const gatewayFor = (r: { cidr: string; node: number }) => (isV6(r.cidr) ? nodeIps6[r.node] : undefined) ?? nodeIp(r.node, `client route ${r.cidr}`);
   const router = async (name: string) => {
     const ns = await run.netns(name);
     await setSysctl(ns, 'net.ipv4.ip_forward', '1');
@@ -145,7 +173,18 @@ export async function createCluster(run: TestbedRun, opts: ClusterOptions): Prom
         await addRoute(podNs, { to: 'default', via: node.podGateway, dev: 'eth0' });
       })(),
     ]);
-    return { name, ns: podNs, ip, hostIfname: host };
+    const pod: ClusterPod = { name, ns: podNs, ip, hostIfname: host };
+    if (node.ip6 && node.podGateway6) {
+      const gw6 = node.podGateway6;
+      const ip6 = `fd00:10:244:${1 + i}::${10 + n}`;
+      await addAddress(node.ns, host, `${gw6}/128`, { nodad: true });
+      await addRoute(node.ns, { to: `${ip6}/128`, dev: host, src: gw6 });
+      await addAddress(podNs, 'eth0', `${ip6}/128`, { nodad: true });
+      await addRoute(podNs, { to: `${gw6}/128`, dev: 'eth0' });
+      await addRoute(podNs, { to: 'default', via: gw6, dev: 'eth0' });
+      pod.ip6 = ip6;
+    }
+    return pod;
   };
 
   const buildNode = async (i: number, podNames: string[]): Promise<ClusterNode> => {
@@ -153,11 +192,14 @@ export async function createCluster(run: TestbedRun, opts: ClusterOptions): Prom
     const ns = await router(`node${letter}`);
     const node: ClusterNode = {
       name: `node-${letter}`, ns, ip: nodeIp(i, 'node'), podCidr: podCidrs[i] as string, podGateway: `10.244.${1 + i}.1`, pods: [],
+      ...(v6 ? { ip6: nodeIps6[i] as string, podCidr6: podCidrs6[i] as string, podGateway6: `fd00:10:244:${1 + i}::1` } : {}),
     };
+    if (v6) await setSysctl(ns, 'net.ipv6.conf.all.forwarding', '1');
     const pods = Promise.all(podNames.map((name, n) => buildPod(node, letter, i, n, name)));
-    await plug(ns, NODE_UPLINK, `${node.ip}/24`);
+    await plug(ns, NODE_UPLINK, `${node.ip}/24`, v6 ? `${node.ip6}/64` : undefined);
     for (const [j, cidr] of podCidrs.entries()) {
       if (j !== i) await addRoute(ns, { to: cidr, via: nodeIp(j, 'pod route'), dev: NODE_UPLINK });
+      if (j !== i && v6) await addRoute(ns, { to: podCidrs6[j] as string, via: nodeIps6[j] as string, dev: NODE_UPLINK });
     }
     if (routed) await addRoute(ns, { to: ROUTED_CLIENTS_CIDR, via: EDGE_ROUTER_IP, dev: NODE_UPLINK });
     node.pods.push(...(await pods));
@@ -166,17 +208,18 @@ export async function createCluster(run: TestbedRun, opts: ClusterOptions): Prom
 
   const buildClient = async (i: number): Promise<ClusterClient> => {
     const ns = await run.netns(`client${i}`);
-    const client = { name: `client${i}`, ns, ip: `192.168.50.${100 + i}` };
+    const client: ClusterClient = { name: `client${i}`, ns, ip: `192.168.50.${100 + i}`, ...(v6 ? { ip6: `fd00:50::${100 + i}` } : {}) };
     await linkUp(ns, 'lo');
-    await plug(ns, 'eth0', `${client.ip}/24`);
-    for (const r of opts.clientRoutes ?? []) await addRoute(ns, { to: r.cidr, via: nodeIp(r.node, `client route ${r.cidr}`), dev: 'eth0' });
+    await plug(ns, 'eth0', `${client.ip}/24`, client.ip6 ? `${client.ip6}/64` : undefined);
+    for (const r of opts.clientRoutes ?? []) await addRoute(ns, { to: r.cidr, via: gatewayFor(r), dev: 'eth0' });
     return client;
   };
 
   const buildEdge = async (): Promise<ClusterRouter> => {
     const edge = { name: 'edge', ns: await router('edge'), ip: EDGE_ROUTER_IP };
     await plug(edge.ns, NODE_UPLINK, `${edge.ip}/24`);
-    for (const r of opts.clientRoutes ?? []) await addRoute(edge.ns, { to: r.cidr, via: nodeIp(r.node, `client route ${r.cidr}`), dev: NODE_UPLINK });
+    // The routers are IPv4 only.
+    for (const r of (opts.clientRoutes ?? []).filter((r) => !isV6(r.cidr))) await addRoute(edge.ns, { to: r.cidr, via: nodeIp(r.node, `client route ${r.cidr}`), dev: NODE_UPLINK });
     return edge;
   };
 

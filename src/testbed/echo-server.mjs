@@ -10,7 +10,9 @@
 //        random bytes to come), then the bytes, C at a time (default 64 KiB) every I ms (default
 //        0: as fast as the socket takes them), then closes. A later line "fast" from the client
 //        drops the pause (the test decides when a slow download may finish).
-// Usage: echo-server.mjs --name NAME [--tcp PORT]... [--udp PORT]... [--bulk PORT]... [--host ADDR]
+// --host may be given more than once (e.g. 0.0.0.0 and ::): every port listens on each address,
+// an IPv6 one then IPv6-only, so an IPv4 peer is reported as itself, not as ::ffff:a.b.c.d.
+// Usage: echo-server.mjs --name NAME [--tcp PORT]... [--udp PORT]... [--bulk PORT]... [--host ADDR]...
 // Prints {"ready":true,...} on stdout once every socket listens; exits 0 on SIGTERM/SIGINT.
 import { createSocket } from 'node:dgram';
 import { createHash, randomBytes } from 'node:crypto';
@@ -19,7 +21,7 @@ import { argv, exit, stderr, stdout } from 'node:process';
 import { clearTimeout, setTimeout } from 'node:timers';
 
 function usage(msg) {
-  stderr.write(`echo-server: ${msg}\nusage: echo-server.mjs --name NAME [--tcp PORT]... [--udp PORT]... [--bulk PORT]... [--host ADDR]\n`);
+  stderr.write(`echo-server: ${msg}\nusage: echo-server.mjs --name NAME [--tcp PORT]... [--udp PORT]... [--bulk PORT]... [--host ADDR]...\n`);
   exit(2);
 }
 
@@ -29,14 +31,14 @@ function parsePort(flag, v) {
   return n;
 }
 
-const opts = { name: '', host: '0.0.0.0', tcp: [], udp: [], bulk: [] };
+const opts = { name: '', hosts: [], tcp: [], udp: [], bulk: [] };
 const args = argv.slice(2);
 for (let i = 0; i < args.length; i++) {
   const flag = args[i];
   const value = args[++i];
   if (value === undefined) usage(`${flag} needs a value`);
   if (flag === '--name') opts.name = value;
-  else if (flag === '--host') opts.host = value;
+  else if (flag === '--host') opts.hosts.push(value);
   else if (flag === '--tcp') opts.tcp.push(parsePort(flag, value));
   else if (flag === '--udp') opts.udp.push(parsePort(flag, value));
   else if (flag === '--bulk') opts.bulk.push(parsePort(flag, value));
@@ -44,11 +46,14 @@ for (let i = 0; i < args.length; i++) {
 }
 if (!opts.name) usage('--name is required');
 if (opts.tcp.length + opts.udp.length + opts.bulk.length === 0) usage('give at least one --tcp, --udp or --bulk port');
+if (opts.hosts.length === 0) opts.hosts.push('0.0.0.0');
+// Beside another address, an IPv6 one listens for IPv6 only (else '::' would take IPv4 too).
+const ipv6Only = opts.hosts.length > 1;
 
 const reply = (proto, peer, local, extra) =>
   JSON.stringify({ pod: opts.name, proto, peer, local, ...extra }) + '\n';
 
-function listenTcp(port) {
+function listenTcp(port, host) {
   return new Promise((resolve, reject) => {
     const server = createServer((sock) => {
       const peer = { address: sock.remoteAddress, port: sock.remotePort };
@@ -68,7 +73,7 @@ function listenTcp(port) {
       sock.on('end', () => sock.end());
     });
     server.once('error', reject);
-    server.listen({ port, host: opts.host }, () => resolve(server));
+    server.listen({ port, host, ipv6Only: ipv6Only && host.includes(':') }, () => resolve(server));
   });
 }
 
@@ -109,7 +114,7 @@ function serveBulk(sock, request, peer, local) {
   };
 }
 
-function listenBulk(port) {
+function listenBulk(port, host) {
   return new Promise((resolve, reject) => {
     const server = createServer((sock) => {
       const peer = { address: sock.remoteAddress, port: sock.remotePort };
@@ -138,28 +143,29 @@ function listenBulk(port) {
       });
     });
     server.once('error', reject);
-    server.listen({ port, host: opts.host }, () => resolve(server));
+    server.listen({ port, host, ipv6Only: ipv6Only && host.includes(':') }, () => resolve(server));
   });
 }
 
-function listenUdp(port) {
+function listenUdp(port, host) {
   return new Promise((resolve, reject) => {
-    const sock = createSocket(opts.host.includes(':') ? 'udp6' : 'udp4');
+    const sock = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', ipv6Only: ipv6Only && host.includes(':') });
     sock.on('message', (msg, rinfo) => {
       const local = { address: sock.address().address, port };
       sock.send(reply('udp', { address: rinfo.address, port: rinfo.port }, local, { echo: msg.toString('utf8') }),
         rinfo.port, rinfo.address);
     });
     sock.once('error', reject);
-    sock.bind(port, opts.host, () => resolve(sock));
+    sock.bind(port, host, () => resolve(sock));
   });
 }
 
 try {
-  await Promise.all([...opts.tcp.map(listenTcp), ...opts.udp.map(listenUdp), ...opts.bulk.map(listenBulk)]);
+  await Promise.all(opts.hosts.flatMap((h) => [...opts.tcp.map((p) => listenTcp(p, h)), ...opts.udp.map((p) => listenUdp(p, h)),
+    ...opts.bulk.map((p) => listenBulk(p, h))]));
 } catch (err) {
   stderr.write(`echo-server ${opts.name}: ${err.code ?? ''} ${err.message}\n`);
   exit(1);
 }
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => exit(0));
-stdout.write(JSON.stringify({ ready: true, pod: opts.name, host: opts.host, tcp: opts.tcp, udp: opts.udp, bulk: opts.bulk }) + '\n');
+stdout.write(JSON.stringify({ ready: true, pod: opts.name, hosts: opts.hosts, tcp: opts.tcp, udp: opts.udp, bulk: opts.bulk }) + '\n');

@@ -35,7 +35,8 @@ export interface EchoServerOptions extends Placement {
   udp?: number[];
   /** Download ports (echo-server.mjs --bulk; startDownload is their client). */
   bulk?: number[];
-  host?: string;
+  /** Address(es) to listen on (default 0.0.0.0); several: each port on each, IPv6 ones IPv6-only. */
+  host?: string | string[];
   /** How long to wait for it to listen (default 10 s; an emulated VM needs longer). */
   readyTimeoutMs?: number;
 }
@@ -73,7 +74,7 @@ export async function startEchoServer(run: TestbedRun, opts: EchoServerOptions):
   for (const p of opts.tcp ?? []) args.push('--tcp', String(p));
   for (const p of opts.udp ?? []) args.push('--udp', String(p));
   for (const p of opts.bulk ?? []) args.push('--bulk', String(p));
-  if (opts.host) args.push('--host', opts.host);
+  for (const h of [opts.host ?? []].flat()) args.push('--host', h);
   const argv = nodeArgv(testbedScript('echo-server.mjs'), args);
   const child = opts.cgroup ? spawnInCgroup(opts.cgroup, argv, opts.ns) : spawnInNetns(opts.ns, argv);
   const release = run.cleanup.add(`echo server ${opts.name}`, () => killAndWait(child));

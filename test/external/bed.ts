@@ -15,6 +15,8 @@ export const BULK = 9000;
 export interface BedPod {
   pod: string;
   ip: string;
+  /** Its IPv6 address (a dual-stack bed): needed by IPv6 and dual-stack Services. */
+  ip6?: string;
   node: string;
 }
 
@@ -28,7 +30,10 @@ export interface SvcPort {
 
 export interface Svc {
   name: string;
+  /** The primary ClusterIP: an IPv6 one makes an IPv6-only Service. */
   clusterIP: string;
+  /** A dual-stack Service's IPv6 ClusterIP (the primary is IPv4): RequireDualStack. */
+  clusterIP6?: string;
   nodePort: number;
   pods: BedPod[];
   /** Default TCP, target port ECHO. */
@@ -40,31 +45,52 @@ export interface Svc {
   status?: Record<string, unknown>;
 }
 
+/** A dual-stack cluster's Node objects list both InternalIPs, IPv4 first (as the kubelet does). */
 export function nodeObjects(c: Cluster): unknown[] {
   return c.nodes.map((n) => ({
     apiVersion: 'v1', kind: 'Node', metadata: { name: n.name },
-    status: { addresses: [{ type: 'InternalIP', address: n.ip }, { type: 'Hostname', address: n.name }] },
+    status: {
+      addresses: [
+        { type: 'InternalIP', address: n.ip }, ...(n.ip6 ? [{ type: 'InternalIP', address: n.ip6 }] : []), { type: 'Hostname', address: n.name },
+      ],
+    },
   }));
+}
+
+const familyOf = (ip: string) => (ip.includes(':') ? 'IPv6' : 'IPv4');
+
+/** A pod's address in `family` (an IPv6 Service on a pod without one is a mistake of the test). */
+function podAddress(p: BedPod, family: 'IPv4' | 'IPv6', svc: string): string {
+  const ip = family === 'IPv6' ? p.ip6 : p.ip;
+  if (!ip) throw new Error(`external bed: service ${svc} wants ${family}, pod ${p.pod} has no ${family} address`);
+  return ip;
 }
 
 export function serviceObjects(svcs: Svc[]): unknown[] {
   const out: unknown[] = [];
   for (const s of svcs) {
     const ports = s.ports ?? [{ name: 'http', port: 80, protocol: s.protocol ?? 'TCP', targetPort: s.targetPort ?? ECHO, nodePort: s.nodePort }];
+    const clusterIPs = [s.clusterIP, ...(s.clusterIP6 ? [s.clusterIP6] : [])];
+    const families = clusterIPs.map(familyOf);
     out.push({
       apiVersion: 'v1', kind: 'Service', metadata: { name: s.name, namespace: NS },
       spec: {
-        type: 'NodePort', clusterIP: s.clusterIP, clusterIPs: [s.clusterIP], ipFamilies: ['IPv4'],
-        ports, ...s.extra,
+        type: 'NodePort', clusterIP: s.clusterIP, clusterIPs, ipFamilies: families,
+        ipFamilyPolicy: families.length > 1 ? 'RequireDualStack' : 'SingleStack', ports, ...s.extra,
       },
       ...(s.status ? { status: s.status } : {}),
     });
-    out.push({
-      apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
-      metadata: { name: `${s.name}-1`, namespace: NS, labels: { 'kubernetes.io/service-name': s.name } },
-      addressType: 'IPv4', ports: ports.map((p) => ({ name: p.name, port: p.targetPort, protocol: p.protocol })),
-      endpoints: s.pods.map((p) => ({ addresses: [p.ip], nodeName: p.node, conditions: { ready: true, serving: true, terminating: false } })),
-    });
+    // One EndpointSlice per family, as the EndpointSlice controller writes them.
+    for (const [i, family] of families.entries()) {
+      out.push({
+        apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+        metadata: { name: `${s.name}-${i + 1}`, namespace: NS, labels: { 'kubernetes.io/service-name': s.name } },
+        addressType: family, ports: ports.map((p) => ({ name: p.name, port: p.targetPort, protocol: p.protocol })),
+        endpoints: s.pods.map((p) => ({
+          addresses: [podAddress(p, family, s.name)], nodeName: p.node, conditions: { ready: true, serving: true, terminating: false },
+        })),
+      });
+    }
   }
   return out;
 }

@@ -9,6 +9,7 @@
 //   serves with the client's address (200); loadBalancerSourceRanges allow and refuse;
 //   a service without endpoints is refused at once; node A's own processes reach the NodePort
 //   (connect-time programs on its cgroup).
+// The bed is dual-stack: on it, the IPv6 and dual-stack scenarios of ipv6-scenarios.ts (issue 16).
 // Then, on the same bed, the transfers of transfer-scenarios.ts (1 MiB through SNAT, a UDP backend
 // replaced under a live socket, node A's agent restarted during a download, path-MTU discovery).
 import t from 'tap';
@@ -19,6 +20,9 @@ import { join } from 'node:path';
 import { TestbedRun } from '../../src/testbed/run.js';
 import { ECHO, nodeObjects, serviceObjects, waitSynced } from './bed.js';
 import { TRANSFER_ECHO, transferScenarios, transferServices } from './transfer-scenarios.js';
+import { CLIENT_ROUTES6, ipv6Scenarios, ipv6Services } from './ipv6-scenarios.js';
+import { createCgroup } from '../../src/testbed/cgroup.js';
+import { TrafficClient } from '../traffic/traffic-client.js';
 import { createCluster } from '../../src/testbed/cluster.js';
 import type { Cluster } from '../../src/testbed/cluster.js';
 import { clusterAgents, writeManifest } from '../../src/testbed/cluster-agent.js';
@@ -38,7 +42,9 @@ const HC_PORT = 32100;
 
 /** HTTP status of GET http://host:port/ from the client namespace (curl; 0 when no answer). */
 async function httpStatus(ns: string, host: string, port: number): Promise<number> {
-  const r = await runCommand(netnsArgv(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', `http://${host}:${port}/`]), { allowFailure: true, timeoutMs: 10_000 });
+  // -g: the brackets of an IPv6 literal are no glob.
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/`;
+  const r = await runCommand(netnsArgv(ns, ['curl', '-g', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', url]), { allowFailure: true, timeoutMs: 10_000 });
   return Number(r.stdout.trim() || '0');
 }
 
@@ -58,8 +64,12 @@ t.test('external traffic on a two-node cluster', async (t) => {
   const c = await createCluster(run, {
     nodes: [['web-a0'], ['web-b0']],
     clients: 1,
-    clientRoutes: [{ cidr: `${LB_IP}/32`, node: 0 }, { cidr: `${EXTERNAL_IP}/32`, node: 0 }, { cidr: '203.0.113.20/32', node: 0 }, { cidr: '203.0.113.21/32', node: 0 }],
+    clientRoutes: [
+      { cidr: `${LB_IP}/32`, node: 0 }, { cidr: `${EXTERNAL_IP}/32`, node: 0 }, { cidr: '203.0.113.20/32', node: 0 }, { cidr: '203.0.113.21/32', node: 0 },
+      ...CLIENT_ROUTES6,
+    ],
     routedClients: { count: 1, narrowMtu: 1400 },
+    ipv6: true,
   });
   const [nodeA, nodeB] = c.nodes as [Cluster['nodes'][0], Cluster['nodes'][0]];
   const client = c.clients[0] as Cluster['clients'][0];
@@ -67,7 +77,7 @@ t.test('external traffic on a two-node cluster', async (t) => {
   const podB = nodeB.pods[0] as Cluster['nodes'][0]['pods'][0];
   t.comment(`namespaces ready after ${Date.now() - setupStart} ms`);
   await Promise.all(c.nodes.flatMap((n) => n.pods).map((p) =>
-    startEchoServer(run, { name: p.name, ns: p.ns, tcp: [ECHO], ...TRANSFER_ECHO })));
+    startEchoServer(run, { name: p.name, ns: p.ns, host: ['0.0.0.0', '::'], tcp: [ECHO], ...TRANSFER_ECHO })));
 
   const work = await mkdtemp(join(tmpdir(), 'sluice-ext-'));
   run.cleanup.add(`work dir ${work}`, () => rm(work, { recursive: true, force: true }));
@@ -76,6 +86,7 @@ t.test('external traffic on a two-node cluster', async (t) => {
   const onA = { pod: podA.name, ip: podA.ip, node: nodeA.name };
   const onB = { pod: podB.name, ip: podB.ip, node: nodeB.name };
   await writeManifest(manifests, 'transfer.json', serviceObjects(transferServices(c)));
+  await writeManifest(manifests, 'ipv6.json', serviceObjects(ipv6Services(c)));
   await writeManifest(manifests, 'cluster.json', [...nodeObjects(c), ...serviceObjects([
     { name: 'local', clusterIP: '10.96.0.11', nodePort: 30011, pods: [onA] },
     { name: 'remote', clusterIP: '10.96.0.12', nodePort: 30012, pods: [onB], extra: { externalIPs: [EXTERNAL_IP] } },
@@ -203,6 +214,10 @@ t.test('external traffic on a two-node cluster', async (t) => {
     t.ok((byKind.get('NodePort')?.refused ?? 0) >= 2 && (byKind.get('LoadBalancer')?.refused ?? 0) >= 1, 'refusals counted by kind');
     t.ok(agentB.logs.some((l) => l.msg === 'SNAT source for external flows to remote backends' && l.snatAddress === nodeB.ip), 'node B SNATs to its own address');
   });
+
+  // One long-lived client process for the IPv6 probes, without connect-time programs.
+  const prober = await TrafficClient.start(run, client.ns, await createCgroup(await run.cgroup(), 'probes'));
+  await ipv6Scenarios(t, { cluster: c, agents, client: prober, httpStatus: (host, port) => httpStatus(client.ns, host, port) });
 
   await transferScenarios(t, { run, cluster: c, agents, manifests });
 });

@@ -11,7 +11,7 @@ t.test('echo server and client: TCP, connected and unconnected UDP, and their er
   const run = await TestbedRun.start();
   run.handleProcessEvents();
   t.teardown(() => run.destroy());
-  const topo = await createTopology(run, { pods: 2 });
+  const topo = await createTopology(run, { pods: 2, ipv6: true });
   const [client, server] = topo.pods;
   if (!client || !server) throw new Error('topology is missing pods');
   const echo = await startEchoServer(run, { ns: server.ns, name: 'backend-a', tcp: [80, 81], udp: [53] });
@@ -39,6 +39,16 @@ t.test('echo server and client: TCP, connected and unconnected UDP, and their er
 
   const udpLost = await runEchoClient({ ns: client.ns, proto: 'udp', host: server.ip, port: 54, timeoutMs: 300 });
   t.match(udpLost, [{ ok: false, error: { code: 'ETIMEDOUT' } }], 'unconnected UDP can only time out');
+
+  // Both families on one port: an IPv4 peer is reported as itself (the IPv6 socket is IPv6-only),
+  // an IPv6 peer as its IPv6 address.
+  await startEchoServer(run, { ns: server.ns, name: 'dual', tcp: [90], udp: [90], host: ['0.0.0.0', '::'] });
+  for (const [host, self] of [[server.ip, client.ip], [server.ip6, client.ip6]] as const) {
+    for (const proto of ['tcp', 'udp'] as const) {
+      const [r] = await runEchoClient({ ns: client.ns, proto, host: host as string, port: 90 });
+      t.match(r, { ok: true, pod: 'dual', seenPeer: { address: self } }, `${proto} to ${host}: the server saw ${self}`);
+    }
+  }
 
   await echo.stop();
   const afterStop = await runEchoClient({ ns: client.ns, proto: 'tcp', host: server.ip, port: 80 });
