@@ -53,7 +53,7 @@
 enum sl_host6_next {
 	SL_HOST6_NEW_FLOW = 0x100, /* no entry: a new flow to a frontend, perhaps */
 	SL_HOST6_SEND = 0x101,	   /* rewritten, its source ours: send it out (sl_host_send6) */
-	SL_HOST6_SNAT = 0x102,	   /* a new flow's backend is remote: sl_host_snat_flow6 */
+	SL_HOST6_SNAT = 0x102,	   /* a new flow's backend is remote: sl_host_snat_alloc6, _flow6 */
 };
 
 /* Parses the IPv6 frame and looks its tuple up; false when it is no TCP/UDP we translate. */
@@ -149,7 +149,8 @@ static __noinline int sl_host_tracked6(struct __sk_buff *skb)
  */
 struct sl_host6_pick {
 	struct sl_backend_value6 be;
-	__u32 svc_id;
+	struct sl_ct_key6 key; /* the flow's tuple, for the SNAT allocation (no parse there) */
+	struct sl_ext_flow6 f; /* svc_id, tcp_flags, now; the SNAT source once allocated */
 	__u32 svc_flags;
 	int refused; /* no backend can take the flow: the SL_DROP_* reason */
 };
@@ -163,7 +164,7 @@ static __noinline int sl_host_refuse6(struct __sk_buff *skb, const struct sl_hos
 	struct sl_pkt6 pkt;
 
 	sl_count_drop(pick->refused);
-	sl_count_service(pick->svc_id, 0, false, true);
+	sl_count_service(pick->f.svc_id, 0, false, true);
 	sl_count_kind(pick->svc_flags, 0, false, true);
 	if (pick->refused != SL_DROP_NO_BACKEND || sl_parse6(skb, &pkt) != SL_PARSE_OK)
 		return TC_ACT_SHOT;
@@ -194,16 +195,19 @@ static __noinline int sl_host_new_flow6(struct __sk_buff *skb, struct sl_host6_p
 		sl_count_kind(svc->flags, 0, false, true);
 		return TC_ACT_SHOT;
 	}
-	pick->svc_id = svc->svc_id;
+	pick->f.svc_id = svc->svc_id;
 	pick->svc_flags = svc->flags;
 	ret = sl_maglev_select_backend6(svc, pkt.saddr, pkt.sport, pkt.proto, &pick->be);
 	if (ret < 0) {
 		pick->refused = -ret;
 		return TC_ACT_SHOT;
 	}
-	if (!(pick->be.flags & SL_BE_F_LOCAL))
+	if (!(pick->be.flags & SL_BE_F_LOCAL)) {
+		pick->key = key;
+		pick->f.tcp_flags = pkt.tcp_flags;
 		return SL_HOST6_SNAT;
-	f.svc_id = pick->svc_id;
+	}
+	f.svc_id = pick->f.svc_id;
 	f.tcp_flags = pkt.tcp_flags;
 	f.now = bpf_ktime_get_ns();
 	ret = sl_ct_create_external6(&key, &pick->be, &f);
@@ -211,7 +215,7 @@ static __noinline int sl_host_new_flow6(struct __sk_buff *skb, struct sl_host6_p
 		sl_count_drop(-ret);
 		return TC_ACT_SHOT;
 	}
-	sl_count_service(pick->svc_id, skb->len, true, false);
+	sl_count_service(pick->f.svc_id, skb->len, true, false);
 	sl_count_kind(pick->svc_flags, skb->len, true, false);
 	if (sl_nat_dst6(skb, &pkt, pick->be.addr, pick->be.port) < 0)
 		return sl_rewrite_failed();
@@ -219,32 +223,39 @@ static __noinline int sl_host_new_flow6(struct __sk_buff *skb, struct sl_host6_p
 }
 
 /*
- * A new flow to the remote backend pick->be (eTP=Cluster): DNAT and SNAT to this node's IPv6
- * address and a port of the SNAT range (snat6.h), then sent out. Whatever --external-mode says:
- * there is no IPv6 tunnel, so Tunnel and DSR fall back to SNAT in IPv6.
+ * A new flow to the remote backend pick->be (eTP=Cluster): its SNAT source, this node's IPv6
+ * address and a port of the SNAT range (snat6.h), and its entries; sl_host_snat_flow6 then
+ * rewrites the packet. Whatever --external-mode says: there is no IPv6 tunnel, so Tunnel and DSR
+ * fall back to SNAT in IPv6. A step of its own that does not parse the packet: on 5.10 the
+ * verifier walks what follows a parse once per state the extension-header walk leaves (offsets
+ * it cannot merge), and the allocator behind a parse exceeded its 1M instructions.
  */
-static __noinline int sl_host_snat_flow6(struct __sk_buff *skb, const struct sl_host6_pick *pick)
+static __noinline int sl_host_snat_alloc6(struct sl_host6_pick *pick)
 {
-	struct sl_ext_flow6 f = {};
-	struct sl_ct_key6 key;
-	struct sl_pkt6 pkt;
 	int ret;
 
-	if (!sl_host_parse6(skb, &pkt, &key))
-		return SL_TC_PASS;
-	f.svc_id = pick->svc_id;
-	f.tcp_flags = pkt.tcp_flags;
-	f.now = bpf_ktime_get_ns();
-	ret = sl_snat_create6(&key, &pick->be, &f);
+	pick->f.now = bpf_ktime_get_ns();
+	ret = sl_snat_create6(&pick->key, &pick->be, &pick->f);
 	if (ret < 0) {
 		sl_count_drop(-ret);
 		return TC_ACT_SHOT;
 	}
-	sl_count_service(pick->svc_id, skb->len, true, false);
+	return SL_HOST6_SNAT;
+}
+
+/* The new SNAT flow's first packet (sl_host_snat_alloc6 made its entries): DNAT and SNAT. */
+static __noinline int sl_host_snat_flow6(struct __sk_buff *skb, const struct sl_host6_pick *pick)
+{
+	struct sl_ct_key6 key;
+	struct sl_pkt6 pkt;
+
+	if (!sl_host_parse6(skb, &pkt, &key))
+		return SL_TC_PASS;
+	sl_count_service(pick->f.svc_id, skb->len, true, false);
 	sl_count_kind(pick->svc_flags, skb->len, true, false);
 	if (sl_nat_dst6(skb, &pkt, pick->be.addr, pick->be.port) < 0)
 		return sl_rewrite_failed();
-	if (sl_nat_src6(skb, &pkt, f.snat_addr, f.snat_port) < 0)
+	if (sl_nat_src6(skb, &pkt, pick->f.snat_addr, pick->f.snat_port) < 0)
 		return sl_rewrite_failed();
 	return SL_HOST6_SEND;
 }
@@ -259,6 +270,8 @@ static __always_inline int sl_host_ingress6(struct __sk_buff *skb)
 		ret = sl_host_new_flow6(skb, &pick);
 		if (pick.refused)
 			return sl_host_refuse6(skb, &pick);
+		if (ret == SL_HOST6_SNAT)
+			ret = sl_host_snat_alloc6(&pick);
 		if (ret == SL_HOST6_SNAT)
 			ret = sl_host_snat_flow6(skb, &pick);
 	}

@@ -59,10 +59,11 @@ static __always_inline int sl_ct_create_external6(const struct sl_ct_key6 *fwd,
  * Port reuse differs from IPv4's in one way, for the verifier's sake: an attempt judges a taken
  * port by its REVERSE entry alone (sl_ct_snat_may_be_over6, inline), and only the first such
  * candidate gets the full check with the twin after the loop (sl_ct_snat_reclaim6, one call).
- * IPv4's full check on every attempt, as calls in IPv6 (stack), made the verifier walk the call
- * once per attempt: 3x the instructions on 6.18, and no result in 10 minutes on 5.10. So a
- * full range whose first candidate is only half closed drops the flow even if a later port's
- * flow is over (IPv4 would take that one).
+ * IPv4's full check on every attempt is a call in IPv6 (stack), which the verifier walks once
+ * per attempt: sl_host6_ingr 306k instructions instead of 104k on 6.18, 310k instead of 238k
+ * (30 s instead of 10 s under TCG) on 5.10. So when the range is full and the first candidate's
+ * flow is only half closed, the flow is dropped even if a later port's flow is over (IPv4 would
+ * take that one).
  */
 static __always_inline int sl_snat_create6(const struct sl_ct_key6 *fwd,
 					   const struct sl_backend_value6 *be,
