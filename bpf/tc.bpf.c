@@ -35,8 +35,8 @@
  * other ICMPv6 message, neighbour discovery included, is never touched. TCP and UDP behind
  * hop-by-hop, destination options, routing (segments left 0) and AH headers are translated like
  * any other (lib/parse6.h walks them); fragments, routing headers with segments left, ESP and
- * longer chains pass untouched and are counted. Not yet: the finished-flow clean-ups of a reused
- * tuple (sl_tc_forget_reused4, sl_ct_forget_finished4) have no IPv6 twin.
+ * longer chains pass untouched and are counted. A reused tuple's finished flow is forgotten as in
+ * IPv4 (sl_tc_forget_reused6, sl_ct_forget_finished6).
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
@@ -302,15 +302,32 @@ static __always_inline int sl_tc_new_flow6(struct __sk_buff *skb, const struct s
 	return sl_tc_hairpin_out(skb);
 }
 
-/* To an IPv6 address:port that is no frontend: as sl_tc_not_frontend, a ClusterIP refuses it. */
-static __always_inline int sl_tc_not_frontend6(struct __sk_buff *skb, const struct sl_pkt6 *pkt)
+/*
+ * To an IPv6 address:port that is no frontend: as sl_tc_not_frontend, a ClusterIP refuses it,
+ * and a SYN first forgets a finished service flow that reused its backend tuple.
+ */
+static __always_inline int sl_tc_not_frontend6(struct __sk_buff *skb, const struct sl_pkt6 *pkt,
+					       const struct sl_ct_key6 *key, __u64 *now)
 {
-	if ((sl_tcp_is_open(pkt->proto, pkt->tcp_flags) || pkt->proto == IPPROTO_UDP) &&
-	    sl_vip_refuses_unknown6(pkt->daddr)) {
+	bool open = sl_tcp_is_open(pkt->proto, pkt->tcp_flags);
+
+	if ((open || pkt->proto == IPPROTO_UDP) && sl_vip_refuses_unknown6(pkt->daddr)) {
 		sl_count_drop(SL_DROP_UNKNOWN_PORT);
 		return sl_reject6(skb, pkt);
 	}
+	if (open)
+		sl_ct_forget_finished6(key, now);
 	return SL_TC_PASS;
+}
+
+/* As sl_tc_forget_reused4: a SYN on the tuple of a finished IPv6 flow drops its entries first. */
+static __always_inline void sl_tc_forget_reused6(const struct sl_ct_key6 *key)
+{
+	struct sl_ct_value6 *val = bpf_map_lookup_elem(&sl_ct6, key);
+
+	if (!val || val->type != SL_CT_FORWARD)
+		return;
+	sl_ct_remove_flow6(key, val);
 }
 
 /* An ICMPv6 error about a translated flow (icmp6.h): the entries are chosen as sl_tc_icmp_error. */
@@ -354,9 +371,11 @@ static __always_inline int sl_tc_from_pod6(struct __sk_buff *skb)
 		/* A local backend answering: reverse-NATed at the client's sl_tc_to_pod. */
 		return SL_TC_PASS;
 	}
+	if (sl_tcp_is_open(pkt.proto, pkt.tcp_flags))
+		sl_tc_forget_reused6(&key);
 	svc = sl_lookup_frontend6(pkt.daddr, pkt.dport, pkt.proto);
 	if (!svc)
-		return sl_tc_not_frontend6(skb, &pkt);
+		return sl_tc_not_frontend6(skb, &pkt, &key, &now);
 	/* As IPv4: a mid-stream segment of a flow someone else translated is left alone. */
 	if (pkt.proto == IPPROTO_TCP && !(pkt.tcp_flags & SL_TCP_FLAG_SYN) &&
 	    (svc->count || svc->local_count)) {

@@ -107,9 +107,13 @@ static __always_inline struct sl_ct_value6 *sl_ct_lookup6(const struct sl_ct_key
  * stack.
  */
 
-/* Deletes a flow: entry key/val and its twin, while the twin still translates back to key. */
-static __noinline void sl_ct_delete_flow6(const struct sl_ct_key6 *key,
-					  const struct sl_ct_value6 *val)
+/*
+ * Deletes a flow: entry key/val and its twin, while the twin still translates back to key.
+ * Inline, for tc.bpf.c: a program that makes tail calls (the upgrade hand-off) keeps each
+ * BPF-to-BPF frame under 256 bytes on 5.10, which its IPv6 locals exceed.
+ */
+static __always_inline void sl_ct_remove_flow6(const struct sl_ct_key6 *key,
+					       const struct sl_ct_value6 *val)
 {
 	struct sl_ct_key6 twin = {};
 
@@ -118,6 +122,31 @@ static __noinline void sl_ct_delete_flow6(const struct sl_ct_key6 *key,
 		bpf_map_delete_elem(&sl_ct6, &twin);
 	}
 	bpf_map_delete_elem(&sl_ct6, key);
+}
+
+/* sl_ct_remove_flow6 as a call of its own (host.bpf.c's IPv6 programs: stack, see above). */
+static __noinline void sl_ct_delete_flow6(const struct sl_ct_key6 *key,
+					  const struct sl_ct_value6 *val)
+{
+	sl_ct_remove_flow6(key, val);
+}
+
+/* As sl_ct_forget_finished4: a direct SYN (tuple fwd) drops the finished service flow whose
+ * REVERSE entry would rewrite its SYN-ACK. */
+static __always_inline void sl_ct_forget_finished6(const struct sl_ct_key6 *fwd, __u64 *now)
+{
+	struct sl_ct_key6 rev = {.sport = fwd->dport, .dport = fwd->sport, .proto = fwd->proto};
+	struct sl_ct_value6 *val;
+
+	sl_addr6_copy(rev.saddr, fwd->daddr);
+	sl_addr6_copy(rev.daddr, fwd->saddr);
+	val = bpf_map_lookup_elem(&sl_ct6, &rev);
+	if (!val || val->type != SL_CT_REVERSE || (val->flags & SL_CT_F_HAIRPIN))
+		return;
+	*now = bpf_ktime_get_ns();
+	if (val->state < SL_CT_STATE_FIN && !sl_ct_expired6(val, rev.proto, *now))
+		return;
+	sl_ct_remove_flow6(&rev, val);
 }
 
 /* As sl_ct_snat_over4: whether the SNAT flow holding tuple key (REVERSE entry val) is over. */

@@ -118,3 +118,39 @@ t.test('ICMPv6 and neighbour discovery are never touched; TCP behind extension h
   t.equal(untranslated(dp), 1n, 'counted in sl_ipv6_untranslated');
   t.equal(ct6(dp, CLIENT, VIP, 40003, 80, IPPROTO.TCP), null, 'no flow was created for it');
 });
+
+t.test('a direct IPv6 connection reusing a finished service flow\'s client port and backend is not rewritten', async (t) => {
+  const dp = await loadDatapath(t);
+  if (!dp) return;
+  const be = BACKENDS[0] as (typeof BACKENDS)[number];
+  addService6(dp, VIP, 80, IPPROTO.TCP, 9, 90, [be]);
+  const toVip = (flags: number) => dp.run(PROG.FROM_POD, buildFrame6({ src: CLIENT, dst: VIP, tcp: { sport: 41000, dport: 80, flags } }));
+  const direct = (flags: number) => dp.run(PROG.FROM_POD, buildFrame6({ src: CLIENT, dst: be.addr, tcp: { sport: 41000, dport: be.port, flags } }));
+  const fromBackend = (flags: number) => parseFrame6(dp.run(PROG.TO_POD, buildFrame6({ src: be.addr, dst: CLIENT, tcp: { sport: be.port, dport: 41000, flags } })).data).src;
+  const entries = () => [ct6(dp, CLIENT, VIP, 41000, 80, IPPROTO.TCP)?.state, ct6(dp, be.addr, CLIENT, be.port, 41000, IPPROTO.TCP)?.state];
+
+  // A live service flow: a direct SYN on the same tuple is a genuine clash, left alone.
+  toVip(TCP6_FLAGS.SYN);
+  fromBackend(TCP6_FLAGS.SYN | TCP6_FLAGS.ACK);
+  t.equal(parseFrame6(direct(TCP6_FLAGS.SYN).data).dst, be.addr, 'the direct SYN passes untouched');
+  t.same(entries(), [CT_STATE.ESTABLISHED, CT_STATE.ESTABLISHED], 'a live flow keeps both entries');
+
+  // The service flow closes; its entries wait out the FIN timeout.
+  toVip(TCP6_FLAGS.FIN | TCP6_FLAGS.ACK);
+  fromBackend(TCP6_FLAGS.FIN | TCP6_FLAGS.ACK);
+  t.equal(fromBackend(TCP6_FLAGS.SYN | TCP6_FLAGS.ACK), VIP, 'control: while the closed entry stands, the backend\'s SYN-ACK is reverse-NATed');
+  const syn = direct(TCP6_FLAGS.SYN);
+  t.equal(syn.retval, TC_ACT.UNSPEC, 'the direct SYN passes on');
+  t.equal(parseFrame6(syn.data).dst, be.addr, 'untranslated');
+  t.same(entries(), [undefined, undefined], 'the finished flow\'s two entries are gone');
+  t.equal(fromBackend(TCP6_FLAGS.SYN | TCP6_FLAGS.ACK), be.addr, 'the direct connection\'s SYN-ACK keeps the backend as its source');
+
+  // A SYN to the VIP on the tuple of a finished flow whose REVERSE entry is still there: the
+  // old entries go and the new flow is created afresh (sl_tc_forget_reused6).
+  toVip(TCP6_FLAGS.SYN);
+  fromBackend(TCP6_FLAGS.SYN | TCP6_FLAGS.ACK);
+  toVip(TCP6_FLAGS.RST);
+  t.equal(entries()[0], CT_STATE.CLOSED, 'the reset flow is closed');
+  t.equal(parseFrame6(toVip(TCP6_FLAGS.SYN).data).dst, be.addr, 'a new SYN to the VIP is DNATed again');
+  t.same(entries(), [CT_STATE.SYN_SENT, CT_STATE.SYN_SENT], 'by a fresh flow');
+});
