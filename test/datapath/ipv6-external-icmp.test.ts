@@ -13,7 +13,7 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { BE_F, FRONTEND_KIND, IPPROTO, SVC_F, SVC_F_KIND_SHIFT } from '../../src/bpf/sluice-structs.js';
-import { buildFrame6, parseFrame6, TCP6_FLAGS } from '../../src/packet/index.js';
+import { buildFrame6, NEXTHDR, parseFrame6, TCP6_FLAGS } from '../../src/packet/index.js';
 import type { Frame6Spec } from '../../src/packet/index.js';
 import { HOST_OBJECT, loadDatapath, PROG, TC_ACT } from './harness.js';
 import type { Datapath, ProgName, RunResult } from './harness.js';
@@ -166,6 +166,14 @@ t.test('SNAT, ingress: an error about the SNATed request goes to the client quot
   t.same(out2.data.subarray(L2), icmp6Error(ROUTER, CLIENT, ipv6Packet(big).subarray(0, 1232), ICMP6.PKT_TOOBIG, 0, MTU, { hopLimit: 63 }).subarray(L2),
     'router -> client quoting client:40001 -> node:30081, the TCP checksum of the quote exact');
   t.ok(parseFrame6(out2.data).checksumOk, 'ICMPv6 checksum valid');
+
+  // The request carried a destination options header: the quote is walked as the packet was.
+  const opts: Frame6Spec = { ...QUERY, udp: { sport: 5001, dport: 54 }, extensions: [NEXTHDR.DEST_OPTS] };
+  open(t, dp, opts);
+  const osport = snatPort(t, dp, LB_IP, 5001, 54, IPPROTO.UDP);
+  const out3 = sendOut(t, dp, icmp6Error(REMOTE.addr, NODE, ipv6Packet({ ...opts, src: NODE, dst: REMOTE.addr, udp: { sport: osport, dport: 5454 } }), ICMP6.DEST_UNREACH, ICMP6.PORT_UNREACH, 0, fromNet));
+  t.same(out3.data.subarray(L2), icmp6Error(LB_IP, CLIENT, ipv6Packet(opts), ICMP6.DEST_UNREACH, ICMP6.PORT_UNREACH, 0, { hopLimit: 63 }).subarray(L2),
+    'behind destination options: LB IP -> client quoting client:5001 -> LB IP:54');
 });
 
 t.test('untouched: errors about unknown flows, a local flow\'s error from outside, neighbour discovery', async (t) => {
