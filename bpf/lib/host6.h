@@ -54,7 +54,8 @@
  * below the other, the IPv6 addresses, keys and entries exceed the 512-byte BPF stack (the
  * verifier adds up the frames of a chain of calls). A step that needs another asks for it with
  * one of these codes (TC verdicts are small: -1 to 8); pkt and key are then parsed again, and
- * a new flow's choice travels in struct sl_host6_pick.
+ * a new flow's choice travels in struct sl_host6_pick. (One call is nested, on purpose and
+ * small: an ICMPv6 error step's rewrite, sl_host_icmp_nat6.)
  */
 enum sl_host6_next {
 	SL_HOST6_NEW_FLOW = 0x100, /* no entry: a new flow to a frontend, perhaps */
@@ -301,7 +302,7 @@ static __noinline int sl_host_icmp_nat6(struct __sk_buff *skb, const struct sl_i
  */
 static __noinline int sl_host_icmp_in6(struct __sk_buff *skb)
 {
-	struct sl_icmp6_err e = {}; /* zeroed: clang would read fields a failed parse left unset */
+	struct sl_icmp6_err e = {}; /* zeroed: else clang copies a failed parse's unset fields, refused */
 	struct sl_ct_value6 *ct = sl_icmp6_err_flow(skb, &e);
 	__be32 a_addr[4], b_addr[4];
 	__be16 a_port, b_port;
@@ -357,7 +358,7 @@ static __always_inline int sl_host_ingress6(struct __sk_buff *skb)
  */
 static __noinline int sl_host_icmp_out6(struct __sk_buff *skb)
 {
-	struct sl_icmp6_err e = {}; /* zeroed: clang would read fields a failed parse left unset */
+	struct sl_icmp6_err e = {}; /* zeroed: else clang copies a failed parse's unset fields, refused */
 	struct sl_ct_value6 *ct = sl_icmp6_err_flow(skb, &e);
 	__be32 frontend_addr[4];
 
