@@ -302,7 +302,7 @@ static __noinline int sl_host_icmp_nat6(struct __sk_buff *skb, const struct sl_i
  */
 static __noinline int sl_host_icmp_in6(struct __sk_buff *skb)
 {
-	struct sl_icmp6_err e = {}; /* zeroed: else clang copies a failed parse's unset fields, refused */
+	struct sl_icmp6_err e = {}; /* zeroed: clang copies unset fields, refused */
 	struct sl_ct_value6 *ct = sl_icmp6_err_flow(skb, &e);
 	__be32 a_addr[4], b_addr[4];
 	__be16 a_port, b_port;
@@ -358,7 +358,7 @@ static __always_inline int sl_host_ingress6(struct __sk_buff *skb)
  */
 static __noinline int sl_host_icmp_out6(struct __sk_buff *skb)
 {
-	struct sl_icmp6_err e = {}; /* zeroed: else clang copies a failed parse's unset fields, refused */
+	struct sl_icmp6_err e = {}; /* zeroed: clang copies unset fields, refused */
 	struct sl_ct_value6 *ct = sl_icmp6_err_flow(skb, &e);
 	__be32 frontend_addr[4];
 
