@@ -42,7 +42,8 @@
  * sl_host6_egr (below: verified apart from the IPv4 path). NodePort, ExternalIP and
  * LoadBalancer frontends in sl_frontends6: a local backend DNATed, a remote one DNATed and
  * SNATed to this node's IPv6 address (snat6.h) whatever the mode (no IPv6 tunnel: Tunnel and
- * DSR fall back to SNAT); no Maglev, source ranges or ICMPv6 error translation in IPv6.
+ * DSR fall back to SNAT); Maglev, source ranges and ICMPv6 errors about external flows as IPv4's
+ * (without the tunnel cases).
  *
  * Not handled yet (see docs/external-traffic.md): SCTP, fragments.
  */

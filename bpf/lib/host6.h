@@ -13,11 +13,16 @@
  *    there is no IPv6 tunnel, so Tunnel and DSR fall back to SNAT for IPv6;
  *    later packets (FORWARD entry flagged EXTERNAL): the same rewrite;
  *    a remote backend's reply (REVERSE, EXTERNAL|SNAT): back to frontend -> client, sent out.
- *  egress: a local backend's reply (REVERSE, EXTERNAL): source back to the frontend.
+ *    an ICMPv6 error about an external flow (destination unreachable, Packet Too Big, time
+ *    exceeded: lib/icmp6.h): translated to what the backend (or this node) sent, as IPv4's
+ *    sl_host_icmp_in (sl_host_icmp_in6);
+ *  egress: a local backend's reply (REVERSE, EXTERNAL): source back to the frontend; an ICMPv6
+ *    error the backend (or this node for it) sends about the flow quotes the frontend
+ *    (sl_host_icmp_out6).
  *
  * loadBalancerSourceRanges (sl_src_ranges6) and Maglev (lib/maglev.h) as in IPv4. Extension
- * headers are walked as on the TC path (lib/parse6.h). Not in IPv6 (yet): ICMPv6 errors about
- * external flows pass untouched.
+ * headers are walked as on the TC path (lib/parse6.h), in a quote too. NDP and every other
+ * ICMPv6 message pass untouched.
  */
 #ifndef SL_LIB_HOST6_H
 #define SL_LIB_HOST6_H
@@ -41,6 +46,7 @@
 #include "ext_counters.h"
 #include "snat6.h"
 #include "fib.h"
+#include "icmp6.h"
 
 /*
  * The IPv6 path is split into calls of their own (BPF-to-BPF, each its own stack frame), all
@@ -48,12 +54,14 @@
  * below the other, the IPv6 addresses, keys and entries exceed the 512-byte BPF stack (the
  * verifier adds up the frames of a chain of calls). A step that needs another asks for it with
  * one of these codes (TC verdicts are small: -1 to 8); pkt and key are then parsed again, and
- * a new flow's choice travels in struct sl_host6_pick.
+ * a new flow's choice travels in struct sl_host6_pick. (One call is nested, on purpose and
+ * small: an ICMPv6 error step's rewrite, sl_host_icmp_nat6.)
  */
 enum sl_host6_next {
 	SL_HOST6_NEW_FLOW = 0x100, /* no entry: a new flow to a frontend, perhaps */
 	SL_HOST6_SEND = 0x101,	   /* rewritten, its source ours: send it out (sl_host_send6) */
 	SL_HOST6_SNAT = 0x102,	   /* a new flow's backend is remote: sl_host_snat_alloc6, _flow6 */
+	SL_HOST6_ICMP = 0x103,	   /* no TCP/UDP: an ICMPv6 error about a flow, perhaps */
 };
 
 /* Parses the IPv6 frame and looks its tuple up; false when it is no TCP/UDP we translate. */
@@ -130,9 +138,14 @@ static __noinline int sl_host_tracked6(struct __sk_buff *skb)
 	struct sl_ct_key6 key;
 	struct sl_pkt6 pkt;
 	__u64 now = 0;
+	int ret;
 
-	if (!sl_host_parse6(skb, &pkt, &key))
+	ret = sl_parse6(skb, &pkt);
+	if (ret == SL_PARSE_SKIP)
+		return SL_HOST6_ICMP;
+	if (ret != SL_PARSE_OK)
 		return SL_TC_PASS;
+	sl_ct_key_from_pkt6(&pkt, &key);
 	ct = sl_ct_lookup6(&key, pkt.tcp_flags, &now);
 	if (!ct)
 		return SL_HOST6_NEW_FLOW;
@@ -260,6 +273,61 @@ static __noinline int sl_host_snat_flow6(struct __sk_buff *skb, const struct sl_
 	return SL_HOST6_SEND;
 }
 
+/*
+ * lib/icmp6.h's rewrite of an error's quote (and outer address), a call of its own: its checksum
+ * scratch would not fit beside the parse in sl_host_icmp_in6's frame (which makes two rewrites)
+ * with sl_host_ingress6's below it.
+ */
+static __noinline int sl_host_icmp_nat6(struct __sk_buff *skb, const struct sl_icmp6_err *e,
+					bool quoted_dst, const __be32 *addr, __be16 port)
+{
+	return sl_icmp6_err_nat(skb, e, quoted_dst, addr, port);
+}
+
+/*
+ * An ICMPv6 error arriving at this node about an external flow (lib/icmp6.h), as IPv4's
+ * sl_host_icmp_in without the tunnel:
+ *  - quoting frontend:fport -> client:cport (a reply this node sent, e.g. Packet Too Big from a
+ *    router on the client's path): its FORWARD entry (the mirror of the quote) gives the backend;
+ *    the quote's source becomes backend:bport (and the outer destination, the frontend, the
+ *    backend). DNAT only: the kernel routes it to the pod, which matches it to its socket by the
+ *    quote. SNAT: the quote's destination becomes node:sport too, and it is sent out to the
+ *    backend's node, whose kernel reverses its own translation;
+ *  - quoting node:sport -> backend:bport (an SNATed request, reported by the backend's side): its
+ *    REVERSE entry gives the frontend and the client; the quote becomes client:cport ->
+ *    frontend:fport (the outer destination, this node, the client; the outer source the frontend
+ *    when the backend itself reports) and it is sent out to the client.
+ * A local backend's flow's errors come from the pod side (sl_host_icmp_out6); anything else
+ * passes untouched. The outer addresses sl_host_send6 routes by are read back from the header.
+ */
+static __noinline int sl_host_icmp_in6(struct __sk_buff *skb)
+{
+	struct sl_icmp6_err e = {}; /* zeroed: clang copies unset fields, refused */
+	struct sl_ct_value6 *ct = sl_icmp6_err_flow(skb, &e);
+	__be32 a_addr[4], b_addr[4];
+	__be16 a_port, b_port;
+	bool fwd;
+
+	if (!ct || !(ct->flags & SL_CT_F_EXTERNAL))
+		return SL_TC_PASS;
+	fwd = ct->type == SL_CT_FORWARD;
+	if (!fwd && !(ct->flags & SL_CT_F_SNAT))
+		return SL_TC_PASS;
+	sl_addr6_copy(a_addr, ct->nat_addr);
+	sl_addr6_copy(b_addr, ct->nat_saddr);
+	a_port = ct->nat_port;
+	b_port = ct->nat_sport;
+	/* FORWARD: the quoted source becomes the backend; REVERSE: the destination the frontend. */
+	if (sl_host_icmp_nat6(skb, &e, !fwd, a_addr, a_port) < 0)
+		return sl_rewrite_failed();
+	if (!(ct->flags & SL_CT_F_SNAT))
+		return SL_TC_PASS; /* the kernel routes it to the pod */
+	/* FORWARD: the quoted destination becomes node:sport; REVERSE: the source the client. */
+	if (sl_host_icmp_nat6(skb, &e, fwd, b_addr, b_port) < 0)
+		return sl_rewrite_failed();
+	return SL_HOST6_SEND;
+}
+
 /* What arrives at a host interface in IPv6 (host.bpf.c's sl_host6_ingr): the steps above. */
 static __always_inline int sl_host_ingress6(struct __sk_buff *skb)
 {
@@ -274,15 +342,37 @@ static __always_inline int sl_host_ingress6(struct __sk_buff *skb)
 			ret = sl_host_snat_alloc6(&pick);
 		if (ret == SL_HOST6_SNAT)
 			ret = sl_host_snat_flow6(skb, &pick);
+	} else if (ret == SL_HOST6_ICMP) {
+		ret = sl_host_icmp_in6(skb);
 	}
 	if (ret == SL_HOST6_SEND)
 		return sl_host_send6(skb);
 	return ret;
 }
 
-/* What leaves through a host interface in IPv6 (host.bpf.c's sl_host6_egr): a local backend's
- * reply. */
-static __always_inline int sl_host_egress6(struct __sk_buff *skb)
+/*
+ * An ICMPv6 error a local backend (or this node, for it) sends about an external DNAT-only flow,
+ * quoting client:cport -> backend:bport: the REVERSE entry (mirror of the quote) gives the
+ * frontend the client knows; the quote becomes client:cport -> frontend:fport (and the outer
+ * source, when the pod itself reports, the frontend), as IPv4's sl_host_icmp_out.
+ */
+static __noinline int sl_host_icmp_out6(struct __sk_buff *skb)
+{
+	struct sl_icmp6_err e = {}; /* zeroed: clang copies unset fields, refused */
+	struct sl_ct_value6 *ct = sl_icmp6_err_flow(skb, &e);
+	__be32 frontend_addr[4];
+
+	if (!ct || ct->type != SL_CT_REVERSE || !(ct->flags & SL_CT_F_EXTERNAL) ||
+	    (ct->flags & (SL_CT_F_SNAT | SL_CT_F_HAIRPIN)))
+		return SL_TC_PASS;
+	sl_addr6_copy(frontend_addr, ct->nat_addr);
+	if (sl_host_icmp_nat6(skb, &e, true, frontend_addr, ct->nat_port) < 0)
+		return sl_rewrite_failed();
+	return SL_TC_PASS;
+}
+
+/* A local backend's reply to an external flow (REVERSE, DNAT only): from the frontend again. */
+static __noinline int sl_host_reply6(struct __sk_buff *skb)
 {
 	struct sl_ct_value6 *ct;
 	struct sl_ct_key6 key;
@@ -290,9 +380,14 @@ static __always_inline int sl_host_egress6(struct __sk_buff *skb)
 	__be32 frontend_addr[4];
 	__be16 frontend_port;
 	__u64 now = 0;
+	int ret;
 
-	if (!sl_host_parse6(skb, &pkt, &key))
+	ret = sl_parse6(skb, &pkt);
+	if (ret == SL_PARSE_SKIP)
+		return SL_HOST6_ICMP;
+	if (ret != SL_PARSE_OK)
 		return SL_TC_PASS;
+	sl_ct_key_from_pkt6(&pkt, &key);
 	ct = sl_ct_lookup6(&key, pkt.tcp_flags, &now);
 	if (!ct || ct->type != SL_CT_REVERSE || !(ct->flags & SL_CT_F_EXTERNAL) ||
 	    (ct->flags & SL_CT_F_SNAT))
@@ -303,6 +398,19 @@ static __always_inline int sl_host_egress6(struct __sk_buff *skb)
 	if (sl_nat_src6(skb, &pkt, frontend_addr, frontend_port) < 0)
 		return sl_rewrite_failed();
 	return SL_TC_PASS;
+}
+
+/*
+ * What leaves through a host interface in IPv6 (host.bpf.c's sl_host6_egr): a local backend's
+ * reply, or an ICMPv6 error about its flow (two calls side by side, as on ingress).
+ */
+static __always_inline int sl_host_egress6(struct __sk_buff *skb)
+{
+	int ret = sl_host_reply6(skb);
+
+	if (ret == SL_HOST6_ICMP)
+		return sl_host_icmp_out6(skb);
+	return ret;
 }
 
 #endif /* SL_LIB_HOST6_H */

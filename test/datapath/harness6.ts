@@ -79,9 +79,10 @@ export const ICMP6 = { DEST_UNREACH: 1, PKT_TOOBIG: 2, TIME_EXCEEDED: 3, PORT_UN
 
 /**
  * An ICMPv6 error frame from src to dst quoting `quoted`, its 4-byte field after the checksum
- * `rest` (Packet Too Big's MTU), the ICMPv6 checksum computed from scratch.
+ * `rest` (Packet Too Big's MTU), the ICMPv6 checksum computed from scratch; `macs` may also set
+ * the outer hop limit (an error sent on as a router would, one hop less).
  */
-export function icmp6Error(src: string, dst: string, quoted: Buffer, type: number, code: number, rest = 0, macs: Pick<Frame6Spec, 'srcMac' | 'dstMac'> = {}): Buffer {
+export function icmp6Error(src: string, dst: string, quoted: Buffer, type: number, code: number, rest = 0, macs: Pick<Frame6Spec, 'srcMac' | 'dstMac' | 'hopLimit'> = {}): Buffer {
   const head = Buffer.alloc(4);
   head.writeUInt32BE(rest);
   return buildFrame6({ src, dst, ...macs, icmp6: { type, code }, payload: Buffer.concat([head, quoted]) });
