@@ -502,8 +502,10 @@ int sl_host6_egr(struct __sk_buff *skb)
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, SL_HOST6_PROGS);
-	/* key_size, not __type(key): a BTF key without a BTF value makes the kernel refuse the map's
-	 * BTF (libbpf then retries without it, with a warning in the agent's log). */
+	/*
+	 * key_size, not __type(key): a BTF key without a BTF value makes the kernel refuse the
+	 * map's BTF (libbpf then retries without it, with a warning in the agent's log).
+	 */
 	__uint(key_size, sizeof(__u32));
 	__array(values, int(struct __sk_buff *));
 } sl_host6_progs SEC(".maps") = {
