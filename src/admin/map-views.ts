@@ -172,7 +172,7 @@ export function buildConntrackView(entries: Entry<CtKey4, CtValue4>[], names: Se
       client: forward ? src : dst,
       frontend: forward ? dst : nat,
       backend: forward ? nat : src,
-      natSource: value.nat_saddr === '0.0.0.0' ? '' : value.nat_saddr,
+      natSource: value.nat_saddr === '0.0.0.0' || value.nat_saddr === '::' ? '' : value.nat_saddr,
       svcId: value.svc_id,
       service: nameOf(names, value.svc_id),
       ageSec: secondsBetween(nowNs, value.created_ns),

@@ -31,7 +31,7 @@ t.test('services, nat, conntrack and maps list both families', async (t) => {
   t.match(services[1], { frontends: [{ ip: 'fd00:96::10', port: 80, kind: 'ClusterIP' }], backends: [{ ip: 'fd00:1::1', port: 8080, set: 'cluster', nodeIp: '' }] });
   t.same(services[0]?.backends.map((x) => x.ip), ['10.1.0.1', '10.1.0.2'], 'IPv4 blocks are not mixed with IPv6 ones');
   t.equal(b.natDump().frontends.length, 2);
-  t.match(b.conntrack().entries, [{ svcId: svc6.svc_id, service: 'default/web:/TCP/IPv6' }]);
+  t.match(b.conntrack().entries, [{ svcId: svc6.svc_id, service: 'default/web:/TCP/IPv6', natSource: '' }], 'an IPv6 entry without a source rewrite shows no natSource (not ::)');
   const names = b.maps().maps.map((m) => m.name);
   for (const name of ['sl_frontends4', 'sl_frontends6', 'sl_backends6', 'sl_ct6', 'sl_vips6', 'sl_svc_meta']) t.ok(names.includes(name), `maps lists ${name}`);
   t.equal(names.filter((n) => n === 'sl_svc_meta').length, 1, 'a shared map is listed once');
