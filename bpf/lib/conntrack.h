@@ -274,6 +274,29 @@ struct sl_ct_new4 {
 };
 
 /*
+ * The REVERSE entry of a new flow from the client's tuple fwd: its replies are translated back
+ * to fwd's destination (the frontend), towards nat_saddr:nat_sport (as sluice.h's table says).
+ */
+static __always_inline void sl_ct_reverse_value4(struct sl_ct_value4 *val,
+						 const struct sl_ct_key4 *fwd, __u32 svc_id,
+						 __u32 flags, __be32 nat_saddr, __be16 nat_sport,
+						 __u8 tcp_flags, __u64 now)
+{
+	*val = (struct sl_ct_value4){
+		.created_ns = now,
+		.last_seen_ns = now,
+		.nat_addr = fwd->daddr,
+		.nat_port = fwd->dport,
+		.type = SL_CT_REVERSE,
+		.state = sl_ct_next_state(fwd->proto, SL_CT_STATE_NEW, tcp_flags, false),
+		.nat_saddr = nat_saddr,
+		.nat_sport = nat_sport,
+		.svc_id = svc_id,
+		.flags = flags,
+	};
+}
+
+/*
  * Creates both entries of a new flow from the client's tuple fwd to backend be, as n says. The
  * REVERSE entry goes in first so a reply never finds its flow half-created. Returns 0, -EEXIST
  * (n->exclusive and the reply tuple is taken) or -SL_DROP_CT_FULL.
@@ -289,20 +312,11 @@ static __always_inline int sl_ct_create_flow4(const struct sl_ct_key4 *fwd,
 		.dport = n->src_port,
 		.proto = fwd->proto,
 	};
-	struct sl_ct_value4 val = {
-		.created_ns = now,
-		.last_seen_ns = now,
-		.nat_addr = fwd->daddr,
-		.nat_port = fwd->dport,
-		.type = SL_CT_REVERSE,
-		.state = sl_ct_next_state(fwd->proto, SL_CT_STATE_NEW, tcp_flags, false),
-		.nat_saddr = n->rev_saddr,
-		.nat_sport = n->rev_sport,
-		.svc_id = svc_id,
-		.flags = n->flags,
-	};
+	struct sl_ct_value4 val;
 	int ret;
 
+	sl_ct_reverse_value4(&val, fwd, svc_id, n->flags, n->rev_saddr, n->rev_sport, tcp_flags,
+			     now);
 	ret = bpf_map_update_elem(&sl_ct4, &rev, &val, n->exclusive ? BPF_NOEXIST : BPF_ANY);
 	if (ret == -17 /* EEXIST */ && n->exclusive)
 		return ret;

@@ -47,24 +47,14 @@ static __always_inline int sl_snat_create4(const struct sl_ct_key4 *fwd,
 {
 	const struct sl_node_config4 *cfg = sl_node_config4();
 	struct sl_ct_key4 rev = {.saddr = be->addr, .sport = be->port, .proto = fwd->proto};
-	struct sl_ct_value4 val = {
-		.created_ns = now,
-		.last_seen_ns = now,
-		.nat_addr = fwd->daddr,
-		.nat_port = fwd->dport,
-		.type = SL_CT_REVERSE,
-		.state = sl_ct_next_state(fwd->proto, SL_CT_STATE_NEW, tcp_flags, false),
-		.nat_saddr = fwd->saddr,
-		.nat_sport = fwd->sport,
-		.svc_id = svc_id,
-		.flags = SL_CT_F_EXTERNAL | SL_CT_F_SNAT,
-	};
-	struct sl_ct_value4 *held;
+	struct sl_ct_value4 val, *held;
 	__u32 min, span, start, off, reuse, i;
 	int ret = -17;
 
 	if (!cfg || !cfg->snat_addr || cfg->snat_port_max < cfg->snat_port_min)
 		return -SL_DROP_SNAT_PORTS;
+	sl_ct_reverse_value4(&val, fwd, svc_id, SL_CT_F_EXTERNAL | SL_CT_F_SNAT, fwd->saddr,
+			     fwd->sport, tcp_flags, now);
 	min = cfg->snat_port_min;
 	span = (__u32)cfg->snat_port_max - min + 1;
 	*addr = cfg->snat_addr;
