@@ -69,6 +69,7 @@
 #include "mss.h"
 #include "ext_counters.h"
 #include "host6.h"
+#include "host6_tunnel.h"
 
 /*
  * Wraps the packet (its IPv4 header at l3_off) and sends it to node peer through the tunnel,
@@ -487,17 +488,10 @@ static __always_inline int sl_host_dsr_reply(struct __sk_buff *skb, const struct
  * bytes of stack per frame (5.10), so the entry programs make no call (the IPv4 path is inlined,
  * it fits alone) and the IPv6 programs no tail call. Names stay under the kernel's 15 characters.
  */
-SEC("tc")
-int sl_host6_ingr(struct __sk_buff *skb)
-{
-	return sl_host_ingress6(skb);
-}
-
-SEC("tc")
-int sl_host6_egr(struct __sk_buff *skb)
-{
-	return sl_host_egress6(skb);
-}
+int sl_host6_ingr(struct __sk_buff *skb);
+int sl_host6_egr(struct __sk_buff *skb);
+int sl_host6_tun(struct __sk_buff *skb);
+int sl_host6_decap(struct __sk_buff *skb);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
@@ -513,8 +507,49 @@ struct {
 		{
 			[SL_HOST6_INGRESS] = (void *)&sl_host6_ingr,
 			[SL_HOST6_EGRESS] = (void *)&sl_host6_egr,
+			[SL_HOST6_TUNNEL] = (void *)&sl_host6_tun,
+			[SL_HOST6_DECAP] = (void *)&sl_host6_decap,
 		},
 };
+
+/*
+ * A tunnelled flow's packet (SL_HOST6_WRAP) goes on to sl_host6_tun: a tail call from the
+ * program's own frame (the calls below it are over by then, and none of them makes one), so the
+ * 5.10 rule on tail calls below calls with large frames does not apply. Should the slot be
+ * empty, the packet passes untouched.
+ */
+static __always_inline int sl_host6_wrap(struct __sk_buff *skb, int ret)
+{
+	if (ret != SL_HOST6_WRAP)
+		return ret;
+	bpf_tail_call(skb, &sl_host6_progs, SL_HOST6_TUNNEL);
+	return SL_TC_PASS;
+}
+
+SEC("tc")
+int sl_host6_ingr(struct __sk_buff *skb)
+{
+	return sl_host6_wrap(skb, sl_host_ingress6(skb));
+}
+
+SEC("tc")
+int sl_host6_egr(struct __sk_buff *skb)
+{
+	return sl_host6_wrap(skb, sl_host_egress6(skb));
+}
+
+/* The IPv6 tunnel (lib/host6_tunnel.h): wrapping, and unwrapping, each a program of its own. */
+SEC("tc")
+int sl_host6_tun(struct __sk_buff *skb)
+{
+	return sl_host_tunnel6(skb);
+}
+
+SEC("tc")
+int sl_host6_decap(struct __sk_buff *skb)
+{
+	return sl_host_decap6(skb);
+}
 
 /*
  * An IPv6 frame goes to its family's program; should the slot be empty (it never is once
@@ -591,7 +626,8 @@ SEC("tc")
 int sl_host_ingress(struct __sk_buff *skb)
 {
 	if (skb->protocol == bpf_htons(ETH_P_IPV6))
-		return sl_host_to_ipv6(skb, SL_HOST6_INGRESS);
+		return sl_host_to_ipv6(skb, sl_tunnel_is_outer6(skb) ? SL_HOST6_DECAP
+								     : SL_HOST6_INGRESS);
 	return sl_host_ingress4(skb);
 }
 

@@ -440,7 +440,8 @@ _Static_assert(sizeof(struct sl_node_config4) == 8, "sl_node_config4 size");
  * This node in IPv6, for the host-interface program: sl_node_config6, an array of one. External
  * IPv6 flows to a remote backend leave with snat_addr as source and a port of the same range as
  * IPv4's (the agent writes both; an IPv6 tuple never meets an IPv4 one). snat_addr :: = none:
- * such flows are dropped (snat_ports). Always SNAT in IPv6: there is no IPv6 tunnel.
+ * such flows are dropped (snat_ports). In Tunnel and DSR modes snat_addr is also this node's end
+ * of the IPv6 tunnel (the outer source).
  */
 struct sl_node_config6 {
 	__be32 snat_addr[4];
@@ -501,6 +502,13 @@ enum sl_tunnel_consts {
 	SL_TUNNEL_DSR_OVERHEAD = 40,   /* the same + GUE header (4) + private data (8) */
 	SL_TUNNEL_TTL = 64,	       /* the outer header's */
 	SL_TUNNEL_GUE_DSR = 1,	       /* the private data's kind byte: a DSR frontend */
+	/*
+	 * IPv6 (lib/tunnel6.h): the inner IPv6 packet after an outer IPv6 + UDP header; a DSR
+	 * flow's GUE header carries 20 bytes of private data (an IPv6 frontend, struct
+	 * sl_gue_dsr6). An IPv6 flow always travels in IPv6, between the nodes' IPv6 addresses.
+	 */
+	SL_TUNNEL_V6_OVERHEAD = 48,     /* outer IPv6 (40) + UDP (8) */
+	SL_TUNNEL_V6_DSR_OVERHEAD = 72, /* the same + GUE header (4) + private data (20) */
 };
 
 /* sl_tunnel_nodes4: a hash of the cluster's node addresses (user space, from Node objects). */
@@ -513,6 +521,12 @@ struct sl_tunnel_node_value {
 	__u32 flags; /* reserved, 0 */
 };
 _Static_assert(sizeof(struct sl_tunnel_node_value) == 4, "sl_tunnel_node_value size");
+
+/* sl_tunnel_nodes6: the cluster's node IPv6 addresses (the same value). */
+struct sl_tunnel_node_key6 {
+	__be32 addr[4];
+};
+_Static_assert(sizeof(struct sl_tunnel_node_key6) == 16, "sl_tunnel_node_key6 size");
 
 /*
  * sl_dsr_optout4: an LPM trie of the client CIDRs that get Tunnel instead of DSR
@@ -530,6 +544,13 @@ struct sl_dsr_optout_value {
 };
 _Static_assert(sizeof(struct sl_dsr_optout_value) == 4, "sl_dsr_optout_value size");
 
+/* sl_dsr_optout6: the IPv6 CIDRs of --dsr-optout-cidrs (the same value). */
+struct sl_dsr_optout_key6 {
+	__u32 prefixlen; /* the CIDR's prefix length */
+	__be32 addr[4];
+};
+_Static_assert(sizeof(struct sl_dsr_optout_key6) == 20, "sl_dsr_optout_key6 size");
+
 /*
  * The upgrade hand-off (lib/handoff.h, docs/upgrades.md): the slots of a TC object's sl_handoff
  * program array, one per hook. While an upgrade over a conntrack map of another layout switches
@@ -541,11 +562,17 @@ enum sl_handoff_slot {
 	SL_HANDOFF_SLOTS = 2,
 };
 
-/* host.bpf.c's IPv6 programs: the slots of sl_host6_progs (the object's own tail-call array). */
+/*
+ * host.bpf.c's IPv6 programs: the slots of sl_host6_progs (the object's own tail-call array).
+ * SL_HOST6_TUNNEL wraps a tunnelled flow's packet (both directions), SL_HOST6_DECAP unwraps
+ * what arrives through the IPv6 tunnel: programs of their own, so the verifier walks each apart.
+ */
 enum sl_host6_slot {
 	SL_HOST6_INGRESS = 0,
 	SL_HOST6_EGRESS = 1,
-	SL_HOST6_PROGS = 2,
+	SL_HOST6_TUNNEL = 2,
+	SL_HOST6_DECAP = 3,
+	SL_HOST6_PROGS = 4,
 };
 
 /* Connect-time load balancing protocols (the sl_ctlb_protocols tunable). */

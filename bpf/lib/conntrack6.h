@@ -283,4 +283,46 @@ static __always_inline int sl_ct_create6(const struct sl_ct_key6 *fwd,
 				  tcp_flags, now);
 }
 
+/*
+ * Tunnel and DSR modes (lib/tunnel6.h), as sl_ct_create_tunnel4 and sl_ct_create_decap4: both
+ * entries of a flow fwd (client -> frontend, or client -> backend at the backend's node) to
+ * backend be, the client's address and port untouched. nat_saddr of the FORWARD entry is
+ * fwd_saddr, of the REVERSE one rev_saddr (with rev_sport): the nat_saddr table in sluice.h.
+ */
+static __always_inline int sl_ct_create_tunnelled6(const struct sl_ct_key6 *fwd,
+						   const struct sl_backend_value6 *be, __u32 svc_id,
+						   __u32 flags, const __be32 *fwd_saddr,
+						   const __be32 *rev_saddr, __be16 rev_sport,
+						   __u8 tcp_flags, __u64 now)
+{
+	struct sl_ct_key6 rev = {.sport = be->port, .dport = fwd->sport, .proto = fwd->proto};
+	struct sl_ct_value6 val = {
+		.created_ns = now,
+		.last_seen_ns = now,
+		.nat_port = fwd->dport,
+		.type = SL_CT_REVERSE,
+		.state = sl_ct_next_state(fwd->proto, SL_CT_STATE_NEW, tcp_flags, false),
+		.svc_id = svc_id,
+		.flags = flags,
+		.nat_sport = rev_sport,
+	};
+
+	sl_addr6_copy(rev.saddr, be->addr);
+	sl_addr6_copy(rev.daddr, fwd->saddr);
+	sl_addr6_copy(val.nat_addr, fwd->daddr);
+	sl_addr6_copy(val.nat_saddr, rev_saddr);
+	if (bpf_map_update_elem(&sl_ct6, &rev, &val, BPF_ANY) < 0)
+		return -SL_DROP_CT_FULL;
+	sl_addr6_copy(val.nat_addr, be->addr);
+	val.nat_port = be->port;
+	sl_addr6_copy(val.nat_saddr, fwd_saddr);
+	val.nat_sport = 0;
+	val.type = SL_CT_FORWARD;
+	if (bpf_map_update_elem(&sl_ct6, fwd, &val, BPF_ANY) < 0) {
+		bpf_map_delete_elem(&sl_ct6, &rev);
+		return -SL_DROP_CT_FULL;
+	}
+	return 0;
+}
+
 #endif /* SL_LIB_CONNTRACK6_H */

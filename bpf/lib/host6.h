@@ -47,6 +47,7 @@
 #include "snat6.h"
 #include "fib.h"
 #include "icmp6.h"
+#include "tunnel6.h"
 
 /*
  * The IPv6 path is split into calls of their own (BPF-to-BPF, each its own stack frame), all
@@ -62,6 +63,7 @@ enum sl_host6_next {
 	SL_HOST6_SEND = 0x101,	   /* rewritten, its source ours: send it out (sl_host_send6) */
 	SL_HOST6_SNAT = 0x102,	   /* a new flow's backend is remote: sl_host_snat_alloc6, _flow6 */
 	SL_HOST6_ICMP = 0x103,	   /* no TCP/UDP: an ICMPv6 error about a flow, perhaps */
+	SL_HOST6_WRAP = 0x104,	   /* a tunnelled flow's packet: the SL_HOST6_TUNNEL program's */
 };
 
 /* Parses the IPv6 frame and looks its tuple up; false when it is no TCP/UDP we translate. */
@@ -149,8 +151,12 @@ static __noinline int sl_host_tracked6(struct __sk_buff *skb)
 	ct = sl_ct_lookup6(&key, pkt.tcp_flags, &now);
 	if (!ct)
 		return SL_HOST6_NEW_FLOW;
-	if (!(ct->flags & SL_CT_F_EXTERNAL))
-		return SL_TC_PASS;
+	if (!(ct->flags & SL_CT_F_EXTERNAL) || (ct->flags & SL_CT_F_DECAP))
+		return SL_TC_PASS; /* DECAP: a tunnelled flow's packet not through the tunnel */
+	if (ct->type == SL_CT_FORWARD && (ct->flags & SL_CT_F_TUNNEL)) {
+		sl_count_service(ct->svc_id, skb->len, false, false);
+		return SL_HOST6_WRAP; /* updated, rewritten and wrapped there */
+	}
 	if (ct->type == SL_CT_FORWARD)
 		return sl_host_forward6(skb, &pkt, &key, ct, now);
 	if (ct->flags & SL_CT_F_SNAT)
@@ -236,10 +242,40 @@ static __noinline int sl_host_new_flow6(struct __sk_buff *skb, struct sl_host6_p
 }
 
 /*
+ * Tunnel and DSR modes: a new flow to the remote backend pick->be goes through the IPv6 tunnel to
+ * the backend's node (its entries made here, the packet wrapped by the SL_HOST6_TUNNEL program:
+ * SL_HOST6_WRAP) when that node's IPv6 address is known and this node has one of its own to send
+ * from; otherwise SL_HOST6_SNAT, the SNAT fallback. DSR unless the client is opted out.
+ */
+static __noinline int sl_host_tunnel_alloc6(struct __sk_buff *skb, struct sl_host6_pick *pick)
+{
+	const struct sl_node_config6 *cfg = sl_node_config6_get();
+	bool dsr;
+	int ret;
+
+	if (!sl_tunnel_enabled() || sl_addr6_is_zero(pick->be.node_addr) || !cfg ||
+	    sl_addr6_is_zero(cfg->snat_addr) || sl_addr6_eq(cfg->snat_addr, pick->be.node_addr))
+		return SL_HOST6_SNAT;
+	dsr = sl_dsr_for_client6(pick->key.saddr);
+	pick->f.now = bpf_ktime_get_ns();
+	ret = sl_ct_create_tunnelled6(&pick->key, &pick->be, pick->f.svc_id,
+				      SL_CT_F_EXTERNAL | SL_CT_F_TUNNEL | (dsr ? SL_CT_F_DSR : 0),
+				      pick->be.node_addr, pick->be.node_addr, 0, pick->f.tcp_flags,
+				      pick->f.now);
+	if (ret < 0) {
+		sl_count_drop(-ret);
+		return TC_ACT_SHOT;
+	}
+	sl_count_service(pick->f.svc_id, skb->len, true, false);
+	sl_count_kind(pick->svc_flags, skb->len, true, false);
+	return SL_HOST6_WRAP;
+}
+
+/*
  * A new flow to the remote backend pick->be (eTP=Cluster): its SNAT source, this node's IPv6
  * address and a port of the SNAT range (snat6.h), and its entries; sl_host_snat_flow6 then
- * rewrites the packet. Whatever --external-mode says: there is no IPv6 tunnel, so Tunnel and DSR
- * fall back to SNAT in IPv6. A step of its own that does not parse the packet: on 5.10 the
+ * rewrites the packet. SNAT mode, or the Tunnel and DSR modes' fallback
+ * (sl_host_tunnel_alloc6). A step of its own that does not parse the packet: on 5.10 the
  * verifier walks what follows a parse once per state the extension-header walk leaves (offsets
  * it cannot merge), and the allocator behind a parse exceeded its 1M instructions.
  */
@@ -308,7 +344,9 @@ static __noinline int sl_host_icmp_in6(struct __sk_buff *skb)
 	__be16 a_port, b_port;
 	bool fwd;
 
-	if (!ct || !(ct->flags & SL_CT_F_EXTERNAL))
+	/* Tunnelled flows' errors are not translated in IPv6 (docs/ipv6.md): passed untouched. */
+	if (!ct || !(ct->flags & SL_CT_F_EXTERNAL) ||
+	    (ct->flags & (SL_CT_F_TUNNEL | SL_CT_F_DECAP)))
 		return SL_TC_PASS;
 	fwd = ct->type == SL_CT_FORWARD;
 	if (!fwd && !(ct->flags & SL_CT_F_SNAT))
@@ -339,6 +377,8 @@ static __always_inline int sl_host_ingress6(struct __sk_buff *skb)
 		if (pick.refused)
 			return sl_host_refuse6(skb, &pick);
 		if (ret == SL_HOST6_SNAT)
+			ret = sl_host_tunnel_alloc6(skb, &pick);
+		if (ret == SL_HOST6_SNAT)
 			ret = sl_host_snat_alloc6(&pick);
 		if (ret == SL_HOST6_SNAT)
 			ret = sl_host_snat_flow6(skb, &pick);
@@ -363,7 +403,7 @@ static __noinline int sl_host_icmp_out6(struct __sk_buff *skb)
 	__be32 frontend_addr[4];
 
 	if (!ct || ct->type != SL_CT_REVERSE || !(ct->flags & SL_CT_F_EXTERNAL) ||
-	    (ct->flags & (SL_CT_F_SNAT | SL_CT_F_HAIRPIN)))
+	    (ct->flags & (SL_CT_F_SNAT | SL_CT_F_HAIRPIN | SL_CT_F_DECAP)))
 		return SL_TC_PASS;
 	sl_addr6_copy(frontend_addr, ct->nat_addr);
 	if (sl_host_icmp_nat6(skb, &e, true, frontend_addr, ct->nat_port) < 0)
@@ -392,6 +432,8 @@ static __noinline int sl_host_reply6(struct __sk_buff *skb)
 	if (!ct || ct->type != SL_CT_REVERSE || !(ct->flags & SL_CT_F_EXTERNAL) ||
 	    (ct->flags & SL_CT_F_SNAT))
 		return SL_TC_PASS;
+	if (ct->flags & SL_CT_F_DECAP)
+		return SL_HOST6_WRAP; /* a tunnelled flow's reply: wrapped back, or DSR */
 	sl_addr6_copy(frontend_addr, ct->nat_addr);
 	frontend_port = ct->nat_port;
 	sl_ct_update6(&key, ct, pkt.tcp_flags, now);

@@ -103,4 +103,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_node_config6 SEC(".maps");
 
+/* The cluster's node IPv6 addresses: the only sources IPv6 tunnel traffic is unwrapped from. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SL_MAX_TUNNEL_NODES);
+	__type(key, struct sl_tunnel_node_key6);
+	__type(value, struct sl_tunnel_node_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_tunnel_nodes6 SEC(".maps");
+
+/* IPv6 client CIDRs that get Tunnel instead of DSR (--dsr-optout-cidrs; DSR mode only). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SL_MAX_DSR_OPTOUT);
+	__type(key, struct sl_dsr_optout_key6);
+	__type(value, struct sl_dsr_optout_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_dsr_optout6 SEC(".maps");
+
 #endif /* SL_LIB_MAPS6_H */

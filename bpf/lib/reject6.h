@@ -31,6 +31,7 @@
 #define SL_IPPROTO_ICMPV6     58
 #define SL_ICMP6_DEST_UNREACH 1
 #define SL_ICMP6_PORT_UNREACH 4 /* code of SL_ICMP6_DEST_UNREACH */
+#define SL_ICMP6_TOO_BIG      2 /* Packet Too Big */
 /* The quoted IPv6 header and the first 64 bytes after it (a multiple of 4: see the checksum). */
 #define SL_ICMP6_QUOTE_MAX (SL_IPV6_HLEN + 64)
 
@@ -127,8 +128,14 @@ static __always_inline int sl_reject_tcp6(struct __sk_buff *skb, const struct sl
 	return bpf_redirect(skb->ifindex, 0);
 }
 
-/* Answers a UDP datagram with ICMPv6 destination unreachable / port unreachable. */
-static __always_inline int sl_reject_udp6(struct __sk_buff *skb, const struct sl_pkt6 *pkt)
+/*
+ * Answers the packet with an ICMPv6 error of type and code (rest: the 4 bytes after the
+ * checksum, Packet Too Big's MTU), quoting as much of it as fits, from its destination back to
+ * its source, redirected out of the interface it is on (redirect_flags: BPF_F_INGRESS to hand it
+ * to this node's own input path instead).
+ */
+static __always_inline int sl_reject_icmp6(struct __sk_buff *skb, const struct sl_pkt6 *pkt,
+					   __u8 type, __u8 code, __be32 rest, __u64 redirect_flags)
 {
 	struct {
 		struct sl_pseudo_hdr6 ph;
@@ -153,8 +160,9 @@ static __always_inline int sl_reject_udp6(struct __sk_buff *skb, const struct sl
 		return TC_ACT_SHOT; /* also gives the verifier its bounds */
 	if (bpf_skb_load_bytes(skb, pkt->l3_off, msg.quote, quote_len) < 0)
 		return TC_ACT_SHOT;
-	msg.icmp.type = SL_ICMP6_DEST_UNREACH;
-	msg.icmp.code = SL_ICMP6_PORT_UNREACH;
+	msg.icmp.type = type;
+	msg.icmp.code = code;
+	msg.icmp.rest = rest;
 	msg_len = sizeof(msg.icmp) + quote_len;
 	sl_reject_pseudo6(pkt, &msg.ph, SL_IPPROTO_ICMPV6, msg_len);
 	/* bpf_csum_diff sums whole words: the zeroed tail pads an odd quote. */
@@ -167,7 +175,23 @@ static __always_inline int sl_reject_udp6(struct __sk_buff *skb, const struct sl
 		return TC_ACT_SHOT;
 	if (bpf_skb_store_bytes(skb, ETH_HLEN + SL_IPV6_HLEN, &msg.icmp, msg_len, 0) < 0)
 		return TC_ACT_SHOT;
-	return bpf_redirect(skb->ifindex, 0);
+	return bpf_redirect(skb->ifindex, redirect_flags);
+}
+
+/* Answers a UDP datagram with ICMPv6 destination unreachable / port unreachable. */
+static __always_inline int sl_reject_udp6(struct __sk_buff *skb, const struct sl_pkt6 *pkt)
+{
+	return sl_reject_icmp6(skb, pkt, SL_ICMP6_DEST_UNREACH, SL_ICMP6_PORT_UNREACH, 0, 0);
+}
+
+/*
+ * Answers a packet too large for the way on with ICMPv6 Packet Too Big carrying mtu (RFC 8201):
+ * IPv6 routers never fragment, so every such packet is answered, whatever its flags.
+ */
+static __always_inline int sl_reject_too_big6(struct __sk_buff *skb, const struct sl_pkt6 *pkt,
+					      __u32 mtu, __u64 redirect_flags)
+{
+	return sl_reject_icmp6(skb, pkt, SL_ICMP6_TOO_BIG, 0, bpf_htonl(mtu), redirect_flags);
 }
 
 /* Refuses the packet's flow with the reply its protocol expects; returns the TC verdict. */

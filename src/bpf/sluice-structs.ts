@@ -51,7 +51,7 @@ export const MAP_CAPACITY_CONSTANTS = mirrorEnum('sl_map_capacity', 'SL_MAX_', {
 /** --external-mode: how external flows reach a backend on another node (host.bpf.c's sl_external_mode). */
 export const EXTERNAL_MODE_CONSTANTS = mirrorEnum('sl_external_mode', 'SL_EXT_MODE_', { SNAT: 0, TUNNEL: 1, DSR: 2 });
 /** The node-to-node tunnel (GUE variant 1: IPv4 in UDP; a DSR flow's packets: GUE variant 0 with the frontend). */
-export const TUNNEL_CONSTANTS = mirrorEnum('sl_tunnel_consts', 'SL_TUNNEL_', { PORT_DEFAULT: 6080, OVERHEAD: 28, DSR_OVERHEAD: 40, TTL: 64, GUE_DSR: 1 });
+export const TUNNEL_CONSTANTS = mirrorEnum('sl_tunnel_consts', 'SL_TUNNEL_', { PORT_DEFAULT: 6080, OVERHEAD: 28, DSR_OVERHEAD: 40, TTL: 64, GUE_DSR: 1, V6_OVERHEAD: 48, V6_DSR_OVERHEAD: 72 });
 
 /** The upgrade hand-off's slots (sl_handoff, bpf/lib/handoff.h). */
 export const HANDOFF_CONSTANTS = mirrorEnum('sl_handoff_slot', 'SL_HANDOFF_', { INGRESS: 0, EGRESS: 1, SLOTS: 2 });
@@ -266,12 +266,16 @@ export const tunnelNodeValue = defineStruct('sl_tunnel_node_value', { flags: u32
 /** sl_dsr_optout4 (LPM trie): client CIDRs that get Tunnel instead of DSR. */
 export const dsrOptoutKey4 = defineStruct('sl_dsr_optout_key4', { prefixlen: u32, addr: ipv4 });
 export const dsrOptoutValue = defineStruct('sl_dsr_optout_value', { flags: u32 });
+/** sl_tunnel_nodes6: the Nodes' IPv6 addresses (value tunnelNodeValue). */
+export const tunnelNodeKey6 = defineStruct('sl_tunnel_node_key6', { addr: ipv6 });
+/** sl_dsr_optout6 (LPM trie): IPv6 client CIDRs that get Tunnel instead of DSR. */
+export const dsrOptoutKey6 = defineStruct('sl_dsr_optout_key6', { prefixlen: u32, addr: ipv6 });
 
 export const allStructCodecs = [
   frontendKey4, serviceValue, backendKey, backendValue4, ctKey4, ctValue4, affinityKey4,
   affinityValue4, sockRevnatKey4, sockRevnatValue4, svcCounters, svcMeta, vipKey4, vipValue,
   srcRangeKey4, srcRangeValue, nodeConfig4, maglevKey, maglevChunk, tunnelNodeKey4, tunnelNodeValue, dsrOptoutKey4, dsrOptoutValue,
   frontendKey6, backendValue6, ctKey6, ctValue6, affinityKey6, affinityValue6, sockRevnatKey6, sockRevnatValue6, vipKey6, nodeConfig6,
-  srcRangeKey6,
+  srcRangeKey6, tunnelNodeKey6, dsrOptoutKey6,
 ] as const;
 

@@ -5,7 +5,8 @@
 // test process's namespace, so the verdict is a redirect or, without a route, a counted drop; the
 // bytes after the Ethernet addresses are exact either way (hop limit decremented, as a router;
 // TCP/UDP checksums equal to ones computed from scratch over the new pseudo-header). In every
-// --external-mode: there is no IPv6 tunnel.
+// SNAT mode, and the Tunnel and DSR modes' fallback when the backend's node has no known IPv6 address
+// (ipv6-external-tunnel.test.ts has the tunnel).
 import t from 'tap';
 import type { Test } from 'tap';
 import { CT_F, CT_STATE, CT_TYPE, EXTERNAL_MODE, FRONTEND_KIND, IPPROTO, SVC_F, SVC_F_KIND_SHIFT } from '../../src/bpf/sluice-structs.js';
@@ -120,7 +121,7 @@ t.test('IPv6 SNAT ports: distinct for live flows, a full range drops, a finished
   t.match(ct6(dp, REMOTE.addr, NODE, REMOTE.port, first?.nat_sport ?? 0, IPPROTO.TCP), { nat_saddr: CLIENT, nat_sport: 43000 }, 'the tuple now restores the new client');
 });
 
-t.test('IPv6 without an SNAT address: a remote backend\'s flow is dropped and counted; Tunnel and DSR modes SNAT in IPv6', async (t) => {
+t.test('IPv6 without an SNAT address: a remote backend\'s flow is dropped and counted; Tunnel and DSR modes SNAT when the backend\'s node has no known IPv6 address', async (t) => {
   const dp = await loadDatapath(t, { object: HOST_OBJECT });
   if (!dp) return;
   addService6(dp, { vip: NODE, port: 30080, proto: IPPROTO.TCP, svcId: 3, backendId: 30, cluster: [REMOTE], flags: NODEPORT, clusterIp: false });
@@ -131,9 +132,11 @@ t.test('IPv6 without an SNAT address: a remote backend\'s flow is dropped and co
   for (const mode of [EXTERNAL_MODE.TUNNEL, EXTERNAL_MODE.DSR]) {
     const m = await snatNode(t, { mode });
     if (!m) return;
+    // The backend's node without an IPv6 address (::): no tunnel to it, the SNAT fallback.
+    addService6(m, { vip: NODE, port: 30080, proto: IPPROTO.TCP, svcId: 3, backendId: 30, cluster: [{ ...REMOTE, nodeAddr: '::' }], flags: NODEPORT, clusterIp: false });
     const out = m.run(PROG.HOST_INGRESS, buildFrame6(syn(40002)));
     const got = parseFrame6(out.data);
-    t.same([got.src, got.dst, got.dport], [NODE, REMOTE.addr, REMOTE.port], `mode ${mode}: SNATed, not tunnelled`);
+    t.same([got.src, got.dst, got.dport], [NODE, REMOTE.addr, REMOTE.port], `mode ${mode}: SNATed (no tunnel without the node's address)`);
     t.match(ct6(m, CLIENT, NODE, 40002, 30080, IPPROTO.TCP), { flags: CT_F.EXTERNAL | CT_F.SNAT });
   }
 });
