@@ -507,7 +507,7 @@ enum sl_tunnel_consts {
 	 * flow's GUE header carries 20 bytes of private data (an IPv6 frontend, struct
 	 * sl_gue_dsr6). An IPv6 flow always travels in IPv6, between the nodes' IPv6 addresses.
 	 */
-	SL_TUNNEL_V6_OVERHEAD = 48,     /* outer IPv6 (40) + UDP (8) */
+	SL_TUNNEL_V6_OVERHEAD = 48,	/* outer IPv6 (40) + UDP (8) */
 	SL_TUNNEL_V6_DSR_OVERHEAD = 72, /* the same + GUE header (4) + private data (20) */
 };
 

@@ -56,7 +56,7 @@ struct sl_tunnel6_plan {
  * own, its option walk is verified once, not once per state the extension-header walk leaves.
  */
 static __always_inline void sl_tunnel_plan_mss6(struct sl_tunnel6_plan *plan,
-					       const struct sl_pkt6 *pkt, __u32 overhead)
+						const struct sl_pkt6 *pkt, __u32 overhead)
 {
 	if (pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & SL_TCP_FLAG_SYN)) {
 		plan->l4_off = pkt->l4_off;
@@ -66,10 +66,12 @@ static __always_inline void sl_tunnel_plan_mss6(struct sl_tunnel6_plan *plan,
 
 /* A client's packet of a tunnelled flow, at the ingress node (FORWARD, TUNNEL). */
 static __always_inline int sl_host_tunnel_fwd6(struct __sk_buff *skb, const struct sl_pkt6 *pkt,
-					       const struct sl_ct_key6 *key, struct sl_ct_value6 *ct,
-					       __u64 now, struct sl_tunnel6_plan *plan)
+					       const struct sl_ct_key6 *key,
+					       struct sl_ct_value6 *ct, __u64 now,
+					       struct sl_tunnel6_plan *plan)
 {
-	__u32 overhead = (ct->flags & SL_CT_F_DSR) ? SL_TUNNEL_V6_DSR_OVERHEAD : SL_TUNNEL_V6_OVERHEAD;
+	__u32 overhead =
+		(ct->flags & SL_CT_F_DSR) ? SL_TUNNEL_V6_DSR_OVERHEAD : SL_TUNNEL_V6_OVERHEAD;
 	__be32 backend_addr[4];
 	__be16 backend_port = ct->nat_port;
 
@@ -170,8 +172,8 @@ static __noinline int sl_host_tunnel_wrap6(struct __sk_buff *skb,
 		sl_count_drop(SL_DROP_TTL);
 		return TC_ACT_SHOT;
 	}
-	if (sl_tunnel_encap6(skb, self, plan->peer, plan->udp_sport, plan->dsr,
-			     plan->frontend_addr, plan->frontend_port) < 0)
+	if (sl_tunnel_encap6(skb, self, plan->peer, plan->udp_sport, plan->dsr, plan->frontend_addr,
+			     plan->frontend_port) < 0)
 		return sl_rewrite_failed();
 	return sl_fib_send6(skb, self, plan->peer);
 }

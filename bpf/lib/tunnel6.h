@@ -66,7 +66,8 @@ struct sl_tunnel6_dsr_hdr {
 	struct sl_tunnel6_hdr outer;
 	struct sl_gue_dsr6 gue;
 };
-_Static_assert(sizeof(struct sl_tunnel6_dsr_hdr) == SL_TUNNEL_V6_DSR_OVERHEAD, "IPv6 DSR header size");
+_Static_assert(sizeof(struct sl_tunnel6_dsr_hdr) == SL_TUNNEL_V6_DSR_OVERHEAD,
+	       "IPv6 DSR header size");
 
 /* What sl_tunnel_decap6 read from the outer headers. */
 struct sl_tunnel6_in {

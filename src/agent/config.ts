@@ -5,6 +5,7 @@ import { statfsSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { MAGLEV } from '../bpf/sluice-structs.js';
+import { ipv6FromBuffer, ipv6ToBuffer } from '../bpf/ip-bytes.js';
 import { maglevSizeProblem } from '../dataplane/maglev-table.js';
 import type { MapSizeName } from '../dataplane/map-sizes.js';
 import { MAP_SIZE_MAX, MAP_SIZE_OPTIONS, mapSizeEnv, mapSizeFlag } from '../dataplane/map-sizes.js';
@@ -43,7 +44,7 @@ export interface AgentConfig {
   maglevTableSize: number;
   /** External flows to a remote backend: Tunnel (the default), DSR, or SNAT (kube-proxy's). */
   externalMode: ExternalMode;
-  /** DSR mode: client CIDRs (canonical IPv4) that get Tunnel instead (sl_dsr_optout4). */
+  /** DSR mode: client CIDRs (canonical IPv4 or IPv6) that get Tunnel instead (sl_dsr_optout4/6). */
   dsrOptoutCidrs: string[];
   /** UDP port of the node-to-node tunnel (Tunnel mode). */
   tunnelPort: number;
@@ -128,16 +129,38 @@ function cidr(flag: string, value: string): string {
 }
 
 /**
- * A comma-separated list of IPv4 CIDRs, each in canonical form (no host bits set: 10.1.2.3/8
- * is more likely a typo than a wish, so it is refused with the network it would mean).
+ * An IPv6 CIDR in canonical form (compressed text, no host bits set), or a ConfigError naming the
+ * network it would mean.
  */
-function ipv4Cidrs(flag: string, value: string): string[] {
+function ipv6Cidr(flag: string, raw: string): string {
+  const m = /^([0-9a-fA-F:.]+)\/(\d{1,3})$/.exec(raw);
+  if (!m || isIP(m[1]!) !== 6 || Number(m[2]) > 128) throw new ConfigError(`${flag}: "${raw}" is not an IPv6 CIDR like 2001:db8::/32`);
+  const len = Number(m[2]);
+  const addr = ipv6ToBuffer(m[1]!);
+  const net = Buffer.from(addr);
+  for (let i = 0; i < 16; i++) {
+    const bits = Math.max(0, Math.min(8, len - i * 8));
+    net[i] = (net[i] as number) & ((0xff00 >> bits) & 0xff);
+  }
+  const text = `${ipv6FromBuffer(net)}/${len}`;
+  if (!net.equals(addr)) throw new ConfigError(`${flag}: "${raw}" has host bits set (the network is ${text})`);
+  return text;
+}
+
+/**
+ * A comma-separated list of IPv4 and IPv6 CIDRs, each in canonical form (no host bits set:
+ * 10.1.2.3/8 is more likely a typo than a wish, so it is refused with the network it would mean).
+ */
+function ipCidrs(flag: string, value: string): string[] {
   const out: string[] = [];
   for (const raw of value.split(',').map((x) => x.trim()).filter(Boolean)) {
+    if (raw.includes(':')) {
+      out.push(ipv6Cidr(flag, raw));
+      continue;
+    }
     const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(raw);
     if (!m || isIP(m[1]!) !== 4 || Number(m[2]) > 32) {
-      const v6 = isIP(raw.split('/')[0] ?? '') === 6;
-      throw new ConfigError(`${flag}: "${raw}" is not an IPv4 CIDR like 203.0.113.0/24${v6 ? ' (external traffic is IPv4 only for now)' : ''}`);
+      throw new ConfigError(`${flag}: "${raw}" is not a CIDR like 203.0.113.0/24 or 2001:db8::/32`);
     }
     const len = Number(m[2]);
     const n = m[1]!.split('.').reduce((a, o) => a * 256 + Number(o), 0);
@@ -245,8 +268,8 @@ const FLAGS: Record<string, FlagSpec> = {
   },
   '--dsr-optout-cidrs': {
     env: 'SLUICE_DSR_OPTOUT_CIDRS',
-    help: 'DSR mode: comma-separated IPv4 CIDRs of clients that get Tunnel instead (their network cannot take a reply from another node than the one they sent to)',
-    parse: (v, c, f) => void (c.dsrOptoutCidrs = ipv4Cidrs(f, v)),
+    help: 'DSR mode: comma-separated IPv4 and IPv6 CIDRs of clients that get Tunnel instead (their network cannot take a reply from another node than the one they sent to)',
+    parse: (v, c, f) => void (c.dsrOptoutCidrs = ipCidrs(f, v)),
   },
   '--tunnel-port': {
     env: 'SLUICE_TUNNEL_PORT',

@@ -17,7 +17,7 @@ import { InterfaceWatcher } from './interfaces.js';
 import { localPortRange, nodePortCandidates, readExternalCounters, readHostAddresses, snatAddress, snatAddress6, snatRangeProblem, writeNodeConfig, writeNodeConfig6 } from './host-addresses.js';
 import { nodeIPv4, nodeIPv6 } from './node-address.js';
 import { TunnelNodeWriter } from './tunnel-nodes.js';
-import { DSR_OPTOUT_MAP, SRC_RANGES_MAPS, TUNNEL_NODES_MAP } from '../dataplane/table-specs.js';
+import { DSR_OPTOUT_MAPS, SRC_RANGES_MAPS, TUNNEL_NODES_MAP, TUNNEL_NODES_MAPS } from '../dataplane/table-specs.js';
 import { DsrOptoutWriter } from './dsr-optout.js';
 
 export interface ExternalTrafficOptions {
@@ -41,6 +41,7 @@ export class ExternalTraffic {
   readonly maglev: MaglevWriter;
   private hostWatcher: InterfaceWatcher | undefined;
   private readonly tunnelNodes: TunnelNodeWriter;
+  private readonly tunnelNodes6: TunnelNodeWriter;
 
   private constructor(private readonly o: ExternalTrafficOptions) {
     const { tables6 } = o.datapath;
@@ -51,6 +52,7 @@ export class ExternalTraffic {
     // One map for both families' tables: backend_ids are one space (maglev-writer.ts).
     this.maglev = new MaglevWriter(o.datapath.tables, new NativeTable(o.datapath.map('sl_maglev4'), maglevTableSpec()), o.cfg.maglevTableSize, tables6);
     this.tunnelNodes = new TunnelNodeWriter(o.datapath.map(TUNNEL_NODES_MAP));
+    this.tunnelNodes6 = new TunnelNodeWriter(o.datapath.map(TUNNEL_NODES_MAPS.IPv6), 'IPv6');
   }
 
   /** Null when no host interface patterns are configured (`--host-interfaces none`). */
@@ -66,12 +68,13 @@ export class ExternalTraffic {
   }
 
   /**
-   * --dsr-optout-cidrs into sl_dsr_optout4 (in every mode, so the map always says what the
+   * --dsr-optout-cidrs into sl_dsr_optout4 and sl_dsr_optout6 (in every mode, so the map always says what the
    * configuration says; only DSR mode reads it).
    */
   private writeDsrOptout(): void {
     const { cfg, logger, datapath } = this.o;
-    const report = new DsrOptoutWriter(datapath.map(DSR_OPTOUT_MAP)).apply(cfg.dsrOptoutCidrs);
+    const [v4, v6] = (['IPv4', 'IPv6'] as const).map((f) => new DsrOptoutWriter(datapath.map(DSR_OPTOUT_MAPS[f]), f).apply(cfg.dsrOptoutCidrs));
+    const report = { added: [...v4!.added, ...v6!.added], removed: [...v4!.removed, ...v6!.removed], errors: [...v4!.errors, ...v6!.errors] };
     for (const e of report.errors) this.o.recordError('external', e);
     if (cfg.dsrOptoutCidrs.length > 0) {
       logger.info({ cidrs: cfg.dsrOptoutCidrs, added: report.added, removed: report.removed }, 'DSR opt-out CIDRs (these clients get Tunnel)');
@@ -134,14 +137,18 @@ export class ExternalTraffic {
   }
 
   /**
-   * Every Node's address into sl_tunnel_nodes4 (written in every mode: a node switched to
+   * Every Node's IPv4 and IPv6 address into sl_tunnel_nodes4 and sl_tunnel_nodes6 (written in every mode: a node switched to
    * Tunnel finds the set ready).
    */
   private refreshTunnelNodes(): void {
     const { store } = this.o;
-    const report = this.tunnelNodes.apply(store.keys('Node').map((name) => nodeIPv4(store.get('Node', name))));
-    for (const e of report.errors) this.o.recordError('external', e);
-    if (report.added.length || report.removed.length) this.o.logger.info({ added: report.added, removed: report.removed }, 'tunnel peers (cluster node addresses)');
+    const nodes = store.keys('Node').map((name) => store.get('Node', name));
+    const report = this.tunnelNodes.apply(nodes.map(nodeIPv4));
+    const report6 = this.tunnelNodes6.apply(nodes.map(nodeIPv6));
+    for (const e of [...report.errors, ...report6.errors]) this.o.recordError('external', e);
+    const added = [...report.added, ...report6.added];
+    const removed = [...report.removed, ...report6.removed];
+    if (added.length || removed.length) this.o.logger.info({ added, removed }, 'tunnel peers (cluster node addresses)');
   }
 
   /** Looks at the host's addresses again (the agent's periodic check calls it). */

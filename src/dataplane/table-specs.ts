@@ -154,6 +154,8 @@ export function nonZeroSlots(buf: Buffer, count: number, size: number): number[]
  * compiled SL_MAX_TUNNEL_NODES.
  */
 export const TUNNEL_NODES_MAP = 'sl_tunnel_nodes4';
+/** Both families' node address maps (sl_tunnel_nodes6: the Nodes' IPv6 addresses, lib/tunnel6.h). */
+export const TUNNEL_NODES_MAPS = { IPv4: TUNNEL_NODES_MAP, IPv6: 'sl_tunnel_nodes6' } as const;
 export const TUNNEL_NODES_MAX = MAP_CAPACITY.TUNNEL_NODES;
 
 /**
@@ -161,6 +163,8 @@ export const TUNNEL_NODES_MAX = MAP_CAPACITY.TUNNEL_NODES;
  * (--dsr-optout-cidrs, src/agent/dsr-optout.ts). Its capacity is the compiled SL_MAX_DSR_OPTOUT.
  */
 export const DSR_OPTOUT_MAP = 'sl_dsr_optout4';
+/** Both families' opt-out tries (sl_dsr_optout6: the IPv6 CIDRs). */
+export const DSR_OPTOUT_MAPS = { IPv4: DSR_OPTOUT_MAP, IPv6: 'sl_dsr_optout6' } as const;
 export const DSR_OPTOUT_MAX = MAP_CAPACITY.DSR_OPTOUT;
 
 /**

@@ -60,11 +60,13 @@ const bad: [string[], Record<string, string>, RegExp][] = [
   [['--external-mode', 'tunnel'], {}, /--external-mode: "tunnel" is not one of SNAT, Tunnel, DSR/],
   [[], { SLUICE_EXTERNAL_MODE: 'IPIP' }, /environment SLUICE_EXTERNAL_MODE: --external-mode: "IPIP" is not one of SNAT, Tunnel, DSR/],
   [['--external-mode', 'dsr'], {}, /--external-mode: "dsr" is not one of SNAT, Tunnel, DSR/],
-  [['--dsr-optout-cidrs', '10.0.0.0/8,bogus'], {}, /--dsr-optout-cidrs: "bogus" is not an IPv4 CIDR like 203.0.113.0\/24/],
-  [['--dsr-optout-cidrs', '10.0.0.0/33'], {}, /--dsr-optout-cidrs: "10.0.0.0\/33" is not an IPv4 CIDR/],
+  [['--dsr-optout-cidrs', '10.0.0.0/8,bogus'], {}, /--dsr-optout-cidrs: "bogus" is not a CIDR like 203.0.113.0\/24 or 2001:db8::\/32/],
+  [['--dsr-optout-cidrs', '10.0.0.0/33'], {}, /--dsr-optout-cidrs: "10.0.0.0\/33" is not a CIDR/],
   [['--dsr-optout-cidrs', '10.1.2.3/8'], {}, /--dsr-optout-cidrs: "10.1.2.3\/8" has host bits set \(the network is 10.0.0.0\/8\)/],
-  [['--dsr-optout-cidrs', 'fd00::/8'], {}, /--dsr-optout-cidrs: "fd00::\/8" is not an IPv4 CIDR .*IPv4 only for now/],
-  [[], { SLUICE_DSR_OPTOUT_CIDRS: '300.0.0.0/8' }, /environment SLUICE_DSR_OPTOUT_CIDRS: --dsr-optout-cidrs: "300.0.0.0\/8" is not an IPv4 CIDR/],
+  [['--dsr-optout-cidrs', 'fd00::1/8'], {}, /--dsr-optout-cidrs: "fd00::1\/8" has host bits set \(the network is fd00::\/8\)/],
+  [['--dsr-optout-cidrs', 'fd00::/129'], {}, /--dsr-optout-cidrs: "fd00::\/129" is not an IPv6 CIDR like 2001:db8::\/32/],
+  [['--dsr-optout-cidrs', 'fd00:::1/64'], {}, /--dsr-optout-cidrs: "fd00:::1\/64" is not an IPv6 CIDR/],
+  [[], { SLUICE_DSR_OPTOUT_CIDRS: '300.0.0.0/8' }, /environment SLUICE_DSR_OPTOUT_CIDRS: --dsr-optout-cidrs: "300.0.0.0\/8" is not a CIDR/],
   [['--tunnel-port', '0'], {}, /--tunnel-port: "0" is not a whole number from 1 to 65535/],
   [['--tunnel-mtu', '100'], {}, /--tunnel-mtu: "100" is not a whole number from 576 to 65535/],
 ];
@@ -85,6 +87,8 @@ t.test('DSR mode and its opt-out CIDRs, by flag or environment (ConfigMap)', asy
   const e = parseConfig([], { SLUICE_EXTERNAL_MODE: 'DSR', SLUICE_DSR_OPTOUT_CIDRS: '10.0.0.0/8' });
   t.same([e.externalMode, e.dsrOptoutCidrs], ['DSR', ['10.0.0.0/8']]);
   t.same(parseConfig([], {}).dsrOptoutCidrs, [], 'none by default');
+  const six = parseConfig(['--dsr-optout-cidrs', '2001:DB8:0::/32,fd00::7/128,10.0.0.0/8'], {});
+  t.same(six.dsrOptoutCidrs, ['2001:db8::/32', 'fd00::7/128', '10.0.0.0/8'], 'IPv6 CIDRs too, in canonical form');
   const { externalModeRodata } = await import('../../src/agent/datapath.js');
   t.equal(externalModeRodata(e).sl_external_mode, 2);
 });
