@@ -9,8 +9,10 @@
  *    eTP=Cluster: among all endpoints, as IPv4);
  *    a backend on this node: DNAT only, the kernel routes it to the pod, which sees the client;
  *    on another node: DNAT and SNAT to this node's IPv6 address and a port of the SNAT range
- *    (snat6.h), sent straight out (fib.h: its source is now ours) — in every --external-mode:
- *    there is no IPv6 tunnel, so Tunnel and DSR fall back to SNAT for IPv6;
+ *    (snat6.h), sent straight out (fib.h: its source is now ours) — SNAT mode, or in Tunnel
+ *    and DSR modes when the backend's node has no known IPv6 address; otherwise the flow's
+ *    entries are made here (sl_host_tunnel_alloc6) and the packet goes on to sl_host6_tun
+ *    (lib/host6_tunnel.h: the IPv6 tunnel), as later packets of the flow do;
  *    later packets (FORWARD entry flagged EXTERNAL): the same rewrite;
  *    a remote backend's reply (REVERSE, EXTERNAL|SNAT): back to frontend -> client, sent out.
  *    an ICMPv6 error about an external flow (destination unreachable, Packet Too Big, time

@@ -4,8 +4,8 @@
 // back to frontend -> client. Both are sent straight out (lib/fib.h): the route lookup runs in the
 // test process's namespace, so the verdict is a redirect or, without a route, a counted drop; the
 // bytes after the Ethernet addresses are exact either way (hop limit decremented, as a router;
-// TCP/UDP checksums equal to ones computed from scratch over the new pseudo-header). In every
-// SNAT mode, and the Tunnel and DSR modes' fallback when the backend's node has no known IPv6 address
+// TCP/UDP checksums equal to ones computed from scratch over the new pseudo-header). SNAT mode,
+// and the Tunnel and DSR modes' fallback when the backend's node has no known IPv6 address
 // (ipv6-external-tunnel.test.ts has the tunnel).
 import t from 'tap';
 import type { Test } from 'tap';

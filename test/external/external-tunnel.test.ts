@@ -14,6 +14,7 @@
 // a UDP reply too large to wrap back teaches the pod the path MTU that fits (node B's ICMP); the
 // pod's port unreachable reaches the client's connected socket as ECONNREFUSED. DSR: the same
 // download, the router's error about node B's reply reaching the pod through node A.
+// The bed is dual-stack: in each mode, the IPv6 scenarios of ipv6-tunnel-scenarios.ts.
 import t from 'tap';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -36,6 +37,7 @@ import { MAGLEV_DEFAULT_SIZE, backendIdentity, buildMaglevTable, maglevFlowHash 
 import type { Test } from 'tap';
 import { requirePrivileges } from '../helpers/privileges.js';
 import { ECHO, objects, waitSynced } from './bed.js';
+import { ipv6TunnelScenarios, ipv6TunnelServices } from './ipv6-tunnel-scenarios.js';
 
 // A two-node bed with real agents: on a loaded 2-core machine more than tap's default 300 s.
 t.setTimeout(600_000);
@@ -153,6 +155,7 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     clients: 2,
     clientRoutes: [{ cidr: `${LB_IP}/32`, node: 0 }, { cidr: `${EXTERNAL_IP}/32`, node: 0 }],
     routedClients: { count: 1, narrowMtu: 1400 }, // behind a 1400-byte link: path MTU discovery
+    ipv6: true, // dual stack: the IPv6 tunnel scenarios
   });
   const [nodeA, nodeB] = c.nodes as [Cluster['nodes'][0], Cluster['nodes'][0]];
   // client: DSR in DSR mode; optedOut: in --dsr-optout-cidrs, so the Tunnel path in DSR mode.
@@ -160,7 +163,7 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
   const podB = nodeB.pods[0] as Cluster['nodes'][0]['pods'][0];
   const podA = nodeA.pods[0] as Cluster['nodes'][0]['pods'][0];
   const far = c.routedClients[0] as Cluster['clients'][0];
-  await startEchoServer(run, { name: podB.name, ns: podB.ns, tcp: [ECHO], udp: [ECHO], bulk: [DOWNLOAD] });
+  await startEchoServer(run, { name: podB.name, ns: podB.ns, host: ['0.0.0.0', '::'], tcp: [ECHO], udp: [ECHO], bulk: [DOWNLOAD] });
   await startEchoServer(run, { name: podA.name, ns: podA.ns, udp: [ECHO], bulk: [DOWNLOAD] });
   const bulk = spawnInNetns(podB.ns, [process.execPath, '-e', BULK_SERVER], { stdio: ['ignore', 'pipe', 'pipe'] });
   run.own(bulk, `bulk echo server ${bulk.pid}`);
@@ -201,6 +204,7 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     { name: 'sized', clusterIP: '10.96.0.18', nodePort: 30019, pods: [onB], ports: [{ name: 'sized', port: SIZED, protocol: 'UDP', targetPort: SIZED, nodePort: 30019 }] },
     { name: 'closed', clusterIP: '10.96.0.19', nodePort: 30020, pods: [onB], ports: [{ name: 'closed', port: CLOSED, protocol: 'UDP', targetPort: CLOSED, nodePort: 30020 }] },
     { name: 'gso', clusterIP: '10.96.0.20', nodePort: 30021, pods: [onB], ports: [{ name: 'gso', port: GSO, protocol: 'UDP', targetPort: GSO, nodePort: 30021 }] },
+    ...ipv6TunnelServices(c, DOWNLOAD),
   ]));
 
   const agents = await clusterAgents(run, c.nodes, work, manifests);
@@ -262,6 +266,7 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
   }
 
   await bothModes(t, 'Tunnel', client);
+  await ipv6TunnelScenarios(t, 'Tunnel', { run, cluster: c, agents });
 
   await t.test('Tunnel: a 4 MiB download comes back through node A (the measure DSR is held to)', async (t) => {
     const sent = await download(t, 'Tunnel');
@@ -338,6 +343,7 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
   t.ok(agents.every((a, i) => a.logs.slice(from[i]).some((l) => l.msg === 'external traffic to remote backends' && l.mode === 'DSR')), 'both nodes run DSR mode');
 
   await bothModes(t, 'DSR', client);
+  await ipv6TunnelScenarios(t, 'DSR', { run, cluster: c, agents });
 
   await t.test('DSR: node A\'s uplink carries no reply bytes of a 4 MiB download; node B sends them', async (t) => {
     const sent = await download(t, 'DSR');

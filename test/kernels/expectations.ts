@@ -3,6 +3,7 @@
 // machine's kernel (guest-on-host.test.ts).
 import type { Test } from 'tap';
 import type { GuestResult } from '../../src/testbed/kernel-matrix/guest.js';
+import { HOST_DSR } from '../../src/testbed/kernel-matrix/guest.js';
 import type { BootResult } from '../../src/testbed/kernel-matrix/host.js';
 import { consoleTail, kernelVersion } from '../../src/testbed/kernel-matrix/host.js';
 
@@ -29,6 +30,7 @@ export function checkKernel(tt: Test, boot: BootResult): void {
   tt.ok(r.objects['tc.bpf.o']?.loaded, `tc.bpf.o passes the verifier on ${r.release}`, { error: why('tc.bpf.o') });
   tt.ok(r.objects['connect.bpf.o']?.loaded, `connect.bpf.o passes the verifier on ${r.release}`, { error: why('connect.bpf.o') });
   tt.ok(r.objects['host.bpf.o']?.loaded, `host.bpf.o (both families' external paths, SNAT mode) passes the verifier on ${r.release}`, { error: why('host.bpf.o') });
+  tt.ok(r.objects[HOST_DSR]?.loaded, `host.bpf.o in DSR mode (the IPv4 and IPv6 tunnel paths) passes the verifier on ${r.release}`, { error: why(HOST_DSR) });
   tt.equal(r.objects['sockdestroy.bpf.o']?.loaded, v >= 605, `sockdestroy.bpf.o loads iff the kernel has bpf_sock_destroy (6.5)`, { error: why('sockdestroy.bpf.o') });
   // Probes agree with the kernel's version.
   if ('error' in r.probes) tt.fail(`probes failed: ${r.probes.error}`);
