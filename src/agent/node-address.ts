@@ -25,16 +25,22 @@ export function nodeIPv6(node: V1Node | undefined): string | undefined {
   return undefined;
 }
 
-/** nodeIPv4 of the store's Node by name, cached; any Node change clears the cache. */
-export function nodeAddressLookup(store: ObjectStore): (nodeName: string) => string | undefined {
+/**
+ * The address of the store's Node by name in a family (nodeIPv4 or nodeIPv6; IPv4 when not
+ * said), cached; any Node change clears the cache. An IPv6 backend's node_addr is its Node's
+ * IPv6 address: the far end of the IPv6 tunnel (Tunnel and DSR modes).
+ */
+export function nodeAddressLookup(store: ObjectStore): (nodeName: string, family?: 'IPv4' | 'IPv6') => string | undefined {
   const cache = new Map<string, string | undefined>();
   store.onChange((change) => {
     if (change.kind === 'Node') cache.clear();
   });
-  return (nodeName) => {
-    if (cache.has(nodeName)) return cache.get(nodeName);
-    const address = nodeIPv4(store.get('Node', nodeName));
-    cache.set(nodeName, address);
+  return (nodeName, family = 'IPv4') => {
+    const key = `${family} ${nodeName}`;
+    if (cache.has(key)) return cache.get(key);
+    const node = store.get('Node', nodeName);
+    const address = family === 'IPv6' ? nodeIPv6(node) : nodeIPv4(node);
+    cache.set(key, address);
     return address;
   };
 }

@@ -87,27 +87,28 @@ function checkIPv6(svc: string, field: () => string, ip: unknown): string {
 
 /** The address checks of one family's maps. */
 interface FamilyAddresses {
+  family: 'IPv4' | 'IPv6';
   is: (ip: unknown) => ip is string;
   check: (svc: string, field: () => string, ip: unknown) => string;
   /** node_addr when the node's address (of this family) is unknown. */
   unknown: string;
 }
 const FAMILY_ADDRESSES: Record<'IPv4' | 'IPv6', FamilyAddresses> = {
-  IPv4: { is: isIpv4Text, check: checkIPv4, unknown: '0.0.0.0' },
-  IPv6: { is: isIpv6Text, check: checkIPv6, unknown: '::' },
+  IPv4: { family: 'IPv4', is: isIpv4Text, check: checkIPv4, unknown: '0.0.0.0' },
+  IPv6: { family: 'IPv6', is: isIpv6Text, check: checkIPv6, unknown: '::' },
 };
 
 export interface TargetOptions {
   /**
-   * The address of a node by name (backend node_addr); one of another family than the service
-   * port's, or unknown → 0.0.0.0 (IPv4) or :: (IPv6).
+   * The address of a node by name in the service port's family (backend node_addr); one of
+   * another family, or unknown → 0.0.0.0 (IPv4) or :: (IPv6).
    */
-  nodeAddress?: (nodeName: string) => string | undefined;
+  nodeAddress?: (nodeName: string, family: 'IPv4' | 'IPv6') => string | undefined;
 }
 
 function backendValue(svc: string, set: string, list: BackendList, i: number, opts: TargetOptions, fam: FamilyAddresses): BackendValue4 {
   const nodeName = list.nodeName(i);
-  const nodeAddr = nodeName ? opts.nodeAddress?.(nodeName) : undefined;
+  const nodeAddr = nodeName ? opts.nodeAddress?.(nodeName, fam.family) : undefined;
   const ip = list.ip(i);
   const port = list.port(i);
   return {

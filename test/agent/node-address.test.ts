@@ -32,3 +32,12 @@ t.test('the writer\'s node address lookup: cached per name, cleared by any Node 
   store.remove('Node', 'n1');
   t.equal(lookup('n1'), undefined, 'a removed node has no address');
 });
+
+t.test('an IPv6 backend\'s node address is its Node\'s IPv6 address (the IPv6 tunnel\'s far end)', async (t) => {
+  const store = new ObjectStore();
+  store.upsert('Node', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, status: { addresses: [{ type: 'InternalIP', address: '10.0.0.1' }, { type: 'InternalIP', address: 'fd00:50::1' }] } });
+  store.upsert('Node', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'v4only' }, status: { addresses: [{ type: 'InternalIP', address: '10.0.0.2' }] } });
+  const lookup = nodeAddressLookup(store);
+  t.same([lookup('n1', 'IPv4'), lookup('n1', 'IPv6'), lookup('n1')], ['10.0.0.1', 'fd00:50::1', '10.0.0.1'], 'each family its own; IPv4 when not said');
+  t.equal(lookup('v4only', 'IPv6'), undefined, 'no IPv6 address: unknown (the SNAT fallback)');
+});
