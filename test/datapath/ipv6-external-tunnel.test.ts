@@ -17,7 +17,7 @@ import { TunnelNodeWriter } from '../../src/agent/tunnel-nodes.js';
 import { DSR_OPTOUT_MAPS, TUNNEL_NODES_MAPS } from '../../src/dataplane/table-specs.js';
 import { HOST_OBJECT, loadDatapath, PROG, TC_ACT } from './harness.js';
 import type { Datapath, RunResult } from './harness.js';
-import { addService6, ct6, setNodeConfig6 } from './harness6.js';
+import { addService6, ct6, ICMP6, icmp6Error, setNodeConfig6 } from './harness6.js';
 import { mssOption } from './tunnel-frames.js';
 
 const CLIENT = '2001:db8:77::7';
@@ -203,6 +203,13 @@ t.test('IPv6 DSR: the frontend travels in the GUE header; node B answers the cli
   const wantReply = withOptions({ ...synAck, src: NODE_A, tcp: { ...synAck.tcp!, sport: 30080 } }, mssOption(MSS_CLAMPED_DSR));
   t.same(reply.data, wantReply, `from [A]:30080, unwrapped, MSS ${MSS_CLAMPED_DSR}`);
   t.equal(mssOf(reply.data, ETH_HLEN + 40), MSS_CLAMPED_DSR);
+
+  // The pod's ICMPv6 error about the flow leaves node B for the client quoting the frontend (and
+  // from it), as the replies do.
+  const quoted = (dst: string, dport: number) => withOptions(synSpec(CLIENT, 40001, dst, dport, 56), mssOption(1440)).subarray(ETH_HLEN);
+  const err = b.run(PROG.HOST_EGRESS, icmp6Error(REMOTE.addr, CLIENT, quoted(REMOTE.addr, REMOTE.port), ICMP6.DEST_UNREACH, ICMP6.PORT_UNREACH));
+  t.equal(err.retval, TC_ACT.UNSPEC);
+  t.same(err.data, icmp6Error(NODE_A, CLIENT, quoted(NODE_A, 30080), ICMP6.DEST_UNREACH, ICMP6.PORT_UNREACH), 'DSR: port unreachable from [A] quoting client -> [A]:30080, checksums exact');
 
   // The client's first bare ACK ends the handshake at node A (it never sees the SYN-ACK).
   a.run(PROG.HOST_INGRESS, buildFrame6(synSpec(CLIENT, 40001, NODE_A, 30080, 57, TCP6_FLAGS.ACK)));
