@@ -53,6 +53,11 @@ export function checkKernel(tt: Test, boot: BootResult): void {
     tt.ok(s && s.ok === 4 && s.failed === 0, `${path} path: every ClusterIP connection answered`, { summary: s });
     tt.ok(s?.pods.every((p) => p === 'web-a' || p === 'web-b') && s.clientIpKept, `${path} path: answered by the web pods, which saw the client's own address`, { summary: s });
   }
+  // IPv6: the same Service's twin at an IPv6 ClusterIP, from the same client pod on both paths.
+  for (const [path, s] of [['connect-time', r.agent.connectTime6], ['TC', r.agent.tc6]] as const) {
+    tt.ok(s && s.ok === 2 && s.failed === 0, `${path} path: every IPv6 ClusterIP connection answered`, { summary: s });
+    tt.ok(s?.pods.every((p) => p === 'web-a' || p === 'web-b') && s.clientIpKept, `${path} path (IPv6): answered by the web pods, which saw the client's own IPv6 address`, { summary: s });
+  }
   const refusedCode = featureState(r, 'connect-econnrefused') === 'on' ? 'ECONNREFUSED' : 'EPERM';
   tt.same(r.agent.noEndpointsConnectTime?.codes, [refusedCode], `no endpoints, connect-time path: ${refusedCode} (as the features say)`, { summary: r.agent.noEndpointsConnectTime });
   tt.same(r.agent.noEndpointsTc?.codes, ['ECONNREFUSED'], 'no endpoints, TC path: ECONNREFUSED', { summary: r.agent.noEndpointsTc });
