@@ -14,6 +14,7 @@ function featureState(r: GuestResult, name: string): string | undefined {
 export function checkKernel(tt: Test, boot: BootResult): void {
   const { kernel, result: r } = boot;
   tt.comment(`${kernel.suite}: ${kernel.release}, checked in ${Math.round(boot.durationMs / 1000)} s`);
+  if (r?.stepsMs) tt.comment(`guest steps: ${Object.entries(r.stepsMs).map(([k, ms]) => `${k} ${(ms / 1000).toFixed(1)} s`).join(', ')}`);
   if (!r || r.fatal) {
     tt.fail(`${kernel.suite} (${kernel.release}): the guest check reported no result`, { fatal: r?.fatal, console: consoleTail(boot.console) });
     return;

@@ -66,6 +66,8 @@ export interface GuestResult {
     logs: string[];
   };
   durationMs: number;
+  /** Milliseconds each step took (objects, probes, bed, sync, traffic), for the CI log: where a slow run spends its time. */
+  stepsMs?: Record<string, number>;
 }
 
 const AGENT_JS = fromPackageRoot('dist', 'src', 'cli', 'agent.js');
@@ -151,7 +153,19 @@ async function waitForSync(socket: string, exited: () => boolean, timeoutMs: num
   throw new Error(`sluice-agent did not sync within ${timeoutMs} ms`);
 }
 
+/** Records how long each step took, from the previous mark on. */
+function stepClock(result: GuestResult): (step: string) => void {
+  let last = Date.now();
+  result.stepsMs ??= {};
+  return (step) => {
+    const now = Date.now();
+    result.stepsMs![step] = now - last;
+    last = now;
+  };
+}
+
 async function agentScenario(result: GuestResult): Promise<void> {
+  const step = stepClock(result);
   const run = await TestbedRun.start();
   const logs = result.agent.logs;
   const recent: string[] = [];
@@ -186,10 +200,13 @@ async function agentScenario(result: GuestResult): Promise<void> {
     agent.stdout.on('data', keep);
     agent.stderr.on('data', keep);
     run.cleanup.add('sluice-agent', () => killAndWait(agent));
+    step('bed');
     const status = await waitForSync(socket, () => exited, 5 * 60_000);
+    step('agentSync');
     result.agent.synced = true;
     result.agent.kernel = status.kernel;
     result.agent.statusText = (await runCommand([process.execPath, SLUICECTL_JS, '--socket', socket, 'status'], { timeoutMs: SLOW_MS })).stdout;
+    step('sluicectlStatus');
     const echo = (host: string, inCgroup: boolean, count: number) =>
       runEchoClient({ ns: client.ns, ...(inCgroup ? { cgroup } : {}), proto: 'tcp', host, port: 80, count, timeoutMs: 3000, startupMs: SLOW_MS });
     // Each family's client at once: under TCG most of an attempt is the node process starting,
@@ -200,8 +217,10 @@ async function agentScenario(result: GuestResult): Promise<void> {
     const [tc4, tc6] = await Promise.all([echo(VIP, false, 4), echo(VIP6, false, 2)]);
     result.agent.tc = summarize(tc4);
     result.agent.tc6 = summarize(tc6, CLIENT_IP6);
+    step('clusterIpTraffic');
     result.agent.noEndpointsConnectTime = summarize(await echo(VIP_NO_ENDPOINTS, true, 1));
     result.agent.noEndpointsTc = summarize(await echo(VIP_NO_ENDPOINTS, false, 1));
+    step('noEndpointsTraffic');
   } catch (err) {
     result.agent.error = (err as Error).message;
     logs.push(...recent);
@@ -213,12 +232,15 @@ async function agentScenario(result: GuestResult): Promise<void> {
 export async function runGuestCheck(): Promise<GuestResult> {
   const start = Date.now();
   const result: GuestResult = { release: release(), objects: {}, probes: { error: 'not run' }, agent: { synced: false, logs: [] }, durationMs: 0 };
+  const step = stepClock(result);
   result.objects = await loadEachObject();
+  step('objects');
   try {
     result.probes = probeKernel(loadNative());
   } catch (err) {
     result.probes = { error: (err as Error).message };
   }
+  step('probes');
   await agentScenario(result);
   result.durationMs = Date.now() - start;
   return result;
