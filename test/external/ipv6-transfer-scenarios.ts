@@ -17,7 +17,8 @@ import type { TestbedRun } from '../../src/testbed/run.js';
 import { BULK } from './bed.js';
 import type { BedPod, Svc } from './bed.js';
 
-const BULK_REMOTE6 = 30040;
+/** Also transfer-scenarios.ts's agent restart: an IPv6 download beside its IPv4 one. */
+export const BULK_REMOTE6 = 30040;
 const BULK_LOCAL6 = 30041;
 const MIB = 1024 * 1024;
 
