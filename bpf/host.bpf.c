@@ -483,10 +483,13 @@ static __always_inline int sl_host_dsr_reply(struct __sk_buff *skb, const struct
  * The IPv6 path (lib/host6.h) is a pair of programs of its own, reached from the entry programs
  * by tail call: the verifier walks each program on its own, so the IPv4 path and the IPv6 one
  * (its SNAT allocator above all) do not share one program's budget, and each gets its own
- * 512-byte stack. sl_host6_progs is the object's own array (not pinned, never attached),
- * filled by libbpf at load. A program mixing tail calls and BPF-to-BPF calls is held to 256
- * bytes of stack per frame (5.10), so the entry programs make no call (the IPv4 path is inlined,
- * it fits alone) and the IPv6 programs no tail call. Names stay under the kernel's 15 characters.
+ * 512-byte stack. sl_host6_progs is filled by libbpf at load, and pinned: the kernel empties a
+ * program array when its last user-space reference goes, so unpinned it went empty when the
+ * agent died, and IPv6 external traffic passed untranslated until the next agent attached (a
+ * reload over the pin fills the slots with the new object's programs). A program mixing tail calls
+ * and BPF-to-BPF calls is held to 256 bytes of stack per frame (5.10), so the entry programs make
+ * no call (the IPv4 path is inlined, it fits alone) and the IPv6 programs no tail call. Names stay
+ * under the kernel's 15 characters.
  */
 int sl_host6_ingr(struct __sk_buff *skb);
 int sl_host6_egr(struct __sk_buff *skb);
@@ -501,6 +504,7 @@ struct {
 	 * map's BTF (libbpf then retries without it, with a warning in the agent's log).
 	 */
 	__uint(key_size, sizeof(__u32));
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__array(values, int(struct __sk_buff *));
 } sl_host6_progs SEC(".maps") = {
 	.values =
@@ -553,7 +557,7 @@ int sl_host6_decap(struct __sk_buff *skb)
 
 /*
  * An IPv6 frame goes to its family's program; should the slot be empty (it never is once
- * loaded), the frame passes untouched.
+ * loaded: pinned, see above), the frame passes untouched.
  */
 static __always_inline int sl_host_to_ipv6(struct __sk_buff *skb, __u32 slot)
 {

@@ -26,7 +26,11 @@
 // fd00:10:244:<1+i>::<10+n>/128 behind node i with its gateway fd00:10:244:<1+i>::1 on every pod
 // veth, IPv6 forwarding in the nodes, each node routing the others' pod /64s; clients route IPv6
 // `clientRoutes` via the node's IPv6 address. Neighbour discovery crosses the nodes' host
-// programs untouched (they never translate ICMPv6). The routers and far clients stay IPv4 only.
+// programs untouched (they never translate ICMPv6). With `routedClients` too, the routers and far
+// clients are dual-stack as well (IPv6 path-MTU tests): the edge fd00:50::fe on the fabric, the
+// narrow link fd00:16::/64 (edge ::1, access ::2, the same MTU), far clients fd00:16:1::<100+i>
+// behind the access router's fd00:16:1::1; every node routes fd00:16::/32 via the edge, which
+// routes the IPv6 `clientRoutes` as the clients do.
 import { addAddress, addRoute, addVethPair, ipIn, linkUp, setSysctl } from './netns.js';
 import { hostIfname } from './names.js';
 import type { TestbedRun } from './run.js';
@@ -88,6 +92,8 @@ export interface Cluster {
 
 export const EDGE_ROUTER_IP = '192.168.50.254';
 export const ROUTED_CLIENTS_CIDR = '172.16.0.0/16';
+export const EDGE_ROUTER_IP6 = 'fd00:50::fe';
+export const ROUTED_CLIENTS_CIDR6 = 'fd00:16::/32';
 
 export interface ClusterOptions {
   /** Pod names per node, e.g. [['web-a0'], ['web-b0']]: one entry per node (at most 8 nodes). */
@@ -150,6 +156,7 @@ export async function createCluster(run: TestbedRun, opts: ClusterOptions): Prom
     await setSysctl(ns, 'net.ipv4.ip_forward', '1');
     await setSysctl(ns, 'net.ipv4.conf.all.rp_filter', '0');
     await setSysctl(ns, 'net.ipv4.conf.default.rp_filter', '0');
+    if (v6) await setSysctl(ns, 'net.ipv6.conf.all.forwarding', '1');
     await linkUp(ns, 'lo');
     return ns;
   };
@@ -194,7 +201,6 @@ export async function createCluster(run: TestbedRun, opts: ClusterOptions): Prom
       name: `node-${letter}`, ns, ip: nodeIp(i, 'node'), podCidr: podCidrs[i] as string, podGateway: `10.244.${1 + i}.1`, pods: [],
       ...(v6 ? { ip6: nodeIps6[i] as string, podCidr6: podCidrs6[i] as string, podGateway6: `fd00:10:244:${1 + i}::1` } : {}),
     };
-    if (v6) await setSysctl(ns, 'net.ipv6.conf.all.forwarding', '1');
     const pods = Promise.all(podNames.map((name, n) => buildPod(node, letter, i, n, name)));
     await plug(ns, NODE_UPLINK, `${node.ip}/24`, v6 ? `${node.ip6}/64` : undefined);
     for (const [j, cidr] of podCidrs.entries()) {
@@ -202,6 +208,7 @@ export async function createCluster(run: TestbedRun, opts: ClusterOptions): Prom
       if (j !== i && v6) await addRoute(ns, { to: podCidrs6[j] as string, via: nodeIps6[j] as string, dev: NODE_UPLINK });
     }
     if (routed) await addRoute(ns, { to: ROUTED_CLIENTS_CIDR, via: EDGE_ROUTER_IP, dev: NODE_UPLINK });
+    if (routed && v6) await addRoute(ns, { to: ROUTED_CLIENTS_CIDR6, via: EDGE_ROUTER_IP6, dev: NODE_UPLINK });
     node.pods.push(...(await pods));
     return node;
   };
@@ -217,9 +224,8 @@ export async function createCluster(run: TestbedRun, opts: ClusterOptions): Prom
 
   const buildEdge = async (): Promise<ClusterRouter> => {
     const edge = { name: 'edge', ns: await router('edge'), ip: EDGE_ROUTER_IP };
-    await plug(edge.ns, NODE_UPLINK, `${edge.ip}/24`);
-    // The routers are IPv4 only.
-    for (const r of (opts.clientRoutes ?? []).filter((r) => !isV6(r.cidr))) await addRoute(edge.ns, { to: r.cidr, via: nodeIp(r.node, `client route ${r.cidr}`), dev: NODE_UPLINK });
+    await plug(edge.ns, NODE_UPLINK, `${edge.ip}/24`, v6 ? `${EDGE_ROUTER_IP6}/64` : undefined);
+    for (const r of opts.clientRoutes ?? []) await addRoute(edge.ns, { to: r.cidr, via: gatewayFor(r), dev: NODE_UPLINK });
     return edge;
   };
 
@@ -229,7 +235,7 @@ export async function createCluster(run: TestbedRun, opts: ClusterOptions): Prom
     const clients: ClusterClient[] = [];
     for (let i = 0; i < count; i++) {
       const ns = await run.netns(`far${i}`);
-      const client = { name: `far${i}`, ns, ip: `172.16.1.${100 + i}` };
+      const client: ClusterClient = { name: `far${i}`, ns, ip: `172.16.1.${100 + i}`, ...(v6 ? { ip6: `fd00:16:1::${(100 + i).toString(16)}` } : {}) };
       const lan = `lan${i}`;
       await linkUp(ns, 'lo');
       await addVethPair({ ns: access.ns, name: lan, peerNs: ns, peerName: 'eth0' });
@@ -240,6 +246,14 @@ export async function createCluster(run: TestbedRun, opts: ClusterOptions): Prom
       await addAddress(ns, 'eth0', `${client.ip}/24`);
       await linkUp(ns, 'eth0');
       await addRoute(ns, { to: 'default', via: '172.16.1.1', dev: 'eth0' });
+      if (client.ip6) {
+        // Host routes both ways (the gateway address sits on every LAN link of the access router).
+        await addAddress(access.ns, lan, 'fd00:16:1::1/128', { nodad: true });
+        await addRoute(access.ns, { to: `${client.ip6}/128`, dev: lan });
+        await addAddress(ns, 'eth0', `${client.ip6}/128`, { nodad: true });
+        await addRoute(ns, { to: 'fd00:16:1::1/128', dev: 'eth0' });
+        await addRoute(ns, { to: 'default', via: 'fd00:16:1::1', dev: 'eth0' });
+      }
       clients.push(client);
     }
     return [access, clients];
@@ -257,13 +271,18 @@ export async function createCluster(run: TestbedRun, opts: ClusterOptions): Prom
     const [edge, [access, far]] = edgeAndAccess;
     await addVethPair({ ns: edge.ns, name: 'narrow0', peerNs: access.ns, peerName: 'narrow0' });
     const mtu = String(routed.narrowMtu ?? 1500);
-    await Promise.all(([[edge, '172.16.0.1/30'], [access, '172.16.0.2/30']] as const).map(async ([r, cidr]) => {
+    await Promise.all(([[edge, '172.16.0.1/30', 'fd00:16::1/64'], [access, '172.16.0.2/30', 'fd00:16::2/64']] as const).map(async ([r, cidr, cidr6]) => {
       await ipIn(r.ns, ['link', 'set', 'dev', 'narrow0', 'mtu', mtu]);
       await addAddress(r.ns, 'narrow0', cidr);
+      if (v6) await addAddress(r.ns, 'narrow0', cidr6, { nodad: true });
       await linkUp(r.ns, 'narrow0');
     }));
     await addRoute(edge.ns, { to: '172.16.1.0/24', via: access.ip, dev: 'narrow0' });
     await addRoute(access.ns, { to: 'default', via: '172.16.0.1', dev: 'narrow0' });
+    if (v6) {
+      await addRoute(edge.ns, { to: 'fd00:16:1::/64', via: 'fd00:16::2', dev: 'narrow0' });
+      await addRoute(access.ns, { to: 'default', via: 'fd00:16::1', dev: 'narrow0' });
+    }
     routers.push(edge, access);
     routedClients.push(...far);
   }

@@ -217,7 +217,7 @@ t.test('external traffic on a two-node cluster', async (t) => {
 
   // One long-lived client process for the IPv6 probes, without connect-time programs.
   const prober = await TrafficClient.start(run, client.ns, await createCgroup(await run.cgroup(), 'probes'));
-  await ipv6Scenarios(t, { cluster: c, agents, client: prober, httpStatus: (host, port) => httpStatus(client.ns, host, port) });
+  await ipv6Scenarios(t, { run, cluster: c, agents, client: prober, httpStatus: (host, port) => httpStatus(client.ns, host, port) });
 
   await transferScenarios(t, { run, cluster: c, agents, manifests });
 });

@@ -15,21 +15,35 @@
 //   - NodePort at node A's IPv6 address, backend only on B: SNAT to node A's IPv6 address and a
 //     port of the SNAT range, the reply back through A;
 //   - node A's own process (its agent's cgroup: connect-time programs) and pod A itself (hairpin)
-//     reach pod A's IPv6 NodePort at [node A].
-// Not here: IPv6 source ranges (not built, docs/ipv6.md).
+//     reach pod A's IPv6 NodePort at [node A];
+//   - loadBalancerSourceRanges over IPv6: one LoadBalancer IP whose range holds the client's
+//     /128: the client is served, the far client (behind the routers, outside the range) is
+//     dropped (a timeout, not a refusal) and node A counts it `src_range`; the far client reaches
+//     another IPv6 LoadBalancer IP without ranges (so the drop is the range's, not the route's);
+//   - Maglev over IPv6: a UDP NodePort with a backend on each node; eight flows of the client
+//     (source ports chosen so that the TS mirror of the table sends four to each pod) each reach
+//     the predicted pod through [node A] and through [node B];
+//   - then the IPv6 transfers of ipv6-transfer-scenarios.ts (1 MiB through SNAT, path MTU).
 import type { Test } from 'tap';
+import { MAGLEV_DEFAULT_SIZE, backendIdentity, buildMaglevTable, maglevFlowHash } from '../../src/dataplane/maglev-table.js';
 import type { NodeAgent } from '../../src/testbed/cluster-agent.js';
 import type { Cluster, ClusterClient, ClusterNode, ClusterPod } from '../../src/testbed/cluster.js';
 import { runEchoClient } from '../../src/testbed/echo.js';
 import type { EchoAttempt } from '../../src/testbed/echo.js';
+import { run as runCommand } from '../../src/testbed/exec.js';
+import { netnsArgv } from '../../src/testbed/netns.js';
+import type { TestbedRun } from '../../src/testbed/run.js';
 import type { Attempt, TrafficClient } from '../traffic/traffic-client.js';
 import { UDP_ECHO } from './bed.js';
 import type { BedPod, Svc } from './bed.js';
+import { ipv6TransferScenarios, ipv6TransferServices } from './ipv6-transfer-scenarios.js';
 
 export const EXTERNAL_IP6 = '2001:db8:ec::10';
 export const LB_IP6 = '2001:db8:1b::10';
-/** The client routes these to node A (beside the IPv4 ones). */
-export const CLIENT_ROUTES6 = [EXTERNAL_IP6, LB_IP6].map((ip) => ({ cidr: `${ip}/128`, node: 0 }));
+/** The LoadBalancer IP of the Service with source ranges. */
+const LB_RANGES_IP6 = '2001:db8:1b::20';
+/** The clients (and the edge router) route these to node A (beside the IPv4 ones). */
+export const CLIENT_ROUTES6 = [EXTERNAL_IP6, LB_IP6, LB_RANGES_IP6].map((ip) => ({ cidr: `${ip}/128`, node: 0 }));
 
 const LOCAL6 = 30031;
 const LB6 = 30032;
@@ -38,6 +52,10 @@ const EMPTY6 = 30034;
 const DUAL = 30035;
 const UDP6 = 30036;
 const REMOTE6 = 30037;
+const RANGES6 = 30038;
+const MAGLEV6 = 30039;
+/** UDP: IPPROTO_UDP, in the Maglev flow hash. */
+const UDP_PROTO = 17;
 const HC_PORT6 = 32101;
 
 const bedPod = (n: ClusterNode): BedPod => {
@@ -50,6 +68,7 @@ const bedPod = (n: ClusterNode): BedPod => {
 export function ipv6Services(c: Cluster): Svc[] {
   const [a, b] = c.nodes as [ClusterNode, ClusterNode];
   const [onA, onB] = [bedPod(a), bedPod(b)];
+  const client6 = (c.clients[0] as ClusterClient).ip6;
   return [
     { name: 'local6', clusterIP: 'fd00:96::31', nodePort: LOCAL6, pods: [onA] },
     {
@@ -64,10 +83,17 @@ export function ipv6Services(c: Cluster): Svc[] {
     { name: 'dual', clusterIP: '10.96.0.35', clusterIP6: 'fd00:96::35', nodePort: DUAL, pods: [onA] },
     { name: 'udp6', clusterIP: 'fd00:96::36', nodePort: UDP6, protocol: 'UDP', targetPort: UDP_ECHO, pods: [onA] },
     { name: 'remote6', clusterIP: 'fd00:96::37', nodePort: REMOTE6, pods: [onB] },
+    {
+      name: 'ranges6', clusterIP: 'fd00:96::38', nodePort: RANGES6, pods: [onA],
+      extra: { type: 'LoadBalancer', loadBalancerSourceRanges: [`${client6}/128`] }, status: { loadBalancer: { ingress: [{ ip: LB_RANGES_IP6 }] } },
+    },
+    { name: 'maglev6', clusterIP: 'fd00:96::39', nodePort: MAGLEV6, protocol: 'UDP', targetPort: UDP_ECHO, pods: [onA, onB] },
+    ...ipv6TransferServices(onA, onB),
   ];
 }
 
 export interface Ipv6Bed {
+  run: TestbedRun;
   cluster: Cluster;
   agents: NodeAgent[];
   /** A long-lived client in the client namespace, without connect-time programs. */
@@ -183,5 +209,84 @@ export async function ipv6Scenarios(t: Test, bed: Ipv6Bed): Promise<void> {
       t.ok(kinds.has(want), want);
     }
   });
-  t.comment(`IPv6 scenarios took ${Date.now() - started} ms`);
+  const more = Date.now();
+  await rangesAndMaglev(t, bed);
+  const transfers = Date.now();
+  await ipv6TransferScenarios(t, bed.run, c);
+  t.comment(`IPv6 scenarios took ${Date.now() - started} ms (source ranges and Maglev ${transfers - more} ms, transfers ${Date.now() - transfers} ms)`);
+}
+
+/** One UDP socket per source port, asking each host in turn; prints which pod answered each. */
+const maglevProbe = (hosts: string[], port: number, ports: number[]) => `
+const dgram = require('dgram');
+const ask = (s, host) => new Promise((res) => {
+  const timer = setTimeout(() => { s.removeAllListeners('message'); res(null); }, 3000);
+  s.once('message', (m) => { clearTimeout(timer); try { res(JSON.parse(String(m)).pod ?? null); } catch { res(null); } });
+  s.send('maglev', ${port}, host);
+});
+(async () => {
+  const out = [];
+  for (const p of ${JSON.stringify(ports)}) {
+    const s = dgram.createSocket('udp6');
+    await new Promise((r) => s.bind(p, '::', r));
+    const pods = [];
+    for (const h of ${JSON.stringify(hosts)}) pods.push(await ask(s, h));
+    out.push({ port: p, pods });
+    s.close();
+  }
+  console.log(JSON.stringify(out));
+})();`;
+
+const dropsOf = async (agent: NodeAgent) => {
+  const counters = await agent.ctl<{ drops?: { reason: string; packets: number }[] }>(['counters']);
+  return new Map((counters.drops ?? []).map((d) => [d.reason, d.packets]));
+};
+
+async function rangesAndMaglev(t: Test, bed: Ipv6Bed): Promise<void> {
+  const c = bed.cluster;
+  const [nodeA, nodeB] = c.nodes as [ClusterNode, ClusterNode];
+  const [agentA] = bed.agents as [NodeAgent];
+  const client = c.clients[0] as ClusterClient;
+  const far = c.routedClients[0] as ClusterClient | undefined;
+  const [podA, podB] = [nodeA.pods[0] as ClusterPod, nodeB.pods[0] as ClusterPod];
+  if (!far?.ip6) throw new Error('ipv6 scenarios: the bed has no dual-stack far client (createCluster routedClients + ipv6)');
+  const fromFar = (host: string, timeoutMs: number) => runEchoClient({ ns: far.ns, proto: 'tcp', host, port: 80, timeoutMs }).then((r) => r[0] as EchoAttempt);
+
+  // Maglev: the TS mirror of the table (identities [address]:port) and of lib/maglev.h's hash.
+  const byIdentity = new Map([[backendIdentity(podA.ip6 as string, UDP_ECHO), podA.name], [backendIdentity(podB.ip6 as string, UDP_ECHO), podB.name]]);
+  const identities = [...byIdentity.keys()].sort();
+  const table = buildMaglevTable(identities, MAGLEV_DEFAULT_SIZE);
+  const predict = (port: number) => byIdentity.get(identities[table[maglevFlowHash(client.ip6 as string, port, UDP_PROTO) % MAGLEV_DEFAULT_SIZE] as number] as string);
+  const candidates = Array.from({ length: 200 }, (_, i) => 43000 + i);
+  const ports = [podA.name, podB.name].flatMap((pod) => candidates.filter((p) => predict(p) === pod).slice(0, 4));
+
+  const srcRangeBefore = (await dropsOf(agentA)).get('src_range') ?? 0;
+  const [inside, outside, farControl, maglev] = await Promise.all([
+    bed.client.tcp({ host: LB_RANGES_IP6, port: 80, timeoutMs: ANSWER_MS }).then(one),
+    fromFar(LB_RANGES_IP6, DROP_MS),
+    fromFar(LB_IP6, ANSWER_MS),
+    runCommand(netnsArgv(client.ns, [process.execPath, '-e', maglevProbe([nodeA.ip6 as string, nodeB.ip6 as string], MAGLEV6, ports)]), { timeoutMs: 60_000, allowFailure: true }),
+  ]);
+  const srcRangeAfter = (await dropsOf(agentA)).get('src_range') ?? 0;
+
+  await t.test('IPv6 loadBalancerSourceRanges: the client inside the range is served, the far client outside it dropped and counted src_range', async (t) => {
+    t.ok(inside.ok, `inside the range (${why(inside)})`);
+    t.equal(inside.backend, podA.name);
+    t.equal(addressOf(inside.peer), client.ip6, 'the pod saw the client\'s IPv6 address');
+    t.notOk(outside.ok, 'outside the range: no answer');
+    t.equal(outside.error?.code, 'ETIMEDOUT', `dropped, not rejected (${JSON.stringify(outside.error ?? null)})`);
+    t.ok(farControl.ok, `the far client reaches ${LB_IP6} (no ranges) through the same route (${JSON.stringify(farControl.error ?? null)})`);
+    t.equal(farControl.seenPeer?.address, far.ip6, 'with its own IPv6 address');
+    t.ok(srcRangeAfter > srcRangeBefore, `node A counted the drop as src_range (${srcRangeBefore} -> ${srcRangeAfter})`);
+  });
+
+  await t.test('IPv6 Maglev: each client flow reaches the backend the table predicts, through [node A] and through [node B]', async (t) => {
+    t.equal(ports.length, 8, 'four source ports predicted for each pod');
+    const flows = JSON.parse(maglev.stdout.trim().split('\n').pop() || '[]') as { port: number; pods: (string | null)[] }[];
+    t.equal(flows.length, ports.length, `every flow probed (${maglev.stderr.trim()})`, { flows });
+    for (const f of flows) {
+      const want = predict(f.port);
+      t.same(f.pods, [want, want], `source port ${f.port}: ${want} through node A and through node B`);
+    }
+  });
 }

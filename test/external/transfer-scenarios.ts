@@ -13,7 +13,8 @@
 //     backend; a backend on A replaced by one on B (a DNAT-only flow's successor is SNATed) and
 //     one on B by one on A (the SNATed flow and its twin go);
 //   - node A's agent killed (SIGKILL) and restarted over its pinned maps during a slow download
-//     through node A to B: the connection continues without a break.
+//     through node A to B: the connection continues without a break; an IPv6 download through
+//     [node A] to B (ipv6-transfer-scenarios.ts's service) beside it, the same.
 import type { Test } from 'tap';
 import { ipIn } from '../../src/testbed/netns.js';
 import { writeManifest } from '../../src/testbed/cluster-agent.js';
@@ -23,6 +24,7 @@ import { openUdpSession, runDownload, runEchoClient, startDownload } from '../..
 import type { DownloadResult } from '../../src/testbed/echo.js';
 import type { TestbedRun } from '../../src/testbed/run.js';
 import { BULK, serviceObjects, UDP_ECHO } from './bed.js';
+import { BULK_REMOTE6 } from './ipv6-transfer-scenarios.js';
 import type { BedPod, Svc } from './bed.js';
 
 /** What every pod's echo server serves besides TCP echo. */
@@ -158,8 +160,12 @@ export async function transferScenarios(t: Test, bed: TransferBed): Promise<void
     // the test lets the server send the rest at full speed.
     const bytes = 16 * MIB;
     const dl = startDownload(run, { ns: client.ns, host: nodeA.ip, port: BULK_REMOTE, bytes, chunk: 16 * 1024, intervalMs: 100, idleMs: 15_000 });
+    // The IPv6 twin (the bed is dual-stack): its SNATed flow lives in node A's sl_ct6.
+    const a6 = nodeA.ip6;
+    const dl6 = a6 ? startDownload(run, { ns: client.ns, host: a6, port: BULK_REMOTE6, bytes, chunk: 16 * 1024, intervalMs: 100, idleMs: 15_000 }) : undefined;
     const header = await dl.started;
     t.equal(header.pod, podB0.name, 'the download runs from the backend on B');
+    if (dl6) t.equal((await dl6.started).pod, podB0.name, 'IPv6: the download runs from the backend on B');
     const progressed = async (past: number) => {
       const deadline = Date.now() + 10_000;
       while (dl.received() <= past && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -169,12 +175,14 @@ export async function transferScenarios(t: Test, bed: TransferBed): Promise<void
     t.ok(got > 0, `data flowing before the restart (${got} bytes)`);
     let finished = false;
     void dl.result.then(() => { finished = true; });
+    void dl6?.result.then(() => { finished = true; });
     // SIGKILL: nothing of the agent's shutdown runs; the new agent starts over the pinned maps
     // and the programs still attached, as after a crash or an ordinary restart.
     const started = Date.now();
     await agentA.stop('SIGKILL');
     const stopped = Date.now();
     const before = dl.received();
+    const before6 = dl6?.received() ?? 0;
     const logFrom = agentA.logs.length;
     await agentA.start(['--external-mode', 'SNAT']);
     await agentA.waitForLog((l) => l.msg === 'applied', logFrom);
@@ -183,9 +191,20 @@ export async function transferScenarios(t: Test, bed: TransferBed): Promise<void
     got = await progressed(Math.max(before, got));
     t.ok(got > before, `data keeps flowing after the restart (${before} -> ${got} bytes)`);
     t.ok(agentA.logs.slice(logFrom).some((l) => l.msg === 'sluice-agent running'), 'a new agent runs');
+    if (dl6) {
+      const deadline = Date.now() + 10_000;
+      while (dl6.received() <= before6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      t.ok(dl6.received() > before6, `IPv6: data keeps flowing after the restart (${before6} -> ${dl6.received()} bytes)`);
+      dl6.fast();
+    }
     dl.fast();
     const r = await dl.result;
     checkIntact(t, r, bytes, 'the download across the restart');
     t.equal(r.seenPeer?.address, nodeA.ip, 'SNATed by node A');
+    if (dl6 && a6) {
+      const r6 = await dl6.result;
+      checkIntact(t, r6, bytes, 'IPv6: the download across the restart');
+      t.equal(r6.seenPeer?.address, a6, 'IPv6: SNATed by node A');
+    }
   });
 }

@@ -15,6 +15,7 @@ function featureState(r: GuestResult, name: string): string | undefined {
 export function checkKernel(tt: Test, boot: BootResult): void {
   const { kernel, result: r } = boot;
   tt.comment(`${kernel.suite}: ${kernel.release}, checked in ${Math.round(boot.durationMs / 1000)} s`);
+  if (r?.stepsMs) tt.comment(`guest steps: ${Object.entries(r.stepsMs).map(([k, ms]) => `${k} ${(ms / 1000).toFixed(1)} s`).join(', ')}`);
   if (!r || r.fatal) {
     tt.fail(`${kernel.suite} (${kernel.release}): the guest check reported no result`, { fatal: r?.fatal, console: consoleTail(boot.console) });
     return;
@@ -54,6 +55,11 @@ export function checkKernel(tt: Test, boot: BootResult): void {
   for (const [path, s] of [['connect-time', r.agent.connectTime], ['TC', r.agent.tc]] as const) {
     tt.ok(s && s.ok === 4 && s.failed === 0, `${path} path: every ClusterIP connection answered`, { summary: s });
     tt.ok(s?.pods.every((p) => p === 'web-a' || p === 'web-b') && s.clientIpKept, `${path} path: answered by the web pods, which saw the client's own address`, { summary: s });
+  }
+  // IPv6: the same Service's twin at an IPv6 ClusterIP, from the same client pod on both paths.
+  for (const [path, s] of [['connect-time', r.agent.connectTime6], ['TC', r.agent.tc6]] as const) {
+    tt.ok(s && s.ok === 2 && s.failed === 0, `${path} path: every IPv6 ClusterIP connection answered`, { summary: s });
+    tt.ok(s?.pods.every((p) => p === 'web-a' || p === 'web-b') && s.clientIpKept, `${path} path (IPv6): answered by the web pods, which saw the client's own IPv6 address`, { summary: s });
   }
   const refusedCode = featureState(r, 'connect-econnrefused') === 'on' ? 'ECONNREFUSED' : 'EPERM';
   tt.same(r.agent.noEndpointsConnectTime?.codes, [refusedCode], `no endpoints, connect-time path: ${refusedCode} (as the features say)`, { summary: r.agent.noEndpointsConnectTime });

@@ -4,7 +4,9 @@
 //   2. runs libbpf's probes,
 //   3. runs the real sluice-agent in standalone mode on a manifest directory, in a node network
 //      namespace with a client pod (in a cgroup: connect-time path; outside it: TC path) and two
-//      web pods, and sends ClusterIP traffic through both paths and to a service without endpoints,
+//      web pods (dual stack), and sends ClusterIP traffic through both paths, in IPv4 and (at the
+//      same time, so the run grows by seconds) to an IPv6 ClusterIP, and to a service without
+//      endpoints,
 //   4. reads `sluicectl status` (JSON and text),
 // and prints one line `SLUICE-MATRIX-RESULT <json>` on the console for test/kernels/matrix.test.ts.
 // It never decides pass or fail: the test does, per kernel.
@@ -33,6 +35,8 @@ export const OBJECTS = ['tc.bpf.o', 'connect.bpf.o', 'host.bpf.o', 'sockdestroy.
 export const HOST_DSR = 'host.bpf.o (DSR mode)';
 export const VIP = '10.96.0.10';
 export const VIP_NO_ENDPOINTS = '10.96.0.20';
+/** An IPv6-only Service over the same web pods. */
+export const VIP6 = 'fd00:96::10';
 
 export interface AttemptSummary {
   ok: number;
@@ -41,7 +45,7 @@ export interface AttemptSummary {
   pods: string[];
   /** Error codes seen (ECONNREFUSED, EPERM, ETIMEDOUT...). */
   codes: string[];
-  /** Whether every answering pod saw the client's own address (no SNAT). */
+  /** Whether every answering pod saw the client's own address of the VIP's family (no SNAT). */
   clientIpKept: boolean;
 }
 
@@ -54,6 +58,9 @@ export interface GuestResult {
     error?: string;
     connectTime?: AttemptSummary;
     tc?: AttemptSummary;
+    /** The same to the IPv6 ClusterIP (VIP6). */
+    connectTime6?: AttemptSummary;
+    tc6?: AttemptSummary;
     noEndpointsConnectTime?: AttemptSummary;
     noEndpointsTc?: AttemptSummary;
     kernel?: StatusView['kernel'];
@@ -62,22 +69,26 @@ export interface GuestResult {
     logs: string[];
   };
   durationMs: number;
+  /** Milliseconds each step took (objects, probes, bed, sync, traffic), for the CI log: where a slow run spends its time. */
+  stepsMs?: Record<string, number>;
 }
 
 const AGENT_JS = fromPackageRoot('dist', 'src', 'cli', 'agent.js');
 const SLUICECTL_JS = fromPackageRoot('dist', 'src', 'cli', 'sluicectl.js');
 const CLIENT_IP = '10.244.0.10';
+/** createTopology's IPv6 address of the first pod (the client). */
+const CLIENT_IP6 = 'fd00:10:244::a';
 /** Under TCG (and a loaded host) a node process takes seconds to start: waits are generous. */
 const SLOW_MS = 120_000;
 
-function summarize(attempts: EchoAttempt[]): AttemptSummary {
+function summarize(attempts: EchoAttempt[], clientIp = CLIENT_IP): AttemptSummary {
   const okOnes = attempts.filter((a) => a.ok);
   return {
     ok: okOnes.length,
     failed: attempts.length - okOnes.length,
     pods: [...new Set(okOnes.map((a) => a.pod ?? '?'))].sort(),
     codes: [...new Set(attempts.filter((a) => !a.ok).map((a) => a.error?.code ?? '?'))].sort(),
-    clientIpKept: okOnes.every((a) => a.seenPeer?.address === CLIENT_IP),
+    clientIpKept: okOnes.every((a) => a.seenPeer?.address === clientIp),
   };
 }
 
@@ -111,18 +122,18 @@ async function loadOne(native: ReturnType<typeof loadNative>, dir: string, name:
 }
 
 function manifests(): string {
-  const slice = (svc: string, ips: string[]) => `apiVersion: discovery.k8s.io/v1
+  const slice = (svc: string, ips: string[], family = 'IPv4') => `apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata: { name: ${svc}-1, namespace: matrix, labels: { kubernetes.io/service-name: ${svc} } }
-addressType: IPv4
+addressType: ${family}
 ports: [{ name: http, port: 8080, protocol: TCP }]
 endpoints:
-${ips.map((ip, i) => `  - { addresses: [${ip}], conditions: { ready: true, serving: true, terminating: false }, nodeName: matrix-node, targetRef: { kind: Pod, namespace: matrix, name: web-${'ab'[i]} } }`).join('\n') || '  []'}
+${ips.map((ip, i) => `  - { addresses: ["${ip}"], conditions: { ready: true, serving: true, terminating: false }, nodeName: matrix-node, targetRef: { kind: Pod, namespace: matrix, name: web-${'ab'[i]} } }`).join('\n') || '  []'}
 `;
-  const service = (name: string, ip: string) => `apiVersion: v1
+  const service = (name: string, ip: string, family = 'IPv4') => `apiVersion: v1
 kind: Service
 metadata: { name: ${name}, namespace: matrix }
-spec: { type: ClusterIP, clusterIP: ${ip}, clusterIPs: [${ip}], ipFamilies: [IPv4], ports: [{ name: http, port: 80, targetPort: 8080, protocol: TCP }] }
+spec: { type: ClusterIP, clusterIP: "${ip}", clusterIPs: ["${ip}"], ipFamilies: [${family}], ports: [{ name: http, port: 80, targetPort: 8080, protocol: TCP }] }
 `;
   return [
     `apiVersion: v1
@@ -132,6 +143,7 @@ status: { addresses: [{ type: InternalIP, address: 192.0.2.1 }] }
 `,
     service('echo', VIP), slice('echo', ['10.244.0.11', '10.244.0.12']),
     service('empty', VIP_NO_ENDPOINTS),
+    service('echo6', VIP6, 'IPv6'), slice('echo6', ['fd00:10:244::b', 'fd00:10:244::c'], 'IPv6'),
   ].join('---\n');
 }
 
@@ -147,12 +159,24 @@ async function waitForSync(socket: string, exited: () => boolean, timeoutMs: num
   throw new Error(`sluice-agent did not sync within ${timeoutMs} ms`);
 }
 
+/** Records how long each step took, from the previous mark on. */
+function stepClock(result: GuestResult): (step: string) => void {
+  let last = Date.now();
+  result.stepsMs ??= {};
+  return (step) => {
+    const now = Date.now();
+    result.stepsMs![step] = now - last;
+    last = now;
+  };
+}
+
 async function agentScenario(result: GuestResult): Promise<void> {
+  const step = stepClock(result);
   const run = await TestbedRun.start();
   const logs = result.agent.logs;
   const recent: string[] = [];
   try {
-    const topo = await createTopology(run, { pods: ['client', 'web-a', 'web-b'] });
+    const topo = await createTopology(run, { pods: ['client', 'web-a', 'web-b'], ipv6: true });
     const [client, webA, webB] = topo.pods;
     if (!client || !webA || !webB) throw new Error('topology is missing pods');
     const cgroup = await createCgroup(await run.cgroup(), 'pods');
@@ -161,7 +185,7 @@ async function agentScenario(result: GuestResult): Promise<void> {
     run.cleanup.add('work dir', () => rm(work, { recursive: true, force: true }));
     await mkdir(join(work, 'manifests'));
     await writeFile(join(work, 'manifests', 'matrix.yaml'), manifests());
-    for (const pod of [webA, webB]) await startEchoServer(run, { name: pod.name, ns: pod.ns, tcp: [8080], readyTimeoutMs: SLOW_MS });
+    for (const pod of [webA, webB]) await startEchoServer(run, { name: pod.name, ns: pod.ns, host: ['0.0.0.0', '::'], tcp: [8080], readyTimeoutMs: SLOW_MS });
     const socket = join(work, 'admin.sock');
     const [cmd, ...args] = netnsArgv(topo.nodeNs, [
       process.execPath, AGENT_JS, '--node-name', 'matrix-node', '--manifests', join(work, 'manifests'), '--pin-dir', pinDir,
@@ -182,16 +206,27 @@ async function agentScenario(result: GuestResult): Promise<void> {
     agent.stdout.on('data', keep);
     agent.stderr.on('data', keep);
     run.cleanup.add('sluice-agent', () => killAndWait(agent));
+    step('bed');
     const status = await waitForSync(socket, () => exited, 5 * 60_000);
+    step('agentSync');
     result.agent.synced = true;
     result.agent.kernel = status.kernel;
     result.agent.statusText = (await runCommand([process.execPath, SLUICECTL_JS, '--socket', socket, 'status'], { timeoutMs: SLOW_MS })).stdout;
+    step('sluicectlStatus');
     const echo = (host: string, inCgroup: boolean, count: number) =>
       runEchoClient({ ns: client.ns, ...(inCgroup ? { cgroup } : {}), proto: 'tcp', host, port: 80, count, timeoutMs: 3000, startupMs: SLOW_MS });
-    result.agent.connectTime = summarize(await echo(VIP, true, 4));
-    result.agent.tc = summarize(await echo(VIP, false, 4));
+    // Each family's client at once: under TCG most of an attempt is the node process starting,
+    // and the VM has two CPUs.
+    const [v4, v6] = await Promise.all([echo(VIP, true, 4), echo(VIP6, true, 2)]);
+    result.agent.connectTime = summarize(v4);
+    result.agent.connectTime6 = summarize(v6, CLIENT_IP6);
+    const [tc4, tc6] = await Promise.all([echo(VIP, false, 4), echo(VIP6, false, 2)]);
+    result.agent.tc = summarize(tc4);
+    result.agent.tc6 = summarize(tc6, CLIENT_IP6);
+    step('clusterIpTraffic');
     result.agent.noEndpointsConnectTime = summarize(await echo(VIP_NO_ENDPOINTS, true, 1));
     result.agent.noEndpointsTc = summarize(await echo(VIP_NO_ENDPOINTS, false, 1));
+    step('noEndpointsTraffic');
   } catch (err) {
     result.agent.error = (err as Error).message;
     logs.push(...recent);
@@ -203,12 +238,15 @@ async function agentScenario(result: GuestResult): Promise<void> {
 export async function runGuestCheck(): Promise<GuestResult> {
   const start = Date.now();
   const result: GuestResult = { release: release(), objects: {}, probes: { error: 'not run' }, agent: { synced: false, logs: [] }, durationMs: 0 };
+  const step = stepClock(result);
   result.objects = await loadEachObject();
+  step('objects');
   try {
     result.probes = probeKernel(loadNative());
   } catch (err) {
     result.probes = { error: (err as Error).message };
   }
+  step('probes');
   await agentScenario(result);
   result.durationMs = Date.now() - start;
   return result;
