@@ -572,7 +572,15 @@ enum sl_host6_slot {
 	SL_HOST6_EGRESS = 1,
 	SL_HOST6_TUNNEL = 2,
 	SL_HOST6_DECAP = 3,
+#ifdef SL_UPGRADE_TEST_LAYOUT
+	/*
+	 * Test builds only: one slot more, so test/upgrade hands over a pinned program array of
+	 * another size (moved aside, not carried: the new object fills its own array at load).
+	 */
+	SL_HOST6_PROGS = 5,
+#else
 	SL_HOST6_PROGS = 4,
+#endif
 };
 
 /* Connect-time load balancing protocols (the sl_ctlb_protocols tunable). */

@@ -174,6 +174,8 @@ export class Datapath {
         : await loadOptional('external-traffic', async () => {
           const obj = await openBpfObject(join(dir, 'host.bpf.o'), { ...common, rodata: { ...rodata, ...opts.hostRodata } });
           try {
+            // Its own pinned maps (sl_host6_progs) set aside by beforeLoad get their carry step too.
+            upgrade.afterLoad(obj);
             requirePrograms(obj, Object.values(HOST_TC_PROGRAMS));
           } catch (err) {
             obj.close();

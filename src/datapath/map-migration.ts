@@ -216,6 +216,12 @@ export class MapMigration {
     const old = this.opts.native.openPinnedMap(this.pin(name) + ASIDE_SUFFIX);
     const fresh = obj.map(name);
     try {
+      // A program array holds the previous build's programs, which only the previous programs
+      // may call (they keep the old array until their pins go); libbpf filled the new one at load.
+      if (fresh.info.type === MapType.PROG_ARRAY && old.info.type === MapType.PROG_ARRAY) {
+        this.plans.set(name, null);
+        return report;
+      }
       let plan: MapTranslation;
       try {
         if (old.info.type !== fresh.info.type) throw new UntranslatableError(name, `map type changed from ${old.info.type} to ${fresh.info.type}`);

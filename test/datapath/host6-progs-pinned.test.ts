@@ -13,7 +13,7 @@ import { newRunPrefix } from '../../src/testbed/names.js';
 import { requirePrivileges } from '../helpers/privileges.js';
 import { HOST_OBJECT } from './harness.js';
 
-const SLOTS = [0, 1]; // SL_HOST6_INGRESS, SL_HOST6_EGRESS
+const SLOTS = [0, 1, 2, 3]; // SL_HOST6_INGRESS, SL_HOST6_EGRESS, SL_HOST6_TUNNEL, SL_HOST6_DECAP
 
 const key = (slot: number) => {
   const b = Buffer.alloc(4);
@@ -21,7 +21,7 @@ const key = (slot: number) => {
   return b;
 };
 
-t.test('sl_host6_progs keeps both IPv6 programs after the loader closes the object (an agent that died)', async (t) => {
+t.test('sl_host6_progs keeps the IPv6 programs after the loader closes the object (an agent that died)', async (t) => {
   if (!(await requirePrivileges(t))) return;
   const addon = loadNative();
   const pinDir = await createRunPinDir(newRunPrefix());
@@ -43,14 +43,14 @@ t.test('sl_host6_progs keeps both IPv6 programs after the loader closes the obje
 
   const first = await load();
   const whileLoaded = slotIds();
-  t.ok(whileLoaded.every((id) => id > 0), `both slots filled while loaded (${whileLoaded.join(', ')})`);
+  t.ok(whileLoaded.every((id) => id > 0), `every slot filled while loaded (${whileLoaded.join(', ')})`);
   first.close();
-  t.same(slotIds(), whileLoaded, 'after the loader closed the object, both slots still hold its programs');
+  t.same(slotIds(), whileLoaded, 'after the loader closed the object, every slot still holds its programs');
 
   // The next agent: loads over the same pins; its programs take the slots.
   const second = await load();
   const reloaded = slotIds();
-  t.ok(reloaded.every((id) => id > 0), `both slots filled after a second load (${reloaded.join(', ')})`);
+  t.ok(reloaded.every((id) => id > 0), `every slot filled after a second load (${reloaded.join(', ')})`);
   second.close();
   t.same(slotIds(), reloaded, 'and still after the second loader closed it');
 });

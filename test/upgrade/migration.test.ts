@@ -134,3 +134,50 @@ t.test('upgrade to another conntrack layout and back', async (t) => {
     shrunk.finishUpgrade();
   });
 });
+
+// host.bpf.o's IPv6 programs are reached through the pinned program array sl_host6_progs. The
+// SL_UPGRADE_TEST_LAYOUT build has one slot more: the pin is set aside like any map of another
+// size, but nothing is carried (the old slots hold the previous build's programs, which only those
+// programs call); the new object filled its own array at load.
+t.test('upgrade to a program array of another size: set aside, filled by the new object, not carried', async (t) => {
+  if (!(await requirePrivileges(t))) return;
+  const run = await TestbedRun.start();
+  t.teardown(() => run.destroy());
+  const native = loadNative();
+  const pinDir = join(await run.pinDir(), 'sluice');
+  const opts = { pinDir, connectTimeLb: 'tcp' as const, hostPrograms: true, maxEntries: { sl_ct4: 4096, sl_svc_counters: 1024, sl_svc_meta: 1024 } };
+  const slots = (path: string) => {
+    const m = native.openPinnedMap(path);
+    try {
+      const ids: number[] = [];
+      for (let slot = 0; slot < m.info.maxEntries; slot++) {
+        const k = Buffer.alloc(4);
+        k.writeUInt32LE(slot);
+        ids.push(m.lookup(k)?.readUInt32LE(0) ?? 0); // a program array answers the program's id
+      }
+      return { id: m.info.id, ids };
+    } finally {
+      m.close();
+    }
+  };
+  const pin = join(pinDir, 'sl_host6_progs');
+
+  const old = await Datapath.load({ ...opts, objectDir: REGULAR });
+  old.close();
+  const before = slots(pin);
+  t.equal(before.ids.length, 4, 'the regular build: 4 slots');
+  t.ok(before.ids.every((id) => id > 0), 'all filled, and kept after the loader closed');
+
+  const newer = await Datapath.load({ ...opts, objectDir: NEWER });
+  t.teardown(() => newer.close());
+  const report = newer.upgradeReports.find((r) => r.map === 'sl_host6_progs');
+  t.match(report, { carried: 0, notCarried: 0, reasons: ['maxEntries 4 -> 5'] }, 'set aside for its size, nothing carried');
+  t.notOk(report?.untranslatable, 'and not reported as untranslatable');
+  const after = slots(pin);
+  t.not(after.id, before.id, 'a new array is pinned under the old name');
+  t.equal(after.ids.length, 5);
+  t.ok(after.ids.slice(0, 4).every((id) => id > 0 && !before.ids.includes(id)), 'its slots hold the new build\'s programs');
+  t.same(slots(pin + ASIDE_SUFFIX), before, 'the old array keeps the old programs until the upgrade finishes');
+  newer.finishUpgrade();
+  t.notOk(existsSync(pin + ASIDE_SUFFIX), 'finished: aside pin gone');
+});
