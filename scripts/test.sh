@@ -51,6 +51,12 @@ tap_pass=$(grep -E '^    ok ' "$log" | grep -cv '# SKIP')
 tap_fail=$(grep -cE '^    not ok ' "$log")
 # The failing tests by file, repeated here so that the end of the output names them.
 awk '/^# Subtest: /{file=substr($0, 12)} /^    not ok /{sub(/^    not ok [0-9]+ - /, ""); print "FAILED: " file ": " $0}' "$log"
+# Where the tap stage's time goes: each file's own time (tap's `# time=` on its top-level
+# result line), the 15 longest. Files run in parallel (.taprc jobs), so these add up to more
+# than the stage's wall time.
+echo "slowest test files (s):"
+sed -nE 's/^(not )?ok [0-9]+ - (.*) # time=([0-9.]+)ms.*$/\3 \2/p' "$log" |
+  sort -rn | head -15 | awk '{printf "  %7.1f  %s\n", $1 / 1000, $2}'
 rm -f "$log"
 passed=$((passed + tap_pass))
 failed=$((failed + tap_fail))
