@@ -35,6 +35,9 @@ t.test('the agent reaches the API server at its real address, not its ClusterIP'
   await t.test('through the ClusterIP alone the agent never syncs (the deadlock)', async (t) => {
     const listsBefore = await api.call<number>('listCount');
     const agent = bed.startAgent(['--kubeconfig', inCluster]);
+    // Stopped even when a check below fails: left running, it would keep the admin socket and
+    // the next subtest's agent would refuse to start.
+    t.teardown(() => agent.kill('SIGTERM'));
     await agent.waitForLog((l) => l.component === 'k8s' && /list|watch|connect|ENETUNREACH|ECONNREFUSED|EHOSTUNREACH/i.test(JSON.stringify(l)) && l.level !== 'info',
       'a failed list of the API server', 20_000);
     const status = await bed.status();
