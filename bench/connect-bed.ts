@@ -95,8 +95,11 @@ export interface ConnectBed {
   families: readonly IpFamily[];
   /** A path's client in one family (default IPv4); throws if the bed has none. */
   path(path: ConnectPath, family?: IpFamily): PathClient;
-  /** Programs both dataplanes for `services`; resolves with how long each took (ms). */
-  apply(services: number): Promise<ConnectProgramming>;
+  /**
+   * Programs the dataplanes for `services`; resolves with how long each took (ms). `nft: false`
+   * leaves kube-proxy's nftables node as it was (its figures NaN): the path is not measured there.
+   */
+  apply(services: number, opts?: { nft?: boolean }): Promise<ConnectProgramming>;
   /** The scale the bed is programmed for, and the service ports that makes (the measured service has two). */
   services: number;
   servicePorts(): number;
@@ -205,9 +208,9 @@ export async function createConnectBed(backend: IptablesBackend, families: reado
         return p;
       },
       servicePorts: () => servicePorts(bed.services),
-      apply: async (services) => {
+      apply: async (services, opts) => {
         const kp = await kubeProxyApply(kubeProxy, objects(services, measuredKp, kubeProxy), [measuredKp], backend, families);
-        const nft = await kubeProxyNftApply(kubeProxyNft, objects(services, measuredNft, kubeProxyNft), [measuredNft], families);
+        const nft = opts?.nft === false ? {} : await kubeProxyNftApply(kubeProxyNft, objects(services, measuredNft, kubeProxyNft), [measuredNft], families);
         const t0 = performance.now();
         await writeManifest(manifests, 'cluster.json', objects(services, measuredSl, sluice));
         await waitProgrammed(agent, servicePorts(services));

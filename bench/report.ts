@@ -11,6 +11,7 @@ import type { AgentStartResult } from './agent-start.js';
 import { latencyChart, rateChart, throughputChart } from './charts.js';
 import type { ConnectResult } from './connect.js';
 import { bestRoundP50, familyPairedRatio, pairedRatio, ratio, rowFamily } from './connect.js';
+import { describeCpuAwake } from './cpu-awake.js';
 import type { BenchEnvironment } from './stats.js';
 import type { ThroughputRow } from './throughput.js';
 
@@ -26,6 +27,7 @@ export const END = '<!-- END connect results -->';
 
 const f2 = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '–');
 const mb = (bytes: number) => (Number.isFinite(bytes) ? `${(bytes / 1048576).toFixed(0)} MB` : '–');
+const count = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? String(v) : '–');
 const sec = (ms: number | undefined) => (ms !== undefined && Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : '–');
 const NAMES: Record<string, string> = { direct: 'direct', 'kube-proxy': 'kube-proxy', 'kube-proxy-nft': 'kube-proxy nftables', 'sluice-connect': 'Sluice connect-time', 'sluice-tc': 'Sluice TC only' };
 
@@ -42,7 +44,11 @@ export function connectMarkdown(r: ConnectReport): string {
     `Run of ${e.date.slice(0, 16).replace('T', ' ')} UTC: \`${e.command}\`; kernel ${e.kernel}, ${e.cpus} × ${e.cpuModel}, Node ${e.node}, ` +
       `iptables-${c.iptablesBackend}; load average ${e.loadavg1} at the start on ${e.cpus} CPUs (the machine is shared: see the method). ` +
       `${o.rounds} rounds; per measurement ${o.latencyConnections} sequential connections (latency) and ${o.rateWorkers} workers × ${o.rateSeconds} s (rate); ` +
-      `${o.warmupConnections} warm-up connections per path and scale. JSON: [docs/bench/connect.json](bench/connect.json).`,
+      `${o.warmupConnections} warm-up connections per path and scale. ` +
+      `${c.cpuAwake ? describeCpuAwake(c.cpuAwake) : 'CPUs left to idle (a run from before the CPU-awake guard)'}. ` +
+      ((c.load ?? []).length > 0 ? `Load average (1 min) before / after each scale's rounds: ${(c.load ?? []).map((l) => `${l.services}: ${l.loadavg1Before} / ${l.loadavg1After}`).join(', ')}. ` : '') +
+      (o.nftMaxServices !== undefined ? `kube-proxy nftables measured up to ${o.nftMaxServices} services (\`--connect-nft-max-services\`: its \`nft -f\` grows faster than linearly). ` : '') +
+      'JSON: [docs/bench/connect.json](bench/connect.json).',
     '',
     '![connect latency vs services](bench/connect-latency.svg)',
     '![connections per second vs services](bench/connect-rate.svg)',
@@ -72,8 +78,8 @@ export function connectMarkdown(r: ConnectReport): string {
   `| ---: | ---: | ---: | ---: | ---: |${v6 ? ' ---: | ---: | ---: | ---: |' : ''} ---: | ---: |`);
   for (const p of c.programming) {
     const six = p.ipv6;
-    out.push(`| ${p.services} | ${p.kubeProxyNatRules} | ${sec(p.kubeProxyRestoreMs)} | ${p.kubeProxyNftRules ?? '–'} / ${p.kubeProxyNftElements ?? '–'} | ${sec(p.kubeProxyNftLoadMs)} | ` +
-      (v6 ? `${six?.kubeProxyNatRules ?? '–'} | ${sec(six?.kubeProxyRestoreMs)} | ${six?.kubeProxyNftRules ?? '–'} / ${six?.kubeProxyNftElements ?? '–'} | ${sec(six?.kubeProxyNftLoadMs)} | ` : '') +
+    out.push(`| ${p.services} | ${p.kubeProxyNatRules} | ${sec(p.kubeProxyRestoreMs)} | ${count(p.kubeProxyNftRules)} / ${count(p.kubeProxyNftElements)} | ${sec(p.kubeProxyNftLoadMs)} | ` +
+      (v6 ? `${count(six?.kubeProxyNatRules)} | ${sec(six?.kubeProxyRestoreMs)} | ${count(six?.kubeProxyNftRules)} / ${count(six?.kubeProxyNftElements)} | ${sec(six?.kubeProxyNftLoadMs)} | ` : '') +
       `${sec(p.sluiceProgrammedMs)} | ${mb(p.sluiceRssBytes)} (${mb(p.sluicePeakRssBytes)}) |`);
   }
   const tp = r.throughput ?? [];

@@ -153,7 +153,8 @@ function summary(cp: ControlPlaneResult | undefined, agent: AgentScaleResult | u
     const hi = Math.max(...connect.rows.map((r) => r.services));
     for (const family of connect.options.families ?? ['IPv4']) {
       for (const path of ['sluice-connect', 'sluice-tc', 'kube-proxy', 'kube-proxy-nft'] as const) {
-        lines.push(`${`connect p50 / direct, ${hi} svc, ${family}: ${path}`.padEnd(50)}${`${ratio(connect.rows, hi, path, 'direct', 'latencyP50Ms', family).toFixed(2)}×`.padStart(12)}`);
+        const x = ratio(connect.rows, hi, path, 'direct', 'latencyP50Ms', family);
+        if (Number.isFinite(x)) lines.push(`${`connect p50 / direct, ${hi} svc, ${family}: ${path}`.padEnd(50)}${`${x.toFixed(2)}×`.padStart(12)}`);
       }
     }
   }
@@ -254,7 +255,8 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
       const starts: AgentStartResult[] = [];
       const throughput: ThroughputRow[] = [];
       connect = await runConnectBench({
-        services: o.connectServices, rounds: o.connectRounds, families: o.connectFamilies, latencyConnections: o.quick ? 50 : 200, rateSeconds: o.quick ? 1 : 2, rateWorkers: 4,
+        services: o.connectServices, rounds: o.connectRounds, families: o.connectFamilies, cpuAwake: o.cpuAwake,
+        ...(o.connectNftMaxServices !== undefined ? { nftMaxServices: o.connectNftMaxServices } : {}), latencyConnections: o.quick ? 50 : 200, rateSeconds: o.quick ? 1 : 2, rateWorkers: 4,
         warmupConnections: o.quick ? 10 : 50, progress: (line) => console.log(line),
         afterScale: async (bed, services) => {
           if (o.throughputServices.includes(services)) {
