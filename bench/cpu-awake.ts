@@ -27,7 +27,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { runDirName } from '../src/testbed/names.js';
@@ -49,6 +49,16 @@ export interface CpuAwakeMethod {
 }
 
 const CPU_V1 = '/sys/fs/cgroup/cpu';
+const SCHED_IDLE = 5;
+
+/** A process's scheduling policy (field 41 of /proc/<pid>/stat), or -1 when it is gone. */
+export function schedPolicy(pid: number | undefined): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[38] ?? -1);
+  } catch {
+    return -1;
+  }
+}
 
 export function cpuidleDriver(): string {
   try {
@@ -71,13 +81,38 @@ async function idleCgroup(run: TestbedRun): Promise<string | null> {
   const path = join(CPU_V1, `${runDirName(run.prefix)}-awake`);
   try {
     await mkdir(path);
-    run.cleanup.add(`cpu cgroup ${path}`, () => rmdir(path).catch(() => undefined));
     await writeFile(join(path, 'cpu.idle'), '1\n');
     return path;
   } catch {
     await rmdir(path).catch(() => undefined);
     return null;
   }
+}
+
+/** Kills whatever is still in the cgroup (only spinners are ever put there), then removes it. */
+async function removeIdleCgroup(path: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    let pids: string[];
+    try {
+      pids = (await readFile(join(path, 'cgroup.procs'), 'utf8')).split('\n').filter(Boolean);
+    } catch {
+      return; // already gone
+    }
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // exited meanwhile
+      }
+    }
+    try {
+      await rmdir(path);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 20)); // a killed task leaves the cgroup when reaped
+    }
+  }
+  throw new Error(`cpu-awake: could not remove ${path}`);
 }
 
 export interface CpuAwake {
@@ -102,29 +137,42 @@ export async function createCpuAwake(run: TestbedRun, enabled: boolean): Promise
     held: 'from each scale\'s warm-up to the end of its rounds, for every path alike; released for throughput and agent starts',
   };
   let spinners: ChildProcess[] = [];
+  let closed = false;
   const stop = async () => {
     const s = spinners;
     spinners = [];
     await Promise.all(s.map((c) => killAndWait(c)));
   };
-  run.cleanup.add('cpu-awake spinners', stop);
+  // One cleanup for both, spinners first: a hold() still under way when the cleanup runs (a
+  // signal mid-hold) sees `closed` and stops; whatever it put in the cgroup is killed there.
+  run.cleanup.add('cpu-awake spinners and cgroup', async () => {
+    closed = true;
+    await stop();
+    if (cgroup) await removeIdleCgroup(cgroup);
+  });
   return {
     method,
     async hold() {
-      if (!enabled || spinners.length > 0) return;
-      for (let cpu = 0; cpu < n; cpu++) {
+      if (!enabled || closed || spinners.length > 0) return;
+      for (let cpu = 0; cpu < n && !closed; cpu++) {
         const child = spawn('taskset', ['-c', String(cpu), 'chrt', '--idle', '0', 'setpriv', '--pdeathsig', 'KILL', 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' });
         spinners.push(child);
         child.once('error', () => undefined);
         if (cgroup && child.pid) await writeFile(join(cgroup, 'cgroup.procs'), `${child.pid}\n`);
       }
-      // A spinner that died at once (no taskset/chrt/setpriv) is a failure, not a silent no-op.
-      await new Promise((r) => setTimeout(r, 50));
-      const dead = spinners.filter((c) => c.exitCode !== null || c.signalCode !== null || !c.pid);
-      if (dead.length > 0) {
-        await stop();
-        throw new Error(`cpu-awake: ${dead.length} of ${n} spinners exited at once (taskset, chrt and setpriv from util-linux are needed)`);
+      // Wait until every spinner runs at SCHED_IDLE (taskset → chrt → setpriv → sh takes a few
+      // execs; under load that is more than a moment); one that exited is a failure, not a silent no-op.
+      const deadline = Date.now() + 10_000;
+      while (!closed && spinners.some((c) => schedPolicy(c.pid) !== SCHED_IDLE)) {
+        const dead = spinners.filter((c) => c.exitCode !== null || c.signalCode !== null || !c.pid);
+        if (dead.length > 0 || Date.now() > deadline) {
+          await stop();
+          throw new Error(`cpu-awake: ${dead.length > 0 ? `${dead.length} of ${n} spinners exited at once` : 'spinners not at SCHED_IDLE after 10 s'} ` +
+            '(taskset, chrt and setpriv from util-linux are needed)');
+        }
+        await new Promise((r) => setTimeout(r, 10));
       }
+      if (closed) await stop();
     },
     release: stop,
     leftovers: () => (cgroup && existsSync(cgroup) ? [cgroup] : []),

@@ -14,7 +14,7 @@ import type { AgentStartResult } from '../../bench/agent-start.js';
 import { measureAgentStart } from '../../bench/agent-start.js';
 import { CONNECT_FAMILIES, CONNECT_PATHS } from '../../bench/connect-bed.js';
 import { familyOrder, formatConnect, pathsAt, roundOrder, runConnectBench } from '../../bench/connect.js';
-import { createCpuAwake } from '../../bench/cpu-awake.js';
+import { createCpuAwake, schedPolicy } from '../../bench/cpu-awake.js';
 import { TestbedRun } from '../../src/testbed/run.js';
 import { latencyChart } from '../../bench/charts.js';
 import type { ThroughputRow } from '../../bench/throughput.js';
@@ -185,8 +185,7 @@ t.test('connect bench: the CPU-awake guard holds and releases its spinners', asy
       const pids = readFileSync(`${cgroup}/cgroup.procs`, 'utf8').trim().split('\n').filter(Boolean);
       t.equal(pids.length, awake.method.spinners, 'one spinner per CPU in the cpu.idle cgroup');
       t.equal(readFileSync(`${cgroup}/cpu.idle`, 'utf8').trim(), '1', 'the cgroup is idle-priority');
-      // /proc/<pid>/stat field 41 is the policy: 5 = SCHED_IDLE.
-      for (const pid of pids) t.equal(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[38], '5', `spinner ${pid} runs at SCHED_IDLE`);
+      for (const pid of pids) t.equal(schedPolicy(Number(pid)), 5, `spinner ${pid} runs at SCHED_IDLE`);
       await awake.release();
       t.equal(readFileSync(`${cgroup}/cgroup.procs`, 'utf8').trim(), '', 'released: no spinner left');
       await awake.hold(); // held again, then left to the run's cleanup
