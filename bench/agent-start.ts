@@ -47,7 +47,7 @@ export interface AgentStartResult {
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function startAndSettle(bed: ConnectBed, t0: number): Promise<StartCost> {
-  await bed.agent.start([], 300_000);
+  await bed.agent.start(bed.agentFlags, 300_000);
   const pid = bed.agent.child?.pid;
   if (pid === undefined) throw new Error('agent start: no pid');
   await waitProgrammed(bed.agent, bed.servicePorts());

@@ -154,7 +154,7 @@ export async function runConnectBench(o: ConnectOptions): Promise<ConnectResult>
   const rows: ConnectRow[] = [];
   const programming: ConnectProgramming[] = [];
   const families = o.families ?? [...CONNECT_FAMILIES];
-  const bed = await createConnectBed(backend, families);
+  const bed = await createConnectBed(backend, families, Math.max(...o.services));
   let leftovers: string[] = [];
   let awakeLeftovers: () => string[] = () => [];
   let cpuAwake: CpuAwakeMethod | undefined;
