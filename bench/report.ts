@@ -124,7 +124,8 @@ export function spliceGenerated(doc: string, block: string, begin = BEGIN, end =
 export async function writeConnectDocs(r: ConnectReport, docsDir = fromPackageRoot('docs')): Promise<string[]> {
   const dir = `${docsDir}/bench`;
   await mkdir(dir, { recursive: true });
-  const subtitle = `${r.environment.date.slice(0, 10)}, ${r.environment.cpus} × ${r.environment.cpuModel}, kernel ${r.environment.kernel}; medians of ${r.connect.options.rounds} rounds`;
+  const subtitle = `${r.environment.date.slice(0, 10)}, ${r.environment.cpus} × ${r.environment.cpuModel}, kernel ${r.environment.kernel}, load ${r.environment.loadavg1}; ` +
+    `medians of ${r.connect.options.rounds} rounds${r.connect.cpuAwake?.method === 'idle-spinners' ? '; CPUs kept out of idle' : ''}`;
   const files = [`${dir}/connect.json`, `${dir}/connect-latency.svg`, `${dir}/connect-rate.svg`, `${docsDir}/benchmarks.md`, `${dir}/connect-throughput.svg`];
   await writeFile(files[0] as string, JSON.stringify(r, null, 2) + '\n');
   await writeFile(files[1] as string, await latencyChart(r.connect.rows, subtitle));
