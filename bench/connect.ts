@@ -170,8 +170,10 @@ export async function runConnectBench(o: ConnectOptions): Promise<ConnectResult>
       programming.push(prog);
       const v6 = prog.ipv6;
       say(`${services} services: kube-proxy restore ${(prog.kubeProxyRestoreMs / 1000).toFixed(1)} s (${prog.kubeProxyNatRules} nat rules), ` +
-        `kube-proxy nft -f ${(prog.kubeProxyNftLoadMs / 1000).toFixed(1)} s (${prog.kubeProxyNftRules} rules, ${prog.kubeProxyNftElements} map elements)` +
-        (v6 ? `, IPv6: ip6tables restore ${(v6.kubeProxyRestoreMs / 1000).toFixed(1)} s (${v6.kubeProxyNatRules} nat rules), nft -f ip6 ${(v6.kubeProxyNftLoadMs / 1000).toFixed(1)} s` : '') +
+        (paths.includes('kube-proxy-nft') ? `kube-proxy nft -f ${(prog.kubeProxyNftLoadMs / 1000).toFixed(1)} s (${prog.kubeProxyNftRules} rules, ${prog.kubeProxyNftElements} map elements)`
+          : 'kube-proxy nftables not loaded (above --connect-nft-max-services)') +
+        (v6 ? `, IPv6: ip6tables restore ${(v6.kubeProxyRestoreMs / 1000).toFixed(1)} s (${v6.kubeProxyNatRules} nat rules)` +
+          (paths.includes('kube-proxy-nft') ? `, nft -f ip6 ${(v6.kubeProxyNftLoadMs / 1000).toFixed(1)} s` : '') : '') +
         `, sluice programmed ${(prog.sluiceProgrammedMs / 1000).toFixed(1)} s (${families.join(' + ')})`);
       const samples = new Map<string, ConnectSample[]>();
       const key = (family: IpFamily, path: ConnectPath) => `${family}/${path}`;
