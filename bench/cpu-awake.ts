@@ -158,7 +158,6 @@ export async function createCpuAwake(run: TestbedRun, enabled: boolean): Promise
         const child = spawn('taskset', ['-c', String(cpu), 'chrt', '--idle', '0', 'setpriv', '--pdeathsig', 'KILL', 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' });
         spinners.push(child);
         child.once('error', () => undefined);
-        if (cgroup && child.pid) await writeFile(join(cgroup, 'cgroup.procs'), `${child.pid}\n`);
       }
       // Wait until every spinner runs at SCHED_IDLE (taskset → chrt → setpriv → sh takes a few
       // execs; under load that is more than a moment); one that exited is a failure, not a silent no-op.
@@ -172,6 +171,9 @@ export async function createCpuAwake(run: TestbedRun, enabled: boolean): Promise
         }
         await new Promise((r) => setTimeout(r, 10));
       }
+      // Into the cpu.idle cgroup only now: there the exec chain itself would wait for an idle CPU,
+      // which a loaded machine may not have for many seconds.
+      for (const c of spinners) if (cgroup && !closed && c.pid) await writeFile(join(cgroup, 'cgroup.procs'), `${c.pid}\n`);
       if (closed) await stop();
     },
     release: stop,
