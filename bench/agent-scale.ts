@@ -27,6 +27,7 @@ import { AGENT_JS, AgentProcess, assertBuilt, FakeApiControl } from '../test/e2e
 import type { LogLine } from '../test/e2e/agent-bed.js';
 import { MALLOC_ARENAS } from '../src/agent/process-memory.js';
 import { ClusterState, nodeJson, NODE_NAME, serviceShape } from './cluster.js';
+import { mapCapacities } from './control-plane.js';
 import type { Distribution } from './stats.js';
 import { distribution } from './stats.js';
 
@@ -41,6 +42,8 @@ export interface AgentScaleOptions {
 
 export interface AgentScaleResult {
   bench: 'agent';
+  /** Map-size flags given to the agent (empty: the defaults held the scale). */
+  mapFlags?: string[];
   scale: { services: number; endpointsPerService: number; changes: number };
   /** Writing every object into the fake API server (before the agent starts; not timed against a goal). */
   loadApiServerMs: number;
@@ -95,7 +98,14 @@ export async function measureAgentScale(opts: AgentScaleOptions): Promise<AgentS
     await Promise.all(writes);
     const loadApiServerMs = performance.now() - t;
 
+    // Map sizes as the control-plane bench's at this scale (the defaults unless it needs more: at
+    // 65,536 single-port Services the svc_id space and the backend map are past theirs).
+    const caps = mapCapacities(cluster.expected(), endpoints);
+    const sizes: [string, number, number][] = [['frontends', caps['sl_frontends4'] as number, 65_536], ['cluster-ips', caps['sl_frontends4'] as number, 65_536],
+      ['backends', caps['sl_backends4'] as number, 262_144], ['service-ids', caps['sl_svc_meta'] as number, 65_536]];
+    const mapFlags = sizes.filter(([, n, byDefault]) => n > byDefault).flatMap(([name, n]) => [`--map-size-${name}`, String(n)]);
     const flags = [
+      ...mapFlags,
       '--node-name', NODE_NAME, '--kubeconfig', api.kubeconfig, '--pin-dir', pinDir, '--cgroup', cgroup, '--interfaces', ifaces,
       '--admin-socket', join(work, 'admin.sock'), '--metrics-address', 'off', '--log-level', 'info',
     ];
@@ -149,7 +159,7 @@ export async function measureAgentScale(opts: AgentScaleOptions): Promise<AgentS
     if (!agent.running) throw new Error(`agent bench: the agent exited:\n${agent.tail()}`);
     await agent.kill('SIGTERM');
     return {
-      bench: 'agent',
+      bench: 'agent', mapFlags,
       scale: { services, endpointsPerService: endpoints, changes },
       loadApiServerMs,
       startToProgrammedMs,

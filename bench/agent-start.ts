@@ -47,10 +47,11 @@ export interface AgentStartResult {
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function startAndSettle(bed: ConnectBed, t0: number): Promise<StartCost> {
-  await bed.agent.start([], 300_000);
+  await bed.agent.start(bed.agentFlags, 300_000);
   const pid = bed.agent.child?.pid;
   if (pid === undefined) throw new Error('agent start: no pid');
-  await waitProgrammed(bed.agent, bed.servicePorts());
+  // At 65k dual-stack services on a loaded 2-CPU machine a restart took minutes: 5 ms per service port, 300 s at least.
+  await waitProgrammed(bed.agent, bed.servicePorts(), Math.max(300_000, bed.servicePorts() * 5));
   const programmedMs = performance.now() - t0;
   let last = processCpuSeconds(pid);
   for (;;) {

@@ -27,6 +27,10 @@ export interface BenchOptions {
   connectRounds: number;
   /** IP families of the connect bench: IPv4, and IPv6 in a dual-stack bed. */
   connectFamilies: ('IPv4' | 'IPv6')[];
+  /** The largest scale at which the connect bench loads and measures kube-proxy's nftables baseline (undefined: every scale). */
+  connectNftMaxServices: number | undefined;
+  /** Keep the CPUs out of idle while the connect bench measures (bench/cpu-awake.ts); --no-cpu-awake turns it off. */
+  cpuAwake: boolean;
   /** Service counts at which the connect bench also times agent starts (a subset of connectServices). */
   startServices: number[];
   /** Scales at which the connect bench also measures iperf3 throughput (a subset of connectServices). */
@@ -57,6 +61,9 @@ export const USAGE = `usage: npm run bench -- [options]
   --connect-services LIST  service counts of the connect bench (default 1,1000,10000,30000,65000; quick 1,1000)
   --connect-rounds N  interleaved rounds of the connect bench (default 5, quick 2)
   --connect-families LIST  IPv4 or IPv4,IPv6 (a dual-stack bed: every path measured in both; default IPv4,IPv6)
+  --connect-nft-max-services N  largest scale at which the connect bench loads and measures kube-proxy's
+                      nftables baseline (default every scale; its nft -f takes minutes at 30k, an hour or more at 65k)
+  --no-cpu-awake      connect bench: let the CPUs idle (default: one SCHED_IDLE busy-loop per CPU while measuring)
   --start-services LIST  scales at which the connect bench times agent starts (default 10000,30000,65000; quick none)
   --throughput-services LIST  scales at which the connect bench measures iperf3 throughput (default 10000; quick 1)
   --external-rounds N  interleaved rounds of the external-throughput bench (default 5, quick 1)
@@ -107,6 +114,8 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
         'connect-services': { type: 'string' },
         'connect-rounds': { type: 'string' },
         'connect-families': { type: 'string' },
+        'connect-nft-max-services': { type: 'string' },
+        'no-cpu-awake': { type: 'boolean' },
         'start-services': { type: 'string' },
         'throughput-services': { type: 'string' },
         'external-rounds': { type: 'string' },
@@ -150,6 +159,8 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
       : intList('--connect-services', parsed['connect-services']).map((n) => positiveInt('--connect-services', String(n), 65_536)),
     connectRounds: parsed['connect-rounds'] === undefined ? (quick ? 2 : 5) : positiveInt('--connect-rounds', parsed['connect-rounds'], 100),
     connectFamilies: families as ('IPv4' | 'IPv6')[],
+    connectNftMaxServices: parsed['connect-nft-max-services'] === undefined ? undefined : positiveInt('--connect-nft-max-services', parsed['connect-nft-max-services']),
+    cpuAwake: !(parsed['no-cpu-awake'] ?? false),
     startServices: parsed['start-services'] === undefined ? (quick ? [] : [10_000, 30_000, 65_000]) : intList('--start-services', parsed['start-services']),
     throughputServices: parsed['throughput-services'] === undefined ? (quick ? [1] : [10_000]) : intList('--throughput-services', parsed['throughput-services']),
     externalRounds: parsed['external-rounds'] === undefined ? (quick ? 1 : 5) : positiveInt('--external-rounds', parsed['external-rounds'], 100),

@@ -89,14 +89,19 @@ export interface PathClient {
 
 export interface ConnectBed {
   run: TestbedRun;
+  /** The agent's flags beyond the test bed's (map sizes for the largest scale): every start of it uses them. */
+  agentFlags: string[];
   nodes: { plain: ClusterNode; kubeProxy: ClusterNode; kubeProxyNft: ClusterNode; sluice: ClusterNode };
   agent: NodeAgent;
   /** The IP families measured (IPv4 always; IPv6 in a dual-stack bed). */
   families: readonly IpFamily[];
   /** A path's client in one family (default IPv4); throws if the bed has none. */
   path(path: ConnectPath, family?: IpFamily): PathClient;
-  /** Programs both dataplanes for `services`; resolves with how long each took (ms). */
-  apply(services: number): Promise<ConnectProgramming>;
+  /**
+   * Programs the dataplanes for `services`; resolves with how long each took (ms). `nft: false`
+   * leaves kube-proxy's nftables node as it was (its figures NaN): the path is not measured there.
+   */
+  apply(services: number, opts?: { nft?: boolean }): Promise<ConnectProgramming>;
   /** The scale the bed is programmed for, and the service ports that makes (the measured service has two). */
   services: number;
   servicePorts(): number;
@@ -116,6 +121,19 @@ const KP_NFT_VIP6 = 'fd00:96::13';
 const VIPS = [SLUICE_VIP, KP_VIP, KP_NFT_VIP, SLUICE_VIP6, KP_VIP6, KP_NFT_VIP6];
 
 const pod = (node: ClusterNode, i: number) => node.pods[i] as ClusterPod;
+
+/** The agent's default svc_id space (`--map-size-service-ids`, docs/agent.md): id 0 is reserved. */
+const DEFAULT_SERVICE_IDS = 65_536;
+
+/**
+ * Map-size flags for an agent holding `services` dual-stack (or single-stack) services of the bed:
+ * the svc_id space is shared by both families, so 65k dual-stack services (130k service ports)
+ * overflow its default 65,536 — the agent would program the rest and the bench wait for ever.
+ */
+export function agentMapFlags(services: number, families: number): string[] {
+  const ids = (services + 1) * families + 1; // every service's port, the measured one's iperf3 port, id 0
+  return ids <= DEFAULT_SERVICE_IDS ? [] : ['--map-size-service-ids', String(Math.ceil((ids * 1.1) / 1024) * 1024)];
+}
 
 /**
  * Gives every pod of node `i` an IPv6 address beside its IPv4 one, as topology.ts's `ipv6` does
@@ -141,7 +159,7 @@ async function addPodIpv6(nodes: readonly ClusterNode[]): Promise<Map<string, st
   return ip6;
 }
 
-export async function createConnectBed(backend: IptablesBackend, families: readonly IpFamily[] = CONNECT_FAMILIES): Promise<ConnectBed> {
+export async function createConnectBed(backend: IptablesBackend, families: readonly IpFamily[] = CONNECT_FAMILIES, maxServices = 1): Promise<ConnectBed> {
   if (!families.includes('IPv4') || families.some((f) => !CONNECT_FAMILIES.includes(f))) throw new Error(`connect bed: families ${families.join(',')}: IPv4, optionally IPv6`);
   const dualStack = families.includes('IPv6');
   const run = await TestbedRun.start();
@@ -174,7 +192,8 @@ export async function createConnectBed(backend: IptablesBackend, families: reado
     await mkdir(manifests);
     await writeManifest(manifests, 'cluster.json', objects(1, measuredSl, sluice));
     const [agent] = (await clusterAgents(run, [sluice], work, manifests)) as [NodeAgent];
-    await agent.start();
+    const agentFlags = agentMapFlags(maxServices, families.length);
+    await agent.start(agentFlags);
     await waitProgrammed(agent, servicePorts(1));
 
     const cgRoot = await run.cgroup();
@@ -198,16 +217,16 @@ export async function createConnectBed(backend: IptablesBackend, families: reado
     await pathClient('sluice-connect', sluice, await createCgroup(agent.cgroup, 'client'), { IPv4: SLUICE_VIP, IPv6: SLUICE_VIP6 });
     await pathClient('sluice-tc', sluice, await createCgroup(cgRoot, 'client-c-tc'), { IPv4: SLUICE_VIP, IPv6: SLUICE_VIP6 });
     const bed: ConnectBed = {
-      run, nodes: { plain, kubeProxy, kubeProxyNft, sluice }, agent, families, services: 1,
+      run, nodes: { plain, kubeProxy, kubeProxyNft, sluice }, agent, agentFlags, families, services: 1,
       path: (path, family = 'IPv4') => {
         const p = paths.get(key(path, family));
         if (!p) throw new Error(`connect bed: no ${family} client for ${path}`);
         return p;
       },
       servicePorts: () => servicePorts(bed.services),
-      apply: async (services) => {
+      apply: async (services, opts) => {
         const kp = await kubeProxyApply(kubeProxy, objects(services, measuredKp, kubeProxy), [measuredKp], backend, families);
-        const nft = await kubeProxyNftApply(kubeProxyNft, objects(services, measuredNft, kubeProxyNft), [measuredNft], families);
+        const nft = opts?.nft === false ? {} : await kubeProxyNftApply(kubeProxyNft, objects(services, measuredNft, kubeProxyNft), [measuredNft], families);
         const t0 = performance.now();
         await writeManifest(manifests, 'cluster.json', objects(services, measuredSl, sluice));
         await waitProgrammed(agent, servicePorts(services));

@@ -22,9 +22,12 @@
 // Any failed or misrouted connection fails the bench. One client process per path, all Node.js,
 // on the same CPUs as everything else: conn/s is the client's and the echo server's limit as much
 // as the dataplane's, the same for every path.
+import { loadavg } from 'node:os';
 import type { IpFamily } from '../src/model/types.js';
 import type { ConnectBed, ConnectPath, ConnectProgramming } from './connect-bed.js';
 import { CONNECT_FAMILIES, CONNECT_PATHS, createConnectBed } from './connect-bed.js';
+import type { CpuAwakeMethod } from './cpu-awake.js';
+import { createCpuAwake, describeCpuAwake } from './cpu-awake.js';
 import { benchIptablesBackend } from './service-objects.js';
 import { distribution } from './stats.js';
 
@@ -37,6 +40,17 @@ export interface ConnectOptions {
   warmupConnections: number;
   /** IP families measured: IPv4, and IPv6 in a dual-stack bed (default both). */
   families?: IpFamily[];
+  /**
+   * Keep the CPUs out of idle while measuring (bench/cpu-awake.ts: one SCHED_IDLE busy-loop per
+   * CPU, every path alike; default true). Off, a quiet VM's p50s are bimodal by chance.
+   */
+  cpuAwake?: boolean;
+  /**
+   * The largest scale at which kube-proxy's nftables baseline is loaded and measured (default: every
+   * scale). Its `nft -f` grows faster than linearly (minutes at 30k, an hour or more at 65k in
+   * both families); above this the path has no row and its node keeps the last table loaded.
+   */
+  nftMaxServices?: number;
   progress?: (line: string) => void;
   /** Runs after a scale's rounds, with the bed at that scale (bench/agent-start.ts). */
   afterScale?: (bed: ConnectBed, services: number) => Promise<void>;
@@ -63,10 +77,16 @@ export interface ConnectRow {
 }
 
 
+/** The machine's load around a scale's rounds (1-minute load average; absent in older results). */
+export interface ScaleLoad { services: number; loadavg1Before: number; loadavg1After: number }
+
 export interface ConnectResult {
   bench: 'connect';
   options: Omit<ConnectOptions, 'progress' | 'afterScale'>;
   iptablesBackend: string;
+  /** How the CPUs were kept out of idle while measuring (absent in results from before: none). */
+  cpuAwake?: CpuAwakeMethod;
+  load?: ScaleLoad[];
   programming: ConnectProgramming[];
   rows: ConnectRow[];
   /** What of the bed was left after its cleanup (namespaces, cgroup, pins): must be empty. */
@@ -94,9 +114,9 @@ async function measure(bed: ConnectBed, path: ConnectPath, family: IpFamily, o: 
   };
 }
 
-async function warmUp(bed: ConnectBed, o: ConnectOptions, services: number): Promise<void> {
+async function warmUp(bed: ConnectBed, o: ConnectOptions, services: number, paths: readonly ConnectPath[]): Promise<void> {
   for (const family of bed.families) {
-    for (const path of CONNECT_PATHS) {
+    for (const path of paths) {
       const p = bed.path(path, family);
       const attempts = await p.client.tcp(p.target, o.warmupConnections);
       const bad = attempts.filter((a) => !a.ok || a.backend !== p.backend);
@@ -108,9 +128,9 @@ async function warmUp(bed: ConnectBed, o: ConnectOptions, services: number): Pro
   }
 }
 
-/** The order of round `r`: direct first and last, the others rotated by r. */
-export function roundOrder(r: number): ConnectPath[] {
-  const others = CONNECT_PATHS.filter((p) => p !== 'direct');
+/** The order of round `r` over `paths`: direct first and last, the others rotated by r. */
+export function roundOrder(r: number, paths: readonly ConnectPath[] = CONNECT_PATHS): ConnectPath[] {
+  const others = paths.filter((p) => p !== 'direct');
   const k = r % others.length;
   return ['direct', ...others.slice(k), ...others.slice(0, k), 'direct'];
 }
@@ -120,6 +140,13 @@ export function familyOrder(families: readonly IpFamily[], r: number): IpFamily[
   return r % 2 === 0 ? [...families] : [...families].reverse();
 }
 
+/** The paths measured at a scale: kube-proxy's nftables baseline only up to `nftMaxServices`. */
+export function pathsAt(services: number, o: Pick<ConnectOptions, 'nftMaxServices'>): ConnectPath[] {
+  return CONNECT_PATHS.filter((p) => p !== 'kube-proxy-nft' || services <= (o.nftMaxServices ?? Infinity));
+}
+
+const load1 = () => Number((loadavg()[0] ?? 0).toFixed(2));
+
 /** Runs the connect bench (needs root and a built tree). */
 export async function runConnectBench(o: ConnectOptions): Promise<ConnectResult> {
   const say = o.progress ?? (() => undefined);
@@ -127,27 +154,45 @@ export async function runConnectBench(o: ConnectOptions): Promise<ConnectResult>
   const rows: ConnectRow[] = [];
   const programming: ConnectProgramming[] = [];
   const families = o.families ?? [...CONNECT_FAMILIES];
-  const bed = await createConnectBed(backend, families);
+  const bed = await createConnectBed(backend, families, Math.max(...o.services));
   let leftovers: string[] = [];
+  let awakeLeftovers: () => string[] = () => [];
+  let cpuAwake: CpuAwakeMethod | undefined;
+  const load: ScaleLoad[] = [];
   try {
+    const awake = await createCpuAwake(bed.run, o.cpuAwake ?? true);
+    awakeLeftovers = awake.leftovers;
+    cpuAwake = awake.method;
+    say(describeCpuAwake(awake.method));
     for (const services of [...o.services].sort((a, b) => a - b)) {
-      const prog = await bed.apply(services);
+      const paths = pathsAt(services, o);
+      const prog = await bed.apply(services, { nft: paths.includes('kube-proxy-nft') });
       programming.push(prog);
       const v6 = prog.ipv6;
       say(`${services} services: kube-proxy restore ${(prog.kubeProxyRestoreMs / 1000).toFixed(1)} s (${prog.kubeProxyNatRules} nat rules), ` +
-        `kube-proxy nft -f ${(prog.kubeProxyNftLoadMs / 1000).toFixed(1)} s (${prog.kubeProxyNftRules} rules, ${prog.kubeProxyNftElements} map elements)` +
-        (v6 ? `, IPv6: ip6tables restore ${(v6.kubeProxyRestoreMs / 1000).toFixed(1)} s (${v6.kubeProxyNatRules} nat rules), nft -f ip6 ${(v6.kubeProxyNftLoadMs / 1000).toFixed(1)} s` : '') +
+        (paths.includes('kube-proxy-nft') ? `kube-proxy nft -f ${(prog.kubeProxyNftLoadMs / 1000).toFixed(1)} s (${prog.kubeProxyNftRules} rules, ${prog.kubeProxyNftElements} map elements)`
+          : 'kube-proxy nftables not loaded (above --connect-nft-max-services)') +
+        (v6 ? `, IPv6: ip6tables restore ${(v6.kubeProxyRestoreMs / 1000).toFixed(1)} s (${v6.kubeProxyNatRules} nat rules)` +
+          (paths.includes('kube-proxy-nft') ? `, nft -f ip6 ${(v6.kubeProxyNftLoadMs / 1000).toFixed(1)} s` : '') : '') +
         `, sluice programmed ${(prog.sluiceProgrammedMs / 1000).toFixed(1)} s (${families.join(' + ')})`);
-      await warmUp(bed, o, services);
       const samples = new Map<string, ConnectSample[]>();
       const key = (family: IpFamily, path: ConnectPath) => `${family}/${path}`;
-      for (let r = 0; r < o.rounds; r++) {
-        for (const family of familyOrder(families, r)) {
-          for (const path of roundOrder(r)) samples.set(key(family, path), [...(samples.get(key(family, path)) ?? []), await measure(bed, path, family, o)]);
+      // Spinners from the warm-up to the last round, every path alike; released in any case.
+      const loadBefore = load1();
+      await awake.hold();
+      try {
+        await warmUp(bed, o, services, paths);
+        for (let r = 0; r < o.rounds; r++) {
+          for (const family of familyOrder(families, r)) {
+            for (const path of roundOrder(r, paths)) samples.set(key(family, path), [...(samples.get(key(family, path)) ?? []), await measure(bed, path, family, o)]);
+          }
+          say(`${services} services: round ${r + 1}/${o.rounds} done (load average ${load1()})`);
         }
-        say(`${services} services: round ${r + 1}/${o.rounds} done`);
+      } finally {
+        await awake.release();
       }
-      for (const [family, path] of families.flatMap((f) => CONNECT_PATHS.map((p) => [f, p] as const))) {
+      load.push({ services, loadavg1Before: loadBefore, loadavg1After: load1() });
+      for (const [family, path] of families.flatMap((f) => paths.map((p) => [f, p] as const))) {
         const s = samples.get(key(family, path)) ?? [];
         rows.push({
           path, family, services,
@@ -164,10 +209,10 @@ export async function runConnectBench(o: ConnectOptions): Promise<ConnectResult>
     }
   } finally {
     await bed.destroy();
-    leftovers = bed.leftovers();
+    leftovers = [...bed.leftovers(), ...awakeLeftovers()];
   }
   const { progress: _progress, afterScale: _afterScale, ...options } = o;
-  return { bench: 'connect', options: { ...options, families }, iptablesBackend: backend, programming, rows, leftovers };
+  return { bench: 'connect', options: { ...options, families }, iptablesBackend: backend, ...(cpuAwake ? { cpuAwake } : {}), load, programming, rows, leftovers };
 }
 
 /** A row's family (results from before issue 16 have none: they are IPv4). */
@@ -228,6 +273,8 @@ export function formatConnect(r: ConnectResult): string {
   return [
     `client pod → node → backend pod, short TCP connections; medians of ${o.rounds} interleaved rounds (direct twice a round); ` +
       `${o.latencyConnections} sequential connections for latency, ${o.rateWorkers} workers × ${o.rateSeconds} s for rate; iptables-${r.iptablesBackend}`,
+    r.cpuAwake ? describeCpuAwake(r.cpuAwake) : 'CPUs left to idle',
+    ...(r.load ?? []).map((l) => `${l.services} services: load average ${l.loadavg1Before} before the rounds, ${l.loadavg1After} after`),
     head,
     ...r.rows.map((x) => {
       const f = rowFamily(x);

@@ -153,7 +153,8 @@ function summary(cp: ControlPlaneResult | undefined, agent: AgentScaleResult | u
     const hi = Math.max(...connect.rows.map((r) => r.services));
     for (const family of connect.options.families ?? ['IPv4']) {
       for (const path of ['sluice-connect', 'sluice-tc', 'kube-proxy', 'kube-proxy-nft'] as const) {
-        lines.push(`${`connect p50 / direct, ${hi} svc, ${family}: ${path}`.padEnd(50)}${`${ratio(connect.rows, hi, path, 'direct', 'latencyP50Ms', family).toFixed(2)}×`.padStart(12)}`);
+        const x = ratio(connect.rows, hi, path, 'direct', 'latencyP50Ms', family);
+        if (Number.isFinite(x)) lines.push(`${`connect p50 / direct, ${hi} svc, ${family}: ${path}`.padEnd(50)}${`${x.toFixed(2)}×`.padStart(12)}`);
       }
     }
   }
@@ -252,9 +253,11 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
     header(`connect: client pod → node → backend pod, ${o.connectServices.join(', ')} services`);
     await timed('connect', outcomes, async () => {
       const starts: AgentStartResult[] = [];
+      const startErrors: { services: number; error: string }[] = [];
       const throughput: ThroughputRow[] = [];
       connect = await runConnectBench({
-        services: o.connectServices, rounds: o.connectRounds, families: o.connectFamilies, latencyConnections: o.quick ? 50 : 200, rateSeconds: o.quick ? 1 : 2, rateWorkers: 4,
+        services: o.connectServices, rounds: o.connectRounds, families: o.connectFamilies, cpuAwake: o.cpuAwake,
+        ...(o.connectNftMaxServices !== undefined ? { nftMaxServices: o.connectNftMaxServices } : {}), latencyConnections: o.quick ? 50 : 200, rateSeconds: o.quick ? 1 : 2, rateWorkers: 4,
         warmupConnections: o.quick ? 10 : 50, progress: (line) => console.log(line),
         afterScale: async (bed, services) => {
           if (o.throughputServices.includes(services)) {
@@ -263,15 +266,22 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
             console.log(formatThroughput(rows));
           }
           if (o.startServices.includes(services)) {
-            starts.push(await measureAgentStart(bed));
-            console.log(formatAgentStart(starts.slice(-1)));
+            // A start that fails (e.g. not programmed within its timeout) is a result to record, not
+            // a reason to lose the scales' latency figures: noted, and the bench goes on.
+            try {
+              starts.push(await measureAgentStart(bed));
+              console.log(formatAgentStart(starts.slice(-1)));
+            } catch (err) {
+              startErrors.push({ services, error: (err as Error).message.split('\n')[0] ?? String(err) });
+              console.error(`agent starts at ${services} services failed: ${(err as Error).message}`);
+            }
           }
         },
       });
       console.log(formatConnect(connect));
       if (throughput.length > 0) console.log(formatThroughput(throughput));
       if (starts.length > 0) console.log(formatAgentStart(starts));
-      const report = { environment, connect, starts, throughput };
+      const report = { environment, connect, starts, throughput, ...(startErrors.length > 0 ? { startErrors } : {}) };
       console.log(`wrote ${await writeResult('connect', report)}`);
       const bad = connect.rows.filter((r) => r.failures + r.misrouted > 0);
       if (bad.length > 0) {
@@ -279,6 +289,7 @@ export async function runAll(o: BenchOptions): Promise<boolean> {
       }
       if (connect.leftovers.length > 0) throw new Error(`the bed left ${connect.leftovers.join(', ')}`);
       if (!o.quick) for (const f of await writeConnectDocs(report)) console.log(`wrote ${f}`);
+      if (startErrors.length > 0) throw new Error(`agent starts failed: ${startErrors.map((e) => `${e.services}: ${e.error}`).join('; ')}`);
     });
   }
 

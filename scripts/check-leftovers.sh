@@ -18,6 +18,8 @@ if [ -n "$cg2" ]; then
     [ -n "$root" ] && report "programs on the root cgroup $cg2: $root"
   fi
 fi
+# The connect bench's CPU-awake spinners run in a cgroup v1 cpu group of the run (bench/cpu-awake.ts).
+for d in /sys/fs/cgroup/cpu/sluice-test-*; do [ -e "$d" ] && report "cpu cgroup $d"; done
 # Podman containers the image test runs are named slt-<prefix>-*.
 if command -v podman >/dev/null; then
   for c in $(podman ps -a --format '{{.Names}}' 2>/dev/null | grep '^slt-'); do report "podman container $c"; done

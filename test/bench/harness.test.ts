@@ -3,7 +3,7 @@
 // asserted here (targets are shown by `npm run bench` and docs/benchmarks.md, not unit tests).
 // Under tap the child's RSS is inflated anyway: @tapjs/processinfo re-injects its loader into every
 // child process's NODE_OPTIONS (result.runtime shows it).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { parseBenchOptions } from '../../bench/args.js';
 import { ClusterState, portsOf } from '../../bench/cluster.js';
@@ -13,7 +13,9 @@ import { distribution, percentile } from '../../bench/stats.js';
 import type { AgentStartResult } from '../../bench/agent-start.js';
 import { measureAgentStart } from '../../bench/agent-start.js';
 import { CONNECT_FAMILIES, CONNECT_PATHS } from '../../bench/connect-bed.js';
-import { familyOrder, formatConnect, roundOrder, runConnectBench } from '../../bench/connect.js';
+import { familyOrder, formatConnect, pathsAt, roundOrder, runConnectBench } from '../../bench/connect.js';
+import { createCpuAwake, schedPolicy } from '../../bench/cpu-awake.js';
+import { TestbedRun } from '../../src/testbed/run.js';
 import { latencyChart } from '../../bench/charts.js';
 import type { ThroughputRow } from '../../bench/throughput.js';
 import { measureThroughput } from '../../bench/throughput.js';
@@ -50,6 +52,9 @@ t.test('bench options', async (t) => {
   t.match(parseBenchOptions([], {}), { connectServices: [1, 1_000, 10_000, 30_000, 65_000], connectRounds: 5, startServices: [10_000, 30_000, 65_000] });
   t.match(parseBenchOptions(['--quick'], {}), { connectServices: [1, 1_000], connectRounds: 2, startServices: [], connectFamilies: ['IPv4', 'IPv6'] });
   t.same(parseBenchOptions(['--connect-families', 'IPv4'], {}).connectFamilies, ['IPv4'], 'IPv4 alone: a single-stack bed');
+  t.match(parseBenchOptions([], {}), { cpuAwake: true, connectNftMaxServices: undefined }, 'CPUs kept awake, nftables at every scale by default');
+  t.match(parseBenchOptions(['--no-cpu-awake', '--connect-nft-max-services', '10000'], {}), { cpuAwake: false, connectNftMaxServices: 10_000 });
+  t.throws(() => parseBenchOptions(['--connect-nft-max-services', '0'], {}), { name: 'UsageError' }, '--connect-nft-max-services 0');
   for (const bad of ['IPv6', 'IPv4,IPv5', '']) t.throws(() => parseBenchOptions(['--connect-families', bad], {}), { name: 'UsageError' }, `--connect-families "${bad}"`);
   t.throws(() => parseBenchOptions(['--connect-services', '70000'], {}), { name: 'UsageError' }, 'more services than the maps hold');
   for (const bad of [['--connect-rounds', '0'], ['--services', '0'], ['--services', '1e3'], ['--endpoints', '101'], ['--only', 'nope'], ['--frobnicate']]) {
@@ -156,10 +161,48 @@ t.test('connect bench: round order and the generated docs block', async (t) => {
     t.same([...new Set(order)].sort(), [...CONNECT_PATHS].sort(), 'every path in every round');
   }
   t.not(roundOrder(0)[1], roundOrder(1)[1], 'the order rotates');
+  t.same(pathsAt(30_000, { nftMaxServices: 10_000 }), CONNECT_PATHS.filter((p) => p !== 'kube-proxy-nft'), 'no nftables path above --connect-nft-max-services');
+  t.same(pathsAt(10_000, { nftMaxServices: 10_000 }), [...CONNECT_PATHS], 'and every path up to it');
+  t.notOk(roundOrder(1, pathsAt(65_000, { nftMaxServices: 1 })).includes('kube-proxy-nft'), 'a round over the measured paths only');
   t.same(familyOrder(CONNECT_FAMILIES, 0), ['IPv4', 'IPv6']);
   t.same(familyOrder(CONNECT_FAMILIES, 1), ['IPv6', 'IPv4'], 'which family goes first alternates by round');
   t.equal(spliceGenerated(`a\n${BEGIN}\nold\n${END}\nb\n`, `${BEGIN}\nnew\n${END}`), `a\n${BEGIN}\nnew\n${END}\nb\n`, 'the block is replaced in place');
   t.match(spliceGenerated('a\n', `${BEGIN}\nnew\n${END}`), /^a\n\n<!-- BEGIN/, 'and appended when absent');
+});
+
+// The CPU-awake guard (bench/cpu-awake.ts): one SCHED_IDLE spinner pinned per CPU in a cpu.idle
+// cgroup while held, none after release, nothing left after the run's cleanup.
+t.test('connect bench: the CPU-awake guard holds and releases its spinners', async (t) => {
+  if (!(await requirePrivileges(t))) return;
+  const run = await TestbedRun.start();
+  try {
+    const awake = await createCpuAwake(run, true);
+    const cgroup = awake.method.idleCgroup;
+    t.equal(awake.method.method, 'idle-spinners');
+    await awake.hold();
+    await awake.hold(); // idempotent: still one per CPU
+    if (cgroup) {
+      const pids = readFileSync(`${cgroup}/cgroup.procs`, 'utf8').trim().split('\n').filter(Boolean);
+      t.equal(pids.length, awake.method.spinners, 'one spinner per CPU in the cpu.idle cgroup');
+      t.equal(readFileSync(`${cgroup}/cpu.idle`, 'utf8').trim(), '1', 'the cgroup is idle-priority');
+      for (const pid of pids) t.equal(schedPolicy(Number(pid)), 5, `spinner ${pid} runs at SCHED_IDLE`);
+      await awake.release();
+      t.equal(readFileSync(`${cgroup}/cgroup.procs`, 'utf8').trim(), '', 'released: no spinner left');
+      await awake.hold(); // held again, then left to the run's cleanup
+    } else {
+      t.comment('no cgroup v1 cpu.idle here: spinners at SCHED_IDLE alone');
+      await awake.release();
+    }
+    await run.destroy();
+    t.same(awake.leftovers(), [], 'the cleanup removed the spinners and the cgroup');
+  } finally {
+    await run.destroy();
+  }
+  const off = await TestbedRun.start();
+  const none = await createCpuAwake(off, false);
+  await none.hold();
+  t.match(none.method, { method: 'none', spinners: 0, idleCgroup: null }, '--no-cpu-awake holds nothing');
+  await off.destroy();
 });
 
 // The connect bench, iperf3 throughput and the agent-start measurement at tiny scale: every path at
@@ -177,7 +220,9 @@ t.test('connect bench at tiny scale, with agent starts', async (t) => {
     },
   });
   t.comment(formatConnect(r));
-  t.same(r.leftovers, [], 'namespaces, cgroup subtree and pins removed');
+  t.same(r.leftovers, [], 'namespaces, cgroup subtree, pins and the CPU-awake cgroup removed');
+  t.equal(r.cpuAwake?.method, 'idle-spinners', 'the CPUs were kept awake by default, and that is recorded');
+  t.same(r.load?.map((l) => l.services), [1, 50], 'the load average recorded per scale');
   t.same(r.programming.map((p) => p.services), [1, 50]);
   for (const p of r.programming) positive(t, p.sluiceRssBytes, `agent RSS at ${p.services} services`);
   t.ok((r.programming[1]?.kubeProxyNatRules ?? 0) > (r.programming[0]?.kubeProxyNatRules ?? Infinity), 'more services, more kube-proxy rules');
