@@ -6,16 +6,13 @@
 //   when it sits on a host-facing interface, else the first address of one) and a port from
 //   --snat-port-range, which must lie outside net.ipv4.ip_local_port_range so no connection of
 //   the node's own can hold the same tuple (checked here, reported when it does not).
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { promisify } from 'node:util';
 import { FRONTEND_KIND_NAMES, nodeConfig4, nodeConfig6, svcCounters, u32Key } from '../bpf/sluice-structs.js';
 import { decodePerCpu } from '../bpf/codec.js';
 import type { ExternalCounterView } from '../admin/types.js';
 import type { NativeMap } from '../bpf/native.js';
+import { runCommand } from '../datapath/command.js';
 import { interfaceMatcher } from './interfaces.js';
-
-const execFileP = promisify(execFile);
 
 export interface HostAddress {
   ifname: string;
@@ -41,7 +38,7 @@ export function parseIpAddrShow(text: string): HostAddress[] {
 
 /** The IPv4 and IPv6 addresses of every interface of this network namespace. */
 export async function readHostAddresses(): Promise<HostAddress[]> {
-  const { stdout } = await execFileP('ip', ['-o', 'addr', 'show'], { timeout: 10_000 });
+  const { stdout } = await runCommand(['ip', '-o', 'addr', 'show']);
   return parseIpAddrShow(stdout);
 }
 

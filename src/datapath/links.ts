@@ -3,10 +3,8 @@
 // the links of the namespace it was mounted in, which is not the process's own when the agent
 // was started with `nsenter --net` (or any setns) and no fresh sysfs. Netlink always answers
 // for the namespace of the asking process.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { runCommand } from './command.js';
 
-const run = promisify(execFile);
 
 export interface Link {
   ifname: string;
@@ -33,6 +31,6 @@ export function parseIpLinkJson(text: string): Link[] {
 /** The links of this process's network namespace (or of the namespace at path `netns`). */
 export async function listLinks(netns?: string): Promise<Link[]> {
   const argv = argvInNetns(netns, ['ip', '-j', 'link', 'show']);
-  const { stdout } = await run(argv[0] as string, argv.slice(1), { timeout: 10_000, maxBuffer: 64 << 20 });
+  const { stdout } = await runCommand(argv);
   return parseIpLinkJson(stdout);
 }

@@ -3,12 +3,10 @@
 // before whom: within one priority, cls_bpf runs its filters newest first, and `tc filter show`
 // dumps them in that same order (lower priorities first). One `tc -batch` process reads every
 // hook of a check, so the periodic check costs one process, not one per interface.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { runCommand } from './command.js';
 import type { TcDirection } from '../bpf/native.js';
 import { argvInNetns as argvIn, listLinks } from './links.js';
 
-const run = promisify(execFile);
 
 /** One filter on a clsact hook, as `tc -j filter show` reports it. */
 export interface TcFilterEntry {
@@ -62,7 +60,7 @@ export async function checkTcBinary(netns?: string): Promise<void> {
   const argv = argvIn(netns, ['tc', '-j', 'filter', 'show', 'dev', 'lo', 'ingress']);
   let stdout: string;
   try {
-    ({ stdout } = await run(argv[0] as string, argv.slice(1), { timeout: 10_000 }));
+    ({ stdout } = await runCommand(argv));
   } catch (err) {
     const spawn = tcSpawnError(err);
     if (spawn !== err) throw spawn;
@@ -105,7 +103,7 @@ export async function listTcFilters(hooks: readonly TcHookRef[], netns?: string)
   const argv = argvIn(netns, ['tc', '-j', '-batch', '-']);
   const script = hooks.map((h) => `filter show dev ${h.ifname} ${h.direction}\n`).join('');
   try {
-    const { stdout } = await runWithInput(argv, script);
+    const { stdout } = await runCommand(argv, { input: script });
     const lines = stdout.split('\n').filter((l) => l.trim() !== '');
     if (lines.length !== hooks.length) throw new Error(`tc -batch: ${lines.length} answers for ${hooks.length} hooks`);
     hooks.forEach((h, i) => out.set(hookKey(h), parseTcFilterJson(lines[i] as string)));
@@ -114,7 +112,7 @@ export async function listTcFilters(hooks: readonly TcHookRef[], netns?: string)
     // One hook at a time: a missing interface fails alone.
     for (const h of hooks) {
       try {
-        const { stdout } = await run(argv[0] as string, [...argv.slice(1, -2), 'filter', 'show', 'dev', h.ifname, h.direction], { timeout: 10_000 });
+        const { stdout } = await runCommand([...argv.slice(0, -2), 'filter', 'show', 'dev', h.ifname, h.direction]);
         out.set(hookKey(h), parseTcFilterJson(stdout.trim() || '[]'));
       } catch (err) {
         if (!/Cannot find device/.test(String((err as { stderr?: string }).stderr ?? ''))) throw tcSpawnError(err);
@@ -138,12 +136,3 @@ export async function interfaceNames(netns?: string): Promise<Map<number, string
   return new Map((await listLinks(netns)).map((l) => [l.ifindex, l.ifname]));
 }
 
-function runWithInput(argv: string[], input: string): Promise<{ stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(argv[0] as string, argv.slice(1), { timeout: 10_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(Object.assign(err, { stderr }));
-      else resolve({ stdout });
-    });
-    child.stdin?.end(input);
-  });
-}
