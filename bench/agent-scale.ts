@@ -20,7 +20,7 @@ import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCgroup } from '../src/testbed/cgroup.js';
-import { run as runCommand } from '../src/testbed/exec.js';
+import { boundToParent, run as runCommand } from '../src/testbed/exec.js';
 import { netnsArgv } from '../src/testbed/netns.js';
 import { TestbedRun } from '../src/testbed/run.js';
 import { AGENT_JS, AgentProcess, assertBuilt, FakeApiControl } from '../test/e2e/agent-bed.js';
@@ -111,7 +111,7 @@ export async function measureAgentScale(opts: AgentScaleOptions): Promise<AgentS
     ];
     // SLUICE_BENCH_AGENT_NODE_FLAGS: node/V8 flags for the agent (e.g. --cpu-prof --cpu-prof-dir=DIR).
     const nodeFlags = (process.env['SLUICE_BENCH_AGENT_NODE_FLAGS'] ?? '').split(/\s+/).filter((f) => f !== '');
-    const [cmd, ...args] = netnsArgv(ns, [process.execPath, ...nodeFlags, AGENT_JS, ...flags]) as [string, ...string[]];
+    const [cmd, ...args] = boundToParent(netnsArgv(ns, [process.execPath, ...nodeFlags, AGENT_JS, ...flags])) as [string, ...string[]];
     t = performance.now();
     // MALLOC_ARENA_MAX as daemonset/sluice.yaml sets it (src/agent/process-memory.ts).
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SLUICE_LOG_LEVEL: '', NODE_OPTIONS: '', MALLOC_ARENA_MAX: String(MALLOC_ARENAS) } });

@@ -14,7 +14,7 @@ import { fromPackageRoot } from '../bpf/native.js';
 import { createCgroup } from './cgroup.js';
 import type { ClusterNode } from './cluster.js';
 import { NODE_UPLINK } from './cluster.js';
-import { run as runCommand } from './exec.js';
+import { boundToParent, run as runCommand } from './exec.js';
 import { netnsArgv } from './netns.js';
 import type { TestbedRun } from './run.js';
 
@@ -51,7 +51,7 @@ export class NodeAgent {
    * a CI machine shared by parallel test files, Node's start-up alone can take many seconds.
    */
   async start(extra: string[] = [], timeoutMs = 60_000): Promise<void> {
-    const [cmd, ...args] = netnsArgv(this.node.ns, [process.execPath, AGENT_JS, ...this.flags(), ...extra]) as [string, ...string[]];
+    const [cmd, ...args] = boundToParent(netnsArgv(this.node.ns, [process.execPath, AGENT_JS, ...this.flags(), ...extra])) as [string, ...string[]];
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SLUICE_LOG_LEVEL: '' } });
     this.child = child;
     this.run.own(child, `sluice-agent ${this.node.name} ${child.pid}`);

@@ -68,3 +68,15 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
     );
   });
 }
+
+/**
+ * `argv` run so that the kernel SIGKILLs it when the process that spawned it dies
+ * (PR_SET_PDEATHSIG, set by util-linux's setpriv, kept across the exec chain of netnsArgv). For
+ * long-lived children such as agents: a test file killed by tap's timeout (SIGKILL) runs no
+ * cleanup, and the sweeper removes a dead run's namespaces and pins but cannot see a process
+ * outside its cgroups, so an agent would live on, re-pinning and attaching.
+ */
+export function boundToParent(argv: readonly string[]): string[] {
+  if (argv.length === 0) throw new Error('testbed: boundToParent needs a command');
+  return ['setpriv', '--pdeathsig', 'KILL', '--', ...argv];
+}

@@ -38,7 +38,7 @@ import type { ServiceView, ServicesView, StatusView } from '../../src/admin/type
 import { createCgroup } from '../../src/testbed/cgroup.js';
 import { runEchoClient, startEchoServer } from '../../src/testbed/echo.js';
 import type { EchoAttempt } from '../../src/testbed/echo.js';
-import { run as runCommand } from '../../src/testbed/exec.js';
+import { boundToParent, run as runCommand } from '../../src/testbed/exec.js';
 import type { RunResult } from '../../src/testbed/exec.js';
 import { netnsArgv, spawnInNetns } from '../../src/testbed/netns.js';
 import { nodeArgv } from '../../src/testbed/node-child.js';
@@ -384,7 +384,7 @@ export class AgentBed {
 
   /** Starts the agent (killed at teardown) in the node namespace. */
   startAgent(extra: string[] = []): AgentProcess {
-    const [cmd, ...args] = this.agentArgv([...this.agentFlags(), ...extra]) as [string, ...string[]];
+    const [cmd, ...args] = boundToParent(this.agentArgv([...this.agentFlags(), ...extra])) as [string, ...string[]];
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SLUICE_LOG_LEVEL: '' } });
     this.run.own(child, `sluice-agent ${child.pid}`);
     this.agent = new AgentProcess(child);

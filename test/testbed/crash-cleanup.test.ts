@@ -21,6 +21,8 @@ interface Made {
   pinDir: string;
   pinnedMap: string;
   sleeperPid: number;
+  /** A child started with boundToParent (as agents are). */
+  boundPid: number;
   /** File removed by a second cleanup registry of the fixture. */
   marker: string;
 }
@@ -110,6 +112,9 @@ t.test('the sweeper removes what a crashed run left, and leaves live runs alone'
   t.ok((await listNetns()).includes(made.netns[0] as string), 'a SIGKILLed run leaves its namespaces');
   t.ok(existsSync(made.pinnedMap), 'and its pins');
   t.ok(pidAlive(made.sleeperPid), 'and its processes');
+  // An agent-like child bound to its parent (boundToParent) dies with it: no live orphan.
+  for (let i = 0; i < 100 && pidAlive(made.boundPid); i++) await new Promise((r) => setTimeout(r, 20));
+  t.notOk(pidAlive(made.boundPid), 'but a child started with boundToParent died with the run');
 
   // Restricted to the two runs of this test, so parallel test files are never disturbed.
   const only = (p: string) => p === made.prefix || p === live.prefix;
