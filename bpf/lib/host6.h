@@ -346,11 +346,16 @@ static __noinline int sl_host_icmp_in6(struct __sk_buff *skb)
 	__be16 a_port, b_port;
 	bool fwd;
 
-	/* Tunnelled flows' errors are not translated in IPv6 (docs/ipv6.md): passed untouched. */
-	if (!ct || !(ct->flags & SL_CT_F_EXTERNAL) ||
-	    (ct->flags & (SL_CT_F_TUNNEL | SL_CT_F_DECAP)))
+	if (!ct || !(ct->flags & SL_CT_F_EXTERNAL) || (ct->flags & SL_CT_F_DECAP))
 		return SL_TC_PASS;
 	fwd = ct->type == SL_CT_FORWARD;
+	/*
+	 * A tunnelled flow's error about a reply: translated and wrapped by the SL_HOST6_TUNNEL
+	 * program (sl_host_tunnel_icmp6). Its REVERSE entry's errors come through the tunnel
+	 * (sl_host6_decap) or, DSR, from the backend's node straight.
+	 */
+	if (ct->flags & SL_CT_F_TUNNEL)
+		return fwd ? SL_HOST6_WRAP : SL_TC_PASS;
 	if (!fwd && !(ct->flags & SL_CT_F_SNAT))
 		return SL_TC_PASS;
 	sl_addr6_copy(a_addr, ct->nat_addr);
@@ -412,12 +417,13 @@ static __noinline int sl_host_icmp_out6(struct __sk_buff *skb)
 	frontend_port = ct->nat_port;
 	if (ct->flags & SL_CT_F_DECAP) {
 		/*
-		 * A tunnelled flow: DSR's errors go to the client straight, quoting its frontend
-		 * (nat_saddr:nat_sport), as IPv4's; a Tunnel flow's are not wrapped back in IPv6
-		 * (not built, docs/ipv6.md): passed untouched.
+		 * A tunnelled flow: a Tunnel flow's error is wrapped back to the ingress node
+		 * untouched, like the replies (sl_host_tunnel_icmp6): only that node knows the
+		 * frontend, and translates it (sl_host_icmp_unwrapped6). DSR's go to the client
+		 * straight, quoting its frontend (nat_saddr:nat_sport), as IPv4's.
 		 */
 		if (!(ct->flags & SL_CT_F_DSR))
-			return SL_TC_PASS;
+			return SL_HOST6_WRAP;
 		sl_addr6_copy(frontend_addr, ct->nat_saddr);
 		frontend_port = ct->nat_sport;
 	}
