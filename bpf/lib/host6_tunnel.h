@@ -14,15 +14,20 @@
  *      to the pod (from the client, into this node's input path); else the SYN-ACK's MSS clamped
  *      and the reply wrapped back to the ingress node. DSR: its source becomes the frontend and
  *      it goes straight to the client (the kernel routed it here for that), the SYN-ACK's MSS
- *      clamped (it bounds what the client sends through the tunnel).
+ *      clamped (it bounds what the client sends through the tunnel);
+ *    - an ICMPv6 error about a tunnelled flow (sl_host_tunnel_icmp6): ingress node, a network's
+ *      error about a reply, quoting the backend then wrapped for its node; backend's node, a
+ *      Tunnel pod's (or the node's) error about a request, wrapped back untouched.
  *  sl_host6_decap (SL_HOST6_DECAP), reached from the entry program for IPv6 UDP to the tunnel
  *  port: unwrapped (only from a node of sl_tunnel_nodes6), then
  *    - the reply of a flow this node tunnelled (REVERSE, TUNNEL): source back to the frontend,
  *      sent to the client;
  *    - a client's packet for a local pod: DECAP entries remember the ingress node (Tunnel) or
  *      the frontend (DSR); the kernel routes it to the pod, which sees the client's address.
- *    - anything else unwrapped (an ICMPv6 error about a tunnelled flow): to the kernel untouched
- *      (errors about tunnelled IPv6 flows are not translated, docs/ipv6.md).
+ *    - an ICMPv6 error the flow's backend node wrapped back (sl_host_icmp_unwrapped6): quoting
+ *      client -> frontend, sent to the client;
+ *    - anything else unwrapped (an ICMPv6 error about a DECAP flow, translated by the ingress
+ *      node already): to the kernel untouched, which routes it to the pod.
  */
 #ifndef SL_LIB_HOST6_TUNNEL_H
 #define SL_LIB_HOST6_TUNNEL_H
