@@ -190,7 +190,7 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     { name: 'closed', clusterIP: '10.96.0.19', nodePort: 30020, pods: [onB], ports: [{ name: 'closed', port: CLOSED, protocol: 'UDP', targetPort: CLOSED, nodePort: 30020 }] },
     { name: 'gso', clusterIP: '10.96.0.20', nodePort: 30021, pods: [onB], ports: [{ name: 'gso', port: GSO, protocol: 'UDP', targetPort: GSO, nodePort: 30021 }] },
     ...ipv6TunnelServices(c, DOWNLOAD),
-    ...ipv6TunnelIcmpServices(c, { sized: SIZED }),
+    ...ipv6TunnelIcmpServices(c, { sized: SIZED, closed: CLOSED }),
   ]));
 
   const agents = await clusterAgents(run, c.nodes, work, manifests);

@@ -6,14 +6,22 @@
 //   - a pod's UDP reply too large to wrap back (IPv6 tunnel: 48 bytes, so 1452 at most): node B
 //     answers the pod with Packet Too Big (MTU 1452, counted tunnel_mtu), the pod's kernel caches
 //     path MTU 1452 to the client; a reply that just fits comes back;
+//   - the far client (behind the edge router's 1400-byte link) downloads 1 MiB through [node A]
+//     from the pod on B: the router's Packet Too Big about the reply goes to [node A], which wraps
+//     it for node B quoting what the pod sent; the pod's kernel caches path MTU 1400 to the far
+//     client, and the download completes (IPv6 routers never fragment: a black hole otherwise);
+//   - the pod's port unreachable (nothing listens) reaches the client's connected UDP socket,
+//     through node A, as ECONNREFUSED.
 // DSR mode:
 //   - the client in --dsr-optout-cidrs (its IPv6 /128) is answered through the tunnel (node A's
 //     uplink carries the reply; node B's entries for it have no dsr flag), the other client DSR
-//     (node A's uplink carries no reply bytes); the pod sees each client's own address.
+//     (node A's uplink carries no reply bytes); the pod sees each client's own address;
+//   - the same far-client download: the router's Packet Too Big about a reply node B sent from
+//     [node A]:nodePort reaches node A, which wraps it for node B, to the pod.
 import type { Test } from 'tap';
 import type { NodeAgent } from '../../src/testbed/cluster-agent.js';
 import type { Cluster, ClusterClient, ClusterNode, ClusterPod } from '../../src/testbed/cluster.js';
-import { runDownload } from '../../src/testbed/echo.js';
+import { runDownload, runEchoClient } from '../../src/testbed/echo.js';
 import { run as runCommand } from '../../src/testbed/exec.js';
 import { ipIn, netnsArgv } from '../../src/testbed/netns.js';
 import type { TestbedRun } from '../../src/testbed/run.js';
@@ -22,20 +30,25 @@ import type { CtDump, Svc } from './bed.js';
 import { DOWNLOAD6 } from './ipv6-tunnel-scenarios.js';
 
 const SIZED6 = 30044;
+const CLOSED6 = 30045;
 const MIB = 1 << 20;
 /** The IPv6 tunnel's headers (outer IPv6 + UDP; tunnel6.h): a wrapped packet fits 1500 up to 1452. */
 const TUNNEL6_FITS = 1500 - 48;
 /** The largest UDP payload whose IPv6 datagram fits once wrapped. */
 const UDP6_FITS = TUNNEL6_FITS - 40 - 8;
 
-/** The scenarios' Service, to the pod on node B: `sized` a UDP port where it answers a datagram "n" with n bytes on IPv6. */
-export function ipv6TunnelIcmpServices(c: Cluster, ports: { sized: number }): Svc[] {
+/**
+ * The scenarios' Services, to the pod on node B: `sized` a UDP port where it answers a datagram
+ * "n" with n bytes on IPv6, `closed` a UDP port where nothing listens.
+ */
+export function ipv6TunnelIcmpServices(c: Cluster, ports: { sized: number; closed: number }): Svc[] {
   const b = c.nodes[1] as ClusterNode;
   const p = b.pods[0] as ClusterPod;
   if (!p.ip6) throw new Error('ipv6 tunnel ICMP scenarios: the bed is not dual-stack (createCluster ipv6)');
   const onB = { pod: p.name, ip: p.ip, ip6: p.ip6, node: b.name };
   return [
     { name: 'sized6', clusterIP: 'fd00:96::44', nodePort: SIZED6, protocol: 'UDP', targetPort: ports.sized, pods: [onB] },
+    { name: 'closed6', clusterIP: 'fd00:96::45', nodePort: CLOSED6, protocol: 'UDP', targetPort: ports.closed, pods: [onB] },
   ];
 }
 
@@ -45,6 +58,20 @@ export interface Ipv6TunnelIcmpBed {
   agents: NodeAgent[];
   /** DSR mode: the client whose IPv6 address is in --dsr-optout-cidrs. */
   optedOut: ClusterClient;
+}
+
+/** The far client downloads 1 MiB through [node A] from the pod on B, which must learn path MTU 1400 from the router. */
+async function farDownload(t: Test, bed: Ipv6TunnelIcmpBed, mode: string): Promise<void> {
+  const [nodeA, nodeB] = bed.cluster.nodes as [ClusterNode, ClusterNode];
+  const podB = nodeB.pods[0] as ClusterPod;
+  const far = bed.cluster.routedClients[0] as ClusterClient | undefined;
+  if (!far?.ip6) throw new Error('ipv6 tunnel ICMP scenarios: the bed has no dual-stack far client (createCluster routedClients + ipv6)');
+  t.equal(await cachedMtu(podB.ns, far.ip6), undefined, 'the pod knows no path MTU to the far client before');
+  const r = await runDownload(bed.run, { ns: far.ns, host: nodeA.ip6 as string, port: DOWNLOAD6, bytes: MIB, idleMs: 8000 });
+  t.ok(r.ok && r.received === MIB && r.receivedSha256 === r.sha256, `${mode}: 1 MiB through a 1400-byte link arrived intact (${JSON.stringify(r.error ?? null)}, ${r.received} bytes)`);
+  t.equal(r.seenPeer?.address, far.ip6, 'served by the pod on B, which saw the far client\'s IPv6 address');
+  t.equal(await cachedMtu(podB.ns, far.ip6), 1400, 'the pod learned the path MTU from the router\'s Packet Too Big, carried through the tunnel');
+  await ipIn(podB.ns, ['-6', 'route', 'flush', 'cache']); // later transfers start from a clean path MTU
 }
 
 export async function ipv6TunnelIcmpScenarios(t: Test, mode: 'Tunnel' | 'DSR', bed: Ipv6TunnelIcmpBed): Promise<void> {
@@ -65,6 +92,15 @@ export async function ipv6TunnelIcmpScenarios(t: Test, mode: 'Tunnel' | 'DSR', b
       t.equal((await dropsOf(agentB)).get('tunnel_mtu') ?? 0, before + 1, 'node B counted it (tunnel_mtu)');
       t.equal(await cachedMtu(podB.ns, client6), TUNNEL6_FITS, `the pod's kernel took node B's Packet Too Big: path MTU ${TUNNEL6_FITS} to the client`);
       await ipIn(podB.ns, ['-6', 'route', 'flush', 'cache']);
+    });
+
+    await t.test('IPv6 Tunnel: a far client behind a 1400-byte link downloads through [node A] from the pod on B: the router\'s Packet Too Big reaches the pod through the tunnel', async (t) => {
+      await farDownload(t, bed, 'Tunnel');
+    });
+
+    await t.test('IPv6 Tunnel: the pod\'s port unreachable reaches the client\'s connected socket through node A as ECONNREFUSED', async (t) => {
+      const [u] = await runEchoClient({ ns: client.ns, proto: 'udp', host: a6, port: CLOSED6, connected: true, timeoutMs: 3000 });
+      t.equal(u?.error?.code, 'ECONNREFUSED', `refused at once (${JSON.stringify(u?.error ?? null)})`);
     });
     return;
   }
@@ -91,5 +127,9 @@ export async function ipv6TunnelIcmpScenarios(t: Test, mode: 'Tunnel' | 'DSR', b
     const ctA = await agentA.ctl<CtDump>(['ct', 'dump']);
     t.ok(ctA.entries.some((e) => e.flags.includes('tunnel') && !e.flags.includes('dsr') && e.client.ip === opted6), 'node A: tunnel, not DSR, for the opted-out client');
     t.ok(ctA.entries.some((e) => e.flags.includes('dsr') && e.client.ip === client6), 'node A: DSR for the other');
+  });
+
+  await t.test('IPv6 DSR: a router\'s Packet Too Big about a reply node B sent reaches the pod through node A', async (t) => {
+    await farDownload(t, bed, 'DSR');
   });
 }
