@@ -40,10 +40,11 @@
  *
  * IPv6 (lib/host6.h, chosen by skb->protocol): the entry programs tail-call sl_host6_ingr /
  * sl_host6_egr (below: verified apart from the IPv4 path). NodePort, ExternalIP and
- * LoadBalancer frontends in sl_frontends6: a local backend DNATed, a remote one DNATed and
- * SNATed to this node's IPv6 address (snat6.h) whatever the mode (no IPv6 tunnel: Tunnel and
- * DSR fall back to SNAT); Maglev, source ranges and ICMPv6 errors about external flows as IPv4's
- * (without the tunnel cases).
+ * LoadBalancer frontends in sl_frontends6: a local backend DNATed, a remote one SNATed to this
+ * node's IPv6 address (snat6.h) or, Tunnel and DSR, sent through the IPv6 tunnel
+ * (lib/host6_tunnel.h: sl_host6_tun, sl_host6_decap; SNAT when the backend's node has no IPv6
+ * address); Maglev, source ranges and ICMPv6 errors about external flows, tunnelled ones
+ * included, as IPv4's.
  *
  * Not handled yet (see docs/external-traffic.md): SCTP, fragments.
  */

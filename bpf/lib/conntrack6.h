@@ -6,7 +6,8 @@
  * (the client is its own backend) REVERSE backend -> frontend, both entries flagged
  * SL_CT_F_HAIRPIN with nat_saddr the frontend, as in IPv4; and for external flows (host.bpf.c,
  * lib/host6.h) the SL_CT_F_EXTERNAL entries of lib/conntrack.h, SNAT included (nat_saddr and
- * nat_sport as the table in sluice.h says). Tunnel and DSR entries exist only in IPv4.
+ * nat_sport as the table in sluice.h says), and the Tunnel and DSR modes' TUNNEL and DECAP
+ * entries (sl_ct_create_tunnelled6).
  */
 #ifndef SL_LIB_CONNTRACK6_H
 #define SL_LIB_CONNTRACK6_H
@@ -214,6 +215,29 @@ static __always_inline void sl_ct_update6(const struct sl_ct_key6 *key, struct s
 }
 
 /*
+ * The REVERSE entry of a new flow from the client's tuple fwd (nat_addr:nat_port its frontend),
+ * made at its first packet (tcp_flags, now); nat_saddr zero, for the caller to fill (the table
+ * in sluice.h).
+ */
+static __always_inline void sl_ct_reverse_value6(struct sl_ct_value6 *val,
+						 const struct sl_ct_key6 *fwd, __u32 svc_id,
+						 __u32 flags, __be16 nat_sport, __u8 tcp_flags,
+						 __u64 now)
+{
+	*val = (struct sl_ct_value6){
+		.created_ns = now,
+		.last_seen_ns = now,
+		.nat_port = fwd->dport,
+		.type = SL_CT_REVERSE,
+		.state = sl_ct_next_state(fwd->proto, SL_CT_STATE_NEW, tcp_flags, false),
+		.svc_id = svc_id,
+		.flags = flags,
+		.nat_sport = nat_sport,
+	};
+	sl_addr6_copy(val->nat_addr, fwd->daddr);
+}
+
+/*
  * Both entries of a new flow from the client's tuple fwd to backend be, flagged flags (the
  * nat_saddr/nat_sport table in sluice.h), REVERSE first as sl_ct_create_flow4:
  *  - SL_CT_F_HAIRPIN: the client is the backend, so the forwarded packet's source becomes the
@@ -236,21 +260,12 @@ static __always_inline int sl_ct_create_flow6(const struct sl_ct_key6 *fwd,
 		.dport = snat ? snat_port : fwd->sport,
 		.proto = fwd->proto,
 	};
-	struct sl_ct_value6 val = {
-		.created_ns = now,
-		.last_seen_ns = now,
-		.nat_port = fwd->dport,
-		.type = SL_CT_REVERSE,
-		.state = sl_ct_next_state(fwd->proto, SL_CT_STATE_NEW, tcp_flags, false),
-		.svc_id = svc_id,
-		.flags = flags,
-		.nat_sport = snat ? fwd->sport : 0,
-	};
+	struct sl_ct_value6 val;
 	int ret;
 
 	sl_addr6_copy(rev.saddr, be->addr);
 	sl_addr6_copy(rev.daddr, hairpin ? fwd->daddr : snat ? snat_addr : fwd->saddr);
-	sl_addr6_copy(val.nat_addr, fwd->daddr);
+	sl_ct_reverse_value6(&val, fwd, svc_id, flags, snat ? fwd->sport : 0, tcp_flags, now);
 	if (hairpin)
 		sl_addr6_copy(val.nat_saddr, fwd->daddr);
 	else if (snat)
@@ -296,20 +311,11 @@ static __always_inline int sl_ct_create_tunnelled6(const struct sl_ct_key6 *fwd,
 						   __u8 tcp_flags, __u64 now)
 {
 	struct sl_ct_key6 rev = {.sport = be->port, .dport = fwd->sport, .proto = fwd->proto};
-	struct sl_ct_value6 val = {
-		.created_ns = now,
-		.last_seen_ns = now,
-		.nat_port = fwd->dport,
-		.type = SL_CT_REVERSE,
-		.state = sl_ct_next_state(fwd->proto, SL_CT_STATE_NEW, tcp_flags, false),
-		.svc_id = svc_id,
-		.flags = flags,
-		.nat_sport = rev_sport,
-	};
+	struct sl_ct_value6 val;
 
 	sl_addr6_copy(rev.saddr, be->addr);
 	sl_addr6_copy(rev.daddr, fwd->saddr);
-	sl_addr6_copy(val.nat_addr, fwd->daddr);
+	sl_ct_reverse_value6(&val, fwd, svc_id, flags, rev_sport, tcp_flags, now);
 	sl_addr6_copy(val.nat_saddr, rev_saddr);
 	if (bpf_map_update_elem(&sl_ct6, &rev, &val, BPF_ANY) < 0)
 		return -SL_DROP_CT_FULL;

@@ -17,10 +17,10 @@
  *    a remote backend's reply (REVERSE, EXTERNAL|SNAT): back to frontend -> client, sent out.
  *    an ICMPv6 error about an external flow (destination unreachable, Packet Too Big, time
  *    exceeded: lib/icmp6.h): translated to what the backend (or this node) sent, as IPv4's
- *    sl_host_icmp_in (sl_host_icmp_in6);
+ *    sl_host_icmp_in (sl_host_icmp_in6); a tunnelled flow's goes on to sl_host6_tun;
  *  egress: a local backend's reply (REVERSE, EXTERNAL): source back to the frontend; an ICMPv6
  *    error the backend (or this node for it) sends about the flow quotes the frontend
- *    (sl_host_icmp_out6).
+ *    (sl_host_icmp_out6); a Tunnel flow's goes on to sl_host6_tun, wrapped back.
  *
  * loadBalancerSourceRanges (sl_src_ranges6) and Maglev (lib/maglev.h) as in IPv4. Extension
  * headers are walked as on the TC path (lib/parse6.h), in a quote too. NDP and every other
@@ -324,7 +324,8 @@ static __noinline int sl_host_icmp_nat6(struct __sk_buff *skb, const struct sl_i
 
 /*
  * An ICMPv6 error arriving at this node about an external flow (lib/icmp6.h), as IPv4's
- * sl_host_icmp_in without the tunnel:
+ * sl_host_icmp_in (its tunnel cases in lib/host6_tunnel.h: sl_host_tunnel_icmp6 for a tunnelled
+ * flow's reply, sl_host_icmp_unwrapped6 for what the tunnel brings):
  *  - quoting frontend:fport -> client:cport (a reply this node sent, e.g. Packet Too Big from a
  *    router on the client's path): its FORWARD entry (the mirror of the quote) gives the backend;
  *    the quote's source becomes backend:bport (and the outer destination, the frontend, the
@@ -346,11 +347,16 @@ static __noinline int sl_host_icmp_in6(struct __sk_buff *skb)
 	__be16 a_port, b_port;
 	bool fwd;
 
-	/* Tunnelled flows' errors are not translated in IPv6 (docs/ipv6.md): passed untouched. */
-	if (!ct || !(ct->flags & SL_CT_F_EXTERNAL) ||
-	    (ct->flags & (SL_CT_F_TUNNEL | SL_CT_F_DECAP)))
+	if (!ct || !(ct->flags & SL_CT_F_EXTERNAL) || (ct->flags & SL_CT_F_DECAP))
 		return SL_TC_PASS;
 	fwd = ct->type == SL_CT_FORWARD;
+	/*
+	 * A tunnelled flow's error about a reply: translated and wrapped by the SL_HOST6_TUNNEL
+	 * program (sl_host_tunnel_icmp6). Its REVERSE entry's errors come through the tunnel
+	 * (sl_host6_decap) or, DSR, from the backend's node straight.
+	 */
+	if (ct->flags & SL_CT_F_TUNNEL)
+		return fwd ? SL_HOST6_WRAP : SL_TC_PASS;
 	if (!fwd && !(ct->flags & SL_CT_F_SNAT))
 		return SL_TC_PASS;
 	sl_addr6_copy(a_addr, ct->nat_addr);
@@ -393,10 +399,11 @@ static __always_inline int sl_host_ingress6(struct __sk_buff *skb)
 }
 
 /*
- * An ICMPv6 error a local backend (or this node, for it) sends about an external DNAT-only flow,
- * quoting client:cport -> backend:bport: the REVERSE entry (mirror of the quote) gives the
- * frontend the client knows; the quote becomes client:cport -> frontend:fport (and the outer
- * source, when the pod itself reports, the frontend), as IPv4's sl_host_icmp_out.
+ * An ICMPv6 error a local backend (or this node, for it) sends about an external DNAT-only or
+ * tunnelled flow, quoting client:cport -> backend:bport: the REVERSE entry (mirror of the quote)
+ * gives the frontend the client knows; the quote becomes client:cport -> frontend:fport (and the
+ * outer source, when the pod itself reports, the frontend), as IPv4's sl_host_icmp_out. A Tunnel
+ * flow's is wrapped back instead (SL_HOST6_WRAP).
  */
 static __noinline int sl_host_icmp_out6(struct __sk_buff *skb)
 {
@@ -412,12 +419,13 @@ static __noinline int sl_host_icmp_out6(struct __sk_buff *skb)
 	frontend_port = ct->nat_port;
 	if (ct->flags & SL_CT_F_DECAP) {
 		/*
-		 * A tunnelled flow: DSR's errors go to the client straight, quoting its frontend
-		 * (nat_saddr:nat_sport), as IPv4's; a Tunnel flow's are not wrapped back in IPv6
-		 * (not built, docs/ipv6.md): passed untouched.
+		 * A tunnelled flow: a Tunnel flow's error is wrapped back to the ingress node
+		 * untouched, like the replies (sl_host_tunnel_icmp6): only that node knows the
+		 * frontend, and translates it (sl_host_icmp_unwrapped6). DSR's go to the client
+		 * straight, quoting its frontend (nat_saddr:nat_sport), as IPv4's.
 		 */
 		if (!(ct->flags & SL_CT_F_DSR))
-			return SL_TC_PASS;
+			return SL_HOST6_WRAP;
 		sl_addr6_copy(frontend_addr, ct->nat_saddr);
 		frontend_port = ct->nat_sport;
 	}

@@ -14,15 +14,20 @@
  *      to the pod (from the client, into this node's input path); else the SYN-ACK's MSS clamped
  *      and the reply wrapped back to the ingress node. DSR: its source becomes the frontend and
  *      it goes straight to the client (the kernel routed it here for that), the SYN-ACK's MSS
- *      clamped (it bounds what the client sends through the tunnel).
+ *      clamped (it bounds what the client sends through the tunnel);
+ *    - an ICMPv6 error about a tunnelled flow (sl_host_tunnel_icmp6): ingress node, a network's
+ *      error about a reply, quoting the backend then wrapped for its node; backend's node, a
+ *      Tunnel pod's (or the node's) error about a request, wrapped back untouched.
  *  sl_host6_decap (SL_HOST6_DECAP), reached from the entry program for IPv6 UDP to the tunnel
  *  port: unwrapped (only from a node of sl_tunnel_nodes6), then
  *    - the reply of a flow this node tunnelled (REVERSE, TUNNEL): source back to the frontend,
  *      sent to the client;
  *    - a client's packet for a local pod: DECAP entries remember the ingress node (Tunnel) or
  *      the frontend (DSR); the kernel routes it to the pod, which sees the client's address.
- *    - anything else unwrapped (an ICMPv6 error about a tunnelled flow): to the kernel untouched
- *      (errors about tunnelled IPv6 flows are not translated, docs/ipv6.md).
+ *    - an ICMPv6 error the flow's backend node wrapped back (sl_host_icmp_unwrapped6): quoting
+ *      client -> frontend, sent to the client;
+ *    - anything else unwrapped (an ICMPv6 error about a DECAP flow, translated by the ingress
+ *      node already): to the kernel untouched, which routes it to the pod.
  */
 #ifndef SL_LIB_HOST6_TUNNEL_H
 #define SL_LIB_HOST6_TUNNEL_H
@@ -142,8 +147,12 @@ static __noinline int sl_host_tunnel_prep6(struct __sk_buff *skb, struct sl_tunn
 	struct sl_ct_key6 key;
 	struct sl_pkt6 pkt;
 	__u64 now = 0;
+	int ret;
 
-	if (sl_parse6(skb, &pkt) != SL_PARSE_OK)
+	ret = sl_parse6(skb, &pkt);
+	if (ret == SL_PARSE_SKIP)
+		return SL_HOST6_ICMP; /* an ICMPv6 error sl_host6_ingr or _egr sent here */
+	if (ret != SL_PARSE_OK)
 		return SL_TC_PASS;
 	sl_ct_key_from_pkt6(&pkt, &key);
 	ct = sl_ct_lookup6(&key, pkt.tcp_flags, &now);
@@ -154,6 +163,57 @@ static __noinline int sl_host_tunnel_prep6(struct __sk_buff *skb, struct sl_tunn
 	if (ct->type == SL_CT_REVERSE && (ct->flags & SL_CT_F_DECAP))
 		return sl_host_tunnel_reply6(skb, &pkt, &key, ct, now, plan);
 	return SL_TC_PASS;
+}
+
+/*
+ * The first step of sl_host6_tun for an ICMPv6 error about a tunnelled flow (e parsed before any
+ * rewrite: the mirror of its quote is the flow entry's key), wrapped for the far end like the
+ * flow's own packets (the same outer source port), never with the DSR header: the far end hands
+ * an unwrapped error to its kernel, or translates it, whatever the wrapping (as IPv4's
+ * sl_host_icmp_tunnel).
+ *  - ingress node, quoting frontend:fport -> client:cport (a reply; e.g. a router's Packet Too
+ *    Big, from sl_host_icmp_in6): the FORWARD entry gives the backend; the quote's source becomes
+ *    backend:bport (the outer destination, the frontend, the backend too) and the error goes to
+ *    the backend's node (nat_saddr), hop limit - 1. That node's kernel routes it to the pod,
+ *    which matches it to its socket by the quote, now as the pod sent it (sl_host_icmp_unwrapped6
+ *    leaves it alone);
+ *  - backend's node, quoting client:cport -> backend:bport (a Tunnel flow's request, reported by
+ *    the pod or this node for it, from sl_host_icmp_out6): wrapped back to the ingress node
+ *    (nat_saddr) untouched; that node knows the frontend and translates it.
+ * A Packet Too Big's MTU is kept, as IPv4 keeps fragmentation needed's: it bounds the packet on
+ * the path the error reports, which the packet crosses unwrapped (the tunnel's own limit is
+ * reported apart, by sl_host_tunnel_fwd6 and sl_host_tunnel_reply6). An error too large to wrap
+ * (ICMPv6 errors may be 1280 bytes, the tunnel header adds 48) is dropped and counted
+ * (tunnel_mtu): a --tunnel-mtu below 1328 loses the largest.
+ */
+static __noinline int sl_host_tunnel_icmp6(struct __sk_buff *skb, struct sl_tunnel6_plan *plan)
+{
+	struct sl_icmp6_err e = {}; /* zeroed: clang copies unset fields, refused */
+	struct sl_ct_value6 *ct = sl_icmp6_err_flow(skb, &e);
+	__be32 backend_addr[4] = {};
+	__be16 backend_port = 0;
+	bool fwd;
+
+	if (!ct || !(ct->flags & SL_CT_F_EXTERNAL))
+		return SL_TC_PASS;
+	fwd = ct->type == SL_CT_FORWARD && (ct->flags & SL_CT_F_TUNNEL);
+	if (fwd) {
+		sl_addr6_copy(backend_addr, ct->nat_addr);
+		backend_port = ct->nat_port;
+		plan->route_inner = 1;
+	} else if (ct->type != SL_CT_REVERSE ||
+		   (ct->flags & (SL_CT_F_DECAP | SL_CT_F_DSR)) != SL_CT_F_DECAP) {
+		return SL_TC_PASS;
+	}
+	sl_addr6_copy(plan->peer, ct->nat_saddr);
+	plan->udp_sport = sl_tunnel_sport6(e.in_daddr, e.in_saddr, e.in_dport, e.in_sport);
+	if (sl_tunnel_too_big6(skb, SL_TUNNEL_V6_OVERHEAD)) {
+		sl_count_drop(SL_DROP_TUNNEL_MTU);
+		return TC_ACT_SHOT;
+	}
+	if (fwd && sl_host_icmp_nat6(skb, &e, false, backend_addr, backend_port) < 0)
+		return sl_rewrite_failed();
+	return SL_HOST6_WRAP;
 }
 
 /* The second step: wraps the rewritten packet as planned and sends it to the far end. */
@@ -207,6 +267,8 @@ static __always_inline int sl_host_tunnel6(struct __sk_buff *skb)
 	struct sl_tunnel6_plan plan = {};
 	int ret = sl_host_tunnel_prep6(skb, &plan);
 
+	if (ret == SL_HOST6_ICMP)
+		ret = sl_host_tunnel_icmp6(skb, &plan);
 	if (ret == SL_HOST6_TOO_BIG)
 		return sl_host_tunnel_too_big6(skb, &plan);
 	if (ret != SL_HOST6_WRAP && ret != SL_HOST6_DSR_OUT)
@@ -257,8 +319,12 @@ static __noinline int sl_host_from_tunnel6(struct __sk_buff *skb, const struct s
 	struct sl_pkt6 pkt;
 	__be16 frontend_port;
 	__u64 now = 0;
+	int ret;
 
-	if (sl_parse6(skb, &pkt) != SL_PARSE_OK)
+	ret = sl_parse6(skb, &pkt);
+	if (ret == SL_PARSE_SKIP)
+		return SL_HOST6_ICMP;
+	if (ret != SL_PARSE_OK)
 		return SL_TC_PASS;
 	sl_ct_key_from_pkt6(&pkt, &key);
 	ct = sl_ct_lookup6(&key, pkt.tcp_flags, &now);
@@ -288,6 +354,34 @@ static __noinline int sl_host_from_tunnel6(struct __sk_buff *skb, const struct s
 	return SL_TC_PASS;
 }
 
+/*
+ * An unwrapped ICMPv6 error (as IPv4's sl_host_icmp_in with in->peer): quoting client:cport ->
+ * backend:bport, sent back by the backend's node about a Tunnel flow's request (the pod's port
+ * unreachable, or its node's own error, untranslated: sl_host_tunnel_icmp6). The REVERSE entry,
+ * whose node must be the sender, gives the frontend; the quote becomes client:cport ->
+ * frontend:fport (and the outer source the frontend when the pod sent it) and the error goes to
+ * the client. Anything else (a DECAP flow's error at the backend's node, translated by the
+ * ingress node already) goes to the kernel untouched, which routes it to the pod.
+ */
+static __noinline int sl_host_icmp_unwrapped6(struct __sk_buff *skb, const struct sl_tunnel6_in *in)
+{
+	struct sl_icmp6_err e = {}; /* zeroed: clang copies unset fields, refused */
+	struct sl_ct_value6 *ct = sl_icmp6_err_flow(skb, &e);
+	__be32 frontend_addr[4];
+	__be16 frontend_port;
+
+	if (!ct || ct->type != SL_CT_REVERSE ||
+	    (ct->flags & (SL_CT_F_EXTERNAL | SL_CT_F_TUNNEL | SL_CT_F_DECAP)) !=
+		    (SL_CT_F_EXTERNAL | SL_CT_F_TUNNEL) ||
+	    !sl_addr6_eq(ct->nat_saddr, in->peer))
+		return SL_TC_PASS;
+	sl_addr6_copy(frontend_addr, ct->nat_addr);
+	frontend_port = ct->nat_port;
+	if (sl_host_icmp_nat6(skb, &e, true, frontend_addr, frontend_port) < 0)
+		return sl_rewrite_failed();
+	return SL_HOST6_SEND;
+}
+
 /* sl_host6_decap's body. */
 static __always_inline int sl_host_decap6(struct __sk_buff *skb)
 {
@@ -299,6 +393,8 @@ static __always_inline int sl_host_decap6(struct __sk_buff *skb)
 	if (ret != SL_TUNNEL_INNER)
 		return TC_ACT_SHOT;
 	ret = sl_host_from_tunnel6(skb, &in);
+	if (ret == SL_HOST6_ICMP)
+		ret = sl_host_icmp_unwrapped6(skb, &in);
 	if (ret == SL_HOST6_SEND)
 		return sl_host_send6(skb);
 	return ret;

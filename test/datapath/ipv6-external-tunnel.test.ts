@@ -8,7 +8,6 @@
 // test's namespace) dropped and counted: the bytes after the Ethernet addresses are exact.
 import t from 'tap';
 import type { Test } from 'tap';
-import { ipv6ToBuffer } from '../../src/bpf/ip-bytes.js';
 import { CT_F, CT_STATE, CT_TYPE, EXTERNAL_MODE, IPPROTO, SVC_F, TUNNEL } from '../../src/bpf/sluice-structs.js';
 import { buildFrame6, ETH_HLEN, internetChecksum, ipv6PseudoHeader, parseFrame6, TCP6_FLAGS } from '../../src/packet/index.js';
 import type { Frame6Spec } from '../../src/packet/index.js';
@@ -18,7 +17,7 @@ import { DSR_OPTOUT_MAPS, TUNNEL_NODES_MAPS } from '../../src/dataplane/table-sp
 import { HOST_OBJECT, loadDatapath, PROG, TC_ACT } from './harness.js';
 import type { Datapath, RunResult } from './harness.js';
 import { addService6, ct6, ICMP6, icmp6Error, setNodeConfig6 } from './harness6.js';
-import { mssOption } from './tunnel-frames.js';
+import { gueDsr6, innerOf, mssOption, tunnelSport6, wrapped6 } from './tunnel-frames.js';
 
 const CLIENT = '2001:db8:77::7';
 const OPTED_OUT = '2001:db8:99::9';
@@ -56,38 +55,6 @@ function withOptions(spec: Frame6Spec, options: Buffer): Buffer {
 
 /** The MSS option's value in a TCP frame built by withOptions. */
 const mssOf = (frame: Buffer, l4: number) => frame.readUInt16BE(l4 + 22);
-
-/** lib/tunnel6.h's sl_tunnel_sport6, over the words as the C code loads them (little-endian). */
-function tunnelSport6(saddr: string, daddr: string, sport: number, dport: number): number {
-  const words = (ip: string) => { const b = ipv6ToBuffer(ip); return [0, 4, 8, 12].map((o) => b.readUInt32LE(o)); };
-  const swap16 = (p: number) => ((p & 0xff) << 8) | (p >> 8);
-  let h = [...words(saddr), ...words(daddr)].reduce((a, w) => (a ^ w) >>> 0, 0);
-  h = (h ^ ((swap16(sport) << 16) | swap16(dport))) >>> 0;
-  h = (h ^ (h >>> 16)) >>> 0;
-  return 49152 + (h & 0x3fff);
-}
-
-/** A DSR flow's IPv6 GUE header: variant 0, Hlen 5, Proto 41; the frontend, its port, kind 1. */
-function gueDsr6(frontend: string, port: number): Buffer {
-  const b = Buffer.alloc(24);
-  b[0] = 0x05;
-  b[1] = 41;
-  ipv6ToBuffer(frontend, b, 4);
-  b.writeUInt16BE(port, 20);
-  b[22] = TUNNEL.GUE_DSR;
-  return b;
-}
-
-/** What a node sends through the tunnel: outer IPv6 (hop limit 64) + UDP to 6080, checksum 0. */
-function wrapped6(outerSrc: string, outerDst: string, sport: number, inner: Buffer, gue?: Buffer): Buffer {
-  const payload = Buffer.concat([gue ?? Buffer.alloc(0), inner.subarray(ETH_HLEN)]);
-  const f = buildFrame6({ src: outerSrc, dst: outerDst, hopLimit: TUNNEL.TTL, udp: { sport, dport: TUNNEL.PORT_DEFAULT }, payload });
-  f.writeUInt16BE(0, ETH_HLEN + 40 + 6);
-  return f;
-}
-
-/** The frame inside a wrapped one, with the outer frame's Ethernet header. */
-const innerOf = (frame: Buffer, overhead: number) => Buffer.concat([frame.subarray(0, ETH_HLEN), frame.subarray(ETH_HLEN + overhead)]);
 
 const synSpec = (src: string, sport: number, dst: string, dport: number, hopLimit: number, flags: number = TCP6_FLAGS.SYN): Frame6Spec =>
   ({ src, dst, hopLimit, tcp: { sport, dport, flags, seq: 1000, ack: flags & TCP6_FLAGS.ACK ? 9001 : 0 } });

@@ -1,9 +1,9 @@
-// What the tunnel's packets look like (bpf/lib/tunnel.h), built independently of the programs for
-// the Tunnel and DSR packet tests: the outer UDP source port hash, the FOU (Tunnel) and GUE
-// variant 0 (DSR) wrappings, a SYN's MSS option.
-import { ipv4ToBuffer } from '../../src/bpf/ip-bytes.js';
+// What the tunnel's packets look like (bpf/lib/tunnel.h, lib/tunnel6.h), built independently of
+// the programs for the Tunnel and DSR packet tests: the outer UDP source port hash, the FOU
+// (Tunnel) and GUE variant 0 (DSR) wrappings in IPv4 and IPv6, a SYN's MSS option.
+import { ipv4ToBuffer, ipv6ToBuffer } from '../../src/bpf/ip-bytes.js';
 import { TUNNEL } from '../../src/bpf/sluice-structs.js';
-import { buildFrame, IP_FLAG_DF } from '../../src/packet/index.js';
+import { buildFrame, buildFrame6, ETH_HLEN, IP_FLAG_DF } from '../../src/packet/index.js';
 import type { FrameSpec } from '../../src/packet/index.js';
 
 /** The MSS option (kind 2, length 4) then NOP NOP SACK-permitted: a SYN's usual options. */
@@ -44,3 +44,35 @@ export function wrapped(outerSrc: string, outerDst: string, sport: number, inner
     payload: gue ? Buffer.concat([gue, innerIp]) : innerIp,
   });
 }
+
+/** lib/tunnel6.h's sl_tunnel_sport6, over the words as the C code loads them (little-endian). */
+export function tunnelSport6(saddr: string, daddr: string, sport: number, dport: number): number {
+  const words = (ip: string) => { const b = ipv6ToBuffer(ip); return [0, 4, 8, 12].map((o) => b.readUInt32LE(o)); };
+  const swap16 = (p: number) => ((p & 0xff) << 8) | (p >> 8);
+  let h = [...words(saddr), ...words(daddr)].reduce((a, w) => (a ^ w) >>> 0, 0);
+  h = (h ^ ((swap16(sport) << 16) | swap16(dport))) >>> 0;
+  h = (h ^ (h >>> 16)) >>> 0;
+  return 49152 + (h & 0x3fff);
+}
+
+/** A DSR flow's IPv6 GUE header: variant 0, Hlen 5, Proto 41; the frontend, its port, kind 1. */
+export function gueDsr6(frontend: string, port: number): Buffer {
+  const b = Buffer.alloc(24);
+  b[0] = 0x05;
+  b[1] = 41;
+  ipv6ToBuffer(frontend, b, 4);
+  b.writeUInt16BE(port, 20);
+  b[22] = TUNNEL.GUE_DSR;
+  return b;
+}
+
+/** What a node sends through the tunnel: outer IPv6 (hop limit 64) + UDP to 6080, checksum 0. */
+export function wrapped6(outerSrc: string, outerDst: string, sport: number, inner: Buffer, gue?: Buffer): Buffer {
+  const payload = Buffer.concat([gue ?? Buffer.alloc(0), inner.subarray(ETH_HLEN)]);
+  const f = buildFrame6({ src: outerSrc, dst: outerDst, hopLimit: TUNNEL.TTL, udp: { sport, dport: TUNNEL.PORT_DEFAULT }, payload });
+  f.writeUInt16BE(0, ETH_HLEN + 40 + 6);
+  return f;
+}
+
+/** The frame inside a wrapped one, with the outer frame's Ethernet header. */
+export const innerOf = (frame: Buffer, overhead: number) => Buffer.concat([frame.subarray(0, ETH_HLEN), frame.subarray(ETH_HLEN + overhead)]);

@@ -1,8 +1,13 @@
 // The two-node external-traffic bed shared by the scenarios of test/external (one bed, one pair
 // of agents per CI run: external-traffic.test.ts builds it and runs every scenario module on it).
 // Manifest helpers: the Node objects of a cluster, and a Service + EndpointSlice per entry.
-// waitSynced lives in src/testbed/cluster-agent.ts (the two-node demo uses it too).
+// waitSynced lives in src/testbed/cluster-agent.ts (the two-node demo uses it too). Readers of
+// the bed's state the scenario modules share: a path MTU the kernel cached, an uplink's bytes
+// sent, an agent's drop counters and conntrack dump.
+import type { NodeAgent } from '../../src/testbed/cluster-agent.js';
 import type { Cluster } from '../../src/testbed/cluster.js';
+import { NODE_UPLINK } from '../../src/testbed/cluster.js';
+import { ipIn } from '../../src/testbed/netns.js';
 
 export { waitSynced } from '../../src/testbed/cluster-agent.js';
 
@@ -99,3 +104,39 @@ export function serviceObjects(svcs: Svc[]): unknown[] {
 export function objects(c: Cluster, svcs: Svc[]): unknown[] {
   return [...nodeObjects(c), ...serviceObjects(svcs)];
 }
+
+/** Path MTU the namespace's kernel holds for `to` (a cached PMTU exception, IPv4 or IPv6), or undefined. */
+export async function cachedMtu(ns: string, to: string): Promise<number | undefined> {
+  const r = await ipIn(ns, [...(to.includes(':') ? ['-6'] : []), 'route', 'get', to]);
+  const m = / mtu (\d+)/.exec(r.stdout);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Bytes the namespace's fabric uplink has sent (its interface counter). */
+export async function uplinkTxBytes(ns: string): Promise<number> {
+  const r = await ipIn(ns, ['-s', '-j', 'link', 'show', 'dev', NODE_UPLINK]);
+  const [link] = JSON.parse(r.stdout) as { stats64: { tx: { bytes: number } } }[];
+  return link!.stats64.tx.bytes;
+}
+
+/**
+ * A `node -e` client of a server answering a datagram "n" with n bytes: asks for replies of each
+ * size in turn, prints the size of what came back (0: nothing in 1.5 s). IPv4 or IPv6 by host.
+ */
+export const sizedClient = (host: string, port: number, sizes: number[]) => `
+const s = require('dgram').createSocket('${host.includes(':') ? 'udp6' : 'udp4'}');
+const ask = (n) => new Promise((res) => {
+  const timer = setTimeout(() => { s.removeAllListeners('message'); res(0); }, 1500);
+  s.once('message', (m) => { clearTimeout(timer); res(m.length); });
+  s.send(String(n), ${port}, '${host}');
+});
+(async () => { const got = []; for (const n of ${JSON.stringify(sizes)}) got.push(await ask(n)); console.log(JSON.stringify(got)); s.close(); })();`;
+
+/** The agent's drop counters, by reason (`sluice counters`). */
+export async function dropsOf(agent: NodeAgent): Promise<Map<string, number>> {
+  const counters = await agent.ctl<{ drops?: { reason: string; packets: number }[] }>(['counters']);
+  return new Map((counters.drops ?? []).map((d) => [d.reason, d.packets]));
+}
+
+/** What the scenarios read of `sluice ct dump`. */
+export type CtDump = { entries: { client: { ip: string }; backend: { ip: string }; natSource: string; flags: string[] }[] };

@@ -14,7 +14,9 @@
 // a UDP reply too large to wrap back teaches the pod the path MTU that fits (node B's ICMP); the
 // pod's port unreachable reaches the client's connected socket as ECONNREFUSED. DSR: the same
 // download, the router's error about node B's reply reaching the pod through node A.
-// The bed is dual-stack: in each mode, the IPv6 scenarios of ipv6-tunnel-scenarios.ts.
+// The bed is dual-stack: in each mode, the IPv6 scenarios of ipv6-tunnel-scenarios.ts, and after
+// the IPv4 ICMP (Tunnel) and opt-out (DSR) tests their IPv6 twins (ipv6-tunnel-icmp-scenarios.ts;
+// the DSR restart opts the second client's IPv6 address out too).
 import t from 'tap';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -36,7 +38,9 @@ import { loadNative } from '../../src/bpf/native.js';
 import { MAGLEV_DEFAULT_SIZE, backendIdentity, buildMaglevTable, maglevFlowHash } from '../../src/dataplane/maglev-table.js';
 import type { Test } from 'tap';
 import { requirePrivileges } from '../helpers/privileges.js';
-import { ECHO, objects, waitSynced } from './bed.js';
+import { cachedMtu, dropsOf, ECHO, objects, sizedClient, uplinkTxBytes, waitSynced } from './bed.js';
+import type { CtDump } from './bed.js';
+import { ipv6TunnelIcmpScenarios, ipv6TunnelIcmpServices } from './ipv6-tunnel-icmp-scenarios.js';
 import { ipv6TunnelScenarios, ipv6TunnelServices } from './ipv6-tunnel-scenarios.js';
 
 // A two-node bed with real agents: on a loaded 2-core machine more than tap's default 300 s.
@@ -90,33 +94,16 @@ s.on('error', (e) => { console.log(JSON.stringify({ n, error: e.code })); proces
 s.on('close', () => { console.log(JSON.stringify({ n })); });
 s.setTimeout(20000, () => { console.log(JSON.stringify({ n, error: 'timeout' })); process.exit(0); });`;
 
-/** A UDP server answering a datagram "n" with n bytes (a reply too large to wrap back). */
-const SIZED_SERVER = `const s = require('dgram').createSocket('udp4');
-s.on('message', (m, r) => s.send(Buffer.alloc(Number(String(m)) || 1, 98), r.port, r.address));
-s.bind(${SIZED}, () => console.log('ready'));`;
-/** Asks for replies of each size in turn; prints the size of what came back (0: nothing in 1.5 s). */
-const sizedClient = (host: string, port: number, sizes: number[]) => `
-const s = require('dgram').createSocket('udp4');
-const ask = (n) => new Promise((res) => {
-  const timer = setTimeout(() => { s.removeAllListeners('message'); res(0); }, 1500);
-  s.once('message', (m) => { clearTimeout(timer); res(m.length); });
-  s.send(String(n), ${port}, '${host}');
-});
-(async () => { const got = []; for (const n of ${JSON.stringify(sizes)}) got.push(await ask(n)); console.log(JSON.stringify(got)); s.close(); })();`;
-
-/** Path MTU the namespace's kernel holds for `to` (a cached PMTU exception), or undefined. */
-async function cachedMtu(ns: string, to: string): Promise<number | undefined> {
-  const r = await ipIn(ns, ['route', 'get', to]);
-  const m = / mtu (\d+)/.exec(r.stdout);
-  return m ? Number(m[1]) : undefined;
-}
-
-/** Bytes the namespace's fabric uplink has sent (its interface counter). */
-async function uplinkTxBytes(ns: string): Promise<number> {
-  const r = await ipIn(ns, ['-s', '-j', 'link', 'show', 'dev', NODE_UPLINK]);
-  const [link] = JSON.parse(r.stdout) as { stats64: { tx: { bytes: number } } }[];
-  return link!.stats64.tx.bytes;
-}
+/**
+ * A UDP server answering a datagram "n" with n bytes (a reply too large to wrap back), on IPv4
+ * and IPv6 (one socket each; the IPv6 twin in ipv6-tunnel-icmp-scenarios.ts).
+ */
+const SIZED_SERVER = `let bound = 0;
+for (const type of ['udp4', 'udp6']) {
+  const s = require('dgram').createSocket({ type, ipv6Only: type === 'udp6' });
+  s.on('message', (m, r) => s.send(Buffer.alloc(Number(String(m)) || 1, 98), r.port, r.address));
+  s.bind(${SIZED}, () => { if (++bound === 2) console.log('ready'); });
+}`;
 
 const MAGLEV_PORTS = [41000, 41001, 41002, 41003, 41004, 41005, 41006, 41007];
 
@@ -140,8 +127,6 @@ const ask = (s, host) => new Promise((res) => {
   }
   console.log(JSON.stringify(out));
 })();`;
-
-type Ct = { entries: { client: { ip: string }; backend: { ip: string }; natSource: string; flags: string[] }[] };
 
 t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the external client', async (t) => {
   if (!(await requirePrivileges(t))) return;
@@ -205,6 +190,7 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     { name: 'closed', clusterIP: '10.96.0.19', nodePort: 30020, pods: [onB], ports: [{ name: 'closed', port: CLOSED, protocol: 'UDP', targetPort: CLOSED, nodePort: 30020 }] },
     { name: 'gso', clusterIP: '10.96.0.20', nodePort: 30021, pods: [onB], ports: [{ name: 'gso', port: GSO, protocol: 'UDP', targetPort: GSO, nodePort: 30021 }] },
     ...ipv6TunnelServices(c, DOWNLOAD),
+    ...ipv6TunnelIcmpServices(c, { sized: SIZED, closed: CLOSED }),
   ]));
 
   const agents = await clusterAgents(run, c.nodes, work, manifests);
@@ -251,11 +237,6 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     return { a: a1 - a0, b: b1 - b0 };
   };
 
-  const dropsOf = async (agent: NodeAgent) => {
-    const counters = await agent.ctl<{ drops?: { reason: string; packets: number }[] }>(['counters']);
-    return new Map((counters.drops ?? []).map((d) => [d.reason, d.packets]));
-  };
-
   // ---- Tunnel ----
   await Promise.all(agents.map((a) => a.start(['--external-mode', 'Tunnel'])));
   await waitSynced(agents);
@@ -279,11 +260,11 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     t.equal(drops.get('tunnel_source') ?? 0, 0, 'no tunnel traffic refused');
     t.equal(drops.get('tunnel_mtu') ?? 0, 0, 'nothing too large to tunnel');
     t.ok(agentA.logs.some((l) => l.msg === 'external traffic to remote backends' && l.mode === 'Tunnel'), 'node A runs Tunnel mode');
-    const ctB = await agentB.ctl<Ct>(['ct', 'dump']);
+    const ctB = await agentB.ctl<CtDump>(['ct', 'dump']);
     const decap = ctB.entries.filter((e) => e.flags.includes('decap') && e.client.ip === client.ip && e.backend.ip === podB.ip);
     t.ok(decap.length >= 2, `node B holds the client's flows as tunnelled from node A (${decap.length} entries)`);
     t.ok(decap.every((e) => e.natSource === nodeA.ip && !e.flags.includes('dsr')), 'each remembering node A, where its replies go');
-    const ctA = await agentA.ctl<Ct>(['ct', 'dump']);
+    const ctA = await agentA.ctl<CtDump>(['ct', 'dump']);
     t.ok(ctA.entries.some((e) => e.flags.includes('tunnel') && e.natSource === nodeB.ip), 'node A holds them as tunnelled to node B');
   });
 
@@ -310,6 +291,7 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     const [u] = await runEchoClient({ ns: client.ns, proto: 'udp', host: nodeA.ip, port: 30020, connected: true, timeoutMs: 3000 });
     t.equal(u?.error?.code, 'ECONNREFUSED', `refused at once (${JSON.stringify(u?.error ?? null)})`);
   });
+  await ipv6TunnelIcmpScenarios(t, 'Tunnel', { run, cluster: c, agents, optedOut });
 
   await t.test('Tunnel: a pod\'s UDP GSO reply (UDP_SEGMENT) is wrapped back keeping its segments; too large ones are refused', async (t) => {
     const ask = async (seg: number) => {
@@ -336,7 +318,7 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
   const restartedAt = Date.now();
   await Promise.all(agents.map((a) => a.stop()));
   const from = agents.map((a) => a.logs.length);
-  await Promise.all(agents.map((a) => a.start(['--external-mode', 'DSR', '--dsr-optout-cidrs', `${optedOut.ip}/32`])));
+  await Promise.all(agents.map((a) => a.start(['--external-mode', 'DSR', '--dsr-optout-cidrs', `${optedOut.ip}/32,${optedOut.ip6}/128`])));
   await waitSynced(agents);
   const dsrDropsBefore = await Promise.all(agents.map(dropsOf));
   t.comment(`agents restarted in DSR mode in ${((Date.now() - restartedAt) / 1000).toFixed(1)} s`);
@@ -367,14 +349,15 @@ t.test('Tunnel and DSR modes on a two-node cluster: the backend on B sees the ex
     t.ok(r.ok, `answered (${JSON.stringify(r.error ?? null)})`);
     t.equal(r.seenPeer?.address, optedOut.ip, 'the pod saw the opted-out client\'s own address');
     t.equal(r.peername?.address, nodeA.ip, 'the reply came from node A');
-    const ctB = await agentB.ctl<Ct>(['ct', 'dump']);
+    const ctB = await agentB.ctl<CtDump>(['ct', 'dump']);
     const of = (ip: string) => ctB.entries.filter((e) => e.flags.includes('decap') && e.client.ip === ip && e.backend.ip === podB.ip);
     t.ok(of(optedOut.ip).length >= 2 && of(optedOut.ip).every((e) => !e.flags.includes('dsr')), 'node B: the opted-out client\'s flow is tunnelled (its replies go back to node A)');
     t.ok(of(client.ip).some((e) => e.flags.includes('dsr')), 'node B: the other client\'s flows are DSR');
-    const ctA = await agentA.ctl<Ct>(['ct', 'dump']);
+    const ctA = await agentA.ctl<CtDump>(['ct', 'dump']);
     t.ok(ctA.entries.some((e) => e.flags.includes('tunnel') && !e.flags.includes('dsr') && e.client.ip === optedOut.ip), 'node A: tunnel, not DSR, for the opted-out client');
     t.ok(ctA.entries.some((e) => e.flags.includes('dsr') && e.client.ip === client.ip), 'node A: DSR for the other');
   });
+  await ipv6TunnelIcmpScenarios(t, 'DSR', { run, cluster: c, agents, optedOut });
 
   await t.test('Maglev (DSR): a client flow reaches the same backend through node A and through node B', async (t) => {
     // The flow hash is (client address, source port, protocol): the same source port to each

@@ -34,7 +34,7 @@ import { run as runCommand } from '../../src/testbed/exec.js';
 import { netnsArgv } from '../../src/testbed/netns.js';
 import type { TestbedRun } from '../../src/testbed/run.js';
 import type { Attempt, TrafficClient } from '../traffic/traffic-client.js';
-import { UDP_ECHO } from './bed.js';
+import { dropsOf, UDP_ECHO } from './bed.js';
 import type { BedPod, Svc } from './bed.js';
 import { ipv6TransferScenarios, ipv6TransferServices } from './ipv6-transfer-scenarios.js';
 
@@ -236,11 +236,6 @@ const ask = (s, host) => new Promise((res) => {
   }
   console.log(JSON.stringify(out));
 })();`;
-
-const dropsOf = async (agent: NodeAgent) => {
-  const counters = await agent.ctl<{ drops?: { reason: string; packets: number }[] }>(['counters']);
-  return new Map((counters.drops ?? []).map((d) => [d.reason, d.packets]));
-};
 
 async function rangesAndMaglev(t: Test, bed: Ipv6Bed): Promise<void> {
   const c = bed.cluster;

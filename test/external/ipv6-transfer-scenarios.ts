@@ -12,9 +12,8 @@ import type { Test } from 'tap';
 import type { Cluster, ClusterClient, ClusterNode, ClusterPod } from '../../src/testbed/cluster.js';
 import { runDownload } from '../../src/testbed/echo.js';
 import type { DownloadResult } from '../../src/testbed/echo.js';
-import { ipIn } from '../../src/testbed/netns.js';
 import type { TestbedRun } from '../../src/testbed/run.js';
-import { BULK } from './bed.js';
+import { BULK, cachedMtu } from './bed.js';
 import type { BedPod, Svc } from './bed.js';
 
 /** Also transfer-scenarios.ts's agent restart: an IPv6 download beside its IPv4 one. */
@@ -36,13 +35,6 @@ const checkIntact = (t: Test, r: DownloadResult, bytes: number, what: string) =>
   t.equal(r.received, bytes, `${what}: all of them arrived`);
   t.equal(r.receivedSha256, r.sha256, `${what}: SHA-256 of what arrived = SHA-256 of what was sent`);
 };
-
-/** Path MTU the namespace's kernel holds for `to` (an IPv6 route exception), or undefined. */
-async function cachedMtu(ns: string, to: string): Promise<number | undefined> {
-  const r = await ipIn(ns, ['-6', 'route', 'get', to]);
-  const m = / mtu (\d+)/.exec(r.stdout);
-  return m ? Number(m[1]) : undefined;
-}
 
 export async function ipv6TransferScenarios(t: Test, run: TestbedRun, c: Cluster): Promise<void> {
   const [nodeA, nodeB] = c.nodes as [ClusterNode, ClusterNode];

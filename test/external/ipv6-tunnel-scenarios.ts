@@ -10,17 +10,16 @@
 import type { Test } from 'tap';
 import type { NodeAgent } from '../../src/testbed/cluster-agent.js';
 import type { Cluster, ClusterClient, ClusterNode, ClusterPod } from '../../src/testbed/cluster.js';
-import { NODE_UPLINK } from '../../src/testbed/cluster.js';
 import { runDownload, runEchoClient } from '../../src/testbed/echo.js';
 import type { EchoAttempt } from '../../src/testbed/echo.js';
-import { ipIn } from '../../src/testbed/netns.js';
 import type { TestbedRun } from '../../src/testbed/run.js';
-import { ECHO } from './bed.js';
-import type { Svc } from './bed.js';
+import { ECHO, uplinkTxBytes } from './bed.js';
+import type { CtDump, Svc } from './bed.js';
 
 const TCP6 = 30041;
 const UDP6 = 30042;
-const DOWNLOAD6 = 30043;
+/** The download NodePort (to the pod on B), also ipv6-tunnel-icmp-scenarios.ts's. */
+export const DOWNLOAD6 = 30043;
 const MIB = 1 << 20;
 
 /** The IPv6-only Services of the scenarios, all to the pod on node B (which must listen on ::). */
@@ -45,15 +44,6 @@ export interface Ipv6TunnelBed {
   agents: NodeAgent[];
 }
 
-type Ct = { entries: { client: { ip: string }; backend: { ip: string }; natSource: string; flags: string[] }[] };
-
-/** Bytes the namespace's fabric uplink has sent (its interface counter). */
-async function uplinkTxBytes(ns: string): Promise<number> {
-  const r = await ipIn(ns, ['-s', '-j', 'link', 'show', 'dev', NODE_UPLINK]);
-  const [link] = JSON.parse(r.stdout) as { stats64: { tx: { bytes: number } } }[];
-  return link!.stats64.tx.bytes;
-}
-
 export async function ipv6TunnelScenarios(t: Test, mode: 'Tunnel' | 'DSR', bed: Ipv6TunnelBed): Promise<void> {
   const [nodeA, nodeB] = bed.cluster.nodes as [ClusterNode, ClusterNode];
   const [agentA, agentB] = bed.agents as [NodeAgent, NodeAgent];
@@ -74,12 +64,12 @@ export async function ipv6TunnelScenarios(t: Test, mode: 'Tunnel' | 'DSR', bed: 
     t.equal(udp.seenPeer?.address, client6, 'UDP: the pod saw the client\'s IPv6 address');
     t.equal(udp.recvfrom?.address ?? udp.peername?.address, a6, 'UDP: the answer came from [node A]');
 
-    const ctB = await agentB.ctl<Ct>(['ct', 'dump']);
+    const ctB = await agentB.ctl<CtDump>(['ct', 'dump']);
     const decap = ctB.entries.filter((e) => e.flags.includes('decap') && e.client.ip === client6 && e.backend.ip === podB.ip6);
     t.ok(decap.length >= 2, `node B holds the client's IPv6 flows as unwrapped from node A (${decap.length} entries)`);
     t.ok(decap.some((e) => e.natSource === a6), 'remembering [node A]');
     t.ok(mode === 'DSR' ? decap.some((e) => e.flags.includes('dsr')) : decap.every((e) => !e.flags.includes('dsr')), `${mode}: ${mode === 'DSR' ? 'with' : 'without'} the DSR flag`);
-    const ctA = await agentA.ctl<Ct>(['ct', 'dump']);
+    const ctA = await agentA.ctl<CtDump>(['ct', 'dump']);
     t.ok(ctA.entries.some((e) => e.flags.includes('tunnel') && e.natSource === b6 && e.client.ip === client6), 'node A holds them as tunnelled to [node B]');
   });
 

@@ -16,14 +16,13 @@
 //     through node A to B: the connection continues without a break; an IPv6 download through
 //     [node A] to B (ipv6-transfer-scenarios.ts's service) beside it, the same.
 import type { Test } from 'tap';
-import { ipIn } from '../../src/testbed/netns.js';
 import { writeManifest } from '../../src/testbed/cluster-agent.js';
 import type { AgentLog, NodeAgent } from '../../src/testbed/cluster-agent.js';
 import type { Cluster, ClusterNode, ClusterPod } from '../../src/testbed/cluster.js';
 import { openUdpSession, runDownload, runEchoClient, startDownload } from '../../src/testbed/echo.js';
 import type { DownloadResult } from '../../src/testbed/echo.js';
 import type { TestbedRun } from '../../src/testbed/run.js';
-import { BULK, serviceObjects, UDP_ECHO } from './bed.js';
+import { BULK, cachedMtu, serviceObjects, UDP_ECHO } from './bed.js';
 import { BULK_REMOTE6 } from './ipv6-transfer-scenarios.js';
 import type { BedPod, Svc } from './bed.js';
 
@@ -71,13 +70,6 @@ const checkIntact = (t: Test, r: DownloadResult, bytes: number, what: string) =>
   t.equal(r.received, bytes, `${what}: all of them arrived`);
   t.equal(r.receivedSha256, r.sha256, `${what}: SHA-256 of what arrived = SHA-256 of what was sent`);
 };
-
-/** Path MTU the namespace's kernel holds for `to` (a cached PMTU exception), or undefined. */
-async function cachedMtu(ns: string, to: string): Promise<number | undefined> {
-  const r = await ipIn(ns, ['route', 'get', to]);
-  const m = / mtu (\d+)/.exec(r.stdout);
-  return m ? Number(m[1]) : undefined;
-}
 
 const appliedUpdate = (l: AgentLog) => l.msg === 'applied' && ((l.services as { updated?: number } | undefined)?.updated ?? 0) > 0;
 
