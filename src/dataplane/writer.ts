@@ -9,7 +9,7 @@
 // See docs/dataplane.md.
 import type { Logger } from 'pino';
 import { MultiIndex } from '../model/one-or-many.js';
-import type { BackendKey, BackendValue4 } from '../bpf/sluice-structs.js';
+import type { BackendKey, BackendValue4, SvcMeta } from '../bpf/sluice-structs.js';
 import type { FlatText } from '../model/flat-text.js';
 import type { DesiredState, FrontendKind } from '../model/types.js';
 import type { ChangeAction, RemovedEndpoint, ServiceChange } from './apply-plan.js';
@@ -121,18 +121,21 @@ export class ServiceTableWriter {
 
   /** Re-reads the maps: the next apply repairs whatever differs from the desired state. */
   resync(): void {
-    this.resyncFamily();
+    // sl_svc_meta is one map for both families (65,536 slots of 192 bytes by default): read once,
+    // each family's mirror takes its own names from it.
+    const names = this.tables.svcMeta.entries();
+    this.resyncFamily(names);
     // The IPv6 writer reads too, so that neither hands out an id the other holds. Its failure
     // does not stop IPv4: its own apply reads again and reports it.
     try {
-      this.v6?.resyncFamily();
+      this.v6?.resyncFamily(names);
     } catch {
       // reported by the IPv6 writer's apply
     }
   }
 
-  private resyncFamily(): void {
-    this.mirror = Mirror.read(this.tables, this.family);
+  private resyncFamily(names: ReadonlyArray<readonly [number, SvcMeta]>): void {
+    this.mirror = Mirror.read(this.tables, this.family, names);
     this.kinds = new Map();
     this.vipUsers = new MultiIndex();
     this.svcIds.reset(this.mirror.serviceIds());
