@@ -213,7 +213,10 @@ function startSyncing(ctx: AgentContext, store: ObjectStore, writer: ServiceTabl
       report(r);
       memory.onSync(r);
     },
-    onSyncStart: () => health.syncStarted(),
+    onSyncStart: () => {
+      health.syncStarted();
+      memory.onSyncStart();
+    },
     yieldEveryMs: SYNC_SLICE_MS,
   });
   return { reconciler, healthChecks, memory };
