@@ -18,7 +18,9 @@ import type { ClusterNode } from '../src/testbed/cluster.js';
 import { TestbedRun } from '../src/testbed/run.js';
 import { agentMapFlags } from './connect-bed.js';
 import { processCpuSeconds, processRssBytes } from './proc.js';
-import { benchObjects, waitProgrammed } from './service-objects.js';
+import { benchObjects } from './service-objects.js';
+import { adminRequest } from '../src/admin/client.js';
+import type { StatusView } from '../src/admin/types.js';
 
 const IDLE_WINDOW_MS = 1000;
 const IDLE_CPU_S = 0.03;
@@ -29,6 +31,9 @@ interface StartFigures {
   start: string; programmedMs: number; settledMs: number; cpuSeconds: number; firstSyncMs: number; writes: number; rssMb: number; peakMb: number;
   /** CPU seconds by thread name (comm), user / system: the main thread is the process's own name. */
   threads: Record<string, { user: number; system: number }>;
+  /** The longest wait for a status answer between "running" and programmed, and how many were asked. */
+  statusMaxMs: number;
+  statusRequests: number;
   /** The syncs and memory releases it logged until idle. */
   syncs: string[];
 }
@@ -55,21 +60,36 @@ async function startAndSettle(agent: NodeAgent, flags: string[], servicePorts: n
   const from = agent.logs.length;
   const nodeFlags = [...extraNodeFlags, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${label}.cpuprofile`] : [])];
   const t0 = performance.now();
-  await agent.start(flags, 300_000, nodeFlags);
-  const pid = agent.child?.pid as number;
-  await waitProgrammed(agent, servicePorts, Math.max(300_000, servicePorts * 5));
+  const started = agent.start(flags, 300_000, nodeFlags);
+  started.catch(() => undefined); // awaited below
+  // Status over the admin socket from the moment it answers, one request 100 ms after the last
+  // answer, until programmed: how long the agent keeps a status request waiting while it syncs.
+  const statusMs: number[] = [];
+  const deadline = Date.now() + Math.max(300_000, servicePorts * 5);
+  for (;;) {
+    const s0 = performance.now();
+    const st = await adminRequest<StatusView>({ socketPath: agent.socket, method: 'GET', path: '/v1/status', timeoutMs: 300_000 }).catch(() => undefined);
+    if (st) statusMs.push(performance.now() - s0);
+    if (st?.sync.state === 'synced' && st.sync.servicePortsProgrammed === servicePorts) break;
+    if (Date.now() > deadline) throw new Error(`not programmed in time: ${JSON.stringify(st?.sync)}\n${agent.tail()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const programmedMs = performance.now() - t0;
+  await started;
+  const pid = agent.child?.pid as number;
   let last = processCpuSeconds(pid);
   for (;;) {
     await new Promise((r) => setTimeout(r, IDLE_WINDOW_MS));
     const now = processCpuSeconds(pid);
     if (now - last < (profileDir ? IDLE_CPU_S_PROFILED : IDLE_CPU_S)) {
       const logs = agent.logs.slice(from);
+      if (process.env['START_PROFILE_LOGS']) for (const l of logs) console.error(`  ${String(l['time'])} ${String(l['component'] ?? '')} ${String(l.msg)}`);
       const applied = logs.find((l) => l.msg === 'applied') ?? {};
       const syncs = logs.filter((l) => l.msg === 'applied' || l.msg === 'released memory after a full sync').map((l) => `${l.msg === 'applied' ? 'sync' : 'release'} ${String(l['durationMs'])} ms`);
       return {
         start: label, programmedMs, settledMs: Math.max(programmedMs, performance.now() - t0 - IDLE_WINDOW_MS), cpuSeconds: now,
         firstSyncMs: Number(applied['durationMs']), writes: Number((applied['ops'] as { writes?: number } | undefined)?.writes),
+        statusMaxMs: Math.max(...statusMs), statusRequests: statusMs.length,
         rssMb: processRssBytes(pid) / 1048576, peakMb: processRssBytes(pid, true) / 1048576, threads: threadCpu(pid), syncs,
       };
     }
@@ -126,7 +146,7 @@ async function main(): Promise<void> {
   console.log(`${services} services, ${families === 2 ? 'dual-stack' : 'IPv4'}, load ${(await import('node:os')).loadavg()[0]?.toFixed(2)}`);
   for (const r of rows) {
     console.log(`${r.start.padEnd(10)} programmed ${s(r.programmedMs).padStart(8)}  idle ${s(r.settledMs).padStart(8)}  CPU ${r.cpuSeconds.toFixed(2).padStart(6)} s  first sync ${r.firstSyncMs.toFixed(0).padStart(6)} ms  writes ${r.writes}  RSS ${r.rssMb.toFixed(0)} MB (peak ${r.peakMb.toFixed(0)})`);
-    console.log(`           ${r.syncs.join(', ')}`);
+    console.log(`           ${r.syncs.join(', ')}; status answered within ${r.statusMaxMs.toFixed(0)} ms (max of ${r.statusRequests})`);
     console.log(`           threads: ${Object.entries(r.threads).map(([n, t]) => `${n} ${t.user.toFixed(2)}u+${t.system.toFixed(2)}s`).join(', ')}`);
   }
 }
