@@ -20,6 +20,7 @@ import { agentMapFlags } from './connect-bed.js';
 import { processCpuSeconds, processRssBytes } from './proc.js';
 import { benchObjects } from './service-objects.js';
 import { adminRequest } from '../src/admin/client.js';
+import type { AdminClientError } from '../src/admin/client.js';
 import type { StatusView } from '../src/admin/types.js';
 
 const IDLE_WINDOW_MS = 1000;
@@ -34,6 +35,8 @@ interface StartFigures {
   /** The longest wait for a status answer between "running" and programmed, and how many were asked. */
   statusMaxMs: number;
   statusRequests: number;
+  /** Status requests that failed (after how long, and why). */
+  statusFailures: string[];
   /** The syncs and memory releases it logged until idle. */
   syncs: string[];
 }
@@ -65,10 +68,16 @@ async function startAndSettle(agent: NodeAgent, flags: string[], servicePorts: n
   // Status over the admin socket from the moment it answers, one request 100 ms after the last
   // answer, until programmed: how long the agent keeps a status request waiting while it syncs.
   const statusMs: number[] = [];
+  const statusFailures: string[] = [];
   const deadline = Date.now() + Math.max(300_000, servicePorts * 5);
   for (;;) {
     const s0 = performance.now();
-    const st = await adminRequest<StatusView>({ socketPath: agent.socket, method: 'GET', path: '/v1/status', timeoutMs: 300_000 }).catch(() => undefined);
+    const st = await adminRequest<StatusView>({ socketPath: agent.socket, method: 'GET', path: '/v1/status', timeoutMs: 300_000 }).catch((err: unknown) => {
+      // Before the socket listens: agent-down. Anything else is a request the agent failed (e.g.
+      // its HTTP server's headers timeout, judged once a blocked event loop reads the request).
+      if ((err as AdminClientError).kind !== 'agent-down') statusFailures.push(`${((performance.now() - s0) / 1000).toFixed(1)} s: ${(err as Error).message}`);
+      return undefined;
+    });
     if (st) statusMs.push(performance.now() - s0);
     if (st?.sync.state === 'synced' && st.sync.servicePortsProgrammed === servicePorts) break;
     if (Date.now() > deadline) throw new Error(`not programmed in time: ${JSON.stringify(st?.sync)}\n${agent.tail()}`);
@@ -89,7 +98,7 @@ async function startAndSettle(agent: NodeAgent, flags: string[], servicePorts: n
       return {
         start: label, programmedMs, settledMs: Math.max(programmedMs, performance.now() - t0 - IDLE_WINDOW_MS), cpuSeconds: now,
         firstSyncMs: Number(applied['durationMs']), writes: Number((applied['ops'] as { writes?: number } | undefined)?.writes),
-        statusMaxMs: Math.max(...statusMs), statusRequests: statusMs.length,
+        statusMaxMs: Math.max(...statusMs), statusRequests: statusMs.length, statusFailures,
         rssMb: processRssBytes(pid) / 1048576, peakMb: processRssBytes(pid, true) / 1048576, threads: threadCpu(pid), syncs,
       };
     }
@@ -146,7 +155,7 @@ async function main(): Promise<void> {
   console.log(`${services} services, ${families === 2 ? 'dual-stack' : 'IPv4'}, load ${(await import('node:os')).loadavg()[0]?.toFixed(2)}`);
   for (const r of rows) {
     console.log(`${r.start.padEnd(10)} programmed ${s(r.programmedMs).padStart(8)}  idle ${s(r.settledMs).padStart(8)}  CPU ${r.cpuSeconds.toFixed(2).padStart(6)} s  first sync ${r.firstSyncMs.toFixed(0).padStart(6)} ms  writes ${r.writes}  RSS ${r.rssMb.toFixed(0)} MB (peak ${r.peakMb.toFixed(0)})`);
-    console.log(`           ${r.syncs.join(', ')}; status answered within ${r.statusMaxMs.toFixed(0)} ms (max of ${r.statusRequests})`);
+    console.log(`           ${r.syncs.join(', ')}; status answered within ${r.statusMaxMs.toFixed(0)} ms (max of ${r.statusRequests}), ${r.statusFailures.length} failed${r.statusFailures.length ? ` (${r.statusFailures.join('; ')})` : ''}`);
     console.log(`           threads: ${Object.entries(r.threads).map(([n, t]) => `${n} ${t.user.toFixed(2)}u+${t.system.toFixed(2)}s`).join(', ')}`);
   }
 }
