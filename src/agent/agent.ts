@@ -13,6 +13,8 @@ import type { Source } from '../k8s/store.js';
 import { KubernetesSource, loadKubeConfig, reachesApiServerThroughClusterIp } from '../k8s/informers.js';
 import { ManifestSource } from '../k8s/manifests.js';
 import { ServiceTableWriter } from '../dataplane/writer.js';
+import type { ApplyResult } from '../dataplane/writer.js';
+import type { DesiredState } from '../model/types.js';
 import { IPV6_UNTRANSLATED_MAP, readIpv6Untranslated } from '../dataplane/ipv6-untranslated.js';
 import { createLogging } from '../log/logger.js';
 import type { Logging } from '../log/logger.js';
@@ -164,6 +166,13 @@ function syncReporter(ctx: AgentContext, status: SyncStatus): (report: SyncRepor
 }
 
 /**
+ * A full sync gives the event loop a turn after each slice of this many ms (src/model/steps.ts):
+ * at 65,536 dual-stack Services a full sync is seconds of CPU, and the admin socket, metrics and
+ * watches are served between slices instead of after it.
+ */
+const SYNC_SLICE_MS = 20;
+
+/**
  * The reconciler from the store through the writer, with kube-proxy's healthCheckNodePort servers
  * (updated after each apply, so a node answers 200 only once its local endpoints are programmed)
  * and the memory release its sync reports drive.
@@ -179,15 +188,18 @@ function startSyncing(ctx: AgentContext, store: ObjectStore, writer: ServiceTabl
   const healthCheckIndex = new HealthCheckIndex();
   const memory = new MemoryReleaseScheduler({ release: () => loadMemoryAddon().releaseMemory(), logger: logging.component('reconciler') });
   const report = syncReporter(ctx, status);
+  const afterApply = (state: DesiredState, hint: { changed: ReadonlySet<string> } | undefined, outcome: ApplyResult): ApplyResult => {
+    external?.applySourceRanges(state);
+    external?.applyMaglev(outcome);
+    void healthChecks.update(healthCheckIndex.services(state, hint?.changed));
+    return outcome;
+  };
   const reconciler = new Reconciler({
     source: store,
     sink: {
-      apply: (state, hint) => {
-        const outcome = writer.apply(state, hint);
-        external?.applySourceRanges(state);
-        external?.applyMaglev(outcome);
-        void healthChecks.update(healthCheckIndex.services(state, hint?.changed));
-        return outcome;
+      apply: (state, hint) => afterApply(state, hint, writer.apply(state, hint)),
+      applySteps: function* (state, hint) {
+        return afterApply(state, hint, yield* writer.applySteps(state, hint));
       },
       resync: () => writer.resync(),
     },
@@ -201,7 +213,11 @@ function startSyncing(ctx: AgentContext, store: ObjectStore, writer: ServiceTabl
       report(r);
       memory.onSync(r);
     },
-    onSyncStart: () => health.syncStarted(),
+    onSyncStart: () => {
+      health.syncStarted();
+      memory.onSyncStart();
+    },
+    yieldEveryMs: SYNC_SLICE_MS,
   });
   return { reconciler, healthChecks, memory };
 }

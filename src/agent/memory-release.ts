@@ -55,6 +55,15 @@ export class MemoryReleaseScheduler {
     this.armIdle(this.opts.timing?.quietMs ?? RELEASE_IDLE_MS);
   }
 
+  /**
+   * Called when a sync begins (the reconciler's onSyncStart). A full sync gives the event loop
+   * turns while it runs: the quiet release waits for its report (which arms it again), so it
+   * never lands in the middle of the sync and leaves the sync's own garbage to a later release.
+   */
+  onSyncStart(): void {
+    clearTimeout(this.idleTimer);
+  }
+
   stop(): void {
     this.stopped = true;
     clearTimeout(this.idleTimer);

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import type { IncrementalResult, ModelChanges } from '../model/incremental.js';
 import { StateTotals } from './state-totals.js';
+import { runSteps, runStepsYielding, type Steps, type Turn } from '../model/steps.js';
 import type { DesiredState, ModelConfig, ModelError, ModelResult, ModelInput } from '../model/types.js';
 
 /** One change notification of the source (the store's StoreChange). */
@@ -34,6 +35,8 @@ export interface ObjectSnapshotSource {
 export interface StatefulModel {
   readonly ready: boolean;
   full(input: ModelInput): IncrementalResult;
+  /** full(), pausing now and then (src/model/steps.ts): used when the reconciler yields. */
+  fullSteps?(input: ModelInput): Steps<IncrementalResult>;
   update(changes: ModelChanges): IncrementalResult;
 }
 
@@ -54,6 +57,8 @@ export interface ApplyOutcome extends Partial<ApplyCounts> {
 export interface DesiredStateSink {
   /** `hint.changed`: only these service-port keys differ from the last successful apply. */
   apply(state: DesiredState, hint?: { changed: ReadonlySet<string> }): ApplyOutcome | Promise<ApplyOutcome>;
+  /** apply(), pausing now and then (src/model/steps.ts): used when the reconciler yields. */
+  applySteps?(state: DesiredState, hint?: { changed: ReadonlySet<string> }): Steps<ApplyOutcome>;
   /** Re-read the maps so drift (someone else's writes, a lost update) is repaired. */
   resync?(): void | Promise<void>;
 }
@@ -90,6 +95,14 @@ export interface ReconcilerOptions {
   onSync?: (report: SyncReport) => void;
   /** Called when a sync begins (health watches for one that never ends). */
   onSyncStart?: () => void;
+  /**
+   * Give the event loop a turn after each `yieldEveryMs` of a full model or an apply (0: at
+   * every pause point), so the admin socket, metrics and watch events are served during a long
+   * sync; changes that arrive meanwhile wait for the next sync. Absent: a sync runs whole.
+   */
+  yieldEveryMs?: number;
+  /** How a turn is given (default: setImmediate). Tests observe the turns through it. */
+  turn?: Turn;
 }
 
 /** The sink's counts, copied (only the fields the report promises), when it gave both. */
@@ -113,6 +126,11 @@ export class Reconciler {
   private readonly totals = new StateTotals();
   private unsubscribe: (() => void) | undefined;
   private running: Promise<void> | undefined;
+  /**
+   * A sync is between its start and its report (it may pause: yieldEveryMs). Set before it first
+   * pauses, whoever started it (schedule or syncNow): a change meanwhile only marks it pending.
+   */
+  private syncing = false;
   private pending = false;
   private pendingFull = false;
   private lastSyncEnd = 0;
@@ -179,7 +197,7 @@ export class Reconciler {
     if (this.stopped) return;
     this.pending = true;
     this.pendingFull ||= full;
-    if (this.timer || this.running) return;
+    if (this.timer || this.running || this.syncing) return;
     const wait = Math.max(0, this.lastSyncEnd + this.opts.minSyncPeriodMs - Date.now());
     const run = () => {
       this.timer = undefined;
@@ -204,7 +222,9 @@ export class Reconciler {
     await this.running;
     this.pending = true;
     this.pendingFull ||= full;
-    await this.runPending();
+    const again = await this.runPending();
+    // Changes that arrived while it ran found it syncing and only marked pending.
+    if (again || (this.pending && this.opts.source.isSynced())) this.schedule(false);
     return this.lastReport;
   }
 
@@ -217,6 +237,16 @@ export class Reconciler {
       this.opts.logger.debug('sources not synced yet; holding the first apply');
       return false;
     }
+    this.syncing = true;
+    try {
+      return await this.sync();
+    } finally {
+      this.syncing = false;
+    }
+  }
+
+  /** One sync of what is pending (runPending checked that it may run). */
+  private async sync(): Promise<boolean> {
     this.opts.onSyncStart?.();
     const full = this.pendingFull;
     this.pending = false;
@@ -227,11 +257,11 @@ export class Reconciler {
     let incremental = false;
     try {
       if (full) await this.opts.sink.resync?.();
-      const { result, hint } = this.computeState(full);
+      const { result, hint } = await this.computeState(full);
       incremental = hint !== undefined;
       this.totals.update(result.state, hint?.changed);
       this.logNewModelErrors(result.errors);
-      const outcome = await this.opts.sink.apply(result.state, hint);
+      const outcome = await this.applyState(result.state, hint);
       for (const e of outcome.errors) this.opts.logger.error({ service: e.key }, `apply failed: ${e.message}`);
       const { frontends, backends } = this.totals;
       report = {
@@ -289,8 +319,21 @@ export class Reconciler {
     this.retryTimer.unref();
   }
 
+  /** Runs `steps` yielding (yieldEveryMs), or whole when the reconciler does not yield. */
+  private finish<T>(steps: Steps<T>): Promise<T> | T {
+    const every = this.opts.yieldEveryMs;
+    return every === undefined ? runSteps(steps) : runStepsYielding(steps, every, this.opts.turn);
+  }
+
+  private applyState(state: DesiredState, hint: { changed: ReadonlySet<string> } | undefined): Promise<ApplyOutcome> | ApplyOutcome {
+    const { sink } = this.opts;
+    // An incremental apply is small: whole. A full one pauses when the sink can.
+    if (sink.applySteps && this.opts.yieldEveryMs !== undefined && !hint) return this.finish(sink.applySteps(state, hint));
+    return sink.apply(state, hint);
+  }
+
   /** The desired state, and the sink's hint when only some service ports can have changed. */
-  private computeState(resync: boolean): { result: ModelResult; hint?: { changed: ReadonlySet<string> } } {
+  private async computeState(resync: boolean): Promise<{ result: ModelResult; hint?: { changed: ReadonlySet<string> } }> {
     const { model, source } = this.opts;
     const dirty = this.dirty;
     this.dirty = { services: new Set(), endpointSlices: new Set() };
@@ -310,7 +353,8 @@ export class Reconciler {
     this.needFull = false;
     this.retryKeys.clear();
     const input = { ...source.snapshot(), nodeName: this.opts.nodeName, config: this.opts.modelConfig };
-    if (model) return { result: model.full(input) };
+    // The input is read now: objects that change while the model pauses are the next sync's.
+    if (model) return { result: model.fullSteps ? await this.finish(model.fullSteps(input)) : model.full(input) };
     if (!this.opts.compute) throw new Error('Reconciler: neither model nor compute given');
     return { result: this.opts.compute(input) };
   }

@@ -3,6 +3,7 @@
 import type { BackendValue4, FrontendKey4, ServiceValue } from '../bpf/sluice-structs.js';
 import { IPPROTO, VIP_F } from '../bpf/sluice-structs.js';
 import { flatText, type FlatText } from '../model/flat-text.js';
+import { ITEMS_PER_STEP, runSteps, type Steps } from '../model/steps.js';
 import type { DesiredServicePort, DesiredState, FrontendKind } from '../model/types.js';
 import type { IdAllocator } from './id-allocator.js';
 import { mapSizeFlagOf } from './map-sizes.js';
@@ -190,7 +191,7 @@ function planScope(desired: DesiredState, mirror: Mirror, only: ReadonlySet<stri
  * be written (invalid, or repeating a frontend another port holds) is recorded as an error and
  * kept as it is programmed.
  */
-function resolveTargets(wanted: PlanScope['wanted'], ctx: PlanContext, only: ReadonlySet<string> | undefined, plan: Plan): { targets: Map<string, ServiceTarget>; claims: Claims } {
+function* resolveTargets(wanted: PlanScope['wanted'], ctx: PlanContext, only: ReadonlySet<string> | undefined, plan: Plan): Steps<{ targets: Map<string, ServiceTarget>; claims: Claims }> {
   const { mirror } = ctx;
   const targets = new Map<string, ServiceTarget>();
   const claims: Claims = new Map();
@@ -201,7 +202,9 @@ function resolveTargets(wanted: PlanScope['wanted'], ctx: PlanContext, only: Rea
     const owner = fe && mirror.names.get(fe.value.svc_id);
     return owner !== undefined && !only.has(owner) ? owner : undefined;
   };
+  let n = 0;
   for (const [key, port] of wanted) {
+    if (++n % ITEMS_PER_STEP === 0) yield;
     if (port.family !== (ctx.family ?? 'IPv4')) {
       if (!ctx.otherFamilyProgrammed) plan.unsupported++;
       continue;
@@ -337,12 +340,19 @@ function planRemoval(key: string, cur: ProgrammedService, mirror: Mirror, claims
  * removal of each programmed port no longer desired.
  */
 export function planApply(desired: DesiredState, ctx: PlanContext, only?: ReadonlySet<string>): Plan {
+  return runSteps(planApplySteps(desired, ctx, only));
+}
+
+/** planApply, pausing every ITEMS_PER_STEP service ports (src/model/steps.ts). */
+export function* planApplySteps(desired: DesiredState, ctx: PlanContext, only?: ReadonlySet<string>): Steps<Plan> {
   const plan: Plan = { changes: [], errors: [], unsupported: 0, kinds: new Map(), keep: new Set(), planned: new Set() };
   const { current, wanted } = planScope(desired, ctx.mirror, only);
   for (const key of current.keys()) plan.planned.add(key);
   for (const [key] of wanted) plan.planned.add(key);
-  const { targets, claims } = resolveTargets(wanted, ctx, only, plan);
+  const { targets, claims } = yield* resolveTargets(wanted, ctx, only, plan);
+  let n = 0;
   for (const [key, t] of targets) {
+    if (++n % ITEMS_PER_STEP === 0) yield;
     const planned = planService(key, t, current.get(key), ctx, claims);
     if ('action' in planned) plan.changes.push(planned);
     else plan.errors.push(planned);

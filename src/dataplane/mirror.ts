@@ -1,7 +1,7 @@
 // The writer's copy of what the service maps hold: frontends, backend blocks and service names.
 // Read from the pinned maps at start (so a restarted agent re-adopts ids and blocks) and on
 // resync; afterwards kept in step with every successful write, so a diff never reads the kernel.
-import type { BackendValue4, FrontendKey4, ServiceValue, VipValue } from '../bpf/sluice-structs.js';
+import type { BackendValue4, FrontendKey4, ServiceValue, SvcMeta, VipValue } from '../bpf/sluice-structs.js';
 import type { FlatText } from '../model/flat-text.js';
 import { MultiIndex } from '../model/one-or-many.js';
 import { DenseIdStore, type SlotCodec } from './dense-ids.js';
@@ -109,12 +109,13 @@ export class Mirror {
   /**
    * `family`: whose names to take from sl_svc_meta, which both families share: the IPv6 mirror
    * takes the keys ending in /IPv6, the IPv4 one every other (so it removes stray names as before).
+   * `names`: sl_svc_meta's entries when the caller read them already (for both families at once).
    */
-  static read(tables: ServiceTables, family: 'IPv4' | 'IPv6' = 'IPv4'): Mirror {
+  static read(tables: ServiceTables, family: 'IPv4' | 'IPv6' = 'IPv4', names: ReadonlyArray<readonly [number, SvcMeta]> = tables.svcMeta.entries()): Mirror {
     const m = new Mirror();
     for (const [key, value] of tables.frontends.entries()) m.setFrontend(key, value);
     for (const [key, value] of tables.backends.entries()) m.setBackend(key.backend_id, key.ordinal, value);
-    for (const [svcId, meta] of tables.svcMeta.entries()) {
+    for (const [svcId, meta] of names) {
       if (meta.name !== '' && meta.name.endsWith(IPV6_KEY_SUFFIX) === (family === 'IPv6')) m.setName(svcId, meta.name);
     }
     for (const [key, value] of tables.vips.entries()) m.vips.set(key.addr, value);

@@ -9,11 +9,12 @@
 // See docs/dataplane.md.
 import type { Logger } from 'pino';
 import { MultiIndex } from '../model/one-or-many.js';
-import type { BackendKey, BackendValue4 } from '../bpf/sluice-structs.js';
+import type { BackendKey, BackendValue4, SvcMeta } from '../bpf/sluice-structs.js';
 import type { FlatText } from '../model/flat-text.js';
 import type { DesiredState, FrontendKind } from '../model/types.js';
 import type { ChangeAction, RemovedEndpoint, ServiceChange } from './apply-plan.js';
-import { frontendAddrKey, frontendKinds, kindAt, kindEntries, planApply, VIP_VALUE } from './apply-plan.js';
+import { frontendAddrKey, frontendKinds, kindAt, kindEntries, planApplySteps, VIP_VALUE } from './apply-plan.js';
+import { runSteps, type Steps } from '../model/steps.js';
 import type { FrontendKinds, Plan } from './apply-plan.js';
 import { cleanUpFlows, flushServiceConntrack } from './flow-cleanup.js';
 import { IdAllocator } from './id-allocator.js';
@@ -120,18 +121,21 @@ export class ServiceTableWriter {
 
   /** Re-reads the maps: the next apply repairs whatever differs from the desired state. */
   resync(): void {
-    this.resyncFamily();
+    // sl_svc_meta is one map for both families (65,536 slots of 192 bytes by default): read once,
+    // each family's mirror takes its own names from it.
+    const names = this.tables.svcMeta.entries();
+    this.resyncFamily(names);
     // The IPv6 writer reads too, so that neither hands out an id the other holds. Its failure
     // does not stop IPv4: its own apply reads again and reports it.
     try {
-      this.v6?.resyncFamily();
+      this.v6?.resyncFamily(names);
     } catch {
       // reported by the IPv6 writer's apply
     }
   }
 
-  private resyncFamily(): void {
-    this.mirror = Mirror.read(this.tables, this.family);
+  private resyncFamily(names: ReadonlyArray<readonly [number, SvcMeta]>): void {
+    this.mirror = Mirror.read(this.tables, this.family, names);
     this.kinds = new Map();
     this.vipUsers = new MultiIndex();
     this.svcIds.reset(this.mirror.serviceIds());
@@ -165,13 +169,22 @@ export class ServiceTableWriter {
    * cost follows the change, not the cluster. Without it, everything is diffed.
    */
   apply(desired: DesiredState, hint?: { changed: ReadonlySet<string> }): ApplyResult {
-    const res = this.applyFamily(desired, hint);
+    return runSteps(this.applySteps(desired, hint));
+  }
+
+  /**
+   * apply(), pausing between its phases and every ITEMS_PER_STEP planned ports (src/model/steps.ts),
+   * never inside a phase's map writes. Nothing else may apply through this writer until it returns.
+   */
+  *applySteps(desired: DesiredState, hint?: { changed: ReadonlySet<string> }): Steps<ApplyResult> {
+    const res = yield* this.applyFamily(desired, hint);
     if (!this.v6) return res;
-    const res6 = this.v6.applyFamily(desired, hint);
+    yield;
+    const res6 = yield* this.v6.applyFamily(desired, hint);
     return mergeResults(res, res6, this.lastUnplanned);
   }
 
-  private applyFamily(desired: DesiredState, hint?: { changed: ReadonlySet<string> }): ApplyResult {
+  private *applyFamily(desired: DesiredState, hint?: { changed: ReadonlySet<string> }): Steps<ApplyResult> {
     const t0 = performance.now();
     this.lastUnplanned = 0;
     const res: ApplyResult = {
@@ -190,10 +203,11 @@ export class ServiceTableWriter {
       return this.finish(res, t0);
     }
     const only = hint && this.kinds.size > 0 ? hint.changed : undefined;
-    const plan = planApply(desired, {
+    const plan = yield* planApplySteps(desired, {
       mirror, svcIds: this.svcIds, backendIds: this.backendIds, target: this.opts, family: this.family,
       otherFamilyProgrammed: this.family === 'IPv6' || this.v6 !== undefined,
     }, only);
+    yield;
     const vips = this.updateKinds(mirror, plan, only !== undefined);
     res.errors.push(...plan.errors);
     res.services.failed += plan.errors.length;
@@ -218,12 +232,14 @@ export class ServiceTableWriter {
     const live = (c: ServiceChange): boolean => !failed.has(c);
 
     this.prepare(mirror, plan.changes, res, fail, live);
+    yield;
     const applied = this.commit(mirror, plan.changes, res, fail, live);
     this.writeVips(mirror, vips.sets, res);
     for (const [c, err] of failed) {
       const undo = this.rollback(mirror, c, applied.get(c) ?? []);
       err.message += undo ? `; ${undo}` : '; the service keeps its previous state';
     }
+    yield;
     this.cleanup(mirror, plan.changes.filter(live), res, only !== undefined ? touchedBlocks(plan.changes) : undefined);
     this.deleteVips(mirror, vips.deletes, res);
     mirror.trimBlocks();

@@ -22,6 +22,7 @@ import { toFrontend, type SourcedFrontend } from './frontends.js';
 import { readOwnNode, type OwnNode } from './node.js';
 import { parseService } from './service-parse.js';
 import { listOf, MultiIndex, oneOrMany, type OneOrMany } from './one-or-many.js';
+import { ITEMS_PER_STEP, runSteps, type Steps } from './steps.js';
 import type { DesiredServicePort, Frontend, ModelError, ModelInput, ModelResult } from './types.js';
 import { get, guarded, objectIdentity, ObjectReport } from './validate.js';
 
@@ -160,6 +161,14 @@ export class IncrementalModel {
 
   /** Everything from scratch, as computeDesiredState(input). */
   full(input: ModelInput): IncrementalResult {
+    return runSteps(this.fullSteps(input));
+  }
+
+  /**
+   * full(), pausing every ITEMS_PER_STEP objects (src/model/steps.ts). The objects are read from
+   * `input` as it is when this starts; nothing else may call this model until it returns.
+   */
+  *fullSteps(input: ModelInput): Steps<IncrementalResult> {
     const before = new Set(this.ports.keys());
     this.slices.clear();
     this.slicesOf.clear();
@@ -179,16 +188,27 @@ export class IncrementalModel {
     const node = readOwnNode(list('nodes'), nodeName, this.fixedErrors);
     this.ctx = { nodeName, config, node };
 
+    const slices = list('endpointSlices');
+    const services = list('services');
     this.holdParsed = true;
     try {
-      list('endpointSlices').forEach((raw, index) => this.addSlice(raw, index, identityKey(raw), true));
-      list('services').forEach((raw, index) => this.addService(raw, index, identityKey(raw), true));
+      for (let index = 0; index < slices.length; index++) {
+        const raw = slices[index];
+        this.addSlice(raw, index, identityKey(raw), true);
+        if (index % ITEMS_PER_STEP === ITEMS_PER_STEP - 1) yield;
+      }
+      for (let index = 0; index < services.length; index++) {
+        const raw = services[index];
+        this.addService(raw, index, identityKey(raw), true);
+        if (index % ITEMS_PER_STEP === ITEMS_PER_STEP - 1) yield;
+      }
     } finally {
       this.holdParsed = false;
       for (const entry of this.slices.values()) entry.slice = null;
     }
     for (const key of this.lastGoodService.keys()) if (!this.services.has(key)) this.lastGoodService.delete(key);
     for (const key of this.lastGoodSlice.keys()) if (!this.slices.has(key)) this.lastGoodSlice.delete(key);
+    yield;
     this.settleConflicts();
     const changed = new Set([...before, ...this.ports.keys()]);
     this.collectErrors();

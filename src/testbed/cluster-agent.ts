@@ -14,7 +14,7 @@ import { fromPackageRoot } from '../bpf/native.js';
 import { createCgroup } from './cgroup.js';
 import type { ClusterNode } from './cluster.js';
 import { NODE_UPLINK } from './cluster.js';
-import { boundToParent, run as runCommand } from './exec.js';
+import { run as runCommand } from './exec.js';
 import { netnsArgv } from './netns.js';
 import type { TestbedRun } from './run.js';
 
@@ -49,9 +49,10 @@ export class NodeAgent {
   /**
    * Starts (or restarts) the agent; resolves once it logs that it runs. The wait is generous: on
    * a CI machine shared by parallel test files, Node's start-up alone can take many seconds.
+   * `nodeFlags`: for Node itself, e.g. --cpu-prof (not allowed in NODE_OPTIONS).
    */
-  async start(extra: string[] = [], timeoutMs = 60_000): Promise<void> {
-    const [cmd, ...args] = boundToParent(netnsArgv(this.node.ns, [process.execPath, AGENT_JS, ...this.flags(), ...extra])) as [string, ...string[]];
+  async start(extra: string[] = [], timeoutMs = 60_000, nodeFlags: string[] = []): Promise<void> {
+    const [cmd, ...args] = boundToParent(netnsArgv(this.node.ns, [process.execPath, ...nodeFlags, AGENT_JS, ...this.flags(), ...extra])) as [string, ...string[]];
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SLUICE_LOG_LEVEL: '' } });
     this.child = child;
     this.run.own(child, `sluice-agent ${this.node.name} ${child.pid}`);

@@ -158,6 +158,23 @@ t.test('while changes never stop, memory is released at the busy interval, not a
   t.ok(lines.some((l) => l.includes('released memory while changes go on')), 'logged as such');
 });
 
+t.test('the quiet release never lands inside a sync (a full sync pauses: src/model/steps.ts)', async (t) => {
+  const lines: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+  const memory = new MemoryReleaseScheduler({ release: () => {}, logger, timing: { quietMs: 20, intervalMs: 20, busyIntervalMs: 60_000 } });
+  t.teardown(() => memory.stop());
+  memory.onSync({ incremental: false });
+  await new Promise((r) => setTimeout(r, 10));
+  t.equal(lines.length, 1, 'the first full sync is released');
+  memory.onSync({ incremental: true }); // arms the quiet release
+  memory.onSyncStart(); // a full sync begins, and runs past the quiet time
+  await new Promise((r) => setTimeout(r, 80));
+  t.equal(lines.length, 1, 'nothing released while the sync runs');
+  memory.onSync({ incremental: true }); // its report arms it again
+  await new Promise((r) => setTimeout(r, 80));
+  t.match(lines.at(-1), /released memory once changes stopped/, 'released once it is over and quiet');
+});
+
 t.test('the addon gives a dropped heap back to the OS', async (t) => {
   const native = loadMemoryAddon();
   let garbage: Array<{ i: number; s: string }> | null = [];

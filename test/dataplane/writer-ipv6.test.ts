@@ -121,3 +121,18 @@ t.test('a UDP backend leaving an IPv6 service takes its IPv6 flows along', async
   t.same(v6.ct.entries().map(([k]) => k.saddr).sort(), ['fd00:1::2', 'fd00:2::5'], "the remaining backend's flow stays");
   t.same(v6.sockRevnat.entries().map(([k]) => k.backend_addr), ['fd00:1::2']);
 });
+
+t.test('a restart reads sl_svc_meta, which both families share, once', async (t) => {
+  const { v4, v6, writer } = dualStack();
+  writer.apply(desired(web4(), web6()));
+  t.equal(v4.svcMeta, v6.svcMeta, 'one map for both families');
+  let reads = 0;
+  const entries = v4.svcMeta.entries.bind(v4.svcMeta);
+  v4.svcMeta.entries = () => (reads++, entries());
+  const again = new ServiceTableWriter({ tables: v4, tables6: v6 });
+  again.preload();
+  t.equal(reads, 1, 'read once for both mirrors');
+  const res = again.apply(desired(web4(), web6()));
+  t.same(res.ops, { writes: 0, deletes: 0, calls: 0 }, 'and both families re-adopted their ids');
+  t.match(res.services, { unchanged: 2 });
+});
