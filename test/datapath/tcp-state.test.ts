@@ -12,6 +12,13 @@ const CLIENT = '10.244.1.10';
 const A = { addr: '10.244.2.11', port: 8080 };
 const B = { addr: '10.244.2.22', port: 8080 };
 const NS = 1_000_000_000n;
+/**
+ * The established timeout the expiry tests load with (the default is 1 h): aging an entry moves
+ * its last packet into the past, which the monotonic clock allows only as far back as the boot,
+ * and a CI machine may be younger than an hour.
+ */
+const ESTABLISHED_S = 120n;
+const shortEstablished = { rodataU64: { sl_ct_timeout_tcp_established_ns: ESTABLISHED_S * NS } };
 const FWD = tupleKey(CLIENT, VIP, 50000, 80, IPPROTO.TCP);
 const REV_A = tupleKey(A.addr, CLIENT, 8080, 50000, IPPROTO.TCP);
 
@@ -26,6 +33,7 @@ const states = (dp: Datapath) => [dp.ct(FWD)?.state, dp.ct(REV_A)?.state];
 function ageEntry(dp: Datapath, key: typeof FWD, seconds: bigint): void {
   const v = dp.ct(key);
   if (!v) throw new Error('conntrack entry missing');
+  if (v.last_seen_ns <= seconds * NS) throw new Error('ageEntry: the clock is younger than the age asked for');
   dp.setCt(key, { ...v, last_seen_ns: v.last_seen_ns - seconds * NS });
 }
 
@@ -60,16 +68,16 @@ t.test('TCP states move in both entries; a SYN reusing a closed tuple selects ag
 });
 
 t.test('expiry: an idle flow is forgotten; one idle in a single direction is not', async (t) => {
-  const dp = await loadDatapath(t);
+  const dp = await loadDatapath(t, shortEstablished);
   if (!dp) return;
   establishOnAThenMoveToB(dp);
 
-  // The client has been silent for 2 h, but the backend spoke just now: the flow lives.
-  ageEntry(dp, FWD, 7200n);
+  // The client has been silent for twice the timeout, but the backend spoke just now: the flow lives.
+  ageEntry(dp, FWD, 2n * ESTABLISHED_S);
   t.equal(fromClient(dp, TCP_FLAGS.ACK), A.addr, 'alive through its reverse entry');
-  // Both directions silent past the 1 h established timeout: gone, a new backend is chosen.
-  ageEntry(dp, FWD, 3601n);
-  ageEntry(dp, REV_A, 3601n);
+  // Both directions silent past the established timeout: gone, a new backend is chosen.
+  ageEntry(dp, FWD, ESTABLISHED_S + 1n);
+  ageEntry(dp, REV_A, ESTABLISHED_S + 1n);
   t.equal(fromBackend(dp, TCP_FLAGS.ACK), A.addr, 'an expired reverse entry no longer translates');
   // An expired flow is absent: its next segment (no SYN) is left to whoever else translates
   // (kube-proxy beside Sluice, see docs/coexistence.md); a new SYN on the tuple picks again.
@@ -111,7 +119,7 @@ t.test('timeouts come from the tunables', async (t) => {
 });
 
 t.test('a direct connection reusing a finished service flow\'s client port and backend is not rewritten', async (t) => {
-  const dp = await loadDatapath(t);
+  const dp = await loadDatapath(t, shortEstablished);
   if (!dp) return;
   dp.addService({ vip: VIP, port: 80, proto: IPPROTO.TCP, svcId: 1, backendId: 10, cluster: [A] });
   const direct = (flags: number) => dp.run(PROG.FROM_POD, buildFrame({ ip: { src: CLIENT, dst: A.addr }, tcp: { sport: 50000, dport: 8080, flags } }));
@@ -140,8 +148,8 @@ t.test('a direct connection reusing a finished service flow\'s client port and b
   fromBackend(dp, TCP_FLAGS.SYN | TCP_FLAGS.ACK);
   direct(TCP_FLAGS.ACK);
   t.equal(dp.ctCount(), 2, 'a direct ACK leaves the live flow alone');
-  ageEntry(dp, FWD, 3601n);
-  ageEntry(dp, REV_A, 3601n);
+  ageEntry(dp, FWD, ESTABLISHED_S + 1n);
+  ageEntry(dp, REV_A, ESTABLISHED_S + 1n);
   direct(TCP_FLAGS.SYN);
   t.equal(dp.ctCount(), 0, 'an expired flow whose tuple a direct SYN reuses is removed');
 });
