@@ -21,6 +21,11 @@ t.test('namespaces, veths, addresses, sysctls and commands run inside a namespac
   await addAddress(b, 'vb', '10.250.0.2/30');
   await linkUp(a, 'va');
   await linkUp(b, 'vb');
+  // No duplicate address detection in test namespaces (createNetns): the link-local address is
+  // usable at once, so the first neighbour solicitation is not held back for 1-2 s.
+  const linkLocal = (await ipIn(a, ['-6', 'addr', 'show', 'dev', 'va'])).stdout;
+  t.match(linkLocal, /inet6 fe80::/, 'va has its link-local address');
+  t.notMatch(linkLocal, /tentative/, 'and it is not tentative');
   const ifindex = await ifindexIn(a, 'va');
   t.ok(ifindex > 1, `va has ifindex ${ifindex} in ${a}`);
   await t.rejects(ifindexIn(a, 'vb'), /vb/, 'the peer end is not in namespace a');
