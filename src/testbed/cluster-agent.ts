@@ -14,7 +14,7 @@ import { fromPackageRoot } from '../bpf/native.js';
 import { createCgroup } from './cgroup.js';
 import type { ClusterNode } from './cluster.js';
 import { NODE_UPLINK } from './cluster.js';
-import { run as runCommand } from './exec.js';
+import { boundToParent, run as runCommand } from './exec.js';
 import { netnsArgv } from './netns.js';
 import type { TestbedRun } from './run.js';
 
