@@ -4,11 +4,18 @@ import { readFileSync } from 'node:fs';
 
 const TICKS = 100; // USER_HZ, what /proc/<pid>/stat counts in
 
+/** The command name and utime / stime (seconds) of a process's or a thread's `stat` file. */
+export function statCpu(statPath: string): { comm: string; user: number; system: number } {
+  const stat = readFileSync(statPath, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields 14 and 15 of proc(5)
+  return { comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), user: Number(fields[11]) / TICKS, system: Number(fields[12]) / TICKS };
+}
+
 /** utime + stime of `pid` in seconds. */
 export function processCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS; // fields 14 and 15 of proc(5)
+  const { user, system } = statCpu(`/proc/${pid}/stat`);
+  return user + system;
 }
 
 /** VmRSS (or, with `peak`, VmHWM) of `pid` in bytes. */

@@ -6,7 +6,7 @@
 // profile there (bench/cpu-profile-summary.ts breaks it down).
 //
 //   node --import ./scripts/ts-loader.mjs bench/start-profile.ts --services 10000 [--single-stack] [--restarts 3] [--cpu-prof DIR]
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import { createCluster } from '../src/testbed/cluster.js';
 import type { ClusterNode } from '../src/testbed/cluster.js';
 import { TestbedRun } from '../src/testbed/run.js';
 import { agentMapFlags } from './connect-bed.js';
-import { processCpuSeconds, processRssBytes } from './proc.js';
+import { processCpuSeconds, processRssBytes, statCpu } from './proc.js';
 import { benchObjects } from './service-objects.js';
 import { adminRequest } from '../src/admin/client.js';
 import type { AdminClientError } from '../src/admin/client.js';
@@ -45,13 +45,11 @@ interface StartFigures {
 function threadCpu(pid: number): StartFigures['threads'] {
   const out: StartFigures['threads'] = {};
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    const name = tid === String(pid) ? `main (${comm})` : process.env["START_PROFILE_TIDS"] ? `${comm}#${Number(tid) - pid}` : comm;
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const { comm, user, system } = statCpu(`/proc/${pid}/task/${tid}/stat`);
+    const name = tid === String(pid) ? `main (${comm})` : process.env['START_PROFILE_TIDS'] ? `${comm}#${Number(tid) - pid}` : comm;
     const t = (out[name] ??= { user: 0, system: 0 });
-    t.user += Number(fields[11]) / 100;
-    t.system += Number(fields[12]) / 100;
+    t.user += user;
+    t.system += system;
   }
   return out;
 }
