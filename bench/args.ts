@@ -62,7 +62,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --connect-rounds N  interleaved rounds of the connect bench (default 5, quick 2)
   --connect-families LIST  IPv4 or IPv4,IPv6 (a dual-stack bed: every path measured in both; default IPv4,IPv6)
   --connect-nft-max-services N  largest scale at which the connect bench loads and measures kube-proxy's
-                      nftables baseline (default every scale; its nft -f takes minutes at 30k, an hour or more at 65k)
+                      nftables baseline (default every scale; loading it takes ~6 min per family at 30k, far longer at 65k)
   --no-cpu-awake      connect bench: let the CPUs idle (default: one SCHED_IDLE busy-loop per CPU while measuring)
   --start-services LIST  scales at which the connect bench times agent starts (default 10000,30000,65000; quick none)
   --throughput-services LIST  scales at which the connect bench measures iperf3 throughput (default 10000; quick 1)

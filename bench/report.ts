@@ -49,7 +49,7 @@ export function connectMarkdown(r: ConnectReport): string {
       `${o.warmupConnections} warm-up connections per path and scale. ` +
       `${c.cpuAwake ? describeCpuAwake(c.cpuAwake) : 'CPUs left to idle (a run from before the CPU-awake guard)'}. ` +
       ((c.load ?? []).length > 0 ? `Load average (1 min) before / after each scale's rounds: ${(c.load ?? []).map((l) => `${l.services}: ${l.loadavg1Before} / ${l.loadavg1After}`).join(', ')}. ` : '') +
-      (o.nftMaxServices !== undefined ? `kube-proxy nftables measured up to ${o.nftMaxServices} services (\`--connect-nft-max-services\`: its \`nft -f\` grows faster than linearly). ` : '') +
+      (o.nftMaxServices !== undefined ? `kube-proxy nftables measured up to ${o.nftMaxServices} services (\`--connect-nft-max-services\`: the kernel's cost of loading its table grows with the square of the table's verdict maps; see *The nftables baseline*). ` : '') +
       'JSON: [docs/bench/connect.json](bench/connect.json).',
     '',
     '![connect latency vs services](bench/connect-latency.svg)',

@@ -41,6 +41,15 @@ export interface KubeProxyNftOptions extends KubeProxyRulesOptions {
    * kube-proxy itself flushes and refills its chains and maps instead.
    */
   replace?: boolean;
+  /**
+   * Split the load into transactions of this many service ports. The kernel binds each rule's
+   * anonymous verdict map (`numgen random mod N vmap { … }`, one per service chain) by walking the
+   * transaction's list of new objects (__nft_set_trans_bind), so one transaction's cost grows with
+   * the square of its services: on this machine's kernel, loaded by other work, 5,000 services took
+   * 4.3 s, 7,500 26 s, 10,000 65–78 s (nearly all system time; 23 s in a quiet bench run). The
+   * ruleset is the same however it is split (docs/benchmarks.md, "The nftables baseline").
+   */
+  transactionServices?: number;
 }
 
 export interface KubeProxyNftChains {
@@ -60,6 +69,12 @@ export interface KubeProxyNft {
   elements: number;
   /** Chain names by service port key (what a test reads). */
   chains: Map<string, KubeProxyNftChains>;
+  /**
+   * The same ruleset as `text`, as consecutive `nft -f` transactions of at most
+   * `opts.transactionServices` service ports each (the first also holds the table and its base
+   * chains and maps): see KubeProxyNftOptions.transactionServices. One element when unset.
+   */
+  transactions: string[];
 }
 
 /** knftables.NameLengthMax (256) less the longest prefix ("affinity-", up to 16). */
@@ -173,9 +188,17 @@ export function kubeProxyNftRules(state: DesiredState, opts: KubeProxyNftOptions
   const mark = `0x${KUBE_MARK_MASQ_BIT.toString(16)}`;
   const chains: KubeProxyNft['chains'] = new Map();
   skeleton(tx, mark);
+  /** Where each transaction starts in decls, rules and elements (the first: 0, after the skeleton's). */
+  const cuts: { decls: number; rules: number; elements: number }[] = [{ decls: 0, rules: 0, elements: 0 }];
+  const perTransaction = opts.transactionServices ?? Infinity;
+  let inTransaction = 0;
 
   for (const sp of state.services.values()) {
     if (sp.family !== family) continue;
+    if (inTransaction++ === perTransaction) {
+      cuts.push({ decls: tx.decls.length, rules: tx.rules.length, elements: tx.elements.length });
+      inTransaction = 1;
+    }
     const spn = servicePortName(sp);
     const proto = sp.protocol.toLowerCase();
     const base = nftServiceChainBase(sp);
@@ -282,5 +305,10 @@ export function kubeProxyNftRules(state: DesiredState, opts: KubeProxyNftOptions
     `add table ${tx.table} { comment ${quote('rules for kube-proxy')} ; }`,
   ];
   const text = [...head, ...tx.decls, ...tx.rules, ...tx.elements, ''].join('\n');
-  return { text, rules: tx.rules.length, elements: tx.elements.length, chains };
+  const transactions = cuts.map((from, i) => {
+    const to = cuts[i + 1] ?? { decls: tx.decls.length, rules: tx.rules.length, elements: tx.elements.length };
+    return [...(i === 0 ? head : []), ...tx.decls.slice(from.decls, to.decls), ...tx.rules.slice(from.rules, to.rules),
+      ...tx.elements.slice(from.elements, to.elements), ''].join('\n');
+  });
+  return { text, rules: tx.rules.length, elements: tx.elements.length, chains, transactions };
 }
