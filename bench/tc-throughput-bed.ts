@@ -3,7 +3,9 @@
 // TC programs' run counts and times (kernel.bpf_stats_enabled=1). Paths: direct, sluice-connect,
 // sluice-tc (and kube-proxy), interleaved; every iperf3 run under flock /tmp/bench.lock.
 //
-//   node --import ./scripts/ts-loader.mjs bench/tc-throughput-bed.ts [rounds] [seconds]
+//   node --import ./scripts/ts-loader.mjs bench/tc-throughput-bed.ts [rounds] [seconds] [paths]
+// SLUICE_REPRO_SERVICES=N programs N services first; SLUICE_REPRO_DUAL=1 a dual-stack bed;
+// SLUICE_REPRO_MAX_SERVICES=M sizes the agent's maps for M (the bench sizes them for its largest scale).
 import { execFileSync } from 'node:child_process';
 import { cgroupArgv } from '../src/testbed/cgroup.js';
 import { linkCounters } from '../src/testbed/netns.js';
@@ -32,7 +34,7 @@ function stats(ids: number[]): { cnt: number; ns: number } {
   return { cnt, ns };
 }
 
-const bed = await createConnectBed(benchIptablesBackend(), ['IPv4'], Number(process.env.SLUICE_REPRO_SERVICES ?? 1));
+const bed = await createConnectBed(benchIptablesBackend(), process.env.SLUICE_REPRO_DUAL ? ['IPv4', 'IPv6'] : ['IPv4'], Number(process.env.SLUICE_REPRO_MAX_SERVICES ?? process.env.SLUICE_REPRO_SERVICES ?? 1));
 try {
   const scale = Number(process.env.SLUICE_REPRO_SERVICES ?? 1);
   if (scale > 1) console.log(JSON.stringify(await bed.apply(scale, { nft: false })));

@@ -47,8 +47,19 @@ async function main(): Promise<void> {
     const [client, web, bareClient, bareWeb] = topo.pods as [(typeof topo.pods)[0], (typeof topo.pods)[0], (typeof topo.pods)[0], (typeof topo.pods)[0]];
     const pinDir = await run.pinDir();
     const native = loadNative();
-    const obj = native.openObject(fromPackageRoot('dist', 'bpf', 'tc.bpf.o'), { pinRoot: pinDir });
+    // SLUICE_REPRO_OBJ: another build of tc.bpf.c; its const volatile u32 sl_exp_fwd_ifindex /
+    // sl_exp_rev_ifindex, when present, are set to web's and client's host veths (experiments).
+    const obj = native.openObject(process.env.SLUICE_REPRO_OBJ ?? fromPackageRoot('dist', 'bpf', 'tc.bpf.o'), { pinRoot: pinDir });
     run.cleanup.add('tc.bpf.o', () => obj.close());
+    const u32 = (v: number) => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(v);
+      return b;
+    };
+    if (process.env.SLUICE_REPRO_OBJ) {
+      obj.setRodata('sl_exp_fwd_ifindex', u32(web.hostIfindex));
+      obj.setRodata('sl_exp_rev_ifindex', u32(client.hostIfindex));
+    }
     await obj.load();
     const netns = netnsPath(topo.nodeNs);
     const fromPod = obj.program('sl_tc_from_pod').info;
