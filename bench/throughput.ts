@@ -9,8 +9,15 @@
 // or cgroup is charged for reliably. On a shared machine it includes everyone else's work, so it
 // is only comparable between paths of the same run; iperf3's own sender and receiver CPU (as it
 // reports them) is kept beside it.
+//
+// Packets: each measurement also counts the packets the client pod's eth0 sent (data, as GSO
+// segments of up to 64 KB) and received (ACKs): `acksPerSegment`. It shows where iperf3's server
+// ran against its client, the main source of this bench's spread (docs/benchmarks.md, "The TC
+// path's throughput, investigated"): on the other CPU it ACKs nearly every segment (~0.9), on the
+// same CPU it reads in batches and ACKs rarely (~0.1-0.3) — whichever path the measurement fell on.
 import { cgroupArgv } from '../src/testbed/cgroup.js';
 import { run as runCommand } from '../src/testbed/exec.js';
+import { linkCounters } from '../src/testbed/netns.js';
 import type { ConnectBed, ConnectPath } from './connect-bed.js';
 import { IPERF_PORT } from './connect-bed.js';
 import { roundOrder } from './connect.js';
@@ -33,10 +40,14 @@ export interface ThroughputRow {
   senderCpuPct: number;
   receiverCpuPct: number;
   retransmits: number;
-  perMeasurement: { gbitPerSec: number; cpuSecondsPerGb: number }[];
+  perMeasurement: { gbitPerSec: number; cpuSecondsPerGb: number; acksPerSegment?: number }[];
 }
 
-interface Sample { gbitPerSec: number; cpuSecondsPerGb: number; senderCpuPct: number; receiverCpuPct: number; retransmits: number }
+interface Sample {
+  gbitPerSec: number; cpuSecondsPerGb: number; senderCpuPct: number; receiverCpuPct: number; retransmits: number;
+  /** Packets the client pod received (ACKs) per packet it sent (data segments, GSO-sized). */
+  acksPerSegment: number;
+}
 
 /** What iperf3 --json reports that the benches read. */
 export interface IperfJson {
@@ -51,9 +62,11 @@ export interface IperfJson {
 async function iperf(bed: ConnectBed, path: ConnectPath, seconds: number): Promise<Sample> {
   const p = bed.path(path);
   const argv = ['iperf3', '--client', p.target.host, '--port', String(IPERF_PORT), '--time', String(seconds), '--json'];
+  const link0 = await linkCounters(p.ns, 'eth0');
   const cpu0 = busySeconds(machineCpuTimes());
   const r = await runCommand(cgroupArgv(p.cgroup, argv, p.ns), { allowFailure: true, timeoutMs: (seconds + 30) * 1000 });
   const cpu = busySeconds(machineCpuTimes()) - cpu0;
+  const link1 = await linkCounters(p.ns, 'eth0');
   let out: IperfJson;
   try {
     out = JSON.parse(r.stdout) as IperfJson;
@@ -66,6 +79,7 @@ async function iperf(bed: ConnectBed, path: ConnectPath, seconds: number): Promi
     gbitPerSec: recv.bits_per_second / 1e9, cpuSecondsPerGb: cpu / (recv.bytes / 1e9),
     senderCpuPct: out.end?.cpu_utilization_percent?.host_total ?? NaN, receiverCpuPct: out.end?.cpu_utilization_percent?.remote_total ?? NaN,
     retransmits: out.end?.sum_sent?.retransmits ?? 0,
+    acksPerSegment: (link1.rxPackets - link0.rxPackets) / Math.max(1, link1.txPackets - link0.txPackets),
   };
 }
 
@@ -80,7 +94,7 @@ export async function measureThroughput(bed: ConnectBed, o: ThroughputOptions): 
     gbitPerSec: med(s.map((x) => x.gbitPerSec)), cpuSecondsPerGb: med(s.map((x) => x.cpuSecondsPerGb)),
     senderCpuPct: med(s.map((x) => x.senderCpuPct)), receiverCpuPct: med(s.map((x) => x.receiverCpuPct)),
     retransmits: s.reduce((n, x) => n + x.retransmits, 0),
-    perMeasurement: s.map(({ gbitPerSec, cpuSecondsPerGb }) => ({ gbitPerSec, cpuSecondsPerGb })),
+    perMeasurement: s.map(({ gbitPerSec, cpuSecondsPerGb, acksPerSegment }) => ({ gbitPerSec, cpuSecondsPerGb, acksPerSegment })),
   }));
 }
 

@@ -257,6 +257,8 @@ t.test('connect bench at tiny scale, with agent starts', async (t) => {
   for (const x of throughput) {
     positive(t, x.gbitPerSec, `${x.path}: Gbit/s`);
     positive(t, x.cpuSecondsPerGb, `${x.path}: CPU s/GB`);
+    // The client pod's ACKs per data segment it sent: where iperf3's server ran (bench/throughput.ts).
+    for (const m of x.perMeasurement) positive(t, m.acksPerSegment ?? NaN, `${x.path}: ACKs per segment`);
   }
   const s = starts[0];
   t.ok(s, 'agent starts measured');
