@@ -230,10 +230,11 @@ export class Datapath {
         udpSocketSweep: !sweeper ? { loaded: false, skipped: 'disabled' } : sweeper.available ? { loaded: true } : { loaded: false, error: sweeper.loadError ?? 'not loaded' },
       });
       if (opts.logger) logKernelFeatures(opts.logger, features);
+      const datapath = new Datapath(native, opts.pinDir, opts.connectTimeLb, tc, connectLoad.value, sweeper, upgrade, features, host, generations.starts);
       // The programs of earlier generations are held by what is attached, if anything, no more
       // by pins (an object not loaded this time, e.g. connect-time turned off, included).
       generations.prune();
-      return new Datapath(native, opts.pinDir, opts.connectTimeLb, tc, connectLoad.value, sweeper, upgrade, features, host, generations.starts);
+      return datapath;
     } catch (err) {
       host?.close();
       tc.close();
