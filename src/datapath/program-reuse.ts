@@ -302,8 +302,15 @@ export class ProgramGenerations {
    * programs, or null to load (the reason is logged and kept in `starts`).
    */
   readonly reuse = (opened: NativeObject): NativeObject | null => {
-    const start: ObjectStart = { object: objectStem(opened.path), identity: objectIdentity(opened, this.opts.native.libbpfVersion()), reused: false };
+    const start: ObjectStart = { object: objectStem(opened.path), identity: '', reused: false };
     this.identities.set(opened, start);
+    try {
+      start.identity = objectIdentity(opened, this.opts.native.libbpfVersion());
+    } catch (err) {
+      // Never a reason to fail the start: it loads, and pins nothing.
+      start.notReused = `no identity: ${describeError(err)}`;
+      return null;
+    }
     const refused = this.opts.refuse?.() ?? null;
     const outcome = refused ?? reuseGeneration(opened, this.dirOf(start), this.opts.native);
     if (typeof outcome === 'string') {
@@ -322,9 +329,10 @@ export class ProgramGenerations {
    * generation. A failure to pin costs the next start its reuse, never this start.
    */
   readonly afterLoad = (loaded: NativeObject): void => {
-    const start = this.identities.get(loaded) ?? { object: objectStem(loaded.path), identity: objectIdentity(loaded, this.opts.native.libbpfVersion()), reused: false, notReused: 'not checked' };
+    const start = this.identities.get(loaded) ?? { object: objectStem(loaded.path), identity: '', reused: false, notReused: 'not checked' };
     this.starts.push(start);
     this.opts.logger?.info({ object: start.object, identity: start.identity, notReused: start.notReused }, 'loaded the programs (previous start\'s not reused)');
+    if (!start.identity) return;
     const dir = this.dirOf(start);
     try {
       if (existsSync(dir)) removeGeneration(dir); // a generation that failed its check: replaced
