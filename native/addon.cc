@@ -46,6 +46,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("numPossibleCpus", Napi::Function::New<NumPossibleCpus>(env, "numPossibleCpus"));
   exports.Set("openObject", Napi::Function::New<OpenObject>(env, "openObject"));
   exports.Set("openPinnedMap", Napi::Function::New<OpenPinnedMap>(env, "openPinnedMap"));
+  exports.Set("openMapById", Napi::Function::New<OpenMapById>(env, "openMapById"));
   exports.Set("openPinnedLink", Napi::Function::New<OpenPinnedLink>(env, "openPinnedLink"));
   exports.Set("openProgramById", Napi::Function::New<OpenProgramById>(env, "openProgramById"));
   exports.Set("tcHookCreate",

@@ -268,4 +268,23 @@ Napi::Value OpenPinnedMap(const Napi::CallbackInfo& info) {
   return BpfMap::Create(env, spec);
 }
 
+// bpf_map_get_fd_by_id: a handle on a map by its kernel id (e.g. one of a loaded program's maps,
+// from its bpf_prog_info map_ids). Its name is the kernel's (cut at 15 characters).
+Napi::Value OpenMapById(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* call = "bpf_map_get_fd_by_id";
+  int64_t id = IntArg(info, 0, call, "id", 0, UINT32_MAX, 0);
+  if (id == 0) throw UsageError(env, call, "expected a map id (1 or more)");
+  int fd = bpf_map_get_fd_by_id(static_cast<uint32_t>(id));
+  if (fd < 0) throw NativeError(env, call, std::to_string(id), -fd);
+  MapSpec spec;
+  int err = MapSpecFromKernel(fd, &spec, false);
+  if (err) {
+    close(fd);
+    throw NativeError(env, "bpf_obj_get_info_by_fd", std::to_string(id), err);
+  }
+  spec.fd = fd;
+  return BpfMap::Create(env, spec);
+}
+
 }  // namespace sluice

@@ -66,6 +66,8 @@ class BpfMap : public Napi::ObjectWrap<BpfMap> {
 
 // openPinnedMap(path): NativeMap
 Napi::Value OpenPinnedMap(const Napi::CallbackInfo& info);
+// addon.openMapById(id): see map.cc.
+Napi::Value OpenMapById(const Napi::CallbackInfo& info);
 
 }  // namespace sluice
 

@@ -3,6 +3,8 @@
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -47,6 +49,8 @@ Napi::Function BpfObject::Define(Napi::Env env) {
                          InstanceMethod<&BpfObject::Programs>("programs"),
                          InstanceMethod<&BpfObject::Map>("map"),
                          InstanceMethod<&BpfObject::Program>("program"),
+                         InstanceMethod<&BpfObject::LoadedProgram>("loadedProgram"),
+                         InstanceMethod<&BpfObject::MapInitialValue>("mapInitialValue"),
                          InstanceMethod<&BpfObject::BtfStruct>("btfStruct"),
                          InstanceMethod<&BpfObject::BtfEnum>("btfEnum"),
                          InstanceMethod<&BpfObject::MapBtfLayout>("mapBtfLayout"),
@@ -163,6 +167,8 @@ Napi::Value BpfObject::Maps(const Napi::CallbackInfo& info) {
     entry.Set("maxEntries", bpf_map__max_entries(map));
     entry.Set("id", KernelMapId(fd));
     entry.Set("fd", fd);
+    const char* pin_path = bpf_map__pin_path(map);
+    if (pin_path) entry.Set("pinPath", pin_path);
     out.Set(index++, entry);
   }
   return out;
@@ -224,6 +230,72 @@ Napi::Value BpfObject::Program(const Napi::CallbackInfo& info) {
   spec.fd = DupCloexec(bpf_program__fd(prog));
   if (spec.fd < 0) throw NativeError(env, "fcntl", name, errno);
   return BpfProgram::Create(env, spec);
+}
+
+// loadedProgram(name, pinPath | id): the object's program `name` as an earlier load of this same
+// file left it in the kernel, from its pin (bpf_obj_get) or its id (bpf_prog_get_fd_by_id), with
+// the section and expected attach type of the object's definition (the kernel does not report
+// the latter). Usable before load. The kernel's program must have the definition's type and
+// name (cut at 15 characters), or EINVAL.
+Napi::Value BpfObject::LoadedProgram(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "loadedProgram", "name");
+  bool by_path = info[1].IsString();
+  const char* call = by_path ? "bpf_obj_get" : "bpf_prog_get_fd_by_id";
+  bpf_object* obj = Usable(env, call);
+  bpf_program* prog = bpf_object__find_program_by_name(obj, name.c_str());
+  if (!prog) throw UsageError(env, call, "no program '" + name + "' in " + path_, ENOENT);
+  std::string source;
+  int fd;
+  if (by_path) {
+    source = info[1].As<Napi::String>().Utf8Value();
+    fd = bpf_obj_get(source.c_str());
+  } else {
+    int64_t id = IntArg(info, 1, call, "pinPathOrId", 1, UINT32_MAX, 0);
+    source = "id " + std::to_string(id);
+    fd = bpf_prog_get_fd_by_id(static_cast<uint32_t>(id));
+  }
+  if (fd < 0) throw NativeError(env, call, name + " (" + source + ")", -fd);
+  struct bpf_prog_info pinfo;
+  memset(&pinfo, 0, sizeof(pinfo));
+  uint32_t len = sizeof(pinfo);
+  int err = bpf_obj_get_info_by_fd(fd, &pinfo, &len);
+  if (err) {
+    close(fd);
+    throw NativeError(env, "bpf_obj_get_info_by_fd", name + " (" + source + ")", -err);
+  }
+  std::string kernel_name(pinfo.name, strnlen(pinfo.name, sizeof(pinfo.name)));
+  if (pinfo.type != static_cast<uint32_t>(bpf_program__type(prog)) ||
+      kernel_name != name.substr(0, sizeof(pinfo.name) - 1)) {
+    close(fd);
+    throw UsageError(env, call,
+                     source + " is program '" + kernel_name + "' of type " +
+                         std::to_string(pinfo.type) + ", not " + path_ + "'s '" + name + "'",
+                     EINVAL);
+  }
+  ProgramSpec spec;
+  spec.fd = fd;
+  spec.name = bpf_program__name(prog);
+  spec.section = bpf_program__section_name(prog);
+  spec.type = pinfo.type;
+  spec.expected_attach_type = static_cast<uint32_t>(bpf_program__expected_attach_type(prog));
+  spec.id = pinfo.id;
+  return BpfProgram::Create(env, spec);
+}
+
+// mapInitialValue(name): the bytes an internal map (.rodata, .data, .bss) is created with, as
+// configured so far (bpf_map__initial_value); null for other maps.
+Napi::Value BpfObject::MapInitialValue(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* call = "bpf_map__initial_value";
+  std::string name = StringArg(info, 0, call, "name");
+  bpf_object* obj = Usable(env, call);
+  bpf_map* map = bpf_object__find_map_by_name(obj, name.c_str());
+  if (!map) throw UsageError(env, call, "no map '" + name + "' in " + path_, ENOENT);
+  size_t size = 0;
+  const void* value = bpf_map__initial_value(map, &size);
+  if (!value) return env.Null();
+  return Napi::Buffer<uint8_t>::Copy(env, static_cast<const uint8_t*>(value), size);
 }
 
 Napi::Value BpfObject::BtfStruct(const Napi::CallbackInfo& info) {

@@ -34,6 +34,8 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value Programs(const Napi::CallbackInfo& info);
   Napi::Value Map(const Napi::CallbackInfo& info);
   Napi::Value Program(const Napi::CallbackInfo& info);
+  Napi::Value LoadedProgram(const Napi::CallbackInfo& info);
+  Napi::Value MapInitialValue(const Napi::CallbackInfo& info);
   Napi::Value BtfStruct(const Napi::CallbackInfo& info);
   Napi::Value BtfEnum(const Napi::CallbackInfo& info);
   Napi::Value MapBtfLayout(const Napi::CallbackInfo& info);

@@ -92,6 +92,8 @@ Napi::Function BpfProgram::Define(Napi::Env env) {
                          InstanceMethod<&BpfProgram::TestRun>("testRun"),
                          InstanceMethod<&BpfProgram::AttachCgroup>("attachCgroup"),
                          InstanceMethod<&BpfProgram::RunIterator>("runIterator"),
+                         InstanceMethod<&BpfProgram::Pin>("pin"),
+                         InstanceMethod<&BpfProgram::MapIds>("mapIds"),
                          InstanceMethod<&BpfProgram::Close>("close"),
                      });
 }
@@ -257,6 +259,46 @@ Napi::Value BpfProgram::RunIterator(const Napi::CallbackInfo& info) {
   if (run.err) throw NativeError(env, run.call, subject, run.err);
   return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(run.out.data()),
                                      run.out.size());
+}
+
+// pin(path): bpf_obj_pin on bpffs, as bpf_program__pin does for a loaded program. The pin holds
+// the program in the kernel until it is unlinked.
+Napi::Value BpfProgram::Pin(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* call = "bpf_obj_pin";
+  std::string path = StringArg(info, 0, call, "path");
+  if (spec_.fd < 0) throw UsageError(env, call, "program " + spec_.name + " is closed", EBADF);
+  int err = bpf_obj_pin(spec_.fd, path.c_str());
+  if (err) throw NativeError(env, call, spec_.name + " at " + path, -err);
+  return env.Undefined();
+}
+
+// mapIds(): the ids of the maps the program uses (bpf_prog_info.map_ids), as the kernel keeps
+// them: the instances its instructions point to, whatever is pinned where now.
+Napi::Value BpfProgram::MapIds(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* call = "bpf_obj_get_info_by_fd";
+  if (spec_.fd < 0) throw UsageError(env, call, "program " + spec_.name + " is closed", EBADF);
+  std::vector<uint32_t> ids;
+  // The first call tells how many; a second fills them (the count cannot change: a loaded
+  // program's maps are fixed).
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    struct bpf_prog_info pinfo;
+    memset(&pinfo, 0, sizeof(pinfo));
+    pinfo.nr_map_ids = static_cast<uint32_t>(ids.size());
+    pinfo.map_ids = reinterpret_cast<uintptr_t>(ids.data());
+    uint32_t len = sizeof(pinfo);
+    int err = bpf_obj_get_info_by_fd(spec_.fd, &pinfo, &len);
+    if (err) throw NativeError(env, call, spec_.name, -err);
+    if (pinfo.nr_map_ids <= ids.size()) {
+      ids.resize(pinfo.nr_map_ids);
+      break;
+    }
+    ids.resize(pinfo.nr_map_ids);
+  }
+  Napi::Array out = Napi::Array::New(env, ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) out.Set(static_cast<uint32_t>(i), ids[i]);
+  return out;
 }
 
 // bpf_prog_get_fd_by_id: a handle on a program loaded by someone else (a filter's program, read

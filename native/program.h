@@ -38,6 +38,8 @@ class BpfProgram : public Napi::ObjectWrap<BpfProgram> {
   Napi::Value TestRun(const Napi::CallbackInfo& info);
   Napi::Value AttachCgroup(const Napi::CallbackInfo& info);
   Napi::Value RunIterator(const Napi::CallbackInfo& info);
+  Napi::Value Pin(const Napi::CallbackInfo& info);
+  Napi::Value MapIds(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   ProgramSpec spec_;

@@ -8,8 +8,8 @@ report() { echo "leftover: $*"; found=1; }
 
 for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^slt-'); do report "network namespace $ns"; done
 # sl_*: Sluice's maps; fixture_*: the test objects' maps (bpf/test), pinned by name when a test
-# forgets its pin root.
-for d in /sys/fs/bpf/sluice-test-* /sys/fs/bpf/sl_* /sys/fs/bpf/fixture_*; do [ -e "$d" ] && report "bpffs pin $d"; done
+# forgets its pin root; progs: program pins (src/datapath/program-reuse.ts) of a pin dir at the bpffs root.
+for d in /sys/fs/bpf/sluice-test-* /sys/fs/bpf/sl_* /sys/fs/bpf/fixture_* /sys/fs/bpf/progs; do [ -e "$d" ] && report "bpffs pin $d"; done
 cg2=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
 if [ -n "$cg2" ]; then
   for d in "$cg2"/sluice-test-*; do [ -e "$d" ] && report "cgroup $d"; done

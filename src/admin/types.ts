@@ -64,6 +64,11 @@ export interface StatusView {
   errors: StatusError[];
   /** What the running kernel gives the datapath (absent when the agent is down). */
   kernel?: KernelFeaturesView;
+  /**
+   * Per BPF object, whether this start reused the previous start's programs or loaded them, and
+   * why not reused (docs/upgrades.md#restarts); absent when the agent is down.
+   */
+  objects?: ObjectStartView[];
   /** External services' Maglev tables (absent without external traffic or when the agent is down). */
   maglev?: MaglevView;
 }
@@ -89,6 +94,15 @@ export interface KernelFeatureView {
   without: string;
   /** Why it is off or disabled. */
   reason?: string;
+}
+
+export interface ObjectStartView {
+  /** tc, host, connect, sockdestroy. */
+  object: string;
+  /** Digest of the object file and its load-time configuration. */
+  identity: string;
+  reused: boolean;
+  notReused?: string;
 }
 
 export interface KernelFeaturesView {

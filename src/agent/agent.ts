@@ -315,6 +315,7 @@ async function startServers(ctx: AgentContext, p: ServerParts): Promise<{ admin:
       config: { ...publicConfig(cfg), logLevel: logging.level },
       programs: datapath.attachments(),
       kernel: datapath.kernelFeatures,
+      objects: [...datapath.objectStarts],
       ...(external ? { maglev: external.maglev.summary() } : {}),
       sync: {
         state: status.state === 'waiting-for-sources' && store.isSynced() ? 'syncing' : status.state,

@@ -21,6 +21,7 @@ import { MAP_NAMES, MAP_NAMES6 } from '../dataplane/tables.js';
 import { maxEntriesOf } from '../dataplane/map-sizes.js';
 import type { ProgramAttachment } from '../admin/types.js';
 import { cgroup2Mount } from '../testbed/cgroup.js';
+import type { ObjectStart } from '../datapath/program-reuse.js';
 import type { AgentConfig } from './config.js';
 import type { WorkloadInterface } from './interfaces.js';
 
@@ -31,6 +32,8 @@ export interface AgentDatapath {
   readonly libbpfVersion: string;
   /** What the running kernel gives the datapath (docs/kernels.md). */
   readonly kernelFeatures: KernelFeatures;
+  /** Per object: the previous start's programs reused, or loaded and why (src/datapath/program-reuse.ts). */
+  readonly objectStarts: readonly ObjectStart[];
   readonly udpSocketSweep?: () => void;
   /** Attaches (or swaps in) the connect-time programs; removes them when the mode is disabled. */
   attachConnectTime(): Promise<void>;
@@ -116,6 +119,7 @@ export async function openAgentDatapath(cfg: AgentConfig, logger: Logger, native
     tables6: dp.tables6,
     libbpfVersion: native.libbpfVersion(),
     kernelFeatures: dp.kernelFeatures,
+    objectStarts: dp.programStarts,
     ...(dp.udpSocketSweep ? { udpSocketSweep: dp.udpSocketSweep } : {}),
     async attachConnectTime() {
       cgroupAttachments.length = 0;

@@ -36,6 +36,13 @@ export interface OpenBpfObjectOptions {
    * the object's BTF and its maps against what is pinned (src/datapath/map-migration.ts).
    */
   beforeLoad?: (obj: NativeObject) => void;
+  /**
+   * Runs after beforeLoad: an object whose programs are in the kernel already, returned instead
+   * of loading (src/datapath/program-reuse.ts), or null to load as usual.
+   */
+  reuse?: (obj: NativeObject) => NativeObject | null;
+  /** Runs right after a successful load (e.g. pins the programs for the next start). */
+  afterLoad?: (obj: NativeObject) => void;
 }
 
 /** Forwards the libbpf messages collected so far to logger (or drops them when there is none). */
@@ -96,8 +103,14 @@ export async function openBpfObject(path: string, opts: OpenBpfObjectOptions = {
     }
     for (const [mapName, entries] of Object.entries(opts.maxEntries ?? {})) obj.setMaxEntries(mapName, entries);
     opts.beforeLoad?.(obj);
+    const reused = opts.reuse?.(obj);
+    if (reused) {
+      drainLibbpfLog(addon, log);
+      return reused;
+    }
     await obj.load();
     drainLibbpfLog(addon, log);
+    opts.afterLoad?.(obj);
     return obj;
   } catch (err) {
     // libbpf's warnings say why when the kernel never saw a program (a missing kfunc, BTF type

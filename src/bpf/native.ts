@@ -36,6 +36,8 @@ export interface MapInfo {
   /** Kernel map id (0 until loaded). */
   id: number;
   fd: number;
+  /** Where libbpf pins or finds it (maps declared LIBBPF_PIN_BY_NAME, with a pinRoot); absent otherwise. */
+  pinPath?: string;
 }
 
 export interface ProgramInfo {
@@ -191,6 +193,10 @@ export interface NativeProgram {
    * 64 MiB of output).
    */
   runIterator(opts?: RunIteratorOptions): Buffer;
+  /** bpf_obj_pin on bpffs: the pin holds the program in the kernel until it is unlinked. */
+  pin(path: string): void;
+  /** The ids of the maps the program uses (bpf_prog_info.map_ids): the instances it was loaded with. */
+  mapIds(): number[];
   /** Idempotent; never detaches an attachment (links hold their own reference). Later calls: EBADF. */
   close(): void;
 }
@@ -236,6 +242,15 @@ export interface NativeObject {
   programs(): ProgramInfo[];
   map(name: string): NativeMap;
   program(name: string): NativeProgram;
+  /**
+   * The object's program `name` as an earlier load of this file left it in the kernel: from its
+   * pin (bpf_obj_get) or its id (bpf_prog_get_fd_by_id), with the section and expected attach
+   * type of the object's definition. Usable before load. EINVAL when the kernel's program has
+   * another type or name; ENOENT when there is none.
+   */
+  loadedProgram(name: string, pinPathOrId: string | number): NativeProgram;
+  /** The bytes an internal map (.rodata, .data, .bss) will be created with, as configured; null for other maps. */
+  mapInitialValue(name: string): Buffer | null;
   /** A struct from the object's BTF, or null when absent. */
   btfStruct(name: string): BtfStruct | null;
   /** An enum from the object's BTF, or null when absent. */
@@ -262,6 +277,8 @@ export interface NativeAddon {
   openObject(path: string, opts?: OpenObjectOptions): NativeObject;
   /** `readOnly`: a read-only fd (BPF_F_RDONLY): the kernel refuses writes through it (EPERM). */
   openPinnedMap(path: string, opts?: { readOnly?: boolean }): NativeMap;
+  /** bpf_map_get_fd_by_id: a map by its kernel id (its name is the kernel's, cut at 15 characters). */
+  openMapById(id: number): NativeMap;
   openPinnedLink(path: string): NativeLink;
   /**
    * bpf_prog_get_fd_by_id: a handle on a loaded program by its id (e.g. the program behind a tc

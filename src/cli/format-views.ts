@@ -40,6 +40,10 @@ export function formatStatus(s: StatusView): string {
     ? renderTable([col('program'), col('hook'), col('target'), col('direction'), col('progId', true), col('attached'), col('error')],
       s.programs.map((p) => [p.program, p.hook, p.target, p.direction ?? '-', p.progId, p.attached, p.error ?? '']))
     : '(none known)\n');
+  if (s.objects?.length) {
+    out += '\n' + section('OBJECTS', renderTable([col('object'), col('identity'), col('programs'), col('not reused because')],
+      s.objects.map((o) => [o.object, o.identity, o.reused ? 'reused' : 'loaded', o.notReused ?? ''])));
+  }
   if (s.kernel) {
     out += '\n' + section('KERNEL FEATURES', renderTable(
       [col('feature'), col('state'), col('since'), col('without it')],

@@ -9,12 +9,14 @@
 //   filter got in front, Sluice inserts itself again at the head under its other handle, then
 //   removes its old filter (a Sluice filter runs throughout). See docs/coexistence.md.
 // A filter is Sluice's only if its handle, priority AND program name are: nothing else is ever
-// replaced or deleted. Cleanup removes exactly those links, filters and pins, nothing else.
+// replaced or deleted. Cleanup removes exactly those links, filters and pins (maps, and the
+// programs kept for the next start under <pinDir>/progs, program-reuse.ts), nothing else.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { hasErrnoCode } from '../bpf/errors.js';
 import type { NativeAddon, NativeProgram, TcDirection } from '../bpf/native.js';
+import { removeProgramPins } from './program-reuse.js';
 import { hookFilters, interfaceNames, listTcFilters, tcHookKey, type TcFilterEntry } from './tc-filters.js';
 
 /** The connect-time programs of connect.bpf.o (bpf/connect.bpf.c). */
@@ -244,13 +246,15 @@ export interface CleanupReport {
   linksDetached: number;
   tcFiltersRemoved: number;
   pinsRemoved: number;
+  /** Program pins of every generation (program-reuse.ts): their programs go with what was attached. */
+  programPinsRemoved: number;
   /** What could not be removed, with the reason. */
   problems: string[];
 }
 
 /** Removes every link, filter and pin Sluice made: the node goes back to no service dataplane. */
 export async function cleanupDatapath(native: Pick<NativeAddon, 'openPinnedLink' | 'tcDetach'>, opts: CleanupOptions): Promise<CleanupReport> {
-  const report: CleanupReport = { linksDetached: 0, tcFiltersRemoved: 0, pinsRemoved: 0, problems: [] };
+  const report: CleanupReport = { linksDetached: 0, tcFiltersRemoved: 0, pinsRemoved: 0, programPinsRemoved: 0, problems: [] };
   const linksDir = join(opts.pinDir, LINKS_DIR);
   for (const name of existsSync(linksDir) ? readdirSync(linksDir) : []) {
     try {
@@ -286,6 +290,7 @@ export async function cleanupDatapath(native: Pick<NativeAddon, 'openPinnedLink'
       }
     }
   }
+  report.programPinsRemoved = removeProgramPins(opts.pinDir, report.problems);
   if ((opts.mapPins ?? 'all') === 'all' && existsSync(opts.pinDir)) {
     for (const name of readdirSync(opts.pinDir)) {
       if (!name.startsWith('sl_')) continue;

@@ -22,6 +22,8 @@ import { SOCKDESTROY_OBJECT, UdpSocketSweeper } from './socket-sweep.js';
 // Upgrade hooks (map layout/size changes): see upgrade.ts and map-migration.ts.
 import { DatapathUpgrade } from './upgrade.js';
 import type { MapCarryReport } from './map-migration.js';
+import type { ObjectStart } from './program-reuse.js';
+import { ProgramGenerations } from './program-reuse.js';
 import type { KernelFeatures } from './kernel-features.js';
 import { kernelFeatures, loadOptional, logKernelFeatures, probeKernel } from './kernel-features.js';
 
@@ -133,6 +135,8 @@ export class Datapath {
     /** Which features this kernel gives (docs/kernels.md): tc-datapath is always on here. */
     readonly kernelFeatures: KernelFeatures,
     private readonly host: NativeObject | null = null,
+    /** Per object: whether the previous start's programs were reused, and why not (program-reuse.ts). */
+    readonly programStarts: readonly ObjectStart[] = [],
   ) {
     this.tables = tablesFromObject(tc, native.numPossibleCpus(), upgrade.layouts);
     this.tables6 = tablesFromObject(tc, native.numPossibleCpus(), upgrade.layouts, 'IPv6');
@@ -146,8 +150,15 @@ export class Datapath {
     preparePinDir(opts.pinDir);
     const maxEntries: Record<string, number> = { ...opts.maxEntries };
     const upgrade = new DatapathUpgrade({ native, pinDir: opts.pinDir, ...(opts.logger ? { logger: opts.logger } : {}) });
+    // The previous start's programs, when this start would load the very same (program-reuse.ts);
+    // never while maps are being carried to a new layout.
+    const generations = new ProgramGenerations({
+      native, pinDir: opts.pinDir, ...(opts.logger ? { logger: opts.logger } : {}),
+      refuse: () => (upgrade.pending ? 'an upgrade over migrated maps is under way' : null),
+    });
     const common = {
-      pinRoot: opts.pinDir, maxEntries, beforeLoad: upgrade.beforeLoad, constants: allConstantMirrors, addon: native, ...(opts.logger ? { logger: opts.logger } : {}),
+      pinRoot: opts.pinDir, maxEntries, beforeLoad: upgrade.beforeLoad, reuse: generations.reuse, afterLoad: generations.afterLoad,
+      constants: allConstantMirrors, addon: native, ...(opts.logger ? { logger: opts.logger } : {}),
     };
 
     const rodata: Record<string, bigint> = {};
@@ -161,6 +172,7 @@ export class Datapath {
       tc = await openBpfObject(join(dir, 'tc.bpf.o'), { ...common, rodata });
     } catch (err) {
       upgrade.restore();
+      generations.abandon();
       throw err;
     }
     try {
@@ -206,6 +218,7 @@ export class Datapath {
           objectPath: join(dir, SOCKDESTROY_OBJECT),
           maxEntries,
           native,
+          generations,
           ...(opts.logger ? { logger: opts.logger } : {}),
         })
         : null;
@@ -217,11 +230,16 @@ export class Datapath {
         udpSocketSweep: !sweeper ? { loaded: false, skipped: 'disabled' } : sweeper.available ? { loaded: true } : { loaded: false, error: sweeper.loadError ?? 'not loaded' },
       });
       if (opts.logger) logKernelFeatures(opts.logger, features);
-      return new Datapath(native, opts.pinDir, opts.connectTimeLb, tc, connectLoad.value, sweeper, upgrade, features, host);
+      const datapath = new Datapath(native, opts.pinDir, opts.connectTimeLb, tc, connectLoad.value, sweeper, upgrade, features, host, generations.starts);
+      // The programs of earlier generations are held by what is attached, if anything, no more
+      // by pins (an object not loaded this time, e.g. connect-time turned off, included).
+      generations.prune();
+      return datapath;
     } catch (err) {
       host?.close();
       tc.close();
       upgrade.restore();
+      generations.abandon();
       throw err;
     }
   }

@@ -18,6 +18,7 @@ import type { NativeAddon, NativeObject, NativeProgram } from '../bpf/native.js'
 import { fromPackageRoot, loadNative } from '../bpf/native.js';
 import { isNativeError } from '../bpf/errors.js';
 import { loadErrorSummary } from './kernel-features.js';
+import type { ProgramGenerations } from './program-reuse.js';
 
 export const SOCKDESTROY_OBJECT = 'sockdestroy.bpf.o';
 export const SOCKDESTROY_PROGRAM = 'sl_sock_destroy_udp';
@@ -119,6 +120,8 @@ export interface UdpSocketSweeperOptions extends NamespaceSources {
   namespaces?: () => Iterable<string>;
   native?: NativeAddon;
   logger?: Logger;
+  /** The start's reuse of earlier programs (program-reuse.ts); without it, always loaded. */
+  generations?: Pick<ProgramGenerations, 'reuse' | 'afterLoad'>;
 }
 
 /** Vanished between listing and sweeping: the namespace file is gone with its process. */
@@ -152,7 +155,13 @@ export class UdpSocketSweeper {
     try {
       obj = native.openObject(path, { pinRoot: opts.pinDir });
       for (const [map, n] of Object.entries(opts.maxEntries ?? {})) obj.setMaxEntries(map, n);
-      await obj.load();
+      const reused = opts.generations?.reuse(obj) ?? null;
+      if (reused) {
+        obj = reused;
+      } else {
+        await obj.load();
+        opts.generations?.afterLoad(obj);
+      }
       drainLibbpfLog(native, libbpfLog);
       return new UdpSocketSweeper(opts, obj, obj.program(SOCKDESTROY_PROGRAM));
     } catch (err) {

@@ -56,3 +56,17 @@ t.test('status: the kernel features section says what is off and what happens in
   t.match(text, /KERNEL FEATURES\nFEATURE +STATE +SINCE +WITHOUT IT\ntc-datapath +on +5\.10\nconnect-econnrefused +off +5\.18 +EPERM instead \(no bpf_set_retval\)\n/);
   t.notMatch(formatStatus({ ...status, kernel: undefined } as StatusView), /KERNEL FEATURES/, 'absent when the agent is down');
 });
+
+t.test('status: the objects section says which programs were reused and why the others were loaded', async (t) => {
+  const status: StatusView = {
+    version: '0.1.0', agentRunning: true, nodeName: 'n', startedAt: '', pinDir: '/sys/fs/bpf/sluice', config: {}, programs: [], errors: [],
+    sync: { state: 'synced', sourcesSynced: true, lastSyncAt: null, lastSyncDurationMs: null, syncCount: 1, servicePortsProgrammed: 0 },
+    objects: [
+      { object: 'tc', identity: '0123456789abcdef', reused: true },
+      { object: 'connect', identity: 'fedcba9876543210', reused: false, notReused: 'no programs pinned for this build and configuration' },
+    ],
+  };
+  const text = formatStatus(status);
+  t.match(text, /OBJECTS\nOBJECT +IDENTITY +PROGRAMS +NOT REUSED BECAUSE\ntc +0123456789abcdef +reused *\nconnect +fedcba9876543210 +loaded +no programs pinned for this build and configuration\n/);
+  t.notMatch(formatStatus({ ...status, objects: undefined } as StatusView), /OBJECTS/, 'absent when the agent is down');
+});

@@ -271,7 +271,12 @@ t.test('sluicectl against a running agent, then with the agent stopped', async (
     }, 'status head = JSON');
     t.ok(json.maglev, 'the Maglev tables are reported (external traffic runs on this kernel)');
     const sec = sections('PROGRAMS\n' + rest);
-    t.strictSame(Object.keys(sec), ['PROGRAMS', 'KERNEL FEATURES', 'ERRORS', 'CONFIG'], 'sections');
+    t.strictSame(Object.keys(sec), ['PROGRAMS', 'OBJECTS', 'KERNEL FEATURES', 'ERRORS', 'CONFIG'], 'sections');
+    const objects = parseTable(sec.OBJECTS ?? '');
+    t.strictSame(objects.headers, ['OBJECT', 'IDENTITY', 'PROGRAMS', 'NOT REUSED BECAUSE']);
+    t.strictSame(objects.rows, (json.objects ?? []).map((o) => ({ OBJECT: o.object, IDENTITY: o.identity, PROGRAMS: o.reused ? 'reused' : 'loaded', 'NOT REUSED BECAUSE': o.notReused ?? '' })),
+      'OBJECTS rows = JSON (whether each object\'s programs were reused from the previous start)');
+    t.ok((json.objects ?? []).some((o) => o.object === 'tc'), 'tc among the objects');
     const programs = parseTable(sec.PROGRAMS ?? '');
     t.strictSame(programs.headers, ['PROGRAM', 'HOOK', 'TARGET', 'DIRECTION', 'PROG_ID', 'ATTACHED', 'ERROR']);
     t.strictSame(programs.rows, json.programs.map((p) => ({

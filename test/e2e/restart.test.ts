@@ -57,6 +57,7 @@ t.test('SIGKILL the agent while clients stream connections, then restart it', as
   const first = bed.startAgent();
   await bed.waitForSynced();
   const before = await bed.services();
+  const firstStatus = await bed.status();
   t.same(before.map((s) => s.key).sort(), [
     portKey('other', 'http'), portKey('other', 'http', 'TCP', 'IPv6'), portKey('web', 'dns', 'UDP'), portKey('web', 'dns', 'UDP', 'IPv6'),
     portKey('web', 'http'), portKey('web', 'http', 'TCP', 'IPv6'),
@@ -134,6 +135,17 @@ t.test('SIGKILL the agent while clients stream connections, then restart it', as
 
   const after = await bed.services();
   t.same(ids(after), ids(before), 'the new agent re-adopted every service id and backend block (same ids, same slots)');
+
+  // Issue 17: the same build with the same flags loads nothing: the first agent's programs,
+  // pinned per generation, are taken again (no verification), and every attachment runs the
+  // very programs it ran before the kill.
+  const secondStatus = await bed.status();
+  const objects = (s: typeof firstStatus) => Object.fromEntries((s.objects ?? []).map((o) => [o.object, o.reused]));
+  t.ok(Object.keys(objects(firstStatus)).includes('tc') && Object.values(objects(firstStatus)).every((r) => !r), 'the first agent loaded every object', { objects: firstStatus.objects });
+  t.same(objects(secondStatus), Object.fromEntries(Object.keys(objects(firstStatus)).map((o) => [o, true])), 'the restarted agent reused every object', { objects: secondStatus.objects });
+  const progIds = (s: typeof firstStatus) => Object.fromEntries(s.programs.map((p) => [`${p.program} ${p.target} ${p.direction ?? ''}`, p.progId]));
+  t.same(progIds(secondStatus), progIds(firstStatus), 'every attachment runs the same program id as before the kill');
+  t.equal(second.find((l) => l.msg === 'reusing the previous start\'s programs (no load, no verification)').length, Object.keys(objects(firstStatus)).length, 'one reuse logged per object');
 
   const applied = await second.waitForLog(isApplied, 'its first apply');
   t.same(applied.services, { added: 0, updated: 0, removed: 0, unchanged: 6 }, 'first apply of the new agent: all six service ports unchanged');

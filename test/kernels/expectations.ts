@@ -51,6 +51,11 @@ export function checkKernel(tt: Test, boot: BootResult): void {
   for (const f of r.agent.kernel?.features ?? []) {
     if (f.state === 'off') tt.match(r.agent.statusText ?? '', new RegExp(`${f.name}\\s+off\\s+${f.since.replace('.', '\\.')}`), `sluicectl status says ${f.name} is off (needs ${f.since})`);
   }
+  // A restart with the same build and flags reuses every object's programs (docs/upgrades.md#restarts).
+  const restart = r.agent.restart;
+  tt.ok(restart && Object.keys(restart.first).includes('tc') && Object.values(restart.first).every((x) => !x), 'first start: every object loaded', { restart });
+  tt.same(restart?.second, Object.fromEntries(Object.keys(restart?.first ?? {}).map((o) => [o, true])), 'restart: every object\'s programs reused', { notReused: restart?.notReused });
+  tt.ok(restart?.sameProgramIds, 'restart: every attachment runs the same program id');
   // Traffic: both paths served by the backends, client address kept; no endpoints refused.
   for (const [path, s] of [['connect-time', r.agent.connectTime], ['TC', r.agent.tc]] as const) {
     tt.ok(s && s.ok === 4 && s.failed === 0, `${path} path: every ClusterIP connection answered`, { summary: s });

@@ -67,6 +67,12 @@ export interface GuestResult {
     statusText?: string;
     /** The agent's warn/error log lines (kernel feature report, rejected objects). */
     logs: string[];
+    /**
+     * The agent killed and started again with the same flags (docs/upgrades.md#restarts): per
+     * object, whether each start reused the previous start's programs, and whether every
+     * attachment runs the same program id after the restart.
+     */
+    restart?: { first: Record<string, boolean>; second: Record<string, boolean>; notReused: string[]; sameProgramIds: boolean };
   };
   durationMs: number;
   /** Milliseconds each step took (objects, probes, bed, sync, traffic), for the CI log: where a slow run spends its time. */
@@ -191,9 +197,6 @@ async function agentScenario(result: GuestResult): Promise<void> {
       process.execPath, AGENT_JS, '--node-name', 'matrix-node', '--manifests', join(work, 'manifests'), '--pin-dir', pinDir,
       '--cgroup', cgroup, '--interfaces', `veth${run.prefix}*`, '--admin-socket', socket, '--metrics-address', 'off', '--log-level', 'info',
     ]) as [string, ...string[]];
-    const agent = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let exited = false;
-    agent.once('exit', () => { exited = true; });
     const keep = (chunk: Buffer) => {
       // Warnings and errors all kept; other lines only the last few (what it was doing when stuck).
       for (const line of chunk.toString().split('\n')) {
@@ -203,11 +206,18 @@ async function agentScenario(result: GuestResult): Promise<void> {
         if (recent.length > 10) recent.shift();
       }
     };
-    agent.stdout.on('data', keep);
-    agent.stderr.on('data', keep);
-    run.cleanup.add('sluice-agent', () => killAndWait(agent));
+    const startAgent = () => {
+      const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let exited = false;
+      child.once('exit', () => { exited = true; });
+      child.stdout.on('data', keep);
+      child.stderr.on('data', keep);
+      run.cleanup.add('sluice-agent', () => killAndWait(child));
+      return { child, exited: () => exited };
+    };
+    const agent = startAgent();
     step('bed');
-    const status = await waitForSync(socket, () => exited, 5 * 60_000);
+    const status = await waitForSync(socket, agent.exited, 5 * 60_000);
     step('agentSync');
     result.agent.synced = true;
     result.agent.kernel = status.kernel;
@@ -227,6 +237,16 @@ async function agentScenario(result: GuestResult): Promise<void> {
     result.agent.noEndpointsConnectTime = summarize(await echo(VIP_NO_ENDPOINTS, true, 1));
     result.agent.noEndpointsTc = summarize(await echo(VIP_NO_ENDPOINTS, false, 1));
     step('noEndpointsTraffic');
+    // The same agent again on its pins: the programs of the first start are reused, not loaded.
+    await killAndWait(agent.child);
+    const again = await waitForSync(socket, startAgent().exited, 5 * 60_000);
+    const reusedOf = (s: StatusView) => Object.fromEntries((s.objects ?? []).map((o) => [o.object, o.reused]));
+    const progIds = (s: StatusView) => JSON.stringify(s.programs.map((p) => [p.program, p.target, p.direction, p.progId]).sort());
+    result.agent.restart = {
+      first: reusedOf(status), second: reusedOf(again), sameProgramIds: progIds(again) === progIds(status),
+      notReused: (again.objects ?? []).filter((o) => !o.reused).map((o) => `${o.object}: ${o.notReused}`),
+    };
+    step('restart');
   } catch (err) {
     result.agent.error = (err as Error).message;
     logs.push(...recent);
