@@ -9,7 +9,7 @@ pkgs=(clang llvm clang-format libbpf-dev libelf-dev zlib1g-dev pkg-config make g
       # podman to import and run them (runc: crun refuses hybrid cgroup layouts)
       mmdebstrap podman runc
 
-      # the kernel matrix (test/kernels, docs/kernels.md): boots Debian's kernels under TCG
+      # the kernel matrix (test/boot/kernel-matrix.test.ts, docs/kernels.md): boots Debian's kernels under TCG
       qemu-system-x86 kmod cpio xz-utils zstd)
 missing=()
 for p in "${pkgs[@]}"; do

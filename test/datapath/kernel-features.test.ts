@@ -2,7 +2,7 @@
 // outcomes for kernels we do not run on here (5.10, 6.1 shapes), libbpf's real probes on this
 // kernel, the helper table checked against the compiled objects, and a datapath whose
 // connect.bpf.o the kernel rejects: it loads anyway, with connect-time load balancing off and
-// the verifier's verdict as the reason (the VM matrix, test/kernels, proves it on real kernels).
+// the verifier's verdict as the reason (the VM matrix, test/boot/kernel-matrix.test.ts, proves it on real kernels).
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';

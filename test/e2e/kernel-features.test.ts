@@ -2,7 +2,7 @@
 // an object whose helper calls no kernel knows, test/helpers/broken-object.ts) keeps running:
 // Services are served through the TC path, a no-endpoint Service is refused, and the start log,
 // `sluicectl status` and sluice_kernel_feature say connect-time load balancing is off and why.
-// The real kernels are test/kernels/matrix.test.ts.
+// The real kernels are test/boot/kernel-matrix.test.ts.
 import t from 'tap';
 import type { StatusView } from '../../src/admin/types.js';
 import { objectDirWithRejectedConnect, UNKNOWN_HELPER } from '../helpers/broken-object.js';

@@ -8,7 +8,7 @@
 //      same time, so the run grows by seconds) to an IPv6 ClusterIP, and to a service without
 //      endpoints,
 //   4. reads `sluicectl status` (JSON and text),
-// and prints one line `SLUICE-MATRIX-RESULT <json>` on the console for test/kernels/matrix.test.ts.
+// and prints one line `SLUICE-MATRIX-RESULT <json>` on the console for test/boot/kernel-matrix.test.ts.
 // It never decides pass or fail: the test does, per kernel.
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';

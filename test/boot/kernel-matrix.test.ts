@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import t from 'tap';
 import { bootKernel, DEFAULT_SUITES, fetchKernels, matrixWorkDir } from '../../src/testbed/kernel-matrix/host.js';
-import { checkKernel } from './expectations.js';
+import { checkKernel } from '../kernels/expectations.js';
 import { assertBuilt } from '../e2e/agent-bed.js';
 
 const CI = process.env.CI === 'true';
