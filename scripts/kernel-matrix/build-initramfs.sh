@@ -61,7 +61,8 @@ if [ ! -s "$common" ]; then
     [ -d "$project/$dep" ] || continue
     mkdir -p "$root/sluice/$(dirname "$dep")"; cp -a "$project/$dep" "$root/sluice/$dep"
   done
-  rm -f "$root"/sluice/dist/bpf/test/*.o 2>/dev/null || true
+  # Not what the guest runs: the test fixtures' objects, the compiled tests and benchmarks.
+  rm -rf "$root"/sluice/dist/bpf/test "$root"/sluice/dist/test "$root"/sluice/dist/bench "$root"/sluice/dist/scripts
   (cd "$root" && find . -mindepth 1 | cpio -o -H newc --quiet) >"$common.tmp"
   mv "$common.tmp" "$common"
   rm -rf "$root"

@@ -1,10 +1,9 @@
 import t from 'tap';
 import pino from 'pino';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { InterfaceWatcher, interfaceMatcher } from '../../src/agent/interfaces.js';
 import { listLinks, parseIpLinkJson, type Link } from '../../src/datapath/links.js';
 import { requirePrivileges } from '../helpers/privileges.js';
+import { siblingScript } from '../helpers/sibling-script.js';
 import { TestbedRun } from '../../src/testbed/run.js';
 import { addVethPair, netnsPath } from '../../src/testbed/netns.js';
 import { nodeArgv } from '../../src/testbed/node-child.js';
@@ -84,7 +83,7 @@ t.test('in a namespace entered without a fresh sysfs, the watcher sees that name
   const own = await listLinks(netnsPath(a));
   t.same(own.map((l) => l.ifname).sort(), ['lka', 'lo'], 'the namespace holds lo and its veth end');
 
-  const child = join(dirname(fileURLToPath(import.meta.url)), 'links-child.ts');
+  const child = siblingScript(import.meta.url, 'links-child');
   const { stdout } = await runCommand(['nsenter', `--net=${netnsPath(a)}`, '--', ...nodeArgv(child)], { timeoutMs: 60_000 });
   const seen = JSON.parse(stdout.trim().split('\n').at(-1) as string) as { watcher: { name: string; ifindex: number }[]; sysfs: string[] };
   t.same(seen.watcher.map((l) => ({ ifname: l.name, ifindex: l.ifindex })).sort((x, y) => x.ifindex - y.ifindex), own,

@@ -31,7 +31,6 @@ import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
 import { fromPackageRoot } from '../../src/bpf/native.js';
 import type { ServiceView, ServicesView, StatusView } from '../../src/admin/types.js';
@@ -46,6 +45,7 @@ import { TestbedRun } from '../../src/testbed/run.js';
 import { createTopology } from '../../src/testbed/topology.js';
 import type { Attachment, Topology } from '../../src/testbed/topology.js';
 import { requirePrivileges } from '../helpers/privileges.js';
+import { siblingScript } from '../helpers/sibling-script.js';
 
 export const AGENT_JS = fromPackageRoot('dist', 'src', 'cli', 'agent.js');
 export const SLUICECTL_JS = fromPackageRoot('dist', 'src', 'cli', 'sluicectl.js');
@@ -55,7 +55,7 @@ const BUILT = [
   fromPackageRoot('dist', 'bpf', 'connect.bpf.o'), fromPackageRoot('dist', 'bpf', 'tc.bpf.o'),
   fromPackageRoot('build', 'Release', 'sluice_native.node'), fromPackageRoot('build', 'Release', 'sluice_memory.node'),
 ];
-const FAKE_API_CHILD = join(fileURLToPath(new URL('.', import.meta.url)), 'fake-apiserver-child.ts');
+const FAKE_API_CHILD = siblingScript(import.meta.url, 'fake-apiserver-child');
 
 export const NAMESPACE = 'e2e';
 export const NODE_NAME = 'e2e-node';

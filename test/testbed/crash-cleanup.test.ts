@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { requirePrivileges } from '../helpers/privileges.js';
+import { siblingScript } from '../helpers/sibling-script.js';
 import { createRunPinDir, removePinDir } from '../../src/testbed/bpffs.js';
 import { newRunPrefix } from '../../src/testbed/names.js';
 import { listNetns } from '../../src/testbed/netns.js';
@@ -27,7 +28,7 @@ interface Made {
   marker: string;
 }
 
-const fixture = join(import.meta.dirname, 'fixtures', 'abandoned-run.ts');
+const fixture = siblingScript(import.meta.url, 'fixtures/abandoned-run');
 
 /** Starts the fixture and resolves with what it built, once it has built it. */
 function startFixture(mode: string): Promise<{ child: ChildProcess; made: Made }> {
@@ -153,7 +154,7 @@ t.test('lease-less leftovers are removed only once they have been idle a while',
 
 t.test('the sweep command prints its report and refuses unknown arguments', async (t) => {
   if (!(await requirePrivileges(t))) return;
-  const script = join(import.meta.dirname, '..', '..', 'src', 'testbed', 'sweep-main.ts');
+  const script = siblingScript(import.meta.url, '../../src/testbed/sweep-main');
   const dry = await runCommand(nodeArgv(script, ['--dry-run']));
   const report = JSON.parse(dry.stdout) as Record<string, unknown>;
   t.same(Object.keys(report).sort(), ['cgroups', 'errors', 'leases', 'liveRuns', 'netns', 'pinDirs', 'recent']);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { join } from 'node:path';
+import { fromPackageRoot } from '../../src/bpf/native.js';
 import { run } from '../../src/testbed/exec.js';
 import { nodeArgv } from '../../src/testbed/node-child.js';
 
@@ -11,7 +11,7 @@ t.test('TypeScript scripts get a TS loader, and really run', async (t) => {
   const argv = nodeArgv('/x/tool.ts');
   t.ok(argv.some((a) => /^--(import|loader|experimental-loader)=.*(typescript|ts-node|tsx|tsimp)/.test(a)), argv.join(' '));
   t.equal(argv.at(-1), '/x/tool.ts');
-  const script = join(import.meta.dirname, 'fixtures', 'print-typed.ts');
+  const script = fromPackageRoot('test', 'testbed', 'fixtures', 'print-typed.ts');
   const { stdout } = await run(nodeArgv(script, ['7']));
   t.equal(stdout.trim(), '49');
 });

@@ -1,15 +1,14 @@
 // The TypeScript side of client.mjs: a long-lived client process in a pod's network namespace
 // and cgroup, driven by JSON commands (see client.mjs for the protocol).
 import type { ChildProcess } from 'node:child_process';
-import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { fromPackageRoot } from '../../src/bpf/native.js';
 import { spawnInCgroup } from '../../src/testbed/cgroup.js';
 import { nodeArgv } from '../../src/testbed/node-child.js';
 import type { TestbedRun } from '../../src/testbed/run.js';
 import { killAndWait } from '../../src/testbed/run.js';
 
-const CLIENT_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'client.mjs');
+const CLIENT_SCRIPT = fromPackageRoot('test', 'traffic', 'client.mjs');
 
 /** One connection or datagram exchange. */
 export interface Attempt {

@@ -1,15 +1,14 @@
 // The TypeScript side of held-flows.mjs: established TCP flows held open across an agent restart
 // or upgrade, from one pod's namespace and cgroup (the cgroup decides the path: one with the
 // connect-time programs, or one without them for the TC path).
-import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { fromPackageRoot } from '../../src/bpf/native.js';
 import { spawnInCgroup } from '../../src/testbed/cgroup.js';
 import { nodeArgv } from '../../src/testbed/node-child.js';
 import type { TestbedRun } from '../../src/testbed/run.js';
 import { killAndWait } from '../../src/testbed/run.js';
 
-const HELD_FLOWS = join(dirname(fileURLToPath(import.meta.url)), 'held-flows.mjs');
+const HELD_FLOWS = fromPackageRoot('test', 'upgrade', 'held-flows.mjs');
 
 export interface HeldReady {
   ready?: boolean;
