@@ -1,5 +1,6 @@
 // What /proc tells the benches: a process's CPU time and resident memory (the agent), and the
-// whole machine's CPU time.
+// whole machine's CPU time; and what the kernel counts of a BPF program's runs.
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 const TICKS = 100; // USER_HZ, what /proc/<pid>/stat counts in
@@ -38,4 +39,19 @@ export function machineCpuTimes(): MachineCpuTimes {
 /** Busy seconds in a machineCpuTimes() reading: everything but idle and iowait. */
 export function busySeconds(t: MachineCpuTimes): number {
   return t.user + t.nice + t.system + t.irq + t.softirq + t.steal;
+}
+
+/**
+ * Runs and run time (ns) the kernel counted for BPF programs (bpftool; counted only while
+ * kernel.bpf_stats_enabled is 1), summed over `ids`.
+ */
+export function programRunStats(ids: readonly number[]): { cnt: number; ns: number } {
+  let cnt = 0;
+  let ns = 0;
+  for (const id of ids) {
+    const j = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show', 'id', String(id)], { encoding: 'utf8' })) as { run_cnt?: number; run_time_ns?: number };
+    cnt += j.run_cnt ?? 0;
+    ns += j.run_time_ns ?? 0;
+  }
+  return { cnt, ns };
 }

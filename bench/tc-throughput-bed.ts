@@ -11,7 +11,7 @@ import { cgroupArgv } from '../src/testbed/cgroup.js';
 import { linkCounters } from '../src/testbed/netns.js';
 import type { ConnectPath } from './connect-bed.js';
 import { createConnectBed, IPERF_PORT } from './connect-bed.js';
-import { busySeconds, machineCpuTimes } from './proc.js';
+import { busySeconds, machineCpuTimes, programRunStats } from './proc.js';
 import { benchIptablesBackend } from './service-objects.js';
 import { distribution } from './stats.js';
 
@@ -22,16 +22,6 @@ const PATHS: ConnectPath[] = (process.argv[4]?.split(',') as ConnectPath[] | und
 function progIds(ns: string, dev: string, dir: 'ingress' | 'egress'): number[] {
   const out = execFileSync('ip', ['netns', 'exec', ns, 'tc', 'filter', 'show', 'dev', dev, dir], { encoding: 'utf8' });
   return [...out.matchAll(/ id (\d+)/g)].map((m) => Number(m[1]));
-}
-function stats(ids: number[]): { cnt: number; ns: number } {
-  let cnt = 0;
-  let ns = 0;
-  for (const id of ids) {
-    const j = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show', 'id', String(id)], { encoding: 'utf8' })) as { run_cnt?: number; run_time_ns?: number };
-    cnt += j.run_cnt ?? 0;
-    ns += j.run_time_ns ?? 0;
-  }
-  return { cnt, ns };
 }
 
 const bed = await createConnectBed(benchIptablesBackend(), process.env.SLUICE_REPRO_DUAL ? ['IPv4', 'IPv6'] : ['IPv4'], Number(process.env.SLUICE_REPRO_MAX_SERVICES ?? process.env.SLUICE_REPRO_SERVICES ?? 1));
@@ -52,15 +42,15 @@ try {
       const vns = path === 'direct' ? bed.nodes.plain.ns : path === 'kube-proxy' ? bed.nodes.kubeProxy.ns : node.ns;
       const vdev = path === 'kube-proxy' ? (bed.nodes.kubeProxy.pods[0]?.hostIfname as string) : veth;
       const c0 = await linkCounters(vns, vdev);
-      const i0 = stats(ing);
-      const e0 = stats(eg);
+      const i0 = programRunStats(ing);
+      const e0 = programRunStats(eg);
       const cpu0 = busySeconds(machineCpuTimes());
       const argv = cgroupArgv(p.cgroup, ['iperf3', '--client', p.target.host, '--port', String(IPERF_PORT), '--time', String(seconds), '--json'], p.ns);
       const out = execFileSync('flock', ['/tmp/bench.lock', ...argv], { encoding: 'utf8' });
       const cpu = busySeconds(machineCpuTimes()) - cpu0;
       const c1 = await linkCounters(vns, vdev);
-      const i1 = stats(ing);
-      const e1 = stats(eg);
+      const i1 = programRunStats(ing);
+      const e1 = programRunStats(eg);
       const j = JSON.parse(out) as { end: { sum_received: { bytes: number; bits_per_second: number } } };
       const bytes = j.end.sum_received.bytes;
       const s = {

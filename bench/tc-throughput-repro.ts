@@ -20,7 +20,7 @@ import { linkCounters, netnsArgv, netnsPath, spawnInNetns } from '../src/testbed
 import { TestbedRun } from '../src/testbed/run.js';
 import { createTopology } from '../src/testbed/topology.js';
 import { backendOf, clusterIpService, desiredState } from '../test/traffic/bed.js';
-import { busySeconds, machineCpuTimes } from './proc.js';
+import { busySeconds, machineCpuTimes, programRunStats } from './proc.js';
 import { distribution } from './stats.js';
 
 const MODES = ['direct-bare', 'direct-tc', 'service-tc'] as const;
@@ -29,11 +29,6 @@ const VIP = '10.96.0.12';
 const PORT = 5201;
 
 interface Sample { gbit: number; cpuPerGb: number; fwdPkts: number; revPkts: number; bytes: number; fromPodNs: number; fromPodCnt: number; toPodNs: number; toPodCnt: number; retr: number }
-
-function progStats(id: number): { cnt: number; ns: number } {
-  const j = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show', 'id', String(id)], { encoding: 'utf8' })) as { run_cnt?: number; run_time_ns?: number };
-  return { cnt: j.run_cnt ?? 0, ns: j.run_time_ns ?? 0 };
-}
 
 async function main(): Promise<void> {
   const rounds = Number(process.argv[2] ?? 5);
@@ -88,8 +83,8 @@ async function main(): Promise<void> {
       const from = mode === 'direct-bare' ? bareClient : client;
       const target = mode === 'service-tc' ? VIP : mode === 'direct-bare' ? bareWeb.ip : web.ip;
       const c0 = await linkCounters(topo.nodeNs, from.hostIfname);
-      const f0 = progStats(fromPod.id);
-      const t0 = progStats(toPod.id);
+      const f0 = programRunStats([fromPod.id]);
+      const t0 = programRunStats([toPod.id]);
       const cpu0 = busySeconds(machineCpuTimes());
       const iperf = netnsArgv(from.ns, ['iperf3', '-c', target, '-p', String(PORT), '-t', String(seconds), '--json',
         // SLUICE_REPRO_AFFINITY=c,s: iperf3's client on CPU c, the server on CPU s (iperf3 -A).
@@ -102,8 +97,8 @@ async function main(): Promise<void> {
       const out = execFileSync('flock', ['/tmp/bench.lock', ...argv], { encoding: 'utf8' });
       const cpu = busySeconds(machineCpuTimes()) - cpu0;
       const c1 = await linkCounters(topo.nodeNs, from.hostIfname);
-      const f1 = progStats(fromPod.id);
-      const t1 = progStats(toPod.id);
+      const f1 = programRunStats([fromPod.id]);
+      const t1 = programRunStats([toPod.id]);
       const j = JSON.parse(out) as { end: { sum_received: { bytes: number; bits_per_second: number }; sum_sent: { retransmits: number } } };
       const bytes = j.end.sum_received.bytes;
       return {

@@ -315,13 +315,13 @@ export class ProgramGenerations {
     const outcome = refused ?? reuseGeneration(opened, this.dirOf(start), this.opts.native);
     if (typeof outcome === 'string') {
       start.notReused = outcome;
-    } else {
-      start.reused = true;
-      this.starts.push(start);
-      this.opts.logger?.info({ object: start.object, identity: start.identity, programs: Object.fromEntries(outcome.programs().map((p) => [p.name, p.id])) },
-        'reusing the previous start\'s programs (no load, no verification)');
+      return null;
     }
-    return typeof outcome === 'string' ? null : outcome;
+    start.reused = true;
+    this.starts.push(start);
+    this.opts.logger?.info({ object: start.object, identity: start.identity, programs: Object.fromEntries(outcome.programs().map((p) => [p.name, p.id])) },
+      'reusing the previous start\'s programs (no load, no verification)');
+    return outcome;
   };
 
   /**
