@@ -29,6 +29,20 @@ uint32_t KernelProgId(int fd) {
   return bpf_obj_get_info_by_fd(fd, &kinfo, &len) == 0 ? kinfo.id : 0;
 }
 
+// The handle's description of the kernel program `fd` (the handle takes it) with id `id`, from
+// the object's definition `prog`: name, section and expected attach type, which the kernel does
+// not all report.
+ProgramSpec SpecFromDefinition(bpf_program* prog, int fd, uint32_t id) {
+  ProgramSpec spec;
+  spec.fd = fd;
+  spec.name = bpf_program__name(prog);
+  spec.section = bpf_program__section_name(prog);
+  spec.type = static_cast<uint32_t>(bpf_program__type(prog));
+  spec.expected_attach_type = static_cast<uint32_t>(bpf_program__expected_attach_type(prog));
+  spec.id = id;
+  return spec;
+}
+
 uint32_t KernelMapId(int fd) {
   if (fd < 0) return 0;
   MapSpec spec;
@@ -221,15 +235,9 @@ Napi::Value BpfObject::Program(const Napi::CallbackInfo& info) {
   if (bpf_program__fd(prog) < 0) {
     throw UsageError(env, call, "program '" + name + "' was not loaded", ENOENT);
   }
-  ProgramSpec spec;
-  spec.name = bpf_program__name(prog);
-  spec.section = bpf_program__section_name(prog);
-  spec.type = static_cast<uint32_t>(bpf_program__type(prog));
-  spec.expected_attach_type = static_cast<uint32_t>(bpf_program__expected_attach_type(prog));
-  spec.id = KernelProgId(bpf_program__fd(prog));
-  spec.fd = DupCloexec(bpf_program__fd(prog));
-  if (spec.fd < 0) throw NativeError(env, "fcntl", name, errno);
-  return BpfProgram::Create(env, spec);
+  int fd = DupCloexec(bpf_program__fd(prog));
+  if (fd < 0) throw NativeError(env, "fcntl", name, errno);
+  return BpfProgram::Create(env, SpecFromDefinition(prog, fd, KernelProgId(fd)));
 }
 
 // loadedProgram(name, pinPath | id): the object's program `name` as an earlier load of this same
@@ -273,14 +281,8 @@ Napi::Value BpfObject::LoadedProgram(const Napi::CallbackInfo& info) {
                          std::to_string(pinfo.type) + ", not " + path_ + "'s '" + name + "'",
                      EINVAL);
   }
-  ProgramSpec spec;
-  spec.fd = fd;
-  spec.name = bpf_program__name(prog);
-  spec.section = bpf_program__section_name(prog);
-  spec.type = pinfo.type;
-  spec.expected_attach_type = static_cast<uint32_t>(bpf_program__expected_attach_type(prog));
-  spec.id = pinfo.id;
-  return BpfProgram::Create(env, spec);
+  // pinfo.type is the definition's type: checked above.
+  return BpfProgram::Create(env, SpecFromDefinition(prog, fd, pinfo.id));
 }
 
 // mapInitialValue(name): the bytes an internal map (.rodata, .data, .bss) is created with, as
