@@ -7,7 +7,7 @@
 //      mode on its own (the agent's loader; a rejection keeps the verifier's verdict),
 //   3. takes the verdicts of the objects the agent loaded (tc, connect, sockdestroy, host.bpf.o in
 //      DSR mode) from its status: a feature is on iff its object loaded, and off with the reason.
-//      Under TCG each load costs the verifier tens of seconds, so none is made twice; only an
+//      Under TCG a load costs the verifier up to tens of seconds, so none is made twice; only an
 //      object the agent gave no verdict for (it did not sync) is loaded on its own afterwards,
 //   4. reads `sluicectl status` (JSON and text), sends ClusterIP traffic through both paths, in
 //      IPv4 and IPv6 (at the same time), and to a service without endpoints,
