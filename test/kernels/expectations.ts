@@ -23,7 +23,7 @@ export function checkKernel(tt: Test, boot: BootResult): void {
   const v = kernelVersion(r.release);
   tt.equal(r.release, kernel.release, 'the VM ran the kernel asked for');
   // For the CI log: what each object and feature came to on this kernel, and why.
-  for (const [name, o] of Object.entries(r.objects)) tt.comment(`${name}: ${o.loaded ? 'loaded' : `rejected: ${o.error}`}`);
+  for (const [name, o] of Object.entries(r.objects)) tt.comment(`${name}: ${o.loaded ? 'loaded' : `rejected: ${o.error}`} (by the ${o.by})`);
   for (const f of r.agent.kernel?.features ?? []) tt.comment(`feature ${f.name}: ${f.state}${f.reason ? ` (${f.reason})` : ''}`);
   const why = (name: string) => r.objects[name]?.error ?? '';
   // Objects: tc and connect must load everywhere (connect.bpf.o falls back to EPERM without
